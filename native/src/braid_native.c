@@ -1,0 +1,1008 @@
+// Braid native addon: the few things Node cannot do (or cannot do fast) for an overlay edge.
+//
+// Stages, in the order a packet meets them:
+//   1. setup     tunOpen (TUNSETIFF + MTU + IFF_UP), udpOpen (bind, device, buffers, TOS)
+//   2. receive   startReader: a uv_poll_t on the fd, drained on the JS thread into one
+//                preallocated slab (BATCH_MAX slots of SLOT_BYTES), then ONE JS call per batch
+//   3. transmit  tunWrite, udpSend (sendmsg, TOS as a cmsg), udpSendBatch (sendmmsg)
+//   4. teardown  stopReader, closeFd
+//
+// Why a uv_poll_t and not the libuv threadpool: a threadpool read costs a thread hop and a
+// callback per packet; polling the nonblocking fd on the loop thread and draining it in a
+// loop costs one epoll wakeup and one JS call per batch of up to 64 packets.
+//
+// Error policy (DESIGN.md section 2): setup calls throw a JS Error whose .code is the errno
+// name ('EPERM', 'ENOENT', ...) and whose message names the syscall. Per-packet calls
+// (tunWrite, udpSend, udpSendBatch) never throw for OS errors: they return a negative errno,
+// so the caller can count a drop. Wrong argument types are programmer errors and throw.
+
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+// Packets per batch: recvmmsg/sendmmsg vector size and the number of TUN reads per drain.
+// 64 amortises the epoll wakeup and the JS call well; larger batches add latency for the
+// first packet of the batch without measurable gain.
+#define BATCH_MAX 64
+// One slot holds any IPv4 datagram (max 65535) and any TUN packet (TUN MTU max is 65535).
+#define SLOT_BYTES 65536
+// Batches drained per readable event before yielding to the event loop, so a flooded
+// socket cannot starve timers and the other links.
+#define ROUNDS_PER_WAKE 4
+
+#define KIND_TUN 1
+#define KIND_UDP 2
+
+// ---------------------------------------------------------------------------------------
+// Errors and argument helpers
+
+#define NAPI_CALL(env, call)                                                     \
+  do {                                                                           \
+    napi_status status_ = (call);                                                \
+    if (status_ != napi_ok) {                                                    \
+      throw_napi_failure((env), #call, status_);                                 \
+      return NULL;                                                               \
+    }                                                                            \
+  } while (0)
+
+static void throw_napi_failure(napi_env env, const char *what, napi_status status) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (pending) return;  // keep the first, more specific exception
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  char msg[256];
+  snprintf(msg, sizeof msg, "braid_native: %s failed: %s", what,
+           info && info->error_message ? info->error_message : "unknown N-API error");
+  napi_throw_error(env, "ERR_BRAID_NATIVE", msg);
+}
+
+static const char *errno_name(int err) {
+  const char *name = strerrorname_np(err);
+  return name ? name : "EUNKNOWN";
+}
+
+// Throws Error{code: 'EPERM', errno: -1, syscall: 'ioctl(TUNSETIFF)', message:
+// 'ioctl(TUNSETIFF) brt0: Operation not permitted'}; shaped like Node's own system errors.
+static napi_value throw_errno(napi_env env, const char *syscall, const char *subject, int err) {
+  char buf[128];
+  const char *text = strerror_r(err, buf, sizeof buf);
+  char msg[384];
+  if (subject && subject[0])
+    snprintf(msg, sizeof msg, "%s %s: %s (%s)", syscall, subject, text, errno_name(err));
+  else
+    snprintf(msg, sizeof msg, "%s: %s (%s)", syscall, text, errno_name(err));
+  napi_value code, message, error, errno_value, syscall_value;
+  if (napi_create_string_utf8(env, errno_name(err), NAPI_AUTO_LENGTH, &code) != napi_ok ||
+      napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
+      napi_create_error(env, code, message, &error) != napi_ok) {
+    napi_throw_error(env, errno_name(err), msg);
+    return NULL;
+  }
+  if (napi_create_int32(env, -err, &errno_value) == napi_ok)
+    napi_set_named_property(env, error, "errno", errno_value);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &syscall_value) == napi_ok)
+    napi_set_named_property(env, error, "syscall", syscall_value);
+  napi_throw(env, error);
+  return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *fn, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", fn, what);
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+static napi_value throw_range(napi_env env, const char *fn, const char *what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", fn, what);
+  napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+  return NULL;
+}
+
+// Reads an integer argument that must be a finite whole number in [min, max].
+static bool get_int(napi_env env, napi_value v, const char *fn, const char *name, int64_t min,
+                    int64_t max, int64_t *out) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) {
+    char what[128];
+    snprintf(what, sizeof what, "%s must be a number", name);
+    throw_type(env, fn, what);
+    return false;
+  }
+  double d;
+  napi_get_value_double(env, v, &d);
+  if (!(d >= (double)min && d <= (double)max) || d != (double)(int64_t)d) {
+    char what[160];
+    snprintf(what, sizeof what, "%s must be an integer in [%lld, %lld], got %g", name,
+             (long long)min, (long long)max, d);
+    throw_range(env, fn, what);
+    return false;
+  }
+  *out = (int64_t)d;
+  return true;
+}
+
+// Fast path for the per-packet functions: int32 without the double round trip.
+static bool get_i32(napi_env env, napi_value v, const char *fn, const char *name, int32_t min,
+                    int32_t max, int32_t *out) {
+  int64_t x;
+  if (!get_int(env, v, fn, name, min, max, &x)) return false;
+  *out = (int32_t)x;
+  return true;
+}
+
+// Any TypedArray or DataView (Buffer is a Uint8Array) as raw bytes.
+static bool get_bytes(napi_env env, napi_value v, const char *fn, const char *name,
+                      uint8_t **data, size_t *len) {
+  napi_typedarray_type type;
+  size_t length;
+  void *ptr;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, NULL, NULL) == napi_ok) {
+    size_t elem = 1;
+    switch (type) {
+      case napi_int16_array: case napi_uint16_array: elem = 2; break;
+      case napi_int32_array: case napi_uint32_array: case napi_float32_array: elem = 4; break;
+      case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: elem = 8; break;
+      default: elem = 1;
+    }
+    *data = ptr;
+    *len = length * elem;
+    return true;
+  }
+  bool is_dv = false;
+  if (napi_is_dataview(env, v, &is_dv) == napi_ok && is_dv &&
+      napi_get_dataview_info(env, v, len, &ptr, NULL, NULL) == napi_ok) {
+    *data = ptr;
+    return true;
+  }
+  char what[128];
+  snprintf(what, sizeof what, "%s must be a Buffer, TypedArray or DataView", name);
+  throw_type(env, fn, what);
+  return false;
+}
+
+// Typed array of an exact element type, e.g. the Uint32Array of lengths for udpSendBatch.
+static bool get_typed(napi_env env, napi_value v, const char *fn, const char *name,
+                      napi_typedarray_type want, void **data, size_t *count) {
+  napi_typedarray_type type;
+  if (napi_get_typedarray_info(env, v, &type, count, data, NULL, NULL) != napi_ok ||
+      type != want) {
+    char what[128];
+    const char *want_name = want == napi_uint32_array   ? "Uint32Array"
+                            : want == napi_uint16_array ? "Uint16Array"
+                                                        : "Uint8Array";
+    snprintf(what, sizeof what, "%s must be a %s", name, want_name);
+    throw_type(env, fn, what);
+    return false;
+  }
+  return true;
+}
+
+// Buffer slice argument triple (buf, offset, length), bounds checked.
+static bool get_slice(napi_env env, napi_value *argv, const char *fn, uint8_t **data,
+                      size_t *len) {
+  uint8_t *base;
+  size_t total;
+  int64_t offset, length;
+  if (!get_bytes(env, argv[0], fn, "buf", &base, &total)) return false;
+  if (!get_int(env, argv[1], fn, "offset", 0, (int64_t)total, &offset)) return false;
+  if (!get_int(env, argv[2], fn, "length", 0, (int64_t)total - offset, &length)) return false;
+  *data = base + offset;
+  *len = (size_t)length;
+  return true;
+}
+
+static bool get_string(napi_env env, napi_value v, const char *fn, const char *name, char *out,
+                       size_t cap) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) {
+    char what[128];
+    snprintf(what, sizeof what, "%s must be a string", name);
+    throw_type(env, fn, what);
+    return false;
+  }
+  size_t n = 0;
+  napi_get_value_string_utf8(env, v, NULL, 0, &n);
+  if (n >= cap) {
+    char what[128];
+    snprintf(what, sizeof what, "%s is too long (%zu bytes, max %zu)", name, n, cap - 1);
+    throw_range(env, fn, what);
+    return false;
+  }
+  napi_get_value_string_utf8(env, v, out, cap, &n);
+  return true;
+}
+
+// IPv4 destination as a host-order uint32 (0x7f000001 for 127.0.0.1) or a dotted string.
+static bool get_ipv4(napi_env env, napi_value v, const char *fn, struct in_addr *out) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  if (t == napi_number) {
+    int64_t x;
+    if (!get_int(env, v, fn, "address", 0, 0xffffffffLL, &x)) return false;
+    out->s_addr = htonl((uint32_t)x);
+    return true;
+  }
+  char text[64];
+  if (t != napi_string) {
+    throw_type(env, fn, "address must be an IPv4 string or a uint32");
+    return false;
+  }
+  if (!get_string(env, v, fn, "address", text, sizeof text)) return false;
+  if (inet_pton(AF_INET, text, out) != 1) {
+    char what[128];
+    snprintf(what, sizeof what, "address '%s' is not an IPv4 address", text);
+    napi_throw_error(env, "ERR_INVALID_IP_ADDRESS", what);
+    return false;
+  }
+  return true;
+}
+
+static napi_value make_int(napi_env env, int64_t v) {
+  napi_value out;
+  napi_create_int64(env, v, &out);
+  return out;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Setup: TUN
+
+// tunOpen(name: string, mtuBytes: number): { fd, name }
+static napi_value tun_open(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunOpen";
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return throw_type(env, fn, "expected (name: string, mtuBytes: number)");
+  char name[IFNAMSIZ];
+  if (!get_string(env, argv[0], fn, "name", name, sizeof name)) return NULL;
+  int64_t mtu;
+  // 68 is the IPv4 minimum MTU; 65535 is the largest a TUN device accepts.
+  if (!get_int(env, argv[1], fn, "mtuBytes", 68, 65535, &mtu)) return NULL;
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return throw_errno(env, "open", "/dev/net/tun", errno);
+
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  // IFF_NO_PI: no 4-byte packet-info header, so the slab holds bare IP packets.
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  memcpy(ifr.ifr_name, name, strlen(name));
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "ioctl(TUNSETIFF)", name, err);
+  }
+  // The kernel may have chosen the name (empty name or a 'brt%d' pattern).
+  char actual[IFNAMSIZ];
+  memcpy(actual, ifr.ifr_name, IFNAMSIZ);
+  actual[IFNAMSIZ - 1] = 0;
+
+  // Interface ioctls go through any socket; a throwaway AF_INET datagram socket is the usual one.
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "socket", "AF_INET", err);
+  }
+  struct ifreq req;
+  memset(&req, 0, sizeof req);
+  memcpy(req.ifr_name, actual, IFNAMSIZ);
+  req.ifr_mtu = (int)mtu;
+  const char *failed = NULL;
+  if (ioctl(sock, SIOCSIFMTU, &req) < 0) {
+    failed = "ioctl(SIOCSIFMTU)";
+  } else if (ioctl(sock, SIOCGIFFLAGS, &req) < 0) {
+    failed = "ioctl(SIOCGIFFLAGS)";
+  } else {
+    req.ifr_flags |= IFF_UP;
+    if (ioctl(sock, SIOCSIFFLAGS, &req) < 0) failed = "ioctl(SIOCSIFFLAGS)";
+  }
+  int err = errno;
+  close(sock);
+  if (failed) {
+    close(fd);
+    return throw_errno(env, failed, actual, err);
+  }
+
+  napi_value out, name_value;
+  NAPI_CALL(env, napi_create_object(env, &out));
+  NAPI_CALL(env, napi_set_named_property(env, out, "fd", make_int(env, fd)));
+  NAPI_CALL(env, napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &name_value));
+  NAPI_CALL(env, napi_set_named_property(env, out, "name", name_value));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Setup: UDP
+
+static bool get_opt_prop(napi_env env, napi_value obj, const char *key, napi_value *out) {
+  bool has = false;
+  if (napi_has_named_property(env, obj, key, &has) != napi_ok || !has) return false;
+  napi_get_named_property(env, obj, key, out);
+  napi_valuetype t;
+  napi_typeof(env, *out, &t);
+  return t != napi_undefined && t != napi_null;
+}
+
+// Tries the FORCE variant first (root / CAP_NET_ADMIN may exceed net.core.*mem_max, which the
+// design wants: 4 MiB buffers), then the capped one.
+static int set_buffer(int fd, int force_opt, int opt, int bytes) {
+  if (setsockopt(fd, SOL_SOCKET, force_opt, &bytes, sizeof bytes) == 0) return 0;
+  if (setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes) == 0) return 0;
+  return -1;
+}
+
+static int get_int_opt(int fd, int level, int opt) {
+  int v = 0;
+  socklen_t n = sizeof v;
+  if (getsockopt(fd, level, opt, &v, &n) < 0) return -1;
+  return v;
+}
+
+// udpOpen({ bindAddress, port, device?, rcvbufBytes?, sndbufBytes?, tos?, recvTos? })
+//   -> { fd, port, rcvbufBytes, sndbufBytes }
+// The returned buffer sizes are what getsockopt reports (Linux doubles the request to
+// account for its bookkeeping), so they show whether the request was capped.
+static napi_value udp_open(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpOpen";
+  size_t argc = 1;
+  napi_value opts;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, &opts, NULL, NULL));
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) napi_typeof(env, opts, &t);
+  if (t != napi_object)
+    return throw_type(env, fn, "expected an options object {bindAddress, port, ...}");
+
+  napi_value v;
+  char bind_text[64];
+  struct in_addr bind_addr;
+  if (!get_opt_prop(env, opts, "bindAddress", &v))
+    return throw_type(env, fn, "bindAddress must be an IPv4 string");
+  if (!get_string(env, v, fn, "bindAddress", bind_text, sizeof bind_text)) return NULL;
+  if (inet_pton(AF_INET, bind_text, &bind_addr) != 1) {
+    char what[128];
+    snprintf(what, sizeof what, "%s: bindAddress '%s' is not an IPv4 address", fn, bind_text);
+    napi_throw_error(env, "ERR_INVALID_IP_ADDRESS", what);
+    return NULL;
+  }
+  int64_t port = 0;
+  if (!get_opt_prop(env, opts, "port", &v)) return throw_type(env, fn, "port must be a number");
+  if (!get_int(env, v, fn, "port", 0, 65535, &port)) return NULL;
+
+  char device[IFNAMSIZ] = {0};
+  bool has_device = get_opt_prop(env, opts, "device", &v);
+  if (has_device && !get_string(env, v, fn, "device", device, sizeof device)) return NULL;
+  int64_t rcvbuf = -1, sndbuf = -1, tos = -1;
+  if (get_opt_prop(env, opts, "rcvbufBytes", &v) &&
+      !get_int(env, v, fn, "rcvbufBytes", 1024, INT32_MAX / 2, &rcvbuf))
+    return NULL;
+  if (get_opt_prop(env, opts, "sndbufBytes", &v) &&
+      !get_int(env, v, fn, "sndbufBytes", 1024, INT32_MAX / 2, &sndbuf))
+    return NULL;
+  if (get_opt_prop(env, opts, "tos", &v) && !get_int(env, v, fn, "tos", 0, 255, &tos))
+    return NULL;
+  bool recv_tos = false;
+  if (get_opt_prop(env, opts, "recvTos", &v)) napi_get_value_bool(env, v, &recv_tos);
+
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", "AF_INET/SOCK_DGRAM", errno);
+
+  const char *failed = NULL;
+  const char *subject = NULL;
+  int one = 1;
+  if (has_device && device[0] &&
+      setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device, (socklen_t)strlen(device)) < 0) {
+    failed = "setsockopt(SO_BINDTODEVICE)";
+    subject = device;
+  } else if (rcvbuf > 0 && set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, (int)rcvbuf) < 0) {
+    failed = "setsockopt(SO_RCVBUF)";
+  } else if (sndbuf > 0 && set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, (int)sndbuf) < 0) {
+    failed = "setsockopt(SO_SNDBUF)";
+  } else if (tos >= 0 && setsockopt(fd, IPPROTO_IP, IP_TOS, &(int){(int)tos}, sizeof(int)) < 0) {
+    failed = "setsockopt(IP_TOS)";
+  } else if (recv_tos && setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0) {
+    failed = "setsockopt(IP_RECVTOS)";
+  } else {
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr = bind_addr;
+    sa.sin_port = htons((uint16_t)port);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+      failed = "bind";
+      subject = bind_text;
+    }
+  }
+  if (failed) {
+    int err = errno;
+    close(fd);
+    char where[96];
+    if (failed[0] == 'b' && subject) {
+      snprintf(where, sizeof where, "%s:%lld", subject, (long long)port);
+      subject = where;
+    }
+    return throw_errno(env, failed, subject, err);
+  }
+  struct sockaddr_in bound;
+  socklen_t bound_len = sizeof bound;
+  if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) {
+    int err = errno;
+    close(fd);
+    return throw_errno(env, "getsockname", NULL, err);
+  }
+
+  napi_value out;
+  NAPI_CALL(env, napi_create_object(env, &out));
+  NAPI_CALL(env, napi_set_named_property(env, out, "fd", make_int(env, fd)));
+  NAPI_CALL(env, napi_set_named_property(env, out, "port", make_int(env, ntohs(bound.sin_port))));
+  NAPI_CALL(env, napi_set_named_property(env, out, "rcvbufBytes",
+                                         make_int(env, get_int_opt(fd, SOL_SOCKET, SO_RCVBUF))));
+  NAPI_CALL(env, napi_set_named_property(env, out, "sndbufBytes",
+                                         make_int(env, get_int_opt(fd, SOL_SOCKET, SO_SNDBUF))));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Receive: poll-driven batch reader
+
+typedef struct reader {
+  napi_env env;
+  uv_poll_t poll;
+  int fd;
+  int kind;
+  bool stopped;         // no more reads or callbacks; set by stopReader or a fatal error
+  bool handle_closed;   // uv_close finished
+  bool external_alive;  // the JS handle still references this struct
+  bool teardown;        // env is going away: do not touch JS in close paths
+  napi_async_cleanup_hook_handle cleanup_hook;
+  napi_async_context async_context;
+  napi_ref on_batch;
+  napi_ref on_error;  // may be NULL
+  napi_ref slab_ref, lengths_ref, addrs_ref, ports_ref, tos_ref;
+  uint8_t *slab;
+  uint32_t *lengths;
+  uint32_t *addrs;  // host-order IPv4 source address per packet (UDP only)
+  uint16_t *ports;  // source port per packet (UDP only)
+  uint8_t *tos;     // received TOS byte per packet (UDP with recvTos only, else 0)
+  // recvmmsg vectors, wired to the slab once at start.
+  struct mmsghdr msgs[BATCH_MAX];
+  struct iovec iov[BATCH_MAX];
+  struct sockaddr_in from[BATCH_MAX];
+  // Room for an IP_TOS cmsg (and IP_TTL / others the kernel might add) per message.
+  uint8_t control[BATCH_MAX][64];
+} reader_t;
+
+static void reader_maybe_free(reader_t *r) {
+  if (r->handle_closed && !r->external_alive) free(r);
+}
+
+static void reader_on_closed(uv_handle_t *h) {
+  reader_t *r = h->data;
+  if (r->cleanup_hook) {
+    napi_remove_async_cleanup_hook(r->cleanup_hook);
+    r->cleanup_hook = NULL;
+  }
+  r->handle_closed = true;
+  reader_maybe_free(r);
+}
+
+// Drops the JS references; only on the JS thread while the env is alive.
+static void reader_release_js(reader_t *r) {
+  napi_env env = r->env;
+  napi_ref *refs[] = {&r->on_batch, &r->on_error, &r->slab_ref, &r->lengths_ref,
+                      &r->addrs_ref, &r->ports_ref, &r->tos_ref};
+  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
+    if (*refs[i]) {
+      napi_delete_reference(env, *refs[i]);
+      *refs[i] = NULL;
+    }
+  }
+  if (r->async_context) {
+    napi_async_destroy(env, r->async_context);
+    r->async_context = NULL;
+  }
+}
+
+static void reader_stop(reader_t *r) {
+  if (r->stopped) return;
+  r->stopped = true;
+  uv_poll_stop(&r->poll);
+  if (!r->teardown) reader_release_js(r);
+  uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+}
+
+// Worker or env shutdown: close the poll handle so the loop can finish (N-API 8 async hook).
+static void reader_on_env_cleanup(napi_async_cleanup_hook_handle handle, void *data) {
+  reader_t *r = data;
+  r->teardown = true;
+  if (r->stopped) return;  // close already in flight; reader_on_closed removes the hook
+  r->stopped = true;
+  uv_poll_stop(&r->poll);
+  uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+}
+
+static void reader_on_external_finalize(napi_env env, void *data, void *hint) {
+  reader_t *r = data;
+  r->external_alive = false;
+  reader_maybe_free(r);
+}
+
+// Calls into JS from a libuv callback: napi_make_callback gives the call an async context
+// and runs microtasks afterwards; an exception goes to 'uncaughtException', as it would from
+// any Node event emitter.
+static void reader_call(reader_t *r, napi_ref fn_ref, size_t argc, napi_value *argv) {
+  napi_env env = r->env;
+  napi_value fn, recv, result;
+  if (!fn_ref || napi_get_reference_value(env, fn_ref, &fn) != napi_ok || fn == NULL) return;
+  napi_get_undefined(env, &recv);
+  napi_status status = napi_make_callback(env, r->async_context, recv, fn, argc, argv, &result);
+  fprintf(stderr, "DEBUG make_callback status %d\n", status);
+  if (status == napi_pending_exception) {
+    napi_value exc;
+    if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
+  }
+}
+
+static void reader_fail(reader_t *r, const char *syscall, int err) {
+  napi_env env = r->env;
+  napi_ref on_error = r->on_error;
+  r->on_error = NULL;  // reader_stop must not delete it before we call it
+  napi_value fn = NULL;
+  if (on_error) napi_get_reference_value(env, on_error, &fn);
+  if (on_error) napi_delete_reference(env, on_error);
+  reader_stop(r);
+  if (!fn) return;
+  // Build the same error shape the setup calls throw, without throwing it.
+  throw_errno(env, syscall, r->kind == KIND_TUN ? "tun" : "udp", err);
+  napi_value exc;
+  if (napi_get_and_clear_last_exception(env, &exc) != napi_ok) return;
+  napi_value recv, result, resource;
+  napi_get_undefined(env, &recv);
+  // The reader's async context was destroyed by reader_stop; a fresh one for this last call.
+  napi_async_context ctx = NULL;
+  napi_value name;
+  napi_create_object(env, &resource);
+  napi_create_string_utf8(env, "BraidReaderError", NAPI_AUTO_LENGTH, &name);
+  if (napi_async_init(env, resource, name, &ctx) != napi_ok) return;
+  if (napi_make_callback(env, ctx, recv, fn, 1, &exc, &result) == napi_pending_exception) {
+    napi_value e2;
+    if (napi_get_and_clear_last_exception(env, &e2) == napi_ok) napi_fatal_exception(env, e2);
+  }
+  napi_async_destroy(env, ctx);
+}
+
+static bool is_transient_udp_error(int err) {
+  // Errors that belong to one earlier datagram or a momentary shortage, not to the socket:
+  // report nothing, the next wakeup reads on.
+  switch (err) {
+    case ECONNREFUSED: case EHOSTUNREACH: case ENETUNREACH: case EHOSTDOWN: case ENETDOWN:
+    case ENOBUFS: case ENOMEM: case EMSGSIZE: case EPROTO: case ETIMEDOUT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Returns packets read (0..BATCH_MAX), or -errno on a fatal error.
+static int drain_tun(reader_t *r) {
+  int n = 0;
+  while (n < BATCH_MAX) {
+    ssize_t k = read(r->fd, r->slab + (size_t)n * SLOT_BYTES, SLOT_BYTES);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return n > 0 ? n : -errno;  // deliver what we have; the error comes back next wakeup
+    }
+    r->lengths[n++] = (uint32_t)k;
+  }
+  return n;
+}
+
+static int drain_udp(reader_t *r) {
+  for (int i = 0; i < BATCH_MAX; i++) {
+    // In/out fields: reset before every call.
+    r->msgs[i].msg_hdr.msg_namelen = sizeof r->from[i];
+    r->msgs[i].msg_hdr.msg_controllen = sizeof r->control[i];
+    r->msgs[i].msg_hdr.msg_flags = 0;
+  }
+  int k;
+  do {
+    k = recvmmsg(r->fd, r->msgs, BATCH_MAX, MSG_DONTWAIT, NULL);
+  } while (k < 0 && errno == EINTR);
+  if (k < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || is_transient_udp_error(errno)) return 0;
+    return -errno;
+  }
+  for (int i = 0; i < k; i++) {
+    struct msghdr *h = &r->msgs[i].msg_hdr;
+    r->lengths[i] = r->msgs[i].msg_len;
+    r->addrs[i] = ntohl(r->from[i].sin_addr.s_addr);
+    r->ports[i] = ntohs(r->from[i].sin_port);
+    uint8_t tos = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
+        tos = *(uint8_t *)CMSG_DATA(c);
+        break;
+      }
+    }
+    r->tos[i] = tos;
+  }
+  return k;
+}
+
+static void reader_deliver(reader_t *r, int count) {
+  napi_env env = r->env;
+  napi_value argv[6];
+  size_t argc = r->kind == KIND_UDP ? 6 : 3;
+  napi_get_reference_value(env, r->slab_ref, &argv[0]);
+  napi_create_int32(env, count, &argv[1]);
+  napi_get_reference_value(env, r->lengths_ref, &argv[2]);
+  if (r->kind == KIND_UDP) {
+    napi_get_reference_value(env, r->addrs_ref, &argv[3]);
+    napi_get_reference_value(env, r->ports_ref, &argv[4]);
+    napi_get_reference_value(env, r->tos_ref, &argv[5]);
+  }
+  reader_call(r, r->on_batch, argc, argv);
+}
+
+static void reader_on_poll(uv_poll_t *h, int status, int events) {
+  reader_t *r = h->data;
+  if (r->stopped || r->teardown) return;
+  napi_env env = r->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (status < 0) {
+    reader_fail(r, "uv_poll", -status);
+  } else {
+    for (int round = 0; round < ROUNDS_PER_WAKE && !r->stopped; round++) {
+      int n = r->kind == KIND_TUN ? drain_tun(r) : drain_udp(r);
+      if (n < 0) {
+        reader_fail(r, r->kind == KIND_TUN ? "read" : "recvmmsg", -n);
+        break;
+      }
+      if (n > 0) reader_deliver(r, n);  // may call stopReader: the loop re-checks r->stopped
+      if (n < BATCH_MAX) break;
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static bool make_typed(napi_env env, napi_typedarray_type type, size_t count, size_t elem,
+                       void **data, napi_ref *ref) {
+  napi_value ab, ta;
+  if (napi_create_arraybuffer(env, count * elem, data, &ab) != napi_ok) return false;
+  if (napi_create_typedarray(env, type, count, ab, 0, &ta) != napi_ok) return false;
+  return napi_create_reference(env, ta, 1, ref) == napi_ok;
+}
+
+// startReader(fd, kind: 'tun'|'udp', onBatch, onError?) -> handle
+//   TUN: onBatch(slab: Buffer, count, lengths: Uint32Array)
+//   UDP: onBatch(slab, count, lengths, addrs: Uint32Array, ports: Uint16Array, tos: Uint8Array)
+// Packet i is slab[i*SLOT_BYTES, i*SLOT_BYTES + lengths[i]). Everything is reused by the next
+// batch: valid only during the callback. onError(err) is called once on a fatal read error,
+// after which the reader is stopped (the fd is left open: the owner closes it).
+static napi_value start_reader(napi_env env, napi_callback_info info) {
+  static const char *fn = "startReader";
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_type(env, fn, "expected (fd, kind: 'tun'|'udp', onBatch, onError?)");
+  int32_t fd;
+  if (!get_i32(env, argv[0], fn, "fd", 0, INT32_MAX, &fd)) return NULL;
+  char kind_text[8];
+  if (!get_string(env, argv[1], fn, "kind", kind_text, sizeof kind_text)) return NULL;
+  int kind = strcmp(kind_text, "tun") == 0 ? KIND_TUN : strcmp(kind_text, "udp") == 0 ? KIND_UDP : 0;
+  if (!kind) return throw_range(env, fn, "kind must be 'tun' or 'udp'");
+  napi_valuetype t;
+  napi_typeof(env, argv[2], &t);
+  if (t != napi_function) return throw_type(env, fn, "onBatch must be a function");
+  bool has_on_error = false;
+  if (argc >= 4) {
+    napi_typeof(env, argv[3], &t);
+    if (t == napi_function) has_on_error = true;
+    else if (t != napi_undefined && t != napi_null)
+      return throw_type(env, fn, "onError must be a function");
+  }
+  if (fcntl(fd, F_GETFD) < 0) return throw_errno(env, "fcntl(F_GETFD)", NULL, errno);
+
+  uv_loop_t *loop;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  reader_t *r = calloc(1, sizeof *r);
+  if (!r) return throw_errno(env, "calloc", "reader", ENOMEM);
+  r->env = env;
+  r->fd = fd;
+  r->kind = kind;
+  r->external_alive = true;
+
+  // The slab is one Buffer made once (64 x 64 KiB = 4 MiB per reader), reused for every batch.
+  napi_value slab;
+  void *slab_data;
+  bool ok = napi_create_buffer(env, (size_t)BATCH_MAX * SLOT_BYTES, &slab_data, &slab) == napi_ok &&
+            napi_create_reference(env, slab, 1, &r->slab_ref) == napi_ok;
+  r->slab = slab_data;
+  void *p;
+  ok = ok && make_typed(env, napi_uint32_array, BATCH_MAX, 4, &p, &r->lengths_ref);
+  r->lengths = p;
+  if (ok && kind == KIND_UDP) {
+    ok = make_typed(env, napi_uint32_array, BATCH_MAX, 4, &p, &r->addrs_ref);
+    r->addrs = p;
+    ok = ok && make_typed(env, napi_uint16_array, BATCH_MAX, 2, &p, &r->ports_ref);
+    r->ports = p;
+    ok = ok && make_typed(env, napi_uint8_array, BATCH_MAX, 1, &p, &r->tos_ref);
+    r->tos = p;
+  }
+  ok = ok && napi_create_reference(env, argv[2], 1, &r->on_batch) == napi_ok;
+  if (ok && has_on_error) ok = napi_create_reference(env, argv[3], 1, &r->on_error) == napi_ok;
+  napi_value resource, resource_name;
+  ok = ok && napi_create_object(env, &resource) == napi_ok &&
+       napi_create_string_utf8(env, "BraidReader", NAPI_AUTO_LENGTH, &resource_name) == napi_ok &&
+       napi_async_init(env, resource, resource_name, &r->async_context) == napi_ok;
+  if (!ok) {
+    reader_release_js(r);
+    free(r);
+    throw_napi_failure(env, "startReader allocation", napi_generic_failure);
+    return NULL;
+  }
+  for (int i = 0; i < BATCH_MAX; i++) {
+    r->iov[i].iov_base = r->slab + (size_t)i * SLOT_BYTES;
+    r->iov[i].iov_len = SLOT_BYTES;
+    r->msgs[i].msg_hdr.msg_name = &r->from[i];
+    r->msgs[i].msg_hdr.msg_iov = &r->iov[i];
+    r->msgs[i].msg_hdr.msg_iovlen = 1;
+    r->msgs[i].msg_hdr.msg_control = r->control[i];
+  }
+
+  int rc = uv_poll_init(loop, &r->poll, fd);
+  if (rc < 0) {
+    reader_release_js(r);
+    free(r);
+    return throw_errno(env, "uv_poll_init", NULL, -rc);
+  }
+  r->poll.data = r;
+  rc = uv_poll_start(&r->poll, UV_READABLE, reader_on_poll);
+  if (rc < 0) {
+    reader_release_js(r);
+    r->stopped = true;
+    r->external_alive = false;  // no JS handle will exist: free on close
+    uv_close((uv_handle_t *)&r->poll, reader_on_closed);
+    return throw_errno(env, "uv_poll_start", NULL, -rc);
+  }
+  napi_add_async_cleanup_hook(env, reader_on_env_cleanup, r, &r->cleanup_hook);
+
+  napi_value handle;
+  if (napi_create_external(env, r, reader_on_external_finalize, NULL, &handle) != napi_ok) {
+    r->external_alive = false;
+    reader_stop(r);
+    throw_napi_failure(env, "napi_create_external", napi_generic_failure);
+    return NULL;
+  }
+  return handle;
+}
+
+// stopReader(handle): idempotent. Safe inside the reader's own onBatch callback.
+static napi_value stop_reader(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &t);
+  if (t != napi_external) return throw_type(env, "stopReader", "handle must be a startReader handle");
+  void *data;
+  NAPI_CALL(env, napi_get_value_external(env, argv[0], &data));
+  reader_stop((reader_t *)data);
+  return undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Transmit
+
+// tunWrite(fd, buf, offset, length) -> bytes written, or -errno (EAGAIN when the TUN queue
+// is full, EIO when the interface is down). Never throws for OS errors.
+static napi_value tun_write(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunWrite";
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, fn, "expected (fd, buf, offset, length)");
+  int32_t fd;
+  uint8_t *data;
+  size_t len;
+  if (!get_i32(env, argv[0], fn, "fd", 0, INT32_MAX, &fd)) return NULL;
+  if (!get_slice(env, argv + 1, fn, &data, &len)) return NULL;
+  ssize_t k;
+  do {
+    k = write(fd, data, len);
+  } while (k < 0 && errno == EINTR);
+  return make_int(env, k < 0 ? -errno : k);
+}
+
+// IP_TOS as ancillary data: per-packet DSCP with no setsockopt syscall and no per-fd state,
+// so flows of different classes can share one socket. Accepted by Linux UDP sendmsg since 4.x.
+typedef union {
+  struct cmsghdr align;
+  uint8_t buf[CMSG_SPACE(sizeof(int))];
+} tos_cmsg_t;
+
+static void fill_tos_cmsg(struct msghdr *h, tos_cmsg_t *c, int tos) {
+  memset(c, 0, sizeof *c);
+  h->msg_control = c->buf;
+  h->msg_controllen = sizeof c->buf;
+  struct cmsghdr *cm = CMSG_FIRSTHDR(h);
+  cm->cmsg_level = IPPROTO_IP;
+  cm->cmsg_type = IP_TOS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(cm), &tos, sizeof tos);
+}
+
+// udpSend(fd, buf, offset, length, address: uint32|string, port, tos) -> bytes or -errno.
+// tos < 0 sends with the socket's default TOS (plain sendto).
+static napi_value udp_send(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpSend";
+  size_t argc = 7;
+  napi_value argv[7];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) return throw_type(env, fn, "expected (fd, buf, offset, length, address, port, tos)");
+  int32_t fd, port, tos;
+  uint8_t *data;
+  size_t len;
+  struct sockaddr_in to;
+  memset(&to, 0, sizeof to);
+  to.sin_family = AF_INET;
+  if (!get_i32(env, argv[0], fn, "fd", 0, INT32_MAX, &fd)) return NULL;
+  if (!get_slice(env, argv + 1, fn, &data, &len)) return NULL;
+  if (!get_ipv4(env, argv[4], fn, &to.sin_addr)) return NULL;
+  if (!get_i32(env, argv[5], fn, "port", 1, 65535, &port)) return NULL;
+  if (!get_i32(env, argv[6], fn, "tos", -1, 255, &tos)) return NULL;
+  to.sin_port = htons((uint16_t)port);
+
+  ssize_t k;
+  if (tos < 0) {
+    do {
+      k = sendto(fd, data, len, 0, (struct sockaddr *)&to, sizeof to);
+    } while (k < 0 && errno == EINTR);
+  } else {
+    struct iovec iov = {.iov_base = data, .iov_len = len};
+    struct msghdr h;
+    memset(&h, 0, sizeof h);
+    h.msg_name = &to;
+    h.msg_namelen = sizeof to;
+    h.msg_iov = &iov;
+    h.msg_iovlen = 1;
+    tos_cmsg_t c;
+    fill_tos_cmsg(&h, &c, tos);
+    do {
+      k = sendmsg(fd, &h, 0);
+    } while (k < 0 && errno == EINTR);
+  }
+  return make_int(env, k < 0 ? -errno : k);
+}
+
+// udpSendBatch(fd, slab, count, offsets: Uint32Array, lengths: Uint32Array,
+//              addrs: Uint32Array, ports: Uint16Array, tos: Uint8Array | null) -> sent or -errno
+// Message i is slab[offsets[i], offsets[i] + lengths[i]) to addrs[i]:ports[i] (host-order IPv4)
+// with TOS tos[i] (or the socket default when tos is null). One sendmmsg call for up to
+// BATCH_MAX messages. Returns how many were sent (the rest were not: the caller counts them
+// as dropped or retries), or -errno if none could be.
+static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
+  static const char *fn = "udpSendBatch";
+  size_t argc = 8;
+  napi_value argv[8];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8)
+    return throw_type(env, fn, "expected (fd, slab, count, offsets, lengths, addrs, ports, tos|null)");
+  int32_t fd, count;
+  uint8_t *slab;
+  size_t slab_len, n_off, n_len, n_addr, n_port, n_tos = 0;
+  uint32_t *offsets, *lengths, *addrs;
+  uint16_t *ports;
+  uint8_t *toss = NULL;
+  void *p;
+  if (!get_i32(env, argv[0], fn, "fd", 0, INT32_MAX, &fd)) return NULL;
+  if (!get_bytes(env, argv[1], fn, "slab", &slab, &slab_len)) return NULL;
+  if (!get_i32(env, argv[2], fn, "count", 0, BATCH_MAX, &count)) return NULL;
+  if (!get_typed(env, argv[3], fn, "offsets", napi_uint32_array, &p, &n_off)) return NULL;
+  offsets = p;
+  if (!get_typed(env, argv[4], fn, "lengths", napi_uint32_array, &p, &n_len)) return NULL;
+  lengths = p;
+  if (!get_typed(env, argv[5], fn, "addrs", napi_uint32_array, &p, &n_addr)) return NULL;
+  addrs = p;
+  if (!get_typed(env, argv[6], fn, "ports", napi_uint16_array, &p, &n_port)) return NULL;
+  ports = p;
+  napi_valuetype t;
+  napi_typeof(env, argv[7], &t);
+  if (t != napi_null && t != napi_undefined) {
+    if (!get_typed(env, argv[7], fn, "tos", napi_uint8_array, &p, &n_tos)) return NULL;
+    toss = p;
+  }
+  size_t c = (size_t)count;
+  if (n_off < c || n_len < c || n_addr < c || n_port < c || (toss && n_tos < c))
+    return throw_range(env, fn, "offsets/lengths/addrs/ports/tos are shorter than count");
+  if (count == 0) return make_int(env, 0);
+
+  struct mmsghdr msgs[BATCH_MAX];
+  struct iovec iov[BATCH_MAX];
+  struct sockaddr_in to[BATCH_MAX];
+  tos_cmsg_t ctrl[BATCH_MAX];
+  memset(msgs, 0, sizeof(struct mmsghdr) * c);
+  for (size_t i = 0; i < c; i++) {
+    if ((uint64_t)offsets[i] + lengths[i] > slab_len)
+      return throw_range(env, fn, "offsets[i] + lengths[i] is past the end of slab");
+    iov[i].iov_base = slab + offsets[i];
+    iov[i].iov_len = lengths[i];
+    memset(&to[i], 0, sizeof to[i]);
+    to[i].sin_family = AF_INET;
+    to[i].sin_addr.s_addr = htonl(addrs[i]);
+    to[i].sin_port = htons(ports[i]);
+    struct msghdr *h = &msgs[i].msg_hdr;
+    h->msg_name = &to[i];
+    h->msg_namelen = sizeof to[i];
+    h->msg_iov = &iov[i];
+    h->msg_iovlen = 1;
+    if (toss) fill_tos_cmsg(h, &ctrl[i], toss[i]);
+  }
+  int k;
+  do {
+    k = sendmmsg(fd, msgs, (unsigned)c, 0);
+  } while (k < 0 && errno == EINTR);
+  return make_int(env, k < 0 ? -errno : k);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Teardown
+
+// closeFd(fd): stop any reader on the fd first (epoll must not watch a closed fd).
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) return throw_type(env, "closeFd", "expected (fd)");
+  int32_t fd;
+  if (!get_i32(env, argv[0], "closeFd", "fd", 0, INT32_MAX, &fd)) return NULL;
+  // close() must not be retried on EINTR on Linux: the fd is already gone.
+  if (close(fd) < 0 && errno != EINTR) return throw_errno(env, "close", NULL, errno);
+  return undefined(env);
+}
+
+// ---------------------------------------------------------------------------------------
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"startReader", NULL, start_reader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"stopReader", NULL, stop_reader, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"udpSendBatch", NULL, udp_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"BATCH_MAX", NULL, NULL, NULL, NULL, make_int(env, BATCH_MAX), napi_enumerable, NULL},
+      {"SLOT_BYTES", NULL, NULL, NULL, NULL, make_int(env, SLOT_BYTES), napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
+    return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,43 @@
+/**
+ * Limits and defaults. "Put a limit on everything" (TigerBeetle): every collection the core
+ * grows has its cap here. Protocol constants must match on both edges; implementation constants
+ * are local choices.
+ */
+
+// ---- Protocol ----------------------------------------------------------------------------
+
+/** Wire format version carried in every envelope. */
+export const WIRE_VERSION = 1;
+/** Largest inner packet we carry (IPv4/IPv6 total length fits 16 bits). */
+export const MAX_INNER_PACKET_BYTES = 65535;
+/** Largest overlay datagram we accept; anything bigger is a counted drop. */
+export const MAX_DATAGRAM_BYTES = 65535;
+/** Overhead budget per data packet on top of the outer IP/UDP headers (DESIGN.md "Wire"). */
+export const OVERHEAD_BUDGET_BYTES = 64;
+/** Largest link index on the wire. */
+export const MAX_LINKS = 16;
+
+// ---- Implementation ----------------------------------------------------------------------
+
+/** Keepalive/probe interval per link when nothing else is sent (issue 2's simple liveness). */
+export const KEEPALIVE_INTERVAL_MS = 100;
+/** A link on which nothing was heard for this long is not used for new packets. */
+export const LINK_DEAD_AFTER_MS = 1000;
+/** Flow table cap; the least recently used flow is evicted past it. */
+export const MAX_FLOWS = 65536;
+/** A flow idle for this long is forgotten. */
+export const FLOW_IDLE_TIMEOUT_MS = 120_000;
+/** Outgoing datagrams queued for the shell before we start dropping (per Edge). */
+export const MAX_TRANSMIT_QUEUE = 4096;
+/** Inner packets queued for the TUN before we start dropping. */
+export const MAX_DELIVERY_QUEUE = 4096;
+/** Events kept for pollEvent before the oldest is discarded. */
+export const MAX_EVENT_QUEUE = 1024;
+/** Recent events kept in the snapshot for the dashboard. */
+export const RECENT_EVENTS_KEPT = 50;
+/** Default TUN MTU on 1500-byte links (1500 - outer IPv4/UDP 28 - overlay overhead, like WireGuard). */
+export const DEFAULT_TUN_MTU = 1420;
+/** Default underlay UDP port. */
+export const DEFAULT_LISTEN_PORT = 51900;
+/** Default socket buffer size (DESIGN.md "Hot path": 208 KiB default overflows under TCP). */
+export const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;

@@ -1,0 +1,82 @@
+/** Types shared by the core's inputs and outputs (the Edge's public surface). */
+
+/** A UDP endpoint as the shell knows it. The core treats it as opaque, compares by value. */
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return a.port === b.port && a.address === b.address;
+}
+
+export function formatEndpoint(e: Endpoint): string {
+  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+/** One datagram the shell must send: on link `linkId`, to `to`, with outer DSCP `dscp`. */
+export interface Transmit {
+  linkId: number;
+  to: Endpoint;
+  dscp: number;
+  bytes: Uint8Array;
+}
+
+/** Reasons a packet was dropped; each is a counter in the snapshot. */
+export const DROP_REASONS = [
+  'malformed', // not a protobuf Envelope/Frame
+  'badVersion', // unknown wire version
+  'tooLarge', // datagram or inner packet over the limits
+  'emptyFrame', // frame with no body
+  'badField', // a field out of range (link index, dscp ...)
+  'unknownLink', // datagram arrived on a link id the edge does not have
+  'badInner', // TUN packet that is not IPv4/IPv6
+  'transmitQueueFull', // the shell did not drain transmits fast enough
+  'deliveryQueueFull', // the shell did not drain deliveries fast enough
+  'noLink', // no link configured
+] as const;
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export type LinkState = 'up' | 'down';
+
+export type EdgeEventKind = 'linkUp' | 'linkDown' | 'flowMoved' | 'peerHello' | 'config';
+
+/** A state change for logs and the dashboard, with its reason in words. */
+export interface EdgeEvent {
+  atMs: number;
+  kind: EdgeEventKind;
+  /** Link the event is about, by name, when there is one. */
+  link?: string;
+  message: string;
+}
+
+export interface LinkSnapshot {
+  id: number;
+  name: string;
+  state: LinkState;
+  remote: string;
+  /** Smoothed round-trip time from probes, excluding the peer's hold time; undefined until measured. */
+  rttMs: number | undefined;
+  /** Milliseconds since anything was heard on the link; undefined if never. */
+  lastHeardAgoMs: number | undefined;
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  /** Data packets (inner) sent/received on this link. */
+  txDataPackets: number;
+  rxDataPackets: number;
+  /** The peer's name for the other end of this link, once its Hello arrived. */
+  peerLinkName: string | undefined;
+}
+
+export interface EdgeSnapshot {
+  nowMs: number;
+  site: string;
+  links: LinkSnapshot[];
+  flows: number;
+  tunPacketsIn: number;
+  deliveredPackets: number;
+  drops: Record<DropReason, number>;
+  recentEvents: EdgeEvent[];
+}

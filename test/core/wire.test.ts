@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { readFileSync } from 'node:fs';
+import {
+  decodeEnvelope,
+  decodeFrame,
+  encodeDataDatagram,
+  encodeEnvelope,
+  encodeFrame,
+  type Frame,
+} from '../../src/core/wire/codec.ts';
+import { OVERHEAD_BUDGET_BYTES } from '../../src/core/constants.ts';
+import { renderDescriptorModule } from '../../scripts/gen-proto.ts';
+
+describe('wire format v1', () => {
+  it('descriptor.ts is generated from overlay.proto (run `npm run gen:proto` if this fails)', () => {
+    const committed = readFileSync(new URL('../../src/core/wire/descriptor.ts', import.meta.url), 'utf8');
+    expect(committed).toBe(renderDescriptorModule());
+  });
+
+  it('hand-written data encoder matches protobufjs byte for byte', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.maxSafeNat(),
+        fc.integer({ min: 0, max: 15 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.uint8Array({ minLength: 1, maxLength: 2000 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        fc.integer({ min: 0, max: 63 }),
+        (receiver, counter, link, pathSeq, packet, fecGroup, fecIndex) => {
+          const fast = encodeDataDatagram(receiver, counter, link, pathSeq, packet, fecGroup, fecIndex);
+          const frame = encodeFrame({ kind: 'data', data: { link, pathSeq, packet, fecGroup, fecIndex } });
+          const slow = encodeEnvelope({ version: 1, receiver, counter, sealed: frame });
+          expect(Buffer.from(fast).equals(Buffer.from(slow))).toBe(true);
+          const env = decodeEnvelope(fast);
+          expect(env.ok).toBe(true);
+          if (!env.ok) return;
+          expect(env.value.receiver).toBe(receiver);
+          expect(env.value.counter).toBe(counter);
+          const f = decodeFrame(env.value.sealed);
+          expect(f.ok && f.value.kind === 'data').toBe(true);
+          if (f.ok && f.value.kind === 'data') {
+            expect(f.value.data.pathSeq).toBe(pathSeq);
+            expect(f.value.data.link).toBe(link);
+            expect(Buffer.from(f.value.data.packet).equals(Buffer.from(packet))).toBe(true);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('round-trips every frame kind', () => {
+    const frames: Frame[] = [
+      { kind: 'probe', probe: { link: 2, seq: 77, txUs: 123456789012, dscp: 46, report: { received: 10, highestSeq: 12 } } },
+      { kind: 'probeReply', probeReply: { link: 1, seq: 77, txUs: 123456789012, holdUs: 15, report: { received: 3, highestSeq: 3 } } },
+      { kind: 'control', control: { hello: { link: 0, linkName: 'mpls', site: 'branch-1' } } },
+      { kind: 'control', control: { drain: { link: 3, drained: true } } },
+      { kind: 'fecParity', fecParity: { link: 1, pathSeq: 9, group: 5, index: 8, k: 8, m: 2, lengths: [100, 1400, 3], shard: new Uint8Array([1, 2, 3]) } },
+    ];
+    for (const f of frames) {
+      const back = decodeFrame(encodeFrame(f));
+      expect(back.ok).toBe(true);
+      if (!back.ok) continue;
+      expect(back.value.kind).toBe(f.kind);
+      expect(plain(back.value)).toMatchObject(plain(f));
+    }
+  });
+
+  it('decoder is total: random bytes give a value or a reason, never an exception', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000 }), (bytes) => {
+        const env = decodeEnvelope(bytes);
+        if (env.ok) decodeFrame(env.value.sealed);
+        decodeFrame(bytes);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('decoder is total on mutated valid datagrams', () => {
+    const valid = encodeDataDatagram(0x01020304, 99, 1, 1234, new Uint8Array(200).fill(7));
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 8 }), fc.nat(valid.length), (muts, cut) => {
+        const b = valid.slice(0, cut);
+        for (const [i, v] of muts) if (i < b.length) b[i] = v;
+        const env = decodeEnvelope(b);
+        if (env.ok) decodeFrame(env.value.sealed);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('rejects unknown versions and empty frames with a reason', () => {
+    const bad = encodeEnvelope({ version: 9, receiver: 0, counter: 0, sealed: new Uint8Array() });
+    expect(decodeEnvelope(bad)).toEqual({ ok: false, reason: 'badVersion' });
+    expect(decodeFrame(new Uint8Array())).toEqual({ ok: false, reason: 'emptyFrame' });
+    expect(decodeFrame(new Uint8Array([0x0a, 0x05, 0x08]))).toEqual({ ok: false, reason: 'malformed' });
+  });
+
+  it(`overhead per data packet stays within ${OVERHEAD_BUDGET_BYTES} bytes (AEAD tag included)`, () => {
+    const AEAD_TAG_BYTES = 16;
+    const packet = new Uint8Array(1420);
+    // Worst realistic case: large session id, counter beyond 2^32, path seq beyond 2^28, FEC fields set.
+    const dg = encodeDataDatagram(0xffffffff, 2 ** 40, 15, 0xfffffff0, packet, 0xfffffff0, 31);
+    const overhead = dg.length - packet.length + AEAD_TAG_BYTES;
+    console.log(`overlay overhead per 1420-byte data packet: ${overhead} bytes (envelope+frame ${dg.length - packet.length}, AEAD tag ${AEAD_TAG_BYTES}); budget ${OVERHEAD_BUDGET_BYTES}`);
+    expect(overhead).toBeLessThanOrEqual(OVERHEAD_BUDGET_BYTES);
+  });
+});
+
+/** Deep copy with byte arrays as number arrays and no prototypes (protobufjs toJSON stringifies longs). */
+function plain(v: unknown): unknown {
+  if (v instanceof Uint8Array) return Array.from(v);
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    // for-in: protobufjs keeps proto3 defaults (0, '') on the prototype.
+    for (const k in v) {
+      const x = (v as Record<string, unknown>)[k];
+      if (typeof x !== 'function' && !k.startsWith('$')) out[k] = plain(x);
+    }
+    return out;
+  }
+  return v;
+}
