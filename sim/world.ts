@@ -36,6 +36,9 @@ export interface Impairment {
 
 export interface WorldLinkConfig extends Partial<Impairment> {
   name: string;
+  /** Edge settings of this link on both sites. */
+  costTier?: 'primary' | 'overflow' | 'backup';
+  bandwidthBps?: number;
   /** Overrides for one direction only. */
   ab?: Partial<Impairment>;
   ba?: Partial<Impairment>;
@@ -104,6 +107,8 @@ class Direction {
 
 interface WorldLink {
   name: string;
+  costTier: 'primary' | 'overflow' | 'backup' | undefined;
+  bandwidthBps: number | undefined;
   ab: Direction;
   ba: Direction;
 }
@@ -158,13 +163,21 @@ export class World {
     this.record = config.recordDeliveries ?? true;
     this.links = config.links.map((l) => {
       const base: Impairment = { ...DEFAULT_IMPAIRMENT, ...stripUndefined(l) };
-      return { name: l.name, ab: new Direction({ ...base, ...l.ab }), ba: new Direction({ ...base, ...l.ba }) };
+      return { name: l.name, costTier: l.costTier, bandwidthBps: l.bandwidthBps, ab: new Direction({ ...base, ...l.ab }), ba: new Direction({ ...base, ...l.ba }) };
     });
     const endpoints = (site: string): Endpoint[] => this.links.map((l, i) => ({ address: `${site}-${l.name}`, port: 51900 + i }));
     const aEndpoints = endpoints('a');
     const bEndpoints = endpoints('b');
     const mkEdge = (site: string, remote: Endpoint[], rng: Rng): Edge =>
-      new Edge({ ...config.edge, site, links: this.links.map((l, i) => ({ name: l.name, remote: remote[i]! })) }, 0, rng);
+      new Edge(
+        {
+          ...config.edge,
+          site,
+          links: this.links.map((l, i) => ({ name: l.name, remote: remote[i]!, ...(l.costTier ? { costTier: l.costTier } : {}), ...(l.bandwidthBps ? { bandwidthBps: l.bandwidthBps } : {}) })),
+        },
+        0,
+        rng,
+      );
     this.a = new Site('a', this, mkEdge('a', bEndpoints, this.rng.fork()), aEndpoints);
     this.b = new Site('b', this, mkEdge('b', aEndpoints, this.rng.fork()), bEndpoints);
     this.a.peer = this.b;

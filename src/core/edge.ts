@@ -12,7 +12,7 @@
  *            pollDelivery()  -> Uint8Array | undefined inner packets for the TUN, in order
  *            pollTimeout()   -> number | undefined     the next deadline (absolute ms)
  *            pollEvent()     -> EdgeEvent | undefined  state changes with reasons
- *            snapshot(now)   -> EdgeSnapshot           counters and link state
+ *            snapshot(now)   -> EdgeSnapshot           counters, paths, classes
  * After any input, the shell drains the poll* outputs and re-arms its one timer to pollTimeout().
  *
  * Buffer contract: `handleDatagram` may hand out views into `datagram` through pollDelivery, so
@@ -21,13 +21,15 @@
  *
  * Per-packet problems never throw: they are counted in snapshot().drops.
  *
- * Issue-2 scope: one peer, plaintext frames, liveness = "heard anything in the last second".
- * Flows (inner 5-tuple hash) stick to a live link; when their link dies they move.
+ * Pipeline of an outgoing packet: parse inner header -> class from DSCP -> flow table (sticky
+ * path) -> encode data frame with the path's sequence number -> transmit (twice for duplicated
+ * classes). Of an incoming datagram: envelope -> frame -> path statistics -> by kind: deliver
+ * data (after duplicate suppression), answer probes, take probe replies as RTT samples.
+ *
+ * One peer; a path is a local link and the peer endpoint configured for it, so path id = link id.
  */
 import {
   FLOW_IDLE_TIMEOUT_MS,
-  KEEPALIVE_INTERVAL_MS,
-  LINK_DEAD_AFTER_MS,
   MAX_DELIVERY_QUEUE,
   MAX_EVENT_QUEUE,
   MAX_FLOWS,
@@ -36,11 +38,25 @@ import {
   MAX_TRANSMIT_QUEUE,
   RECENT_EVENTS_KEPT,
 } from './constants.ts';
+import { Fifo } from './fifo.ts';
 import { newInnerInfo, parseInner } from './inner.ts';
+import { LONG_WINDOW_MS, PathStats, SHORT_WINDOW_MS } from './pathmon/path-stats.ts';
+import {
+  DEAD_AFTER_PROBES,
+  DEFAULT_PROBE_INTERVAL_MS,
+  HOLD_DOWN_PROBES,
+  PathStateMachine,
+  type PathState,
+  type PathTransition,
+} from './pathmon/path-state.ts';
 import type { Rng } from './rng.ts';
+import { CLASS_NAMES, DEFAULT_POLICIES, classOfDscp, slaBreach, type ClassPolicy, type CostTier, type PathMetrics } from './steer/classes.ts';
+import { DedupeWindow } from './steer/dedupe.ts';
+import { pathScore, selectPaths, type PathCandidate } from './steer/select.ts';
 import {
   DROP_REASONS,
   formatEndpoint,
+  type ClassSnapshot,
   type DropReason,
   type EdgeEvent,
   type EdgeEventKind,
@@ -50,14 +66,16 @@ import {
   type Transmit,
 } from './types.ts';
 import { decodeEnvelope, decodeFrame, encodeDataDatagram, encodeEnvelope, encodeFrame, type Frame } from './wire/codec.ts';
-import { Fifo } from './fifo.ts';
 
 export interface EdgeLinkConfig {
   /** Operator's name for the link ("mpls", "inet", "lte"). */
   name: string;
   /** The peer's endpoint reached over this link. */
   remote: Endpoint;
-  /** Outer DSCP for this link's traffic until per-class marking lands (issue 5). */
+  costTier?: CostTier;
+  /** Configured uplink rate; 0/undefined = unknown (balance treats links equally). */
+  bandwidthBps?: number;
+  /** Outer DSCP of probes and control frames on this link. */
   dscp?: number;
 }
 
@@ -65,54 +83,80 @@ export interface EdgeConfig {
   site: string;
   /** Links by index: the index is the link id on the wire and in Transmit.linkId. */
   links: EdgeLinkConfig[];
-  keepaliveIntervalMs?: number;
-  linkDeadAfterMs?: number;
+  probeIntervalMs?: number;
+  /** Nothing heard for this long: path DOWN. Default 3 probe intervals. */
+  deadAfterMs?: number;
+  holdDownProbes?: number;
   flowIdleTimeoutMs?: number;
   maxFlows?: number;
+  /** Class policies by class id (CLASS_NAMES order); defaults from RFC 4594 / DESIGN.md. */
+  policies?: readonly ClassPolicy[];
 }
 
 /** Timers live in a table keyed by this enum; the shell arms one OS timer for the earliest. */
 const enum Timer {
-  Keepalive = 0,
-  FlowSweep = 1,
-  Count = 2,
+  Probe = 0,
+  PathDead = 1,
+  FlowSweep = 2,
+  Reuse = 3,
+  Count = 4,
 }
 
-interface LinkRuntime {
+/** Hysteresis: a path that left a class's SLA comes back only under this fraction of each threshold. */
+const SLA_REENTRY_SLACK = 0.8;
+/** Window for judging re-entry: long enough that one clean second after a bad spell is not enough. */
+const SLA_REENTRY_WINDOW_MS = 5000;
+/** A recovered path takes back 'best' flows only if it is clearly better (score ratio). */
+const REVERT_SCORE_RATIO = 0.7;
+
+interface PathRuntime {
   id: number;
   name: string;
   remote: Endpoint;
+  tier: CostTier;
+  bandwidthBps: number;
   dscp: number;
-  /** Undefined until the first datagram. */
-  lastHeardMs: number | undefined;
-  up: boolean;
-  drained: boolean;
-  pathSeq: number;
-  probeSeq: number;
-  srttMs: number | undefined;
+  sm: PathStateMachine;
+  stats: PathStats;
+  /** The peer drained its end of this path: we do not send data on it either. */
+  remoteDrained: boolean;
+  /** Per-path sequence shared by probes and data frames. */
+  txSeq: number;
+  /** Sequence of our last probe (for "good probes in a row" on the peer side, ours here). */
+  lastProbeSeqRx: number;
+  /** Per class: is this path within the class's SLA (with hysteresis). */
+  inSla: boolean[];
+  /** Per class: the current breach in words, for move reasons. */
+  breach: (string | undefined)[];
   txPackets: number;
   txBytes: number;
   rxPackets: number;
   rxBytes: number;
   txDataPackets: number;
   rxDataPackets: number;
+  /** Bytes sent at the last rate sample, and the smoothed send rate. */
+  rateMarkBytes: number;
+  rateMarkMs: number;
+  txRateBps: number;
   peerLinkName: string | undefined;
   helloSent: boolean;
 }
 
 interface FlowEntry {
-  linkId: number;
+  classId: number;
+  path: number;
+  /** Second path of a duplicated class, or -1. */
+  path2: number;
   lastSeenMs: number;
 }
 
 export class Edge {
   private readonly site: string;
-  private readonly links: LinkRuntime[];
-  private readonly keepaliveIntervalMs: number;
-  private readonly linkDeadAfterMs: number;
+  private readonly paths: PathRuntime[];
+  private readonly policies: readonly ClassPolicy[];
+  private readonly probeIntervalMs: number;
   private readonly flowIdleTimeoutMs: number;
   private readonly maxFlows: number;
-  private readonly startMs: number;
   private readonly rng: Rng;
 
   private readonly timers = new Float64Array(Timer.Count).fill(Infinity);
@@ -123,46 +167,59 @@ export class Edge {
   private readonly flows = new Map<number, FlowEntry>();
   private readonly drops: Record<DropReason, number>;
   private readonly inner = newInnerInfo();
-  /** Scratch list of usable link ids, rebuilt when link states change. */
-  private usable: number[] = [];
+  private readonly dedupe = new DedupeWindow();
+  private dupSeq = 0;
   private tunPacketsIn = 0;
   private deliveredPackets = 0;
+  private duplicatesSuppressed = 0;
+  private readonly classTx: { packets: number; bytes: number }[];
+  private readonly classMoves: number[];
+  private flowMoves = 0;
 
   constructor(config: EdgeConfig, nowMs: number, rng: Rng) {
     if (config.links.length > MAX_LINKS) throw new Error(`at most ${MAX_LINKS} links`);
     this.site = config.site;
     this.rng = rng;
-    this.keepaliveIntervalMs = config.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS;
-    this.linkDeadAfterMs = config.linkDeadAfterMs ?? LINK_DEAD_AFTER_MS;
+    this.probeIntervalMs = config.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+    const deadAfterMs = config.deadAfterMs ?? DEAD_AFTER_PROBES * this.probeIntervalMs;
+    const holdDownProbes = config.holdDownProbes ?? HOLD_DOWN_PROBES;
     this.flowIdleTimeoutMs = config.flowIdleTimeoutMs ?? FLOW_IDLE_TIMEOUT_MS;
     this.maxFlows = config.maxFlows ?? MAX_FLOWS;
-    this.startMs = nowMs;
-    this.links = config.links.map((l, id) => ({
+    this.policies = config.policies ?? DEFAULT_POLICIES;
+    if (this.policies.length !== CLASS_NAMES.length) throw new Error(`policies: expected ${CLASS_NAMES.length} classes`);
+    this.paths = config.links.map((l, id) => ({
       id,
       name: l.name,
       remote: { ...l.remote },
-      dscp: l.dscp ?? 0,
-      lastHeardMs: undefined,
-      // Optimistic at start: a link is usable until it has been silent for linkDeadAfterMs.
-      up: true,
-      drained: false,
-      pathSeq: 0,
-      probeSeq: 0,
-      srttMs: undefined,
+      tier: l.costTier ?? 'primary',
+      bandwidthBps: l.bandwidthBps ?? 0,
+      dscp: l.dscp ?? 48, // probes are network control (CS6) unless told otherwise
+      sm: new PathStateMachine({ deadAfterMs, holdDownProbes }, nowMs),
+      stats: new PathStats(),
+      remoteDrained: false,
+      txSeq: 0,
+      lastProbeSeqRx: -1,
+      inSla: CLASS_NAMES.map(() => true),
+      breach: CLASS_NAMES.map(() => undefined),
       txPackets: 0,
       txBytes: 0,
       rxPackets: 0,
       rxBytes: 0,
       txDataPackets: 0,
       rxDataPackets: 0,
+      rateMarkBytes: 0,
+      rateMarkMs: nowMs,
+      txRateBps: 0,
       peerLinkName: undefined,
       helloSent: false,
     }));
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
-    this.rebuildUsable();
-    // Spread the first probes of many edges started at once (a fleet reboot) over one interval.
-    this.timers[Timer.Keepalive] = nowMs + Math.floor(this.rng.nextFloat() * Math.min(this.keepaliveIntervalMs, 10));
+    this.classTx = CLASS_NAMES.map(() => ({ packets: 0, bytes: 0 }));
+    this.classMoves = CLASS_NAMES.map(() => 0);
+    // Spread the first probes of many edges started at once (a fleet reboot).
+    this.timers[Timer.Probe] = nowMs + Math.floor(this.rng.nextFloat() * Math.min(this.probeIntervalMs, 10));
     this.timers[Timer.FlowSweep] = nowMs + 1000;
+    this.rearmPathTimers(nowMs);
   }
 
   // ---- inputs ------------------------------------------------------------------------------
@@ -172,47 +229,64 @@ export class Edge {
     if (packet.length > MAX_INNER_PACKET_BYTES) return this.drop('tooLarge');
     const info = parseInner(packet, this.inner);
     if (!info) return this.drop('badInner');
-    const linkId = this.chooseLink(nowMs, info.flowHash);
-    if (linkId < 0) return this.drop('noLink');
-    const link = this.links[linkId]!;
-    link.pathSeq = (link.pathSeq + 1) >>> 0;
-    const bytes = encodeDataDatagram(0, 0, linkId, link.pathSeq, packet);
-    link.txDataPackets++;
-    this.transmit(link, bytes);
+    if (this.paths.length === 0) return this.drop('noLink');
+    const flow = this.flowFor(nowMs, info.flowHash, classOfDscp(info.dscp));
+    const cls = this.classTx[flow.classId]!;
+    cls.packets++;
+    cls.bytes += packet.length;
+    const outerDscp = this.policies[flow.classId]!.outerDscp;
+    let dupSeq = 0;
+    if (flow.path2 >= 0) {
+      this.dupSeq = (this.dupSeq + 1) >>> 0 || 1;
+      dupSeq = this.dupSeq;
+    }
+    this.sendData(this.paths[flow.path]!, packet, outerDscp, dupSeq);
+    if (flow.path2 >= 0) this.sendData(this.paths[flow.path2]!, packet, outerDscp, dupSeq);
   }
 
   handleDatagram(nowMs: number, linkId: number, from: Endpoint, datagram: Uint8Array): void {
-    const link = this.links[linkId];
-    if (!link) return this.drop('unknownLink');
-    link.rxPackets++;
-    link.rxBytes += datagram.length;
+    const path = this.paths[linkId];
+    if (!path) return this.drop('unknownLink');
+    path.rxPackets++;
+    path.rxBytes += datagram.length;
     const env = decodeEnvelope(datagram);
     if (!env.ok) return this.drop(env.reason);
     const frame = decodeFrame(env.value.sealed);
     if (!frame.ok) return this.drop(frame.reason);
-    this.heard(nowMs, link);
-    this.handleFrame(nowMs, link, from, frame.value);
+    this.handleFrame(nowMs, path, from, frame.value);
   }
 
   handleTimeout(nowMs: number): void {
-    if (nowMs >= this.timers[Timer.Keepalive]!) {
-      this.checkLiveness(nowMs);
-      for (const link of this.links) this.sendProbe(nowMs, link);
-      this.timers[Timer.Keepalive] = nowMs + this.keepaliveIntervalMs;
+    if (nowMs >= this.timers[Timer.PathDead]! || nowMs >= this.timers[Timer.Reuse]!) {
+      for (const p of this.paths) {
+        this.applyTransition(nowMs, p, p.sm.onTimeout(nowMs));
+        this.applyTransition(nowMs, p, p.sm.onReuseCheck(nowMs));
+      }
+    }
+    if (nowMs >= this.timers[Timer.Probe]!) {
+      for (const p of this.paths) {
+        this.sendProbe(nowMs, p);
+        this.sampleRate(nowMs, p);
+      }
+      this.evaluateSla(nowMs);
+      this.timers[Timer.Probe] = nowMs + this.probeIntervalMs;
     }
     if (nowMs >= this.timers[Timer.FlowSweep]!) {
       this.sweepFlows(nowMs);
       this.timers[Timer.FlowSweep] = nowMs + 1000;
     }
+    this.rearmPathTimers(nowMs);
   }
 
   /** Operator drain: a drained link carries no data (probes continue so its state stays known). */
   setLinkAdmin(nowMs: number, linkId: number, drained: boolean): void {
-    const link = this.links[linkId];
-    if (!link || link.drained === drained) return;
-    link.drained = drained;
-    this.rebuildUsable();
-    this.emit(nowMs, drained ? 'linkDown' : 'linkUp', link.name, `${link.name} ${drained ? 'drained' : 'undrained'} by operator`);
+    const path = this.paths[linkId];
+    if (!path) return;
+    this.applyTransition(nowMs, path, path.sm.setDrained(drained));
+    // Tell the peer so it stops sending on this link too.
+    const frame = encodeFrame({ kind: 'control', control: { drain: { link: path.id, drained } } });
+    for (const p of this.paths) this.transmitPlain(p, p.remote, frame, p.dscp);
+    this.rearmPathTimers(nowMs);
   }
 
   // ---- outputs -----------------------------------------------------------------------------
@@ -236,122 +310,282 @@ export class Edge {
   }
 
   snapshot(nowMs: number): EdgeSnapshot {
-    const links: LinkSnapshot[] = this.links.map((l) => ({
-      id: l.id,
-      name: l.name,
-      state: l.up && !l.drained ? 'up' : 'down',
-      remote: formatEndpoint(l.remote),
-      rttMs: l.srttMs,
-      lastHeardAgoMs: l.lastHeardMs === undefined ? undefined : nowMs - l.lastHeardMs,
-      txPackets: l.txPackets,
-      txBytes: l.txBytes,
-      rxPackets: l.rxPackets,
-      rxBytes: l.rxBytes,
-      txDataPackets: l.txDataPackets,
-      rxDataPackets: l.rxDataPackets,
-      peerLinkName: l.peerLinkName,
+    const flowsPerPath = this.paths.map(() => 0);
+    const flowsPerClass = CLASS_NAMES.map(() => 0);
+    const activePerClass = CLASS_NAMES.map(() => new Set<number>());
+    for (const f of this.flows.values()) {
+      flowsPerPath[f.path]!++;
+      flowsPerClass[f.classId]!++;
+      activePerClass[f.classId]!.add(f.path);
+      if (f.path2 >= 0) activePerClass[f.classId]!.add(f.path2);
+    }
+    const links: LinkSnapshot[] = this.paths.map((p) => ({
+      id: p.id,
+      name: p.name,
+      state: this.effectiveState(p),
+      tier: p.tier,
+      remote: formatEndpoint(p.remote),
+      rttMs: p.stats.srttMs,
+      rttP50Ms: p.stats.rttPercentileMs(50),
+      rttP99Ms: p.stats.rttPercentileMs(99),
+      jitterMs: p.stats.jitterMs,
+      txLossRatio: p.stats.txLossRatio(nowMs, SHORT_WINDOW_MS),
+      rxLossRatio: p.stats.rxLossRatio(nowMs, SHORT_WINDOW_MS),
+      txLossLongRatio: p.stats.txLossRatio(nowMs, LONG_WINDOW_MS),
+      rxLossLongRatio: p.stats.rxLossRatio(nowMs, LONG_WINDOW_MS),
+      txLossTotalRatio: p.stats.txLossTotalRatio(),
+      rxLossTotalRatio: p.stats.rxLossTotalRatio(),
+      lastHeardAgoMs: p.sm.lastHeardMs === undefined ? undefined : nowMs - p.sm.lastHeardMs,
+      flaps: p.sm.flaps,
+      suppressed: p.sm.suppressed,
+      txRateBps: p.txRateBps,
+      txPackets: p.txPackets,
+      txBytes: p.txBytes,
+      rxPackets: p.rxPackets,
+      rxBytes: p.rxBytes,
+      txDataPackets: p.txDataPackets,
+      rxDataPackets: p.rxDataPackets,
+      flows: flowsPerPath[p.id]!,
+      peerLinkName: p.peerLinkName,
+    }));
+    const classes: ClassSnapshot[] = this.policies.map((pol, i) => ({
+      name: pol.name,
+      strategy: pol.strategy,
+      flows: flowsPerClass[i]!,
+      activeLinks: [...activePerClass[i]!].sort((a, b) => a - b).map((id) => this.paths[id]!.name),
+      txPackets: this.classTx[i]!.packets,
+      txBytes: this.classTx[i]!.bytes,
+      moves: this.classMoves[i]!,
     }));
     return {
       nowMs,
       site: this.site,
       links,
+      classes,
       flows: this.flows.size,
+      flowMoves: this.flowMoves,
       tunPacketsIn: this.tunPacketsIn,
       deliveredPackets: this.deliveredPackets,
+      duplicatesSuppressed: this.duplicatesSuppressed,
       drops: { ...this.drops },
       recentEvents: this.recentEvents.slice(),
     };
   }
 
-  // ---- internals ---------------------------------------------------------------------------
+  // ---- receive -----------------------------------------------------------------------------
 
-  private handleFrame(nowMs: number, link: LinkRuntime, from: Endpoint, frame: Frame): void {
+  private handleFrame(nowMs: number, path: PathRuntime, from: Endpoint, frame: Frame): void {
     switch (frame.kind) {
-      case 'data':
-        link.rxDataPackets++;
-        this.deliver(frame.data.packet);
+      case 'data': {
+        const d = frame.data;
+        path.stats.onReceiveSeq(nowMs, d.pathSeq);
+        this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
+        path.rxDataPackets++;
+        if (d.dupSeq !== 0 && !this.dedupe.accept(d.dupSeq)) {
+          this.duplicatesSuppressed++;
+          return;
+        }
+        this.deliver(d.packet);
         return;
+      }
       case 'probe': {
         const p = frame.probe;
-        const reply = encodeFrame({ kind: 'probeReply', probeReply: { link: link.id, seq: p.seq, txUs: p.txUs, holdUs: 0 } });
-        // Reply to where the probe came from: the reply path is the probe's path reversed.
-        this.transmitTo(link, from, encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: reply }));
-        if (!link.helloSent) this.sendHello(link);
+        path.stats.onReceiveSeq(nowMs, p.seq);
+        path.stats.onProbeArrival(nowMs, p.txUs / 1000);
+        if (p.report) path.stats.onPeerReport(nowMs, p.report.received, p.report.highestSeq);
+        const inOrder = path.lastProbeSeqRx < 0 || ((p.seq - path.lastProbeSeqRx) | 0) > 0;
+        path.lastProbeSeqRx = p.seq;
+        this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, true, inOrder));
+        // Reply on the reverse of the probe's path, echoing its timestamp (STAMP-style).
+        const reply = encodeFrame({
+          kind: 'probeReply',
+          probeReply: { link: path.id, seq: p.seq, txUs: p.txUs, holdUs: 0, report: { received: path.stats.rxReceived, highestSeq: path.stats.rxHighestSeq } },
+        });
+        this.transmitPlain(path, from, reply, p.dscp);
+        if (!path.helloSent) this.sendHello(path);
         return;
       }
       case 'probeReply': {
         const r = frame.probeReply;
-        const rttMs = Math.max(0, nowMs - r.txUs / 1000 - r.holdUs / 1000);
-        link.srttMs = link.srttMs === undefined ? rttMs : link.srttMs + (rttMs - link.srttMs) / 8;
+        path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
+        if (r.report) path.stats.onPeerReport(nowMs, r.report.received, r.report.highestSeq);
+        this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
         return;
       }
       case 'control': {
-        const hello = frame.control.hello;
-        if (hello && hello.linkName !== link.peerLinkName) {
-          link.peerLinkName = hello.linkName;
-          this.emit(nowMs, 'peerHello', link.name, `${link.name}: peer ${hello.site} link ${hello.linkName}`);
+        this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
+        const { hello, drain } = frame.control;
+        if (hello && hello.linkName !== path.peerLinkName) {
+          path.peerLinkName = hello.linkName;
+          this.emit(nowMs, 'peerHello', path.name, `${path.name}: peer ${hello.site} link ${hello.linkName}`);
+        }
+        if (drain) {
+          const target = this.paths[drain.link];
+          if (target && target.remoteDrained !== drain.drained) {
+            target.remoteDrained = drain.drained;
+            this.emit(nowMs, 'pathState', target.name, `${target.name}: ${drain.drained ? 'drained' : 'undrained'} by the peer's operator`);
+            this.resteer(nowMs, (f) => f.path === target.id || f.path2 === target.id || !drain.drained, `${target.name} drained by peer`);
+          }
         }
         return;
       }
       case 'fecParity':
+        this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
         return; // FEC lands with issue 5
     }
   }
 
-  private heard(nowMs: number, link: LinkRuntime): void {
-    link.lastHeardMs = nowMs;
-    if (!link.up) {
-      link.up = true;
-      this.rebuildUsable();
-      this.emit(nowMs, 'linkUp', link.name, `${link.name} up (heard from peer)`);
-    }
+  // ---- path state and steering -------------------------------------------------------------
+
+  private effectiveState(p: PathRuntime): PathState {
+    if (p.remoteDrained && p.sm.state !== 'down') return 'drained';
+    return p.sm.state;
   }
 
-  private checkLiveness(nowMs: number): void {
-    let changed = false;
-    for (const link of this.links) {
-      const since = link.lastHeardMs ?? this.startMs;
-      if (link.up && nowMs - since >= this.linkDeadAfterMs) {
-        link.up = false;
-        changed = true;
-        this.emit(nowMs, 'linkDown', link.name, `${link.name} down (nothing heard for ${Math.round(nowMs - since)} ms)`);
+  private usable(p: PathRuntime): boolean {
+    return p.sm.usable && !p.remoteDrained;
+  }
+
+  private metrics(nowMs: number, p: PathRuntime, windowMs: number): PathMetrics {
+    return { txLossRatio: p.stats.txLossRatio(nowMs, windowMs), rttMs: p.stats.srttMs, jitterMs: p.stats.jitterMs };
+  }
+
+  private applyTransition(nowMs: number, p: PathRuntime, t: PathTransition): void {
+    if (!t) return;
+    this.emit(nowMs, t.to === 'down' || t.to === 'drained' ? 'linkDown' : t.to === 'up' && t.from !== 'degraded' ? 'linkUp' : 'pathState', p.name, `${p.name}: ${t.from} -> ${t.to} (${t.reason})`);
+    if (t.to === 'down' || t.to === 'drained') {
+      this.resteer(nowMs, (f) => f.path === p.id || f.path2 === p.id, `${p.name} ${t.to === 'down' ? `down: ${t.reason}` : 'drained'}`);
+    } else if (t.to === 'up' && t.from !== 'degraded') {
+      this.onPathRecovered(nowMs, p);
+    }
+    this.rearmPathTimers(nowMs);
+  }
+
+  /** Every probe interval: SLA per class per path, with hysteresis; moves flows off breaches. */
+  private evaluateSla(nowMs: number): void {
+    for (const p of this.paths) {
+      const short = this.metrics(nowMs, p, SHORT_WINDOW_MS);
+      const reentry = this.metrics(nowMs, p, SLA_REENTRY_WINDOW_MS);
+      let worst: string | undefined;
+      for (let c = 0; c < this.policies.length; c++) {
+        const sla = this.policies[c]!.sla;
+        if (p.inSla[c]) {
+          const breach = slaBreach(short, sla);
+          if (breach) {
+            p.inSla[c] = false;
+            p.breach[c] = breach;
+            const moved = this.resteer(nowMs, (f) => f.classId === c && (f.path === p.id || f.path2 === p.id), `${p.name} ${breach}`, c);
+            if (moved === 0) this.emit(nowMs, 'sla', p.name, `${this.policies[c]!.name}: ${p.name} out of SLA (${breach})`);
+          }
+        } else {
+          // Back in SLA only when both windows are comfortably inside the thresholds.
+          if (!slaBreach(short, sla, SLA_REENTRY_SLACK) && !slaBreach(reentry, sla, SLA_REENTRY_SLACK)) {
+            p.inSla[c] = true;
+            p.breach[c] = undefined;
+            this.emit(nowMs, 'sla', p.name, `${this.policies[c]!.name}: ${p.name} back within SLA`);
+            if (this.usable(p)) this.onPathRecovered(nowMs, p, c);
+          }
+        }
+        if (!p.inSla[c] && worst === undefined) worst = `${this.policies[c]!.name} SLA: ${p.breach[c]}`;
       }
+      this.applyTransition(nowMs, p, p.sm.setDegraded(worst !== undefined, worst ?? 'every class within SLA'));
     }
-    if (changed) this.rebuildUsable();
   }
 
-  private rebuildUsable(): void {
-    this.usable = this.links.filter((l) => l.up && !l.drained).map((l) => l.id);
+  private candidates(nowMs: number, classId: number): PathCandidate[] {
+    return this.paths.map((p) => ({
+      id: p.id,
+      usable: this.usable(p),
+      inSla: p.inSla[classId]!,
+      tier: p.tier,
+      metrics: this.metrics(nowMs, p, SHORT_WINDOW_MS),
+      spareBps: p.bandwidthBps > 0 ? Math.max(p.bandwidthBps * 0.05, p.bandwidthBps - p.txRateBps) : 0,
+      lastHeardMs: p.sm.lastHeardMs ?? -Infinity,
+    }));
   }
 
-  /** Sticky per-flow choice: a flow stays on its link while that link is usable. */
-  private chooseLink(nowMs: number, flowHash: number): number {
-    if (this.links.length === 0) return -1;
-    const flow = this.flows.get(flowHash);
-    if (flow) {
-      const link = this.links[flow.linkId]!;
-      if (link.up && !link.drained) {
-        flow.lastSeenMs = nowMs;
-        return flow.linkId;
-      }
-    }
-    // No usable link at all: still try every link rather than black-holing the site.
-    const candidates = this.usable.length > 0 ? this.usable : this.links.map((l) => l.id);
-    const linkId = candidates[flowHash % candidates.length]!;
-    if (flow) {
-      const from = this.links[flow.linkId]!.name;
-      flow.linkId = linkId;
+  /** The flow's entry, created or re-steered as needed. Hot path: the common case is one Map lookup. */
+  private flowFor(nowMs: number, flowHash: number, classId: number): FlowEntry {
+    let flow = this.flows.get(flowHash);
+    if (flow && flow.classId === classId) {
       flow.lastSeenMs = nowMs;
-      this.emit(nowMs, 'flowMoved', this.links[linkId]!.name, `flow ${flowHash.toString(16)}: ${from} -> ${this.links[linkId]!.name} (${from} down)`);
-    } else {
-      if (this.flows.size >= this.maxFlows) {
-        // Map iterates in insertion order: the first key is the oldest-created flow.
-        const oldest = this.flows.keys().next().value;
-        if (oldest !== undefined) this.flows.delete(oldest);
-      }
-      this.flows.set(flowHash, { linkId, lastSeenMs: nowMs });
+      return flow;
     }
-    return linkId;
+    const sel = selectPaths(this.candidates(nowMs, classId), this.policies[classId]!.strategy, flowHash);
+    if (flow) {
+      // The same 5-tuple changed DSCP: treat it as its new class.
+      flow.classId = classId;
+      flow.path = sel.primary;
+      flow.path2 = sel.secondary;
+      flow.lastSeenMs = nowMs;
+      return flow;
+    }
+    if (this.flows.size >= this.maxFlows) {
+      // Map iterates in insertion order: the first key is the oldest-created flow.
+      const oldest = this.flows.keys().next().value;
+      if (oldest !== undefined) this.flows.delete(oldest);
+    }
+    flow = { classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs };
+    this.flows.set(flowHash, flow);
+    return flow;
+  }
+
+  /**
+   * Re-chooses paths for the flows matching `which`. One event per (class, from -> to) with the
+   * reason, e.g. "voice: mpls -> inet (mpls loss 4.1% > 1%) [3 flows]". Returns flows moved.
+   */
+  private resteer(nowMs: number, which: (f: FlowEntry) => boolean, reason: string, onlyClass = -1): number {
+    const groups = new Map<string, { classId: number; from: string; to: string; n: number }>();
+    const cands = new Map<number, PathCandidate[]>();
+    let moved = 0;
+    for (const [hash, f] of this.flows) {
+      if ((onlyClass >= 0 && f.classId !== onlyClass) || !which(f)) continue;
+      let c = cands.get(f.classId);
+      if (!c) cands.set(f.classId, (c = this.candidates(nowMs, f.classId)));
+      const sel = selectPaths(c, this.policies[f.classId]!.strategy, hash);
+      if (sel.primary === f.path && sel.secondary === f.path2) continue;
+      const from = this.pathLabel(f.path, f.path2);
+      f.path = sel.primary;
+      f.path2 = sel.secondary;
+      const to = this.pathLabel(f.path, f.path2);
+      moved++;
+      this.classMoves[f.classId]!++;
+      const key = `${f.classId}|${from}|${to}`;
+      const g = groups.get(key);
+      if (g) g.n++;
+      else groups.set(key, { classId: f.classId, from, to, n: 1 });
+    }
+    this.flowMoves += moved;
+    for (const g of groups.values()) {
+      this.emit(nowMs, 'flowMoved', undefined, `${this.policies[g.classId]!.name}: ${g.from} -> ${g.to} (${reason})${g.n > 1 ? ` [${g.n} flows]` : ''}`);
+    }
+    return moved;
+  }
+
+  private pathLabel(a: number, b: number): string {
+    const n = (i: number): string => this.paths[i]?.name ?? 'none';
+    return b >= 0 ? `${n(a)}+${n(b)}` : n(a);
+  }
+
+  /** A path came back after hold-down: take back flows on worse tiers or clearly worse paths. */
+  private onPathRecovered(nowMs: number, p: PathRuntime, onlyClass = -1): void {
+    const tierRank = (t: CostTier): number => (t === 'primary' ? 0 : t === 'overflow' ? 1 : 2);
+    const recScore = pathScore(this.metrics(nowMs, p, SHORT_WINDOW_MS));
+    this.resteer(
+      nowMs,
+      (f) => {
+        if (!p.inSla[f.classId]) return false;
+        const cur = this.paths[f.path]!;
+        if (!this.usable(cur) || !cur.inSla[f.classId]) return true;
+        if (tierRank(cur.tier) > tierRank(p.tier)) return true;
+        const strategy = this.policies[f.classId]!.strategy;
+        if (strategy === 'duplicate') return f.path2 < 0;
+        if (strategy === 'best') return recScore < pathScore(this.metrics(nowMs, cur, SHORT_WINDOW_MS)) * REVERT_SCORE_RATIO;
+        return false;
+      },
+      onlyClass >= 0 ? `${p.name} back within ${this.policies[onlyClass]!.name} SLA` : `${p.name} recovered`,
+      onlyClass,
+    );
   }
 
   private sweepFlows(nowMs: number): void {
@@ -360,30 +594,67 @@ export class Edge {
     }
   }
 
-  private sendProbe(nowMs: number, link: LinkRuntime): void {
-    link.probeSeq = (link.probeSeq + 1) >>> 0;
+  private rearmPathTimers(nowMs: number): void {
+    let dead = Infinity;
+    let reuse = Infinity;
+    for (const p of this.paths) {
+      const d = p.sm.deadDeadlineMs();
+      if (d < dead) dead = d;
+      const r = p.sm.reuseCheckMs(nowMs);
+      if (r < reuse) reuse = r;
+    }
+    this.timers[Timer.PathDead] = dead;
+    this.timers[Timer.Reuse] = reuse <= nowMs ? nowMs + this.probeIntervalMs : reuse;
+  }
+
+  private sampleRate(nowMs: number, p: PathRuntime): void {
+    const dt = nowMs - p.rateMarkMs;
+    if (dt < 250) return;
+    const rate = ((p.txBytes - p.rateMarkBytes) * 8 * 1000) / dt;
+    p.txRateBps = p.txRateBps === 0 ? rate : p.txRateBps + (rate - p.txRateBps) / 4;
+    p.rateMarkBytes = p.txBytes;
+    p.rateMarkMs = nowMs;
+  }
+
+  // ---- send --------------------------------------------------------------------------------
+
+  private sendData(p: PathRuntime, packet: Uint8Array, dscp: number, dupSeq: number): void {
+    p.txSeq = (p.txSeq + 1) >>> 0;
+    const bytes = encodeDataDatagram(0, 0, p.id, p.txSeq, packet, 0, 0, dupSeq);
+    p.txDataPackets++;
+    this.transmit(p, p.remote, bytes, dscp);
+  }
+
+  private sendProbe(nowMs: number, p: PathRuntime): void {
+    p.txSeq = (p.txSeq + 1) >>> 0;
     const frame = encodeFrame({
       kind: 'probe',
-      probe: { link: link.id, seq: link.probeSeq, txUs: Math.round(nowMs * 1000), dscp: link.dscp },
+      probe: {
+        link: p.id,
+        seq: p.txSeq,
+        txUs: Math.round(nowMs * 1000),
+        dscp: p.dscp,
+        report: { received: p.stats.rxReceived, highestSeq: p.stats.rxHighestSeq },
+      },
     });
-    this.transmit(link, encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: frame }));
+    this.transmitPlain(p, p.remote, frame, p.dscp);
   }
 
-  private sendHello(link: LinkRuntime): void {
-    link.helloSent = true;
-    const frame = encodeFrame({ kind: 'control', control: { hello: { link: link.id, linkName: link.name, site: this.site } } });
-    this.transmit(link, encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: frame }));
+  private sendHello(p: PathRuntime): void {
+    p.helloSent = true;
+    const frame = encodeFrame({ kind: 'control', control: { hello: { link: p.id, linkName: p.name, site: this.site } } });
+    this.transmitPlain(p, p.remote, frame, p.dscp);
   }
 
-  private transmit(link: LinkRuntime, bytes: Uint8Array): void {
-    this.transmitTo(link, link.remote, bytes);
+  private transmitPlain(p: PathRuntime, to: Endpoint, frame: Uint8Array, dscp: number): void {
+    this.transmit(p, to, encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: frame }), dscp);
   }
 
-  private transmitTo(link: LinkRuntime, to: Endpoint, bytes: Uint8Array): void {
+  private transmit(p: PathRuntime, to: Endpoint, bytes: Uint8Array, dscp: number): void {
     if (this.transmits.length >= MAX_TRANSMIT_QUEUE) return this.drop('transmitQueueFull');
-    link.txPackets++;
-    link.txBytes += bytes.length;
-    this.transmits.push({ linkId: link.id, to, dscp: link.dscp, bytes });
+    p.txPackets++;
+    p.txBytes += bytes.length;
+    this.transmits.push({ linkId: p.id, to, dscp, bytes });
   }
 
   private deliver(packet: Uint8Array): void {

@@ -37,9 +37,9 @@ export const DROP_REASONS = [
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
-export type LinkState = 'up' | 'down';
+export type LinkState = 'up' | 'degraded' | 'down' | 'drained';
 
-export type EdgeEventKind = 'linkUp' | 'linkDown' | 'flowMoved' | 'peerHello' | 'config';
+export type EdgeEventKind = 'linkUp' | 'linkDown' | 'pathState' | 'sla' | 'flowMoved' | 'peerHello' | 'config';
 
 /** A state change for logs and the dashboard, with its reason in words. */
 export interface EdgeEvent {
@@ -54,11 +54,31 @@ export interface LinkSnapshot {
   id: number;
   name: string;
   state: LinkState;
+  tier: 'primary' | 'overflow' | 'backup';
   remote: string;
   /** Smoothed round-trip time from probes, excluding the peer's hold time; undefined until measured. */
   rttMs: number | undefined;
+  rttP50Ms: number | undefined;
+  rttP99Ms: number | undefined;
+  /** RFC 3550 interarrival jitter of the peer's probes. */
+  jitterMs: number;
+  /** Loss of what we send (reported by the peer) and of what we receive, over ~1 s and ~30 s. */
+  txLossRatio: number | undefined;
+  rxLossRatio: number | undefined;
+  txLossLongRatio: number | undefined;
+  rxLossLongRatio: number | undefined;
+  /** Loss over the whole session, per direction. */
+  txLossTotalRatio: number | undefined;
+  rxLossTotalRatio: number | undefined;
   /** Milliseconds since anything was heard on the link; undefined if never. */
   lastHeardAgoMs: number | undefined;
+  /** Times the path fell DOWN, and whether flap damping keeps it out now. */
+  flaps: number;
+  suppressed: boolean;
+  /** Smoothed send rate. */
+  txRateBps: number;
+  /** Flows whose (primary) path this is. */
+  flows: number;
   txPackets: number;
   txBytes: number;
   rxPackets: number;
@@ -70,13 +90,28 @@ export interface LinkSnapshot {
   peerLinkName: string | undefined;
 }
 
+export interface ClassSnapshot {
+  name: string;
+  strategy: string;
+  flows: number;
+  /** Links carrying this class's flows now. */
+  activeLinks: string[];
+  txPackets: number;
+  txBytes: number;
+  /** Flow moves of this class so far. */
+  moves: number;
+}
+
 export interface EdgeSnapshot {
   nowMs: number;
   site: string;
   links: LinkSnapshot[];
+  classes: ClassSnapshot[];
   flows: number;
+  flowMoves: number;
   tunPacketsIn: number;
   deliveredPackets: number;
+  duplicatesSuppressed: number;
   drops: Record<DropReason, number>;
   recentEvents: EdgeEvent[];
 }

@@ -28,9 +28,10 @@ describe('wire format v1', () => {
         fc.uint8Array({ minLength: 1, maxLength: 2000 }),
         fc.integer({ min: 0, max: 0xffffffff }),
         fc.integer({ min: 0, max: 63 }),
-        (receiver, counter, link, pathSeq, packet, fecGroup, fecIndex) => {
-          const fast = encodeDataDatagram(receiver, counter, link, pathSeq, packet, fecGroup, fecIndex);
-          const frame = encodeFrame({ kind: 'data', data: { link, pathSeq, packet, fecGroup, fecIndex } });
+        fc.integer({ min: 0, max: 0xffffffff }),
+        (receiver, counter, link, pathSeq, packet, fecGroup, fecIndex, dupSeq) => {
+          const fast = encodeDataDatagram(receiver, counter, link, pathSeq, packet, fecGroup, fecIndex, dupSeq);
+          const frame = encodeFrame({ kind: 'data', data: { link, pathSeq, packet, fecGroup, fecIndex, dupSeq } });
           const slow = encodeEnvelope({ version: 1, receiver, counter, sealed: frame });
           expect(Buffer.from(fast).equals(Buffer.from(slow))).toBe(true);
           const env = decodeEnvelope(fast);
@@ -103,7 +104,7 @@ describe('wire format v1', () => {
     const AEAD_TAG_BYTES = 16;
     const packet = new Uint8Array(1420);
     // Worst realistic case: large session id, counter beyond 2^32, path seq beyond 2^28, FEC fields set.
-    const dg = encodeDataDatagram(0xffffffff, 2 ** 40, 15, 0xfffffff0, packet, 0xfffffff0, 31);
+    const dg = encodeDataDatagram(0xffffffff, 2 ** 40, 15, 0xfffffff0, packet, 0xfffffff0, 31, 0xfffffff0);
     const overhead = dg.length - packet.length + AEAD_TAG_BYTES;
     console.log(`overlay overhead per 1420-byte data packet: ${overhead} bytes (envelope+frame ${dg.length - packet.length}, AEAD tag ${AEAD_TAG_BYTES}); budget ${OVERHEAD_BUDGET_BYTES}`);
     expect(overhead).toBeLessThanOrEqual(OVERHEAD_BUDGET_BYTES);

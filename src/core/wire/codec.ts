@@ -42,6 +42,7 @@ export interface DataFrame {
   packet: Uint8Array;
   fecGroup: number;
   fecIndex: number;
+  dupSeq: number;
 }
 
 export interface ProbeFrame {
@@ -196,18 +197,19 @@ function writeVarint(buf: Uint8Array, pos: number, v: number): number {
 }
 
 /** Size of the encoded Data frame (inside Frame) for a packet, without writing it. */
-export function dataFrameSize(link: number, pathSeq: number, packetBytes: number, fecGroup = 0, fecIndex = 0): number {
-  const inner = dataInnerSize(link, pathSeq, packetBytes, fecGroup, fecIndex);
+export function dataFrameSize(link: number, pathSeq: number, packetBytes: number, fecGroup = 0, fecIndex = 0, dupSeq = 0): number {
+  const inner = dataInnerSize(link, pathSeq, packetBytes, fecGroup, fecIndex, dupSeq);
   return 1 + varintSize(inner) + inner;
 }
 
-function dataInnerSize(link: number, pathSeq: number, packetBytes: number, fecGroup: number, fecIndex: number): number {
+function dataInnerSize(link: number, pathSeq: number, packetBytes: number, fecGroup: number, fecIndex: number, dupSeq: number): number {
   let n = 0;
   if (link !== 0) n += 1 + varintSize(link);
   if (pathSeq !== 0) n += 1 + varintSize(pathSeq);
   n += 1 + varintSize(packetBytes) + packetBytes;
   if (fecGroup !== 0) n += 1 + varintSize(fecGroup);
   if (fecIndex !== 0) n += 1 + varintSize(fecIndex);
+  if (dupSeq !== 0) n += 1 + varintSize(dupSeq);
   return n;
 }
 
@@ -223,8 +225,9 @@ export function writeDataFrame(
   packet: Uint8Array,
   fecGroup = 0,
   fecIndex = 0,
+  dupSeq = 0,
 ): number {
-  const inner = dataInnerSize(link, pathSeq, packet.length, fecGroup, fecIndex);
+  const inner = dataInnerSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq);
   out[pos++] = 0x0a; // field 1 (data), wire type 2
   pos = writeVarint(out, pos, inner);
   if (link !== 0) {
@@ -246,6 +249,10 @@ export function writeDataFrame(
   if (fecIndex !== 0) {
     out[pos++] = 0x28;
     pos = writeVarint(out, pos, fecIndex);
+  }
+  if (dupSeq !== 0) {
+    out[pos++] = 0x30;
+    pos = writeVarint(out, pos, dupSeq >>> 0);
   }
   return pos;
 }
@@ -292,11 +299,11 @@ export function writeEnvelopeHeader(out: Uint8Array, pos: number, receiver: numb
 }
 
 /** One-allocation encoder of a plaintext data datagram (envelope + frame). */
-export function encodeDataDatagram(receiver: number, counter: number, link: number, pathSeq: number, packet: Uint8Array, fecGroup = 0, fecIndex = 0): Uint8Array {
-  const frameBytes = dataFrameSize(link, pathSeq, packet.length, fecGroup, fecIndex);
+export function encodeDataDatagram(receiver: number, counter: number, link: number, pathSeq: number, packet: Uint8Array, fecGroup = 0, fecIndex = 0, dupSeq = 0): Uint8Array {
+  const frameBytes = dataFrameSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq);
   const header = envelopeHeaderSize(receiver, counter, frameBytes);
   const out = new Uint8Array(header + frameBytes);
   const pos = writeEnvelopeHeader(out, 0, receiver, counter, frameBytes);
-  writeDataFrame(out, pos, link, pathSeq, packet, fecGroup, fecIndex);
+  writeDataFrame(out, pos, link, pathSeq, packet, fecGroup, fecIndex, dupSeq);
   return out;
 }

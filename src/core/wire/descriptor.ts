@@ -100,6 +100,11 @@ export const overlayDescriptor = {
                   "type": "uint32",
                   "id": 5,
                   "protoName": "fec_index"
+                },
+                "dupSeq": {
+                  "type": "uint32",
+                  "id": 6,
+                  "protoName": "dup_seq"
                 }
               }
             },

@@ -1,0 +1,121 @@
+/**
+ * The `braid` command. Exit codes (DESIGN.md section 6): 0 ok, 1 runtime failure or failed
+ * expectation, 2 usage or configuration error. Errors are one line: `braid: <what>; fix: <how>`.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { BraidError, ErrorCode, isBraidError } from '../core/errors.ts';
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  up: {
+    summary: 'run the edge: TUN device, one UDP socket per WAN link, the overlay to the peer',
+    usage: 'braid up -c FILE [--log-level LEVEL]',
+    options: { config: { type: 'string', short: 'c' }, 'log-level': { type: 'string' } },
+    async run(v) {
+      const { runUp } = await import('./up.ts');
+      return runUp(requireConfigPath(v), typeof v['log-level'] === 'string' ? v['log-level'] : undefined);
+    },
+  },
+  check: {
+    summary: 'validate a configuration file (schema and interfaces) and exit',
+    usage: 'braid check -c FILE',
+    options: { config: { type: 'string', short: 'c' }, 'skip-interfaces': { type: 'boolean' } },
+    async run(v) {
+      const { loadConfig, checkInterfaces } = await import('../control/config.ts');
+      const path = requireConfigPath(v);
+      const cfg = loadConfig(path);
+      if (!v['skip-interfaces']) checkInterfaces(cfg, path);
+      process.stdout.write(`${path}: ok (site ${cfg.site}, ${cfg.links.length} links: ${cfg.links.map((l) => `${l.name}@${l.interface}`).join(', ')}; peer ${cfg.peers[0]!.name})\n`);
+      return 0;
+    },
+  },
+  demo: {
+    summary: 'the built-in two-site demo in the simulator: three WAN links, a blackout and a recovery',
+    usage: 'braid demo [--seconds N] [--speed X] [--seed N]',
+    options: { seconds: { type: 'string' }, speed: { type: 'string' }, seed: { type: 'string' } },
+    async run(v) {
+      const { runDemo } = await import('./demo.ts');
+      return runDemo({
+        seconds: numberOption(v, 'seconds', 30, 1, 3600),
+        speed: numberOption(v, 'speed', 1, 0.1, 1000),
+        seed: numberOption(v, 'seed', 1, 0, 2 ** 32 - 1),
+      });
+    },
+  },
+};
+
+function requireConfigPath(v: Record<string, string | boolean | undefined>): string {
+  const c = v.config;
+  if (typeof c !== 'string' || c === '') throw new BraidError(ErrorCode.USAGE, 'missing -c FILE', { fix: 'pass the configuration file, e.g. braid up -c /etc/braid/braid.yaml' });
+  return c;
+}
+
+function numberOption(v: Record<string, string | boolean | undefined>, name: string, dflt: number, min: number, max: number): number {
+  const raw = v[name];
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || !Number.isFinite(n) || n < min || n > max) {
+    throw new BraidError(ErrorCode.USAGE, `--${name} ${String(raw)}: expected a number from ${min} to ${max}`, { fix: `e.g. --${name} ${dflt}` });
+  }
+  return n;
+}
+
+function help(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    'braid: SD-WAN edge overlay (multipath, encrypted, FEC-protected IP tunnel over every WAN link)',
+    '',
+    'usage: braid COMMAND [options]      braid COMMAND --help for its options',
+    '',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'exit codes: 0 ok, 1 runtime failure, 2 usage or configuration error',
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(help());
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write('braid 0.1.0\n');
+    return 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    process.stderr.write(`braid: unknown command "${name}"; fix: run \`braid --help\` for the list\n`);
+    return 2;
+  }
+  try {
+    if (rest.includes('--help') || rest.includes('-h')) {
+      const opts = Object.entries(cmd.options)
+        .map(([k, o]) => `  ${o.short ? `-${o.short}, ` : '    '}--${k}${o.type === 'string' ? ' VALUE' : ''}`)
+        .join('\n');
+      process.stdout.write(`${cmd.usage}\n\n${cmd.summary}\n\noptions:\n${opts}\n`);
+      return 0;
+    }
+    let parsed;
+    try {
+      parsed = parseArgs({ args: rest, options: cmd.options, allowPositionals: true, strict: true });
+    } catch (e) {
+      throw new BraidError(ErrorCode.USAGE, `${name}: ${(e as Error).message}`, { fix: `usage: ${cmd.usage}` });
+    }
+    return await cmd.run(parsed.values as Record<string, string | boolean | undefined>, parsed.positionals);
+  } catch (e) {
+    if (isBraidError(e)) {
+      process.stderr.write(`braid: ${e.oneLine()}\n`);
+      return e.exitCode;
+    }
+    process.stderr.write(`braid: internal error: ${(e as Error).stack ?? String(e)}\n`);
+    return 1;
+  }
+}

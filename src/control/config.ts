@@ -1,0 +1,185 @@
+/**
+ * Site configuration: one YAML file, validated at load with zod. Every problem becomes one
+ * BraidError line naming the field and the fix, e.g.
+ *   config /etc/braid/braid.yaml: links[1].interface: interface "eth9" does not exist on this box; fix: ...
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { BraidError, ErrorCode } from '../core/errors.ts';
+import { DEFAULT_LISTEN_PORT, DEFAULT_TUN_MTU, MAX_LINKS } from '../core/constants.ts';
+
+const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+const IFNAME_RE = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+/** "100mbit", "1.5gbit", "800kbit", or a number of bits per second. */
+const bandwidth = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^(\d+(?:\.\d+)?)\s*(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)?$/i.exec(v.trim());
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `expected a rate like "100mbit" or a number of bit/s, got "${v}"` });
+    return z.NEVER;
+  }
+  const n = Number(m[1]);
+  const unit = (m[2] ?? 'bit').toLowerCase();
+  const mult: Record<string, number> = { bit: 1, kbit: 1e3, mbit: 1e6, gbit: 1e9, bps: 8, kbps: 8e3, mbps: 8e6, gbps: 8e9 };
+  return Math.round(n * mult[unit]!);
+});
+
+const ipv4 = z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/, 'expected an IPv4 address like 192.0.2.1');
+const cidr = z.string().regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}\/(3[0-2]|[12]?\d)$/, 'expected an IPv4 prefix like 10.0.0.1/30');
+const endpoint = z
+  .string()
+  .regex(/^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}:\d{1,5}$/, 'expected "address:port" like 192.0.2.20:51900')
+  .transform((s) => {
+    const i = s.lastIndexOf(':');
+    return { address: s.slice(0, i), port: Number(s.slice(i + 1)) };
+  })
+  .refine((e) => e.port > 0 && e.port < 65536, 'port must be 1..65535');
+const key = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$/, 'expected a base64 X25519 key (44 characters, as printed by `braid pubkey`)');
+
+export const linkSchema = z.strictObject({
+  name: z.string().regex(NAME_RE, 'expected a short lowercase name like "mpls" (a-z, 0-9, - and _, at most 32)'),
+  interface: z.string().regex(IFNAME_RE, 'expected a Linux interface name like "eth1"'),
+  bind: ipv4.default('0.0.0.0'),
+  port: z.number().int().min(1).max(65535).default(DEFAULT_LISTEN_PORT),
+  bandwidthUp: bandwidth.optional(),
+  bandwidthDown: bandwidth.optional(),
+  costTier: z.enum(['primary', 'overflow', 'backup']).default('primary'),
+  dscp: z.number().int().min(0).max(63).default(0),
+});
+
+export const peerSchema = z.strictObject({
+  name: z.string().regex(NAME_RE, 'expected a short lowercase name like "hub"'),
+  publicKey: key.optional(),
+  /** Peer endpoint per local link name. */
+  endpoints: z.record(z.string(), endpoint),
+  /** Site prefixes reachable through this peer (routed into the TUN). */
+  prefixes: z.array(cidr).max(256).default([]),
+});
+
+export const configSchema = z.strictObject({
+  site: z.string().regex(NAME_RE, 'expected a short lowercase site name like "branch-1"'),
+  privateKeyFile: z.string().min(1).optional(),
+  tun: z
+    .strictObject({
+      name: z.string().regex(IFNAME_RE, 'expected an interface name like "braid0"').default('braid0'),
+      address: cidr,
+      mtu: z.number().int().min(576).max(9000).default(DEFAULT_TUN_MTU),
+    }),
+  links: z.array(linkSchema).min(1, 'at least one link is needed').max(MAX_LINKS, `at most ${MAX_LINKS} links`),
+  peers: z.array(peerSchema).min(1, 'one peer is needed').max(1, 'this version supports one peer per edge'),
+  log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).default({ level: 'info' }),
+  control: z.strictObject({ socket: z.string().default('/run/braid/braid.sock') }).default({ socket: '/run/braid/braid.sock' }),
+  metrics: z.strictObject({ listen: z.string().regex(/^[^:]+:\d+$/, 'expected "address:port" like 127.0.0.1:9731').default('127.0.0.1:9731'), enabled: z.boolean().default(true) }).optional(),
+});
+
+export type BraidConfig = z.output<typeof configSchema>;
+export type LinkConfig = z.output<typeof linkSchema>;
+
+function fieldPath(path: ReadonlyArray<PropertyKey>): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
+  return out || '(top level)';
+}
+
+/** Validates a parsed YAML document. `source` names the file in messages. */
+export function validateConfig(doc: unknown, source: string): BraidConfig {
+  const res = configSchema.safeParse(doc);
+  if (!res.success) {
+    const issue = res.error.issues[0]!;
+    const field = fieldPath(issue.path);
+    let msg = issue.message;
+    let fix = `correct ${field} in ${source} (see README "Configuration")`;
+    if (issue.code === 'unrecognized_keys') {
+      msg = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+      fix = `remove or rename ${issue.keys.join(', ')} (check the spelling against README "Configuration")`;
+    } else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
+      msg = `missing (${issue.message.replace(/^Invalid input: /, '')})`;
+      fix = `add ${field} to ${source}`;
+    }
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: ${field}: ${msg}`, { field, fix });
+  }
+  const cfg = res.data;
+  // Cross-field rules zod can't express locally.
+  const names = new Set<string>();
+  cfg.links.forEach((l, i) => {
+    if (names.has(l.name)) {
+      throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: links[${i}].name: duplicate link name "${l.name}"`, {
+        field: `links[${i}].name`,
+        fix: 'give every link a unique name',
+      });
+    }
+    names.add(l.name);
+  });
+  const binds = new Set<string>();
+  cfg.links.forEach((l, i) => {
+    const k = `${l.bind}:${l.port}:${l.interface}`;
+    if (binds.has(k)) {
+      throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: links[${i}].port: two links bind ${l.bind}:${l.port} on ${l.interface}`, {
+        field: `links[${i}].port`,
+        fix: 'give each link its own port or interface',
+      });
+    }
+    binds.add(k);
+  });
+  cfg.peers.forEach((p, pi) => {
+    for (const linkName of Object.keys(p.endpoints)) {
+      if (!names.has(linkName)) {
+        throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: peers[${pi}].endpoints.${linkName}: no link named "${linkName}"`, {
+          field: `peers[${pi}].endpoints.${linkName}`,
+          fix: `use one of the link names: ${[...names].join(', ')}`,
+        });
+      }
+    }
+    cfg.links.forEach((l) => {
+      if (!p.endpoints[l.name]) {
+        throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: peers[${pi}].endpoints: no endpoint for link "${l.name}"`, {
+          field: `peers[${pi}].endpoints.${l.name}`,
+          fix: `add "${l.name}: ADDRESS:PORT" (the peer's address reached over ${l.name})`,
+        });
+      }
+    });
+  });
+  return cfg;
+}
+
+export function parseConfigText(text: string, source: string): BraidConfig {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { prettyErrors: false });
+  } catch (e) {
+    const where = e instanceof YAMLParseError && e.linePos ? ` line ${e.linePos[0].line}` : '';
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}:${where}: not valid YAML: ${msg}`, { fix: 'fix the YAML syntax (indentation, quotes, colons)' });
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: expected a YAML mapping with site, tun, links and peers`, { fix: 'start from the example in README "Configuration"' });
+  }
+  return validateConfig(doc, source);
+}
+
+export function loadConfig(path: string): BraidConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${path}: cannot read (${code ?? 'error'})`, {
+      fix: code === 'ENOENT' ? 'pass the right path with -c FILE' : 'check the file permissions',
+    });
+  }
+  return parseConfigText(text, path);
+}
+
+/** Checks that every configured interface exists on this box (`braid check` and `braid up`). */
+export function checkInterfaces(cfg: BraidConfig, source: string, exists: (ifname: string) => boolean = (n) => existsSync(`/sys/class/net/${n}`)): void {
+  cfg.links.forEach((l, i) => {
+    if (!exists(l.interface)) {
+      throw new BraidError(ErrorCode.INTERFACE_MISSING, `config ${source}: links[${i}].interface: interface "${l.interface}" does not exist on this box`, {
+        field: `links[${i}].interface`,
+        fix: `use one of the interfaces in \`ip -br link\`, or bring ${l.interface} up first`,
+      });
+    }
+  });
+}

@@ -1,0 +1,212 @@
+/**
+ * Statistics of one path (local link x remote endpoint), fed by probes, probe replies, data
+ * frames and the peer's receive reports.
+ *
+ * - RTT: from probe replies, STAMP-style: rtt = (now - tx) - peer hold time, so the peer's
+ *   processing time is excluded. Smoothed (RFC 6298 weights) plus a ring of recent samples for
+ *   percentiles.
+ * - Jitter: RFC 3550 section 6.4.1 interarrival jitter on probes: D = (Rj - Ri) - (Sj - Si),
+ *   J += (|D| - J) / 16. The peer's clock offset cancels in D.
+ * - Loss, per direction:
+ *     rx (peer -> us): from the per-path sequence numbers we receive (probes and data share one
+ *       sequence space per path), counted in receive buckets over short and long windows.
+ *     tx (us -> peer): from the peer's reports {received, highestSeq} carried in its probes;
+ *       loss over a window = 1 - d(received) / d(highestSeq) between two reports.
+ *   Short window ~1 s (fast reaction), long window ~30 s (what the dashboard shows).
+ */
+
+export const SHORT_WINDOW_MS = 1000;
+export const LONG_WINDOW_MS = 30_000;
+/** Ring of recent RTT samples for percentiles (30 s of 100 ms probes). */
+const RTT_SAMPLES_KEPT = 300;
+/** Reports kept for tx-loss windows (about 30 s at one per 100 ms). */
+const REPORTS_KEPT = 320;
+/** Receive-side buckets of 100 ms for rx loss windows. */
+const RX_BUCKET_MS = 100;
+const RX_BUCKETS = LONG_WINDOW_MS / RX_BUCKET_MS + 1;
+/** Below this many packets in a window the loss estimate is not trusted. */
+export const MIN_LOSS_SAMPLES = 10;
+
+interface Report {
+  atMs: number;
+  received: number;
+  highestSeq: number;
+}
+
+export class PathStats {
+  srttMs: number | undefined;
+  rttVarMs = 0;
+  minRttMs = Infinity;
+  lastRttMs: number | undefined;
+  jitterMs = 0;
+  private readonly rttRing = new Float64Array(RTT_SAMPLES_KEPT);
+  private rttCount = 0;
+  private lastProbeTransit: number | undefined;
+
+  // rx direction
+  /** Packets received on this path (wrapping uint32 on the wire). */
+  rxReceived = 0;
+  rxHighestSeq = 0;
+  private rxSeqBase: number | undefined;
+  private readonly rxBucketRecv = new Uint32Array(RX_BUCKETS);
+  private readonly rxBucketExpected = new Uint32Array(RX_BUCKETS);
+  private rxBucketEpoch = -1;
+
+  /** Sequence numbers expected so far (highest - first + 1, through restarts). */
+  rxExpectedTotal = 0;
+
+  // tx direction
+  private readonly reports: Report[] = [];
+  private firstReport: Report | undefined;
+
+  // ---- RTT and jitter --------------------------------------------------------------------
+
+  onRttSample(rttMs: number): void {
+    if (!(rttMs >= 0) || !Number.isFinite(rttMs)) return;
+    this.lastRttMs = rttMs;
+    if (this.srttMs === undefined) {
+      this.srttMs = rttMs;
+      this.rttVarMs = rttMs / 2;
+    } else {
+      this.rttVarMs += (Math.abs(this.srttMs - rttMs) - this.rttVarMs) / 4;
+      this.srttMs += (rttMs - this.srttMs) / 8;
+    }
+    if (rttMs < this.minRttMs) this.minRttMs = rttMs;
+    this.rttRing[this.rttCount % RTT_SAMPLES_KEPT] = rttMs;
+    this.rttCount++;
+  }
+
+  /** A probe sent at peer time `txMs` arrived at our time `nowMs`. */
+  onProbeArrival(nowMs: number, txMs: number): void {
+    const transit = nowMs - txMs;
+    if (this.lastProbeTransit !== undefined) {
+      const d = Math.abs(transit - this.lastProbeTransit);
+      this.jitterMs += (d - this.jitterMs) / 16;
+    }
+    this.lastProbeTransit = transit;
+  }
+
+  /** RTT percentile (0..100) over the recent samples; undefined before any. */
+  rttPercentileMs(p: number): number | undefined {
+    const n = Math.min(this.rttCount, RTT_SAMPLES_KEPT);
+    if (n === 0) return undefined;
+    const sorted = Array.from(this.rttRing.subarray(0, n)).sort((a, b) => a - b);
+    const idx = Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1));
+    return sorted[idx];
+  }
+
+  // ---- rx direction ----------------------------------------------------------------------
+
+  /** A frame with per-path sequence `seq` arrived on this path. */
+  onReceiveSeq(nowMs: number, seq: number): void {
+    this.rxReceived = (this.rxReceived + 1) >>> 0;
+    this.rollRxBuckets(nowMs);
+    const bucket = Math.floor(nowMs / RX_BUCKET_MS) % RX_BUCKETS;
+    this.rxBucketRecv[bucket]!++;
+    if (this.rxSeqBase === undefined) {
+      this.rxSeqBase = seq;
+      this.rxHighestSeq = seq;
+      this.rxBucketExpected[bucket]!++;
+      this.rxExpectedTotal++;
+      return;
+    }
+    // Serial-number arithmetic (RFC 1982) on uint32 sequences.
+    const ahead = (seq - this.rxHighestSeq) | 0;
+    if (ahead > 0) {
+      // `ahead` new sequence numbers are now expected; gaps are losses until filled.
+      this.rxBucketExpected[bucket] = this.rxBucketExpected[bucket]! + Math.min(ahead, 1_000_000);
+      this.rxExpectedTotal += Math.min(ahead, 1_000_000);
+      this.rxHighestSeq = seq >>> 0;
+    } else if (ahead < -1_000_000) {
+      // The peer restarted its sequence: start over.
+      this.rxSeqBase = seq;
+      this.rxHighestSeq = seq;
+      this.rxBucketExpected[bucket]!++;
+      this.rxExpectedTotal++;
+    }
+    // A late (reordered) packet fills a gap counted earlier: received rises, expected does not.
+  }
+
+  private rollRxBuckets(nowMs: number): void {
+    const epoch = Math.floor(nowMs / RX_BUCKET_MS);
+    if (this.rxBucketEpoch < 0) {
+      this.rxBucketEpoch = epoch;
+      return;
+    }
+    const steps = Math.min(epoch - this.rxBucketEpoch, RX_BUCKETS);
+    for (let i = 1; i <= steps; i++) {
+      const b = (this.rxBucketEpoch + i) % RX_BUCKETS;
+      this.rxBucketRecv[b] = 0;
+      this.rxBucketExpected[b] = 0;
+    }
+    if (epoch > this.rxBucketEpoch) this.rxBucketEpoch = epoch;
+  }
+
+  /** Loss of the peer -> us direction over the last `windowMs`; undefined with too few samples. */
+  rxLossRatio(nowMs: number, windowMs: number): number | undefined {
+    this.rollRxBuckets(nowMs);
+    const n = Math.min(Math.ceil(windowMs / RX_BUCKET_MS), RX_BUCKETS - 1);
+    let recv = 0;
+    let expected = 0;
+    const epoch = Math.floor(nowMs / RX_BUCKET_MS);
+    // Skip the current (partial) bucket: its gaps may still be filled by reordered packets.
+    for (let i = 1; i <= n; i++) {
+      const b = (((epoch - i) % RX_BUCKETS) + RX_BUCKETS) % RX_BUCKETS;
+      recv += this.rxBucketRecv[b]!;
+      expected += this.rxBucketExpected[b]!;
+    }
+    if (expected < MIN_LOSS_SAMPLES) return undefined;
+    return Math.max(0, Math.min(1, 1 - recv / expected));
+  }
+
+  // ---- tx direction ----------------------------------------------------------------------
+
+  /** The peer reports what it received from us on this path. */
+  onPeerReport(nowMs: number, received: number, highestSeq: number): void {
+    const last = this.reports[this.reports.length - 1];
+    if (last && ((highestSeq - last.highestSeq) | 0) < 0) return; // stale (reordered) report
+    const r = { atMs: nowMs, received: received >>> 0, highestSeq: highestSeq >>> 0 };
+    this.reports.push(r);
+    this.firstReport ??= r;
+    if (this.reports.length > REPORTS_KEPT) this.reports.shift();
+  }
+
+  /** Loss of the us -> peer direction over about the last `windowMs`; undefined with too few samples. */
+  txLossRatio(nowMs: number, windowMs: number): number | undefined {
+    const n = this.reports.length;
+    if (n < 2) return undefined;
+    const last = this.reports[n - 1]!;
+    if (nowMs - last.atMs > windowMs + LONG_WINDOW_MS) return undefined;
+    let first = last;
+    for (let i = n - 2; i >= 0; i--) {
+      first = this.reports[i]!;
+      if (last.atMs - first.atMs >= windowMs) break;
+    }
+    const expected = (last.highestSeq - first.highestSeq) >>> 0;
+    const received = (last.received - first.received) >>> 0;
+    if (expected < MIN_LOSS_SAMPLES) return undefined;
+    return Math.max(0, Math.min(1, 1 - received / expected));
+  }
+
+  /** Loss of the us -> peer direction since the first report (the whole session). */
+  txLossTotalRatio(): number | undefined {
+    const last = this.reports[this.reports.length - 1];
+    const first = this.firstReport;
+    if (!first || !last) return undefined;
+    const expected = (last.highestSeq - first.highestSeq) >>> 0;
+    if (expected < MIN_LOSS_SAMPLES) return undefined;
+    return Math.max(0, 1 - ((last.received - first.received) >>> 0) / expected);
+  }
+
+  /** Loss of the peer -> us direction over the whole session. */
+  rxLossTotalRatio(): number | undefined {
+    if (this.rxExpectedTotal < MIN_LOSS_SAMPLES) return undefined;
+    return Math.max(0, 1 - this.rxReceived / this.rxExpectedTotal);
+  }
+
+  /** Forget the direction measurements (after the peer restarted). */
+  resetTx(): void {
+    this.reports.length = 0;
+    this.firstReport = undefined;
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * Duplicate suppression for duplicated classes: the sender stamps each duplicated packet with one
+ * sequence number (the same on both copies); the receiver delivers the first copy and drops the
+ * second. A sliding bitmap window (as in RFC 6479) of DEDUPE_WINDOW sequence numbers: copies
+ * arriving further apart than that (impossible at sane rates: 8192 packets) count as new.
+ */
+export const DEDUPE_WINDOW = 8192;
+const WORDS = DEDUPE_WINDOW / 32;
+
+export class DedupeWindow {
+  private readonly bits = new Uint32Array(WORDS);
+  private highest = -1;
+
+  /** True if `seq` is new (deliver it), false if it is a duplicate or too old. */
+  accept(seq: number): boolean {
+    seq = seq >>> 0;
+    if (this.highest < 0) {
+      this.highest = seq;
+      this.set(seq);
+      return true;
+    }
+    const ahead = (seq - this.highest) | 0;
+    if (ahead > 0) {
+      // Clear the words we slide over.
+      const steps = Math.min(ahead, DEDUPE_WINDOW);
+      for (let i = 1; i <= steps; i++) this.clear((this.highest + i) >>> 0);
+      this.highest = seq;
+      this.set(seq);
+      return true;
+    }
+    if (-ahead >= DEDUPE_WINDOW) {
+      // Far behind: either ancient or the peer restarted its counter. Treat a big jump back as restart.
+      if (-ahead > DEDUPE_WINDOW * 4) {
+        this.bits.fill(0);
+        this.highest = seq;
+        this.set(seq);
+        return true;
+      }
+      return false;
+    }
+    if (this.isSet(seq)) return false;
+    this.set(seq);
+    return true;
+  }
+
+  private set(seq: number): void {
+    const bit = seq % DEDUPE_WINDOW;
+    this.bits[bit >>> 5]! |= 1 << (bit & 31);
+  }
+
+  private clear(seq: number): void {
+    const bit = seq % DEDUPE_WINDOW;
+    this.bits[bit >>> 5]! &= ~(1 << (bit & 31));
+  }
+
+  private isSet(seq: number): boolean {
+    const bit = seq % DEDUPE_WINDOW;
+    return (this.bits[bit >>> 5]! & (1 << (bit & 31))) !== 0;
+  }
+}
