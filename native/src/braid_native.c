@@ -468,6 +468,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
 // 2. Receive: poll-driven batch reader
 
 typedef struct reader {
+  struct reader *next;  // the env's list of live readers, so closeFd can stop a forgotten one
   napi_env env;
   uv_poll_t poll;
   int fd;
@@ -494,6 +495,28 @@ typedef struct reader {
   uint8_t control[BATCH_MAX][64];
 } reader_t;
 
+// Per-env (per worker) state: the readers whose poll handle is not yet closed.
+typedef struct {
+  reader_t *readers;
+} instance_t;
+
+static instance_t *instance_of(napi_env env) {
+  void *data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
+
+static void unlink_reader(reader_t *r) {
+  instance_t *inst = instance_of(r->env);
+  if (!inst) return;
+  for (reader_t **p = &inst->readers; *p; p = &(*p)->next) {
+    if (*p == r) {
+      *p = r->next;
+      return;
+    }
+  }
+}
+
 static void reader_maybe_free(reader_t *r) {
   if (r->handle_closed && !r->external_alive) free(r);
 }
@@ -505,6 +528,8 @@ static void reader_on_closed(uv_handle_t *h) {
     r->cleanup_hook = NULL;
   }
   r->handle_closed = true;
+  // At env teardown the instance data may already be gone; the list dies with it anyway.
+  if (!r->teardown) unlink_reader(r);
   reader_maybe_free(r);
 }
 
@@ -556,9 +581,9 @@ static void reader_call(reader_t *r, napi_ref fn_ref, size_t argc, napi_value *a
   napi_env env = r->env;
   napi_value fn, recv, result;
   if (!fn_ref || napi_get_reference_value(env, fn_ref, &fn) != napi_ok || fn == NULL) return;
-  napi_get_undefined(env, &recv);
+  // napi_make_callback wants an object receiver (undefined fails with napi_object_expected).
+  napi_get_global(env, &recv);
   napi_status status = napi_make_callback(env, r->async_context, recv, fn, argc, argv, &result);
-  fprintf(stderr, "DEBUG make_callback status %d\n", status);
   if (status == napi_pending_exception) {
     napi_value exc;
     if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) napi_fatal_exception(env, exc);
@@ -579,7 +604,7 @@ static void reader_fail(reader_t *r, const char *syscall, int err) {
   napi_value exc;
   if (napi_get_and_clear_last_exception(env, &exc) != napi_ok) return;
   napi_value recv, result, resource;
-  napi_get_undefined(env, &recv);
+  napi_get_global(env, &recv);
   // The reader's async context was destroyed by reader_stop; a fresh one for this last call.
   napi_async_context ctx = NULL;
   napi_value name;
@@ -790,6 +815,11 @@ static napi_value start_reader(napi_env env, napi_callback_info info) {
     return throw_errno(env, "uv_poll_start", NULL, -rc);
   }
   napi_add_async_cleanup_hook(env, reader_on_env_cleanup, r, &r->cleanup_hook);
+  instance_t *inst = instance_of(env);
+  if (inst) {
+    r->next = inst->readers;
+    inst->readers = r;
+  }
 
   napi_value handle;
   if (napi_create_external(env, r, reader_on_external_finalize, NULL, &handle) != napi_ok) {
@@ -972,7 +1002,8 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------
 // 4. Teardown
 
-// closeFd(fd): stop any reader on the fd first (epoll must not watch a closed fd).
+// closeFd(fd). Stops any reader still polling the fd first: libuv must not keep a watcher on
+// a closed fd number, which the next open() may reuse.
 static napi_value close_fd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -980,6 +1011,10 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
   if (argc < 1) return throw_type(env, "closeFd", "expected (fd)");
   int32_t fd;
   if (!get_i32(env, argv[0], "closeFd", "fd", 0, INT32_MAX, &fd)) return NULL;
+  instance_t *inst = instance_of(env);
+  for (reader_t *r = inst ? inst->readers : NULL; r; r = r->next) {
+    if (r->fd == fd && !r->stopped) reader_stop(r);
+  }
   // close() must not be retried on EINTR on Linux: the fd is already gone.
   if (close(fd) < 0 && errno != EINTR) return throw_errno(env, "close", NULL, errno);
   return undefined(env);
@@ -987,7 +1022,18 @@ static napi_value close_fd(napi_env env, napi_callback_info info) {
 
 // ---------------------------------------------------------------------------------------
 
+static void instance_finalize(napi_env env, void *data, void *hint) {
+  // Readers are closed by their async cleanup hooks; only the list head is ours to free.
+  free(data);
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  instance_t *inst = calloc(1, sizeof *inst);
+  if (!inst || napi_set_instance_data(env, inst, instance_finalize, NULL) != napi_ok) {
+    free(inst);
+    napi_throw_error(env, "ERR_BRAID_NATIVE", "braid_native: cannot allocate instance data");
+    return NULL;
+  }
   napi_property_descriptor props[] = {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL},

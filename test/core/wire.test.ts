@@ -65,7 +65,7 @@ describe('wire format v1', () => {
       expect(back.ok).toBe(true);
       if (!back.ok) continue;
       expect(back.value.kind).toBe(f.kind);
-      expect(plain(back.value)).toMatchObject(plain(f));
+      expect(plain(back.value)).toMatchObject(plain(f) as Record<string, unknown>);
     }
   });
 

@@ -1,0 +1,126 @@
+/**
+ * `braid up -c FILE`: config -> TUN -> one UDP socket per WAN link -> Edge + Driver -> control
+ * socket. Runs until SIGINT/SIGTERM, then logs the final counters and removes what it created.
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Edge } from '../core/edge.ts';
+import { BraidError, ErrorCode } from '../core/errors.ts';
+import { SOCKET_BUFFER_BYTES } from '../core/constants.ts';
+import { checkInterfaces, loadConfig, type BraidConfig } from '../control/config.ts';
+import { ControlServer } from '../control/control-socket.ts';
+import { createLogger, type LogLevel } from '../control/logger.ts';
+import { SystemRng, monotonicNowMs } from '../io/clock.ts';
+import { Driver } from '../io/driver.ts';
+import { openTun, type TunDevice } from '../io/tun.ts';
+import { openUdpLink, type UdpLink } from '../io/udp.ts';
+
+const execFileP = promisify(execFile);
+
+function ioToBraid(e: unknown, code: ErrorCode, what: string, fix: string): BraidError {
+  const msg = e instanceof Error ? e.message : String(e);
+  return new BraidError(code, `${what}: ${msg}`, { fix, cause: e });
+}
+
+export function edgeConfigFrom(cfg: BraidConfig): ConstructorParameters<typeof Edge>[0] {
+  const peer = cfg.peers[0]!;
+  return {
+    site: cfg.site,
+    links: cfg.links.map((l) => ({
+      name: l.name,
+      remote: peer.endpoints[l.name]!,
+      costTier: l.costTier,
+      ...(l.bandwidthUp ? { bandwidthBps: l.bandwidthUp } : {}),
+    })),
+  };
+}
+
+export async function runUp(configPath: string, logLevel: string | undefined): Promise<number> {
+  const cfg = loadConfig(configPath);
+  checkInterfaces(cfg, configPath);
+  const level = (logLevel ?? cfg.log.level) as LogLevel;
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(level)) {
+    throw new BraidError(ErrorCode.USAGE, `--log-level ${level}: unknown level`, { fix: 'use trace, debug, info, warn or error' });
+  }
+  const log = createLogger(level, cfg.site);
+  const opened: { tun?: TunDevice; links: UdpLink[]; control?: ControlServer } = { links: [] };
+  const cleanup = (): void => {
+    opened.control?.close();
+    for (const l of opened.links) l.close();
+    opened.tun?.close();
+  };
+  try {
+    try {
+      opened.tun = await openTun({ name: cfg.tun.name, mtuBytes: cfg.tun.mtu, addressCidr: cfg.tun.address });
+    } catch (e) {
+      throw ioToBraid(e, ErrorCode.TUN_OPEN_FAILED, `tun ${cfg.tun.name}`, 'run as root (or with CAP_NET_ADMIN) and check tun.name/tun.address');
+    }
+    for (const prefix of cfg.peers[0]!.prefixes) {
+      try {
+        await execFileP('ip', ['route', 'replace', prefix, 'dev', opened.tun.name], { timeout: 5000 });
+      } catch (e) {
+        throw ioToBraid(e, ErrorCode.CONFIG_INVALID, `peers[0].prefixes: route ${prefix}`, 'check the prefix does not clash with a local route');
+      }
+    }
+    for (const [i, l] of cfg.links.entries()) {
+      try {
+        const { link, kind } = await openUdpLink({
+          bindAddress: l.bind,
+          port: l.port,
+          device: l.interface,
+          rcvbufBytes: SOCKET_BUFFER_BYTES,
+          sndbufBytes: SOCKET_BUFFER_BYTES,
+        });
+        opened.links.push(link);
+        log.info({ link: l.name, interface: l.interface, port: link.port, io: kind }, `link ${l.name} bound ${l.bind}:${link.port} on ${l.interface}`);
+      } catch (e) {
+        throw ioToBraid(e, ErrorCode.SOCKET_FAILED, `links[${i}] (${l.name})`, `check links[${i}].bind/port (is another process using port ${l.port}?)`);
+      }
+    }
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+  const tun = opened.tun;
+  const edge = new Edge(edgeConfigFrom(cfg), monotonicNowMs(), new SystemRng());
+  const driver = new Driver({
+    edge,
+    tun,
+    links: opened.links,
+    onEvent: (ev) => {
+      log.info({ event: ev.kind, link: ev.link }, ev.message);
+      opened.control?.publishEvent(ev);
+    },
+  });
+  driver.start();
+  try {
+    opened.control = await ControlServer.listen(cfg.control.socket, {
+      status: () => edge.snapshot(monotonicNowMs()),
+      drain: (name, drained) => {
+        const id = cfg.links.findIndex((l) => l.name === name);
+        if (id < 0) return `no link named "${name}" (have: ${cfg.links.map((l) => l.name).join(', ')})`;
+        driver.command((e, now) => e.setLinkAdmin(now, id, drained));
+        return undefined;
+      },
+    });
+  } catch (e) {
+    log.warn({ socket: cfg.control.socket }, `control socket unavailable (${(e as Error).message}); braid status/dash will not work`);
+  }
+  log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peer: cfg.peers[0]!.name }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}, ${cfg.links.length} links`);
+
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string): void => {
+      log.info({ signal: sig }, 'shutting down');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  driver.stop();
+  const snap = edge.snapshot(monotonicNowMs());
+  log.info({ final: snap }, 'final counters');
+  cleanup();
+  // Give pino's async destination a moment to flush.
+  await new Promise((r) => setTimeout(r, 50));
+  return 0;
+}

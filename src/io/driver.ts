@@ -1,0 +1,130 @@
+/**
+ * Driver: the shell's one loop. Feeds the Edge its inputs (TUN batches, link datagram batches,
+ * the one timer) and drains its outputs (transmits to link sockets, deliveries to the TUN,
+ * events to the logger). It holds no policy.
+ *
+ * Stages per input batch, in order:
+ *   1. edge.handleTunPacket / handleDatagram for every packet of the batch (borrowed views)
+ *   2. drain pollDelivery -> tun.write (before the batch's memory is reused: Edge buffer contract)
+ *   3. drain pollTransmit -> link.send
+ *   4. drain pollEvent -> onEvent
+ *   5. re-arm the timer if the Edge's next deadline moved earlier
+ */
+import type { Edge } from '../core/edge.ts';
+import type { EdgeEvent, Endpoint } from '../core/types.ts';
+import { monotonicNowMs } from './clock.ts';
+import type { TunDevice, PacketBatch } from './tun.ts';
+import type { UdpLink, DatagramBatch } from './udp.ts';
+import { formatIpv4 } from './ipv4.ts';
+
+export interface DriverOptions {
+  edge: Edge;
+  tun: TunDevice;
+  /** By link id (same order as the Edge's links). */
+  links: UdpLink[];
+  onEvent?: (event: EdgeEvent) => void;
+  now?: () => number;
+}
+
+/** Source endpoints are cached per (address, port): no string formatting per packet. */
+const MAX_ENDPOINT_CACHE = 4096;
+
+export class Driver {
+  private readonly edge: Edge;
+  private readonly tun: TunDevice;
+  private readonly links: UdpLink[];
+  private readonly onEvent: (event: EdgeEvent) => void;
+  private readonly now: () => number;
+  private timer: NodeJS.Timeout | undefined;
+  private armedAtMs = Infinity;
+  private readonly endpoints = new Map<number, Endpoint>();
+  private stopped = false;
+  /** Count of sends the sockets refused (also counted by each link). */
+  txRefused = 0;
+  tunWriteRefused = 0;
+
+  constructor(opts: DriverOptions) {
+    this.edge = opts.edge;
+    this.tun = opts.tun;
+    this.links = opts.links;
+    this.onEvent = opts.onEvent ?? (() => undefined);
+    this.now = opts.now ?? monotonicNowMs;
+  }
+
+  start(): void {
+    this.tun.onPackets((batch) => this.onTunBatch(batch));
+    this.links.forEach((link, id) => link.onDatagrams((batch) => this.onLinkBatch(id, batch)));
+    this.flush();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Runs `fn` against the Edge (operator commands) and then drains its outputs. */
+  command(fn: (edge: Edge, nowMs: number) => void): void {
+    fn(this.edge, this.now());
+    this.flush();
+  }
+
+  private onTunBatch(batch: PacketBatch): void {
+    const now = this.now();
+    for (let i = 0; i < batch.count; i++) this.edge.handleTunPacket(now, batch.packet(i));
+    this.flush();
+  }
+
+  private onLinkBatch(linkId: number, batch: DatagramBatch): void {
+    const now = this.now();
+    for (let i = 0; i < batch.count; i++) {
+      this.edge.handleDatagram(now, linkId, this.endpoint(batch.fromAddressU32(i), batch.fromPort(i)), batch.datagram(i));
+    }
+    this.flush();
+  }
+
+  private endpoint(addr: number, port: number): Endpoint {
+    const key = addr * 65536 + port;
+    let e = this.endpoints.get(key);
+    if (!e) {
+      if (this.endpoints.size >= MAX_ENDPOINT_CACHE) this.endpoints.clear();
+      e = { address: formatIpv4(addr), port };
+      this.endpoints.set(key, e);
+    }
+    return e;
+  }
+
+  private onTimer(): void {
+    this.timer = undefined;
+    this.armedAtMs = Infinity;
+    if (this.stopped) return;
+    const now = this.now();
+    const due = this.edge.pollTimeout();
+    if (due !== undefined && due <= now) this.edge.handleTimeout(now);
+    this.flush();
+  }
+
+  private flush(): void {
+    const edge = this.edge;
+    for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
+      if (!this.tun.write(p)) this.tunWriteRefused++;
+    }
+    for (let t = edge.pollTransmit(); t; t = edge.pollTransmit()) {
+      const link = this.links[t.linkId];
+      if (!link || !link.send(t.bytes, t.to, t.dscp)) this.txRefused++;
+    }
+    for (let e = edge.pollEvent(); e; e = edge.pollEvent()) this.onEvent(e);
+    this.arm();
+  }
+
+  private arm(): void {
+    if (this.stopped) return;
+    const due = this.edge.pollTimeout();
+    if (due === undefined) return;
+    // Re-arm only when the deadline moved earlier: clearTimeout/setTimeout per batch is not free.
+    if (this.timer && due >= this.armedAtMs) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.armedAtMs = due;
+    this.timer = setTimeout(() => this.onTimer(), Math.max(0, due - this.now()));
+  }
+}

@@ -1,0 +1,183 @@
+// Loader and typed surface of the native addon (native/src/braid_native.c).
+//
+// The addon is built by `npm ci` (root package.json "install": node-gyp rebuild) into
+// native/build/Release/braid_native.node. Loading is lazy and cached, so code paths that never
+// touch the OS (the simulator's virtual time, unit tests with fakes) work without it.
+
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { IoError } from './errors.ts';
+
+/**
+ * Path of the built addon, relative to this file so it works from any working directory.
+ * BRAID_NATIVE_ADDON overrides it (tests of the missing-addon path, out-of-tree builds).
+ */
+export const NATIVE_ADDON_PATH: string =
+  process.env.BRAID_NATIVE_ADDON ??
+  fileURLToPath(new URL('../../native/build/Release/braid_native.node', import.meta.url));
+
+export interface NativeTun {
+  readonly fd: number;
+  /** The interface name the kernel gave (equals the requested one unless it was a pattern). */
+  readonly name: string;
+}
+
+export interface NativeUdpOpenOptions {
+  /** IPv4 address to bind, '0.0.0.0' for any. */
+  readonly bindAddress: string;
+  /** 0 picks an ephemeral port. */
+  readonly port: number;
+  /** SO_BINDTODEVICE: send and receive only through this interface (one socket per WAN link). */
+  readonly device?: string;
+  /** SO_RCVBUFFORCE, falling back to SO_RCVBUF (capped by net.core.rmem_max) without privilege. */
+  readonly rcvbufBytes?: number;
+  readonly sndbufBytes?: number;
+  /** Default IP TOS byte for packets sent without a per-packet TOS. */
+  readonly tos?: number;
+  /** IP_RECVTOS: report each received datagram's TOS byte in the batch. */
+  readonly recvTos?: boolean;
+}
+
+export interface NativeUdpSocket {
+  readonly fd: number;
+  /** The bound port (the ephemeral one when 0 was asked for). */
+  readonly port: number;
+  /** As getsockopt reports them: Linux doubles the request to cover its bookkeeping. */
+  readonly rcvbufBytes: number;
+  readonly sndbufBytes: number;
+}
+
+/**
+ * One batch from a TUN reader. Packet i is
+ * slab[i * SLOT_BYTES, i * SLOT_BYTES + lengths[i]), for i < count. The slab and arrays are
+ * reused for the next batch: valid only during the callback.
+ */
+export type TunBatchCallback = (slab: Buffer, count: number, lengths: Uint32Array) => void;
+
+/**
+ * One batch from a UDP reader: as TunBatchCallback, plus per datagram the source address
+ * (host-order IPv4 uint32), source port, and received TOS byte (0 unless recvTos was set).
+ */
+export type UdpBatchCallback = (
+  slab: Buffer,
+  count: number,
+  lengths: Uint32Array,
+  addrs: Uint32Array,
+  ports: Uint16Array,
+  tos: Uint8Array,
+) => void;
+
+/** An addon error: `.code` is the errno name ('EPERM'), `.syscall` names the call. */
+export interface NativeSystemError extends Error {
+  readonly code: string;
+  readonly errno?: number;
+  readonly syscall?: string;
+}
+
+declare const readerHandleBrand: unique symbol;
+/** Opaque handle from startReader; only stopReader reads it. */
+export interface ReaderHandle {
+  readonly [readerHandleBrand]: true;
+}
+
+export interface BraidNative {
+  /** Packets per batch (recvmmsg / sendmmsg vector size). */
+  readonly BATCH_MAX: number;
+  /** Stride of the reader slab: packet i starts at i * SLOT_BYTES. */
+  readonly SLOT_BYTES: number;
+  /** Opens a TUN (IFF_TUN | IFF_NO_PI, nonblocking), sets its MTU and brings it up. Throws. */
+  tunOpen(name: string, mtuBytes: number): NativeTun;
+  /** Nonblocking UDP/IPv4 socket, configured and bound. Throws. */
+  udpOpen(options: NativeUdpOpenOptions): NativeUdpSocket;
+  /**
+   * Polls fd on the event loop thread (no threadpool) and calls onBatch once per batch of up
+   * to BATCH_MAX packets. onError is called once on a fatal read error; the reader then stops.
+   * The reader keeps the event loop alive until stopReader.
+   */
+  startReader(
+    fd: number,
+    kind: 'tun',
+    onBatch: TunBatchCallback,
+    onError?: (error: NativeSystemError) => void,
+  ): ReaderHandle;
+  startReader(
+    fd: number,
+    kind: 'udp',
+    onBatch: UdpBatchCallback,
+    onError?: (error: NativeSystemError) => void,
+  ): ReaderHandle;
+  /** Idempotent; safe inside the reader's own callback. (closeFd also stops it.) */
+  stopReader(handle: ReaderHandle): void;
+  /** Bytes written, or a negative errno (-11 EAGAIN, -5 EIO). Never throws for OS errors. */
+  tunWrite(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /**
+   * sendmsg to address:port (address as host-order uint32 or IPv4 text) with TOS byte `tos`
+   * as a per-packet cmsg, or the socket default when tos is -1. Bytes sent or negative errno.
+   */
+  udpSend(
+    fd: number,
+    buf: Uint8Array,
+    offset: number,
+    length: number,
+    address: number | string,
+    port: number,
+    tos: number,
+  ): number;
+  /**
+   * One sendmmsg for up to BATCH_MAX datagrams: datagram i is
+   * slab[offsets[i], offsets[i] + lengths[i]) to addrs[i]:ports[i] with TOS tos[i] (socket
+   * default when tos is null). Returns how many were sent (the rest were not), or a negative
+   * errno when none were.
+   */
+  udpSendBatch(
+    fd: number,
+    slab: Uint8Array,
+    count: number,
+    offsets: Uint32Array,
+    lengths: Uint32Array,
+    addrs: Uint32Array,
+    ports: Uint16Array,
+    tos: Uint8Array | null,
+  ): number;
+  /** close(2), after stopping any reader still polling the fd. Throws on EBADF. */
+  closeFd(fd: number): void;
+}
+
+const requireAddon = createRequire(import.meta.url);
+
+let cached: { readonly addon?: BraidNative; readonly error?: IoError } | undefined;
+
+function load(): { readonly addon?: BraidNative; readonly error?: IoError } {
+  if (cached) return cached;
+  try {
+    cached = { addon: requireAddon(NATIVE_ADDON_PATH) as BraidNative };
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
+    cached = {
+      error: new IoError(
+        'NATIVE_MISSING',
+        `braid native addon is not built or does not load (${NATIVE_ADDON_PATH}: ${reason}); ` +
+          'run `npm ci` (or `npm rebuild`) with a C compiler and Node headers installed',
+        { cause },
+      ),
+    };
+  }
+  return cached;
+}
+
+/** The addon, or an IoError with code 'NATIVE_MISSING' saying how to build it. */
+export function loadNative(): BraidNative {
+  const result = load();
+  if (result.addon) return result.addon;
+  throw result.error;
+}
+
+/** The addon, or undefined when it is not built (callers that have a fallback). */
+export function tryLoadNative(): BraidNative | undefined {
+  return load().addon;
+}
+
+/** Why the addon is unavailable, for a log line or a test skip reason. */
+export function nativeLoadError(): IoError | undefined {
+  return load().error;
+}

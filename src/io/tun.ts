@@ -1,0 +1,241 @@
+// TUN device: the site side of the edge. IP packets the LAN routes into the overlay come out of
+// onPackets; packets from the overlay for the LAN go in through write().
+//
+// Stages: openTun (addon tunOpen -> optional move to a netns -> `ip addr add`) -> onPackets
+// (addon poll reader, one callback per batch) -> write (addon tunWrite) -> close.
+
+import { execFile } from 'node:child_process';
+import { errnoName, IoError, osCodeOf } from './errors.ts';
+import { loadNative, type BraidNative, type NativeSystemError, type ReaderHandle } from './native.ts';
+
+/**
+ * A batch of packets read from a TUN. Contract: the views are borrowed, valid only during the
+ * callback that received the batch (the next batch overwrites the same memory). A consumer that
+ * keeps a packet past the callback copies it (e.g. `Buffer.from(batch.packet(i))`).
+ */
+export interface PacketBatch {
+  readonly count: number;
+  /** Zero-copy view of packet `index` (a bare IP packet: no packet-info header). */
+  packet(index: number): Buffer;
+  lengthBytes(index: number): number;
+}
+
+export interface TunCounters {
+  rxPackets: number;
+  rxBatches: number;
+  txPackets: number;
+  /** write() calls the kernel refused (EAGAIN, EIO when down, EINVAL for a malformed packet). */
+  txDropped: number;
+  /** The errno name of the last refused write, for the dashboard / a log line. */
+  lastTxError: string | undefined;
+}
+
+/**
+ * The site-facing device. Contracts:
+ * - onPackets: one subscriber (a second call replaces the first). Batches are borrowed views,
+ *   see PacketBatch. A callback that throws is an uncaught exception, as for an event listener. If the subscriber falls behind, the kernel queues packets for the device
+ *   (txqueuelen, 500 by default) and then drops them; those drops show in
+ *   `ip -s link show DEV` as TX dropped, not here.
+ * - write: the kernel copies the packet before write() returns, so the caller may reuse its
+ *   buffer at once. Returns false (and counts txDropped) when the kernel refuses it; never throws
+ *   for a per-packet failure.
+ * - onError: a fatal read error (the interface was deleted, the fd went bad). Reading has stopped;
+ *   the owner should close() and report. Without a subscriber the error is only counted.
+ * - close: idempotent; stops reading and closes the fd, which deletes the (non-persistent) device.
+ */
+export interface TunDevice {
+  readonly name: string;
+  readonly mtuBytes: number;
+  readonly counters: Readonly<TunCounters>;
+  onPackets(callback: (batch: PacketBatch) => void): void;
+  onError(callback: (error: Error) => void): void;
+  write(packet: Uint8Array): boolean;
+  close(): void;
+}
+
+export interface OpenTunOptions {
+  /** Interface name, at most 15 bytes (IFNAMSIZ - 1). */
+  readonly name: string;
+  readonly mtuBytes: number;
+  /** Address with prefix, e.g. '10.10.0.1/24' (IPv6 works too: `ip` parses it). */
+  readonly addressCidr?: string;
+  /**
+   * Network namespace to move the device into before addressing it (it must exist). The fd
+   * keeps working across the move, so one process can serve a device inside a test namespace.
+   */
+  readonly netns?: string;
+  /** Bound for each `ip` command. */
+  readonly ipTimeoutMs?: number;
+}
+
+const DEFAULT_IP_TIMEOUT_MS = 5_000;
+const CIDR_PATTERN = /^[0-9a-fA-F:.]+\/\d{1,3}$/;
+
+/** Opens, configures and addresses a TUN. Throws IoError (TUN_OPEN_FAILED / TUN_ADDRESS_FAILED). */
+export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
+  const native = loadNative();
+  if (options.addressCidr !== undefined && !CIDR_PATTERN.test(options.addressCidr)) {
+    throw new IoError(
+      'TUN_ADDRESS_FAILED',
+      `TUN ${options.name}: address '${options.addressCidr}' is not ADDRESS/PREFIX (e.g. 10.10.0.1/24)`,
+    );
+  }
+  let opened: { fd: number; name: string };
+  try {
+    opened = native.tunOpen(options.name, options.mtuBytes);
+  } catch (error) {
+    throw tunOpenError(options.name, error);
+  }
+  const timeoutMs = options.ipTimeoutMs ?? DEFAULT_IP_TIMEOUT_MS;
+  try {
+    const ns = options.netns;
+    if (ns !== undefined) {
+      await runIp(['link', 'set', 'dev', opened.name, 'netns', ns], timeoutMs);
+      // Moving a device between namespaces takes it down; bring it back up there.
+      await runIp(['-n', ns, 'link', 'set', 'dev', opened.name, 'up'], timeoutMs);
+    }
+    if (options.addressCidr !== undefined) {
+      const nsArgs = ns === undefined ? [] : ['-n', ns];
+      await runIp([...nsArgs, 'addr', 'add', options.addressCidr, 'dev', opened.name], timeoutMs);
+    }
+  } catch (error) {
+    native.closeFd(opened.fd); // the device goes away with its only fd
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new IoError('TUN_ADDRESS_FAILED', `TUN ${opened.name}: ${detail}`, {
+      osCode: osCodeOf(error),
+      cause: error,
+    });
+  }
+  return new NativeTunDevice(native, opened.fd, opened.name, options.mtuBytes);
+}
+
+function tunOpenError(name: string, error: unknown): IoError {
+  const osCode = osCodeOf(error);
+  const detail = error instanceof Error ? error.message : String(error);
+  const fix =
+    osCode === 'EPERM' || osCode === 'EACCES'
+      ? 'needs root or CAP_NET_ADMIN'
+      : osCode === 'ENOENT' || osCode === 'ENODEV'
+        ? 'the kernel has no TUN support (/dev/net/tun missing; try `modprobe tun`)'
+        : osCode === 'EBUSY'
+          ? 'the device is in use by another process'
+          : osCode === 'EINVAL'
+            ? 'an interface of another type already has this name'
+            : undefined;
+  if (fix === undefined && osCode === undefined) {
+    // Not an OS error: a bad argument (name too long, MTU out of range). Say so plainly.
+    return new IoError('TUN_OPEN_FAILED', `cannot open TUN ${name}: ${detail}`, { cause: error });
+  }
+  return new IoError(
+    'TUN_OPEN_FAILED',
+    `cannot open TUN ${name}: ${fix ?? detail}${fix === undefined ? '' : ` (${detail})`}`,
+    { osCode, cause: error },
+  );
+}
+
+/** Runs `ip ARGS` without a shell, bounded in time; rejects with ip's own first stderr line. */
+function runIp(args: readonly string[], timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    execFile('ip', args, { timeout: timeoutMs }, (error, _stdout, stderr) => {
+      if (!error) {
+        resolve();
+        return;
+      }
+      const line = String(stderr).trim().split('\n')[0] || error.message.split('\n')[0];
+      const why = error.killed ? `timed out after ${timeoutMs} ms` : line;
+      reject(Object.assign(new Error(`ip ${args.join(' ')}: ${why}`), { cause: error }));
+    });
+  });
+}
+
+/** Reused batch view over the addon's slab: one object for the device's lifetime. */
+class SlabPacketBatch implements PacketBatch {
+  count = 0;
+  slab: Buffer = Buffer.alloc(0);
+  lengths: Uint32Array = new Uint32Array(0);
+
+  constructor(private readonly slotBytes: number) {}
+
+  packet(index: number): Buffer {
+    const start = index * this.slotBytes;
+    return this.slab.subarray(start, start + this.lengths[index]);
+  }
+
+  lengthBytes(index: number): number {
+    return this.lengths[index];
+  }
+}
+
+class NativeTunDevice implements TunDevice {
+  readonly counters: TunCounters = {
+    rxPackets: 0,
+    rxBatches: 0,
+    txPackets: 0,
+    txDropped: 0,
+    lastTxError: undefined,
+  };
+  private reader: ReaderHandle | undefined;
+  private closed = false;
+  private packetCallback: ((batch: PacketBatch) => void) | undefined;
+  private errorCallback: ((error: Error) => void) | undefined;
+  private readonly batch: SlabPacketBatch;
+
+  constructor(
+    private readonly native: BraidNative,
+    private readonly fd: number,
+    readonly name: string,
+    readonly mtuBytes: number,
+  ) {
+    this.batch = new SlabPacketBatch(native.SLOT_BYTES);
+  }
+
+  onPackets(callback: (batch: PacketBatch) => void): void {
+    this.packetCallback = callback;
+    if (this.reader !== undefined || this.closed) return;
+    // Start reading only once someone listens: unread packets wait in the kernel queue.
+    this.reader = this.native.startReader(
+      this.fd,
+      'tun',
+      (slab, count, lengths) => {
+        const batch = this.batch;
+        batch.slab = slab;
+        batch.lengths = lengths;
+        batch.count = count;
+        this.counters.rxPackets += count;
+        this.counters.rxBatches++;
+        this.packetCallback?.(batch);
+      },
+      (error: NativeSystemError) => {
+        this.reader = undefined;
+        this.errorCallback?.(error);
+      },
+    );
+  }
+
+  onError(callback: (error: Error) => void): void {
+    this.errorCallback = callback;
+  }
+
+  write(packet: Uint8Array): boolean {
+    if (this.closed) {
+      this.counters.txDropped++;
+      return false;
+    }
+    const written = this.native.tunWrite(this.fd, packet, 0, packet.length);
+    if (written < 0) {
+      this.counters.txDropped++;
+      this.counters.lastTxError = errnoName(-written);
+      return false;
+    }
+    this.counters.txPackets++;
+    return true;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.reader !== undefined) this.native.stopReader(this.reader);
+    this.reader = undefined;
+    this.native.closeFd(this.fd);
+  }
+}
