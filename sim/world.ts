@@ -114,7 +114,7 @@ interface WorldLink {
 }
 
 type Scheduled =
-  | { atMs: number; seq: number; kind: 'arrive'; site: Site; linkId: number; from: Endpoint; bytes: Uint8Array; dir: Direction }
+  | { atMs: number; seq: number; kind: 'arrive'; site: Site; linkId: number; from: Endpoint; bytes: Uint8Array; dir: Direction; injected?: boolean }
   | { atMs: number; seq: number; kind: 'call'; fn: () => void };
 
 /** One site of the world: its Edge plus what it delivered. */
@@ -218,6 +218,17 @@ export class World {
     this.at(atMs, () => this.impair(linkName, change, direction));
   }
 
+  /**
+   * Delivers raw bytes to a site's link at `atMs` as if they came from `from` (an attacker, a
+   * restarted peer, a fuzzer). They bypass the link impairment.
+   */
+  injectAt(atMs: number, site: 'a' | 'b', linkName: string, from: Endpoint, bytes: Uint8Array): void {
+    const id = this.links.indexOf(this.link(linkName));
+    const target = site === 'a' ? this.a : this.b;
+    const dir = site === 'a' ? this.links[id]!.ba : this.links[id]!.ab;
+    this.queue.push({ atMs: Math.max(atMs, this.nowMs), seq: this.seqCounter++, kind: 'arrive', site: target, linkId: id, from, bytes, dir, injected: true });
+  }
+
   linkStats(linkName: string): { ab: DirectionStats; ba: DirectionStats } {
     const l = this.link(linkName);
     return { ab: { ...l.ab.stats }, ba: { ...l.ba.stats } };
@@ -270,7 +281,7 @@ export class World {
       if (top.kind === 'call') {
         top.fn();
       } else {
-        top.dir.stats.delivered++;
+        if (!top.injected) top.dir.stats.delivered++;
         top.site.edge.handleDatagram(now, top.linkId, top.from, top.bytes);
         this.drain(top.site);
       }

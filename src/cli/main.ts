@@ -35,6 +35,24 @@ const COMMANDS: Record<string, Command> = {
       return 0;
     },
   },
+  keygen: {
+    summary: 'generate a private key (base64, like wg genkey); --out writes a 0600 file',
+    usage: 'braid keygen [--out FILE] [--force]',
+    options: { out: { type: 'string', short: 'o' }, force: { type: 'boolean' } },
+    async run(v) {
+      const { runKeygen } = await import('./keys.ts');
+      return runKeygen(typeof v.out === 'string' ? v.out : undefined, v.force === true);
+    },
+  },
+  pubkey: {
+    summary: 'print the public key of a private key (from FILE or stdin)',
+    usage: 'braid pubkey [FILE]   |   braid keygen | braid pubkey',
+    options: {},
+    async run(_v, positionals) {
+      const { runPubkey } = await import('./keys.ts');
+      return runPubkey(positionals[0]);
+    },
+  },
   demo: {
     summary: 'the built-in two-site demo in the simulator: three WAN links, a blackout and a recovery',
     usage: 'braid demo [--seconds N] [--speed X] [--seed N]',

@@ -87,6 +87,8 @@ export interface EdgeConfig {
   /** Nothing heard for this long: path DOWN. Default 3 probe intervals. */
   deadAfterMs?: number;
   holdDownProbes?: number;
+  /** Flap damping (default on); off only to measure what it saves. */
+  flapDamping?: boolean;
   flowIdleTimeoutMs?: number;
   maxFlows?: number;
   /** Class policies by class id (CLASS_NAMES order); defaults from RFC 4594 / DESIGN.md. */
@@ -117,6 +119,7 @@ interface PathRuntime {
   bandwidthBps: number;
   dscp: number;
   sm: PathStateMachine;
+  /** Replaced when the peer restarts. */
   stats: PathStats;
   /** The peer drained its end of this path: we do not send data on it either. */
   remoteDrained: boolean;
@@ -140,6 +143,8 @@ interface PathRuntime {
   txRateBps: number;
   peerLinkName: string | undefined;
   helloSent: boolean;
+  /** The peer's start epoch as last seen in its probes on this path. */
+  peerEpoch: number | undefined;
 }
 
 interface FlowEntry {
@@ -175,11 +180,14 @@ export class Edge {
   private readonly classTx: { packets: number; bytes: number }[];
   private readonly classMoves: number[];
   private flowMoves = 0;
+  /** Random per start: the peer sees a new epoch in our probes and restarts its sequence tracking. */
+  private readonly epoch: number;
 
   constructor(config: EdgeConfig, nowMs: number, rng: Rng) {
     if (config.links.length > MAX_LINKS) throw new Error(`at most ${MAX_LINKS} links`);
     this.site = config.site;
     this.rng = rng;
+    this.epoch = rng.nextU32() || 1;
     this.probeIntervalMs = config.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
     const deadAfterMs = config.deadAfterMs ?? DEAD_AFTER_PROBES * this.probeIntervalMs;
     const holdDownProbes = config.holdDownProbes ?? HOLD_DOWN_PROBES;
@@ -194,7 +202,7 @@ export class Edge {
       tier: l.costTier ?? 'primary',
       bandwidthBps: l.bandwidthBps ?? 0,
       dscp: l.dscp ?? 48, // probes are network control (CS6) unless told otherwise
-      sm: new PathStateMachine({ deadAfterMs, holdDownProbes }, nowMs),
+      sm: new PathStateMachine({ deadAfterMs, holdDownProbes, flapDamping: config.flapDamping ?? true }, nowMs),
       stats: new PathStats(),
       remoteDrained: false,
       txSeq: 0,
@@ -212,6 +220,7 @@ export class Edge {
       txRateBps: 0,
       peerLinkName: undefined,
       helloSent: false,
+      peerEpoch: undefined,
     }));
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     this.classTx = CLASS_NAMES.map(() => ({ packets: 0, bytes: 0 }));
@@ -390,6 +399,16 @@ export class Edge {
       }
       case 'probe': {
         const p = frame.probe;
+        if (p.epoch && p.epoch !== path.peerEpoch) {
+          if (path.peerEpoch !== undefined) {
+            // The peer restarted: its sequences start over, old statistics no longer apply.
+            path.stats = new PathStats();
+            path.lastProbeSeqRx = -1;
+            path.helloSent = false;
+            this.emit(nowMs, 'pathState', path.name, `${path.name}: peer restarted (new epoch), path statistics reset`);
+          }
+          path.peerEpoch = p.epoch;
+        }
         path.stats.onReceiveSeq(nowMs, p.seq);
         path.stats.onProbeArrival(nowMs, p.txUs / 1000);
         if (p.report) path.stats.onPeerReport(nowMs, p.report.received, p.report.highestSeq);
@@ -399,7 +418,7 @@ export class Edge {
         // Reply on the reverse of the probe's path, echoing its timestamp (STAMP-style).
         const reply = encodeFrame({
           kind: 'probeReply',
-          probeReply: { link: path.id, seq: p.seq, txUs: p.txUs, holdUs: 0, report: { received: path.stats.rxReceived, highestSeq: path.stats.rxHighestSeq } },
+          probeReply: { link: path.id, seq: p.seq, txUs: p.txUs, holdUs: 0, report: path.stats.report(nowMs) },
         });
         this.transmitPlain(path, from, reply, p.dscp);
         if (!path.helloSent) this.sendHello(path);
@@ -456,6 +475,9 @@ export class Edge {
     if (t.to === 'down' || t.to === 'drained') {
       this.resteer(nowMs, (f) => f.path === p.id || f.path2 === p.id, `${p.name} ${t.to === 'down' ? `down: ${t.reason}` : 'drained'}`);
     } else if (t.to === 'up' && t.from !== 'degraded') {
+      // What was lost while the path was down is history (DOWN already acted on it): judge the
+      // path's loss afresh from here, or it would stay out of SLA for a whole window.
+      p.stats.resetTx();
       this.onPathRecovered(nowMs, p);
     }
     this.rearmPathTimers(nowMs);
@@ -634,7 +656,8 @@ export class Edge {
         seq: p.txSeq,
         txUs: Math.round(nowMs * 1000),
         dscp: p.dscp,
-        report: { received: p.stats.rxReceived, highestSeq: p.stats.rxHighestSeq },
+        report: p.stats.report(nowMs),
+        epoch: this.epoch,
       },
     });
     this.transmitPlain(p, p.remote, frame, p.dscp);

@@ -27,6 +27,8 @@ export const MAX_PENALTY = 6000;
 export interface PathStateConfig {
   deadAfterMs: number;
   holdDownProbes: number;
+  /** Flap damping on (default). Off only to measure what it saves. */
+  flapDamping?: boolean;
 }
 
 export type PathTransition = { from: PathState; to: PathState; reason: string } | undefined;
@@ -90,7 +92,7 @@ export class PathStateMachine {
     this.penalty = Math.min(MAX_PENALTY, this.currentPenalty(nowMs) + FLAP_PENALTY);
     this.penaltyAtMs = nowMs;
     let reason = `nothing heard for ${silentMs} ms`;
-    if (this.penalty >= SUPPRESS_PENALTY && !this.suppressed) {
+    if (this.config.flapDamping !== false && this.penalty >= SUPPRESS_PENALTY && !this.suppressed) {
       this.suppressed = true;
       reason += `; flapping (${this.flaps} falls), damped until stable`;
     }

@@ -24,6 +24,11 @@ const REPORTS_KEPT = 320;
 /** Receive-side buckets of 100 ms for rx loss windows. */
 const RX_BUCKET_MS = 100;
 const RX_BUCKETS = LONG_WINDOW_MS / RX_BUCKET_MS + 1;
+/** Recent sequence numbers remembered per path (bitmap). */
+const SEEN_WINDOW = 4096;
+/** Sequence numbers that became "behind the highest" less than this long ago are not yet judged lost (they may be reordered). */
+export const REORDER_GRACE_MS = 100;
+const HIGH_MARKS = 64;
 /** Below this many packets in a window the loss estimate is not trusted. */
 export const MIN_LOSS_SAMPLES = 10;
 
@@ -48,6 +53,13 @@ export class PathStats {
   rxReceived = 0;
   rxHighestSeq = 0;
   private rxSeqBase: number | undefined;
+  /** Which recent sequence numbers arrived: duplicate filter and the reorder grace of report(). */
+  private readonly seenBits = new Uint32Array(SEEN_WINDOW / 32);
+  /** Ring of (time, highest seq) marks, for report()'s reorder grace. */
+  private readonly highMarkTimeMs = new Float64Array(HIGH_MARKS);
+  private readonly highMarkSeq = new Uint32Array(HIGH_MARKS);
+  private highMarkHead = 0;
+  private highMarkCount = 0;
   private readonly rxBucketRecv = new Uint32Array(RX_BUCKETS);
   private readonly rxBucketExpected = new Uint32Array(RX_BUCKETS);
   private rxBucketEpoch = -1;
@@ -97,15 +109,19 @@ export class PathStats {
 
   // ---- rx direction ----------------------------------------------------------------------
 
-  /** A frame with per-path sequence `seq` arrived on this path. */
+  /** A frame with per-path sequence `seq` arrived on this path. Duplicates are ignored. */
   onReceiveSeq(nowMs: number, seq: number): void {
-    this.rxReceived = (this.rxReceived + 1) >>> 0;
+    seq = seq >>> 0;
     this.rollRxBuckets(nowMs);
     const bucket = Math.floor(nowMs / RX_BUCKET_MS) % RX_BUCKETS;
-    this.rxBucketRecv[bucket]!++;
     if (this.rxSeqBase === undefined) {
       this.rxSeqBase = seq;
       this.rxHighestSeq = seq;
+      this.seenBits.fill(0);
+      this.markSeen(seq);
+      this.noteHighMark(nowMs, seq);
+      this.rxReceived = (this.rxReceived + 1) >>> 0;
+      this.rxBucketRecv[bucket]!++;
       this.rxBucketExpected[bucket]!++;
       this.rxExpectedTotal++;
       return;
@@ -114,17 +130,72 @@ export class PathStats {
     const ahead = (seq - this.rxHighestSeq) | 0;
     if (ahead > 0) {
       // `ahead` new sequence numbers are now expected; gaps are losses until filled.
+      const steps = Math.min(ahead, SEEN_WINDOW);
+      for (let i = 1; i < steps; i++) this.clearSeen((this.rxHighestSeq + i) >>> 0);
+      this.markSeen(seq);
       this.rxBucketExpected[bucket] = this.rxBucketExpected[bucket]! + Math.min(ahead, 1_000_000);
       this.rxExpectedTotal += Math.min(ahead, 1_000_000);
-      this.rxHighestSeq = seq >>> 0;
-    } else if (ahead < -1_000_000) {
-      // The peer restarted its sequence: start over.
-      this.rxSeqBase = seq;
       this.rxHighestSeq = seq;
-      this.rxBucketExpected[bucket]!++;
-      this.rxExpectedTotal++;
+      this.noteHighMark(nowMs, seq);
+    } else {
+      // Late (reordered) or duplicate. Too old to tell: ignore rather than double count.
+      if (-ahead >= SEEN_WINDOW || this.isSeen(seq)) return;
+      this.markSeen(seq);
     }
-    // A late (reordered) packet fills a gap counted earlier: received rises, expected does not.
+    this.rxReceived = (this.rxReceived + 1) >>> 0;
+    this.rxBucketRecv[bucket]!++;
+  }
+
+  /**
+   * What we report to the peer for its tx-loss measurement: only sequence numbers that were
+   * already below the highest seen REORDER_GRACE_MS ago, and how many of those we received.
+   * Reporting only settled sequence numbers keeps packets still in flight behind a reordered
+   * one from counting as lost (with 10 ms of jitter at 1 kpps, ~10 packets are always
+   * "missing" at the head), at any packet rate.
+   */
+  report(nowMs: number): { received: number; highestSeq: number } {
+    if (this.rxSeqBase === undefined) return { received: 0, highestSeq: 0 };
+    // Latest highest-seq mark that is at least the grace old.
+    let settled = (this.rxSeqBase - 1) >>> 0;
+    for (let i = 0; i < this.highMarkCount; i++) {
+      const idx = (this.highMarkHead - 1 - i + HIGH_MARKS) % HIGH_MARKS;
+      if (this.highMarkTimeMs[idx]! <= nowMs - REORDER_GRACE_MS) {
+        settled = this.highMarkSeq[idx]!;
+        break;
+      }
+    }
+    const pending = Math.min((this.rxHighestSeq - settled) >>> 0, SEEN_WINDOW);
+    let recentSeen = 0;
+    for (let i = 0; i < pending; i++) if (this.isSeen((this.rxHighestSeq - i) >>> 0)) recentSeen++;
+    return { received: (this.rxReceived - recentSeen) >>> 0, highestSeq: settled };
+  }
+
+  private noteHighMark(nowMs: number, seq: number): void {
+    // One mark per 10 ms is plenty to find "the highest as of 100 ms ago".
+    const last = (this.highMarkHead - 1 + HIGH_MARKS) % HIGH_MARKS;
+    if (this.highMarkCount > 0 && nowMs - this.highMarkTimeMs[last]! < 10) {
+      this.highMarkSeq[last] = seq;
+      return;
+    }
+    this.highMarkTimeMs[this.highMarkHead] = nowMs;
+    this.highMarkSeq[this.highMarkHead] = seq;
+    this.highMarkHead = (this.highMarkHead + 1) % HIGH_MARKS;
+    if (this.highMarkCount < HIGH_MARKS) this.highMarkCount++;
+  }
+
+  private markSeen(seq: number): void {
+    const bit = seq % SEEN_WINDOW;
+    this.seenBits[bit >>> 5]! |= 1 << (bit & 31);
+  }
+
+  private clearSeen(seq: number): void {
+    const bit = seq % SEEN_WINDOW;
+    this.seenBits[bit >>> 5]! &= ~(1 << (bit & 31));
+  }
+
+  private isSeen(seq: number): boolean {
+    const bit = seq % SEEN_WINDOW;
+    return (this.seenBits[bit >>> 5]! & (1 << (bit & 31))) !== 0;
   }
 
   private rollRxBuckets(nowMs: number): void {

@@ -29,6 +29,8 @@ export interface Envelope {
   receiver: number;
   counter: number;
   sealed: Uint8Array;
+  /** Noise handshake message, when this envelope carries one (then `sealed` is empty). */
+  handshake?: Uint8Array;
 }
 
 export interface PathReport {
@@ -51,6 +53,7 @@ export interface ProbeFrame {
   txUs: number;
   dscp: number;
   report?: PathReport | null;
+  epoch?: number;
 }
 
 export interface ProbeReplyFrame {

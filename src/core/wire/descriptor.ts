@@ -22,13 +22,13 @@ export const overlayDescriptor = {
                 "sealed": {
                   "type": "bytes",
                   "id": 4
+                },
+                "handshake": {
+                  "type": "bytes",
+                  "id": 5
                 }
               },
               "reserved": [
-                [
-                  5,
-                  5
-                ],
                 [
                   6,
                   6
@@ -130,6 +130,10 @@ export const overlayDescriptor = {
                 "report": {
                   "type": "PathReport",
                   "id": 5
+                },
+                "epoch": {
+                  "type": "uint32",
+                  "id": 6
                 }
               }
             },
