@@ -17,6 +17,8 @@ import { Edge, type EdgeConfig } from '../src/core/edge.ts';
 import { SeededRng, type Rng } from '../src/core/rng.ts';
 import type { EdgeEvent, Endpoint } from '../src/core/types.ts';
 import { MinHeap } from './heap.ts';
+import { NetemEngine } from './netem/engine.ts';
+import { parseNetemSpec } from './netem/spec.ts';
 
 /** Impairment of one direction of one link. Later issues plug netem specs in here. */
 export interface Impairment {
@@ -36,6 +38,13 @@ export interface Impairment {
 
 export interface WorldLinkConfig extends Partial<Impairment> {
   name: string;
+  /**
+   * Impairment in netem's own syntax ("delay 30ms 5ms loss gemodel 1% 20% rate 20mbit"), run by
+   * the userspace netem engine. When set it replaces the simple impairment fields.
+   */
+  netem?: string;
+  abNetem?: string;
+  baNetem?: string;
   /** Edge settings of this link on both sites. */
   costTier?: 'primary' | 'overflow' | 'backup';
   bandwidthBps?: number;
@@ -67,9 +76,22 @@ export interface Delivery {
 
 const DEFAULT_IMPAIRMENT: Impairment = { up: true, delayMs: 10, jitterMs: 0, lossRatio: 0, rateBps: 0, queueLimitPackets: 1000 };
 
+interface WirePacket {
+  bytes: Uint8Array;
+  site: Site;
+  linkId: number;
+  from: Endpoint;
+}
+
 class Direction {
   impairment: Impairment;
   readonly stats: DirectionStats = { sent: 0, lost: 0, delivered: 0, bytes: 0 };
+  /** Userspace netem replacing the simple impairment, when a netem spec is set. */
+  netem: NetemEngine<WirePacket> | undefined;
+  /** Time of the poll already scheduled for `netem` (avoids one event per packet). */
+  netemPollAtMs = Infinity;
+  /** Engine drops already added to stats.lost. */
+  netemDroppedSeen = 0;
   /** When the rate-limited link is next free. */
   private busyUntilMs = 0;
   private queued = 0;
@@ -115,7 +137,8 @@ interface WorldLink {
 
 type Scheduled =
   | { atMs: number; seq: number; kind: 'arrive'; site: Site; linkId: number; from: Endpoint; bytes: Uint8Array; dir: Direction; injected?: boolean }
-  | { atMs: number; seq: number; kind: 'call'; fn: () => void };
+  | { atMs: number; seq: number; kind: 'call'; fn: () => void }
+  | { atMs: number; seq: number; kind: 'netemPoll'; dir: Direction };
 
 /** One site of the world: its Edge plus what it delivered. */
 export class Site {
@@ -163,7 +186,12 @@ export class World {
     this.record = config.recordDeliveries ?? true;
     this.links = config.links.map((l) => {
       const base: Impairment = { ...DEFAULT_IMPAIRMENT, ...stripUndefined(l) };
-      return { name: l.name, costTier: l.costTier, bandwidthBps: l.bandwidthBps, ab: new Direction({ ...base, ...l.ab }), ba: new Direction({ ...base, ...l.ba }) };
+      const link = { name: l.name, costTier: l.costTier, bandwidthBps: l.bandwidthBps, ab: new Direction({ ...base, ...l.ab }), ba: new Direction({ ...base, ...l.ba }) };
+      const ab = l.abNetem ?? l.netem;
+      const ba = l.baNetem ?? l.netem;
+      if (ab) link.ab.netem = new NetemEngine(parseNetemSpec(ab), this.rng.fork());
+      if (ba) link.ba.netem = new NetemEngine(parseNetemSpec(ba), this.rng.fork());
+      return link;
     });
     const endpoints = (site: string): Endpoint[] => this.links.map((l, i) => ({ address: `${site}-${l.name}`, port: 51900 + i }));
     const aEndpoints = endpoints('a');
@@ -211,6 +239,29 @@ export class World {
     const link = this.link(linkName);
     if (direction !== 'ba') link.ab.impairment = { ...link.ab.impairment, ...change };
     if (direction !== 'ab') link.ba.impairment = { ...link.ba.impairment, ...change };
+  }
+
+  /**
+   * Sets a link's impairment in netem syntax (like `tc qdisc change ... netem ...`), or back to
+   * the simple impairment with null. Packets already in the emulator keep their schedule.
+   */
+  setNetem(linkName: string, spec: string | null, direction: 'ab' | 'ba' | 'both' = 'both'): void {
+    const link = this.link(linkName);
+    const parsed = spec === null ? null : parseNetemSpec(spec);
+    for (const d of direction === 'both' ? [link.ab, link.ba] : [direction === 'ab' ? link.ab : link.ba]) {
+      if (parsed === null) d.netem = undefined;
+      else if (d.netem) d.netem.setSpec(parsed);
+      else {
+        d.netem = new NetemEngine(parsed, this.rng.fork());
+        d.netemDroppedSeen = 0;
+      }
+    }
+  }
+
+  setNetemAt(atMs: number, linkName: string, spec: string | null, direction: 'ab' | 'ba' | 'both' = 'both'): void {
+    this.link(linkName);
+    if (spec !== null) parseNetemSpec(spec); // fail now on a bad spec, not at atMs
+    this.at(atMs, () => this.setNetem(linkName, spec, direction));
   }
 
   impairAt(atMs: number, linkName: string, change: Partial<Impairment>, direction: 'ab' | 'ba' | 'both' = 'both'): void {
@@ -280,6 +331,8 @@ export class World {
       this.queue.pop();
       if (top.kind === 'call') {
         top.fn();
+      } else if (top.kind === 'netemPoll') {
+        this.pollNetem(top.dir);
       } else {
         if (!top.injected) top.dir.stats.delivered++;
         top.site.edge.handleDatagram(now, top.linkId, top.from, top.bytes);
@@ -295,6 +348,13 @@ export class World {
       const link = this.links[t.linkId];
       if (!link) continue;
       const dir = site.name === 'a' ? link.ab : link.ba;
+      if (dir.netem) {
+        dir.stats.sent++;
+        dir.stats.bytes += t.bytes.length;
+        dir.netem.enqueue(this.nowMs, { bytes: t.bytes.slice(), site: site.peer, linkId: t.linkId, from: site.endpoints[t.linkId]! });
+        this.scheduleNetemPoll(dir);
+        continue;
+      }
       const arrive = dir.admit(this.nowMs, t.bytes.length, this.rng);
       if (arrive === undefined) continue;
       // The datagram is copied onto the "wire": the sender may not mutate what is in flight.
@@ -315,6 +375,30 @@ export class World {
       if (this.record) site.delivered.push({ atMs: this.nowMs, bytes: p });
     }
     for (let e = edge.pollEvent(); e; e = edge.pollEvent()) site.events.push(e);
+  }
+
+  private scheduleNetemPoll(dir: Direction): void {
+    const due = dir.netem?.nextDeadlineMs();
+    if (due === undefined || due >= dir.netemPollAtMs) return;
+    dir.netemPollAtMs = due;
+    this.queue.push({ atMs: Math.max(due, this.nowMs), seq: this.seqCounter++, kind: 'netemPoll', dir });
+  }
+
+  private pollNetem(dir: Direction): void {
+    dir.netemPollAtMs = Infinity;
+    const engine = dir.netem;
+    if (!engine) return;
+    for (const d of engine.poll(this.nowMs)) {
+      dir.stats.delivered++;
+      const p = d.packet;
+      p.site.edge.handleDatagram(this.nowMs, p.linkId, p.from, d.bytes);
+      this.drain(p.site);
+    }
+    const c = engine.counters();
+    const dropped = c.dropped.loss + c.dropped.limit;
+    dir.stats.lost += dropped - dir.netemDroppedSeen;
+    dir.netemDroppedSeen = dropped;
+    this.scheduleNetemPoll(dir);
   }
 
   private link(name: string): WorldLink {

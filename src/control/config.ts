@@ -60,7 +60,12 @@ export const peerSchema = z.strictObject({
 
 export const configSchema = z.strictObject({
   site: z.string().regex(NAME_RE, 'expected a short lowercase site name like "branch-1"'),
+  /** This site's X25519 private key (`braid keygen --out FILE`). Required unless insecurePlaintext. */
   privateKeyFile: z.string().min(1).optional(),
+  /** Benchmarks only: carry frames unencrypted and unauthenticated. Never on a real network. */
+  insecurePlaintext: z.boolean().default(false),
+  /** Data cipher: chacha20-poly1305 (default) or aes-256-gcm (faster where AES-NI is present). */
+  cipher: z.enum(['chacha20-poly1305', 'aes-256-gcm']).default('chacha20-poly1305'),
   tun: z
     .strictObject({
       name: z.string().regex(IFNAME_RE, 'expected an interface name like "braid0"').default('braid0'),
@@ -123,6 +128,22 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
     }
     binds.add(k);
   });
+  if (!cfg.insecurePlaintext) {
+    if (!cfg.privateKeyFile) {
+      throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: privateKeyFile: missing (the overlay is encrypted)`, {
+        field: 'privateKeyFile',
+        fix: 'create a key with `braid keygen --out /etc/braid/private.key` and set privateKeyFile to its path',
+      });
+    }
+    cfg.peers.forEach((p, pi) => {
+      if (!p.publicKey) {
+        throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: peers[${pi}].publicKey: missing`, {
+          field: `peers[${pi}].publicKey`,
+          fix: "set it to the peer's `braid pubkey` output",
+        });
+      }
+    });
+  }
   cfg.peers.forEach((p, pi) => {
     for (const linkName of Object.keys(p.endpoints)) {
       if (!names.has(linkName)) {

@@ -81,3 +81,30 @@ describe(`World: two edges over three links (seed ${SEED})`, () => {
     expect(run(1)).not.toBe(run(2));
   });
 });
+
+describe('World with netem-syntax links', () => {
+  it('runs the userspace netem engine per direction: delay and loss as specified', () => {
+    const w = new World({ seed: 9, recordDeliveries: false, links: [{ name: 'lte', abNetem: 'delay 40ms loss 10%', baNetem: 'delay 5ms' }] });
+    const sentAt = new Map<number, number>();
+    const delays: number[] = [];
+    w.b.onDeliver = (p, at) => delays.push(at - sentAt.get(readPacketTag(p)!.seq)!);
+    w.every(10, { startMs: 2000, count: 3000 }, (i) => {
+      sentAt.set(i, w.nowMs);
+      w.a.sendTun(makePacket({ ...flowSpec(1, 300), seq: i }));
+    });
+    w.runFor(40_000);
+    const s = w.linkStats('lte');
+    const lossRatio = s.ab.lost / s.ab.sent;
+    const meanDelay = delays.reduce((x, y) => x + y, 0) / delays.length;
+    console.log(`netem world: a->b loss ${(lossRatio * 100).toFixed(2)}% (spec 10%), b->a loss ${s.ba.lost}, mean one-way delay ${meanDelay.toFixed(2)} ms (spec 40)`);
+    expect(lossRatio).toBeGreaterThan(0.08);
+    expect(lossRatio).toBeLessThan(0.12);
+    expect(s.ba.lost).toBe(0);
+    expect(Math.abs(meanDelay - 40)).toBeLessThan(0.01);
+    w.setNetem('lte', 'delay 5ms', 'ab');
+    const before = w.linkStats('lte').ab.lost;
+    w.every(10, { count: 500 }, (i) => w.a.sendTun(makePacket({ ...flowSpec(1, 300), seq: 10_000 + i })));
+    w.runFor(6000);
+    expect(w.linkStats('lte').ab.lost).toBe(before);
+  });
+});
