@@ -18,6 +18,7 @@ import { SeededRng, type Rng } from '../src/core/rng.ts';
 import type { EdgeEvent, Endpoint } from '../src/core/types.ts';
 import { MinHeap } from './heap.ts';
 import { NetemEngine } from './netem/engine.ts';
+import { generateKeyPair, type X25519KeyPair } from '../src/core/crypto/keys.ts';
 import { parseNetemSpec } from './netem/spec.ts';
 
 /** Impairment of one direction of one link. Later issues plug netem specs in here. */
@@ -60,6 +61,10 @@ export interface WorldConfig {
   edge?: Partial<Omit<EdgeConfig, 'links' | 'site'>>;
   /** Keep every delivered packet (with its arrival time) in site.delivered. Default true. */
   recordDeliveries?: boolean;
+  /** Run the overlay unencrypted (benchmark comparisons only). Default false: Noise IK keys from the seed. */
+  insecurePlaintext?: boolean;
+  /** Virtual wall-clock epoch at t = 0 (handshake timestamps). */
+  wallClockEpochMs?: number;
 }
 
 export interface DirectionStats {
@@ -160,6 +165,11 @@ export class Site {
     this.edge = edge;
   }
 
+  /** Replaced by World.restart(): a crashed and restarted box, same keys, fresh state. */
+  setEdge(edge: Edge): void {
+    (this as { edge: Edge }).edge = edge;
+  }
+
   /** An inner packet from this site's LAN, entering the edge now. */
   sendTun(packet: Uint8Array): void {
     this.edge.handleTunPacket(this.world.nowMs, packet);
@@ -173,10 +183,15 @@ export class World {
   readonly a: Site;
   readonly b: Site;
   readonly seed: number;
+  /** Each site's static key pair (from the seed). */
+  readonly keys: { a: X25519KeyPair; b: X25519KeyPair };
   private readonly links: WorldLink[];
   private readonly queue = new MinHeap<Scheduled>();
   private seqCounter = 0;
   private readonly record: boolean;
+  /** Sees every datagram an edge hands to a link (before impairment): captures, attacks. */
+  tap: ((site: 'a' | 'b', linkId: number, bytes: Uint8Array, atMs: number) => void) | undefined;
+  private readonly edgeFactory: (site: 'a' | 'b') => Edge;
   /** Safety net: a run that processes more events than this is a livelock bug. */
   maxEventsPerRun = 50_000_000;
 
@@ -196,16 +211,22 @@ export class World {
     const endpoints = (site: string): Endpoint[] => this.links.map((l, i) => ({ address: `${site}-${l.name}`, port: 51900 + i }));
     const aEndpoints = endpoints('a');
     const bEndpoints = endpoints('b');
-    const mkEdge = (site: string, remote: Endpoint[], rng: Rng): Edge =>
+    this.keys = { a: generateKeyPair(this.rng), b: generateKeyPair(this.rng) };
+    const epoch = config.wallClockEpochMs ?? 1_800_000_000_000;
+    const cryptoFor = (site: 'a' | 'b'): EdgeConfig['crypto'] =>
+      config.insecurePlaintext ? undefined : { privateKey: this.keys[site].privateKey, peerPublicKey: this.keys[site === 'a' ? 'b' : 'a'].publicKey, wallClockEpochMs: epoch };
+    const mkEdge = (site: 'a' | 'b', remote: Endpoint[], rng: Rng, nowMs = 0): Edge =>
       new Edge(
         {
+          crypto: cryptoFor(site),
           ...config.edge,
           site,
           links: this.links.map((l, i) => ({ name: l.name, remote: remote[i]!, ...(l.costTier ? { costTier: l.costTier } : {}), ...(l.bandwidthBps ? { bandwidthBps: l.bandwidthBps } : {}) })),
         },
-        0,
+        nowMs,
         rng,
       );
+    this.edgeFactory = (site) => mkEdge(site, site === 'a' ? bEndpoints : aEndpoints, this.rng.fork(), this.nowMs);
     this.a = new Site('a', this, mkEdge('a', bEndpoints, this.rng.fork()), aEndpoints);
     this.b = new Site('b', this, mkEdge('b', aEndpoints, this.rng.fork()), bEndpoints);
     this.a.peer = this.b;
@@ -267,6 +288,13 @@ export class World {
   impairAt(atMs: number, linkName: string, change: Partial<Impairment>, direction: 'ab' | 'ba' | 'both' = 'both'): void {
     this.link(linkName); // fail now, not at atMs, on a typo
     this.at(atMs, () => this.impair(linkName, change, direction));
+  }
+
+  /** The site's box restarts now: a new Edge with the same keys and config, no memory of the old one. */
+  restart(site: 'a' | 'b'): void {
+    const s = site === 'a' ? this.a : this.b;
+    s.setEdge(this.edgeFactory(site));
+    this.drain(s);
   }
 
   /**
@@ -348,6 +376,7 @@ export class World {
       const link = this.links[t.linkId];
       if (!link) continue;
       const dir = site.name === 'a' ? link.ab : link.ba;
+      this.tap?.(site.name, t.linkId, t.bytes, this.nowMs);
       if (dir.netem) {
         dir.stats.sent++;
         dir.stats.bytes += t.bytes.length;

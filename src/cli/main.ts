@@ -31,6 +31,14 @@ const COMMANDS: Record<string, Command> = {
       const path = requireConfigPath(v);
       const cfg = loadConfig(path);
       if (!v['skip-interfaces']) checkInterfaces(cfg, path);
+      if (!cfg.insecurePlaintext) {
+        const { readPrivateKeyFile } = await import('./keys.ts');
+        const { decodeKey } = await import('../core/crypto/keys.ts');
+        readPrivateKeyFile(cfg.privateKeyFile!);
+        cfg.peers.forEach((p, i) => {
+          if (!decodeKey(p.publicKey!)) throw new BraidError(ErrorCode.KEY_INVALID, `config ${path}: peers[${i}].publicKey: not a valid X25519 public key`, { field: `peers[${i}].publicKey`, fix: "paste the peer's `braid pubkey` output" });
+        });
+      }
       process.stdout.write(`${path}: ok (site ${cfg.site}, ${cfg.links.length} links: ${cfg.links.map((l) => `${l.name}@${l.interface}`).join(', ')}; peer ${cfg.peers[0]!.name})\n`);
       return 0;
     },
@@ -64,6 +72,33 @@ const COMMANDS: Record<string, Command> = {
         speed: numberOption(v, 'speed', 1, 0.1, 1000),
         seed: numberOption(v, 'seed', 1, 0, 2 ** 32 - 1),
       });
+    },
+  },
+  status: {
+    summary: 'show the running edge: links, classes, drops, recent events (--json for scripts)',
+    usage: 'braid status [--json] [--socket PATH | -c FILE]',
+    options: { json: { type: 'boolean' }, socket: { type: 'string', short: 's' }, config: { type: 'string', short: 'c' } },
+    async run(v) {
+      const { runStatus } = await import('./status.ts');
+      return runStatus(v);
+    },
+  },
+  dash: {
+    summary: 'the terminal dashboard of the running edge (q quits, d drains a link, ? help)',
+    usage: 'braid dash [--socket PATH | -c FILE] [--interval MS]',
+    options: { socket: { type: 'string', short: 's' }, config: { type: 'string', short: 'c' }, interval: { type: 'string' } },
+    async run(v) {
+      const { runDash } = await import('./dash.ts');
+      return runDash(v);
+    },
+  },
+  'install-service': {
+    summary: 'write the systemd unit (default /etc/systemd/system/braid.service) and print the next steps',
+    usage: 'braid install-service [--config FILE] [--path FILE]',
+    options: { config: { type: 'string', short: 'c' }, path: { type: 'string' } },
+    async run(v) {
+      const { runInstallService } = await import('./install-service.ts');
+      return runInstallService(v);
     },
   },
 };

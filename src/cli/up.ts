@@ -14,6 +14,8 @@ import { SystemRng, monotonicNowMs } from '../io/clock.ts';
 import { Driver } from '../io/driver.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
+import { decodeKey } from '../core/crypto/keys.ts';
+import { readPrivateKeyFile } from './keys.ts';
 
 const execFileP = promisify(execFile);
 
@@ -22,10 +24,21 @@ function ioToBraid(e: unknown, code: ErrorCode, what: string, fix: string): Brai
   return new BraidError(code, `${what}: ${msg}`, { fix, cause: e });
 }
 
-export function edgeConfigFrom(cfg: BraidConfig): ConstructorParameters<typeof Edge>[0] {
+export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefined): ConstructorParameters<typeof Edge>[0] {
   const peer = cfg.peers[0]!;
+  const crypto =
+    cfg.insecurePlaintext || !privateKey
+      ? undefined
+      : {
+          privateKey,
+          peerPublicKey: decodeKey(peer.publicKey!)!,
+          // Handshake timestamps are wall clock (anti-replay across restarts); the core sees only monotonic time.
+          wallClockEpochMs: Date.now() - monotonicNowMs(),
+          cipher: cfg.cipher,
+        };
   return {
     site: cfg.site,
+    ...(crypto ? { crypto } : {}),
     links: cfg.links.map((l) => ({
       name: l.name,
       remote: peer.endpoints[l.name]!,
@@ -43,6 +56,11 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     throw new BraidError(ErrorCode.USAGE, `--log-level ${level}: unknown level`, { fix: 'use trace, debug, info, warn or error' });
   }
   const log = createLogger(level, cfg.site);
+  const privateKey = cfg.insecurePlaintext ? undefined : readPrivateKeyFile(cfg.privateKeyFile!);
+  if (cfg.peers[0]!.publicKey && !decodeKey(cfg.peers[0]!.publicKey)) {
+    throw new BraidError(ErrorCode.KEY_INVALID, `config ${configPath}: peers[0].publicKey: not a valid X25519 public key`, { field: 'peers[0].publicKey', fix: "paste the peer's `braid pubkey` output" });
+  }
+  if (cfg.insecurePlaintext) log.warn('insecurePlaintext: the overlay is NOT encrypted or authenticated (benchmarks only)');
   const opened: { tun?: TunDevice; links: UdpLink[]; control?: ControlServer } = { links: [] };
   const cleanup = (): void => {
     opened.control?.close();
@@ -82,7 +100,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     throw e;
   }
   const tun = opened.tun;
-  const edge = new Edge(edgeConfigFrom(cfg), monotonicNowMs(), new SystemRng());
+  const edge = new Edge(edgeConfigFrom(cfg, privateKey), monotonicNowMs(), new SystemRng());
   const driver = new Driver({
     edge,
     tun,

@@ -65,7 +65,21 @@ import {
   type LinkSnapshot,
   type Transmit,
 } from './types.ts';
-import { decodeEnvelope, decodeFrame, encodeDataDatagram, encodeEnvelope, encodeFrame, type Frame } from './wire/codec.ts';
+import {
+  dataFrameSize,
+  decodeEnvelope,
+  decodeFrame,
+  encodeDataDatagram,
+  encodeEnvelope,
+  encodeFrame,
+  envelopeHeaderSize,
+  writeDataFrame,
+  writeEnvelopeHeader,
+  type Frame,
+} from './wire/codec.ts';
+import { SessionManager, type CryptoEvent, type SessionManagerSnapshot } from './crypto/handshake-state.ts';
+import { keyPairFromPrivate } from './crypto/keys.ts';
+import type { DataCipher } from './crypto/types.ts';
 
 export interface EdgeLinkConfig {
   /** Operator's name for the link ("mpls", "inet", "lte"). */
@@ -93,7 +107,30 @@ export interface EdgeConfig {
   maxFlows?: number;
   /** Class policies by class id (CLASS_NAMES order); defaults from RFC 4594 / DESIGN.md. */
   policies?: readonly ClassPolicy[];
+  /**
+   * Noise IK keys. Without them the overlay runs in plaintext, which only benchmarks and
+   * old tests ask for (config `insecurePlaintext: true`).
+   */
+  crypto?: EdgeCryptoConfig;
 }
+
+export interface EdgeCryptoConfig {
+  privateKey: Uint8Array;
+  peerPublicKey: Uint8Array;
+  /** Wall-clock ms since the epoch at nowMs = 0: only for the handshake's anti-replay timestamp. */
+  wallClockEpochMs: number;
+  cipher?: DataCipher;
+}
+
+/** Where a handshake came from: the reply goes back the same way. */
+interface HandshakeSource {
+  linkId: number;
+  from: Endpoint;
+}
+
+const PEER_ID = 'peer';
+/** Inner packets held while the first session is being set up (WireGuard stages 128 too). */
+const MAX_STAGED_PACKETS = 128;
 
 /** Timers live in a table keyed by this enum; the shell arms one OS timer for the earliest. */
 const enum Timer {
@@ -101,7 +138,8 @@ const enum Timer {
   PathDead = 1,
   FlowSweep = 2,
   Reuse = 3,
-  Count = 4,
+  Crypto = 4,
+  Count = 5,
 }
 
 /** Hysteresis: a path that left a class's SLA comes back only under this fraction of each threshold. */
@@ -182,12 +220,29 @@ export class Edge {
   private flowMoves = 0;
   /** Random per start: the peer sees a new epoch in our probes and restarts its sequence tracking. */
   private readonly epoch: number;
+  /** Undefined in plaintext mode. */
+  private readonly sessions: SessionManager<HandshakeSource> | undefined;
+  /** Inner packets that arrived before the first session: sent when it is up. */
+  private staged: Uint8Array[] = [];
+  /** Time of the input being handled (send paths seal with it). */
+  private nowMs: number;
 
   constructor(config: EdgeConfig, nowMs: number, rng: Rng) {
     if (config.links.length > MAX_LINKS) throw new Error(`at most ${MAX_LINKS} links`);
     this.site = config.site;
     this.rng = rng;
+    this.nowMs = nowMs;
     this.epoch = rng.nextU32() || 1;
+    if (config.crypto) {
+      const c = config.crypto;
+      this.sessions = new SessionManager<HandshakeSource>({
+        local: keyPairFromPrivate(c.privateKey),
+        rng,
+        wallClockEpochMs: c.wallClockEpochMs,
+        ciphers: { preferred: c.cipher ?? 'chacha20-poly1305', accepted: ['chacha20-poly1305', 'aes-256-gcm'] },
+      });
+      this.sessions.addPeer(PEER_ID, c.peerPublicKey);
+    }
     this.probeIntervalMs = config.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
     const deadAfterMs = config.deadAfterMs ?? DEAD_AFTER_PROBES * this.probeIntervalMs;
     const holdDownProbes = config.holdDownProbes ?? HOLD_DOWN_PROBES;
@@ -229,11 +284,17 @@ export class Edge {
     this.timers[Timer.Probe] = nowMs + Math.floor(this.rng.nextFloat() * Math.min(this.probeIntervalMs, 10));
     this.timers[Timer.FlowSweep] = nowMs + 1000;
     this.rearmPathTimers(nowMs);
+    if (this.sessions) {
+      // Handshake at once: the first packet of the site should not wait for it.
+      this.sessions.connect(nowMs, PEER_ID);
+      this.drainCrypto(nowMs);
+    }
   }
 
   // ---- inputs ------------------------------------------------------------------------------
 
   handleTunPacket(nowMs: number, packet: Uint8Array): void {
+    this.nowMs = nowMs;
     this.tunPacketsIn++;
     if (packet.length > MAX_INNER_PACKET_BYTES) return this.drop('tooLarge');
     const info = parseInner(packet, this.inner);
@@ -249,23 +310,65 @@ export class Edge {
       this.dupSeq = (this.dupSeq + 1) >>> 0 || 1;
       dupSeq = this.dupSeq;
     }
-    this.sendData(this.paths[flow.path]!, packet, outerDscp, dupSeq);
+    if (!this.sendData(this.paths[flow.path]!, packet, outerDscp, dupSeq)) {
+      // No session yet (or it expired): hold a few packets, copied since the caller reuses its
+      // buffer, and send them when the handshake completes instead of losing every flow's first packets.
+      if (this.staged.length >= MAX_STAGED_PACKETS) return this.drop('noSession');
+      this.staged.push(packet.slice());
+      return;
+    }
     if (flow.path2 >= 0) this.sendData(this.paths[flow.path2]!, packet, outerDscp, dupSeq);
   }
 
   handleDatagram(nowMs: number, linkId: number, from: Endpoint, datagram: Uint8Array): void {
+    this.nowMs = nowMs;
     const path = this.paths[linkId];
     if (!path) return this.drop('unknownLink');
     path.rxPackets++;
     path.rxBytes += datagram.length;
     const env = decodeEnvelope(datagram);
     if (!env.ok) return this.drop(env.reason);
-    const frame = decodeFrame(env.value.sealed);
+    const e = env.value;
+    if (!this.sessions) {
+      if (e.receiver !== 0 || (e.handshake && e.handshake.length > 0)) return this.drop('unauthenticated');
+      const frame = decodeFrame(e.sealed);
+      if (!frame.ok) return this.drop(frame.reason);
+      return this.handleFrame(nowMs, path, from, frame.value);
+    }
+    if (e.handshake && e.handshake.length > 0) {
+      // Unauthenticated until the handshake code says otherwise: no path state is touched.
+      this.sessions.handleHandshake(nowMs, { linkId, from }, formatEndpoint(from), e.handshake);
+      this.drainCrypto(nowMs);
+      return;
+    }
+    if (e.receiver === 0) return this.drop('unauthenticated');
+    const opened = this.sessions.open(nowMs, e.receiver, e.counter, e.sealed);
+    if (!opened.ok) {
+      this.drop(opened.reason);
+      return;
+    }
+    this.drainCrypto(nowMs);
+    // Authenticated: the peer may have moved (NAT rebinding, a new address on LTE). Follow it.
+    if (from.address !== path.remote.address || from.port !== path.remote.port) {
+      this.emit(nowMs, 'pathState', path.name, `${path.name}: peer endpoint ${formatEndpoint(path.remote)} -> ${formatEndpoint(from)}`);
+      path.remote = { address: from.address, port: from.port };
+    }
+    if (opened.plaintext.length === 0) {
+      // Keepalive: proves the path and the session, carries nothing.
+      this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
+      return;
+    }
+    const frame = decodeFrame(opened.plaintext);
     if (!frame.ok) return this.drop(frame.reason);
     this.handleFrame(nowMs, path, from, frame.value);
   }
 
   handleTimeout(nowMs: number): void {
+    this.nowMs = nowMs;
+    if (this.sessions && nowMs >= this.timers[Timer.Crypto]!) {
+      this.sessions.handleTimeout(nowMs);
+      this.drainCrypto(nowMs);
+    }
     if (nowMs >= this.timers[Timer.PathDead]! || nowMs >= this.timers[Timer.Reuse]!) {
       for (const p of this.paths) {
         this.applyTransition(nowMs, p, p.sm.onTimeout(nowMs));
@@ -289,12 +392,13 @@ export class Edge {
 
   /** Operator drain: a drained link carries no data (probes continue so its state stays known). */
   setLinkAdmin(nowMs: number, linkId: number, drained: boolean): void {
+    this.nowMs = nowMs;
     const path = this.paths[linkId];
     if (!path) return;
     this.applyTransition(nowMs, path, path.sm.setDrained(drained));
     // Tell the peer so it stops sending on this link too.
     const frame = encodeFrame({ kind: 'control', control: { drain: { link: path.id, drained } } });
-    for (const p of this.paths) this.transmitPlain(p, p.remote, frame, p.dscp);
+    for (const p of this.paths) this.sendFrame(p, p.remote, frame, p.dscp);
     this.rearmPathTimers(nowMs);
   }
 
@@ -376,8 +480,26 @@ export class Edge {
       tunPacketsIn: this.tunPacketsIn,
       deliveredPackets: this.deliveredPackets,
       duplicatesSuppressed: this.duplicatesSuppressed,
+      session: this.sessionSnapshot(nowMs),
       drops: { ...this.drops },
       recentEvents: this.recentEvents.slice(),
+    };
+  }
+
+  private sessionSnapshot(nowMs: number): EdgeSnapshot['session'] {
+    if (!this.sessions) return { encrypted: false, established: false, ageMs: undefined, cipher: undefined, handshakeAttempts: 0, handshakeDrops: {} };
+    const s: SessionManagerSnapshot = this.sessions.snapshot(nowMs);
+    const peer = s.peers[0];
+    const handshakeDrops: Record<string, number> = {};
+    for (const [k, v] of Object.entries(s.handshakeDrops)) if (v > 0) handshakeDrops[k] = v;
+    return {
+      encrypted: true,
+      established: peer?.hasSession ?? false,
+      ageMs: peer?.sessionAgeMs,
+      cipher: peer?.cipher,
+      handshakeAttempts: peer?.handshakeAttempts ?? 0,
+      handshakeDrops,
+      underLoad: s.underLoad,
     };
   }
 
@@ -420,7 +542,7 @@ export class Edge {
           kind: 'probeReply',
           probeReply: { link: path.id, seq: p.seq, txUs: p.txUs, holdUs: 0, report: path.stats.report(nowMs) },
         });
-        this.transmitPlain(path, from, reply, p.dscp);
+        this.sendFrame(path, from, reply, p.dscp);
         if (!path.helloSent) this.sendHello(path);
         return;
       }
@@ -617,6 +739,12 @@ export class Edge {
   }
 
   private rearmPathTimers(nowMs: number): void {
+    if (this.sessions && !this.sessionUp) {
+      // No session, no probes: silence means nothing yet.
+      this.timers[Timer.PathDead] = Infinity;
+      this.timers[Timer.Reuse] = Infinity;
+      return;
+    }
     let dead = Infinity;
     let reuse = Infinity;
     for (const p of this.paths) {
@@ -640,14 +768,26 @@ export class Edge {
 
   // ---- send --------------------------------------------------------------------------------
 
-  private sendData(p: PathRuntime, packet: Uint8Array, dscp: number, dupSeq: number): void {
-    p.txSeq = (p.txSeq + 1) >>> 0;
-    const bytes = encodeDataDatagram(0, 0, p.id, p.txSeq, packet, 0, 0, dupSeq);
+  /** False when there is no session to seal with (the caller stages the packet). */
+  private sendData(p: PathRuntime, packet: Uint8Array, dscp: number, dupSeq: number): boolean {
+    let bytes: Uint8Array | undefined;
+    const seq = (p.txSeq + 1) >>> 0;
+    if (!this.sessions) {
+      bytes = encodeDataDatagram(0, 0, p.id, seq, packet, 0, 0, dupSeq);
+    } else {
+      const frame = new Uint8Array(dataFrameSize(p.id, seq, packet.length, 0, 0, dupSeq));
+      writeDataFrame(frame, 0, p.id, seq, packet, 0, 0, dupSeq);
+      bytes = this.seal(frame);
+      if (!bytes) return false;
+    }
+    p.txSeq = seq;
     p.txDataPackets++;
     this.transmit(p, p.remote, bytes, dscp);
+    return true;
   }
 
   private sendProbe(nowMs: number, p: PathRuntime): void {
+    if (this.sessions && !this.sessionUp) return; // nothing to seal with; the handshake is under way
     p.txSeq = (p.txSeq + 1) >>> 0;
     const frame = encodeFrame({
       kind: 'probe',
@@ -660,17 +800,92 @@ export class Edge {
         epoch: this.epoch,
       },
     });
-    this.transmitPlain(p, p.remote, frame, p.dscp);
+    this.sendFrame(p, p.remote, frame, p.dscp);
   }
 
   private sendHello(p: PathRuntime): void {
     p.helloSent = true;
     const frame = encodeFrame({ kind: 'control', control: { hello: { link: p.id, linkName: p.name, site: this.site } } });
-    this.transmitPlain(p, p.remote, frame, p.dscp);
+    this.sendFrame(p, p.remote, frame, p.dscp);
   }
 
-  private transmitPlain(p: PathRuntime, to: Endpoint, frame: Uint8Array, dscp: number): void {
-    this.transmit(p, to, encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: frame }), dscp);
+  /** Seals (or, in plaintext mode, wraps) an encoded frame and queues it. */
+  private sendFrame(p: PathRuntime, to: Endpoint, frame: Uint8Array, dscp: number): void {
+    if (!this.sessions) {
+      this.transmit(p, to, encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: frame }), dscp);
+      return;
+    }
+    const bytes = this.seal(frame);
+    if (bytes) this.transmit(p, to, bytes, dscp);
+  }
+
+  /** Envelope around the sealed frame, or undefined without a session (a handshake is started). */
+  private seal(frame: Uint8Array): Uint8Array | undefined {
+    const r = this.sessions!.seal(this.nowMs, PEER_ID, frame);
+    if (!r.ok) {
+      this.drainCrypto(this.nowMs);
+      return undefined;
+    }
+    const ct = r.ciphertext;
+    const out = new Uint8Array(envelopeHeaderSize(r.receiverIndex, r.counter, ct.length) + ct.length);
+    out.set(ct, writeEnvelopeHeader(out, 0, r.receiverIndex, r.counter, ct.length));
+    return out;
+  }
+
+  private sessionReady(): boolean {
+    return this.sessions?.snapshot(this.nowMs).peers[0]?.hasSession === true;
+  }
+
+  /** Cheap per-probe check; refreshed on every session event. */
+  private sessionUp = false;
+
+  /** Moves handshake messages onto the wire and session events into ours. */
+  private drainCrypto(nowMs: number): void {
+    const sessions = this.sessions;
+    if (!sessions) return;
+    for (let t = sessions.pollTransmit(); t; t = sessions.pollTransmit()) {
+      if (t.kind === 'initiation') {
+        // Every path: the handshake must not depend on the one link that might be dead.
+        const bytes = encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: new Uint8Array(0), handshake: t.bytes });
+        for (const p of this.paths) this.transmit(p, p.remote, bytes, p.dscp);
+      } else if (t.kind === 'reply') {
+        const p = this.paths[t.to.linkId];
+        if (p) this.transmit(p, t.to.from, encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: new Uint8Array(0), handshake: t.bytes }), p.dscp);
+      } else {
+        const p = this.bestUsablePath();
+        if (p) {
+          const bytes = this.seal(new Uint8Array(0));
+          if (bytes) this.transmit(p, p.remote, bytes, p.dscp);
+        }
+      }
+    }
+    for (let e = sessions.pollEvent(); e; e = sessions.pollEvent()) this.onCryptoEvent(nowMs, e);
+    const t = sessions.nextDeadlineMs();
+    this.timers[Timer.Crypto] = t ?? Infinity;
+  }
+
+  private onCryptoEvent(nowMs: number, e: CryptoEvent): void {
+    this.emit(nowMs, 'session', undefined, `session: ${e.message}`);
+    const wasUp = this.sessionUp;
+    this.sessionUp = this.sessionReady();
+    if (this.sessionUp && !wasUp) {
+      for (const p of this.paths) p.sm.resetSilenceClock(nowMs);
+      this.rearmPathTimers(nowMs);
+    }
+    if ((e.kind === 'sessionEstablished' || e.kind === 'sessionConfirmed') && this.staged.length > 0 && this.sessionReady()) {
+      const staged = this.staged;
+      this.staged = [];
+      for (const pkt of staged) this.handleTunPacket(nowMs, pkt);
+    }
+  }
+
+  private bestUsablePath(): PathRuntime | undefined {
+    let best: PathRuntime | undefined;
+    for (const p of this.paths) {
+      if (!this.usable(p)) continue;
+      if (!best || (p.stats.srttMs ?? Infinity) < (best.stats.srttMs ?? Infinity)) best = p;
+    }
+    return best ?? this.paths[0];
   }
 
   private transmit(p: PathRuntime, to: Endpoint, bytes: Uint8Array, dscp: number): void {

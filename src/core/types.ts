@@ -34,12 +34,19 @@ export const DROP_REASONS = [
   'transmitQueueFull', // the shell did not drain transmits fast enough
   'deliveryQueueFull', // the shell did not drain deliveries fast enough
   'noLink', // no link configured
+  'unauthenticated', // plaintext or handshake-less datagram where a session is required (or the reverse)
+  'noSession', // inner packet with no session yet and the staging queue full
+  'badCounter', // AEAD counter out of range
+  'unknownIndex', // no session with that receiver index (stale, forged, or after a restart)
+  'expiredSession', // session older than REJECT_AFTER_TIME
+  'replayed', // counter seen before or older than the replay window
+  'authFailed', // AEAD tag did not verify: wrong key or tampered
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 export type LinkState = 'up' | 'degraded' | 'down' | 'drained';
 
-export type EdgeEventKind = 'linkUp' | 'linkDown' | 'pathState' | 'sla' | 'flowMoved' | 'peerHello' | 'config';
+export type EdgeEventKind = 'linkUp' | 'linkDown' | 'pathState' | 'sla' | 'flowMoved' | 'peerHello' | 'session' | 'config';
 
 /** A state change for logs and the dashboard, with its reason in words. */
 export interface EdgeEvent {
@@ -112,6 +119,17 @@ export interface EdgeSnapshot {
   tunPacketsIn: number;
   deliveredPackets: number;
   duplicatesSuppressed: number;
+  /** The encrypted session with the peer. Never carries key material. */
+  session: {
+    encrypted: boolean;
+    established: boolean;
+    ageMs: number | undefined;
+    cipher: string | undefined;
+    handshakeAttempts: number;
+    /** Handshake messages refused, by reason (bad mac1, replayed initiation, rate limited ...). */
+    handshakeDrops: Record<string, number>;
+    underLoad?: boolean;
+  };
   drops: Record<DropReason, number>;
   recentEvents: EdgeEvent[];
 }

@@ -43,13 +43,18 @@ export class PathStateMachine {
   suppressed = false;
   flaps = 0;
   private drained = false;
-  private readonly startMs: number;
+  private startMs: number;
 
   constructor(
     private readonly config: PathStateConfig,
     nowMs: number,
   ) {
     this.startMs = nowMs;
+  }
+
+  /** Restart the "nothing heard yet" clock (when the session that carries probes comes up). */
+  resetSilenceClock(nowMs: number): void {
+    if (this.lastHeardMs === undefined) this.startMs = nowMs;
   }
 
   get usable(): boolean {

@@ -1,0 +1,60 @@
+/**
+ * Crypto constants. "Protocol" values must match on both ends or change behaviour visible on the wire;
+ * "implementation" values are local limits we may tune. Timer values are WireGuard's (whitepaper
+ * section 6.1 and wireguard-go device/constants.go) because its rekey schedule is well studied and
+ * operators know it.
+ */
+
+// ---- protocol ----
+
+/** The initiator of a session starts a new handshake once the session is this old. */
+export const REKEY_AFTER_TIME_MS = 120_000;
+/** No packet is sent or accepted on a session older than this. */
+export const REJECT_AFTER_TIME_MS = 180_000;
+/** How long to keep retrying a handshake before giving up and dropping what was waiting. */
+export const REKEY_ATTEMPT_TIME_MS = 90_000;
+/** Wait for a handshake response this long before sending a fresh initiation. */
+export const REKEY_TIMEOUT_MS = 5_000;
+/** Random extra delay on every retransmit so two peers that lost the same packet do not retry in lockstep. */
+export const REKEY_TIMEOUT_JITTER_MAX_MS = 333;
+/** Send an empty authenticated packet when we received data but sent nothing for this long. */
+export const KEEPALIVE_TIMEOUT_MS = 10_000;
+/** Responder cookie secrets rotate, and initiators forget cookies, after this long. */
+export const COOKIE_REFRESH_TIME_MS = 120_000;
+/** Retransmits before giving up (REKEY_ATTEMPT_TIME / REKEY_TIMEOUT). */
+export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME_MS / REKEY_TIMEOUT_MS;
+/** A peer may not make us run more than this many handshakes per second (WireGuard's limit). */
+export const INITIATIONS_PER_SECOND = 50;
+export const MIN_INITIATION_INTERVAL_MS = 1000 / INITIATIONS_PER_SECOND;
+
+/**
+ * Receivers reject counters at or above this. Counters are JS numbers, which are exact only up to
+ * 2^53, so senders additionally stop at Number.MAX_SAFE_INTEGER; neither is reachable in practice
+ * because REJECT_AFTER_TIME caps a session at 180 s (< 2^31 packets at 10 Mpps).
+ */
+export const REJECT_AFTER_MESSAGES = 2 ** 60;
+/** The initiator rekeys after this many packets on one session, long before any limit bites. */
+export const REKEY_AFTER_MESSAGES = 2 ** 48;
+
+// ---- implementation ----
+
+/**
+ * Replay ring size in 32-bit words (power of two). The usable window is (words - 1) * 32 = 16352
+ * packets: the design asks for at least 8192 because multipath reorders a lot (100 ms of delay
+ * difference at 90 kpps is ~9000 packets).
+ */
+export const REPLAY_RING_WORDS = 512;
+
+/** Above this many valid-mac1 initiations per second we are "under load" and demand cookies. */
+export const UNDER_LOAD_INITIATIONS_PER_SECOND = 64;
+/** Once under load, stay there this long after the last second that crossed the threshold. */
+export const UNDER_LOAD_HOLD_MS = 1_000;
+/** Per-source token bucket applied under load (WireGuard ratelimiter: 20/s, burst 5). */
+export const RATE_LIMIT_INITIATIONS_PER_SECOND = 20;
+export const RATE_LIMIT_BURST = 5;
+/** Cap on sources tracked by the rate limiter; beyond it new sources are refused until buckets refill. */
+export const RATE_LIMIT_MAX_SOURCES = 4_096;
+/** Cap on configured peers per session manager. */
+export const MAX_PEERS = 4_096;
+/** Cap on queued crypto events and transmits; the oldest are dropped (and counted) beyond it. */
+export const MAX_QUEUED_OUTPUTS = 1_024;

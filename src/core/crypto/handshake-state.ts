@@ -1,0 +1,734 @@
+/**
+ * Per-peer sessions and handshakes, WireGuard's model (whitepaper section 6, wireguard-go
+ * device/timers.go and keypair handling), as a sans-I/O state machine.
+ *
+ * Call order (state machine surface, same shape as core/Edge):
+ *   inputs   addPeer / removePeer                        configuration
+ *            seal(now, peerId, plaintext)                 outbound data; may start a handshake
+ *            open(now, receiverIndex, counter, sealed)    inbound data
+ *            handleHandshake(now, source, address, bytes) initiation / response / cookie reply
+ *            handleTimeout(now)                           when now >= nextDeadlineMs()
+ *   outputs  pollTransmit() -> CryptoTransmit | undefined handshake bytes to send, keepalive requests
+ *            pollEvent()    -> CryptoEvent | undefined    session changes, for logs and the dashboard
+ *            nextDeadlineMs() -> number | undefined       earliest armed timer (absolute ms)
+ *            snapshot()                                   per-peer state and drop counters
+ *
+ * Keypair slots per peer (so no in-flight packet is lost across a rekey):
+ *   current   used to send; also accepted on receive
+ *   previous  the session before current, still accepted on receive until it expires, so packets
+ *             sent on it just before the rekey (and still in flight on a slow path) are delivered
+ *   next      responder only: keys from a handshake we answered but the initiator has not used yet.
+ *             We must not send on it (the initiator may never have got our response); the first
+ *             authenticated packet on it proves it works and rotates it into current.
+ * The initiator installs its new session straight into current (it has the response in hand) and
+ * sends a keepalive at once so the responder can confirm `next` without waiting for data.
+ *
+ * Timers are data (absolute deadlines per peer, Infinity = unarmed), WireGuard's five minus the
+ * persistent keepalive (path probes already keep NAT state warm):
+ *   retransmit    REKEY_TIMEOUT + jitter after an initiation; resend with a fresh ephemeral, give up
+ *                 after MAX_TIMER_HANDSHAKES (REKEY_ATTEMPT_TIME)
+ *   keepalive     KEEPALIVE_TIMEOUT after receiving data if we sent nothing since: ask for an empty
+ *                 authenticated packet so the peer knows its packets arrive
+ *   newHandshake  KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter after sending data if nothing came back
+ *   zeroKeys      3 x REJECT_AFTER_TIME after the last session was made: forget every key
+ * Rekeying is driven by use, not timers: the initiator of the current session starts a handshake
+ * when sending on a session older than REKEY_AFTER_TIME (or REKEY_AFTER_MESSAGES packets), or when
+ * receiving on one close to REJECT_AFTER_TIME; nobody sends or accepts on a session older than
+ * REJECT_AFTER_TIME. Only the session's initiator rekeys on age, so the two sides do not both start.
+ *
+ * Handshake floods (see cookie.ts): mac1 first (one MAC, no state), then, only when more than
+ * UNDER_LOAD_INITIATIONS_PER_SECOND valid-mac1 initiations arrive, mac2 with a cookie reply and a
+ * per-source token bucket; initiations are also refused from a peer more often than every
+ * MIN_INITIATION_INTERVAL_MS and when their TAI64N timestamp is not newer than the last one.
+ *
+ * Data packets: the AAD is (wire version, receiver index, counter); an empty plaintext is a
+ * keepalive and must not be decoded as a frame. Index 0 is never allocated (the envelope uses
+ * receiver 0 for "no session").
+ */
+import { BraidError, ErrorCode } from '../errors.ts';
+import type { KeyedBlake2s } from './blake2s.ts';
+import { WIRE_VERSION } from '../constants.ts';
+import { consumeCookieReply, CookieChecker, mac1Key, TokenBucketLimiter, verifyMac1 } from './cookie.ts';
+import {
+  COOKIE_REFRESH_TIME_MS,
+  KEEPALIVE_TIMEOUT_MS,
+  MAX_PEERS,
+  MAX_QUEUED_OUTPUTS,
+  MAX_TIMER_HANDSHAKES,
+  MIN_INITIATION_INTERVAL_MS,
+  REJECT_AFTER_TIME_MS,
+  REKEY_AFTER_MESSAGES,
+  REKEY_AFTER_TIME_MS,
+  REKEY_TIMEOUT_JITTER_MAX_MS,
+  REKEY_TIMEOUT_MS,
+  UNDER_LOAD_HOLD_MS,
+  UNDER_LOAD_INITIATIONS_PER_SECOND,
+} from './constants.ts';
+import { encodeKey, KEY_LENGTH, type X25519KeyPair } from './keys.ts';
+import {
+  BRAID_PROLOGUE,
+  compareTimestamps,
+  consumeInitiation,
+  consumeResponse,
+  createInitiation,
+  HANDSHAKE_FAILURES,
+  MESSAGE_COOKIE_REPLY,
+  MESSAGE_INITIATION,
+  MESSAGE_RESPONSE,
+  peekMessageType,
+  readHeaderIndex,
+  type CipherPolicy,
+  type HandshakeFailure,
+  type PendingInitiation,
+  type TransportKeys,
+} from './noise.ts';
+import { ReplayWindow } from './replay.ts';
+import { AeadSession, DATA_AAD_LENGTH, isValidCounter, isValidSendCounter, writeDataAad } from './transport.ts';
+import type { DataCipher, Rng } from './types.ts';
+
+/** Rotated-out sessions kept per peer for receiving in-flight packets. */
+const RETIRED_KEYPAIRS = 3;
+
+/** One established session: keys for both directions, replay window, send counter. */
+export class Keypair {
+  readonly localIndex: number;
+  readonly remoteIndex: number;
+  readonly cipher: DataCipher;
+  readonly isInitiator: boolean;
+  readonly createdMs: number;
+  readonly sender: AeadSession;
+  readonly receiver: AeadSession;
+  readonly replay = new ReplayWindow();
+  sendCounter = 0;
+
+  constructor(keys: TransportKeys, createdMs: number) {
+    this.localIndex = keys.localIndex;
+    this.remoteIndex = keys.remoteIndex;
+    this.cipher = keys.cipher;
+    this.isInitiator = keys.isInitiator;
+    this.createdMs = createdMs;
+    this.sender = new AeadSession(keys.sendKey, keys.cipher);
+    this.receiver = new AeadSession(keys.receiveKey, keys.cipher);
+    // The AEAD objects hold their own copies; wipe the raw bytes we were handed (best effort: JS
+    // gives no guarantee that no other copy exists).
+    keys.sendKey.fill(0);
+    keys.receiveKey.fill(0);
+  }
+}
+
+export const DATA_DROP_REASONS = [
+  'badCounter', // not an integer in [0, REJECT_AFTER_MESSAGES)
+  'unknownIndex', // no session with that receiver index (stale, forged, or after zeroing)
+  'expiredSession', // session older than REJECT_AFTER_TIME
+  'replayed', // counter seen before or older than the replay window
+  'authFailed', // AEAD tag did not verify
+] as const;
+export type DataDropReason = (typeof DATA_DROP_REASONS)[number];
+
+/** Handshake drops: the handshake failures plus the flood defences. */
+export const HANDSHAKE_DROP_REASONS = [
+  ...HANDSHAKE_FAILURES,
+  'cookieRequired', // under load without a valid mac2: answered with a cookie reply
+  'rateLimited', // under load, source over its token bucket
+  'badCookieReply', // cookie reply that did not decrypt for a pending initiation
+] as const;
+export type HandshakeDropReason = (typeof HANDSHAKE_DROP_REASONS)[number];
+
+export type SealResult =
+  | { readonly ok: true; readonly receiverIndex: number; readonly counter: number; readonly ciphertext: Uint8Array }
+  | { readonly ok: false; readonly reason: 'unknownPeer' | 'noSession' };
+
+export type OpenResult =
+  | { readonly ok: true; readonly peerId: string; readonly plaintext: Uint8Array }
+  | { readonly ok: false; readonly reason: DataDropReason };
+
+/**
+ * What the shell must send. Initiations go to the peer by whatever paths the edge chooses; replies
+ * (responses, cookie replies) go back to the source they answer; a keepalive asks the edge to
+ * seal an empty plaintext to the peer now.
+ */
+export type CryptoTransmit<Source> =
+  | { readonly kind: 'initiation'; readonly peerId: string; readonly bytes: Uint8Array }
+  | { readonly kind: 'reply'; readonly to: Source; readonly bytes: Uint8Array }
+  | { readonly kind: 'keepalive'; readonly peerId: string };
+
+export type CryptoEventKind =
+  | 'handshakeStarted'
+  | 'sessionEstablished'
+  | 'sessionConfirmed'
+  | 'handshakeFailed'
+  | 'keysZeroed'
+  | 'underLoad';
+
+export interface CryptoEvent {
+  readonly atMs: number;
+  readonly kind: CryptoEventKind;
+  readonly peerId?: string;
+  readonly message: string;
+}
+
+export interface PeerSessionSnapshot {
+  readonly peerId: string;
+  readonly hasSession: boolean;
+  readonly sessionAgeMs: number | undefined;
+  readonly cipher: DataCipher | undefined;
+  readonly isInitiator: boolean | undefined;
+  readonly handshakePending: boolean;
+  readonly handshakeAttempts: number;
+  readonly awaitingConfirmation: boolean;
+}
+
+export interface SessionManagerSnapshot {
+  readonly peers: PeerSessionSnapshot[];
+  readonly underLoad: boolean;
+  readonly handshakeDrops: Readonly<Record<HandshakeDropReason, number>>;
+  readonly dataDrops: Readonly<Record<DataDropReason, number>>;
+  readonly outputsDropped: number;
+}
+
+export interface SessionManagerOptions {
+  readonly local: X25519KeyPair;
+  readonly rng: Rng;
+  /** Wall-clock ms since the Unix epoch at nowMs = 0 (only for initiation timestamps). */
+  readonly wallClockEpochMs: number;
+  readonly prologue?: Uint8Array;
+  readonly ciphers?: CipherPolicy;
+  /** Envelope version bound into the data AAD. */
+  readonly wireVersion?: number;
+  readonly underLoadInitiationsPerSecond?: number;
+}
+
+export const DEFAULT_CIPHER_POLICY: CipherPolicy = {
+  preferred: 'chacha20-poly1305',
+  accepted: ['chacha20-poly1305', 'aes-256-gcm'],
+};
+
+class PeerState {
+  current: Keypair | null = null;
+  previous: Keypair | null = null;
+  /**
+   * Receive-only sessions pushed out of the slots by rotation, newest last. Multipath reorders
+   * by tens of ms, and a rekey racing a simultaneous initiation rotates twice in one RTT: packets
+   * sealed on a session two rotations old must still open (each still expires at REJECT_AFTER_TIME).
+   */
+  retired: Keypair[] = [];
+  next: Keypair | null = null;
+  pending: PendingInitiation | null = null;
+  lastInitiationSentMs = Number.NEGATIVE_INFINITY;
+  handshakeAttempts = 0;
+  sentLastMinuteHandshake = false;
+  // Timers: absolute deadlines, Infinity when unarmed.
+  retransmitAtMs = Infinity;
+  keepaliveAtMs = Infinity;
+  needAnotherKeepalive = false;
+  newHandshakeAtMs = Infinity;
+  zeroKeysAtMs = Infinity;
+  // Responder-side replay and flood state for initiations from this peer.
+  lastTimestamp: Uint8Array | null = null;
+  lastInitiationConsumedMs = Number.NEGATIVE_INFINITY;
+  // Initiator-side cookie from this peer's cookie reply.
+  cookie: Uint8Array | null = null;
+  cookieReceivedMs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    readonly id: string,
+    readonly remoteStatic: Uint8Array,
+  ) {}
+}
+
+interface IndexEntry {
+  readonly peer: PeerState;
+  /** null while the index names a pending initiation rather than a session. */
+  readonly keypair: Keypair | null;
+}
+
+function zeroRecord<K extends string>(keys: readonly K[]): Record<K, number> {
+  const record = {} as Record<K, number>;
+  for (const key of keys) record[key] = 0;
+  return record;
+}
+
+export class SessionManager<Source = string> {
+  private readonly local: X25519KeyPair;
+  private readonly rng: Rng;
+  private readonly wallClockEpochMs: number;
+  private readonly prologue: Uint8Array;
+  private readonly ciphers: CipherPolicy;
+  private readonly wireVersion: number;
+  private readonly localMac1Key: KeyedBlake2s;
+  private readonly cookieChecker: CookieChecker;
+  private readonly limiter = new TokenBucketLimiter();
+  private readonly peers = new Map<string, PeerState>();
+  private readonly peersByStatic = new Map<string, PeerState>();
+  private readonly indices = new Map<number, IndexEntry>();
+  private readonly transmits: CryptoTransmit<Source>[] = [];
+  private readonly events: CryptoEvent[] = [];
+  private readonly aad = new Uint8Array(DATA_AAD_LENGTH);
+  private readonly handshakeDrops = zeroRecord(HANDSHAKE_DROP_REASONS);
+  private readonly dataDrops = zeroRecord(DATA_DROP_REASONS);
+  private outputsDropped = 0;
+  // Load detection: valid-mac1 initiations counted per 1-second window.
+  private readonly underLoadThreshold: number;
+  private loadWindowStartMs = Number.NEGATIVE_INFINITY;
+  private loadWindowCount = 0;
+  private underLoadUntilMs = Number.NEGATIVE_INFINITY;
+
+  constructor(options: SessionManagerOptions) {
+    if (options.local.privateKey.length !== KEY_LENGTH || options.local.publicKey.length !== KEY_LENGTH) {
+      throw new BraidError(ErrorCode.KEY_INVALID, 'local static key pair must be two 32-byte X25519 keys');
+    }
+    this.local = options.local;
+    this.rng = options.rng;
+    this.wallClockEpochMs = options.wallClockEpochMs;
+    this.prologue = options.prologue ?? BRAID_PROLOGUE;
+    this.ciphers = options.ciphers ?? DEFAULT_CIPHER_POLICY;
+    this.wireVersion = options.wireVersion ?? WIRE_VERSION;
+    this.underLoadThreshold = options.underLoadInitiationsPerSecond ?? UNDER_LOAD_INITIATIONS_PER_SECOND;
+    this.localMac1Key = mac1Key(options.local.publicKey);
+    this.cookieChecker = new CookieChecker(options.local.publicKey, options.rng);
+  }
+
+  // ---- configuration ----
+
+  addPeer(peerId: string, remoteStatic: Uint8Array): void {
+    if (remoteStatic.length !== KEY_LENGTH) {
+      throw new BraidError(ErrorCode.KEY_INVALID, `peer ${peerId}: public key must be 32 bytes`, { field: 'peers' });
+    }
+    const staticKey = encodeKey(remoteStatic);
+    if (this.peers.has(peerId)) throw new BraidError(ErrorCode.CONFIG_INVALID, `peer ${peerId} is configured twice`);
+    if (this.peersByStatic.has(staticKey)) {
+      throw new BraidError(ErrorCode.CONFIG_INVALID, `peer ${peerId} has the same public key as another peer`);
+    }
+    if (this.peers.size >= MAX_PEERS) throw new BraidError(ErrorCode.CONFIG_INVALID, `more than ${MAX_PEERS} peers`);
+    const peer = new PeerState(peerId, new Uint8Array(remoteStatic));
+    this.peers.set(peerId, peer);
+    this.peersByStatic.set(staticKey, peer);
+  }
+
+  removePeer(peerId: string): void {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined) return;
+    this.zeroPeer(peer);
+    this.peers.delete(peerId);
+    this.peersByStatic.delete(encodeKey(peer.remoteStatic));
+  }
+
+  // ---- data ----
+
+  /**
+   * Seals `plaintext` for `peerId` on its current session. Without a usable session it starts a
+   * handshake and returns noSession: the caller drops or stages the packet (and resends after the
+   * sessionEstablished event).
+   */
+  seal(nowMs: number, peerId: string, plaintext: Uint8Array): SealResult {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined) return { ok: false, reason: 'unknownPeer' };
+    const keypair = peer.current;
+    if (keypair === null || !this.usableForSend(keypair, nowMs)) {
+      this.initiate(peer, nowMs, false);
+      return { ok: false, reason: 'noSession' };
+    }
+    const counter = keypair.sendCounter++;
+    const ciphertext = keypair.sender.seal(counter, plaintext, writeDataAad(this.aad, this.wireVersion, keypair.remoteIndex, counter));
+    peer.keepaliveAtMs = Infinity; // any authenticated packet sent answers the peer
+    if (plaintext.length > 0 && peer.newHandshakeAtMs === Infinity) {
+      peer.newHandshakeAtMs = nowMs + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + this.jitterMs();
+    }
+    // Keep the key fresh: only the session's initiator rekeys on age, so both sides do not race.
+    if (keypair.sendCounter >= REKEY_AFTER_MESSAGES || (keypair.isInitiator && nowMs - keypair.createdMs >= REKEY_AFTER_TIME_MS)) {
+      this.initiate(peer, nowMs, false);
+    }
+    return { ok: true, receiverIndex: keypair.remoteIndex, counter, ciphertext };
+  }
+
+  /** Authenticates and decrypts a data packet. Never throws; every failure is a counted drop. */
+  open(nowMs: number, receiverIndex: number, counter: number, ciphertext: Uint8Array): OpenResult {
+    const entry = this.indices.get(receiverIndex);
+    const keypair = entry?.keypair;
+    if (entry === undefined || keypair === null || keypair === undefined) return this.dropData('unknownIndex');
+    if (nowMs - keypair.createdMs >= REJECT_AFTER_TIME_MS) return this.dropData('expiredSession');
+    if (!isValidCounter(counter)) return this.dropData('badCounter');
+    // Replay check before decrypting so replays cost no AEAD work; record only after authentication.
+    if (!keypair.replay.check(counter)) return this.dropData('replayed');
+    const plaintext = keypair.receiver.open(counter, ciphertext, writeDataAad(this.aad, this.wireVersion, receiverIndex, counter));
+    if (plaintext === null) return this.dropData('authFailed');
+    if (!keypair.replay.update(counter)) return this.dropData('replayed');
+
+    const peer = entry.peer;
+    if (peer.next === keypair) this.confirmNext(peer, nowMs);
+    peer.newHandshakeAtMs = Infinity; // the peer is alive
+    if (plaintext.length > 0) {
+      if (peer.keepaliveAtMs === Infinity) peer.keepaliveAtMs = nowMs + KEEPALIVE_TIMEOUT_MS;
+      else peer.needAnotherKeepalive = true;
+    }
+    const current = peer.current;
+    if (
+      current !== null &&
+      current.isInitiator &&
+      !peer.sentLastMinuteHandshake &&
+      nowMs - current.createdMs >= REJECT_AFTER_TIME_MS - KEEPALIVE_TIMEOUT_MS - REKEY_TIMEOUT_MS
+    ) {
+      peer.sentLastMinuteHandshake = true;
+      this.initiate(peer, nowMs, false);
+    }
+    return { ok: true, peerId: peer.id, plaintext };
+  }
+
+  // ---- handshakes ----
+
+  /**
+   * Consumes a handshake message from `source`. `sourceAddress` is the source's address as text
+   * (e.g. "203.0.113.7:51900"): cookies are bound to it. Replies are queued for `source`.
+   */
+  handleHandshake(nowMs: number, source: Source, sourceAddress: string, message: Uint8Array): void {
+    switch (peekMessageType(message)) {
+      case MESSAGE_INITIATION:
+        this.handleInitiation(nowMs, source, sourceAddress, message);
+        return;
+      case MESSAGE_RESPONSE:
+        this.handleResponse(nowMs, message);
+        return;
+      case MESSAGE_COOKIE_REPLY:
+        this.handleCookieReply(nowMs, message);
+        return;
+      default:
+        this.handshakeDrops.malformed++;
+    }
+  }
+
+  /** Starts a handshake with `peerId` now (e.g. at startup, so the first packet does not wait). */
+  connect(nowMs: number, peerId: string): void {
+    const peer = this.peers.get(peerId);
+    if (peer !== undefined) this.initiate(peer, nowMs, false);
+  }
+
+  private handleInitiation(nowMs: number, source: Source, sourceAddress: string, message: Uint8Array): void {
+    // Cheapest check first: garbage costs one MAC and leaves no state.
+    if (!verifyMac1(message, this.localMac1Key)) {
+      this.handshakeDrops.badMac1++;
+      return;
+    }
+    if (this.noteInitiationLoad(nowMs)) {
+      if (!this.cookieChecker.verifyMac2(nowMs, message, sourceAddress)) {
+        this.handshakeDrops.cookieRequired++;
+        this.pushTransmit({
+          kind: 'reply',
+          to: source,
+          bytes: this.cookieChecker.createReply(nowMs, message, sourceAddress, readHeaderIndex(message)),
+        });
+        return;
+      }
+      if (!this.limiter.allow(nowMs, sourceAddress)) {
+        this.handshakeDrops.rateLimited++;
+        return;
+      }
+    }
+    const responderIndex = this.allocateIndex();
+    let authorizedPeer: PeerState | null = null;
+    const result = consumeInitiation({
+      local: this.local,
+      prologue: this.prologue,
+      message,
+      responderIndex,
+      ciphers: this.ciphers,
+      rng: this.rng,
+      localMac1Key: this.localMac1Key,
+      authorize: (initiation) => {
+        const peer = this.peersByStatic.get(encodeKey(initiation.remoteStatic));
+        if (peer === undefined) return 'unknownPeer';
+        if (peer.lastTimestamp !== null && compareTimestamps(initiation.timestamp, peer.lastTimestamp) <= 0) {
+          return 'replayedTimestamp';
+        }
+        if (nowMs - peer.lastInitiationConsumedMs < MIN_INITIATION_INTERVAL_MS) return 'initiationFlood';
+        authorizedPeer = peer;
+        return null;
+      },
+    });
+    const peer = authorizedPeer as PeerState | null; // assigned inside the callback
+    if (!result.ok || peer === null) {
+      this.handshakeDrops[result.ok ? 'unknownPeer' : result.reason]++;
+      return;
+    }
+    peer.lastTimestamp = result.initiation.timestamp;
+    peer.lastInitiationConsumedMs = nowMs;
+    const keypair = new Keypair(result.keys, nowMs);
+    // Responder: the new session waits in `next` until the initiator uses it. An older unconfirmed
+    // `next` is superseded, and `previous` is dropped as WireGuard does: current stays usable.
+    this.retire(peer, peer.next);
+    this.retire(peer, peer.previous);
+    peer.previous = null;
+    peer.next = keypair;
+    this.indices.set(keypair.localIndex, { peer, keypair });
+    peer.zeroKeysAtMs = nowMs + 3 * REJECT_AFTER_TIME_MS;
+    peer.keepaliveAtMs = Infinity;
+    this.pushTransmit({ kind: 'reply', to: source, bytes: result.response });
+    this.pushEvent(nowMs, 'sessionEstablished', peer.id, `responded to handshake from ${peer.id} (${keypair.cipher}), awaiting confirmation`);
+  }
+
+  private handleResponse(nowMs: number, message: Uint8Array): void {
+    const entry = this.indices.get(readHeaderIndex(message));
+    const peer = entry?.peer;
+    const pending = peer?.pending;
+    if (entry === undefined || entry.keypair !== null || peer === undefined || pending === null || pending === undefined) {
+      this.handshakeDrops.unknownIndex++;
+      return;
+    }
+    const result = consumeResponse(pending, message);
+    if (!result.ok) {
+      this.handshakeDrops[result.reason]++;
+      return;
+    }
+    const keypair = new Keypair(result.keys, nowMs);
+    // Initiator: the new session is current at once. The old current (or an unconfirmed next,
+    // which the peer may already be using) becomes previous so in-flight packets still open.
+    this.retire(peer, peer.previous);
+    if (peer.next !== null) {
+      this.retire(peer, peer.current);
+      peer.previous = peer.next;
+      peer.next = null;
+    } else {
+      peer.previous = peer.current;
+    }
+    peer.current = keypair;
+    peer.pending = null;
+    this.indices.set(keypair.localIndex, { peer, keypair });
+    peer.retransmitAtMs = Infinity;
+    peer.handshakeAttempts = 0;
+    peer.sentLastMinuteHandshake = false;
+    peer.newHandshakeAtMs = Infinity;
+    peer.zeroKeysAtMs = nowMs + 3 * REJECT_AFTER_TIME_MS;
+    // Confirm the session to the responder now rather than with the next data packet.
+    this.pushTransmit({ kind: 'keepalive', peerId: peer.id });
+    this.pushEvent(nowMs, 'sessionEstablished', peer.id, `session with ${peer.id} established (${keypair.cipher}, initiator)`);
+  }
+
+  private handleCookieReply(nowMs: number, message: Uint8Array): void {
+    const entry = this.indices.get(readHeaderIndex(message));
+    const pending = entry?.peer.pending;
+    if (entry === undefined || entry.keypair !== null || pending === null || pending === undefined) {
+      this.handshakeDrops.unknownIndex++;
+      return;
+    }
+    const cookie = consumeCookieReply(message, entry.peer.remoteStatic, pending.mac1);
+    if (cookie === null) {
+      this.handshakeDrops.badCookieReply++;
+      return;
+    }
+    // Used by the next (re)transmitted initiation; like WireGuard we do not resend at once, which
+    // would let a responder under load double our traffic.
+    entry.peer.cookie = cookie;
+    entry.peer.cookieReceivedMs = nowMs;
+  }
+
+  // ---- timers ----
+
+  handleTimeout(nowMs: number): void {
+    for (const peer of this.peers.values()) {
+      if (peer.retransmitAtMs <= nowMs) {
+        peer.retransmitAtMs = Infinity;
+        if (peer.handshakeAttempts >= MAX_TIMER_HANDSHAKES) {
+          this.giveUp(peer, nowMs);
+        } else {
+          peer.handshakeAttempts++;
+          this.initiate(peer, nowMs, true);
+        }
+      }
+      if (peer.keepaliveAtMs <= nowMs) {
+        peer.keepaliveAtMs = Infinity;
+        this.pushTransmit({ kind: 'keepalive', peerId: peer.id });
+        if (peer.needAnotherKeepalive) {
+          peer.needAnotherKeepalive = false;
+          peer.keepaliveAtMs = nowMs + KEEPALIVE_TIMEOUT_MS;
+        }
+      }
+      if (peer.newHandshakeAtMs <= nowMs) {
+        peer.newHandshakeAtMs = Infinity;
+        // We sent data and heard nothing back: the peer may have lost our session (restart).
+        this.initiate(peer, nowMs, false);
+      }
+      if (peer.zeroKeysAtMs <= nowMs) {
+        peer.zeroKeysAtMs = Infinity;
+        this.zeroPeer(peer);
+        this.pushEvent(nowMs, 'keysZeroed', peer.id, `no session with ${peer.id} for ${(3 * REJECT_AFTER_TIME_MS) / 1000} s: keys erased`);
+      }
+    }
+  }
+
+  /** Earliest armed timer across peers, or undefined when none is armed. O(peers). */
+  nextDeadlineMs(): number | undefined {
+    let earliest = Infinity;
+    for (const peer of this.peers.values()) {
+      earliest = Math.min(earliest, peer.retransmitAtMs, peer.keepaliveAtMs, peer.newHandshakeAtMs, peer.zeroKeysAtMs);
+    }
+    return earliest === Infinity ? undefined : earliest;
+  }
+
+  // ---- outputs ----
+
+  pollTransmit(): CryptoTransmit<Source> | undefined {
+    return this.transmits.shift();
+  }
+
+  pollEvent(): CryptoEvent | undefined {
+    return this.events.shift();
+  }
+
+  snapshot(nowMs: number): SessionManagerSnapshot {
+    const peers: PeerSessionSnapshot[] = [];
+    for (const peer of this.peers.values()) {
+      const current = peer.current;
+      peers.push({
+        peerId: peer.id,
+        hasSession: current !== null && nowMs - current.createdMs < REJECT_AFTER_TIME_MS,
+        sessionAgeMs: current === null ? undefined : nowMs - current.createdMs,
+        cipher: current?.cipher,
+        isInitiator: current?.isInitiator,
+        handshakePending: peer.pending !== null,
+        handshakeAttempts: peer.handshakeAttempts,
+        awaitingConfirmation: peer.next !== null,
+      });
+    }
+    return {
+      peers,
+      underLoad: nowMs < this.underLoadUntilMs,
+      handshakeDrops: { ...this.handshakeDrops },
+      dataDrops: { ...this.dataDrops },
+      outputsDropped: this.outputsDropped,
+    };
+  }
+
+  // ---- internals ----
+
+  private usableForSend(keypair: Keypair, nowMs: number): boolean {
+    return nowMs - keypair.createdMs < REJECT_AFTER_TIME_MS && isValidSendCounter(keypair.sendCounter);
+  }
+
+  private initiate(peer: PeerState, nowMs: number, isRetry: boolean): void {
+    if (!isRetry) peer.handshakeAttempts = 0;
+    // At most one initiation per REKEY_TIMEOUT, however much traffic asks for one.
+    if (nowMs - peer.lastInitiationSentMs < REKEY_TIMEOUT_MS) return;
+    if (peer.pending !== null) this.indices.delete(peer.pending.senderIndex);
+    peer.pending = null;
+    const senderIndex = this.allocateIndex();
+    const cookieFresh = peer.cookie !== null && nowMs - peer.cookieReceivedMs < COOKIE_REFRESH_TIME_MS;
+    const created = createInitiation({
+      local: this.local,
+      remoteStatic: peer.remoteStatic,
+      prologue: this.prologue,
+      senderIndex,
+      nowMs,
+      wallClockEpochMs: this.wallClockEpochMs,
+      ciphers: this.ciphers,
+      cookie: cookieFresh ? peer.cookie : null,
+      rng: this.rng,
+    });
+    peer.lastInitiationSentMs = nowMs;
+    if (created === null) {
+      // Only a low-order configured public key gets here; config validation should have caught it.
+      this.giveUp(peer, nowMs);
+      return;
+    }
+    peer.pending = created.pending;
+    this.indices.set(senderIndex, { peer, keypair: null });
+    peer.keepaliveAtMs = Infinity;
+    peer.retransmitAtMs = nowMs + REKEY_TIMEOUT_MS + this.jitterMs();
+    this.pushTransmit({ kind: 'initiation', peerId: peer.id, bytes: created.message });
+    this.pushEvent(
+      nowMs,
+      'handshakeStarted',
+      peer.id,
+      isRetry ? `handshake with ${peer.id}: no response, retry ${peer.handshakeAttempts}` : `handshake with ${peer.id} started`,
+    );
+  }
+
+  private giveUp(peer: PeerState, nowMs: number): void {
+    if (peer.pending !== null) this.indices.delete(peer.pending.senderIndex);
+    peer.pending = null;
+    peer.retransmitAtMs = Infinity;
+    peer.keepaliveAtMs = Infinity;
+    if (peer.zeroKeysAtMs === Infinity) peer.zeroKeysAtMs = nowMs + 3 * REJECT_AFTER_TIME_MS;
+    this.pushEvent(nowMs, 'handshakeFailed', peer.id, `handshake with ${peer.id} failed after ${peer.handshakeAttempts + 1} attempts`);
+  }
+
+  private confirmNext(peer: PeerState, nowMs: number): void {
+    this.retire(peer, peer.previous);
+    peer.previous = peer.current;
+    peer.current = peer.next;
+    peer.next = null;
+    this.pushEvent(nowMs, 'sessionConfirmed', peer.id, `session with ${peer.id} confirmed (${peer.current?.cipher}, responder)`);
+  }
+
+  private dropKeypair(keypair: Keypair | null): void {
+    if (keypair !== null) this.indices.delete(keypair.localIndex);
+  }
+
+  /** Keeps a rotated-out session for receiving only, at most RETIRED_KEYPAIRS per peer. */
+  private retire(peer: PeerState, keypair: Keypair | null): void {
+    if (keypair === null) return;
+    peer.retired.push(keypair);
+    while (peer.retired.length > RETIRED_KEYPAIRS) this.dropKeypair(peer.retired.shift()!);
+  }
+
+  private zeroPeer(peer: PeerState): void {
+    this.dropKeypair(peer.current);
+    this.dropKeypair(peer.previous);
+    this.dropKeypair(peer.next);
+    for (const k of peer.retired) this.dropKeypair(k);
+    peer.retired = [];
+    if (peer.pending !== null) this.indices.delete(peer.pending.senderIndex);
+    peer.current = peer.previous = peer.next = null;
+    peer.pending = null;
+    peer.cookie = null;
+    peer.retransmitAtMs = peer.keepaliveAtMs = peer.newHandshakeAtMs = peer.zeroKeysAtMs = Infinity;
+  }
+
+  private allocateIndex(): number {
+    // Random indices (as WireGuard) so they reveal nothing about how many sessions we hold.
+    for (let attempt = 0; attempt < 64; attempt++) {
+      const index = this.rng.nextU32() >>> 0;
+      if (index !== 0 && !this.indices.has(index)) return index;
+    }
+    throw new Error('assertion: could not find a free session index in 64 draws');
+  }
+
+  private jitterMs(): number {
+    return this.rng.nextU32() % (REKEY_TIMEOUT_JITTER_MAX_MS + 1);
+  }
+
+  /** Counts a valid-mac1 initiation and says whether we are under load. */
+  private noteInitiationLoad(nowMs: number): boolean {
+    if (nowMs - this.loadWindowStartMs >= 1000) {
+      this.loadWindowStartMs = nowMs;
+      this.loadWindowCount = 0;
+    }
+    this.loadWindowCount++;
+    if (this.loadWindowCount > this.underLoadThreshold) {
+      if (nowMs >= this.underLoadUntilMs) {
+        this.pushEvent(nowMs, 'underLoad', undefined, `over ${this.underLoadThreshold} handshakes/s: requiring cookies`);
+      }
+      this.underLoadUntilMs = nowMs + UNDER_LOAD_HOLD_MS;
+    }
+    return nowMs < this.underLoadUntilMs;
+  }
+
+  private dropData(reason: DataDropReason): OpenResult {
+    this.dataDrops[reason]++;
+    return { ok: false, reason };
+  }
+
+  private pushTransmit(transmit: CryptoTransmit<Source>): void {
+    if (this.transmits.length >= MAX_QUEUED_OUTPUTS) {
+      this.transmits.shift();
+      this.outputsDropped++;
+    }
+    this.transmits.push(transmit);
+  }
+
+  private pushEvent(atMs: number, kind: CryptoEventKind, peerId: string | undefined, message: string): void {
+    if (this.events.length >= MAX_QUEUED_OUTPUTS) {
+      this.events.shift();
+      this.outputsDropped++;
+    }
+    this.events.push(peerId === undefined ? { atMs, kind, message } : { atMs, kind, peerId, message });
+  }
+}

@@ -1,0 +1,382 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  KEEPALIVE_TIMEOUT_MS,
+  MAX_TIMER_HANDSHAKES,
+  REJECT_AFTER_TIME_MS,
+  REKEY_AFTER_TIME_MS,
+  REKEY_TIMEOUT_JITTER_MAX_MS,
+  REKEY_TIMEOUT_MS,
+} from '../../../src/core/crypto/constants.ts';
+import { SessionManager, type CryptoTransmit, type SealResult } from '../../../src/core/crypto/handshake-state.ts';
+import { generateKeyPair } from '../../../src/core/crypto/keys.ts';
+import { BRAID_PROLOGUE, createInitiation } from '../../../src/core/crypto/noise.ts';
+import type { CipherPolicy } from '../../../src/core/crypto/noise.ts';
+import { SeededRng, toHex } from './helpers.ts';
+
+const EPOCH_MS = 1_700_000_000_000;
+const EMPTY = new Uint8Array(0);
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+type Name = 'a' | 'b';
+interface Side {
+  readonly name: Name;
+  readonly mgr: SessionManager<Name>;
+  readonly peer: Name; // peer id of the other side
+}
+
+interface Pair {
+  a: Side;
+  b: Side;
+  rng: SeededRng;
+  keys: { a: ReturnType<typeof generateKeyPair>; b: ReturnType<typeof generateKeyPair> };
+  /** Everything either side transmitted, in order, as hex (for determinism checks). */
+  wire: string[];
+}
+
+function makePair(seed: number, options: { bUnderLoadPerSecond?: number; ciphers?: CipherPolicy } = {}): Pair {
+  const rng = new SeededRng(seed);
+  const keys = { a: generateKeyPair(rng), b: generateKeyPair(rng) };
+  const a = new SessionManager<Name>({ local: keys.a, rng: rng.fork(), wallClockEpochMs: EPOCH_MS, ciphers: options.ciphers });
+  const b = new SessionManager<Name>({
+    local: keys.b,
+    rng: rng.fork(),
+    wallClockEpochMs: EPOCH_MS + 12_345,
+    underLoadInitiationsPerSecond: options.bUnderLoadPerSecond,
+    ciphers: options.ciphers,
+  });
+  a.addPeer('b', keys.b.publicKey);
+  b.addPeer('a', keys.a.publicKey);
+  return { a: { name: 'a', mgr: a, peer: 'b' }, b: { name: 'b', mgr: b, peer: 'a' }, rng, keys, wire: [] };
+}
+
+interface DrainOptions {
+  /** Return false to lose the transmit on the way. */
+  readonly deliver?: (from: Name, transmit: CryptoTransmit<Name>) => boolean;
+}
+
+/** Delivers everything both sides want to send until both are quiet. Keepalives become sealed empty packets. */
+function pump(p: Pair, nowMs: number, options: DrainOptions = {}): void {
+  for (let round = 0; round < 20; round++) {
+    let moved = false;
+    for (const [from, to] of [
+      [p.a, p.b],
+      [p.b, p.a],
+    ] as const) {
+      for (let t = from.mgr.pollTransmit(); t !== undefined; t = from.mgr.pollTransmit()) {
+        moved = true;
+        if (t.kind === 'keepalive') {
+          const sealed = from.mgr.seal(nowMs, t.peerId, EMPTY);
+          if (sealed.ok && (options.deliver?.(from.name, t) ?? true)) {
+            p.wire.push(`${from.name}:data:${toHex(sealed.ciphertext)}`);
+            to.mgr.open(nowMs, sealed.receiverIndex, sealed.counter, sealed.ciphertext);
+          }
+          continue;
+        }
+        p.wire.push(`${from.name}:${t.kind}:${toHex(t.bytes)}`);
+        if (!(options.deliver?.(from.name, t) ?? true)) continue;
+        // Replies go back to whoever we named as the source; here that is always the other side.
+        if (t.kind === 'reply') expect(t.to).toBe(to.name);
+        to.mgr.handleHandshake(nowMs, from.name, `${from.name}.example:51900`, t.bytes);
+      }
+    }
+    if (!moved) return;
+  }
+  throw new Error('pump did not settle');
+}
+
+function sealOk(side: Side, nowMs: number, data: Uint8Array): Extract<SealResult, { ok: true }> {
+  const sealed = side.mgr.seal(nowMs, side.peer, data);
+  if (!sealed.ok) throw new Error(`seal failed: ${sealed.reason}`);
+  return sealed;
+}
+
+function deliver(to: Side, nowMs: number, sealed: Extract<SealResult, { ok: true }>) {
+  return to.mgr.open(nowMs, sealed.receiverIndex, sealed.counter, sealed.ciphertext);
+}
+
+function events(side: Side): string[] {
+  const out: string[] = [];
+  for (let e = side.mgr.pollEvent(); e !== undefined; e = side.mgr.pollEvent()) out.push(e.kind);
+  return out;
+}
+
+function establish(p: Pair, nowMs: number): void {
+  expect(p.a.mgr.seal(nowMs, 'b', text('first')).ok).toBe(false);
+  pump(p, nowMs);
+}
+
+describe('SessionManager', () => {
+  it('establishes a session on first use and carries data both ways', () => {
+    const p = makePair(1);
+    expect(p.a.mgr.seal(0, 'b', text('hello'))).toEqual({ ok: false, reason: 'noSession' });
+    pump(p, 0);
+    expect(events(p.a)).toEqual(['handshakeStarted', 'sessionEstablished']);
+    // The initiator's keepalive confirmed the responder's `next` session.
+    expect(events(p.b)).toEqual(['sessionEstablished', 'sessionConfirmed']);
+    const ab = deliver(p.b, 1, sealOk(p.a, 1, text('to b')));
+    expect(ab).toMatchObject({ ok: true, peerId: 'a' });
+    expect(ab.ok && new TextDecoder().decode(ab.plaintext)).toBe('to b');
+    const ba = deliver(p.a, 1, sealOk(p.b, 1, text('to a')));
+    expect(ba.ok && new TextDecoder().decode(ba.plaintext)).toBe('to a');
+    const snapshot = p.b.mgr.snapshot(1).peers[0]!;
+    expect(snapshot).toMatchObject({ peerId: 'a', hasSession: true, isInitiator: false, awaitingConfirmation: false, cipher: 'chacha20-poly1305' });
+  });
+
+  it('does not let the responder send before the initiator confirmed the session', () => {
+    const p = makePair(2);
+    p.a.mgr.connect(0, 'b');
+    // Lose the initiator's confirming keepalive.
+    pump(p, 0, { deliver: (_from, t) => t.kind !== 'keepalive' });
+    expect(p.b.mgr.snapshot(0).peers[0]).toMatchObject({ hasSession: false, awaitingConfirmation: true });
+    // The first data packet from the initiator confirms it.
+    expect(deliver(p.b, 10, sealOk(p.a, 10, text('data'))).ok).toBe(true);
+    expect(p.b.mgr.snapshot(10).peers[0]).toMatchObject({ hasSession: true, awaitingConfirmation: false });
+    expect(deliver(p.a, 11, sealOk(p.b, 11, text('reply'))).ok).toBe(true);
+  });
+
+  it('rekeys after REKEY_AFTER_TIME without losing packets in flight on the old session', () => {
+    const p = makePair(3);
+    establish(p, 0);
+    const t = REKEY_AFTER_TIME_MS + 1;
+    const inFlightToA = [sealOk(p.b, t, text('old b 1')), sealOk(p.b, t, text('old b 2'))];
+    const inFlightToB = sealOk(p.a, t, text('old a')); // this send also starts the rekey (a initiated the session)
+    expect(p.a.mgr.snapshot(t).peers[0]!.handshakePending).toBe(true);
+    pump(p, t + 5);
+    // Both sides now send on the new session...
+    const fresh = sealOk(p.a, t + 10, text('new a'));
+    expect(fresh.receiverIndex).not.toBe(inFlightToB.receiverIndex);
+    expect(p.a.mgr.snapshot(t + 10).peers[0]!.sessionAgeMs).toBe(5);
+    // ...and the old session's packets still arrive (they sit in the `previous` slot).
+    for (const sealed of inFlightToA) expect(deliver(p.a, t + 20, sealed).ok).toBe(true);
+    expect(deliver(p.b, t + 20, inFlightToB).ok).toBe(true);
+    expect(deliver(p.b, t + 20, fresh).ok).toBe(true);
+    expect(deliver(p.a, t + 30, sealOk(p.b, t + 30, text('new b'))).ok).toBe(true);
+  });
+
+  it('only the session initiator rekeys on age', () => {
+    const p = makePair(4);
+    establish(p, 0);
+    sealOk(p.b, REKEY_AFTER_TIME_MS + 1, text('from responder'));
+    expect(p.b.mgr.pollTransmit()).toBeUndefined();
+    expect(p.b.mgr.snapshot(REKEY_AFTER_TIME_MS + 1).peers[0]!.handshakePending).toBe(false);
+  });
+
+  it('neither sends nor accepts on a session older than REJECT_AFTER_TIME', () => {
+    const p = makePair(5);
+    establish(p, 0);
+    const old = sealOk(p.b, 1_000, text('late'));
+    expect(p.a.mgr.seal(REJECT_AFTER_TIME_MS, 'b', text('x'))).toEqual({ ok: false, reason: 'noSession' });
+    expect(deliver(p.a, REJECT_AFTER_TIME_MS, old)).toEqual({ ok: false, reason: 'expiredSession' });
+    expect(p.a.mgr.snapshot(REJECT_AFTER_TIME_MS).dataDrops.expiredSession).toBe(1);
+  });
+
+  it('retransmits every REKEY_TIMEOUT plus jitter, with fresh ephemerals, then gives up', () => {
+    const p = makePair(6);
+    p.a.mgr.connect(0, 'b');
+    const sentAtMs: number[] = [];
+    const messages = new Set<string>();
+    let now = 0;
+    for (let guard = 0; guard < 100; guard++) {
+      for (let t = p.a.mgr.pollTransmit(); t !== undefined; t = p.a.mgr.pollTransmit()) {
+        if (t.kind === 'initiation') {
+          sentAtMs.push(now);
+          messages.add(toHex(t.bytes));
+        }
+      }
+      const kinds = events(p.a);
+      if (kinds.includes('handshakeFailed')) break;
+      now = p.a.mgr.nextDeadlineMs()!;
+      p.a.mgr.handleTimeout(now);
+    }
+    expect(sentAtMs.length).toBe(1 + MAX_TIMER_HANDSHAKES);
+    expect(messages.size).toBe(sentAtMs.length);
+    for (let i = 1; i < sentAtMs.length; i++) {
+      const gap = sentAtMs[i]! - sentAtMs[i - 1]!;
+      expect(gap).toBeGreaterThanOrEqual(REKEY_TIMEOUT_MS);
+      expect(gap).toBeLessThanOrEqual(REKEY_TIMEOUT_MS + REKEY_TIMEOUT_JITTER_MAX_MS);
+    }
+    expect(p.a.mgr.snapshot(now).peers[0]!.handshakePending).toBe(false);
+    // After giving up, the only timer left erases keys later.
+    expect(p.a.mgr.nextDeadlineMs()).toBe(now + 3 * REJECT_AFTER_TIME_MS);
+  });
+
+  it('limits initiations to one per REKEY_TIMEOUT however much traffic wants one', () => {
+    const p = makePair(7);
+    for (let t = 0; t < 4_000; t += 100) p.a.mgr.seal(t, 'b', text('queued'));
+    let initiations = 0;
+    for (let t = p.a.mgr.pollTransmit(); t !== undefined; t = p.a.mgr.pollTransmit()) if (t.kind === 'initiation') initiations++;
+    expect(initiations).toBe(1);
+  });
+
+  it('refuses a replayed initiation and one arriving too soon after the last', () => {
+    const p = makePair(8);
+    p.a.mgr.connect(0, 'b');
+    const initiation = p.a.mgr.pollTransmit()!;
+    if (initiation.kind !== 'initiation') throw new Error('expected an initiation');
+    p.b.mgr.handleHandshake(0, 'a', 'a:1', initiation.bytes);
+    expect(p.b.mgr.pollTransmit()?.kind).toBe('reply');
+    p.b.mgr.handleHandshake(60_000, 'a', 'a:1', initiation.bytes);
+    expect(p.b.mgr.pollTransmit()).toBeUndefined();
+    expect(p.b.mgr.snapshot(60_000).handshakeDrops.replayedTimestamp).toBe(1);
+
+    const fresh = (nowMs: number) =>
+      createInitiation({
+        local: p.keys.a,
+        remoteStatic: p.keys.b.publicKey,
+        prologue: BRAID_PROLOGUE,
+        senderIndex: 77,
+        nowMs,
+        wallClockEpochMs: EPOCH_MS,
+        ciphers: { preferred: 'chacha20-poly1305', accepted: ['chacha20-poly1305'] },
+        cookie: null,
+        rng: p.rng,
+      })!.message;
+    p.b.mgr.handleHandshake(100_000, 'a', 'a:1', fresh(100_000));
+    p.b.mgr.handleHandshake(100_010, 'a', 'a:1', fresh(100_100)); // newer timestamp, but 10 ms later
+    expect(p.b.mgr.snapshot(100_010).handshakeDrops.initiationFlood).toBe(1);
+  });
+
+  it('under load answers with a cookie first, and accepts the retry that carries mac2', () => {
+    const p = makePair(9, { bUnderLoadPerSecond: 0 });
+    p.a.mgr.connect(0, 'b');
+    pump(p, 0);
+    expect(p.b.mgr.snapshot(0).handshakeDrops.cookieRequired).toBe(1);
+    expect(events(p.b)).toEqual(['underLoad']);
+    expect(p.a.mgr.snapshot(0).peers[0]!.hasSession).toBe(false);
+    const retryAt = p.a.mgr.nextDeadlineMs()!;
+    expect(retryAt).toBeLessThanOrEqual(REKEY_TIMEOUT_MS + REKEY_TIMEOUT_JITTER_MAX_MS);
+    p.a.mgr.handleTimeout(retryAt);
+    pump(p, retryAt);
+    expect(p.a.mgr.snapshot(retryAt).peers[0]!.hasSession).toBe(true);
+    expect(p.b.mgr.snapshot(retryAt).peers[0]!.hasSession).toBe(true);
+    expect(p.b.mgr.snapshot(retryAt).handshakeDrops.cookieRequired).toBe(1);
+  });
+
+  it('spends no state and sends nothing on garbage handshakes, and never throws', () => {
+    const p = makePair(10);
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 0, maxLength: 200 }), fc.nat({ max: 2 }), (bytes, type) => {
+        if (bytes.length >= 4) {
+          bytes[0] = type + 1;
+          bytes[1] = bytes[2] = bytes[3] = 0;
+        }
+        p.b.mgr.handleHandshake(0, 'a', 'x:1', bytes);
+        expect(p.b.mgr.pollTransmit()).toBeUndefined();
+      }),
+    );
+    const garbage = new Uint8Array(156);
+    p.rng.fillBytes(garbage);
+    garbage.set([1, 0, 0, 0]);
+    p.b.mgr.handleHandshake(0, 'a', 'x:1', garbage);
+    expect(p.b.mgr.snapshot(0).handshakeDrops.badMac1).toBeGreaterThan(0);
+    expect(p.b.mgr.nextDeadlineMs()).toBeUndefined();
+  });
+
+  it('drops tampered, replayed, unknown and malformed data without throwing', () => {
+    const p = makePair(11);
+    establish(p, 0);
+    const sealed = sealOk(p.a, 1, text('payload'));
+    const tampered = sealed.ciphertext.slice();
+    tampered[0]! ^= 1;
+    expect(p.b.mgr.open(1, sealed.receiverIndex, sealed.counter, tampered)).toEqual({ ok: false, reason: 'authFailed' });
+    expect(p.b.mgr.open(1, sealed.receiverIndex, sealed.counter + 1, sealed.ciphertext)).toEqual({ ok: false, reason: 'authFailed' });
+    expect(deliver(p.b, 1, sealed).ok).toBe(true); // a forgery did not burn the genuine counter
+    expect(deliver(p.b, 1, sealed)).toEqual({ ok: false, reason: 'replayed' });
+    expect(p.b.mgr.open(1, (sealed.receiverIndex + 1) >>> 0, 0, sealed.ciphertext)).toEqual({ ok: false, reason: 'unknownIndex' });
+    expect(p.b.mgr.open(1, 0, 0, sealed.ciphertext)).toEqual({ ok: false, reason: 'unknownIndex' });
+    expect(p.b.mgr.open(1, sealed.receiverIndex, 2 ** 60, sealed.ciphertext)).toEqual({ ok: false, reason: 'badCounter' });
+    expect(p.b.mgr.snapshot(1).dataDrops).toEqual({ badCounter: 1, unknownIndex: 2, expiredSession: 0, replayed: 1, authFailed: 2 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.double(), (bytes, counter) => {
+        expect(p.b.mgr.open(1, sealed.receiverIndex, counter, bytes).ok).toBe(false);
+      }),
+    );
+  });
+
+  it('accepts reordered packets across a wide window (multipath)', () => {
+    const p = makePair(12);
+    establish(p, 0);
+    const packets = Array.from({ length: 3000 }, (_, i) => sealOk(p.a, 1, text(`p${i}`)));
+    const order = packets.map((_, i) => i).sort((x, y) => ((x * 7919) % 3001) - ((y * 7919) % 3001));
+    for (const i of order) expect(deliver(p.b, 2, packets[i]!).ok).toBe(true);
+  });
+
+  it('both sides initiating at once still ends with working sessions', () => {
+    const p = makePair(13);
+    p.a.mgr.connect(0, 'b');
+    p.b.mgr.connect(0, 'a');
+    pump(p, 0);
+    for (let t = 1; t < 4; t++) {
+      expect(deliver(p.b, t, sealOk(p.a, t, text('ab'))).ok).toBe(true);
+      expect(deliver(p.a, t, sealOk(p.b, t, text('ba'))).ok).toBe(true);
+    }
+  });
+
+  it('asks for a keepalive when data arrived and nothing went back for KEEPALIVE_TIMEOUT', () => {
+    const p = makePair(14);
+    establish(p, 0);
+    expect(deliver(p.b, 100, sealOk(p.a, 100, text('one-way'))).ok).toBe(true);
+    expect(p.b.mgr.nextDeadlineMs()).toBe(100 + KEEPALIVE_TIMEOUT_MS);
+    p.b.mgr.handleTimeout(100 + KEEPALIVE_TIMEOUT_MS);
+    expect(p.b.mgr.pollTransmit()).toEqual({ kind: 'keepalive', peerId: 'a' });
+  });
+
+  it('starts a new handshake when data sent gets no answer for KEEPALIVE_TIMEOUT + REKEY_TIMEOUT', () => {
+    const p = makePair(15);
+    establish(p, 0);
+    sealOk(p.a, 1_000, text('anyone there?'));
+    const deadline = p.a.mgr.nextDeadlineMs()!;
+    expect(deadline).toBeGreaterThanOrEqual(1_000 + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS);
+    expect(deadline).toBeLessThanOrEqual(1_000 + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + REKEY_TIMEOUT_JITTER_MAX_MS);
+    p.a.mgr.handleTimeout(deadline);
+    expect(p.a.mgr.pollTransmit()?.kind).toBe('initiation');
+  });
+
+  it('erases keys after 3 x REJECT_AFTER_TIME without a new session', () => {
+    const p = makePair(16);
+    establish(p, 0);
+    const sealed = sealOk(p.a, 1, text('x'));
+    expect(p.b.mgr.nextDeadlineMs()).toBe(3 * REJECT_AFTER_TIME_MS);
+    p.b.mgr.handleTimeout(3 * REJECT_AFTER_TIME_MS);
+    expect(events(p.b)).toContain('keysZeroed');
+    expect(deliver(p.b, 3 * REJECT_AFTER_TIME_MS, sealed)).toEqual({ ok: false, reason: 'unknownIndex' });
+  });
+
+  it('negotiates AES-256-GCM when both sides prefer it', () => {
+    const p = makePair(17, { ciphers: { preferred: 'aes-256-gcm', accepted: ['aes-256-gcm', 'chacha20-poly1305'] } });
+    establish(p, 0);
+    expect(p.a.mgr.snapshot(0).peers[0]!.cipher).toBe('aes-256-gcm');
+    expect(deliver(p.b, 1, sealOk(p.a, 1, text('gcm'))).ok).toBe(true);
+  });
+
+  it('is deterministic for a seed (same bytes on the wire), and differs across seeds', () => {
+    const run = (seed: number): string => {
+      const p = makePair(seed);
+      establish(p, 0);
+      deliver(p.b, 1, sealOk(p.a, 1, text('x')));
+      p.a.mgr.seal(REKEY_AFTER_TIME_MS + 5, 'b', text('y'));
+      pump(p, REKEY_AFTER_TIME_MS + 5);
+      return p.wire.join('\n');
+    };
+    expect(run(99)).toBe(run(99));
+    expect(run(99)).not.toBe(run(100));
+  });
+
+  it('removes a peer with all its sessions', () => {
+    const p = makePair(18);
+    establish(p, 0);
+    const sealed = sealOk(p.a, 1, text('x'));
+    p.b.mgr.removePeer('a');
+    expect(deliver(p.b, 1, sealed)).toEqual({ ok: false, reason: 'unknownIndex' });
+    expect(p.b.mgr.snapshot(1).peers).toEqual([]);
+    expect(p.b.mgr.seal(1, 'a', text('x'))).toEqual({ ok: false, reason: 'unknownPeer' });
+  });
+
+  it('rejects bad peer configuration with typed errors', () => {
+    const p = makePair(19);
+    expect(() => p.a.mgr.addPeer('b', p.keys.b.publicKey)).toThrow(/configured twice/);
+    expect(() => p.a.mgr.addPeer('c', p.keys.b.publicKey)).toThrow(/same public key/);
+    expect(() => p.a.mgr.addPeer('d', new Uint8Array(31))).toThrow(/32 bytes/);
+  });
+});
