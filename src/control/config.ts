@@ -155,7 +155,7 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
     }
     cfg.links.forEach((l) => {
       if (!p.endpoints[l.name]) {
-        throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: peers[${pi}].endpoints: no endpoint for link "${l.name}"`, {
+        throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: peers[${pi}].endpoints.${l.name}: missing (no endpoint for link "${l.name}")`, {
           field: `peers[${pi}].endpoints.${l.name}`,
           fix: `add "${l.name}: ADDRESS:PORT" (the peer's address reached over ${l.name})`,
         });

@@ -65,21 +65,22 @@ describe.skipIf(!ROOT)('end-to-end: two braid up processes over 3 veth links', (
     expect(bAfter.links.every((l) => l.rxDataPackets > 0)).toBe(true);
   });
 
-  it('a link set down during a ping run: pings keep flowing on the others within 2 s', async () => {
+  it('the active link set down during a 100 pps ping: the gap is under 1 s (issue 4; issue 2 asks 2 s)', async () => {
     // Find the link the ping flow uses: send a few pings and see which link's data counter moves.
     const s0 = await h.status('a');
     await h.topo.execIn('a', ['ping', '-c', '5', '-i', '0.05', h.b.tunAddress]);
     const s1 = await h.status('a');
     const active = s1.links.reduce((best, l, i) => (l.txDataPackets - s0.links[i]!.txDataPackets > best.d ? { i, d: l.txDataPackets - s0.links[i]!.txDataPackets } : best), { i: 0, d: -1 }).i;
     const ifname = h.topo.a.links[active]!.ifname;
-    const ping = h.topo.execIn('a', ['ping', '-D', '-c', '120', '-i', '0.05', '-W', '1', h.b.tunAddress], { timeoutMs: 30_000 }).catch((e: Error) => ({ stdout: e.message, stderr: '' }));
+    // 100 pps for 6 s; the cut comes 2 s in.
+    const ping = h.topo.execIn('a', ['ping', '-D', '-c', '600', '-i', '0.01', '-W', '1', h.b.tunAddress], { timeoutMs: 30_000 }).catch((e: Error) => ({ stdout: e.message, stderr: '' }));
     await new Promise((r) => setTimeout(r, 2000));
     await h.topo.execIn('a', ['ip', 'link', 'set', ifname, 'down']);
     const out = (await ping).stdout;
     const { gapMs, received } = longestReplyGapMs(out);
-    console.log(`e2e link-down (${s1.links[active]!.name}/${ifname}): ${received}/120 replies, longest gap ${gapMs.toFixed(0)} ms`);
-    expect(gapMs).toBeLessThan(2000);
-    expect(received).toBeGreaterThan(100);
+    console.log(`e2e link-down at 100 pps (${s1.links[active]!.name}/${ifname}): ${received}/600 replies, longest gap ${gapMs.toFixed(0)} ms`);
+    expect(gapMs).toBeLessThan(1000);
+    expect(received).toBeGreaterThan(500);
     await h.topo.execIn('a', ['ip', 'link', 'set', ifname, 'up']);
   });
 
