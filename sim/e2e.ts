@@ -6,6 +6,7 @@
  *   const h = await startTwoSites({ tag: 'e2e' });
  *   try { await h.topo.execIn('a', ['ping', '-c', '3', h.b.tunAddress]) } finally { await h.stop() }
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,22 @@ export interface TwoSitesOptions {
   backupLinks?: string[];
   /** Extra settings merged into both site configs. */
   extraConfig?: Record<string, unknown>;
+  /**
+   * Extra node arguments per site, placed before the braid script (e.g. the overlay benchmark's
+   * `['--cpu-prof', '--cpu-prof-dir', DIR]`; node writes the profile when `braid up` exits on SIGTERM).
+   */
+  nodeArgs?: Partial<Record<'a' | 'b', string[]>>;
+  /** Extra environment variables per site for the braid process. */
+  env?: Partial<Record<'a' | 'b', Record<string, string>>>;
+  /**
+   * Run in this existing topology instead of creating one (its link count must match `links`,
+   * which defaults to its link names). stop() then leaves it alone: its creator destroys it.
+   */
+  topo?: Topology;
+  /** How long stop() waits for each braid process to exit after SIGTERM before SIGKILL (default 3000). */
+  stopTimeoutMs?: number;
+  /** How long each site gets to come up with every link measured (default 15000). */
+  startTimeoutMs?: number;
 }
 
 export function controlRequest(socketPath: string, request: object, timeoutMs = 3000): Promise<Record<string, unknown>> {
@@ -78,31 +95,46 @@ export function controlRequest(socketPath: string, request: object, timeoutMs = 
   });
 }
 
-async function waitFor(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+async function waitFor(cond: () => Promise<boolean>, timeoutMs: number, what: string | (() => string)): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     if (await cond().catch(() => false)) return;
-    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
+/** An X25519 key pair in `wg`'s text form (base64 of the 32 raw bytes), as `braid keygen` / `braid pubkey` print. */
+function x25519KeyPair(): { privateKey: string; publicKey: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('x25519');
+  const d = privateKey.export({ format: 'jwk' }).d;
+  const x = publicKey.export({ format: 'jwk' }).x;
+  if (!d || !x) throw new Error('x25519 key export returned no key material');
+  return { privateKey: Buffer.from(d, 'base64url').toString('base64'), publicKey: Buffer.from(x, 'base64url').toString('base64') };
+}
+
 export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
-  const links = opts.links ?? ['mpls', 'inet', 'lte'];
-  const topo = await createTopology({ tag: opts.tag, links });
+  const links = opts.links ?? opts.topo?.a.links.map((l) => l.name) ?? ['mpls', 'inet', 'lte'];
+  if (opts.topo && opts.topo.a.links.length !== links.length) {
+    throw new Error(`startTwoSites: the given topology has ${opts.topo.a.links.length} links, links has ${links.length}`);
+  }
+  const ownTopo = opts.topo === undefined;
+  const topo = opts.topo ?? (await createTopology({ tag: opts.tag, links }));
+  const stopTimeoutMs = opts.stopTimeoutMs ?? 3000;
   const dir = mkdtempSync(join(tmpdir(), `braid-${opts.tag}-`));
   const procs: ChildProcess[] = [];
   const stop = async (): Promise<void> => {
-    for (const p of procs) if (p.exitCode === null) p.kill('SIGTERM');
+    const exited = (p: ChildProcess): boolean => p.exitCode !== null || p.signalCode !== null;
+    for (const p of procs) if (!exited(p)) p.kill('SIGTERM');
     await Promise.all(
       procs.map(
         (p) =>
           new Promise<void>((r) => {
-            if (p.exitCode !== null) return r();
+            if (exited(p)) return r();
             const t = setTimeout(() => {
               p.kill('SIGKILL');
               r();
-            }, 3000);
+            }, stopTimeoutMs);
             p.once('exit', () => {
               clearTimeout(t);
               r();
@@ -110,27 +142,34 @@ export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
           }),
       ),
     );
-    await topo.destroy();
+    if (ownTopo) await topo.destroy();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
+    // Each site gets its own key and the other's public key (the overlay is encrypted).
+    const keys = { a: x25519KeyPair(), b: x25519KeyPair() };
     const mk = (site: 'a' | 'b'): RunningSite => {
       const me = site === 'a' ? topo.a : topo.b;
       const peer = site === 'a' ? topo.b : topo.a;
       const tunAddress = site === 'a' ? '10.99.0.1' : '10.99.0.2';
       const controlSocket = join(dir, `${site}.sock`);
+      const privateKeyFile = join(dir, `${site}.key`);
+      writeFileSync(privateKeyFile, `${keys[site].privateKey}\n`, { mode: 0o600 });
       const config = {
         site: `site-${site}`,
+        privateKeyFile,
         tun: { name: `brt${opts.tag}${site}`.slice(0, 15), address: `${tunAddress}/24`, mtu: opts.mtu ?? 1420 },
         links: links.map((name, i) => ({ name, interface: me.links[i]!.ifname, bind: me.links[i]!.address, port: 51900, ...(opts.backupLinks?.includes(name) ? { costTier: 'backup' } : {}) })),
-        peers: [{ name: `site-${site === 'a' ? 'b' : 'a'}`, endpoints: Object.fromEntries(links.map((name, i) => [name, `${peer.links[i]!.address}:51900`])) }],
+        peers: [{ name: `site-${site === 'a' ? 'b' : 'a'}`, publicKey: keys[site === 'a' ? 'b' : 'a'].publicKey, endpoints: Object.fromEntries(links.map((name, i) => [name, `${peer.links[i]!.address}:51900`])) }],
         control: { socket: controlSocket },
         log: { level: opts.logLevel ?? 'info' },
         ...opts.extraConfig,
       };
       const configPath = join(dir, `${site}.yaml`);
       writeFileSync(configPath, stringify(config));
-      const proc = topo.spawnIn(site, [process.execPath, BRAID_BIN, 'up', '-c', configPath]);
+      const proc = topo.spawnIn(site, [process.execPath, ...(opts.nodeArgs?.[site] ?? []), BRAID_BIN, 'up', '-c', configPath], {
+        env: { ...process.env, ...opts.env?.[site] },
+      });
       procs.push(proc);
       let out = '';
       proc.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
@@ -151,8 +190,8 @@ export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
           const st = await status(s.name);
           return st.links.every((l) => l.rttMs !== undefined);
         },
-        15_000,
-        `site ${s.name} to come up with every link measured\n${s.output()}`,
+        opts.startTimeoutMs ?? 15_000,
+        () => `site ${s.name} to come up with every link measured\n${s.output()}`,
       );
     }
     return { topo, a, b, status, control: (site, req) => controlRequest((site === 'a' ? a : b).controlSocket, req), stop };
