@@ -9,6 +9,7 @@ import { BraidError, ErrorCode } from '../core/errors.ts';
 import { SOCKET_BUFFER_BYTES } from '../core/constants.ts';
 import { checkInterfaces, loadConfig, type BraidConfig } from '../control/config.ts';
 import { ControlServer } from '../control/control-socket.ts';
+import { DEFAULT_METRICS_LISTEN, startMetricsServer } from '../control/metrics.ts';
 import { createLogger, type LogLevel } from '../control/logger.ts';
 import { SystemRng, monotonicNowMs } from '../io/clock.ts';
 import { Driver } from '../io/driver.ts';
@@ -124,6 +125,9 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   } catch (e) {
     log.warn({ socket: cfg.control.socket }, `control socket unavailable (${(e as Error).message}); braid status/dash will not work`);
   }
+  // Metrics are optional: a busy port is one warning, not a failed edge.
+  const metricsListen = cfg.metrics?.listen ?? DEFAULT_METRICS_LISTEN;
+  const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, () => edge.snapshot(monotonicNowMs())).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
   log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peer: cfg.peers[0]!.name }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}, ${cfg.links.length} links`);
 
   await new Promise<void>((resolve) => {
@@ -135,6 +139,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   driver.stop();
+  await metrics?.close();
   const snap = edge.snapshot(monotonicNowMs());
   log.info({ final: snap }, 'final counters');
   cleanup();

@@ -25,6 +25,8 @@ export const ErrorCode = {
   SCENARIO_INVALID: 'BRAID_SCENARIO_INVALID',
   /** Needs root / CAP_NET_ADMIN. */
   PERMISSION: 'BRAID_PERMISSION',
+  /** The control socket is missing or nobody listens on it (`braid up` not running). */
+  CONTROL_UNAVAILABLE: 'BRAID_CONTROL_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

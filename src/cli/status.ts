@@ -1,0 +1,139 @@
+/**
+ * `braid status [--json] [--socket PATH | -c FILE]`: one snapshot from the running edge over the
+ * control socket. Text in the manner of `wg show` (a block for the site, one per link, one per
+ * busy class, the last events); `--json` prints {"version":1,"status":EdgeSnapshot}, the format
+ * docs/status-schema.json documents for scripts.
+ */
+import { BraidError, ErrorCode } from '../core/errors.ts';
+import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../core/types.ts';
+import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, controlRequest, type ClassStatus, type LinkStatus } from '../control/control-socket.ts';
+import { fmtAgo, fmtBpsLong, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUptime, sessionText } from '../ui/format.ts';
+import { colorEnabled } from '../ui/theme.ts';
+
+/** How many recent events the text output ends with (the JSON has all the edge keeps). */
+const TEXT_EVENTS = 8;
+
+/** --socket wins, then the config file's control.socket, then the default. */
+export async function resolveSocketPath(v: Record<string, string | boolean | undefined>): Promise<string> {
+  if (typeof v.socket === 'string' && v.socket !== '') return v.socket;
+  if (typeof v.config === 'string' && v.config !== '') {
+    const { loadConfig } = await import('../control/config.ts');
+    return loadConfig(v.config).control.socket;
+  }
+  return DEFAULT_CONTROL_SOCKET;
+}
+
+export async function fetchStatus(socketPath: string): Promise<EdgeSnapshot> {
+  const reply = await controlRequest(socketPath, { cmd: 'status' });
+  if (reply.ok !== true || !reply.status) {
+    throw new BraidError(ErrorCode.CONTROL_UNAVAILABLE, `control socket ${socketPath}: status refused: ${reply.error ?? 'no status in the reply'}`, {
+      fix: 'run the same braid version for braid up and braid status',
+    });
+  }
+  return reply.status;
+}
+
+interface Paint {
+  heading(s: string): string;
+  label(s: string): string;
+  state(s: LinkState): string;
+}
+
+const ANSI = { bold: '\x1b[1m', green: '\x1b[32m', yellow: '\x1b[33m', red: '\x1b[31m', magenta: '\x1b[35m', reset: '\x1b[0m' } as const;
+
+function paint(color: boolean): Paint {
+  if (!color) return { heading: (s) => s, label: (s) => s, state: (s) => s };
+  const c = { up: ANSI.green, degraded: ANSI.yellow, down: ANSI.red, drained: ANSI.magenta } as const;
+  return {
+    heading: (s) => `${ANSI.bold}${ANSI.green}${s}${ANSI.reset}`,
+    label: (s) => `${ANSI.bold}${s}${ANSI.reset}`,
+    state: (s) => `${c[s]}${s}${ANSI.reset}`,
+  };
+}
+
+/** The text form: what `wg show` would print for an SD-WAN edge. */
+export function formatStatusText(snap: EdgeSnapshot, color = false): string {
+  const p = paint(color);
+  const out: string[] = [];
+  const kv = (k: string, v: string): void => {
+    out.push(`  ${p.label(k + ':')} ${v}`);
+  };
+  const drops = DROP_REASONS.filter((r) => (snap.drops[r] ?? 0) > 0).map((r) => `${r} ${fmtCount(snap.drops[r])}`);
+
+  out.push(`${p.heading('site:')} ${snap.site}`);
+  kv('time', `${fmtUptime(snap.nowMs)} since the edge started`);
+  kv('flows', `${fmtCount(snap.flows)} (${fmtCount(snap.flowMoves)} moves)`);
+  kv('tun', `${fmtCount(snap.tunPacketsIn)} packets in, ${fmtCount(snap.deliveredPackets)} delivered, ${fmtCount(snap.duplicatesSuppressed)} duplicates suppressed`);
+  kv('session', sessionText(snap.session));
+  const hsDrops = Object.entries(snap.session?.handshakeDrops ?? {}).filter(([, n]) => n > 0);
+  if (hsDrops.length) kv('handshake drops', hsDrops.map(([r, n]) => `${r} ${fmtCount(n)}`).join(', '));
+  kv('drops', drops.length ? drops.join(', ') : 'none');
+
+  for (const l of snap.links) {
+    out.push('', `${p.heading('link:')} ${l.name}`);
+    kv('state', `${p.state(l.state)}${l.suppressed ? ' (flap damping)' : ''}, ${l.flaps} flaps`);
+    kv('tier', l.tier);
+    kv('remote', `${l.remote}${l.peerLinkName ? ` (peer's ${l.peerLinkName})` : ''}`);
+    kv('latest heard', fmtAgo(l.lastHeardAgoMs));
+    kv('rtt', `${fmtMs(l.rttMs)} (p50 ${fmtMs(l.rttP50Ms)}, p99 ${fmtMs(l.rttP99Ms)}), jitter ${fmtMs(l.jitterMs)}`);
+    kv('loss sent', `${fmtRatio(l.txLossRatio)} (30 s ${fmtRatio(l.txLossLongRatio)}, total ${fmtRatio(l.txLossTotalRatio)})`);
+    kv('loss received', `${fmtRatio(l.rxLossRatio)} (30 s ${fmtRatio(l.rxLossLongRatio)}, total ${fmtRatio(l.rxLossTotalRatio)})`);
+    kv('transfer', `${fmtBytes(l.rxBytes)} received, ${fmtBytes(l.txBytes)} sent (${fmtCount(l.rxPackets)} / ${fmtCount(l.txPackets)} packets, data ${fmtCount(l.rxDataPackets)} / ${fmtCount(l.txDataPackets)})`);
+    kv('send rate', fmtBpsLong(l.txRateBps));
+    kv('flows', fmtCount(l.flows));
+    const ls: LinkStatus = l;
+    if (ls.shaperRateBps !== undefined) kv('shaper', `${fmtBpsLong(ls.shaperRateBps)}, ${fmtCount(ls.queuedPackets ?? 0)} queued, ${fmtCount(ls.queueDrops ?? 0)} tail drops`);
+    if (ls.fecParitySent) kv('fec parity sent', fmtCount(ls.fecParitySent));
+  }
+
+  const classes: readonly ClassStatus[] = snap.classes;
+  const idle: string[] = [];
+  for (const c of classes) {
+    if (c.flows === 0 && c.txPackets === 0 && c.moves === 0) {
+      idle.push(c.name);
+      continue;
+    }
+    out.push('', `${p.heading('class:')} ${c.name}`);
+    kv('strategy', c.strategy);
+    kv('flows', `${fmtCount(c.flows)}${c.activeLinks.length ? ` on ${c.activeLinks.join(', ')}` : ''}`);
+    kv('moves', fmtCount(c.moves));
+    kv('sent', `${fmtCount(c.txPackets)} packets, ${fmtBytes(c.txBytes)}`);
+    if (c.fecK !== undefined || c.fecRecovered !== undefined || c.residualLossRatio !== undefined) {
+      const parts: string[] = [];
+      if (c.fecK !== undefined && c.fecM !== undefined) parts.push(c.fecM > 0 ? `${c.fecK}+${c.fecM}` : 'idle (clean paths)');
+      if (c.fecOverheadRatio !== undefined) parts.push(`overhead ${fmtRatio(c.fecOverheadRatio)}`);
+      if (c.fecCongested) parts.push('congested (parity capped)');
+      if (c.fecRecovered !== undefined) parts.push(`recovered ${fmtCount(c.fecRecovered)}`);
+      if (c.fecUnrecoverable !== undefined) parts.push(`unrecoverable ${fmtCount(c.fecUnrecoverable)}`);
+      if (c.residualLossRatio !== undefined) parts.push(`residual loss ${fmtRatio(c.residualLossRatio)}`);
+      kv('fec', parts.join(', '));
+    }
+    if (c.queueDrops !== undefined || c.queueDelayAvgMs !== undefined) {
+      kv('queue', `delay ${fmtMs(c.queueDelayAvgMs)} avg, ${fmtMs(c.queueDelayMaxMs)} max, ${fmtCount(c.queueDrops ?? 0)} tail drops`);
+    }
+  }
+  if (idle.length) out.push('', `${p.heading('idle classes:')} ${idle.join(', ')}`);
+
+  if (snap.recentEvents.length) {
+    out.push('', p.heading(`recent events (${Math.min(TEXT_EVENTS, snap.recentEvents.length)} of ${snap.recentEvents.length}):`));
+    for (const e of snap.recentEvents.slice(-TEXT_EVENTS)) out.push(`  ${fmtUptime(e.atMs).padStart(8)}  ${e.message}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export function statusJson(snap: EdgeSnapshot): string {
+  return JSON.stringify({ version: CONTROL_PROTOCOL_VERSION, status: snap }, null, 2) + '\n';
+}
+
+/** Where the CLI writes; tests pass a collector. */
+export interface Output {
+  write(text: string): unknown;
+  isTTY?: boolean | undefined;
+}
+
+export async function runStatus(v: Record<string, string | boolean | undefined>, stdout: Output = process.stdout): Promise<number> {
+  const socketPath = await resolveSocketPath(v);
+  const snap = await fetchStatus(socketPath);
+  stdout.write(v.json === true ? statusJson(snap) : formatStatusText(snap, colorEnabled(process.env, stdout.isTTY)));
+  return 0;
+}

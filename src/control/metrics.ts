@@ -1,0 +1,336 @@
+/**
+ * Prometheus exporter (prom-client) on a localhost port: `metrics.listen` (default
+ * 127.0.0.1:9731), off with `metrics.enabled: false`.
+ *
+ * Every value comes from EdgeSnapshots: one snapshot per scrape feeds all gauges and counters
+ * (collect() callbacks, so a scrape shows the snapshot's own totals and a reload that removes a
+ * link removes its series), and a sampler observes each path's RTT into a histogram once a second.
+ * Series (all with the registry's `site` label):
+ *   braid_info{version}                                   1
+ *   braid_path_state{link,state}                          1 for the current state, 0 for the others
+ *   braid_path_srtt_seconds{link}, braid_path_rtt_quantile_seconds{link,quantile}, braid_path_jitter_seconds{link}
+ *   braid_path_rtt_seconds{link}                          histogram, sampled every second
+ *   braid_path_loss_ratio{link,direction,window}          direction tx|rx, window 1s|30s|total
+ *   braid_path_last_heard_seconds{link}, braid_path_flaps_total{link}, braid_path_suppressed{link}
+ *   braid_link_bytes_total{link,direction}, braid_link_packets_total{link,direction},
+ *   braid_link_data_packets_total{link,direction}, braid_link_transmit_rate_bits_per_second{link}, braid_link_flows{link}
+ *   braid_link_shaper_rate_bits_per_second, braid_link_queued_packets, braid_link_queue_drops_total,
+ *   braid_link_fec_parity_packets_total{link}                                              (when the core reports them)
+ *   braid_class_packets_total{class}, braid_class_bytes_total{class}, braid_class_flows{class},
+ *   braid_class_moves_total{class}, braid_class_active_paths{class}
+ *   braid_class_fec_data_shards{class}, braid_class_fec_parity_shards{class}, braid_class_fec_recovered_packets_total{class},
+ *   braid_class_fec_unrecoverable_packets_total{class}, braid_class_residual_loss_ratio{class},
+ *   braid_class_fec_protected_packets_total, braid_class_fec_parity_packets_total, braid_class_fec_parity_bytes_total,
+ *   braid_class_queue_drops_total{class}, braid_class_queue_delay_seconds{class,stat}        (when the core reports FEC/QoS)
+ *   braid_drops_total{reason}, braid_flows, braid_flow_moves_total, braid_tun_received_packets_total,
+ *   braid_delivered_packets_total, braid_duplicates_suppressed_total
+ *   braid_session_encrypted, braid_session_established, braid_session_age_seconds,
+ *   braid_session_handshake_attempts, braid_handshake_drops_total{reason}, braid_session_under_load
+ *   process_* and nodejs_*                                prom-client's defaults (CPU, memory, event-loop lag)
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
+import { BraidError, ErrorCode } from '../core/errors.ts';
+import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../core/types.ts';
+import type { ClassStatus, LinkStatus } from './control-socket.ts';
+
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9731';
+/** How often each path's RTT goes into the histogram: the probe-driven srtt moves on this scale. */
+export const RTT_SAMPLE_INTERVAL_MS = 1000;
+/** RTT histogram buckets: LAN-ish to geostationary satellite. */
+const RTT_BUCKETS_SECONDS = [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2];
+const LINK_STATES: readonly LinkState[] = ['up', 'degraded', 'down', 'drained'];
+const VERSION = '0.1.0';
+
+type Setter<L extends string> = (labels: LabelValues<L>, value: number) => void;
+
+/** The metrics of one edge, in their own registry (so tests and several edges per process do not collide). */
+export class BraidMetrics {
+  readonly registry = new Registry();
+  private current: EdgeSnapshot | undefined;
+  private readonly rttHistogram: Histogram<'link'>;
+  private lastSampledMs: number | undefined;
+
+  constructor(private readonly getSnapshot: () => EdgeSnapshot) {
+    const first = getSnapshot();
+    this.registry.setDefaultLabels({ site: first.site });
+    collectDefaultMetrics({ register: this.registry });
+    const snap = (): EdgeSnapshot => this.current ?? getSnapshot();
+    const registers = [this.registry];
+
+    const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (s: EdgeSnapshot, set: Setter<L>) => void): void => {
+      new Gauge<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          // Reset first: series of links or classes that no longer exist must disappear.
+          this.reset();
+          fill(snap(), (labels, v) => this.set(labels, v));
+        },
+      });
+    };
+    const counter = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (s: EdgeSnapshot, set: Setter<L>) => void): void => {
+      new Counter<L>({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          // The edge keeps the totals; the counter mirrors them (reset + inc is prom-client's "set").
+          this.reset();
+          fill(snap(), (labels, v) => this.inc(labels, Math.max(0, v)));
+        },
+      });
+    };
+    const seconds = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : ms / 1000);
+    const maybe = <L extends string>(set: Setter<L>, labels: LabelValues<L>, v: number | undefined): void => {
+      if (v !== undefined && Number.isFinite(v)) set(labels, v);
+    };
+
+    gauge('braid_info', 'Braid edge build; always 1.', ['version'], (_s, set) => set({ version: VERSION }, 1));
+
+    // ---- paths ------------------------------------------------------------------------------
+    gauge('braid_path_state', 'Path state (state-set): 1 for the current state.', ['link', 'state'], (s, set) => {
+      for (const l of s.links) for (const st of LINK_STATES) set({ link: l.name, state: st }, l.state === st ? 1 : 0);
+    });
+    gauge('braid_path_srtt_seconds', 'Smoothed probe round-trip time, excluding the peer hold time.', ['link'], (s, set) => {
+      for (const l of s.links) maybe(set, { link: l.name }, seconds(l.rttMs));
+    });
+    gauge('braid_path_rtt_quantile_seconds', 'Round-trip time percentiles over the recent probe window.', ['link', 'quantile'], (s, set) => {
+      for (const l of s.links) {
+        maybe(set, { link: l.name, quantile: '0.5' }, seconds(l.rttP50Ms));
+        maybe(set, { link: l.name, quantile: '0.99' }, seconds(l.rttP99Ms));
+      }
+    });
+    gauge('braid_path_jitter_seconds', 'RFC 3550 interarrival jitter of the peer probes.', ['link'], (s, set) => {
+      for (const l of s.links) maybe(set, { link: l.name }, seconds(l.jitterMs));
+    });
+    gauge('braid_path_loss_ratio', 'Packet loss per direction (tx: what we send, reported by the peer; rx: what we receive) over 1 s, 30 s and the session.', ['link', 'direction', 'window'], (s, set) => {
+      for (const l of s.links) {
+        maybe(set, { link: l.name, direction: 'tx', window: '1s' }, l.txLossRatio);
+        maybe(set, { link: l.name, direction: 'rx', window: '1s' }, l.rxLossRatio);
+        maybe(set, { link: l.name, direction: 'tx', window: '30s' }, l.txLossLongRatio);
+        maybe(set, { link: l.name, direction: 'rx', window: '30s' }, l.rxLossLongRatio);
+        maybe(set, { link: l.name, direction: 'tx', window: 'total' }, l.txLossTotalRatio);
+        maybe(set, { link: l.name, direction: 'rx', window: 'total' }, l.rxLossTotalRatio);
+      }
+    });
+    gauge('braid_path_last_heard_seconds', 'Time since anything was heard on the path.', ['link'], (s, set) => {
+      for (const l of s.links) maybe(set, { link: l.name }, seconds(l.lastHeardAgoMs));
+    });
+    counter('braid_path_flaps_total', 'Times the path fell DOWN.', ['link'], (s, set) => {
+      for (const l of s.links) set({ link: l.name }, l.flaps);
+    });
+    gauge('braid_path_suppressed', '1 while flap damping keeps the path out of service.', ['link'], (s, set) => {
+      for (const l of s.links) set({ link: l.name }, l.suppressed ? 1 : 0);
+    });
+    this.rttHistogram = new Histogram<'link'>({
+      name: 'braid_path_rtt_seconds',
+      help: `Path smoothed RTT, sampled every ${RTT_SAMPLE_INTERVAL_MS / 1000} s while the path is not down.`,
+      labelNames: ['link'],
+      buckets: RTT_BUCKETS_SECONDS,
+      registers,
+    });
+
+    // ---- links ------------------------------------------------------------------------------
+    counter('braid_link_bytes_total', 'Bytes sent (tx) and received (rx) on the link, overlay headers included.', ['link', 'direction'], (s, set) => {
+      for (const l of s.links) {
+        set({ link: l.name, direction: 'tx' }, l.txBytes);
+        set({ link: l.name, direction: 'rx' }, l.rxBytes);
+      }
+    });
+    counter('braid_link_packets_total', 'Datagrams sent and received on the link (data, probes, control).', ['link', 'direction'], (s, set) => {
+      for (const l of s.links) {
+        set({ link: l.name, direction: 'tx' }, l.txPackets);
+        set({ link: l.name, direction: 'rx' }, l.rxPackets);
+      }
+    });
+    counter('braid_link_data_packets_total', 'Inner (data) packets sent and received on the link.', ['link', 'direction'], (s, set) => {
+      for (const l of s.links) {
+        set({ link: l.name, direction: 'tx' }, l.txDataPackets);
+        set({ link: l.name, direction: 'rx' }, l.rxDataPackets);
+      }
+    });
+    gauge('braid_link_transmit_rate_bits_per_second', 'Smoothed send rate of the link.', ['link'], (s, set) => {
+      for (const l of s.links) set({ link: l.name }, l.txRateBps);
+    });
+    gauge('braid_link_flows', 'Flows whose primary path is this link.', ['link'], (s, set) => {
+      for (const l of s.links) set({ link: l.name }, l.flows);
+    });
+    const links = (s: EdgeSnapshot): readonly LinkStatus[] => s.links;
+    gauge('braid_link_shaper_rate_bits_per_second', 'Token-bucket rate of a shaped link.', ['link'], (s, set) => {
+      for (const l of links(s)) maybe(set, { link: l.name }, l.shaperRateBps);
+    });
+    gauge('braid_link_queued_packets', 'Datagrams waiting in a shaped link\'s queues.', ['link'], (s, set) => {
+      for (const l of links(s)) maybe(set, { link: l.name }, l.queuedPackets);
+    });
+    counter('braid_link_queue_drops_total', 'Tail drops in a shaped link\'s queues.', ['link'], (s, set) => {
+      for (const l of links(s)) if (l.queueDrops !== undefined) set({ link: l.name }, l.queueDrops);
+    });
+    counter('braid_link_fec_parity_packets_total', 'FEC parity datagrams sent on the link.', ['link'], (s, set) => {
+      for (const l of links(s)) if (l.fecParitySent !== undefined) set({ link: l.name }, l.fecParitySent);
+    });
+
+    // ---- classes ----------------------------------------------------------------------------
+    const classes = (s: EdgeSnapshot): readonly ClassStatus[] => s.classes;
+    counter('braid_class_packets_total', 'Inner packets sent per traffic class.', ['class'], (s, set) => {
+      for (const c of classes(s)) set({ class: c.name }, c.txPackets);
+    });
+    counter('braid_class_bytes_total', 'Inner bytes sent per traffic class.', ['class'], (s, set) => {
+      for (const c of classes(s)) set({ class: c.name }, c.txBytes);
+    });
+    gauge('braid_class_flows', 'Flows per traffic class.', ['class'], (s, set) => {
+      for (const c of classes(s)) set({ class: c.name }, c.flows);
+    });
+    counter('braid_class_moves_total', 'Flow moves between paths per class (failover and SLA steering).', ['class'], (s, set) => {
+      for (const c of classes(s)) set({ class: c.name }, c.moves);
+    });
+    gauge('braid_class_active_paths', 'Paths carrying the class now.', ['class'], (s, set) => {
+      for (const c of classes(s)) set({ class: c.name }, c.activeLinks.length);
+    });
+    gauge('braid_class_fec_data_shards', 'FEC data packets per group (k), when FEC is on for the class.', ['class'], (s, set) => {
+      for (const c of classes(s)) maybe(set, { class: c.name }, c.fecK);
+    });
+    gauge('braid_class_fec_parity_shards', 'FEC parity packets per group (m), when FEC is on for the class.', ['class'], (s, set) => {
+      for (const c of classes(s)) maybe(set, { class: c.name }, c.fecM);
+    });
+    counter('braid_class_fec_recovered_packets_total', 'Data packets rebuilt from FEC parity.', ['class'], (s, set) => {
+      for (const c of classes(s)) if (c.fecRecovered !== undefined) set({ class: c.name }, c.fecRecovered);
+    });
+    counter('braid_class_fec_unrecoverable_packets_total', 'Data packets lost with too little parity to rebuild them.', ['class'], (s, set) => {
+      for (const c of classes(s)) if (c.fecUnrecoverable !== undefined) set({ class: c.name }, c.fecUnrecoverable);
+    });
+    gauge('braid_class_residual_loss_ratio', 'Loss left after FEC, per class.', ['class'], (s, set) => {
+      for (const c of classes(s)) maybe(set, { class: c.name }, c.residualLossRatio);
+    });
+    counter('braid_class_fec_protected_packets_total', 'Data packets sent in FEC groups.', ['class'], (s, set) => {
+      for (const c of classes(s)) if (c.fecProtectedPackets !== undefined) set({ class: c.name }, c.fecProtectedPackets);
+    });
+    counter('braid_class_fec_parity_packets_total', 'FEC parity datagrams sent.', ['class'], (s, set) => {
+      for (const c of classes(s)) if (c.fecParitySent !== undefined) set({ class: c.name }, c.fecParitySent);
+    });
+    counter('braid_class_fec_parity_bytes_total', 'Bytes of FEC parity datagrams on the wire.', ['class'], (s, set) => {
+      for (const c of classes(s)) if (c.fecParityBytes !== undefined) set({ class: c.name }, c.fecParityBytes);
+    });
+    counter('braid_class_queue_drops_total', 'Tail drops of the class in shaped link queues.', ['class'], (s, set) => {
+      for (const c of classes(s)) if (c.queueDrops !== undefined) set({ class: c.name }, c.queueDrops);
+    });
+    gauge('braid_class_queue_delay_seconds', 'Time the class waited in shaped queues (stat: avg, max).', ['class', 'stat'], (s, set) => {
+      for (const c of classes(s)) {
+        maybe(set, { class: c.name, stat: 'avg' }, seconds(c.queueDelayAvgMs));
+        maybe(set, { class: c.name, stat: 'max' }, seconds(c.queueDelayMaxMs));
+      }
+    });
+
+    // ---- edge -------------------------------------------------------------------------------
+    counter('braid_drops_total', 'Packets dropped, by reason (see DROP_REASONS in src/core/types.ts).', ['reason'], (s, set) => {
+      for (const r of DROP_REASONS) set({ reason: r }, s.drops[r] ?? 0);
+    });
+    gauge('braid_flows', 'Flow-table size.', [], (s, set) => set({}, s.flows));
+    counter('braid_flow_moves_total', 'Flow moves between paths, all classes.', [], (s, set) => set({}, s.flowMoves));
+    counter('braid_tun_received_packets_total', 'Packets read from the TUN device (site to overlay).', [], (s, set) => set({}, s.tunPacketsIn));
+    counter('braid_delivered_packets_total', 'Packets delivered to the TUN device (overlay to site).', [], (s, set) => set({}, s.deliveredPackets));
+    counter('braid_duplicates_suppressed_total', 'Duplicate copies dropped at the receiver (duplicate strategy, FEC).', [], (s, set) => set({}, s.duplicatesSuppressed));
+
+    // ---- session ----------------------------------------------------------------------------
+    gauge('braid_session_encrypted', '1 when the edge runs with keys (Noise IK sessions), 0 for plaintext.', [], (s, set) => set({}, s.session.encrypted ? 1 : 0));
+    gauge('braid_session_established', '1 while a session with the peer is up.', [], (s, set) => set({}, s.session.established ? 1 : 0));
+    gauge('braid_session_age_seconds', 'Age of the current session (rekeys every 2 minutes).', [], (s, set) => maybe(set, {}, seconds(s.session.ageMs)));
+    gauge('braid_session_handshake_attempts', 'Handshake initiations sent for the current session.', [], (s, set) => set({}, s.session.handshakeAttempts));
+    counter('braid_handshake_drops_total', 'Handshake messages refused, by reason.', ['reason'], (s, set) => {
+      for (const [r, n] of Object.entries(s.session.handshakeDrops)) set({ reason: r }, n);
+    });
+    gauge('braid_session_under_load', '1 while under a handshake flood (cookies required).', [], (s, set) => set({}, s.session.underLoad ? 1 : 0));
+  }
+
+  /** Observes each path's RTT into the histogram; once per distinct snapshot time. */
+  sample(snapshot: EdgeSnapshot = this.getSnapshot()): void {
+    if (snapshot.nowMs === this.lastSampledMs) return;
+    this.lastSampledMs = snapshot.nowMs;
+    for (const l of snapshot.links) {
+      if (l.state !== 'down' && l.rttMs !== undefined && Number.isFinite(l.rttMs)) this.rttHistogram.observe({ link: l.name }, l.rttMs / 1000);
+    }
+  }
+
+  /** The exposition text, every series from one fresh snapshot. */
+  async render(): Promise<string> {
+    this.current = this.getSnapshot();
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.current = undefined;
+    }
+  }
+}
+
+export interface MetricsServer {
+  readonly address: string;
+  readonly port: number;
+  readonly metrics: BraidMetrics;
+  close(): Promise<void>;
+}
+
+/** "127.0.0.1:9731" or "[::1]:9731" -> host and port; a BraidError naming metrics.listen otherwise. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `metrics.listen: "${listen}" is not address:port`, { field: 'metrics.listen', fix: `use e.g. ${DEFAULT_METRICS_LISTEN}` });
+  }
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+/**
+ * Serves GET /metrics on `listen` until close(). Resolves once listening; rejects with a
+ * BraidError (address in use, not local) so `braid up` can log one line and carry on without it.
+ */
+export async function startMetricsServer(listen: string, getSnapshot: () => EdgeSnapshot, opts: { sampleIntervalMs?: number } = {}): Promise<MetricsServer> {
+  const { host, port } = parseListen(listen);
+  const metrics = new BraidMetrics(getSnapshot);
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' }).end();
+      return;
+    }
+    if (path === '/metrics') {
+      metrics.render().then(
+        (body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(req.method === 'HEAD' ? undefined : body),
+        (e: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${e instanceof Error ? e.message : String(e)}\n`),
+      );
+      return;
+    }
+    if (path === '/') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('braid: Prometheus metrics at /metrics\n');
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try /metrics\n');
+  });
+  // A scraper that holds connections open must not keep a stopping edge alive.
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      const why = e.code === 'EADDRINUSE' ? 'address already in use' : e.code === 'EADDRNOTAVAIL' ? 'no such local address' : e.code === 'EACCES' ? 'permission denied' : e.message;
+      reject(new BraidError(ErrorCode.SOCKET_FAILED, `metrics.listen ${listen}: ${why}`, { field: 'metrics.listen', fix: 'set metrics.listen to a free local address:port, or metrics.enabled: false', cause: e }));
+    });
+    server.listen(port, host, () => resolve());
+  });
+  const timer = setInterval(() => metrics.sample(), opts.sampleIntervalMs ?? RTT_SAMPLE_INTERVAL_MS);
+  timer.unref();
+  metrics.sample();
+  const addr = server.address();
+  const boundPort = addr !== null && typeof addr === 'object' ? addr.port : port;
+  return {
+    address: host,
+    port: boundPort,
+    metrics,
+    close: () =>
+      new Promise<void>((resolve) => {
+        clearInterval(timer);
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
