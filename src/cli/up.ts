@@ -112,9 +112,41 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     },
   });
   driver.start();
+
+  /**
+   * Config reload (SIGHUP or the control socket): validate the new file completely first; a bad
+   * one is one error line and the running config stays. What can change live is applied without
+   * touching flows or the session; anything else is named as needing a restart.
+   */
+  let running = cfg;
+  const reload = async (trigger: string): Promise<string | undefined> => {
+    let next: BraidConfig;
+    try {
+      next = loadConfig(configPath);
+      checkInterfaces(next, configPath);
+      if (!next.insecurePlaintext) readPrivateKeyFile(next.privateKeyFile!);
+    } catch (e) {
+      const line = e instanceof BraidError ? e.oneLine() : String(e);
+      log.error({ trigger }, `reload rejected, keeping the running config: ${line}`);
+      return line;
+    }
+    const applied: string[] = [];
+    if (next.log.level !== running.log.level && !logLevel) {
+      log.level = next.log.level;
+      applied.push(`log.level=${next.log.level}`);
+    }
+    const restartNeeded = (['site', 'tun', 'links', 'peers', 'privateKeyFile', 'insecurePlaintext', 'cipher', 'control', 'metrics'] as const).filter(
+      (k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]),
+    );
+    // Only what was applied becomes the running config: the rest still runs as started.
+    running = { ...running, log: next.log };
+    log.info({ trigger, applied, restartNeeded }, `config reloaded${applied.length ? `: applied ${applied.join(', ')}` : ': nothing to apply live'}${restartNeeded.length ? `; changes to ${restartNeeded.join(', ')} take effect at the next restart` : ''}`);
+    return undefined;
+  };
   try {
     opened.control = await ControlServer.listen(cfg.control.socket, {
       status: () => edge.snapshot(monotonicNowMs()),
+      reload: async () => reload('control socket'),
       drain: (name, drained) => {
         const id = cfg.links.findIndex((l) => l.name === name);
         if (id < 0) return `no link named "${name}" (have: ${cfg.links.map((l) => l.name).join(', ')})`;
@@ -128,6 +160,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   // Metrics are optional: a busy port is one warning, not a failed edge.
   const metricsListen = cfg.metrics?.listen ?? DEFAULT_METRICS_LISTEN;
   const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, () => edge.snapshot(monotonicNowMs())).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
+  process.on('SIGHUP', () => void reload('SIGHUP'));
   log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peer: cfg.peers[0]!.name }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}, ${cfg.links.length} links`);
 
   await new Promise<void>((resolve) => {

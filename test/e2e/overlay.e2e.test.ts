@@ -3,7 +3,7 @@
  * three veth WAN links. Skipped with a printed reason when not root; CI runs as root.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { startTwoSites, type TwoSites } from '../../sim/e2e.ts';
 import { isRoot } from '../../sim/netns.ts';
@@ -29,7 +29,7 @@ function longestReplyGapMs(pingOut: string): { gapMs: number; received: number }
 describe.skipIf(!ROOT)('end-to-end: two braid up processes over 3 veth links', () => {
   let h: TwoSites;
   beforeAll(async () => {
-    h = await startTwoSites({ tag: 'e2e' });
+    h = await startTwoSites({ tag: `e${process.pid % 100000}` });
   }, 60_000);
   afterAll(async () => {
     await h?.stop();
@@ -82,6 +82,34 @@ describe.skipIf(!ROOT)('end-to-end: two braid up processes over 3 veth links', (
     expect(gapMs).toBeLessThan(1000);
     expect(received).toBeGreaterThan(500);
     await h.topo.execIn('a', ['ip', 'link', 'set', ifname, 'up']);
+  });
+
+  it('reload with a bad config (SIGHUP) keeps traffic flowing on the old one; a good one is accepted', async () => {
+    const original = readFileSync(h.a.configPath, 'utf8');
+    try {
+      const ping = h.topo.execIn('a', ['ping', '-c', '60', '-i', '0.05', '-W', '1', h.b.tunAddress], { timeoutMs: 30_000 });
+      await new Promise((r) => setTimeout(r, 800));
+      const before = (await h.status('b')).deliveredPackets;
+      writeFileSync(h.a.configPath, original.replace(/port: 51900/, 'port: not-a-port'));
+      process.kill(h.a.proc.pid!, 'SIGHUP');
+      await new Promise((r) => setTimeout(r, 1000));
+      const mid = (await h.status('b')).deliveredPackets;
+      const viaSocket = await h.control('a', { cmd: 'reload' });
+      const out = (await ping).stdout;
+      const after = (await h.status('b')).deliveredPackets;
+      console.log(`e2e reload: delivered at b ${before} -> ${mid} -> ${after} across a bad reload; socket reload said ${JSON.stringify(viaSocket)}`);
+      expect(h.a.proc.exitCode).toBeNull();
+      expect(mid).toBeGreaterThan(before);
+      expect(after).toBeGreaterThan(mid);
+      expect(out).toMatch(/60 packets transmitted, 60 received/);
+      expect(viaSocket.ok).toBe(false);
+      expect(String(viaSocket.error)).toMatch(/links\[0\]\.port/);
+      expect(h.a.output()).toMatch(/reload rejected, keeping the running config/);
+      writeFileSync(h.a.configPath, original);
+      expect(await h.control('a', { cmd: 'reload' })).toEqual({ ok: true });
+    } finally {
+      writeFileSync(h.a.configPath, original);
+    }
   });
 
   it('100,000 random and mutated datagrams at the link sockets: keeps forwarding, memory flat, drops counted by reason', async () => {
