@@ -74,6 +74,23 @@ const COMMANDS: Record<string, Command> = {
       });
     },
   },
+  sim: {
+    summary: 'rehearse failures: run an impairment scenario (virtual or real time) with a report, or the VOPR',
+    usage: 'braid sim run SCENARIO [--virtual|--real] [--seed N] [--json] [--tag T] [--backend tc|userspace] | braid sim vopr [--seed N] [--runs N] [--json] | braid sim list',
+    options: {
+      virtual: { type: 'boolean' },
+      real: { type: 'boolean' },
+      seed: { type: 'string' },
+      runs: { type: 'string' },
+      json: { type: 'boolean' },
+      tag: { type: 'string' },
+      backend: { type: 'string' },
+    },
+    async run(v, positionals) {
+      const { runSim } = await import('./sim.ts');
+      return runSim(v, positionals);
+    },
+  },
   status: {
     summary: 'show the running edge: links, classes, drops, recent events (--json for scripts)',
     usage: 'braid status [--json] [--socket PATH | -c FILE]',

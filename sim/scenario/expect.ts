@@ -1,0 +1,116 @@
+/**
+ * Scenario expectations: `SUBJECT.METRIC OP NUMBER`, e.g. "voice.max_gap_ms < 400",
+ * "bulk.delivered_ratio > 0.99", "events.detection_ms <= 400". NUMBER may end in % (a ratio:
+ * "voice.loss_ratio < 1%" is < 0.01).
+ *
+ * SUBJECT is a class with traffic in the scenario, or `events` (the timeline's faults).
+ * A metric that has no value in a run (a class no fault touched has no reroute time) fails its
+ * expectation with that reason: an expectation that cannot be judged is not a pass.
+ * A metric that should have happened and did not (a fault never detected, flows never moved)
+ * is +Infinity, printed as "never", and fails any upper bound.
+ */
+import { BraidError, ErrorCode } from '../../src/core/errors.ts';
+
+export type ExpectOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
+
+/** Per-class metrics, by the name used in expectations. */
+export const CLASS_METRICS = {
+  sent: 'packets sent (both directions)',
+  delivered: 'distinct packets delivered',
+  lost: 'packets sent and never delivered',
+  loss_ratio: 'lost / sent',
+  delivered_ratio: 'delivered / sent',
+  duplicated: 'packets delivered more than once',
+  corrupted: 'deliveries whose bytes differ from what was sent',
+  recovered: 'packets recovered by FEC (from the edges, when they report it)',
+  duplicates_suppressed: 'duplicate copies the receiving edge dropped',
+  p50_ms: 'one-way latency, median',
+  p99_ms: 'one-way latency, 99th percentile',
+  max_gap_ms: 'longest silence of any flow (delivery to delivery)',
+  detection_ms: 'slowest detection of the faults that hit links this class was on',
+  reroute_ms: 'slowest move of this class off a faulted link (time from the fault)',
+  lost_during_switch: 'packets lost from each fault until its reroute plus one RTT, summed',
+  throughput_mbps: 'delivered bit rate per direction, averaged over the traffic period',
+  moves: 'flow moves of this class on both edges (steering churn)',
+} as const;
+export type ClassMetric = keyof typeof CLASS_METRICS;
+
+export const EVENT_METRICS = {
+  detection_ms: 'slowest detection over the faults (set/add steps)',
+  undetected: 'faults no edge reacted to',
+  count: 'faults in the timeline',
+} as const;
+export type EventMetric = keyof typeof EVENT_METRICS;
+
+export interface Expectation {
+  text: string;
+  subject: string;
+  metric: string;
+  op: ExpectOp;
+  value: number;
+}
+
+export interface ExpectationResult {
+  text: string;
+  /** Undefined: the metric has no value in this run. Infinity: it never happened. */
+  actual: number | undefined;
+  pass: boolean;
+  /** Why it failed when there was nothing to compare. */
+  note?: string;
+}
+
+const RE = /^\s*([a-z][a-z0-9_-]*)\.([a-z0-9_]+)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*(%)?\s*$/;
+
+export function parseExpectation(text: string, classes: readonly string[]): Expectation {
+  const m = RE.exec(text);
+  if (!m) {
+    throw new BraidError(ErrorCode.SCENARIO_INVALID, `"${text}" is not SUBJECT.METRIC OP NUMBER`, {
+      fix: 'write e.g. "voice.max_gap_ms < 400" (operators < <= > >= == !=)',
+    });
+  }
+  const [, subject, metric, op, num, pct] = m;
+  if (subject === 'events') {
+    if (!(metric! in EVENT_METRICS)) {
+      throw new BraidError(ErrorCode.SCENARIO_INVALID, `"${text}": events has no metric "${metric}"`, { fix: `use one of ${Object.keys(EVENT_METRICS).join(', ')}` });
+    }
+  } else {
+    if (!classes.includes(subject!)) {
+      throw new BraidError(ErrorCode.SCENARIO_INVALID, `"${text}": "${subject}" is not a class with traffic in this scenario`, {
+        fix: `use events or one of ${classes.join(', ')}`,
+      });
+    }
+    if (!(metric! in CLASS_METRICS)) {
+      throw new BraidError(ErrorCode.SCENARIO_INVALID, `"${text}": no metric "${metric}"`, { fix: `use one of ${Object.keys(CLASS_METRICS).join(', ')}` });
+    }
+  }
+  const value = Number(num) / (pct ? 100 : 1);
+  return { text: text.trim(), subject: subject!, metric: metric!, op: op as ExpectOp, value };
+}
+
+export function compare(actual: number, op: ExpectOp, value: number): boolean {
+  switch (op) {
+    case '<':
+      return actual < value;
+    case '<=':
+      return actual <= value;
+    case '>':
+      return actual > value;
+    case '>=':
+      return actual >= value;
+    case '==':
+      return actual === value;
+    case '!=':
+      return actual !== value;
+  }
+}
+
+/** `lookup(subject, metric)` gives the run's value (undefined: not applicable in this run). */
+export function evaluateExpectations(expectations: readonly Expectation[], lookup: (subject: string, metric: string) => number | undefined): ExpectationResult[] {
+  return expectations.map((e) => {
+    const actual = lookup(e.subject, e.metric);
+    if (actual === undefined || Number.isNaN(actual)) {
+      return { text: e.text, actual: undefined, pass: false, note: `${e.subject}.${e.metric} has no value in this run` };
+    }
+    return { text: e.text, actual, pass: compare(actual, e.op, e.value) };
+  });
+}

@@ -1,0 +1,340 @@
+/**
+ * VOPR (TigerBeetle's Viewstamped Operation Replicator idea, for Braid): from one seed, a random
+ * world (2-4 links, each direction a random netem spec, random class policies, random flows in
+ * both directions), a faults phase with a random impairment timeline (blackouts, one-way cuts,
+ * brownouts, corruption, duplication, reordering, flaps), then a liveness phase with every link
+ * healed; invariants are checked on every delivery and at the end.
+ *
+ * Invariants:
+ *   integrity    every delivered packet is byte-identical to a packet its flow sent
+ *   no dups      no packet is delivered twice
+ *   right site   a packet sent by site a arrives only at site b, and the reverse
+ *   liveness     once faults stop, every flow delivers again within recoveryBoundMs
+ *   no crash     the edges and the World never throw
+ *
+ *   const r = voprRun(42);              // one seed: r.ok, r.violations, r.description
+ *   vopr({ seed: 1, runs: 200 })         // seeds 1..200; failures say how to reproduce
+ *
+ * A failure names its seed; `braid sim vopr --seed N` replays exactly that run.
+ */
+import { performance } from 'node:perf_hooks';
+import { SeededRng } from '../src/core/rng.ts';
+import { DEFAULT_POLICIES, type ClassName, type ClassPolicy, type CostTier, type Strategy } from '../src/core/steer/classes.ts';
+import type { Edge } from '../src/core/edge.ts';
+import { formatNetemSpec, parseNetemSpec } from './netem/spec.ts';
+import { readPacketTag } from './packets.ts';
+import { PacketFactory } from './scenario/fast-packet.ts';
+import { CLASS_DSCP } from './scenario/schema.ts';
+import { World } from './world.ts';
+
+export interface VoprConfig {
+  /** Length of the faults phase. */
+  faultsMs: number;
+  /** Length of the liveness phase (every link healed). */
+  livenessMs: number;
+  /** After the faults stop, every flow must deliver again within this. */
+  recoveryBoundMs: number;
+  /**
+   * Test-only: run the overlay unencrypted. Without AEAD nothing stops netem's corrupt and
+   * duplicate from reaching the sites: the invariants must then fail (a test shows they do).
+   */
+  insecurePlaintext?: boolean;
+}
+
+export const DEFAULT_VOPR_CONFIG: VoprConfig = { faultsMs: 6000, livenessMs: 4000, recoveryBoundMs: 3000 };
+
+/**
+ * Test-only fault injection in the harness (never in src/core): a deliberately planted bug the
+ * VOPR must catch. It wraps site b's Edge.pollDelivery in the run with this seed.
+ */
+export interface InjectedBug {
+  seed: number;
+  kind: 'flipByte' | 'duplicate';
+  /** Which delivery at site b goes wrong (default the 100th). */
+  afterDeliveries?: number;
+}
+
+export interface VoprRunResult {
+  seed: number;
+  ok: boolean;
+  /** The first violations found (at most 10), each one line. */
+  violations: string[];
+  /** The random world in one line (links, specs, flows, faults). */
+  description: string;
+  sent: number;
+  delivered: number;
+  wallMs: number;
+}
+
+export interface VoprSummary {
+  firstSeed: number;
+  runs: number;
+  passed: number;
+  failures: VoprRunResult[];
+  wallMs: number;
+  sent: number;
+  delivered: number;
+}
+
+interface FlowDef {
+  flowId: number;
+  origin: 'a' | 'b';
+  className: ClassName;
+  intervalMs: number;
+  factory: PacketFactory;
+  sent: number;
+  seen: Uint8Array;
+  firstAfterHealMs: number;
+  healSeq: number;
+}
+
+const pick = <T>(rng: SeededRng, items: readonly T[]): T => items[Math.floor(rng.nextFloat() * items.length)]!;
+const between = (rng: SeededRng, lo: number, hi: number): number => lo + rng.nextFloat() * (hi - lo);
+const chance = (rng: SeededRng, p: number): boolean => rng.nextFloat() < p;
+const fixed = (v: number, digits = 1): string => String(Number(v.toFixed(digits)));
+
+/** A random base impairment for one link direction (what the link is like on a good day). */
+function randomBaseSpec(rng: SeededRng): { text: string; delayMs: number; jitterMs: number; dist: string; rate: string | undefined } {
+  const delayMs = Math.round(between(rng, 1, 80));
+  const jitterMs = chance(rng, 0.6) ? Number(fixed(between(rng, 0, delayMs / 4))) : 0;
+  const dist = pick(rng, ['uniform', 'normal', 'pareto', 'paretonormal'] as const);
+  const rate = chance(rng, 0.5) ? `${Math.round(between(rng, 2, 50))}mbit` : undefined;
+  const parts = [`delay ${delayMs}ms`];
+  if (jitterMs > 0) parts.push(`${jitterMs}ms`, 'distribution', dist);
+  if (chance(rng, 0.5)) parts.push('loss', `${fixed(between(rng, 0, 2), 2)}%`);
+  if (chance(rng, 0.2)) parts.push('duplicate', `${fixed(between(rng, 0, 2), 2)}%`);
+  if (chance(rng, 0.2)) parts.push('reorder', `${fixed(between(rng, 1, 10))}%`, 'gap', String(Math.round(between(rng, 1, 5))));
+  if (chance(rng, 0.2)) parts.push('corrupt', `${fixed(between(rng, 0, 1), 2)}%`);
+  if (rate) parts.push('rate', rate);
+  return { text: parts.join(' '), delayMs, jitterMs, dist, rate };
+}
+
+/** A random fault: what a bad moment on a link looks like. */
+function randomFaultSpec(rng: SeededRng, base: { delayMs: number; rate: string | undefined }): string {
+  switch (Math.floor(rng.nextFloat() * 6)) {
+    case 0:
+    case 1:
+      return 'loss 100%';
+    case 2:
+      return `delay ${base.delayMs}ms loss gemodel ${fixed(between(rng, 1, 10))}% ${fixed(between(rng, 10, 60))}%${base.rate ? ` rate ${base.rate}` : ''}`;
+    case 3:
+      return `delay ${Math.round(base.delayMs + between(rng, 50, 400))}ms ${Math.round(between(rng, 5, 80))}ms distribution normal`;
+    case 4:
+      return `delay ${base.delayMs}ms loss ${fixed(between(rng, 5, 60))}% corrupt ${fixed(between(rng, 0, 5))}% duplicate ${fixed(between(rng, 0, 10))}%`;
+    default:
+      return `delay ${base.delayMs}ms reorder ${fixed(between(rng, 10, 50))}% gap 2 loss ${fixed(between(rng, 0, 20))}%`;
+  }
+}
+
+/** One VOPR run. Deterministic in `seed` (and `config`). */
+export function voprRun(seed: number, config: VoprConfig = DEFAULT_VOPR_CONFIG, bug?: InjectedBug): VoprRunResult {
+  const wallStart = performance.now();
+  const rng = new SeededRng(seed ^ 0x5eed5eed);
+  const violations: string[] = [];
+  const violate = (text: string): void => {
+    if (violations.length < 10) violations.push(text);
+  };
+
+  // ---- the random world --------------------------------------------------------------------
+  const linkCount = 2 + Math.floor(rng.nextFloat() * 3);
+  const names = ['mpls', 'inet', 'lte', 'sat'].slice(0, linkCount);
+  const bases = names.map(() => ({ ab: randomBaseSpec(rng), ba: randomBaseSpec(rng) }));
+  const tiers: CostTier[] = names.map((_, i) => (i === 0 ? 'primary' : pick(rng, ['primary', 'overflow', 'backup'] as const)));
+  const policies: ClassPolicy[] = DEFAULT_POLICIES.map((p) => {
+    const strategies: Strategy[] = p.name === 'voice' || p.name === 'video' ? ['best', 'duplicate'] : ['best', 'balance', 'duplicate'];
+    return { ...p, sla: { ...p.sla }, strategy: chance(rng, 0.5) ? p.strategy : pick(rng, strategies) };
+  });
+  const endMs = config.faultsMs + config.livenessMs;
+  const healMs = config.faultsMs;
+
+  let world: World;
+  try {
+    world = new World({
+      seed,
+      recordDeliveries: false,
+      ...(config.insecurePlaintext ? { insecurePlaintext: true } : {}),
+      edge: { policies },
+      links: names.map((name, i) => ({ name, abNetem: bases[i]!.ab.text, baNetem: bases[i]!.ba.text, costTier: tiers[i] })),
+    });
+  } catch (e) {
+    return { seed, ok: false, violations: [`world setup threw: ${firstLine(e)}`], description: '', sent: 0, delivered: 0, wallMs: performance.now() - wallStart };
+  }
+
+  const flowCount = 3 + Math.floor(rng.nextFloat() * 3);
+  const flows: FlowDef[] = [];
+  const trafficClasses: ClassName[] = ['voice', 'video', 'business', 'default', 'bulk', 'signaling'];
+  for (let i = 0; i < flowCount; i++) {
+    const origin: 'a' | 'b' = i === 0 ? 'a' : i === 1 ? 'b' : chance(rng, 0.5) ? 'a' : 'b';
+    const className = pick(rng, trafficClasses);
+    const sizeBytes = Math.round(between(rng, 60, 1400));
+    const pps = Math.round(between(rng, 10, 50));
+    const flowId = 1 + i;
+    const protocol: 6 | 17 = chance(rng, 0.3) ? 6 : 17;
+    const lan = (s: 'a' | 'b'): [number, number, number, number] => (s === 'a' ? [10, 1, 0, 2] : [10, 2, 0, 2]);
+    const factory = new PacketFactory({ src: lan(origin), dst: lan(origin === 'a' ? 'b' : 'a'), srcPort: 20000 + flowId, dstPort: 5000, dscp: CLASS_DSCP[className], protocol, sizeBytes, flowId });
+    flows.push({ flowId, origin, className, intervalMs: 1000 / pps, factory, sent: 0, seen: new Uint8Array(Math.ceil((endMs / 1000) * pps) + 16), firstAfterHealMs: NaN, healSeq: -1 });
+  }
+
+  // Faults: blackouts, one-way cuts, brownouts, wire faults, restores, flaps; then heal everything.
+  const faultCount = 3 + Math.floor(rng.nextFloat() * 8);
+  const faults: string[] = [];
+  for (let i = 0; i < faultCount; i++) {
+    const at = Math.round(between(rng, 500, healMs - 200));
+    const li = Math.floor(rng.nextFloat() * linkCount);
+    const dir = pick(rng, ['ab', 'ba', 'both'] as const);
+    const base = bases[li]!;
+    if (chance(rng, 0.25)) {
+      // Flap: down/up a few times.
+      const periodMs = Math.round(between(rng, 200, 1500));
+      const times = 2 + Math.floor(rng.nextFloat() * 4);
+      for (let k = 0; k < times && at + (2 * k + 1) * periodMs < healMs; k++) {
+        world.setNetemAt(at + 2 * k * periodMs, names[li]!, 'loss 100%', dir);
+        if (dir !== 'ba') world.setNetemAt(at + (2 * k + 1) * periodMs, names[li]!, base.ab.text, 'ab');
+        if (dir !== 'ab') world.setNetemAt(at + (2 * k + 1) * periodMs, names[li]!, base.ba.text, 'ba');
+      }
+      faults.push(`${at}ms ${names[li]} ${dir} flap x${times} every ${periodMs}ms`);
+    } else if (chance(rng, 0.2)) {
+      if (dir !== 'ba') world.setNetemAt(at, names[li]!, base.ab.text, 'ab');
+      if (dir !== 'ab') world.setNetemAt(at, names[li]!, base.ba.text, 'ba');
+      faults.push(`${at}ms ${names[li]} ${dir} restore`);
+    } else {
+      const spec = randomFaultSpec(rng, dir === 'ba' ? base.ba : base.ab);
+      world.setNetemAt(at, names[li]!, spec, dir);
+      faults.push(`${at}ms ${names[li]} ${dir} "${spec}"`);
+    }
+  }
+  // Liveness phase: every link healthy (its base delay, jitter and rate; no loss or wire faults).
+  names.forEach((name, i) => {
+    for (const d of ['ab', 'ba'] as const) {
+      const b = bases[i]![d];
+      const clean = [`delay ${b.delayMs}ms`, ...(b.jitterMs > 0 ? [`${b.jitterMs}ms`, 'distribution', b.dist] : []), ...(b.rate ? ['rate', b.rate] : [])].join(' ');
+      parseNetemSpec(clean);
+      world.setNetemAt(healMs, name, clean, d);
+    }
+  });
+
+  const description = [
+    `links ${names.map((n, i) => `${n}/${tiers[i]} ab "${formatNetemSpec(parseNetemSpec(bases[i]!.ab.text))}" ba "${formatNetemSpec(parseNetemSpec(bases[i]!.ba.text))}"`).join('; ')}`,
+    `policies ${policies.filter((p, i) => p.strategy !== DEFAULT_POLICIES[i]!.strategy).map((p) => `${p.name}=${p.strategy}`).join(',') || 'default'}`,
+    `flows ${flows.map((f) => `${f.flowId}:${f.className}:${f.origin}->${f.origin === 'a' ? 'b' : 'a'}@${Math.round(1000 / f.intervalMs)}pps`).join(' ')}`,
+    `faults ${faults.join(', ')}; heal at ${healMs}ms`,
+  ].join(' | ');
+
+  // ---- traffic and invariants ----------------------------------------------------------------
+  const byId = new Map(flows.map((f) => [f.flowId, f]));
+  for (const f of flows) {
+    const site = f.origin === 'a' ? world.a : world.b;
+    const start = 200 + rng.nextFloat() * f.intervalMs;
+    world.every(f.intervalMs, { startMs: start, untilMs: endMs - 100 }, (seq) => {
+      if (seq >= f.seen.length) return;
+      f.sent = seq + 1;
+      if (f.healSeq < 0 && world.nowMs >= healMs) f.healSeq = seq;
+      site.sendTun(f.factory.makeShared(seq));
+    });
+  }
+  let delivered = 0;
+  const onDeliver = (site: 'a' | 'b') => (bytes: Uint8Array, atMs: number): void => {
+    delivered++;
+    const tag = readPacketTag(bytes);
+    if (!tag) return violate(`integrity: site ${site} got ${bytes.length} bytes at ${atMs.toFixed(1)} ms that carry no flow tag`);
+    const f = byId.get(tag.flowId);
+    if (!f) return violate(`integrity: site ${site} got a packet of flow ${tag.flowId}, which does not exist`);
+    if (f.origin === site) return violate(`right site: site ${site} got flow ${f.flowId} seq ${tag.seq}, which it sent itself`);
+    if (tag.seq >= f.sent) return violate(`integrity: flow ${f.flowId} seq ${tag.seq} delivered at site ${site} but only ${f.sent} were sent`);
+    if (!f.factory.matches(bytes, tag.seq)) return violate(`integrity: flow ${f.flowId} seq ${tag.seq} delivered corrupted at site ${site} at ${atMs.toFixed(1)} ms (${diffAt(bytes, f.factory.make(tag.seq))})`);
+    if (f.seen[tag.seq]! > 0) return violate(`no dups: flow ${f.flowId} seq ${tag.seq} delivered twice at site ${site} (again at ${atMs.toFixed(1)} ms)`);
+    f.seen[tag.seq] = 1;
+    if (f.healSeq >= 0 && tag.seq >= f.healSeq && Number.isNaN(f.firstAfterHealMs)) f.firstAfterHealMs = atMs;
+  };
+  world.a.onDeliver = onDeliver('a');
+  world.b.onDeliver = onDeliver('b');
+  if (bug !== undefined && bug.seed === seed) plantBug(world.b.edge, bug);
+
+  try {
+    world.run(endMs + 1000);
+  } catch (e) {
+    violate(`no crash: the world threw at ${world.nowMs.toFixed(1)} ms: ${firstLine(e)}`);
+  }
+
+  // Liveness: every flow delivers a packet sent after the heal within the bound.
+  for (const f of flows) {
+    if (f.healSeq < 0) continue;
+    if (Number.isNaN(f.firstAfterHealMs)) violate(`liveness: flow ${f.flowId} (${f.className}, ${f.origin} -> ${f.origin === 'a' ? 'b' : 'a'}) delivered nothing sent after the faults stopped at ${healMs} ms`);
+    else if (f.firstAfterHealMs - healMs > config.recoveryBoundMs) {
+      violate(`liveness: flow ${f.flowId} (${f.className}) took ${(f.firstAfterHealMs - healMs).toFixed(0)} ms after the faults stopped to deliver again (bound ${config.recoveryBoundMs} ms)`);
+    }
+  }
+  const sent = flows.reduce((s, f) => s + f.sent, 0);
+  return { seed, ok: violations.length === 0, violations, description, sent, delivered, wallMs: performance.now() - wallStart };
+}
+
+/** Wraps the edge's pollDelivery so that one delivery goes wrong: the planted bug. */
+function plantBug(edge: Edge, bug: InjectedBug): void {
+  const original = edge.pollDelivery.bind(edge);
+  const nth = bug.afterDeliveries ?? 100;
+  let count = 0;
+  let replay: Uint8Array | undefined;
+  edge.pollDelivery = (): Uint8Array | undefined => {
+    if (replay) {
+      const r = replay;
+      replay = undefined;
+      return r;
+    }
+    const p = original();
+    if (p === undefined) return p;
+    if (++count !== nth) return p;
+    if (bug.kind === 'duplicate') {
+      replay = p.slice();
+      return p;
+    }
+    const copy = p.slice();
+    const i = Math.min(copy.length - 1, 40 + (count % 16));
+    copy[i] = copy[i]! ^ 0x20;
+    return copy;
+  };
+}
+
+function diffAt(got: Uint8Array, want: Uint8Array): string {
+  if (got.length !== want.length) return `length ${got.length}, expected ${want.length}`;
+  for (let i = 0; i < got.length; i++) if (got[i] !== want[i]) return `byte ${i} is 0x${got[i]!.toString(16)}, expected 0x${want[i]!.toString(16)}`;
+  return 'identical';
+}
+
+function firstLine(e: unknown): string {
+  const text = e instanceof Error ? `${e.message} ${e.stack?.split('\n')[1]?.trim() ?? ''}` : String(e);
+  return text.split('\n')[0]!;
+}
+
+export interface VoprOptions {
+  seed: number;
+  runs: number;
+  config?: VoprConfig;
+  bug?: InjectedBug;
+  /** After each run (progress, or printing failures as they come). */
+  onRun?: (result: VoprRunResult, index: number) => void;
+}
+
+/** Runs seeds seed, seed+1, ..., seed+runs-1. */
+export function vopr(options: VoprOptions): VoprSummary {
+  const start = performance.now();
+  const failures: VoprRunResult[] = [];
+  let sent = 0;
+  let delivered = 0;
+  for (let i = 0; i < options.runs; i++) {
+    const seed = (options.seed + i) >>> 0;
+    const r = voprRun(seed, options.config, options.bug);
+    sent += r.sent;
+    delivered += r.delivered;
+    if (!r.ok) failures.push(r);
+    options.onRun?.(r, i);
+  }
+  return { firstSeed: options.seed, runs: options.runs, passed: options.runs - failures.length, failures, wallMs: performance.now() - start, sent, delivered };
+}
+
+export function formatFailure(r: VoprRunResult): string {
+  return [
+    `VOPR seed ${r.seed} FAILED (${r.violations.length} violation${r.violations.length === 1 ? '' : 's'}); reproduce: braid sim vopr --seed ${r.seed}`,
+    ...r.violations.map((v) => `  ${v}`),
+    `  world: ${r.description}`,
+  ].join('\n');
+}

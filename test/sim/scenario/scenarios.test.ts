@@ -1,0 +1,74 @@
+/**
+ * Every shipped scenario in virtual time (DESIGN.md "Simulator"): its report is printed, and its
+ * expectations must pass.
+ *
+ * KNOWN_EDGE_WEAKNESSES lists expectations that fail today because of the Edge, not the
+ * scenario: they were reported with a diagnosis rather than loosened. For those, the test checks
+ * that everything else passes and prints what still fails; when one starts to pass, the test
+ * fails and asks for the entry to be removed. BRAID_STRICT_SCENARIOS=1 ignores the list.
+ */
+import { describe, expect, it } from 'vitest';
+import { reportJson, reportText } from '../../../sim/scenario/report.ts';
+import { runVirtual } from '../../../sim/scenario/run-virtual.ts';
+import { listScenarios, loadScenario } from '../../../sim/scenario/schema.ts';
+
+const SEED = process.env.BRAID_SEED === undefined ? undefined : Number(process.env.BRAID_SEED);
+const STRICT = process.env.BRAID_STRICT_SCENARIOS === '1';
+
+export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: string }> = {
+  'asymmetric-failure': {
+    failing: ['voice.reroute_ms < 1500', 'voice.max_gap_ms < 1500', 'voice.loss_ratio < 3%', 'video.reroute_ms < 1500'],
+    why:
+      'the branch keeps sending into a one-way hole: while the hub hears nothing on mpls its loss reports stop advancing, ' +
+      'the branch judges only "settled" sequence numbers, so its tx loss becomes unknown and unknown counts as within SLA; ' +
+      'voice moves off at ~1 s, comes back 100 ms later ("mpls back within voice SLA") and stays until the link heals',
+  },
+  'all-degraded': {
+    failing: ['voice.moves <= 32'],
+    why:
+      'with no link within voice SLA, voice chases SLAs round the links (~90-110 moves in 20 s): an idle path is judged on ' +
+      '10 probes/s over a 1 s window, so one lost probe reads as 10% loss and a path flips in and out of SLA; nothing holds ' +
+      'flows on the least-bad path when every path breaks the SLA',
+  },
+  'lte-jitter-storm': {
+    failing: ['voice.reroute_ms < 2000', 'video.reroute_ms < 3000'],
+    why:
+      'slow to leave a jittery link: the idle DSL path drops out of SLA on one lost probe (1 of 10 in the 1 s window = 10% ' +
+      'loss) and stays out for the 5 s re-entry window, so an edge keeps voice on LTE; and the RFC 3550 estimator (gain 1/16) ' +
+      'on probes reads ~50 ms for a 60 ms paretonormal storm behind a rate queue, so video (50 ms SLA) takes 2.5-6 s',
+  },
+  'flapping-link': {
+    failing: ['voice.moves <= 36'],
+    why:
+      'damping works (mpls is kept out from its 4th fall), but voice also moves on SLA noise: a 0.2%-loss cable link breaks ' +
+      "voice's 1% SLA in 1 s windows about once a minute (2 losses in ~110 samples) and voice hops to LTE and back",
+  },
+};
+
+describe(`shipped scenarios in virtual time${SEED === undefined ? '' : ` (seed ${SEED})`}`, () => {
+  for (const name of listScenarios()) {
+    it(`${name} passes its expectations`, () => {
+      const scenario = loadScenario(name);
+      const { report } = runVirtual(scenario, SEED === undefined ? {} : { seed: SEED });
+      console.log(reportText(report));
+      const known = STRICT ? undefined : KNOWN_EDGE_WEAKNESSES[name];
+      const failing = report.expectations.filter((e) => !e.pass).map((e) => e.text);
+      if (!known) {
+        expect(failing, `${name} (seed ${report.seed}): failed expectations`).toEqual([]);
+        return;
+      }
+      console.warn(`KNOWN EDGE WEAKNESS in ${name}: ${known.why}\n  still failing: ${failing.join('; ') || 'nothing'}`);
+      expect(failing.filter((f) => !known.failing.includes(f)), `${name} (seed ${report.seed}): failed expectations beyond the known Edge weakness`).toEqual([]);
+      // With another seed a known weakness may just not show; with the default seed it must.
+      if (SEED === undefined) expect(failing.length, `${name}: the known Edge weakness is fixed: remove it from KNOWN_EDGE_WEAKNESSES`).toBeGreaterThan(0);
+    }, 120_000);
+  }
+
+  it('is deterministic: the same seed gives the same report', () => {
+    const scenario = loadScenario('mpls-blackout');
+    const strip = (j: Record<string, unknown>): Record<string, unknown> => ({ ...j, wallMs: 0, speedup: 0 });
+    const one = strip(reportJson(runVirtual(scenario, { seed: 7 }).report));
+    const two = strip(reportJson(runVirtual(scenario, { seed: 7 }).report));
+    expect(two).toEqual(one);
+  }, 120_000);
+});
