@@ -28,6 +28,8 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeEnvelope, decodeFrame, encodeDataDatagram } from '../src/core/wire/codec.ts';
+import { setDefaultAeadFactory } from '../src/core/crypto/transport.ts';
+import { nativeAeadFactory } from '../src/io/native-aead.ts';
 import { startTwoSites, type TwoSites } from '../sim/e2e.ts';
 import { createTopology, isRoot, sh, type Topology } from '../sim/netns.ts';
 import { flowSpec, makePacket } from '../sim/packets.ts';
@@ -120,6 +122,8 @@ function benchEncodeDecode(): number {
  * that every path is up.
  */
 function benchCorePath(): number {
+  // The data AEAD `braid up` uses: the addon's when it loads (process-wide default, see up.ts).
+  setDefaultAeadFactory(nativeAeadFactory()?.factory);
   const w = new World({ seed: 1, links: [{ name: 'l0', delayMs: 1 }], recordDeliveries: false });
   w.runFor(3000);
   const a = w.a.edge;
@@ -212,8 +216,13 @@ async function withPeer(topo: Topology, start: () => Promise<PeerTunnel>): Promi
   }
 }
 
-async function withBraid(topo: Topology, state: { harness?: TwoSites }, profileDir?: string): Promise<{ result: PathResult; window?: [number, number] }> {
-  const name = profileDir ? 'braid (profiled)' : 'braid';
+async function withBraid(
+  topo: Topology,
+  state: { harness?: TwoSites },
+  opts: { profileDir?: string; plaintext?: boolean } = {},
+): Promise<{ result: PathResult; window?: [number, number] }> {
+  const { profileDir, plaintext } = opts;
+  const name = profileDir ? 'braid (profiled)' : plaintext ? 'braid plaintext' : 'braid';
   log(`${name}: starting two braid up processes over ${LINKS.length} links`);
   const h = await startTwoSites({
     tag: TAG,
@@ -221,6 +230,8 @@ async function withBraid(topo: Topology, state: { harness?: TwoSites }, profileD
     logLevel: 'warn',
     startTimeoutMs: 30_000, // tsx compiles braid at start: slow when the box is busy
     ...(profileDir ? { nodeArgs: { a: ['--cpu-prof', '--cpu-prof-dir', profileDir] }, stopTimeoutMs: 20_000 } : {}),
+    // The same harness without encryption: what the crypto costs (issue 3: at most 25%).
+    ...(plaintext ? { extraConfig: { insecurePlaintext: true } } : {}),
   });
   state.harness = h;
   let window: [number, number] | undefined;
@@ -301,6 +312,8 @@ function notesMarkdown(opts: {
   failures: string[];
   load: [number, number];
   microBusy: number;
+  /** Encrypted over plaintext Braid TCP throughput, both from this run. */
+  cryptoRatio?: number;
 }): string {
   const L: string[] = [];
   L.push(
@@ -325,6 +338,12 @@ function notesMarkdown(opts: {
       `${pct(QUIET_BUSY_BELOW)}) and during it; load average (1 min) at start / end: ${opts.load[0].toFixed(2)} / ${opts.load[1].toFixed(2)}. ` +
       `UDP buffer drops: RcvbufErrors + SndbufErrors of both namespaces during the run.`,
   );
+  if (opts.cryptoRatio !== undefined) {
+    L.push(
+      `- encrypted / plaintext Braid TCP throughput in this run: ${pct(opts.cryptoRatio)} ` +
+        `(encryption costs ${pct(1 - opts.cryptoRatio)}; issue 3 allows at most 25%). Each is a single 10 s run: on this box one run varies by 20% or more.`,
+    );
+  }
   L.push('');
   if (opts.encodeDecodeNs !== undefined || opts.corePathUs !== undefined) {
     L.push(`Core, in one process, no I/O, 1400-byte packets (best of 7 rounds; machine ${pct(opts.microBusy)} busy just before):`);
@@ -335,7 +354,7 @@ function notesMarkdown(opts: {
     if (opts.corePathUs !== undefined) {
       const kpps = 1000 / opts.corePathUs;
       L.push(
-        `- Edge pair, handleTunPacket -> pollTransmit -> peer handleDatagram -> pollDelivery: ${opts.corePathUs.toFixed(2)} us per packet ` +
+        `- Edge pair (data AEAD: ${nativeAeadFactory() ? 'native' : 'node:crypto'}), handleTunPacket -> pollTransmit -> peer handleDatagram -> pollDelivery: ${opts.corePathUs.toFixed(2)} us per packet ` +
           `(sender and receiver work on one core: ${kpps.toFixed(0)} kpps = ${((kpps * 1000 * PACKET_BYTES * 8) / 1e6).toFixed(0)} Mbit/s before any I/O)`,
       );
     }
@@ -462,7 +481,8 @@ async function main(): Promise<number> {
   const wg = await attempt('wireguard-go', () => withPeer(topo, () => startWireguardGo(topo, { ifPrefix: IF_PREFIX, net: '10.98.0' })));
   const ovpn = await attempt('openvpn', () => withPeer(topo, () => startOpenvpn(topo, { ifPrefix: IF_PREFIX, net: '10.97.0' })));
   const braid = await attempt('braid', () => withBraid(topo, state));
-  const profiled = await attempt('braid (profiled)', () => withBraid(topo, state, profileDir));
+  const plain = await attempt('braid plaintext', () => withBraid(topo, state, { plaintext: true }));
+  const profiled = await attempt('braid (profiled)', () => withBraid(topo, state, { profileDir }));
   const profile = profiled ? await attempt('profile', () => analyseProfile(profileDir, profiled.window)) : undefined;
 
   if (stopping) return new Promise<number>(() => undefined); // bail() is cleaning up and exits
@@ -470,8 +490,10 @@ async function main(): Promise<number> {
   clearTimeout(hardLimit);
   const load1 = loadavg()[0]!;
 
-  const paths = [veth, wg, ovpn, braid?.result].filter((p): p is PathResult => p !== undefined);
-  const notes = notesMarkdown({ paths, profiled: profiled?.result, profile, encodeDecodeNs, corePathUs, failures, load: [load0, load1], microBusy });
+  const paths = [veth, wg, ovpn, braid?.result, plain?.result].filter((p): p is PathResult => p !== undefined);
+  const cryptoRatio = braid && plain ? braid.result.tcp.mbps / plain.result.tcp.mbps : undefined;
+  if (cryptoRatio !== undefined) log(`encrypted / plaintext: ${pct(cryptoRatio)} (issue 3 wants at least 75%)`);
+  const notes = notesMarkdown({ paths, profiled: profiled?.result, profile, encodeDecodeNs, corePathUs, failures, load: [load0, load1], microBusy, cryptoRatio });
   const notesFile = process.env.BENCH_NOTES_FILE;
   if (notesFile) writeFileSync(notesFile, `${notes}\n`);
   process.stdout.write(`\n${notes}\n\n`);
@@ -492,6 +514,11 @@ async function main(): Promise<number> {
     figures.push({ bench: 'overlay-ping-rtt', value: r3(braid.result.ping.avgMs), unit: 'ms', peers: peers((p) => r3(p.ping.avgMs)) });
     figures.push({ bench: 'overlay-ping-rtt-p50', value: r3(braid.result.ping.p50Ms), unit: 'ms', peers: peers((p) => r3(p.ping.p50Ms)) });
   }
+  if (plain) {
+    const withEncrypted = braid ? { braid: r1(braid.result.tcp.mbps) } : {};
+    figures.push({ bench: 'overlay-tcp-plaintext', value: r1(plain.result.tcp.mbps), unit: 'Mbit/s', peers: { ...peers((p) => r1(p.tcp.mbps)), ...withEncrypted } });
+  }
+  if (cryptoRatio !== undefined) figures.push({ bench: 'overlay-tcp-encrypted-ratio', value: r3(cryptoRatio), unit: 'encrypted/plaintext' });
   if (encodeDecodeNs !== undefined) figures.push({ bench: 'overlay-encode-decode', value: Math.round(encodeDecodeNs), unit: 'ns/pkt' });
   if (corePathUs !== undefined) figures.push({ bench: 'overlay-core-path', value: Math.round(corePathUs * 100) / 100, unit: 'us/pkt' });
   for (const f of figures) process.stdout.write(`${JSON.stringify(f)}\n`);

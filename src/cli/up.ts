@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { Edge } from '../core/edge.ts';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { SOCKET_BUFFER_BYTES } from '../core/constants.ts';
-import { checkInterfaces, loadConfig, type BraidConfig } from '../control/config.ts';
+import { checkInterfaces, classOverrides, classPolicies, loadConfig, type BraidConfig } from '../control/config.ts';
 import { ControlServer } from '../control/control-socket.ts';
 import { DEFAULT_METRICS_LISTEN, startMetricsServer } from '../control/metrics.ts';
 import { createLogger, type LogLevel } from '../control/logger.ts';
@@ -16,6 +16,8 @@ import { Driver } from '../io/driver.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
 import { decodeKey } from '../core/crypto/keys.ts';
+import { setDefaultAeadFactory } from '../core/crypto/transport.ts';
+import { nativeAeadFactory } from '../io/native-aead.ts';
 import { readPrivateKeyFile } from './keys.ts';
 
 const execFileP = promisify(execFile);
@@ -37,9 +39,12 @@ export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefi
           wallClockEpochMs: Date.now() - monotonicNowMs(),
           cipher: cfg.cipher,
         };
+  // FEC codec: the Edge's default, the pure TypeScript one, is faster here than the wasm build of
+  // reed-solomon-erasure (bench/fec.ts: 8+2 ~33 vs ~51 us per group), so no wasm is loaded.
   return {
     site: cfg.site,
     ...(crypto ? { crypto } : {}),
+    ...(cfg.classes ? { policies: classPolicies(cfg), ...classOverrides(cfg) } : {}),
     links: cfg.links.map((l) => ({
       name: l.name,
       remote: peer.endpoints[l.name]!,
@@ -101,6 +106,12 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     throw e;
   }
   const tun = opened.tun;
+  // Data AEAD: OpenSSL contexts kept per key in the addon when it loads (~5x cheaper per packet
+  // than node:crypto's object per packet), else node:crypto. A process-wide choice, made once here.
+  // TODO: pass it through EdgeCryptoConfig instead of the process-wide default.
+  const aead = cfg.insecurePlaintext ? undefined : nativeAeadFactory();
+  if (aead) setDefaultAeadFactory(aead.factory);
+  if (!cfg.insecurePlaintext) log.info({ aead: aead ? 'native' : 'node:crypto' }, `data AEAD: ${aead ? `native (${aead.openssl})` : 'node:crypto (native addon unavailable)'}`);
   const edge = new Edge(edgeConfigFrom(cfg, privateKey), monotonicNowMs(), new SystemRng());
   const driver = new Driver({
     edge,
@@ -135,7 +146,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
       log.level = next.log.level;
       applied.push(`log.level=${next.log.level}`);
     }
-    const restartNeeded = (['site', 'tun', 'links', 'peers', 'privateKeyFile', 'insecurePlaintext', 'cipher', 'control', 'metrics'] as const).filter(
+    const restartNeeded = (['site', 'tun', 'links', 'peers', 'privateKeyFile', 'insecurePlaintext', 'cipher', 'classes', 'control', 'metrics'] as const).filter(
       (k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]),
     );
     // Only what was applied becomes the running config: the rest still runs as started.

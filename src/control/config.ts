@@ -8,6 +8,10 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { DEFAULT_LISTEN_PORT, DEFAULT_TUN_MTU, MAX_LINKS } from '../core/constants.ts';
+import { CLASS_NAMES, DEFAULT_POLICIES, type ClassName, type ClassPolicy } from '../core/steer/classes.ts';
+import { DEFAULT_FEC_POLICIES, checkFecPolicy, type ClassFecPolicy } from '../core/fec/policy.ts';
+import { FEC_MAX_FLUSH_MS, FEC_MAX_K, FEC_MAX_M } from '../core/fec/limits.ts';
+import { MAX_QUEUE_PACKETS, type ClassQueuePolicy } from '../core/qos/policy.ts';
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const IFNAME_RE = /^[A-Za-z0-9_.:@-]{1,15}$/;
@@ -47,6 +51,11 @@ export const linkSchema = z.strictObject({
   bandwidthDown: bandwidth.optional(),
   costTier: z.enum(['primary', 'overflow', 'backup']).default('primary'),
   dscp: z.number().int().min(0).max(63).default(0),
+  /**
+   * Optional external target pinged through this link's interface (an ISP gateway): tells
+   * "the ISP is down" from "the peer is down". Needs CAP_NET_RAW.
+   */
+  healthTarget: ipv4.optional(),
 });
 
 export const peerSchema = z.strictObject({
@@ -57,6 +66,55 @@ export const peerSchema = z.strictObject({
   /** Site prefixes reachable through this peer (routed into the TUN). */
   prefixes: z.array(cidr).max(256).default([]),
 });
+
+/**
+ * Per-class overrides (`classes:`), each field optional, merged onto the built-in defaults
+ * (steer/classes.ts, fec/policy.ts, qos/policy.ts):
+ *   classes:
+ *     voice: { outerDscp: 46, strategy: duplicate, sla: { lossRatio: 0.02 }, fec: { k: 16, maxM: 6 } }
+ *     bulk:  { fec: { enabled: true, minM: 4, maxM: 4 }, queue: { weight: 2 } }
+ */
+const classOverrideSchema = z.strictObject({
+  /** DSCP on this class's underlay packets. */
+  outerDscp: z.number().int().min(0).max(63).optional(),
+  strategy: z.enum(['best', 'balance', 'duplicate']).optional(),
+  sla: z
+    .strictObject({
+      lossRatio: z.number().min(0).max(1).optional(),
+      rttMs: z.number().positive().optional(),
+      jitterMs: z.number().min(0).optional(),
+    })
+    .optional(),
+  fec: z
+    .strictObject({
+      enabled: z.boolean().optional(),
+      k: z.number().int().min(1).max(FEC_MAX_K).optional(),
+      minM: z.number().int().min(0).max(FEC_MAX_M).optional(),
+      maxM: z.number().int().min(0).max(FEC_MAX_M).optional(),
+      flushMs: z.number().min(0).max(FEC_MAX_FLUSH_MS).optional(),
+      targetResidualLossRatio: z.number().gt(0).lt(1).optional(),
+      parityPlacement: z.enum(['spread', 'same']).optional(),
+    })
+    .optional(),
+  queue: z
+    .strictObject({
+      weight: z.number().int().min(1).max(100).optional(),
+      maxPackets: z.number().int().min(1).max(MAX_QUEUE_PACKETS).optional(),
+      maxBytes: z.number().int().min(1500).optional(),
+    })
+    .optional(),
+});
+export type ClassOverride = z.output<typeof classOverrideSchema>;
+
+const classesSchema = z.strictObject({
+  control: classOverrideSchema.optional(),
+  voice: classOverrideSchema.optional(),
+  video: classOverrideSchema.optional(),
+  signaling: classOverrideSchema.optional(),
+  business: classOverrideSchema.optional(),
+  default: classOverrideSchema.optional(),
+  bulk: classOverrideSchema.optional(),
+} satisfies Record<ClassName, unknown>);
 
 export const configSchema = z.strictObject({
   site: z.string().regex(NAME_RE, 'expected a short lowercase site name like "branch-1"'),
@@ -76,6 +134,8 @@ export const configSchema = z.strictObject({
   peers: z.array(peerSchema).min(1, 'one peer is needed').max(1, 'this version supports one peer per edge'),
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).default({ level: 'info' }),
   control: z.strictObject({ socket: z.string().default('/run/braid/braid.sock') }).default({ socket: '/run/braid/braid.sock' }),
+  /** Per-class overrides of the outer DSCP map, strategy, SLA, FEC and queueing. */
+  classes: classesSchema.optional(),
   metrics: z.strictObject({ listen: z.string().regex(/^[^:]+:\d+$/, 'expected "address:port" like 127.0.0.1:9731').default('127.0.0.1:9731'), enabled: z.boolean().default(true) }).optional(),
 });
 
@@ -144,6 +204,19 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
       }
     });
   }
+  for (const name of CLASS_NAMES) {
+    const fec = cfg.classes?.[name]?.fec;
+    if (!fec) continue;
+    const merged = classFecPolicies(cfg)[CLASS_NAMES.indexOf(name)]!;
+    try {
+      checkFecPolicy(merged, `class ${name}`);
+    } catch (e) {
+      throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: classes.${name}.fec: ${(e as Error).message.replace(/^.*?fec\./, '')} (with the defaults for the fields not given)`, {
+        field: `classes.${name}.fec`,
+        fix: `set classes.${name}.fec.minM and maxM together so that minM <= maxM`,
+      });
+    }
+  }
   cfg.peers.forEach((p, pi) => {
     for (const linkName of Object.keys(p.endpoints)) {
       if (!names.has(linkName)) {
@@ -203,4 +276,44 @@ export function checkInterfaces(cfg: BraidConfig, source: string, exists: (ifnam
       });
     }
   });
+}
+
+function defined<T extends object>(o: T | undefined): Partial<T> {
+  const out: Partial<T> = {};
+  if (o) for (const k of Object.keys(o) as (keyof T)[]) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+/** Class policies (outer DSCP, strategy, SLA) with the config's `classes:` overrides applied. */
+export function classPolicies(cfg: Pick<BraidConfig, 'classes'>): ClassPolicy[] {
+  return DEFAULT_POLICIES.map((p) => {
+    const o = cfg.classes?.[p.name];
+    if (!o) return p;
+    return {
+      ...p,
+      ...(o.outerDscp !== undefined ? { outerDscp: o.outerDscp } : {}),
+      ...(o.strategy !== undefined ? { strategy: o.strategy } : {}),
+      sla: { ...p.sla, ...defined(o.sla) },
+    };
+  });
+}
+
+/** FEC policies with the overrides applied (for validation; the Edge merges the same way). */
+export function classFecPolicies(cfg: Pick<BraidConfig, 'classes'>): ClassFecPolicy[] {
+  return DEFAULT_FEC_POLICIES.map((p, i) => ({ ...p, ...defined(cfg.classes?.[CLASS_NAMES[i]!]?.fec) }));
+}
+
+/** The Edge's per-class `fec` and `queues` overrides from the config (EdgeConfig.fec / .queues). */
+export function classOverrides(cfg: Pick<BraidConfig, 'classes'>): {
+  fec: Partial<Record<ClassName, Partial<ClassFecPolicy>>>;
+  queues: Partial<Record<ClassName, Partial<ClassQueuePolicy>>>;
+} {
+  const fec: Partial<Record<ClassName, Partial<ClassFecPolicy>>> = {};
+  const queues: Partial<Record<ClassName, Partial<ClassQueuePolicy>>> = {};
+  for (const name of CLASS_NAMES) {
+    const o = cfg.classes?.[name];
+    if (o?.fec) fec[name] = defined(o.fec);
+    if (o?.queue) queues[name] = defined(o.queue);
+  }
+  return { fec, queues };
 }

@@ -22,9 +22,20 @@
  * Per-packet problems never throw: they are counted in snapshot().drops.
  *
  * Pipeline of an outgoing packet: parse inner header -> class from DSCP -> flow table (sticky
- * path) -> encode data frame with the path's sequence number -> transmit (twice for duplicated
- * classes). Of an incoming datagram: envelope -> frame -> path statistics -> by kind: deliver
- * data (after duplicate suppression), answer probes, take probe replies as RTT samples.
+ * path) -> FEC stamp (protected classes: the class's FecEncoder keeps a copy, the packet is not
+ * delayed) -> encode data frame with the path's sequence number -> transmit (twice for duplicated
+ * classes) -> parity of a group that just closed, sealed and sent on another path -> per-link
+ * queue: unshaped links go straight to pollTransmit; shaped links (bandwidthBps) go through the
+ * link's LinkScheduler (strict priority / DRR / token bucket) and leave at Timer.Shaper deadlines.
+ * Of an incoming datagram: envelope -> frame -> path statistics -> by kind: deliver data (after
+ * duplicate suppression; protected data goes out at once, then feeds the class's FecDecoder, which
+ * may return packets it rebuilt), parity to the decoder (rebuilt packets delivered), answer
+ * probes, take probe replies as RTT samples.
+ *
+ * Timers (Timer enum): probe, path dead, flow sweep, reuse check, crypto, FEC flush (a class's
+ * open group reaching its flush deadline), FEC expiry (decoder groups given up), shaper release.
+ * Every probe interval the adaptive controller of each FEC class sets m from the tx loss of the
+ * paths the class used (share-weighted), with hysteresis and a congestion cap.
  *
  * One peer; a path is a local link and the peer endpoint configured for it, so path id = link id.
  */
@@ -50,7 +61,7 @@ import {
   type PathTransition,
 } from './pathmon/path-state.ts';
 import type { Rng } from './rng.ts';
-import { CLASS_NAMES, DEFAULT_POLICIES, classOfDscp, slaBreach, type ClassPolicy, type CostTier, type PathMetrics } from './steer/classes.ts';
+import { CLASS_NAMES, DEFAULT_POLICIES, classOfDscp, slaBreach, type ClassName, type ClassPolicy, type CostTier, type PathMetrics } from './steer/classes.ts';
 import { DedupeWindow } from './steer/dedupe.ts';
 import { pathScore, selectPaths, type PathCandidate } from './steer/select.ts';
 import {
@@ -73,10 +84,23 @@ import {
   encodeEnvelope,
   encodeFrame,
   envelopeHeaderSize,
+  parityFrameSize,
   writeDataFrame,
   writeEnvelopeHeader,
+  writeParityFrame,
+  type FecParityFrame as WireParityFrame,
+  type ParityFields,
   type Frame,
 } from './wire/codec.ts';
+import type { ErasureCodec } from './fec/codec.ts';
+import { createGf256Codec } from './fec/gf256.ts';
+import { FecEncoder, type FecParityShard } from './fec/encoder.ts';
+import { FecDecoder, type FecParityFrame, type RecoveredPacket } from './fec/decoder.ts';
+import { AdaptiveParity, parityTable } from './fec/adaptive.ts';
+import { DEFAULT_FEC_POLICIES, checkFecPolicy, type ClassFecPolicy } from './fec/policy.ts';
+import { FEC_GROUP_COUNTER_MASK, FEC_GROUP_TAG_SHIFT, FEC_MAX_K } from './fec/limits.ts';
+import { DEFAULT_QUEUE_POLICIES, checkQueuePolicy, type ClassQueuePolicy } from './qos/policy.ts';
+import { LinkScheduler } from './qos/scheduler.ts';
 import { SessionManager, type CryptoEvent, type SessionManagerSnapshot } from './crypto/handshake-state.ts';
 import { keyPairFromPrivate } from './crypto/keys.ts';
 import type { DataCipher } from './crypto/types.ts';
@@ -91,6 +115,11 @@ export interface EdgeLinkConfig {
   bandwidthBps?: number;
   /** Outer DSCP of probes and control frames on this link. */
   dscp?: number;
+  /**
+   * Token bucket depth of the shaper (bytes) when bandwidthBps is set. Default max(2 full
+   * packets, 2 ms at the rate): see qos/scheduler.ts.
+   */
+  shaperBurstBytes?: number;
 }
 
 export interface EdgeConfig {
@@ -112,6 +141,27 @@ export interface EdgeConfig {
    * old tests ask for (config `insecurePlaintext: true`).
    */
   crypto?: EdgeCryptoConfig;
+  /** FEC per class by class name, merged field by field onto DEFAULT_FEC_POLICIES (fec/policy.ts). */
+  fec?: Partial<Record<ClassName, Partial<ClassFecPolicy>>>;
+  /** Queueing per class on shaped links, merged onto DEFAULT_QUEUE_POLICIES (qos/policy.ts). */
+  queues?: Partial<Record<ClassName, Partial<ClassQueuePolicy>>>;
+  /**
+   * Reed-Solomon codec for FEC. Default createGf256Codec(), the pure TypeScript one: both make
+   * byte-identical parity (two edges may differ), and on this machine kind the TypeScript codec is
+   * the faster (bench/fec.ts, docs/BENCHMARKS.md: 8+2 over 1400-byte shards ~33 us per group
+   * against ~51 us for the reed-solomon-erasure wasm build, whose per-call copies in and out of
+   * wasm memory cost more than its arithmetic saves; 16+4 ~130 us against ~190 us). The core reads
+   * no files, so the wasm codec (createRsCodec) can only come from the shell.
+   */
+  fecCodec?: ErasureCodec;
+  /**
+   * Largest overlay datagram (UDP payload) the links carry without IP fragmentation: link MTU
+   * minus the outer IPv4/UDP headers. Default 1472 (1500-byte links). A packet is FEC-protected
+   * only when a parity datagram for it fits too (parity carries ~70 + 2k bytes of headers besides
+   * the shard), so with the default 1420-byte TUN MTU full-size packets go unprotected; a class
+   * that should protect full-size traffic needs a smaller TUN MTU (about 1370 for k = 16).
+   */
+  maxDatagramBytes?: number;
 }
 
 export interface EdgeCryptoConfig {
@@ -129,6 +179,7 @@ interface HandshakeSource {
 }
 
 const PEER_ID = 'peer';
+const NO_LENGTHS: readonly number[] = Object.freeze([]);
 /** Inner packets held while the first session is being set up (WireGuard stages 128 too). */
 const MAX_STAGED_PACKETS = 128;
 
@@ -139,7 +190,126 @@ const enum Timer {
   FlowSweep = 2,
   Reuse = 3,
   Crypto = 4,
-  Count = 5,
+  /** Earliest flush deadline of an open FEC group (sender). */
+  FecFlush = 5,
+  /** Earliest expiry of a FEC group held by a decoder (receiver; bookkeeping only). */
+  FecExpire = 6,
+  /** Earliest time a shaped link's token bucket lets its next datagram go. */
+  Shaper = 7,
+  Count = 8,
+}
+
+/** Default EdgeConfig.maxDatagramBytes: 1500 - 20 (IPv4) - 8 (UDP). */
+const DEFAULT_MAX_DATAGRAM_BYTES = 1472;
+/**
+ * Bound on a parity datagram's bytes besides its shard, for groups of k: envelope 19 (version,
+ * receiver, 64-bit counter, length) + AEAD tag 16 + FecParity fields 29 (frame tag and length,
+ * link, path seq, tagged group id, index, k, m, checksum, shard tag and length) + lengths 3 + 2k
+ * (each under 16384).
+ */
+function parityOverheadBytes(k: number): number {
+  return 19 + 16 + 29 + 3 + 2 * k;
+}
+
+const AEAD_TAG_BYTES = 16;
+/** Queue accounting size of a probe (epoch, 64-bit timestamp, report, envelope, tag: ~60-80 bytes). */
+const PROBE_DATAGRAM_BYTES = 96;
+const NO_BYTES = new Uint8Array(0);
+
+const enum TxKind {
+  /** Already sealed (hellos, drains, probe replies, handshakes, keepalives). */
+  Sealed = 0,
+  Data = 1,
+  Parity = 2,
+  Probe = 3,
+}
+
+/**
+ * A datagram waiting in a shaped link's queue. Frames that carry the path's sequence number
+ * (data, parity, probes) are numbered, framed and sealed when they leave the queue: priority
+ * reorders the queue, and a frame numbered at enqueue would look lost to the peer (its reorder
+ * grace is 100 ms) while it waits behind the voice that overtook it; a tail drop then never
+ * leaves a gap in the sequence either. So the peer's loss reports, which steering and adaptive
+ * FEC read, see the path and not our queue.
+ */
+class PendingTx {
+  dupSeq = 0;
+  fecGroup = 0;
+  fecIndex = 0;
+  /** Data: the nominal k; parity: the group's k. */
+  fecK = 0;
+  parityM = 0;
+  checksum = 0;
+  lengths: ArrayLike<number> = NO_LENGTHS;
+  constructor(
+    readonly kind: TxKind,
+    /** Datagram size for the queue and the token bucket (exact but for a sequence varint's length). */
+    readonly sizeBytes: number,
+    readonly to: Endpoint,
+    readonly dscp: number,
+    readonly classId: number,
+    /** Sealed: the datagram; data: a copy of the inner packet; parity: a copy of the shard. */
+    readonly bytes: Uint8Array,
+  ) {}
+}
+
+/** Network control: probes, handshakes, hellos and drains are queued as this class. */
+const CONTROL_CLASS = 0;
+/** Loss windows the adaptive FEC controller reads (the larger of the two: quick up, steady level). */
+const FEC_LOSS_SHORT_MS = SHORT_WINDOW_MS;
+const FEC_LOSS_LONG_MS = 5000;
+/**
+ * A path's delay counts as inflated (a queue building: congestion rather than random loss) when
+ * its smoothed RTT exceeds the smallest seen by this much: 5 ms, or 20% on long paths.
+ */
+const FEC_QUEUE_DELAY_MIN_MS = 5;
+const FEC_QUEUE_DELAY_RATIO = 0.2;
+/** ... and by more than this many RFC 3550 jitters (a jittery LTE path's srtt sits above its minimum). */
+const FEC_QUEUE_DELAY_JITTERS = 3;
+/** Loss at or above this on a path with inflated delay is taken as congestion. */
+const FEC_CONGESTION_MIN_LOSS_RATIO = 0.01;
+/** Adaptation ticks (probe intervals) between the controller's loss-with-rate comparisons. */
+const FEC_RATE_TEST_TICKS = 10;
+/** Residual-loss window of the class snapshot: 30 one-second marks. */
+const FEC_RESIDUAL_MARKS = 30;
+/** A class decoder's byte budget (7 classes x 4 MiB at most; a 20+10 group of 1400-byte shards is ~60 KiB). */
+const FEC_DECODER_BUDGET_BYTES = 4 * 1024 * 1024;
+
+/** Sender-side FEC of one class. */
+interface FecTx {
+  classId: number;
+  policy: ClassFecPolicy;
+  encoder: FecEncoder;
+  adaptive: AdaptiveParity;
+  /** Datagrams (data and parity) of the class per path since the last adaptation. */
+  pathPackets: Float64Array;
+  /** m per early-flushed group size, rebuilt at each adaptation. */
+  table: Uint8Array;
+  lossRatio: number;
+  paritySent: number;
+  parityBytes: number;
+  parityUnsent: number;
+  /** Round-robin position over the parity candidates ('spread'). */
+  rotor: number;
+  adaptTicks: number;
+  /** Longest packet protected: its parity datagram must fit maxDatagramBytes. */
+  maxPacketBytes: number;
+  /** Packets sent unprotected because they were longer. */
+  tooLarge: number;
+}
+
+/** Receiver-side FEC of one class (made when the peer first sends protected traffic of it). */
+interface FecRx {
+  decoder: FecDecoder;
+  /** Protected data frames received and delivered (not counting late originals). */
+  dataReceived: number;
+  /** Data frames that arrived after their packet had been rebuilt from parity. */
+  lateOriginals: number;
+  /** Once a second: cumulative (expected, unrecoverable), for the residual-loss window. */
+  markExpected: Float64Array;
+  markLost: Float64Array;
+  markHead: number;
+  markCount: number;
 }
 
 /** Hysteresis: a path that left a class's SLA comes back only under this fraction of each threshold. */
@@ -183,6 +353,11 @@ interface PathRuntime {
   helloSent: boolean;
   /** The peer's start epoch as last seen in its probes on this path. */
   peerEpoch: number | undefined;
+  /** Egress queue when the link is shaped (bandwidthBps set); undefined: transmits go at once. */
+  sched: LinkScheduler<PendingTx> | undefined;
+  /** Per class: this link's queue drops at the last FEC adaptation (congestion signal). */
+  classDropsSeen: Float64Array;
+  fecParitySent: number;
 }
 
 interface FlowEntry {
@@ -226,6 +401,30 @@ export class Edge {
   private staged: Uint8Array[] = [];
   /** Time of the input being handled (send paths seal with it). */
   private nowMs: number;
+  private readonly fecPolicies: readonly ClassFecPolicy[];
+  private readonly queuePolicies: readonly ClassQueuePolicy[];
+  private readonly fecCodec: ErasureCodec;
+  /** Per class: sender FEC state, undefined when FEC is off for the class. */
+  private readonly fecTx: (FecTx | undefined)[];
+  private readonly fecTxList: FecTx[];
+  /** Per class: receiver FEC state, made on the first protected frame of the class. */
+  private readonly fecRx: (FecRx | undefined)[];
+  /** The peer epoch the decoders' groups belong to: a new one (peer restart) resets them. */
+  private fecPeerEpoch: number | undefined;
+  private fecMarkMs: number;
+  /** Reused adapter from a wire FecParity to the decoder's input (no allocation per parity). */
+  private readonly parityIn: { groupId: number; index: number; k: number; m: number; lengths: ArrayLike<number>; checksum: number; shard: Uint8Array } = { groupId: 0, index: 0, k: 0, m: 0, lengths: [], checksum: 0, shard: new Uint8Array(0) };
+  /** Reused parity fields for the frame writer, and the lengths of an all-same-size group. */
+  private readonly parityOut: { groupId: number; index: number; k: number; m: number; lengths: ArrayLike<number>; checksum: number; shard: Uint8Array } = { groupId: 0, index: 0, k: 0, m: 0, lengths: [], checksum: 0, shard: new Uint8Array(0) };
+  private readonly uniformLengths: number[] = [];
+  /** Data datagram bytes on the wire per class (for the FEC overhead ratio). */
+  private readonly classWireBytes: Float64Array;
+  /** Scratch for parity placement and adaptation. */
+  private readonly pathScratch = new Int32Array(MAX_LINKS);
+  private readonly lossScratch: number[] = [];
+  private readonly shareScratch: number[] = [];
+  private readonly anyShaped: boolean;
+  private readonly maxDatagramBytes: number;
 
   constructor(config: EdgeConfig, nowMs: number, rng: Rng) {
     if (config.links.length > MAX_LINKS) throw new Error(`at most ${MAX_LINKS} links`);
@@ -250,6 +449,22 @@ export class Edge {
     this.maxFlows = config.maxFlows ?? MAX_FLOWS;
     this.policies = config.policies ?? DEFAULT_POLICIES;
     if (this.policies.length !== CLASS_NAMES.length) throw new Error(`policies: expected ${CLASS_NAMES.length} classes`);
+    this.fecCodec = config.fecCodec ?? createGf256Codec();
+    this.maxDatagramBytes = config.maxDatagramBytes ?? DEFAULT_MAX_DATAGRAM_BYTES;
+    this.fecPolicies = CLASS_NAMES.map((name, i) => {
+      const p: ClassFecPolicy = { ...DEFAULT_FEC_POLICIES[i]!, ...stripUndefined(config.fec?.[name]) };
+      checkFecPolicy(p, `class ${name}`);
+      return p;
+    });
+    this.queuePolicies = CLASS_NAMES.map((name, i) => {
+      const p: ClassQueuePolicy = { ...DEFAULT_QUEUE_POLICIES[i]!, ...stripUndefined(config.queues?.[name]) };
+      checkQueuePolicy(p, `class ${name}`);
+      return p;
+    });
+    this.fecTx = this.fecPolicies.map((pol, classId) => (pol.enabled && pol.maxM > 0 ? this.makeFecTx(classId, pol) : undefined));
+    this.fecTxList = this.fecTx.filter((f): f is FecTx => f !== undefined);
+    this.fecRx = CLASS_NAMES.map(() => undefined);
+    this.fecMarkMs = nowMs;
     this.paths = config.links.map((l, id) => ({
       id,
       name: l.name,
@@ -276,9 +491,17 @@ export class Edge {
       peerLinkName: undefined,
       helloSent: false,
       peerEpoch: undefined,
+      sched:
+        l.bandwidthBps !== undefined && l.bandwidthBps > 0
+          ? new LinkScheduler<PendingTx>({ rateBps: l.bandwidthBps, classes: this.queuePolicies, ...(l.shaperBurstBytes ? { burstBytes: l.shaperBurstBytes } : {}) }, nowMs)
+          : undefined,
+      classDropsSeen: new Float64Array(CLASS_NAMES.length),
+      fecParitySent: 0,
     }));
+    this.anyShaped = this.paths.some((p) => p.sched !== undefined);
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     this.classTx = CLASS_NAMES.map(() => ({ packets: 0, bytes: 0 }));
+    this.classWireBytes = new Float64Array(CLASS_NAMES.length);
     this.classMoves = CLASS_NAMES.map(() => 0);
     // Spread the first probes of many edges started at once (a fleet reboot).
     this.timers[Timer.Probe] = nowMs + Math.floor(this.rng.nextFloat() * Math.min(this.probeIntervalMs, 10));
@@ -301,23 +524,44 @@ export class Edge {
     if (!info) return this.drop('badInner');
     if (this.paths.length === 0) return this.drop('noLink');
     const flow = this.flowFor(nowMs, info.flowHash, classOfDscp(info.dscp));
-    const cls = this.classTx[flow.classId]!;
+    const classId = flow.classId;
+    const cls = this.classTx[classId]!;
     cls.packets++;
     cls.bytes += packet.length;
-    const outerDscp = this.policies[flow.classId]!.outerDscp;
+    const outerDscp = this.policies[classId]!.outerDscp;
+    const fec = this.fecTx[classId];
+    // FEC for single-path flows once a session exists (a staged packet must not hold a group slot:
+    // it is sent later under a new stamp). Duplicated flows are redundant already, and a frame never
+    // carries dup_seq and FEC fields together (the overhead budget counts on it).
+    if (fec !== undefined && flow.path2 < 0 && (this.sessions === undefined || this.sessionUp) && packet.length <= fec.maxPacketBytes) {
+      fec.pathPackets[flow.path]!++;
+      const stamp = fec.encoder.push(nowMs, packet, flow.path);
+      if (stamp !== undefined) {
+        if (stamp.index === 0) {
+          const due = nowMs + fec.policy.flushMs;
+          if (due < this.timers[Timer.FecFlush]!) this.timers[Timer.FecFlush] = due;
+        }
+        // Not staged on failure: the group already counts the packet, a second stamp could make
+        // the receiver deliver it twice (once rebuilt, once as the staged copy).
+        if (!this.sendData(this.paths[flow.path]!, packet, outerDscp, 0, classId, stamp.groupId, stamp.index, stamp.k)) this.drop('noSession');
+        this.sendParity(fec);
+        return;
+      }
+    }
+    if (fec !== undefined && packet.length > fec.maxPacketBytes) fec.tooLarge++;
     let dupSeq = 0;
     if (flow.path2 >= 0) {
       this.dupSeq = (this.dupSeq + 1) >>> 0 || 1;
       dupSeq = this.dupSeq;
     }
-    if (!this.sendData(this.paths[flow.path]!, packet, outerDscp, dupSeq)) {
+    if (!this.sendData(this.paths[flow.path]!, packet, outerDscp, dupSeq, classId)) {
       // No session yet (or it expired): hold a few packets, copied since the caller reuses its
       // buffer, and send them when the handshake completes instead of losing every flow's first packets.
       if (this.staged.length >= MAX_STAGED_PACKETS) return this.drop('noSession');
-      this.staged.push(packet.slice());
+      this.staged.push(copyBytes(packet));
       return;
     }
-    if (flow.path2 >= 0) this.sendData(this.paths[flow.path2]!, packet, outerDscp, dupSeq);
+    if (flow.path2 >= 0) this.sendData(this.paths[flow.path2]!, packet, outerDscp, dupSeq, classId);
   }
 
   handleDatagram(nowMs: number, linkId: number, from: Endpoint, datagram: Uint8Array): void {
@@ -381,12 +625,37 @@ export class Edge {
         this.sampleRate(nowMs, p);
       }
       this.evaluateSla(nowMs);
+      this.adaptFec(nowMs);
+      if (nowMs - this.fecMarkMs >= 1000) this.markFecWindows(nowMs);
       this.timers[Timer.Probe] = nowMs + this.probeIntervalMs;
     }
     if (nowMs >= this.timers[Timer.FlowSweep]!) {
       this.sweepFlows(nowMs);
       this.timers[Timer.FlowSweep] = nowMs + 1000;
     }
+    if (nowMs >= this.timers[Timer.FecFlush]!) {
+      let next = Infinity;
+      for (const fec of this.fecTxList) {
+        fec.encoder.onTimeout(nowMs);
+        this.sendParity(fec);
+        const d = fec.encoder.nextDeadlineMs();
+        if (d !== undefined && d < next) next = d;
+      }
+      this.timers[Timer.FecFlush] = next;
+    }
+    if (nowMs >= this.timers[Timer.FecExpire]!) {
+      let next = Infinity;
+      for (const rx of this.fecRx) {
+        if (rx === undefined) continue;
+        const before = rx.decoder.counters.malformed;
+        rx.decoder.onTimeout(nowMs);
+        this.drops.fecMalformed += rx.decoder.counters.malformed - before;
+        const d = rx.decoder.nextDeadlineMs();
+        if (d !== undefined && d < next) next = d;
+      }
+      this.timers[Timer.FecExpire] = next;
+    }
+    if (nowMs >= this.timers[Timer.Shaper]!) this.releaseShaped(nowMs);
     this.rearmPathTimers(nowMs);
   }
 
@@ -460,6 +729,8 @@ export class Edge {
       rxDataPackets: p.rxDataPackets,
       flows: flowsPerPath[p.id]!,
       peerLinkName: p.peerLinkName,
+      ...(p.sched ? { shaperRateBps: p.sched.rateBps, queuedPackets: p.sched.queuedPackets, queueDrops: totalDrops(p.sched) } : {}),
+      ...(this.fecTxList.length > 0 ? { fecParitySent: p.fecParitySent } : {}),
     }));
     const classes: ClassSnapshot[] = this.policies.map((pol, i) => ({
       name: pol.name,
@@ -469,6 +740,9 @@ export class Edge {
       txPackets: this.classTx[i]!.packets,
       txBytes: this.classTx[i]!.bytes,
       moves: this.classMoves[i]!,
+      outerDscp: pol.outerDscp,
+      ...this.classFecSnapshot(i),
+      ...this.classQueueSnapshot(i),
     }));
     return {
       nowMs,
@@ -484,6 +758,53 @@ export class Edge {
       drops: { ...this.drops },
       recentEvents: this.recentEvents.slice(),
     };
+  }
+
+  private classFecSnapshot(classId: number): Partial<ClassSnapshot> {
+    const out: Partial<ClassSnapshot> = {};
+    const tx = this.fecTx[classId];
+    if (tx !== undefined) {
+      const e = tx.encoder;
+      out.fecK = tx.policy.k;
+      out.fecM = e.m;
+      out.fecProtectedPackets = e.counters.protectedPackets;
+      out.fecParitySent = tx.paritySent;
+      out.fecParityBytes = tx.parityBytes;
+      const wire = this.classWireBytes[classId]!;
+      out.fecDataWireBytes = wire;
+      out.fecOverheadRatio = wire > 0 ? tx.parityBytes / wire : 0;
+      out.fecLossRatio = tx.lossRatio;
+      out.fecCongested = tx.adaptive.congested(this.nowMs);
+      out.fecTooLarge = tx.tooLarge;
+    }
+    const rx = this.fecRx[classId];
+    if (rx !== undefined) {
+      const c = rx.decoder.counters;
+      out.fecRecovered = c.recovered;
+      out.fecUnrecoverable = c.unrecoverable;
+      out.fecMalformed = c.malformed;
+      out.fecLateOriginals = rx.lateOriginals;
+      const r = this.residualOf(rx);
+      if (r !== undefined) out.residualLossRatio = r;
+    }
+    return out;
+  }
+
+  private classQueueSnapshot(classId: number): Partial<ClassSnapshot> {
+    if (!this.anyShaped) return {};
+    let drops = 0;
+    let sent = 0;
+    let delaySum = 0;
+    let delayMax = 0;
+    for (const p of this.paths) {
+      const c = p.sched?.counters[classId];
+      if (c === undefined) continue;
+      drops += c.dropped;
+      sent += c.sent;
+      delaySum += c.delaySumMs;
+      if (c.delayMaxMs > delayMax) delayMax = c.delayMaxMs;
+    }
+    return { queueDrops: drops, queueDelayAvgMs: sent > 0 ? delaySum / sent : 0, queueDelayMaxMs: delayMax };
   }
 
   private sessionSnapshot(nowMs: number): EdgeSnapshot['session'] {
@@ -516,6 +837,7 @@ export class Edge {
           this.duplicatesSuppressed++;
           return;
         }
+        if (d.fecGroup !== 0) return this.receiveProtected(nowMs, d.fecGroup, d.fecIndex, d.fecK, d.packet);
         this.deliver(d.packet);
         return;
       }
@@ -530,10 +852,15 @@ export class Edge {
             this.emit(nowMs, 'pathState', path.name, `${path.name}: peer restarted (new epoch), path statistics reset`);
           }
           path.peerEpoch = p.epoch;
+          if (p.epoch !== this.fecPeerEpoch) {
+            // FEC groups of the peer's previous life can never complete: forget them (counters stay).
+            if (this.fecPeerEpoch !== undefined) for (const rx of this.fecRx) rx?.decoder.reset();
+            this.fecPeerEpoch = p.epoch;
+          }
         }
         path.stats.onReceiveSeq(nowMs, p.seq);
         path.stats.onProbeArrival(nowMs, p.txUs / 1000);
-        if (p.report) path.stats.onPeerReport(nowMs, p.report.received, p.report.highestSeq);
+        if (p.report) this.takePeerReport(nowMs, path, p.report.received, p.report.highestSeq);
         const inOrder = path.lastProbeSeqRx < 0 || ((p.seq - path.lastProbeSeqRx) | 0) > 0;
         path.lastProbeSeqRx = p.seq;
         this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, true, inOrder));
@@ -549,7 +876,7 @@ export class Edge {
       case 'probeReply': {
         const r = frame.probeReply;
         path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
-        if (r.report) path.stats.onPeerReport(nowMs, r.report.received, r.report.highestSeq);
+        if (r.report) this.takePeerReport(nowMs, path, r.report.received, r.report.highestSeq);
         this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
         return;
       }
@@ -570,10 +897,130 @@ export class Edge {
         }
         return;
       }
-      case 'fecParity':
+      case 'fecParity': {
+        const f = frame.fecParity;
+        // Parity shares the path's sequence with data and probes: count it, or it looks like loss.
+        path.stats.onReceiveSeq(nowMs, f.pathSeq);
         this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
-        return; // FEC lands with issue 5
+        this.receiveParity(nowMs, f);
+        return;
+      }
     }
+  }
+
+  /**
+   * A peer's report of what it received from us on this path. One claiming a sequence number we
+   * have not sent yet describes our previous life (we restarted; the peer has not seen our new
+   * epoch yet): taken, it would make every honest report after it look stale for as long as our
+   * new sequence takes to pass the old one (seconds with no tx-loss figure, so no adaptive FEC).
+   */
+  private takePeerReport(nowMs: number, path: PathRuntime, received: number, highestSeq: number): void {
+    if (((highestSeq - path.txSeq) | 0) > 0) return;
+    path.stats.onPeerReport(nowMs, received, highestSeq);
+  }
+
+  // ---- FEC receive -------------------------------------------------------------------------
+
+  /** The class decoder a group id is tagged for, made on first use; undefined for a bad tag. */
+  private fecRxFor(groupId: number): FecRx | undefined {
+    const classId = groupId >>> FEC_GROUP_TAG_SHIFT;
+    if (classId >= CLASS_NAMES.length || (groupId & FEC_GROUP_COUNTER_MASK) === 0) return undefined;
+    let rx = this.fecRx[classId];
+    if (rx === undefined) {
+      rx = {
+        decoder: new FecDecoder(this.fecCodec, { budgetBytes: FEC_DECODER_BUDGET_BYTES }),
+        dataReceived: 0,
+        lateOriginals: 0,
+        markExpected: new Float64Array(FEC_RESIDUAL_MARKS),
+        markLost: new Float64Array(FEC_RESIDUAL_MARKS),
+        markHead: 0,
+        markCount: 0,
+      };
+      this.fecRx[classId] = rx;
+    }
+    return rx;
+  }
+
+  /**
+   * A protected data packet: delivered at once unless it is a copy of one already delivered
+   * (received before, or rebuilt from parity before it arrived), then kept for its group.
+   */
+  private receiveProtected(nowMs: number, groupId: number, index: number, fecK: number | undefined, packet: Uint8Array): void {
+    const rx = this.fecRxFor(groupId);
+    if (rx === undefined) {
+      // Authenticated data with a FEC tag we cannot place: deliver it, count the bad tag.
+      this.drop('fecMalformed');
+      this.deliver(packet);
+      return;
+    }
+    const dec = rx.decoder;
+    if (dec.isDelivered(groupId, index)) {
+      // Usually an original that was rebuilt from parity before it arrived (a slower data path).
+      rx.lateOriginals++;
+      this.duplicatesSuppressed++;
+      return;
+    }
+    rx.dataReceived++;
+    this.deliver(packet);
+    const before = dec.counters.malformed;
+    const rebuilt = dec.onData(nowMs, groupId, index, fecK !== undefined && fecK !== 0 ? fecK : undefined, packet);
+    this.afterDecode(nowMs, dec, before, rebuilt);
+  }
+
+  private receiveParity(nowMs: number, f: WireParityFrame): void {
+    const rx = this.fecRxFor(f.group);
+    if (rx === undefined) return this.drop('fecMalformed');
+    const a = this.parityIn;
+    a.groupId = f.group;
+    a.index = f.index;
+    a.k = f.k;
+    a.m = f.m;
+    if (f.lengths.length === 0 && f.k >= 1 && f.k <= FEC_MAX_K) {
+      // Lengths left out: every data packet of the group is as long as the shard.
+      const u = this.uniformLengths;
+      u.length = f.k;
+      u.fill(f.shard.length);
+      a.lengths = u;
+    } else {
+      a.lengths = f.lengths;
+    }
+    a.checksum = f.checksum ?? 0;
+    a.shard = f.shard;
+    const dec = rx.decoder;
+    const before = dec.counters.malformed;
+    const rebuilt = dec.onParity(nowMs, a as FecParityFrame);
+    this.afterDecode(nowMs, dec, before, rebuilt);
+  }
+
+  private afterDecode(nowMs: number, dec: FecDecoder, malformedBefore: number, rebuilt: readonly RecoveredPacket[]): void {
+    const bad = dec.counters.malformed - malformedBefore;
+    if (bad !== 0) this.drops.fecMalformed += bad;
+    for (let i = 0; i < rebuilt.length; i++) this.deliver(rebuilt[i]!.packet);
+    // No live group before means none expires earlier than one made now (see handleTimeout).
+    if (this.timers[Timer.FecExpire] === Infinity && dec.liveGroups > 0) this.timers[Timer.FecExpire] = nowMs + dec.expireMs;
+  }
+
+  /** Once a second: the residual-loss window marks of every class decoder. */
+  private markFecWindows(nowMs: number): void {
+    this.fecMarkMs = nowMs;
+    for (const rx of this.fecRx) {
+      if (rx === undefined) continue;
+      const c = rx.decoder.counters;
+      rx.markExpected[rx.markHead] = rx.dataReceived + c.recovered + c.unrecoverable;
+      rx.markLost[rx.markHead] = c.unrecoverable;
+      rx.markHead = (rx.markHead + 1) % FEC_RESIDUAL_MARKS;
+      if (rx.markCount < FEC_RESIDUAL_MARKS) rx.markCount++;
+    }
+  }
+
+  private residualOf(rx: FecRx): number | undefined {
+    const c = rx.decoder.counters;
+    const expected = rx.dataReceived + c.recovered + c.unrecoverable;
+    const oldest = rx.markCount < FEC_RESIDUAL_MARKS ? 0 : rx.markHead;
+    const e0 = rx.markCount === 0 ? 0 : rx.markCount < FEC_RESIDUAL_MARKS ? 0 : rx.markExpected[oldest]!;
+    const l0 = rx.markCount === 0 ? 0 : rx.markCount < FEC_RESIDUAL_MARKS ? 0 : rx.markLost[oldest]!;
+    const de = expected - e0;
+    return de > 0 ? (c.unrecoverable - l0) / de : undefined;
   }
 
   // ---- path state and steering -------------------------------------------------------------
@@ -768,39 +1215,289 @@ export class Edge {
 
   // ---- send --------------------------------------------------------------------------------
 
-  /** False when there is no session to seal with (the caller stages the packet). */
-  private sendData(p: PathRuntime, packet: Uint8Array, dscp: number, dupSeq: number): boolean {
+  /**
+   * Sends (unshaped link) or queues (shaped link) one data frame. False when there is no session
+   * to seal with: the caller stages the packet. A full queue is a counted drop (true: not staged).
+   */
+  private sendData(p: PathRuntime, packet: Uint8Array, dscp: number, dupSeq: number, classId: number, fecGroup = 0, fecIndex = 0, fecK = 0): boolean {
+    const sched = p.sched;
+    if (sched !== undefined) {
+      if (this.sessions !== undefined && !this.sessionUp) return false;
+      const frameBytes = dataFrameSize(p.id, (p.txSeq + 1) >>> 0, packet.length, fecGroup, fecIndex, dupSeq, fecK);
+      const size = this.datagramSizeFor(frameBytes);
+      if (!sched.admit(classId, size)) {
+        this.drop('queueFull');
+        return true;
+      }
+      // Numbered and sealed when it leaves the queue (PendingTx): copy, the caller reuses its buffer.
+      const item = new PendingTx(TxKind.Data, size, p.remote, dscp, classId, copyBytes(packet));
+      item.dupSeq = dupSeq;
+      item.fecGroup = fecGroup;
+      item.fecIndex = fecIndex;
+      item.fecK = fecK;
+      sched.enqueue(this.nowMs, classId, item);
+      this.releaseLink(this.nowMs, p, sched);
+      return true;
+    }
+    const bytes = this.buildData(p, packet, dupSeq, classId, fecGroup, fecIndex, fecK);
+    if (bytes === undefined) return false;
+    this.transmit(p, p.remote, bytes, dscp, classId);
+    return true;
+  }
+
+  /** Numbers, frames and seals a data frame on `p` now; undefined without a session. */
+  private buildData(p: PathRuntime, packet: Uint8Array, dupSeq: number, classId: number, fecGroup: number, fecIndex: number, fecK: number): Uint8Array | undefined {
     let bytes: Uint8Array | undefined;
     const seq = (p.txSeq + 1) >>> 0;
     if (!this.sessions) {
-      bytes = encodeDataDatagram(0, 0, p.id, seq, packet, 0, 0, dupSeq);
+      bytes = encodeDataDatagram(0, 0, p.id, seq, packet, fecGroup, fecIndex, dupSeq, fecK);
     } else {
-      const frame = new Uint8Array(dataFrameSize(p.id, seq, packet.length, 0, 0, dupSeq));
-      writeDataFrame(frame, 0, p.id, seq, packet, 0, 0, dupSeq);
+      const frame = new Uint8Array(dataFrameSize(p.id, seq, packet.length, fecGroup, fecIndex, dupSeq, fecK));
+      writeDataFrame(frame, 0, p.id, seq, packet, fecGroup, fecIndex, dupSeq, fecK);
       bytes = this.seal(frame);
-      if (!bytes) return false;
+      if (!bytes) return undefined;
     }
     p.txSeq = seq;
     p.txDataPackets++;
-    this.transmit(p, p.remote, bytes, dscp);
-    return true;
+    this.classWireBytes[classId]! += bytes.length;
+    return bytes;
+  }
+
+  /** Datagram size of a frame of `frameBytes` once enveloped (and sealed), for queue accounting. */
+  private datagramSizeFor(frameBytes: number): number {
+    if (!this.sessions) return envelopeHeaderSize(0, 0, frameBytes) + frameBytes;
+    const sealed = frameBytes + AEAD_TAG_BYTES;
+    return envelopeHeaderSize(1, 1, sealed) + sealed;
+  }
+
+  // ---- FEC send ----------------------------------------------------------------------------
+
+  private makeFecTx(classId: number, policy: ClassFecPolicy): FecTx {
+    // Group ids start at a value derived from our random epoch (no extra Rng draw, so runs with
+    // FEC on and off stay draw-for-draw identical), tagged with the class for the receiver.
+    const start = (Math.imul(this.epoch ^ Math.imul(classId + 1, 0x9e3779b1), 0x85ebca6b) >>> 0) & FEC_GROUP_COUNTER_MASK;
+    const minM = Math.min(policy.minM, policy.maxM);
+    const encoder = new FecEncoder(this.fecCodec, { k: policy.k, m: minM, flushMs: policy.flushMs, firstGroupId: start || 1, groupTag: classId });
+    const adaptive = new AdaptiveParity({ k: policy.k, targetLossRatio: policy.targetResidualLossRatio, maxM: policy.maxM, criterion: 'packet' });
+    const fec: FecTx = {
+      classId,
+      policy,
+      encoder,
+      adaptive,
+      pathPackets: new Float64Array(MAX_LINKS),
+      table: new Uint8Array(policy.k + 1),
+      lossRatio: 0,
+      paritySent: 0,
+      parityBytes: 0,
+      parityUnsent: 0,
+      rotor: 0,
+      adaptTicks: 0,
+      maxPacketBytes: this.maxDatagramBytes - parityOverheadBytes(policy.k),
+      tooLarge: 0,
+    };
+    if (minM > 0 && minM < policy.maxM) {
+      parityTable(policy.k, 0, policy.targetResidualLossRatio, minM, 'packet', fec.table);
+      for (let k = 1; k <= policy.k; k++) fec.table[k] = Math.max(fec.table[k]!, minM);
+      encoder.setParityTable(fec.table);
+    }
+    return fec;
+  }
+
+  /** Sends (or queues, on a shaped link) every parity shard the class's encoder has ready. */
+  private sendParity(fec: FecTx): void {
+    const enc = fec.encoder;
+    const dscp = this.policies[fec.classId]!.outerDscp;
+    for (let s = enc.pollParity(); s !== undefined; s = enc.pollParity()) {
+      const p = this.parityPath(fec, s);
+      if (p === undefined) {
+        fec.parityUnsent++;
+        continue;
+      }
+      // Lengths are left out when every data packet is as long as the shard (constant-size voice
+      // frames): 2 bytes per packet of a 200-byte group, ~15% of its parity datagram.
+      let uniform = true;
+      for (let i = 0; i < s.lengths.length; i++) {
+        if (s.lengths[i] !== s.shardBytes) {
+          uniform = false;
+          break;
+        }
+      }
+      const f = this.parityOut;
+      f.groupId = s.groupId;
+      f.index = s.index;
+      f.k = s.k;
+      f.m = s.m;
+      f.checksum = s.checksum;
+      f.shard = s.shard;
+      f.lengths = uniform ? NO_LENGTHS : s.lengths;
+      const sched = p.sched;
+      if (sched !== undefined) {
+        if (this.sessions !== undefined && !this.sessionUp) {
+          fec.parityUnsent++;
+          continue;
+        }
+        const size = this.datagramSizeFor(parityFrameSize(p.id, (p.txSeq + 1) >>> 0, f));
+        if (!sched.admit(fec.classId, size)) {
+          this.drop('queueFull');
+          continue;
+        }
+        // The shard lives in the encoder's ring only for a few groups: the queue keeps a copy.
+        const item = new PendingTx(TxKind.Parity, size, p.remote, dscp, fec.classId, copyBytes(s.shard));
+        item.fecGroup = s.groupId;
+        item.fecIndex = s.index;
+        item.fecK = s.k;
+        item.parityM = s.m;
+        item.checksum = s.checksum;
+        item.lengths = f.lengths; // a fresh array per group (encoder.ts), or NO_LENGTHS
+        sched.enqueue(this.nowMs, fec.classId, item);
+        this.releaseLink(this.nowMs, p, sched);
+        continue;
+      }
+      const bytes = this.buildParity(p, fec, f);
+      if (bytes === undefined) continue;
+      this.transmit(p, p.remote, bytes, dscp, fec.classId);
+    }
+  }
+
+  /** Numbers, frames and seals a parity frame on `p` now; undefined (counted) without a session. */
+  private buildParity(p: PathRuntime, fec: FecTx, f: ParityFields): Uint8Array | undefined {
+    const seq = (p.txSeq + 1) >>> 0;
+    const frameBytes = parityFrameSize(p.id, seq, f);
+    let bytes: Uint8Array | undefined;
+    if (!this.sessions) {
+      bytes = new Uint8Array(envelopeHeaderSize(0, 0, frameBytes) + frameBytes);
+      writeParityFrame(bytes, writeEnvelopeHeader(bytes, 0, 0, 0, frameBytes), p.id, seq, f);
+    } else {
+      const frame = new Uint8Array(frameBytes);
+      writeParityFrame(frame, 0, p.id, seq, f);
+      bytes = this.seal(frame);
+    }
+    if (bytes === undefined) {
+      fec.parityUnsent++;
+      return undefined;
+    }
+    p.txSeq = seq;
+    p.fecParitySent++;
+    fec.paritySent++;
+    fec.parityBytes += bytes.length;
+    fec.pathPackets[p.id]!++;
+    return bytes;
+  }
+
+  /**
+   * Where a parity shard goes. 'spread': a usable non-backup path that carries none of the group's
+   * data, round robin when there are several (a burst on the data path then cannot take the
+   * parity too); else the data's path. 'same': the data's path. Never a DOWN, drained or held-down
+   * path (those get no data either).
+   */
+  private parityPath(fec: FecTx, s: FecParityShard): PathRuntime | undefined {
+    const mask = s.dataPathMask;
+    if (fec.policy.parityPlacement === 'spread') {
+      let n = 0;
+      for (const p of this.paths) {
+        if (p.id < 32 && (mask & (1 << p.id)) !== 0) continue;
+        if (p.tier !== 'backup' && this.usable(p)) this.pathScratch[n++] = p.id;
+      }
+      if (n > 0) return this.paths[this.pathScratch[fec.rotor++ % n]!];
+    }
+    for (const p of this.paths) {
+      if (p.id < 32 && (mask & (1 << p.id)) !== 0 && this.usable(p)) return p;
+    }
+    // The data's path went unusable since: any path the steering would use now.
+    return this.bestUsablePath();
+  }
+
+  /**
+   * Every probe interval, per FEC class: m from the tx loss of the paths the class used since the
+   * last interval (share-weighted, the larger of a 1 s and a 5 s window), with the controller's
+   * hysteresis. Congestion caps m (adaptive.ts congestionMaxM): the class's own queue on a path it
+   * uses dropped (drops of other classes do not count: with strict priority and DRR this class's
+   * parity displaces their traffic, not its own), or a path loses while its RTT is inflated above
+   * its minimum (a queue building: random loss does not queue), or the controller's own test sees
+   * loss rise with our sending rate while the delay is inflated.
+   */
+  private adaptFec(nowMs: number): void {
+    if (this.fecTxList.length === 0) return;
+    for (const fec of this.fecTxList) {
+      const losses = this.lossScratch;
+      const shares = this.shareScratch;
+      losses.length = 0;
+      shares.length = 0;
+      let rate = 0;
+      let congested = false;
+      let delayInflated = false;
+      for (const p of this.paths) {
+        const n = fec.pathPackets[p.id]!;
+        const dropped = p.sched?.counters[fec.classId]?.dropped ?? 0;
+        const droppedNow = dropped > p.classDropsSeen[fec.classId]!;
+        p.classDropsSeen[fec.classId] = dropped;
+        if (n === 0) continue;
+        if (droppedNow) congested = true;
+        const short = p.stats.txLossRatio(nowMs, FEC_LOSS_SHORT_MS) ?? 0;
+        const long = p.stats.txLossRatio(nowMs, FEC_LOSS_LONG_MS) ?? 0;
+        losses.push(Math.max(short, long));
+        shares.push(n);
+        rate += p.txRateBps;
+        const srtt = p.stats.srttMs;
+        const base = p.stats.minRttMs;
+        const inflated =
+          srtt !== undefined && Number.isFinite(base) && srtt - base > Math.max(FEC_QUEUE_DELAY_MIN_MS, base * FEC_QUEUE_DELAY_RATIO, FEC_QUEUE_DELAY_JITTERS * p.stats.jitterMs);
+        if (inflated) {
+          delayInflated = true;
+          // Losing while a queue builds on the path: congestion (ours or cross traffic), not
+          // random loss. Parity would add load to the bottleneck that is dropping.
+          if (Math.max(short, long) >= FEC_CONGESTION_MIN_LOSS_RATIO) congested = true;
+        }
+      }
+      fec.pathPackets.fill(0);
+      if (shares.length === 0) continue; // idle: the next burst starts with the last m
+      const pol = fec.policy;
+      // The controller's own test (loss rose with our sending rate) compares successive calls
+      // that carry a rate: once a second, so that the smoothed loss and rate have moved.
+      fec.adaptTicks++;
+      const withRate = fec.adaptTicks % FEC_RATE_TEST_TICKS === 0;
+      const adaptiveM = fec.adaptive.update(nowMs, { pathLossRatios: losses, pathShares: shares, ...(withRate ? { sendRateBps: rate } : {}), congested, delayInflated });
+      fec.lossRatio = fec.adaptive.lossRatio;
+      const m = Math.min(pol.maxM, Math.max(pol.minM, adaptiveM));
+      if (m !== fec.encoder.m) fec.encoder.setM(m);
+      if (m > 0 && pol.minM < pol.maxM) {
+        parityTable(pol.k, fec.lossRatio, pol.targetResidualLossRatio, m, 'packet', fec.table);
+        if (pol.minM > 0) for (let k = 1; k <= pol.k; k++) fec.table[k] = Math.max(fec.table[k]!, pol.minM);
+        fec.encoder.setParityTable(fec.table);
+      }
+    }
   }
 
   private sendProbe(nowMs: number, p: PathRuntime): void {
     if (this.sessions && !this.sessionUp) return; // nothing to seal with; the handshake is under way
-    p.txSeq = (p.txSeq + 1) >>> 0;
+    const sched = p.sched;
+    if (sched !== undefined) {
+      // Framed when it leaves the queue: its sequence number and timestamp are the departure's.
+      if (!sched.admit(CONTROL_CLASS, PROBE_DATAGRAM_BYTES)) return this.drop('queueFull');
+      sched.enqueue(nowMs, CONTROL_CLASS, new PendingTx(TxKind.Probe, PROBE_DATAGRAM_BYTES, p.remote, p.dscp, CONTROL_CLASS, NO_BYTES));
+      this.releaseLink(nowMs, p, sched);
+      return;
+    }
+    const bytes = this.buildProbe(nowMs, p);
+    if (bytes) this.transmit(p, p.remote, bytes, p.dscp);
+  }
+
+  private buildProbe(nowMs: number, p: PathRuntime): Uint8Array | undefined {
+    const seq = (p.txSeq + 1) >>> 0;
     const frame = encodeFrame({
       kind: 'probe',
       probe: {
         link: p.id,
-        seq: p.txSeq,
+        seq,
         txUs: Math.round(nowMs * 1000),
         dscp: p.dscp,
         report: p.stats.report(nowMs),
         epoch: this.epoch,
       },
     });
-    this.sendFrame(p, p.remote, frame, p.dscp);
+    const bytes = this.wrap(frame);
+    if (bytes !== undefined) p.txSeq = seq;
+    return bytes;
   }
 
   private sendHello(p: PathRuntime): void {
@@ -811,12 +1508,14 @@ export class Edge {
 
   /** Seals (or, in plaintext mode, wraps) an encoded frame and queues it. */
   private sendFrame(p: PathRuntime, to: Endpoint, frame: Uint8Array, dscp: number): void {
-    if (!this.sessions) {
-      this.transmit(p, to, encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: frame }), dscp);
-      return;
-    }
-    const bytes = this.seal(frame);
+    const bytes = this.wrap(frame);
     if (bytes) this.transmit(p, to, bytes, dscp);
+  }
+
+  /** The datagram for an encoded frame: sealed, or enveloped in plaintext mode. */
+  private wrap(frame: Uint8Array): Uint8Array | undefined {
+    if (!this.sessions) return encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: frame });
+    return this.seal(frame);
   }
 
   /** Envelope around the sealed frame, or undefined without a session (a handshake is started). */
@@ -888,11 +1587,75 @@ export class Edge {
     return best ?? this.paths[0];
   }
 
-  private transmit(p: PathRuntime, to: Endpoint, bytes: Uint8Array, dscp: number): void {
-    if (this.transmits.length >= MAX_TRANSMIT_QUEUE) return this.drop('transmitQueueFull');
-    p.txPackets++;
-    p.txBytes += bytes.length;
-    this.transmits.push({ linkId: p.id, to, dscp, bytes });
+  /**
+   * Queues a sealed datagram for the shell. Unshaped links: straight to pollTransmit. Shaped
+   * links: into the link's class queue, released now if the token bucket allows, else at
+   * Timer.Shaper.
+   */
+  private transmit(p: PathRuntime, to: Endpoint, bytes: Uint8Array, dscp: number, classId = CONTROL_CLASS): void {
+    const sched = p.sched;
+    if (sched === undefined) {
+      if (this.transmits.length >= MAX_TRANSMIT_QUEUE) return this.drop('transmitQueueFull');
+      p.txPackets++;
+      p.txBytes += bytes.length;
+      this.transmits.push({ linkId: p.id, to, dscp, bytes });
+      return;
+    }
+    if (!sched.enqueue(this.nowMs, classId, new PendingTx(TxKind.Sealed, bytes.length, to, dscp, classId, bytes))) return this.drop('queueFull');
+    this.releaseLink(this.nowMs, p, sched);
+  }
+
+  /**
+   * Moves what the link's bucket allows into the transmit queue, numbering, framing and sealing
+   * the frames that carry a path sequence as they leave; re-arms Timer.Shaper.
+   */
+  private releaseLink(nowMs: number, p: PathRuntime, sched: LinkScheduler<PendingTx>): void {
+    while (this.transmits.length < MAX_TRANSMIT_QUEUE) {
+      const item = sched.dequeue(nowMs);
+      if (item === undefined) break;
+      let bytes: Uint8Array | undefined;
+      switch (item.kind) {
+        case TxKind.Sealed:
+          bytes = item.bytes;
+          break;
+        case TxKind.Data:
+          bytes = this.buildData(p, item.bytes, item.dupSeq, item.classId, item.fecGroup, item.fecIndex, item.fecK);
+          break;
+        case TxKind.Parity: {
+          const fec = this.fecTx[item.classId];
+          if (fec === undefined) break;
+          const f = this.parityOut;
+          f.groupId = item.fecGroup;
+          f.index = item.fecIndex;
+          f.k = item.fecK;
+          f.m = item.parityM;
+          f.checksum = item.checksum;
+          f.lengths = item.lengths;
+          f.shard = item.bytes;
+          bytes = this.buildParity(p, fec, f);
+          break;
+        }
+        case TxKind.Probe:
+          bytes = this.buildProbe(nowMs, p);
+          break;
+      }
+      if (bytes === undefined) {
+        // The session went away while it waited (a handshake is under way): lost, counted.
+        this.drop('noSession');
+        continue;
+      }
+      p.txPackets++;
+      p.txBytes += bytes.length;
+      this.transmits.push({ linkId: p.id, to: item.to, dscp: item.dscp, bytes });
+    }
+    // The shell drains transmits after every input; if it has not, try again in a millisecond.
+    const next = this.transmits.length >= MAX_TRANSMIT_QUEUE && sched.queuedPackets > 0 ? nowMs + 1 : sched.nextReleaseMs(nowMs);
+    if (next < this.timers[Timer.Shaper]!) this.timers[Timer.Shaper] = next;
+  }
+
+  private releaseShaped(nowMs: number): void {
+    this.timers[Timer.Shaper] = Infinity;
+    for (const p of this.paths) if (p.sched !== undefined) this.releaseLink(nowMs, p, p.sched);
   }
 
   private deliver(packet: Uint8Array): void {
@@ -912,4 +1675,29 @@ export class Edge {
     this.recentEvents.push(event);
     if (this.recentEvents.length > RECENT_EVENTS_KEPT) this.recentEvents.shift();
   }
+}
+
+function totalDrops(s: LinkScheduler<PendingTx>): number {
+  let n = 0;
+  for (const c of s.counters) n += c.dropped;
+  return n;
+}
+
+/** A partial policy without its undefined fields, so spreading it never erases a default. */
+function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
+  const out: Partial<T> = {};
+  if (o === undefined) return out;
+  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] !== undefined) out[k] = o[k];
+  return out;
+}
+
+/**
+ * A copy of `bytes` in memory of its own. Not `bytes.slice()`: the shell hands in Node Buffers,
+ * whose slice() is a view of the same memory (the TUN batch slab, reused for the next batch), so a
+ * queued "copy" would turn into a later packet (found as duplicates plus losses in real time).
+ */
+function copyBytes(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(bytes.length);
+  out.set(bytes);
+  return out;
 }

@@ -41,6 +41,8 @@ export const DROP_REASONS = [
   'expiredSession', // session older than REJECT_AFTER_TIME
   'replayed', // counter seen before or older than the replay window
   'authFailed', // AEAD tag did not verify: wrong key or tampered
+  'fecMalformed', // FEC parity (or a protected data frame's FEC fields) inconsistent with its group or out of range
+  'queueFull', // a shaped link's queue for the class was at its packet or byte bound (tail drop)
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
@@ -95,6 +97,13 @@ export interface LinkSnapshot {
   rxDataPackets: number;
   /** The peer's name for the other end of this link, once its Hello arrived. */
   peerLinkName: string | undefined;
+  /** Token-bucket rate when the link is shaped (EdgeLinkConfig.bandwidthBps); absent when not. */
+  shaperRateBps?: number;
+  /** Datagrams waiting in the link's queues now, and tail drops so far (shaped links only). */
+  queuedPackets?: number;
+  queueDrops?: number;
+  /** FEC parity datagrams sent on this link. */
+  fecParitySent?: number;
 }
 
 export interface ClassSnapshot {
@@ -107,6 +116,51 @@ export interface ClassSnapshot {
   txBytes: number;
   /** Flow moves of this class so far. */
   moves: number;
+  /** Outer DSCP put on this class's underlay packets. */
+  outerDscp?: number;
+  // ---- FEC (present when FEC is enabled for the class). What we send: ----
+  /** Data packets per group (nominal k) and parity per group now (0: FEC idle on clean paths). */
+  fecK?: number;
+  fecM?: number;
+  /** Data packets sent in a FEC group, parity datagrams sent and their bytes on the wire. */
+  fecProtectedPackets?: number;
+  fecParitySent?: number;
+  fecParityBytes?: number;
+  /** Bytes on the wire of the class's data datagrams (protected or not). */
+  fecDataWireBytes?: number;
+  /** FEC's cost: parity bytes over data bytes on the wire, for the class so far. */
+  fecOverheadRatio?: number;
+  /** Shard loss ratio the adaptive controller last worked from (paths in use, share-weighted). */
+  fecLossRatio?: number;
+  /** Whether the controller suspects self-inflicted congestion (m capped). */
+  fecCongested?: boolean;
+  /**
+   * Packets sent unprotected because their parity would not fit the link MTU
+   * (EdgeConfig.maxDatagramBytes; full-size packets at the default 1420-byte TUN MTU).
+   */
+  fecTooLarge?: number;
+  // What we receive (present once the peer sent protected traffic of this class):
+  /** Data packets rebuilt from parity, and known lost with too little parity to rebuild. */
+  fecRecovered?: number;
+  fecUnrecoverable?: number;
+  /**
+   * Originals that arrived after their packet had been rebuilt (parity on a faster path overtook
+   * them; suppressed as duplicates). fecRecovered - fecLateOriginals is what FEC actually repaired.
+   */
+  fecLateOriginals?: number;
+  /** Parity or FEC fields of this class that were inconsistent (also in drops.fecMalformed). */
+  fecMalformed?: number;
+  /**
+   * Loss after FEC over the last ~30 s: unrecoverable / (protected packets received + recovered +
+   * unrecoverable). A lower bound: data lost from a group none of whose parity arrived is not known.
+   */
+  residualLossRatio?: number;
+  // ---- QoS (present when some link is shaped): ----
+  /** Tail drops of this class in the shaped links' queues. */
+  queueDrops?: number;
+  /** Mean and largest time this class's datagrams waited in shaped queues. */
+  queueDelayAvgMs?: number;
+  queueDelayMaxMs?: number;
 }
 
 export interface EdgeSnapshot {

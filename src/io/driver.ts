@@ -6,7 +6,10 @@
  * Stages per input batch, in order:
  *   1. edge.handleTunPacket / handleDatagram for every packet of the batch (borrowed views)
  *   2. drain pollDelivery -> tun.write (before the batch's memory is reused: Edge buffer contract)
- *   3. drain pollTransmit -> link.send
+ *   3. drain pollTransmit into one SendBatch per link (bytes copied into the batch's slab), and
+ *      send each with link.sendBatch: one sendmmsg per link per 64 datagrams, runs of equal-sized
+ *      datagrams as one UDP GSO message each, instead of one sendmsg per datagram (links without
+ *      sendBatch get link.send per datagram). docs/BENCHMARKS.md "Hot path" has what each bought.
  *   4. drain pollEvent -> onEvent
  *   5. re-arm the timer if the Edge's next deadline moved earlier
  */
@@ -14,7 +17,7 @@ import type { Edge } from '../core/edge.ts';
 import type { EdgeEvent, Endpoint } from '../core/types.ts';
 import { monotonicNowMs } from './clock.ts';
 import type { TunDevice, PacketBatch } from './tun.ts';
-import type { UdpLink, DatagramBatch } from './udp.ts';
+import { SendBatch, type UdpLink, type DatagramBatch } from './udp.ts';
 import { formatIpv4 } from './ipv4.ts';
 
 export interface DriverOptions {
@@ -38,6 +41,8 @@ export class Driver {
   private timer: NodeJS.Timeout | undefined;
   private armedAtMs = Infinity;
   private readonly endpoints = new Map<number, Endpoint>();
+  /** Per link (same index), reused for every flush; undefined for links without sendBatch. */
+  private readonly sendBatches: (SendBatch | undefined)[];
   private stopped = false;
   /** Count of sends the sockets refused (also counted by each link). */
   txRefused = 0;
@@ -49,6 +54,7 @@ export class Driver {
     this.links = opts.links;
     this.onEvent = opts.onEvent ?? (() => undefined);
     this.now = opts.now ?? monotonicNowMs;
+    this.sendBatches = this.links.map((link) => (link.sendBatch ? new SendBatch() : undefined));
   }
 
   start(): void {
@@ -109,12 +115,42 @@ export class Driver {
     for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
       if (!this.tun.write(p)) this.tunWriteRefused++;
     }
+    let queued = false;
     for (let t = edge.pollTransmit(); t; t = edge.pollTransmit()) {
       const link = this.links[t.linkId];
-      if (!link || !link.send(t.bytes, t.to, t.dscp)) this.txRefused++;
+      if (!link) {
+        this.txRefused++;
+        continue;
+      }
+      const batch = this.sendBatches[t.linkId];
+      if (batch === undefined) {
+        if (!link.send(t.bytes, t.to, t.dscp)) this.txRefused++;
+        continue;
+      }
+      if (batch.isFullFor(t.bytes.length)) this.sendBatch(link, batch);
+      if (batch.push(t.bytes, t.to, t.dscp)) {
+        queued = true;
+        continue;
+      }
+      // Not batchable (oversized, or an endpoint send() will refuse and count): keep the order.
+      this.sendBatch(link, batch);
+      if (!link.send(t.bytes, t.to, t.dscp)) this.txRefused++;
+    }
+    if (queued) {
+      for (let id = 0; id < this.links.length; id++) {
+        const batch = this.sendBatches[id];
+        if (batch !== undefined && batch.count > 0) this.sendBatch(this.links[id]!, batch);
+      }
     }
     for (let e = edge.pollEvent(); e; e = edge.pollEvent()) this.onEvent(e);
     this.arm();
+  }
+
+  private sendBatch(link: UdpLink, batch: SendBatch): void {
+    if (batch.count === 0) return;
+    const sent = link.sendBatch!(batch);
+    this.txRefused += batch.count - sent;
+    batch.clear();
   }
 
   private arm(): void {

@@ -74,6 +74,12 @@ export interface NativeSystemError extends Error {
   readonly syscall?: string;
 }
 
+declare const aeadHandleBrand: unique symbol;
+/** Opaque handle from aeadCreate: one key's OpenSSL contexts (freed at GC or by aeadDestroy). */
+export interface AeadHandle {
+  readonly [aeadHandleBrand]: true;
+}
+
 declare const readerHandleBrand: unique symbol;
 /** Opaque handle from startReader; only stopReader reads it. */
 export interface ReaderHandle {
@@ -127,7 +133,11 @@ export interface BraidNative {
    * One sendmmsg for up to BATCH_MAX datagrams: datagram i is
    * slab[offsets[i], offsets[i] + lengths[i]) to addrs[i]:ports[i] with TOS tos[i] (socket
    * default when tos is null). Returns how many were sent (the rest were not), or a negative
-   * errno when none were.
+   * errno when none were. With `first`, sends datagrams [first, count) and counts from first:
+   * the retry after a partial send. With `gso`, runs of consecutive datagrams to one
+   * address:port with one TOS, all of one size but the last (no longer), go as one UDP_SEGMENT
+   * message of up to 64 datagrams and 65507 bytes; a refusal (-EIO without checksum offload)
+   * then covers the whole run, and the caller may retry without gso.
    */
   udpSendBatch(
     fd: number,
@@ -138,9 +148,37 @@ export interface BraidNative {
     addrs: Uint32Array,
     ports: Uint16Array,
     tos: Uint8Array | null,
+    first?: number,
+    gso?: boolean,
   ): number;
   /** close(2), after stopping any reader still polling the fd. Throws on EBADF. */
   closeFd(fd: number): void;
+  /**
+   * True when this Node exports OpenSSL's EVP functions to addons (official and distribution
+   * builds do); the aead* calls throw ERR_BRAID_AEAD_UNAVAILABLE otherwise.
+   */
+  readonly aeadAvailable: boolean;
+  /** OpenSSL_version(OPENSSL_VERSION) of the OpenSSL the AEAD runs on, when aeadAvailable. */
+  readonly opensslVersion: string | undefined;
+  /**
+   * One EVP_CIPHER_CTX per direction for a 32-byte key, keyed once. The key bytes are not kept.
+   * Throws on a bad key length or cipher name.
+   */
+  aeadCreate(key: Uint8Array, cipher: 'chacha20-poly1305' | 'aes-256-gcm'): AeadHandle;
+  /**
+   * Seals with nonce = 4 zero bytes || counter (u64 LE): writes ciphertext || 16-byte tag into
+   * out (which may be plaintext itself, with 16 bytes to spare) and returns plaintext.length + 16,
+   * or -1 if OpenSSL failed. counter: an integer in [0, 2^64), as a number or a bigint (throws
+   * otherwise).
+   */
+  aeadSeal(handle: AeadHandle, counter: number | bigint, plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array): number;
+  /**
+   * Opens ciphertext || tag into out (may be ciphertext itself) and returns the plaintext length,
+   * or -1 when the tag does not verify or the input is shorter than a tag (out is then zeroed).
+   */
+  aeadOpen(handle: AeadHandle, counter: number | bigint, ciphertext: Uint8Array, aad: Uint8Array, out: Uint8Array): number;
+  /** Frees the handle's contexts now (idempotent); any later use of the handle throws. */
+  aeadDestroy(handle: AeadHandle): void;
 }
 
 const requireAddon = createRequire(import.meta.url);

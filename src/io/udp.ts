@@ -2,8 +2,10 @@
 //
 // Stages: open (addon udpOpen: bind, SO_BINDTODEVICE, 4 MiB buffers) -> onDatagrams (addon poll
 // reader, recvmmsg, one callback per batch) -> send (addon udpSend, DSCP as a per-packet TOS
-// cmsg) -> close. NodeDgramLink is the same interface over node:dgram for machines where the
-// addon is not built (no device binding, no DSCP marking, one datagram per callback).
+// cmsg) or sendBatch (a SendBatch of up to 64 datagrams: one sendmmsg, equal-sized runs as UDP
+// GSO messages) -> close. NodeDgramLink
+// is the same interface over node:dgram for machines where the addon is not built (no device
+// binding, no DSCP marking, one datagram per callback, sendBatch is a loop of send).
 
 import dgram from 'node:dgram';
 import { errnoName, IoError, osCodeOf } from './errors.ts';
@@ -55,6 +57,86 @@ export interface UdpLinkCounters {
   lastTxError: string | undefined;
 }
 
+/** What the kernel answers when it will not take a UDP GSO send (see NativeUdpLink.gso). */
+const GSO_REFUSALS = new Set(['EIO', 'EINVAL', 'EOPNOTSUPP', 'ENOPROTOOPT']);
+
+/** Datagrams per SendBatch: the addon's sendmmsg vector (BATCH_MAX). */
+export const SEND_BATCH_MAX = 64;
+/**
+ * Bytes of one SendBatch's slab: 64 full-size (1500-byte) datagrams with room to spare. A
+ * datagram that does not fit in what is left means "send this batch first"; one bigger than a
+ * quarter of the slab is not batched at all (the caller sends it on its own).
+ */
+export const SEND_BATCH_SLAB_BYTES = 128 * 1024;
+
+/**
+ * Datagrams queued for one link and sent together by UdpLink.sendBatch (one sendmmsg on the
+ * native link). Owned and reused by the caller: push() copies the bytes into the batch's slab
+ * (so the caller's buffer is free at once, as with send), sendBatch() sends them, clear() empties
+ * it. No allocation per datagram; the destination is parsed once per distinct address string.
+ */
+export class SendBatch {
+  readonly slab = Buffer.allocUnsafeSlow(SEND_BATCH_SLAB_BYTES);
+  readonly offsets = new Uint32Array(SEND_BATCH_MAX);
+  readonly lengths = new Uint32Array(SEND_BATCH_MAX);
+  /** Destination IPv4 per datagram, host-order uint32. */
+  readonly addrs = new Uint32Array(SEND_BATCH_MAX);
+  readonly ports = new Uint16Array(SEND_BATCH_MAX);
+  /** TOS byte per datagram (dscpToTos of the dscp pushed). */
+  readonly tos = new Uint8Array(SEND_BATCH_MAX);
+  count = 0;
+  private usedBytes = 0;
+  private lastAddressText = '';
+  private lastAddressU32 = 0;
+
+  /** True when a datagram of `length` bytes needs this batch sent (and cleared) first. */
+  isFullFor(length: number): boolean {
+    return this.count >= SEND_BATCH_MAX || this.usedBytes + length > SEND_BATCH_SLAB_BYTES;
+  }
+
+  /**
+   * Copies a datagram in. False, with nothing queued, when the batch cannot take it: it is full
+   * (see isFullFor), the datagram is too big to batch, or the endpoint is not an IPv4 address and
+   * port. The caller then sends the batch, or sends this datagram with send(), which counts the
+   * drop and its reason as usual.
+   */
+  push(bytes: Uint8Array, to: UdpEndpoint, dscp: number): boolean {
+    const length = bytes.length;
+    if (length > SEND_BATCH_SLAB_BYTES / 4 || this.isFullFor(length)) return false;
+    let addressU32 = this.lastAddressU32;
+    if (to.address !== this.lastAddressText) {
+      const parsed = parseIpv4(to.address);
+      if (parsed === undefined) return false;
+      this.lastAddressText = to.address;
+      this.lastAddressU32 = addressU32 = parsed;
+    }
+    if (!(to.port >= 1 && to.port <= 65535)) return false;
+    const i = this.count;
+    const offset = this.usedBytes;
+    this.slab.set(bytes, offset);
+    this.offsets[i] = offset;
+    this.lengths[i] = length;
+    this.addrs[i] = addressU32;
+    this.ports[i] = to.port;
+    this.tos[i] = dscpToTos(dscp);
+    // 16-byte aligned starts: cheap, and keeps the kernel's copies aligned.
+    this.usedBytes = (offset + length + 15) & ~15;
+    this.count = i + 1;
+    return true;
+  }
+
+  /** Datagram `index` as a view of the slab (valid until the next clear/push). */
+  datagram(index: number): Buffer {
+    const offset = this.offsets[index]!;
+    return this.slab.subarray(offset, offset + this.lengths[index]!);
+  }
+
+  clear(): void {
+    this.count = 0;
+    this.usedBytes = 0;
+  }
+}
+
 /**
  * One WAN link's socket. Contracts:
  * - send: the bytes are copied (by the kernel, or by the fallback) before send returns, so the
@@ -69,6 +151,13 @@ export interface UdpLink {
   readonly port: number;
   readonly counters: Readonly<UdpLinkCounters>;
   send(bytes: Uint8Array, to: UdpEndpoint, dscp: number): boolean;
+  /**
+   * Sends every datagram of `batch`, in order, as send() would each (same DSCP, same drop
+   * counting), in as few syscalls as the link can (native: one sendmmsg per 64). Returns how many
+   * went out; never throws; does not clear the batch. Optional: a link without it gets one send()
+   * per datagram from the driver.
+   */
+  sendBatch?(batch: SendBatch): number;
   onDatagrams(callback: (batch: DatagramBatch) => void): void;
   close(): void;
 }
@@ -83,6 +172,19 @@ export interface UdpLinkOptions {
   readonly sndbufBytes?: number;
   /** Report each received datagram's TOS byte (IP_RECVTOS); native only. */
   readonly recvTos?: boolean;
+  /**
+   * sendBatch may send runs of equal-sized datagrams to one destination as one UDP GSO message
+   * (UDP_SEGMENT, Linux 4.18+); native only. Default: on, unless the environment has
+   * BRAID_UDP_GSO=0. Turned off for the link by itself the first time the kernel refuses a GSO
+   * send that goes out without it.
+   *
+   * What GSO changes for anything between the socket and the wire on this host: a qdisc sees a
+   * run as ONE packet until the device (or the kernel, just before it) cuts it into datagrams.
+   * So a netem qdisc on the path drops, delays and counts `limit` per run, not per datagram:
+   * the simulator's tc backend should run the edges with BRAID_UDP_GSO=0 where per-datagram
+   * loss statistics matter. Receivers and the network beyond the host see plain datagrams.
+   */
+  readonly gso?: boolean;
 }
 
 /** DSCP (0..63) -> IP TOS byte; ECN bits left 0 (the kernel owns ECN for UDP). */
@@ -131,6 +233,14 @@ export class NativeUdpLink implements UdpLink {
   /** Buffer sizes as the kernel reports them (double the granted request). */
   readonly rcvbufBytes: number;
   readonly sndbufBytes: number;
+  /**
+   * Whether sendBatch uses UDP GSO. Starts as UdpLinkOptions.gso (default true); goes false for
+   * good when the kernel refused a GSO send that then went out without (EIO: the device has no
+   * checksum offload; EINVAL: a datagram size the route's MTU does not allow as a segment).
+   */
+  gso: boolean;
+  /** Why gso went false at run time (errno name), for a log line. */
+  gsoDisabledBy: string | undefined;
   private reader: ReaderHandle | undefined;
   private closed = false;
   private datagramCallback: ((batch: DatagramBatch) => void) | undefined;
@@ -142,6 +252,9 @@ export class NativeUdpLink implements UdpLink {
 
   /** Opens the socket; throws IoError('UDP_OPEN_FAILED') with the reason and the fix. */
   static open(options: UdpLinkOptions, native: BraidNative = loadNative()): NativeUdpLink {
+    if (native.BATCH_MAX < SEND_BATCH_MAX) {
+      throw new IoError('NATIVE_MISSING', `native addon BATCH_MAX ${native.BATCH_MAX} < ${SEND_BATCH_MAX}: rebuild it (npm rebuild)`);
+    }
     try {
       const socket = native.udpOpen({
         bindAddress: options.bindAddress,
@@ -151,7 +264,8 @@ export class NativeUdpLink implements UdpLink {
         sndbufBytes: options.sndbufBytes ?? DEFAULT_SOCKET_BUFFER_BYTES,
         recvTos: options.recvTos ?? false,
       });
-      return new NativeUdpLink(native, socket.fd, socket.port, socket.rcvbufBytes, socket.sndbufBytes);
+      const gso = options.gso ?? process.env.BRAID_UDP_GSO !== '0';
+      return new NativeUdpLink(native, socket.fd, socket.port, socket.rcvbufBytes, socket.sndbufBytes, gso);
     } catch (error) {
       throw udpOpenError(options, error);
     }
@@ -163,9 +277,11 @@ export class NativeUdpLink implements UdpLink {
     readonly port: number,
     rcvbufBytes: number,
     sndbufBytes: number,
+    gso: boolean,
   ) {
     this.rcvbufBytes = rcvbufBytes;
     this.sndbufBytes = sndbufBytes;
+    this.gso = gso;
     this.batch = new NativeDatagramBatch(native.SLOT_BYTES);
   }
 
@@ -191,6 +307,60 @@ export class NativeUdpLink implements UdpLink {
     if (sent < 0) return this.drop(errnoName(-sent));
     this.counters.txDatagrams++;
     return true;
+  }
+
+  sendBatch(batch: SendBatch): number {
+    const count = batch.count;
+    if (count === 0) return 0;
+    if (this.closed) {
+      this.dropMany('EBADF', count);
+      return 0;
+    }
+    let sent = 0;
+    for (let first = 0; first < count; ) {
+      let k = this.sendFrom(batch, first, this.gso);
+      if (k < 0 && this.gso && GSO_REFUSALS.has(errnoName(-k))) {
+        // Maybe GSO itself was refused: the same datagrams again, one message each.
+        const plain = this.sendFrom(batch, first, false);
+        if (plain > 0) {
+          this.gso = false;
+          this.gsoDisabledBy = errnoName(-k);
+        }
+        k = plain;
+      }
+      if (k > 0) {
+        sent += k;
+        first += k;
+        continue;
+      }
+      // The datagram at `first` failed (k = -errno; 0 should not happen, treat it as EIO).
+      const reason = k < 0 ? errnoName(-k) : 'EIO';
+      if (reason === 'EAGAIN' || reason === 'EWOULDBLOCK' || reason === 'ENOBUFS') {
+        // The socket buffer is full: the rest would fail the same way, one syscall each.
+        this.dropMany(reason, count - first);
+        break;
+      }
+      // Specific to that datagram (no route to its address, too big): drop it, send the rest.
+      this.drop(reason);
+      first++;
+    }
+    this.counters.txDatagrams += sent;
+    return sent;
+  }
+
+  private sendFrom(batch: SendBatch, first: number, gso: boolean): number {
+    return this.native.udpSendBatch(
+      this.fd,
+      batch.slab,
+      batch.count,
+      batch.offsets,
+      batch.lengths,
+      batch.addrs,
+      batch.ports,
+      batch.tos,
+      first,
+      gso,
+    );
   }
 
   onDatagrams(callback: (batch: DatagramBatch) => void): void {
@@ -232,6 +402,11 @@ export class NativeUdpLink implements UdpLink {
     this.counters.txDropped++;
     this.counters.lastTxError = reason;
     return false;
+  }
+
+  private dropMany(reason: string, count: number): void {
+    this.counters.txDropped += count;
+    this.counters.lastTxError = reason;
   }
 }
 
@@ -354,6 +529,16 @@ export class NodeDgramLink implements UdpLink {
     this.socket.send(Buffer.from(bytes), to.port, to.address, this.onSent);
     this.counters.txDatagrams++;
     return true;
+  }
+
+  /** node:dgram has no sendmmsg: one send (and one copy) per datagram. */
+  sendBatch(batch: SendBatch): number {
+    let sent = 0;
+    for (let i = 0; i < batch.count; i++) {
+      const endpoint = { address: formatIpv4(batch.addrs[i]!), port: batch.ports[i]! };
+      if (this.send(batch.datagram(i), endpoint, batch.tos[i]! >> 2)) sent++;
+    }
+    return sent;
   }
 
   onDatagrams(callback: (batch: DatagramBatch) => void): void {

@@ -83,7 +83,15 @@ import {
   type TransportKeys,
 } from './noise.ts';
 import { ReplayWindow } from './replay.ts';
-import { AeadSession, DATA_AAD_LENGTH, isValidCounter, isValidSendCounter, writeDataAad } from './transport.ts';
+import {
+  DATA_AAD_LENGTH,
+  getDefaultAeadFactory,
+  isValidCounter,
+  isValidSendCounter,
+  writeDataAad,
+  type Aead,
+  type AeadFactory,
+} from './transport.ts';
 import type { DataCipher, Rng } from './types.ts';
 
 /** Rotated-out sessions kept per peer for receiving in-flight packets. */
@@ -96,19 +104,20 @@ export class Keypair {
   readonly cipher: DataCipher;
   readonly isInitiator: boolean;
   readonly createdMs: number;
-  readonly sender: AeadSession;
-  readonly receiver: AeadSession;
+  readonly sender: Aead;
+  readonly receiver: Aead;
   readonly replay = new ReplayWindow();
   sendCounter = 0;
 
-  constructor(keys: TransportKeys, createdMs: number) {
+  /** `aead` builds the two directions' AEADs (default: the process-wide getDefaultAeadFactory()). */
+  constructor(keys: TransportKeys, createdMs: number, aead: AeadFactory = getDefaultAeadFactory()) {
     this.localIndex = keys.localIndex;
     this.remoteIndex = keys.remoteIndex;
     this.cipher = keys.cipher;
     this.isInitiator = keys.isInitiator;
     this.createdMs = createdMs;
-    this.sender = new AeadSession(keys.sendKey, keys.cipher);
-    this.receiver = new AeadSession(keys.receiveKey, keys.cipher);
+    this.sender = aead(keys.sendKey, keys.cipher);
+    this.receiver = aead(keys.receiveKey, keys.cipher);
     // The AEAD objects hold their own copies; wipe the raw bytes we were handed (best effort: JS
     // gives no guarantee that no other copy exists).
     keys.sendKey.fill(0);
@@ -196,6 +205,11 @@ export interface SessionManagerOptions {
   /** Envelope version bound into the data AAD. */
   readonly wireVersion?: number;
   readonly underLoadInitiationsPerSecond?: number;
+  /**
+   * Builds each session's data AEADs. Default: the process-wide `getDefaultAeadFactory()` at
+   * construction (node:crypto unless the shell installed another with setDefaultAeadFactory).
+   */
+  readonly aead?: AeadFactory;
 }
 
 export const DEFAULT_CIPHER_POLICY: CipherPolicy = {
@@ -255,6 +269,7 @@ export class SessionManager<Source = string> {
   private readonly prologue: Uint8Array;
   private readonly ciphers: CipherPolicy;
   private readonly wireVersion: number;
+  private readonly aeadFactory: AeadFactory;
   private readonly localMac1Key: KeyedBlake2s;
   private readonly cookieChecker: CookieChecker;
   private readonly limiter = new TokenBucketLimiter();
@@ -284,6 +299,7 @@ export class SessionManager<Source = string> {
     this.ciphers = options.ciphers ?? DEFAULT_CIPHER_POLICY;
     this.wireVersion = options.wireVersion ?? WIRE_VERSION;
     this.underLoadThreshold = options.underLoadInitiationsPerSecond ?? UNDER_LOAD_INITIATIONS_PER_SECOND;
+    this.aeadFactory = options.aead ?? getDefaultAeadFactory();
     this.localMac1Key = mac1Key(options.local.publicKey);
     this.cookieChecker = new CookieChecker(options.local.publicKey, options.rng);
   }
@@ -451,7 +467,7 @@ export class SessionManager<Source = string> {
     }
     peer.lastTimestamp = result.initiation.timestamp;
     peer.lastInitiationConsumedMs = nowMs;
-    const keypair = new Keypair(result.keys, nowMs);
+    const keypair = new Keypair(result.keys, nowMs, this.aeadFactory);
     // Responder: the new session waits in `next` until the initiator uses it. An older unconfirmed
     // `next` is superseded, and `previous` is dropped as WireGuard does: current stays usable.
     this.retire(peer, peer.next);
@@ -478,7 +494,7 @@ export class SessionManager<Source = string> {
       this.handshakeDrops[result.reason]++;
       return;
     }
-    const keypair = new Keypair(result.keys, nowMs);
+    const keypair = new Keypair(result.keys, nowMs, this.aeadFactory);
     // Initiator: the new session is current at once. The old current (or an unconfirmed next,
     // which the peer may already be using) becomes previous so in-flight packets still open.
     this.retire(peer, peer.previous);

@@ -13,6 +13,12 @@
  * The AAD is the cleartext envelope fields (wire version, receiver index, counter; overlay.proto says
  * so) so they are authenticated: `writeDataAad` gives their canonical 16-byte form. The counter is
  * also bound through the nonce.
+ *
+ * Pluggable implementation: the core only knows the `Aead` interface and builds one per key and
+ * direction through an `AeadFactory`. The default is `AeadSession` below (node:crypto, works
+ * everywhere, ~6 us per 1400-byte seal). The I/O shell may install a faster one at start-up with
+ * `setDefaultAeadFactory` (src/io/native-aead.ts: OpenSSL contexts kept per key, ~1 us); the core
+ * never imports the addon, so the simulator and unit tests run without it.
  */
 import { Buffer } from 'node:buffer';
 import {
@@ -94,7 +100,53 @@ export function isValidSendCounter(counter: number): boolean {
   return Number.isSafeInteger(counter) && isValidCounter(counter);
 }
 
-export class AeadSession {
+/**
+ * One key's AEAD (one direction of one session). Both implementations (node:crypto `AeadSession`,
+ * the native addon's contexts) must give byte-identical output.
+ */
+export interface Aead {
+  readonly cipher: DataCipher;
+  /**
+   * Returns ciphertext || 16-byte tag (plaintext.length + AEAD_TAG_LENGTH bytes): a fresh plain
+   * Uint8Array, or, when `out` is given (at least that long), a view of out's first bytes. The
+   * counter must never repeat under one key; callers own that. A counter that fails
+   * `isValidSendCounter` throws (programmer error: nonce reuse is worse than a crash).
+   */
+  seal(counter: number, plaintext: Uint8Array, aad: Uint8Array, out?: Uint8Array): Uint8Array;
+  /**
+   * Returns the plaintext (ciphertext.length - AEAD_TAG_LENGTH bytes; fresh, or a view of `out`),
+   * or null when authentication fails or the input is malformed. Never throws for bad input; an
+   * `out` too small is a programmer error and does.
+   */
+  open(counter: number, ciphertext: Uint8Array, aad: Uint8Array, out?: Uint8Array): Uint8Array | null;
+  /** Releases the key material now instead of at garbage collection, where that means anything. */
+  dispose?(): void;
+}
+
+/** Builds the AEAD for one key. The factory must not keep `key`: the caller wipes it afterwards. */
+export type AeadFactory = (key: Uint8Array, cipher: DataCipher) => Aead;
+
+/** The portable default: node:crypto, one cipher object per packet. */
+export const nodeCryptoAeadFactory: AeadFactory = (key, cipher) => new AeadSession(key, cipher);
+
+let defaultAeadFactory: AeadFactory = nodeCryptoAeadFactory;
+
+/**
+ * Process-wide choice of the AEAD implementation used by every SessionManager created afterwards
+ * without an explicit `aead` option. Made once, by the shell, at start-up (`braid up` installs the
+ * native addon's when it loads); `undefined` restores node:crypto. Sessions already set up keep
+ * the implementation they were built with. Prefer the `aead` option where the caller can pass it.
+ */
+export function setDefaultAeadFactory(factory: AeadFactory | undefined): void {
+  defaultAeadFactory = factory ?? nodeCryptoAeadFactory;
+}
+
+/** The factory SessionManager uses when its options name none. */
+export function getDefaultAeadFactory(): AeadFactory {
+  return defaultAeadFactory;
+}
+
+export class AeadSession implements Aead {
   readonly cipher: DataCipher;
   private readonly key: KeyObject;
   // Reused per packet: createCipheriv copies the IV, so rewriting it afterwards is safe.
@@ -106,40 +158,47 @@ export class AeadSession {
     this.key = createSecretKey(key);
   }
 
-  /**
-   * Returns ciphertext || 16-byte tag. The counter must never repeat under one key; callers own that
-   * (the session manager hands out strictly increasing counters). A bad counter is a programmer
-   * error, so it throws rather than risking nonce reuse.
-   */
-  seal(counter: number, plaintext: Uint8Array, aad: Uint8Array): Uint8Array {
+  /** See `Aead.seal`. */
+  seal(counter: number, plaintext: Uint8Array, aad: Uint8Array, out?: Uint8Array): Uint8Array {
     if (!isValidSendCounter(counter)) throw new Error(`invalid AEAD send counter ${counter}`);
+    const sealedLength = plaintext.length + AEAD_TAG_LENGTH;
+    if (out !== undefined && out.length < sealedLength) {
+      throw new RangeError(`AEAD seal: out holds ${out.length} bytes, needs ${sealedLength}`);
+    }
     writeNonce(this.nonce, counter);
     const cipher = this.makeCipher();
     cipher.setAAD(aad, { plaintextLength: plaintext.length });
     const body = cipher.update(plaintext);
     cipher.final(); // stream ciphers: always empty, but required before getAuthTag
     // A plain Uint8Array (not a pooled Buffer): callers may slice() it expecting a copy.
-    const out = new Uint8Array(body.length + AEAD_TAG_LENGTH);
-    out.set(body, 0);
-    out.set(cipher.getAuthTag(), body.length);
-    return out;
+    const sealed = out === undefined ? new Uint8Array(sealedLength) : out.subarray(0, sealedLength);
+    sealed.set(body, 0);
+    sealed.set(cipher.getAuthTag(), body.length);
+    return sealed;
   }
 
-  /** Returns the plaintext, or null when authentication fails or the input is malformed. Never throws. */
-  open(counter: number, ciphertext: Uint8Array, aad: Uint8Array): Uint8Array | null {
+  /** See `Aead.open`. */
+  open(counter: number, ciphertext: Uint8Array, aad: Uint8Array, out?: Uint8Array): Uint8Array | null {
     if (!isValidCounter(counter) || ciphertext.length < AEAD_TAG_LENGTH) return null;
     const bodyLength = ciphertext.length - AEAD_TAG_LENGTH;
+    if (out !== undefined && out.length < bodyLength) {
+      throw new RangeError(`AEAD open: out holds ${out.length} bytes, needs ${bodyLength}`);
+    }
     writeNonce(this.nonce, counter);
+    let plaintext: Buffer;
     try {
       const decipher = this.makeDecipher();
       decipher.setAuthTag(ciphertext.subarray(bodyLength));
       decipher.setAAD(aad, { plaintextLength: bodyLength });
-      const plaintext = decipher.update(ciphertext.subarray(0, bodyLength));
+      plaintext = decipher.update(ciphertext.subarray(0, bodyLength));
       decipher.final(); // throws on a bad tag; the plaintext is only returned after this passed
-      return new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
     } catch {
       return null;
     }
+    if (out === undefined) return new Uint8Array(plaintext.buffer, plaintext.byteOffset, plaintext.byteLength);
+    const view = out.subarray(0, bodyLength);
+    view.set(plaintext);
+    return view;
   }
 
   // Two literal calls because node's typings pick the AEAD interface from the algorithm literal.

@@ -35,10 +35,10 @@
  * clean link does not pay parity (kcptun users measured FEC wasting 30-60% on clean links) and
  * a noisy estimate does not make m flap.
  *
- * Congestion: parity is extra load. If loss rose together with our own sending rate, the loss is
- * likely our own queue overflowing, and more parity would deepen it; then m is capped at
- * congestionMaxM for congestionHoldMs. The caller can also assert congestion itself (e.g. from
- * queueing delay growth).
+ * Congestion: parity is extra load. If loss rose together with our own sending rate (and, when the
+ * caller says, while the path's delay is inflated: a queue is building), the loss is likely our
+ * own queue overflowing, and more parity would deepen it; then m is capped at congestionMaxM for
+ * congestionHoldMs. The caller can also assert congestion itself (e.g. its own shaper dropping).
  */
 import { FEC_MAX_K, FEC_MAX_M } from './limits.ts';
 
@@ -63,16 +63,55 @@ export function binomialTailAbove(n: number, p: number, m: number): number {
 }
 
 /**
- * The smallest m in 0..maxM with P(more than m of k+m shards lost) < targetLossRatio, for shard
- * loss ratio lossRatio; maxM when even maxM does not meet the target (best effort).
+ * Expected fraction of a group's data packets that stay lost (the residual packet loss) for k+m
+ * shards each lost with probability p: given j > m shards lost, j*k/n of them are data on
+ * average and none can be rebuilt, so residual = sum_{j>m} P(X=j) * j / n.
  */
-export function requiredParity(k: number, lossRatio: number, targetLossRatio: number, maxM: number): number {
+export function residualLossRatio(k: number, m: number, p: number): number {
+  const n = k + m;
+  if (!(p > 0)) return 0;
+  const q = Math.min(p, MAX_MODELLED_LOSS_RATIO);
+  const ratio = q / (1 - q);
+  let pmf = Math.pow(1 - q, n);
+  let sum = 0;
+  for (let j = 0; j <= n; j++) {
+    if (j > m) sum += (pmf * j) / n;
+    pmf *= ((n - j) / (j + 1)) * ratio;
+  }
+  return Math.min(1, sum);
+}
+
+/**
+ * What the target bounds: 'group' = P(group fails) (conservative by up to n/(m+1), the original
+ * criterion); 'packet' = the expected residual packet loss (residualLossRatio), which is what a
+ * class's "target residual loss" means and costs one parity shard less in common cases
+ * (k = 16, p = 5%, target 0.1%: 'group' needs m = 5, 'packet' m = 4).
+ */
+export type ParityCriterion = 'group' | 'packet';
+
+/**
+ * The smallest m in 0..maxM meeting targetLossRatio for shard loss ratio lossRatio under the
+ * criterion (default 'group': P(more than m of k+m shards lost) < target); maxM when even maxM
+ * does not meet the target (best effort).
+ */
+export function requiredParity(k: number, lossRatio: number, targetLossRatio: number, maxM: number, criterion: ParityCriterion = 'group'): number {
   const mCap = Math.max(0, Math.min(maxM, FEC_MAX_M));
   if (!(lossRatio > 0)) return 0;
   for (let m = 0; m <= mCap; m++) {
-    if (binomialTailAbove(k + m, lossRatio, m) < targetLossRatio) return m;
+    const miss = criterion === 'packet' ? residualLossRatio(k, m, lossRatio) : binomialTailAbove(k + m, lossRatio, m);
+    if (miss < targetLossRatio) return m;
   }
   return mCap;
+}
+
+/**
+ * m per group size for groups that flush early: out[k'] = requiredParity(k', ...) for k' in 1..k,
+ * each at least 1 and at most maxM (out[0] unused). For FecEncoder.setParityTable.
+ */
+export function parityTable(k: number, lossRatio: number, targetLossRatio: number, maxM: number, criterion: ParityCriterion = 'group', out?: Uint8Array): Uint8Array {
+  const table = out !== undefined && out.length >= k + 1 ? out : new Uint8Array(k + 1);
+  for (let kk = 1; kk <= k; kk++) table[kk] = Math.max(1, requiredParity(kk, lossRatio, targetLossRatio, maxM, criterion));
+  return table;
 }
 
 /**
@@ -110,6 +149,8 @@ export interface AdaptiveParityConfig {
   congestionMaxM?: number;
   /** How long a congestion verdict holds after its last sign. Default 10000 ms. */
   congestionHoldMs?: number;
+  /** What targetLossRatio bounds (see ParityCriterion). Default 'group'. */
+  criterion?: ParityCriterion;
 }
 
 export interface AdaptiveParityInput {
@@ -119,8 +160,15 @@ export interface AdaptiveParityInput {
   pathShares?: readonly number[];
   /** Our sending rate on those paths over the same interval; enables the built-in congestion test. */
   sendRateBps?: number;
-  /** The caller's own congestion verdict (e.g. queueing delay rising); true forces the cap. */
+  /** The caller's own congestion verdict (e.g. its own queue dropping); true forces the cap. */
   congested?: boolean;
+  /**
+   * Whether the paths' delay is inflated above their base RTT now (a queue is building). When
+   * given, the built-in loss-with-rate test convicts only while it is true: random loss does not
+   * queue, congestion does; and the first interval of a flow that starts on an already lossy
+   * path (rate up from ~0, loss up from an unmeasured 0) would otherwise look like congestion.
+   */
+  delayInflated?: boolean;
 }
 
 /**
@@ -141,6 +189,7 @@ export class AdaptiveParity {
   readonly decreaseHoldMs: number;
   readonly congestionMaxM: number;
   readonly congestionHoldMs: number;
+  readonly criterion: ParityCriterion;
 
   private enabled = false;
   private currentM = 0;
@@ -167,6 +216,7 @@ export class AdaptiveParity {
     this.decreaseHoldMs = config.decreaseHoldMs ?? 5000;
     this.congestionMaxM = Math.min(config.congestionMaxM ?? 1, this.maxM);
     this.congestionHoldMs = config.congestionHoldMs ?? 10_000;
+    this.criterion = config.criterion ?? 'group';
     if (!(Number.isInteger(this.maxM) && this.maxM >= 0)) throw new RangeError(`AdaptiveParity: maxM=${this.maxM}`);
     if (!(this.onAboveLossRatio >= this.offBelowLossRatio)) {
       throw new RangeError('AdaptiveParity: onAboveLossRatio must be >= offBelowLossRatio');
@@ -195,7 +245,7 @@ export class AdaptiveParity {
     this.lastLossRatio = p;
     this.detectCongestion(nowMs, p, input);
 
-    const need = Math.max(1, requiredParity(this.k, p, this.targetLossRatio, this.maxM));
+    const need = Math.max(1, requiredParity(this.k, p, this.targetLossRatio, this.maxM, this.criterion));
     if (!this.enabled) {
       if (p >= this.onAboveLossRatio && this.maxM > 0) {
         this.enabled = true;
@@ -238,6 +288,7 @@ export class AdaptiveParity {
       const prevP = this.prevLossRatio;
       const prevRate = this.prevSendRateBps;
       if (
+        input.delayInflated !== false &&
         prevP !== undefined &&
         prevRate !== undefined &&
         prevRate > 0 &&

@@ -7,7 +7,8 @@
  *   2. group closes           when k packets are in (in push), or at the flush deadline
  *                             (nextDeadlineMs / onTimeout) with k' < k packets: then k = k'
  *   3. parity                 shards are zero-padded to the longest packet, m parity shards are
- *                             computed and queued with the original lengths and a checksum
+ *                             computed and queued with the original lengths and a checksum (an
+ *                             early-flushed group of k' gets min(m, table[k']) with setParityTable)
  *   4. pollParity()           the caller frames and sends each parity shard (ideally on a path
  *                             not in dataPathMask, DESIGN.md "FEC")
  *
@@ -23,7 +24,10 @@
 import type { ErasureCodec } from './codec.ts';
 import { checksumPaddedBytes, newShardBuffer, shardBuffersChecksum, type ShardBuffer } from './buffers.ts';
 import {
+  FEC_GROUP_COUNTER_MASK,
+  FEC_GROUP_TAG_SHIFT,
   FEC_MAX_FLUSH_MS,
+  FEC_MAX_GROUP_TAG,
   FEC_MAX_K,
   FEC_MAX_M,
   FEC_MAX_SHARD_BYTES,
@@ -43,6 +47,13 @@ export interface FecEncoderConfig {
    * does not reuse the ids of groups the receiver still holds. Default 1.
    */
   firstGroupId?: number;
+  /**
+   * Tag every group id with this value in its top 4 bits (FEC_GROUP_TAG_SHIFT): ids are then
+   * tag << 28 | counter, the 28-bit counter starting at firstGroupId's low 28 bits (0 -> 1) and
+   * wrapping within the tag's space, skipping 0. The Edge tags with the class id. Default: no tag,
+   * the whole uint32 space.
+   */
+  groupTag?: number;
 }
 
 /** What to stamp on a protected data frame (Data.fec_group, Data.fec_index, and k if carried). */
@@ -137,6 +148,9 @@ export class FecEncoder {
   readonly k: number;
   readonly flushMs: number;
   private configuredM: number;
+  /** Optional m per group size (index k'): a group flushed early with k' packets gets min(m, table[k']). */
+  private parityTable: ArrayLike<number> | undefined;
+  private readonly tag: number;
 
   // The open group.
   private groupId: number;
@@ -176,7 +190,11 @@ export class FecEncoder {
     this.stamp.k = k;
     this.configuredM = m;
     this.flushMs = flushMs;
-    this.groupId = first;
+    const tag = config.groupTag;
+    assertConfig(tag === undefined || (Number.isInteger(tag) && tag >= 0 && tag <= FEC_MAX_GROUP_TAG), `groupTag=${tag} must be 0..${FEC_MAX_GROUP_TAG}`);
+    this.tag = tag ?? -1;
+    if (this.tag >= 0) this.groupId = ((this.tag << FEC_GROUP_TAG_SHIFT) | (first & FEC_GROUP_COUNTER_MASK || 1)) >>> 0;
+    else this.groupId = first;
     for (let i = 0; i < FEC_PARITY_RING_GROUPS; i++) this.ring.push({ shards: [], emitted: 0, polled: 0 });
     for (let i = 0; i < FEC_MAX_K + FEC_MAX_M; i++) this.shardRefs.push(new Uint8Array(0));
   }
@@ -190,6 +208,21 @@ export class FecEncoder {
   setM(m: number): void {
     assertConfig(Number.isInteger(m) && m >= 0 && m <= FEC_MAX_M, `m=${m} must be an integer in 0..${FEC_MAX_M}`);
     this.configuredM = m;
+  }
+
+  /**
+   * Parity for groups that close with fewer than k packets (flush deadline): table[k'] is the m a
+   * group of k' needs for the same residual loss (adaptive.ts parityTable). The group keeps at
+   * least 1 and at most the m it opened with. Undefined: every group gets the m it opened with.
+   * The table is read at close time; the caller may replace (not mutate in place) it any time.
+   */
+  setParityTable(table: ArrayLike<number> | undefined): void {
+    this.parityTable = table;
+  }
+
+  /** The id the next group will get. */
+  get nextGroupId(): number {
+    return this.groupId;
   }
 
   /**
@@ -252,11 +285,22 @@ export class FecEncoder {
   /** Closes the open group: pads, checksums, encodes, queues m parity shards. */
   private close(early: boolean): void {
     const k = this.count;
-    const m = this.groupM;
+    let m = this.groupM;
+    const table = this.parityTable;
+    if (table !== undefined && k < table.length) {
+      const want = table[k]!;
+      if (Number.isInteger(want) && want >= 1 && want < m) m = want;
+    }
     const groupId = this.groupId;
     this.count = 0;
-    // uint32 wrap that skips FEC_UNPROTECTED_GROUP_ID (0), which means "not protected" on the wire.
-    this.groupId = this.groupId === 0xffffffff ? FEC_UNPROTECTED_GROUP_ID + 1 : this.groupId + 1;
+    if (this.tag >= 0) {
+      // Wrap inside the tag's 28-bit space, skipping counter 0.
+      const c = groupId & FEC_GROUP_COUNTER_MASK;
+      this.groupId = ((this.tag << FEC_GROUP_TAG_SHIFT) | (c === FEC_GROUP_COUNTER_MASK ? 1 : c + 1)) >>> 0;
+    } else {
+      // uint32 wrap that skips FEC_UNPROTECTED_GROUP_ID (0), which means "not protected" on the wire.
+      this.groupId = this.groupId === 0xffffffff ? FEC_UNPROTECTED_GROUP_ID + 1 : this.groupId + 1;
+    }
     this.counters.groups++;
     if (early) this.counters.earlyFlushes++;
 

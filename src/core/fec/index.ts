@@ -3,7 +3,8 @@
  *   codec      createRsCodec(wasmBytes) (shell reads the bytes) or createGf256Codec()
  *   sender     FecEncoder per class: push -> stamp data, pollParity -> send parity, timers
  *   receiver   FecDecoder per peer session: onData / onParity -> recovered packets, timers
- *   control    AdaptiveParity per class: measured loss -> encoder.setM(m)
+ *   control    AdaptiveParity per class: measured loss -> encoder.setM(m), parityTable
+ *   policy     ClassFecPolicy per class (policy.ts): k, m bounds, flush, target, parity placement
  */
 export type { ErasureCodec } from './codec.ts';
 export { createRsCodec, RsWasmSetupError, type RsWasmCodec } from './rs-wasm.ts';
@@ -26,8 +27,12 @@ export {
   AdaptiveParity,
   binomialTailAbove,
   effectiveLossRatio,
+  parityTable,
   requiredParity,
+  residualLossRatio,
+  type ParityCriterion,
   type AdaptiveParityConfig,
   type AdaptiveParityInput,
 } from './adaptive.ts';
 export * from './limits.ts';
+export { DEFAULT_FEC_POLICIES, checkFecPolicy, type ClassFecPolicy, type ParityPlacement } from './policy.ts';

@@ -14,6 +14,15 @@ export const FEC_MAX_M = 32;
 export const FEC_MAX_SHARD_BYTES = 65535;
 /** Group id 0 means "not protected" on the wire (Data.fec_group = 0), so the counter skips it. */
 export const FEC_UNPROTECTED_GROUP_ID = 0;
+/**
+ * The Edge tags group ids with the sender's class: id = class << FEC_GROUP_TAG_SHIFT | counter, so
+ * the receiver keeps one decoder (and one set of counters) per class without a wire field.
+ */
+export const FEC_GROUP_TAG_SHIFT = 28;
+/** Largest tag (4 bits). */
+export const FEC_MAX_GROUP_TAG = 0xf;
+/** Counter part of a tagged group id (28 bits; 0 is skipped so no tagged id is 0). */
+export const FEC_GROUP_COUNTER_MASK = 0x0fffffff;
 
 // ---- Implementation ----------------------------------------------------------------------
 

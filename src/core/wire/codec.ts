@@ -45,6 +45,8 @@ export interface DataFrame {
   fecGroup: number;
   fecIndex: number;
   dupSeq: number;
+  /** Sender's nominal FEC group size (0 when unprotected or not told). */
+  fecK?: number;
 }
 
 export interface ProbeFrame {
@@ -89,6 +91,8 @@ export interface FecParityFrame {
   m: number;
   lengths: number[];
   shard: Uint8Array;
+  /** Group checksum (src/core/fec/buffers.ts); 0 when absent. */
+  checksum?: number;
 }
 
 /** Exactly one of the bodies is set. */
@@ -200,12 +204,12 @@ function writeVarint(buf: Uint8Array, pos: number, v: number): number {
 }
 
 /** Size of the encoded Data frame (inside Frame) for a packet, without writing it. */
-export function dataFrameSize(link: number, pathSeq: number, packetBytes: number, fecGroup = 0, fecIndex = 0, dupSeq = 0): number {
-  const inner = dataInnerSize(link, pathSeq, packetBytes, fecGroup, fecIndex, dupSeq);
+export function dataFrameSize(link: number, pathSeq: number, packetBytes: number, fecGroup = 0, fecIndex = 0, dupSeq = 0, fecK = 0): number {
+  const inner = dataInnerSize(link, pathSeq, packetBytes, fecGroup, fecIndex, dupSeq, fecK);
   return 1 + varintSize(inner) + inner;
 }
 
-function dataInnerSize(link: number, pathSeq: number, packetBytes: number, fecGroup: number, fecIndex: number, dupSeq: number): number {
+function dataInnerSize(link: number, pathSeq: number, packetBytes: number, fecGroup: number, fecIndex: number, dupSeq: number, fecK: number): number {
   let n = 0;
   if (link !== 0) n += 1 + varintSize(link);
   if (pathSeq !== 0) n += 1 + varintSize(pathSeq);
@@ -213,6 +217,7 @@ function dataInnerSize(link: number, pathSeq: number, packetBytes: number, fecGr
   if (fecGroup !== 0) n += 1 + varintSize(fecGroup);
   if (fecIndex !== 0) n += 1 + varintSize(fecIndex);
   if (dupSeq !== 0) n += 1 + varintSize(dupSeq);
+  if (fecK !== 0) n += 1 + varintSize(fecK);
   return n;
 }
 
@@ -229,8 +234,9 @@ export function writeDataFrame(
   fecGroup = 0,
   fecIndex = 0,
   dupSeq = 0,
+  fecK = 0,
 ): number {
-  const inner = dataInnerSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq);
+  const inner = dataInnerSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq, fecK);
   out[pos++] = 0x0a; // field 1 (data), wire type 2
   pos = writeVarint(out, pos, inner);
   if (link !== 0) {
@@ -256,6 +262,10 @@ export function writeDataFrame(
   if (dupSeq !== 0) {
     out[pos++] = 0x30;
     pos = writeVarint(out, pos, dupSeq >>> 0);
+  }
+  if (fecK !== 0) {
+    out[pos++] = 0x38;
+    pos = writeVarint(out, pos, fecK);
   }
   return pos;
 }
@@ -302,11 +312,112 @@ export function writeEnvelopeHeader(out: Uint8Array, pos: number, receiver: numb
 }
 
 /** One-allocation encoder of a plaintext data datagram (envelope + frame). */
-export function encodeDataDatagram(receiver: number, counter: number, link: number, pathSeq: number, packet: Uint8Array, fecGroup = 0, fecIndex = 0, dupSeq = 0): Uint8Array {
-  const frameBytes = dataFrameSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq);
+export function encodeDataDatagram(
+  receiver: number,
+  counter: number,
+  link: number,
+  pathSeq: number,
+  packet: Uint8Array,
+  fecGroup = 0,
+  fecIndex = 0,
+  dupSeq = 0,
+  fecK = 0,
+): Uint8Array {
+  const frameBytes = dataFrameSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq, fecK);
   const header = envelopeHeaderSize(receiver, counter, frameBytes);
   const out = new Uint8Array(header + frameBytes);
   const pos = writeEnvelopeHeader(out, 0, receiver, counter, frameBytes);
-  writeDataFrame(out, pos, link, pathSeq, packet, fecGroup, fecIndex, dupSeq);
+  writeDataFrame(out, pos, link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK);
   return out;
+}
+
+// ---- FEC parity frames (one per parity shard: hand-written too, bulk FEC sends thousands/s) ----
+
+/** What writeParityFrame needs; FecEncoder's FecParityShard fits it. */
+export interface ParityFields {
+  readonly groupId: number;
+  readonly index: number;
+  readonly k: number;
+  readonly m: number;
+  readonly lengths: ArrayLike<number>;
+  readonly checksum: number;
+  readonly shard: Uint8Array;
+}
+
+function parityInnerSize(link: number, pathSeq: number, f: ParityFields): number {
+  let n = 0;
+  if (link !== 0) n += 1 + varintSize(link);
+  if (pathSeq !== 0) n += 1 + varintSize(pathSeq >>> 0);
+  if (f.groupId !== 0) n += 1 + varintSize(f.groupId >>> 0);
+  if (f.index !== 0) n += 1 + varintSize(f.index);
+  if (f.k !== 0) n += 1 + varintSize(f.k);
+  if (f.m !== 0) n += 1 + varintSize(f.m);
+  const lens = packedSize(f.lengths);
+  if (f.lengths.length > 0) n += 1 + varintSize(lens) + lens;
+  if (f.shard.length > 0) n += 1 + varintSize(f.shard.length) + f.shard.length;
+  if (f.checksum !== 0) n += 5;
+  return n;
+}
+
+function packedSize(xs: ArrayLike<number>): number {
+  let n = 0;
+  for (let i = 0; i < xs.length; i++) n += varintSize(xs[i]! >>> 0);
+  return n;
+}
+
+/** Size of Frame{fec_parity: FecParity{...}}. */
+export function parityFrameSize(link: number, pathSeq: number, f: ParityFields): number {
+  const inner = parityInnerSize(link, pathSeq, f);
+  return 1 + varintSize(inner) + inner;
+}
+
+/** Writes Frame{fec_parity} at `pos`, byte-identical to protobufjs; returns the end position. */
+export function writeParityFrame(out: Uint8Array, pos: number, link: number, pathSeq: number, f: ParityFields): number {
+  const inner = parityInnerSize(link, pathSeq, f);
+  out[pos++] = 0x2a; // field 5 (fec_parity), wire type 2
+  pos = writeVarint(out, pos, inner);
+  if (link !== 0) {
+    out[pos++] = 0x08;
+    pos = writeVarint(out, pos, link);
+  }
+  if (pathSeq !== 0) {
+    out[pos++] = 0x10;
+    pos = writeVarint(out, pos, pathSeq >>> 0);
+  }
+  if (f.groupId !== 0) {
+    out[pos++] = 0x18;
+    pos = writeVarint(out, pos, f.groupId >>> 0);
+  }
+  if (f.index !== 0) {
+    out[pos++] = 0x20;
+    pos = writeVarint(out, pos, f.index);
+  }
+  if (f.k !== 0) {
+    out[pos++] = 0x28;
+    pos = writeVarint(out, pos, f.k);
+  }
+  if (f.m !== 0) {
+    out[pos++] = 0x30;
+    pos = writeVarint(out, pos, f.m);
+  }
+  if (f.lengths.length > 0) {
+    out[pos++] = 0x3a;
+    pos = writeVarint(out, pos, packedSize(f.lengths));
+    for (let i = 0; i < f.lengths.length; i++) pos = writeVarint(out, pos, f.lengths[i]! >>> 0);
+  }
+  if (f.shard.length > 0) {
+    out[pos++] = 0x42;
+    pos = writeVarint(out, pos, f.shard.length);
+    out.set(f.shard, pos);
+    pos += f.shard.length;
+  }
+  if (f.checksum !== 0) {
+    const c = f.checksum >>> 0;
+    out[pos++] = 0x4d; // field 9, fixed32 little-endian
+    out[pos++] = c & 0xff;
+    out[pos++] = (c >>> 8) & 0xff;
+    out[pos++] = (c >>> 16) & 0xff;
+    out[pos++] = (c >>> 24) & 0xff;
+  }
+  return pos;
 }

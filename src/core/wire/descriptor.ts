@@ -105,6 +105,11 @@ export const overlayDescriptor = {
                   "type": "uint32",
                   "id": 6,
                   "protoName": "dup_seq"
+                },
+                "fecK": {
+                  "type": "uint32",
+                  "id": 7,
+                  "protoName": "fec_k"
                 }
               }
             },
@@ -263,6 +268,10 @@ export const overlayDescriptor = {
                 "shard": {
                   "type": "bytes",
                   "id": 8
+                },
+                "checksum": {
+                  "type": "fixed32",
+                  "id": 9
                 }
               }
             }

@@ -1,0 +1,49 @@
+/**
+ * Queueing policy per traffic class (DESIGN.md "QoS"): strict priority for network control and
+ * realtime, weighted fair queueing (deficit round robin) for the rest, bounded queues.
+ *
+ * Weights are relative shares of what the priority classes leave: with every WFQ class backlogged,
+ * video gets 6/15, business 4/15, signaling and default 2/15 each, bulk 1/15; an idle class's share
+ * goes to the others. Queue bounds: packets, and bytes (default: 100 ms at the link's shaped rate,
+ * at least 64 KiB), so bulk cannot build seconds of queue in front of everything else.
+ */
+
+export interface ClassQueuePolicy {
+  /** Strict priority (served before every WFQ class, in class order). */
+  priority: boolean;
+  /** DRR weight (quantum = weight x QUANTUM_BYTES) for non-priority classes, 1..100. */
+  weight: number;
+  /** Most packets queued for this class on one link. */
+  maxPackets: number;
+  /** Most bytes queued; undefined = max(MIN_QUEUE_BYTES, rate x DEFAULT_QUEUE_MS). */
+  maxBytes?: number;
+}
+
+/** DRR quantum per unit of weight: one full-size outer packet. */
+export const QUANTUM_BYTES = 1514;
+/** Hard cap on maxPackets (a ring of this many slots is allocated per class and shaped link). */
+export const MAX_QUEUE_PACKETS = 8192;
+export const MIN_QUEUE_BYTES = 64 * 1024;
+export const DEFAULT_QUEUE_MS = 100;
+/** Outer IPv4 + UDP header, charged to the token bucket on top of the datagram (as a modem sees it). */
+export const OUTER_HEADER_BYTES = 28;
+
+/** Defaults in CLASS_NAMES order: control, voice, video, signaling, business, default, bulk. */
+export const DEFAULT_QUEUE_POLICIES: readonly ClassQueuePolicy[] = [
+  { priority: true, weight: 1, maxPackets: 256 },
+  { priority: true, weight: 1, maxPackets: 512 },
+  { priority: false, weight: 6, maxPackets: 1024 },
+  { priority: false, weight: 2, maxPackets: 256 },
+  { priority: false, weight: 4, maxPackets: 1024 },
+  { priority: false, weight: 2, maxPackets: 1024 },
+  { priority: false, weight: 1, maxPackets: 1024 },
+];
+
+export function checkQueuePolicy(p: ClassQueuePolicy, where: string): void {
+  const bad = (what: string): never => {
+    throw new RangeError(`${where}: queue.${what}`);
+  };
+  if (!Number.isInteger(p.weight) || p.weight < 1 || p.weight > 100) bad(`weight=${p.weight} must be 1..100`);
+  if (!Number.isInteger(p.maxPackets) || p.maxPackets < 1 || p.maxPackets > MAX_QUEUE_PACKETS) bad(`maxPackets=${p.maxPackets} must be 1..${MAX_QUEUE_PACKETS}`);
+  if (p.maxBytes !== undefined && !(Number.isInteger(p.maxBytes) && p.maxBytes >= 1500)) bad(`maxBytes=${p.maxBytes} must be an integer >= 1500`);
+}

@@ -1,0 +1,110 @@
+// The data-plane AEAD on the native addon: one OpenSSL EVP_CIPHER_CTX per key and direction,
+// keyed once, so a packet costs a nonce, the AAD, the body and the tag, not a new cipher object
+// (node:crypto's floor: ~4 us of a ~6 us 1400-byte seal on this box). Byte-identical to the
+// node:crypto AeadSession (test/core/crypto/native-aead.test.ts checks it on random inputs and
+// the RFC 8439 vector).
+//
+// The core never imports this: `braid up` installs it once at start-up with
+// setDefaultAeadFactory(nativeAeadFactory()) when the addon loads (src/core/crypto/transport.ts).
+
+import { Buffer } from 'node:buffer';
+import {
+  AEAD_KEY_LENGTH,
+  AEAD_TAG_LENGTH,
+  isValidCounter,
+  isValidSendCounter,
+  type Aead,
+  type AeadFactory,
+} from '../core/crypto/transport.ts';
+import type { DataCipher } from '../core/crypto/types.ts';
+import { tryLoadNative, type AeadHandle, type BraidNative } from './native.ts';
+
+/**
+ * Outputs are carved from shared 16 KiB ArrayBuffers (about 11 packets each) instead of one
+ * `new Uint8Array` per packet: a fresh 1.4 KB typed array costs ~0.6 us here (its own backing
+ * store from calloc, zeroed, tracked by the GC's ArrayBuffer sweeper; perf on the sending edge
+ * shows malloc, memset and the sweeper together above the cipher itself), a view into a pool
+ * ~0.15-0.2 us. Pools are not zeroed (Buffer.allocUnsafeSlow): every byte of a view is written
+ * by seal/open before the view is handed out, and a failed open's view is never handed out.
+ * Each output is still its own memory (never handed out twice, plain Uint8Array, so slice()
+ * copies). The price is retention: an output kept alive keeps its 16 KiB pool alive, as Node's
+ * own Buffer pool (8 KiB) does.
+ */
+const POOL_BYTES = 16 * 1024;
+const newPool = (): ArrayBuffer => Buffer.allocUnsafeSlow(POOL_BYTES).buffer as ArrayBuffer;
+let pool = newPool();
+let poolOffset = 0;
+
+function take(length: number): Uint8Array {
+  if (length > POOL_BYTES / 4) return new Uint8Array(length);
+  if (poolOffset + length > POOL_BYTES) {
+    pool = newPool();
+    poolOffset = 0;
+  }
+  const view = new Uint8Array(pool, poolOffset, length);
+  // 8-byte alignment keeps OpenSSL's loads aligned when it can use them.
+  poolOffset += (length + 7) & ~7;
+  return view;
+}
+
+export class NativeAead implements Aead {
+  readonly cipher: DataCipher;
+  private handle: AeadHandle | undefined;
+
+  constructor(
+    private readonly native: BraidNative,
+    key: Uint8Array,
+    cipher: DataCipher,
+  ) {
+    if (key.length !== AEAD_KEY_LENGTH) throw new Error(`AEAD key must be ${AEAD_KEY_LENGTH} bytes, got ${key.length}`);
+    this.cipher = cipher;
+    this.handle = native.aeadCreate(key, cipher);
+  }
+
+  seal(counter: number, plaintext: Uint8Array, aad: Uint8Array, out?: Uint8Array): Uint8Array {
+    if (!isValidSendCounter(counter)) throw new Error(`invalid AEAD send counter ${counter}`);
+    const sealedLength = plaintext.length + AEAD_TAG_LENGTH;
+    const dst = out ?? take(sealedLength);
+    if (dst.length < sealedLength) throw new RangeError(`AEAD seal: out holds ${dst.length} bytes, needs ${sealedLength}`);
+    const written = this.native.aeadSeal(this.live(), counter, plaintext, aad, dst);
+    if (written !== sealedLength) throw new Error('AEAD seal: OpenSSL failed');
+    return dst.length === sealedLength ? dst : dst.subarray(0, sealedLength);
+  }
+
+  open(counter: number, ciphertext: Uint8Array, aad: Uint8Array, out?: Uint8Array): Uint8Array | null {
+    if (!isValidCounter(counter) || ciphertext.length < AEAD_TAG_LENGTH || this.handle === undefined) return null;
+    const bodyLength = ciphertext.length - AEAD_TAG_LENGTH;
+    const dst = out ?? take(bodyLength);
+    if (dst.length < bodyLength) throw new RangeError(`AEAD open: out holds ${dst.length} bytes, needs ${bodyLength}`);
+    const opened = this.native.aeadOpen(this.handle, counter, ciphertext, aad, dst);
+    if (opened !== bodyLength) return null;
+    return dst.length === bodyLength ? dst : dst.subarray(0, bodyLength);
+  }
+
+  /** Frees the OpenSSL contexts (and their key schedules) now; seal throws and open fails after. */
+  dispose(): void {
+    if (this.handle === undefined) return;
+    this.native.aeadDestroy(this.handle);
+    this.handle = undefined;
+  }
+
+  private live(): AeadHandle {
+    if (this.handle === undefined) throw new Error('AEAD used after dispose()');
+    return this.handle;
+  }
+}
+
+/**
+ * The native AEAD factory and what it runs on, or undefined when the addon is not built or this
+ * Node does not export OpenSSL to addons (then node:crypto stays the default).
+ */
+export function nativeAeadFactory(
+  native: BraidNative | undefined = tryLoadNative(),
+): { factory: AeadFactory; openssl: string } | undefined {
+  if (native === undefined || native.aeadAvailable !== true || typeof native.aeadCreate !== 'function') return undefined;
+  const addon = native;
+  return {
+    factory: (key, cipher) => new NativeAead(addon, key, cipher),
+    openssl: native.opensslVersion ?? 'OpenSSL',
+  };
+}
