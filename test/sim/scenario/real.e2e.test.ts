@@ -22,7 +22,7 @@ import { runVirtual } from '../../../sim/scenario/run-virtual.ts';
 import { loadScenario } from '../../../sim/scenario/schema.ts';
 
 const ROOT = isRoot();
-if (!ROOT) console.warn('SKIP test/sim/scenario/real.test.ts (real-time run): needs root (network namespaces, TUN); CI runs it as root');
+if (!ROOT) console.warn('SKIP test/sim/scenario/real.e2e.test.ts (real-time run): needs root (network namespaces, TUN); CI runs it as root');
 
 const TOLERANCE = { detectionMs: 300, rerouteMs: 300, maxGapMs: 500, lostDuringSwitch: 60, lossRatio: 0.02 };
 
