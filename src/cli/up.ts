@@ -16,6 +16,7 @@ import { Driver } from '../io/driver.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
 import { decodeKey } from '../core/crypto/keys.ts';
+import { HealthTarget } from '../io/health.ts';
 import { setDefaultAeadFactory } from '../core/crypto/transport.ts';
 import { nativeAeadFactory } from '../io/native-aead.ts';
 import { readPrivateKeyFile } from './keys.ts';
@@ -124,6 +125,29 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   });
   driver.start();
 
+  // External health targets: "ISP down" vs "peer down", one ICMP echo per second per link.
+  const healthTargets: HealthTarget[] = [];
+  for (const l of cfg.links) {
+    if (!l.healthTarget) continue;
+    try {
+      const h = new HealthTarget({
+        interface: l.interface,
+        target: l.healthTarget,
+        onChange: (reachable, detail) => {
+          const message = reachable
+            ? `${l.name}: external target ${detail}: the ISP path works`
+            : `${l.name}: external target ${detail}: the ISP or the link is down, not (only) the peer`;
+          log[reachable ? 'info' : 'warn']({ event: 'health', link: l.name, reachable }, message);
+          opened.control?.publishEvent({ atMs: monotonicNowMs(), kind: 'pathState', link: l.name, message });
+        },
+      });
+      h.start();
+      healthTargets.push(h);
+    } catch (e) {
+      log.warn({ link: l.name }, e instanceof BraidError ? e.oneLine() : String(e));
+    }
+  }
+
   /**
    * Config reload (SIGHUP or the control socket): validate the new file completely first; a bad
    * one is one error line and the running config stays. What can change live is applied without
@@ -184,6 +208,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   });
   driver.stop();
   await metrics?.close();
+  for (const h of healthTargets) h.close();
   const snap = edge.snapshot(monotonicNowMs());
   log.info({ final: snap }, 'final counters');
   cleanup();
