@@ -5,8 +5,9 @@
  * the wall clock, not the work), with the overlay encrypted as in production, and unencrypted to
  * separate the simulator's own cost from the Edge's per-packet AEAD.
  *
- * Known (reported): with encryption the Edge's per-datagram cost (~60 us: a node:crypto cipher
- * object per packet, protobuf, FEC parity) holds the encrypted run to ~30-60x on this 2-core box;
+ * Known (reported): with encryption the Edge's per-datagram cost (AEAD, protobuf, FEC parity)
+ * holds the encrypted run to ~65-95x on this 2-core box with the addon's AEAD (29x with a
+ * node:crypto cipher object per packet);
  * the simulator itself (World, userspace netem, runner) runs the same scenario >100x. The test
  * holds the simulator to 100x; BRAID_STRICT_SPEED=1 holds the encrypted run to it too.
  */
