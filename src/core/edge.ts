@@ -51,7 +51,7 @@ import {
 } from './constants.ts';
 import { Fifo } from './fifo.ts';
 import { newInnerInfo, parseInner } from './inner.ts';
-import { LONG_WINDOW_MS, PathStats, SHORT_WINDOW_MS } from './pathmon/path-stats.ts';
+import { LONG_WINDOW_MS, MIN_LOST_FOR_SLA, PathStats, SHORT_WINDOW_MS } from './pathmon/path-stats.ts';
 import {
   DEAD_AFTER_PROBES,
   DEFAULT_PROBE_INTERVAL_MS,
@@ -1035,7 +1035,7 @@ export class Edge {
   }
 
   private metrics(nowMs: number, p: PathRuntime, windowMs: number): PathMetrics {
-    return { txLossRatio: p.stats.txLossRatio(nowMs, windowMs), rttMs: p.stats.srttMs, jitterMs: p.stats.jitterMs };
+    return { txLossRatio: p.stats.txLossRatio(nowMs, windowMs, MIN_LOST_FOR_SLA), rttMs: p.stats.srttMs, jitterMs: p.stats.jitterMs };
   }
 
   private applyTransition(nowMs: number, p: PathRuntime, t: PathTransition): void {

@@ -31,17 +31,11 @@ export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: str
       'flows on the least-bad path when every path breaks the SLA',
   },
   'lte-jitter-storm': {
-    failing: ['voice.reroute_ms < 2000', 'video.reroute_ms < 3000'],
+    failing: ['video.reroute_ms < 3000'],
     why:
       'slow to leave a jittery link: the idle DSL path drops out of SLA on one lost probe (1 of 10 in the 1 s window = 10% ' +
       'loss) and stays out for the 5 s re-entry window, so an edge keeps voice on LTE; and the RFC 3550 estimator (gain 1/16) ' +
       'on probes reads ~50 ms for a 60 ms paretonormal storm behind a rate queue, so video (50 ms SLA) takes 2.5-6 s',
-  },
-  'flapping-link': {
-    failing: ['voice.moves <= 36'],
-    why:
-      'damping works (mpls is kept out from its 4th fall), but voice also moves on SLA noise: a 0.2%-loss cable link breaks ' +
-      "voice's 1% SLA in 1 s windows about once a minute (2 losses in ~110 samples) and voice hops to LTE and back",
   },
 };
 
