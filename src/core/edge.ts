@@ -1258,6 +1258,7 @@ export class Edge {
       if (!bytes) return undefined;
     }
     p.txSeq = seq;
+    p.stats.onSent(this.nowMs, seq);
     p.txDataPackets++;
     this.classWireBytes[classId]! += bytes.length;
     return bytes;
@@ -1377,6 +1378,7 @@ export class Edge {
       return undefined;
     }
     p.txSeq = seq;
+    p.stats.onSent(this.nowMs, seq);
     p.fecParitySent++;
     fec.paritySent++;
     fec.parityBytes += bytes.length;
@@ -1496,7 +1498,10 @@ export class Edge {
       },
     });
     const bytes = this.wrap(frame);
-    if (bytes !== undefined) p.txSeq = seq;
+    if (bytes !== undefined) {
+      p.txSeq = seq;
+      p.stats.onSent(nowMs, seq);
+    }
     return bytes;
   }
 

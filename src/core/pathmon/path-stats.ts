@@ -29,6 +29,10 @@ const SEEN_WINDOW = 4096;
 /** Sequence numbers that became "behind the highest" less than this long ago are not yet judged lost (they may be reordered). */
 export const REORDER_GRACE_MS = 100;
 const HIGH_MARKS = 64;
+/** Sent-sequence marks kept (one per 10 ms: 2.5 s, more than any RTT we steer on). */
+const SENT_MARKS = 256;
+/** Extra time before an unreported packet counts as lost (scheduling, report interval jitter). */
+const OVERDUE_MARGIN_MS = 150;
 /**
  * SLA decisions need at least this many lost packets in the window: on an idle path (10 probes a
  * second) a single lost probe would otherwise read as 10% loss and break every class's SLA for the
@@ -75,6 +79,11 @@ export class PathStats {
 
   // tx direction
   private readonly reports: Report[] = [];
+  /** Ring of (time, highest seq sent) marks, for overdue detection in onPeerReport. */
+  private readonly sentMarkTimeMs = new Float64Array(SENT_MARKS);
+  private readonly sentMarkSeq = new Uint32Array(SENT_MARKS);
+  private sentMarkHead = 0;
+  private sentMarkCount = 0;
   private firstReport: Report | undefined;
 
   // ---- RTT and jitter --------------------------------------------------------------------
@@ -238,8 +247,41 @@ export class PathStats {
 
   // ---- tx direction ----------------------------------------------------------------------
 
-  /** The peer reports what it received from us on this path. */
+  /** We sent sequence `seq` on this path now (one mark per 10 ms is kept). */
+  onSent(nowMs: number, seq: number): void {
+    const last = (this.sentMarkHead - 1 + SENT_MARKS) % SENT_MARKS;
+    if (this.sentMarkCount > 0 && nowMs - this.sentMarkTimeMs[last]! < 10) {
+      this.sentMarkSeq[last] = seq;
+      return;
+    }
+    this.sentMarkTimeMs[this.sentMarkHead] = nowMs;
+    this.sentMarkSeq[this.sentMarkHead] = seq;
+    this.sentMarkHead = (this.sentMarkHead + 1) % SENT_MARKS;
+    if (this.sentMarkCount < SENT_MARKS) this.sentMarkCount++;
+  }
+
+  /** Highest sequence we had sent by `atMs`, from the marks; undefined if none is that old. */
+  private sentBy(atMs: number): number | undefined {
+    for (let i = 0; i < this.sentMarkCount; i++) {
+      const idx = (this.sentMarkHead - 1 - i + SENT_MARKS) % SENT_MARKS;
+      if (this.sentMarkTimeMs[idx]! <= atMs) return this.sentMarkSeq[idx];
+    }
+    return undefined;
+  }
+
+  /**
+   * The peer reports what it received from us on this path. A one-way failure freezes the peer's
+   * reported highest sequence while the reports themselves keep coming (the other direction
+   * works); left alone, "nothing new" would read as "no loss". So what we sent long enough ago
+   * that it must have settled at the peer (one RTT + the peer's reorder grace + a margin) counts as
+   * expected even when the report does not mention it: unreported means lost. A later report that
+   * does cover those packets corrects the figure (received catches up).
+   */
   onPeerReport(nowMs: number, received: number, highestSeq: number): void {
+    if (this.srttMs !== undefined) {
+      const due = this.sentBy(nowMs - this.srttMs - REORDER_GRACE_MS - OVERDUE_MARGIN_MS);
+      if (due !== undefined && ((due - highestSeq) | 0) > 0) highestSeq = due;
+    }
     const last = this.reports[this.reports.length - 1];
     if (last && ((highestSeq - last.highestSeq) | 0) < 0) return; // stale (reordered) report
     const r = { atMs: nowMs, received: received >>> 0, highestSeq: highestSeq >>> 0 };

@@ -16,26 +16,12 @@ const SEED = process.env.BRAID_SEED === undefined ? undefined : Number(process.e
 const STRICT = process.env.BRAID_STRICT_SCENARIOS === '1';
 
 export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: string }> = {
-  'asymmetric-failure': {
-    failing: ['voice.reroute_ms < 1500', 'voice.max_gap_ms < 1500', 'voice.loss_ratio < 3%', 'video.reroute_ms < 1500'],
-    why:
-      'the branch keeps sending into a one-way hole: while the hub hears nothing on mpls its loss reports stop advancing, ' +
-      'the branch judges only "settled" sequence numbers, so its tx loss becomes unknown and unknown counts as within SLA; ' +
-      'voice moves off at ~1 s, comes back 100 ms later ("mpls back within voice SLA") and stays until the link heals',
-  },
   'all-degraded': {
     failing: ['voice.moves <= 32'],
     why:
       'with no link within voice SLA, voice chases SLAs round the links (~90-110 moves in 20 s): an idle path is judged on ' +
       '10 probes/s over a 1 s window, so one lost probe reads as 10% loss and a path flips in and out of SLA; nothing holds ' +
       'flows on the least-bad path when every path breaks the SLA',
-  },
-  'lte-jitter-storm': {
-    failing: ['video.reroute_ms < 3000'],
-    why:
-      'slow to leave a jittery link: the idle DSL path drops out of SLA on one lost probe (1 of 10 in the 1 s window = 10% ' +
-      'loss) and stays out for the 5 s re-entry window, so an edge keeps voice on LTE; and the RFC 3550 estimator (gain 1/16) ' +
-      'on probes reads ~50 ms for a 60 ms paretonormal storm behind a rate queue, so video (50 ms SLA) takes 2.5-6 s',
   },
 };
 
