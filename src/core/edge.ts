@@ -1252,10 +1252,23 @@ export class Edge {
     if (!this.sessions) {
       bytes = encodeDataDatagram(0, 0, p.id, seq, packet, fecGroup, fecIndex, dupSeq, fecK);
     } else {
-      const frame = new Uint8Array(dataFrameSize(p.id, seq, packet.length, fecGroup, fecIndex, dupSeq, fecK));
-      writeDataFrame(frame, 0, p.id, seq, packet, fecGroup, fecIndex, dupSeq, fecK);
-      bytes = this.seal(frame);
-      if (!bytes) return undefined;
+      // One buffer per datagram: the frame is written after room for the largest envelope header,
+      // sealed in place, and the header written just before the ciphertext. The frame buffer and
+      // the envelope copy it replaces cost 3.7-5 us per packet plus GC (bench/overlay.ts profile);
+      // the prototype moved encrypted/plaintext iperf3 from 0.50-0.69 to 0.59-0.78.
+      const frameLen = dataFrameSize(p.id, seq, packet.length, fecGroup, fecIndex, dupSeq, fecK);
+      const sealedLen = frameLen + AEAD_TAG_BYTES;
+      const room = envelopeHeaderSize(0xffffffff, 2 ** 52, sealedLen);
+      const buf = new Uint8Array(room + sealedLen);
+      writeDataFrame(buf, room, p.id, seq, packet, fecGroup, fecIndex, dupSeq, fecK);
+      const r = this.sessions.seal(this.nowMs, PEER_ID, buf.subarray(room, room + frameLen), buf.subarray(room));
+      if (!r.ok) {
+        this.drainCrypto(this.nowMs);
+        return undefined;
+      }
+      const start = room - envelopeHeaderSize(r.receiverIndex, r.counter, sealedLen);
+      writeEnvelopeHeader(buf, start, r.receiverIndex, r.counter, sealedLen);
+      bytes = buf.subarray(start);
     }
     p.txSeq = seq;
     p.stats.onSent(this.nowMs, seq);

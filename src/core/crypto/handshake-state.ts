@@ -336,7 +336,7 @@ export class SessionManager<Source = string> {
    * handshake and returns noSession: the caller drops or stages the packet (and resends after the
    * sessionEstablished event).
    */
-  seal(nowMs: number, peerId: string, plaintext: Uint8Array): SealResult {
+  seal(nowMs: number, peerId: string, plaintext: Uint8Array, out?: Uint8Array): SealResult {
     const peer = this.peers.get(peerId);
     if (peer === undefined) return { ok: false, reason: 'unknownPeer' };
     const keypair = peer.current;
@@ -345,7 +345,8 @@ export class SessionManager<Source = string> {
       return { ok: false, reason: 'noSession' };
     }
     const counter = keypair.sendCounter++;
-    const ciphertext = keypair.sender.seal(counter, plaintext, writeDataAad(this.aad, this.wireVersion, keypair.remoteIndex, counter));
+    // `out` may overlap `plaintext` at the same offset (sealing in place): both AEAD backends allow it.
+    const ciphertext = keypair.sender.seal(counter, plaintext, writeDataAad(this.aad, this.wireVersion, keypair.remoteIndex, counter), out);
     peer.keepaliveAtMs = Infinity; // any authenticated packet sent answers the peer
     if (plaintext.length > 0 && peer.newHandshakeAtMs === Infinity) {
       peer.newHandshakeAtMs = nowMs + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + this.jitterMs();
