@@ -50,6 +50,7 @@ describe('braid install-service', () => {
 
   it('passes systemd-analyze verify when systemd is here', (ctx) => {
     if (spawnSync('systemd-analyze', ['--version']).status !== 0) {
+      console.warn('SKIP systemd-analyze verify: systemd-analyze is not installed here (Debian package systemd); the unit text is still checked above');
       ctx.skip('systemd-analyze not installed');
       return;
     }
