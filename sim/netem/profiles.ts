@@ -130,13 +130,15 @@ function specOf(source: string, field: 'up' | 'down', text: string, bandwidthBps
     if (e instanceof NetemSpecError) throw new LinkProfileError(source, field, e.message);
     throw e;
   }
-  // The emulated bottleneck and the capacity steering plans with must be the same link.
-  if (spec.rate !== undefined && spec.rate.rateBps !== bandwidthBps) {
+  // The capacity steering and the shaper plan with must fit the emulated bottleneck: equal, or
+  // below it (shaping under the line rate keeps the queue in Braid, where priorities apply; on
+  // ATM lines that is the only way to account for cell overhead). Above it is a profile error.
+  if (spec.rate !== undefined && bandwidthBps > spec.rate.rateBps) {
     throw new LinkProfileError(
       source,
       field,
-      `rate ${formatRate(spec.rate.rateBps)} differs from bandwidthBps.${field} ${bandwidthBps}`,
-      `set bandwidthBps.${field} to ${spec.rate.rateBps} or the rate to ${formatRate(bandwidthBps)}`,
+      `bandwidthBps.${field} ${bandwidthBps} is above the line rate ${formatRate(spec.rate.rateBps)}`,
+      `set bandwidthBps.${field} to at most ${spec.rate.rateBps} or the rate to at least ${formatRate(bandwidthBps)}`,
     );
   }
   return spec;

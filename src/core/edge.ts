@@ -61,7 +61,7 @@ import {
   type PathTransition,
 } from './pathmon/path-state.ts';
 import type { Rng } from './rng.ts';
-import { CLASS_NAMES, DEFAULT_POLICIES, classOfDscp, slaBreach, type ClassName, type ClassPolicy, type CostTier, type PathMetrics } from './steer/classes.ts';
+import { CLASS_NAMES, DEFAULT_POLICIES, classOfDscp, slaBreach, type ClassName, type ClassPolicy, type CostTier, type PathMetrics, type Sla } from './steer/classes.ts';
 import { DedupeWindow } from './steer/dedupe.ts';
 import { pathScore, selectPaths, type PathCandidate } from './steer/select.ts';
 import {
@@ -91,6 +91,7 @@ import {
   type FecParityFrame as WireParityFrame,
   type ParityFields,
   type Frame,
+  type PathReport,
 } from './wire/codec.ts';
 import type { ErasureCodec } from './fec/codec.ts';
 import { createGf256Codec } from './fec/gf256.ts';
@@ -314,8 +315,22 @@ interface FecRx {
 
 /** Hysteresis: a path that left a class's SLA comes back only under this fraction of each threshold. */
 const SLA_REENTRY_SLACK = 0.8;
-/** Window for judging re-entry: long enough that one clean second after a bad spell is not enough. */
-const SLA_REENTRY_WINDOW_MS = 5000;
+/**
+ * Re-entry into a class's SLA is judged only on what happened after the breach, over a window
+ * that grows with how often the path left that SLA lately: 5 s after one breach, then 10 s, then
+ * 20 s. Without it, a path with bursty loss (LTE's Gilbert-Elliott bursts: 0.5% on average, 3-8%
+ * in a bad second) re-entered on a 5 s window that still held its clean pre-breach seconds, took
+ * voice back and broke again a second later: all-degraded counted 84 voice moves in 20 s.
+ */
+const SLA_REENTRY_BASE_MS = 5000;
+/** Longest re-entry window: well inside the ~32 s of peer reports PathStats keeps. */
+const SLA_REENTRY_MAX_MS = 20_000;
+/** The exit count behind the re-entry window decays with this half-life. */
+const SLA_EXIT_HALF_LIFE_MS = 60_000;
+/** Second, longer window a loss breach must also show before a path leaves a class's SLA. */
+const SLA_CONFIRM_WINDOW_MS = 3000;
+/** Cap on the packets re-entry wants as evidence (a 0.1% SLA would otherwise ask for 1250). */
+const SLA_REENTRY_MAX_PACKETS = 300;
 /** A recovered path takes back 'best' flows only if it is clearly better (score ratio). */
 const REVERT_SCORE_RATIO = 0.7;
 
@@ -339,6 +354,11 @@ interface PathRuntime {
   inSla: boolean[];
   /** Per class: the current breach in words, for move reasons. */
   breach: (string | undefined)[];
+  /** Per class: when the path last left the class's SLA. */
+  slaOutAtMs: Float64Array;
+  /** Per class: recent SLA exits (decaying, half-life SLA_EXIT_HALF_LIFE_MS) as of slaExitsAtMs. */
+  slaExits: Float64Array;
+  slaExitsAtMs: Float64Array;
   txPackets: number;
   txBytes: number;
   rxPackets: number;
@@ -479,6 +499,9 @@ export class Edge {
       lastProbeSeqRx: -1,
       inSla: CLASS_NAMES.map(() => true),
       breach: CLASS_NAMES.map(() => undefined),
+      slaOutAtMs: new Float64Array(CLASS_NAMES.length),
+      slaExits: new Float64Array(CLASS_NAMES.length),
+      slaExitsAtMs: new Float64Array(CLASS_NAMES.length),
       txPackets: 0,
       txBytes: 0,
       rxPackets: 0,
@@ -711,6 +734,7 @@ export class Edge {
       rttP50Ms: p.stats.rttPercentileMs(50),
       rttP99Ms: p.stats.rttPercentileMs(99),
       jitterMs: p.stats.jitterMs,
+      txJitterMs: p.stats.peerJitterMs,
       txLossRatio: p.stats.txLossRatio(nowMs, SHORT_WINDOW_MS),
       rxLossRatio: p.stats.rxLossRatio(nowMs, SHORT_WINDOW_MS),
       txLossLongRatio: p.stats.txLossRatio(nowMs, LONG_WINDOW_MS),
@@ -860,7 +884,7 @@ export class Edge {
         }
         path.stats.onReceiveSeq(nowMs, p.seq);
         path.stats.onProbeArrival(nowMs, p.txUs / 1000);
-        if (p.report) this.takePeerReport(nowMs, path, p.report.received, p.report.highestSeq);
+        if (p.report) this.takePeerReport(nowMs, path, p.report);
         const inOrder = path.lastProbeSeqRx < 0 || ((p.seq - path.lastProbeSeqRx) | 0) > 0;
         path.lastProbeSeqRx = p.seq;
         this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, true, inOrder));
@@ -876,7 +900,7 @@ export class Edge {
       case 'probeReply': {
         const r = frame.probeReply;
         path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
-        if (r.report) this.takePeerReport(nowMs, path, r.report.received, r.report.highestSeq);
+        if (r.report) this.takePeerReport(nowMs, path, r.report);
         this.applyTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
         return;
       }
@@ -914,9 +938,10 @@ export class Edge {
    * epoch yet): taken, it would make every honest report after it look stale for as long as our
    * new sequence takes to pass the old one (seconds with no tx-loss figure, so no adaptive FEC).
    */
-  private takePeerReport(nowMs: number, path: PathRuntime, received: number, highestSeq: number): void {
-    if (((highestSeq - path.txSeq) | 0) > 0) return;
-    path.stats.onPeerReport(nowMs, received, highestSeq);
+  private takePeerReport(nowMs: number, path: PathRuntime, report: PathReport): void {
+    if (((report.highestSeq - path.txSeq) | 0) > 0) return;
+    path.stats.onPeerReport(nowMs, report.received, report.highestSeq);
+    path.stats.onPeerJitter(nowMs, report.jitterUs);
   }
 
   // ---- FEC receive -------------------------------------------------------------------------
@@ -1034,8 +1059,13 @@ export class Edge {
     return p.sm.usable && !p.remoteDrained;
   }
 
-  private metrics(nowMs: number, p: PathRuntime, windowMs: number): PathMetrics {
-    return { txLossRatio: p.stats.txLossRatio(nowMs, windowMs, MIN_LOST_FOR_SLA), rttMs: p.stats.srttMs, jitterMs: p.stats.jitterMs };
+  /**
+   * Steering's view of a path over `windowMs`. `minLost` (default MIN_LOST_FOR_SLA) keeps one lost
+   * probe on an idle path from reading as 10% loss in a 1 s window; re-entry judges a window of
+   * many seconds, where every loss counts (else 2 of 100 probes lost read as 0%).
+   */
+  private metrics(nowMs: number, p: PathRuntime, windowMs: number, minLost = MIN_LOST_FOR_SLA): PathMetrics {
+    return { txLossRatio: p.stats.txLossRatio(nowMs, windowMs, minLost), rttMs: p.stats.srttMs, jitterMs: p.stats.txJitterMs(nowMs) };
   }
 
   private applyTransition(nowMs: number, p: PathRuntime, t: PathTransition): void {
@@ -1045,8 +1075,17 @@ export class Edge {
       this.resteer(nowMs, (f) => f.path === p.id || f.path2 === p.id, `${p.name} ${t.to === 'down' ? `down: ${t.reason}` : 'drained'}`);
     } else if (t.to === 'up' && t.from !== 'degraded') {
       // What was lost while the path was down is history (DOWN already acted on it): judge the
-      // path's loss afresh from here, or it would stay out of SLA for a whole window.
+      // path's loss afresh from here, or it would stay out of SLA for a whole window. The
+      // hold-down (10 good probes in a row, flap damping) was this path's re-entry test, so its
+      // SLA standing starts clean too; SLA exits while UP are what re-entry evidence is for.
       p.stats.resetTx();
+      for (let c = 0; c < this.policies.length; c++) {
+        // Loss starts afresh; RTT and jitter are current and still count (a jitter storm can
+        // make a path fall silent for 300 ms and come back just as jittery).
+        if (p.inSla[c] || slaBreach({ txLossRatio: undefined, rttMs: p.stats.srttMs, jitterMs: p.stats.txJitterMs(nowMs) }, this.policies[c]!.sla, SLA_REENTRY_SLACK)) continue;
+        p.inSla[c] = true;
+        p.breach[c] = undefined;
+      }
       this.onPathRecovered(nowMs, p);
     }
     this.rearmPathTimers(nowMs);
@@ -1056,21 +1095,35 @@ export class Edge {
   private evaluateSla(nowMs: number): void {
     for (const p of this.paths) {
       const short = this.metrics(nowMs, p, SHORT_WINDOW_MS);
-      const reentry = this.metrics(nowMs, p, SLA_REENTRY_WINDOW_MS);
+      // Loss leaves the SLA only when the last second AND the last 3 s both exceed the threshold:
+      // 3 random losses in one second of 130 packets read as 2.3% on a 0.2% cable path (a false
+      // exit every minute or so per direction); over 3 s they stay under 1%. Real trouble (5% and
+      // up) exceeds both windows within the first second, so reaction time is unchanged.
+      const confirm = this.metrics(nowMs, p, SLA_CONFIRM_WINDOW_MS);
+      const exitView: PathMetrics =
+        short.txLossRatio !== undefined && confirm.txLossRatio !== undefined && confirm.txLossRatio < short.txLossRatio
+          ? { ...short, txLossRatio: confirm.txLossRatio }
+          : short;
       let worst: string | undefined;
       for (let c = 0; c < this.policies.length; c++) {
         const sla = this.policies[c]!.sla;
         if (p.inSla[c]) {
-          const breach = slaBreach(short, sla);
+          const breach = slaBreach(exitView, sla);
           if (breach) {
             p.inSla[c] = false;
             p.breach[c] = breach;
+            p.slaOutAtMs[c] = nowMs;
+            p.slaExits[c] = this.slaExitsNow(nowMs, p, c) + 1;
+            p.slaExitsAtMs[c] = nowMs;
             const moved = this.resteer(nowMs, (f) => f.classId === c && (f.path === p.id || f.path2 === p.id), `${p.name} ${breach}`, c);
             if (moved === 0) this.emit(nowMs, 'sla', p.name, `${this.policies[c]!.name}: ${p.name} out of SLA (${breach})`);
           }
         } else {
-          // Back in SLA only when both windows are comfortably inside the thresholds.
-          if (!slaBreach(short, sla, SLA_REENTRY_SLACK) && !slaBreach(reentry, sla, SLA_REENTRY_SLACK)) {
+          // Back in SLA only when the path has been comfortably inside the thresholds for the
+          // whole re-entry window since the breach, and still is over the last second.
+          const windowMs = this.slaReentryWindowMs(nowMs, p, c);
+          const sinceMs = nowMs - p.slaOutAtMs[c]!;
+          if (sinceMs >= windowMs && !slaBreach(short, sla, SLA_REENTRY_SLACK) && this.reentryEvidence(nowMs, p, sla, windowMs, sinceMs)) {
             p.inSla[c] = true;
             p.breach[c] = undefined;
             this.emit(nowMs, 'sla', p.name, `${this.policies[c]!.name}: ${p.name} back within SLA`);
@@ -1083,13 +1136,50 @@ export class Edge {
     }
   }
 
+  /**
+   * Has path `p` shown, since it left the SLA, that it is comfortably within it? Loss must be judged
+   * over enough packets to tell the slack threshold from zero (1 / (0.8 x 1%) = 125 for voice:
+   * 12.5 s of probes on an idle path, less under traffic); 0 lost of 50 probes is what a path
+   * with 2% loss shows a third of the time. A path that cannot gather that evidence within the
+   * long window is judged on what it has.
+   */
+  private reentryEvidence(nowMs: number, p: PathRuntime, sla: Sla, windowMs: number, sinceMs: number): boolean {
+    const threshold = sla.lossRatio * SLA_REENTRY_SLACK;
+    const packets = Math.min(SLA_REENTRY_MAX_PACKETS, Math.ceil(1 / Math.max(threshold, 1e-6)));
+    let loss = p.stats.txLossEvidence(nowMs, windowMs, Math.min(sinceMs, LONG_WINDOW_MS), packets);
+    if (loss === undefined) {
+      if (sinceMs < LONG_WINDOW_MS) return false;
+      loss = p.stats.txLossRatio(nowMs, LONG_WINDOW_MS, 0);
+    }
+    return !slaBreach({ txLossRatio: loss, rttMs: p.stats.srttMs, jitterMs: p.stats.txJitterMs(nowMs) }, sla, SLA_REENTRY_SLACK);
+  }
+
+  /** Recent SLA exits of path `p` for class `c`, decayed to `nowMs`. */
+  private slaExitsNow(nowMs: number, p: PathRuntime, c: number): number {
+    const ageMs = Math.max(0, nowMs - p.slaExitsAtMs[c]!);
+    return p.slaExits[c]! * Math.pow(0.5, ageMs / SLA_EXIT_HALF_LIFE_MS);
+  }
+
+  /** 5 s after one recent exit, doubling per further exit, at most SLA_REENTRY_MAX_MS. */
+  private slaReentryWindowMs(nowMs: number, p: PathRuntime, c: number): number {
+    const exits = Math.max(1, Math.round(this.slaExitsNow(nowMs, p, c)));
+    return Math.min(SLA_REENTRY_MAX_MS, SLA_REENTRY_BASE_MS * 2 ** (exits - 1));
+  }
+
+  /**
+   * Paths as selection sees them. When no usable path meets the class's SLA, selection picks the
+   * least bad, and that is judged over the long window with every loss counted: the last second
+   * of a path with bursty loss (6% on average, 0 in its good spells) must not make it look better
+   * than a steady 2% one.
+   */
   private candidates(nowMs: number, classId: number): PathCandidate[] {
+    const anyInSla = this.paths.some((p) => p.inSla[classId] && this.usable(p));
     return this.paths.map((p) => ({
       id: p.id,
       usable: this.usable(p),
       inSla: p.inSla[classId]!,
       tier: p.tier,
-      metrics: this.metrics(nowMs, p, SHORT_WINDOW_MS),
+      metrics: anyInSla ? this.metrics(nowMs, p, SHORT_WINDOW_MS) : this.metrics(nowMs, p, LONG_WINDOW_MS, 0),
       spareBps: p.bandwidthBps > 0 ? Math.max(p.bandwidthBps * 0.05, p.bandwidthBps - p.txRateBps) : 0,
       lastHeardMs: p.sm.lastHeardMs ?? -Infinity,
     }));
@@ -1158,16 +1248,28 @@ export class Edge {
     return b >= 0 ? `${n(a)}+${n(b)}` : n(a);
   }
 
-  /** A path came back after hold-down: take back flows on worse tiers or clearly worse paths. */
+  /**
+   * A path came back (after hold-down, or into a class's SLA): take back flows on worse tiers or
+   * clearly worse paths. A flow sitting on a usable path that is itself out of SLA moves only if
+   * the returning path has also been the better one over the long window: when every path breaks
+   * the SLA, a bursty path's clean spell must not pull voice off the least-bad one.
+   */
   private onPathRecovered(nowMs: number, p: PathRuntime, onlyClass = -1): void {
     const tierRank = (t: CostTier): number => (t === 'primary' ? 0 : t === 'overflow' ? 1 : 2);
     const recScore = pathScore(this.metrics(nowMs, p, SHORT_WINDOW_MS));
+    const longScores = new Float64Array(this.paths.length).fill(NaN);
+    const longScore = (q: PathRuntime): number => {
+      let v = longScores[q.id]!;
+      if (Number.isNaN(v)) v = longScores[q.id] = pathScore(this.metrics(nowMs, q, LONG_WINDOW_MS, 0));
+      return v;
+    };
     this.resteer(
       nowMs,
       (f) => {
         if (!p.inSla[f.classId]) return false;
         const cur = this.paths[f.path]!;
-        if (!this.usable(cur) || !cur.inSla[f.classId]) return true;
+        if (!this.usable(cur)) return true;
+        if (!cur.inSla[f.classId]) return longScore(p) <= longScore(cur);
         if (tierRank(cur.tier) > tierRank(p.tier)) return true;
         const strategy = this.policies[f.classId]!.strategy;
         if (strategy === 'duplicate') return f.path2 < 0;

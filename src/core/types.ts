@@ -69,8 +69,10 @@ export interface LinkSnapshot {
   rttMs: number | undefined;
   rttP50Ms: number | undefined;
   rttP99Ms: number | undefined;
-  /** RFC 3550 interarrival jitter of the peer's probes. */
+  /** RFC 3550 interarrival jitter of the peer's probes (what we receive). */
   jitterMs: number;
+  /** Jitter of what we send, as the peer reports it (steering judges SLAs on this); undefined until reported. */
+  txJitterMs: number | undefined;
   /** Loss of what we send (reported by the peer) and of what we receive, over ~1 s and ~30 s. */
   txLossRatio: number | undefined;
   rxLossRatio: number | undefined;

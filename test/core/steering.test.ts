@@ -173,6 +173,25 @@ describe(`path monitor and steering (seed ${SEED})`, () => {
     expect(Math.abs(jitterA - expectedJitterMs)).toBeLessThan(1);
   });
 
+  it('jitter is judged in the direction we send: a storm on mpls a->b moves a\'s voice, not b\'s', () => {
+    const w = new World({ seed: SEED, links: [{ name: 'mpls', delayMs: 10 }, { name: 'inet', delayMs: 20, jitterMs: 1 }] });
+    w.every(20, { startMs: 500, untilMs: 12_000 }, (i) => {
+      for (const f of [1, 2]) w.a.sendTun(makePacket({ ...flowSpec(f, 200, EF), seq: i }));
+      for (const f of [3, 4]) w.b.sendTun(makePacket({ ...flowSpec(f, 200, EF), seq: i }));
+    });
+    // Only what a sends on mpls gets 80 +/- 70 ms; b -> a stays clean.
+    w.impairAt(4000, 'mpls', { delayMs: 80, jitterMs: 70 }, 'ab');
+    w.run(10_000);
+    const voiceLinks = (site: 'a' | 'b'): string[] => w[site].edge.snapshot(w.nowMs).classes.find((c) => c.name === 'voice')!.activeLinks;
+    const aMpls = w.a.edge.snapshot(w.nowMs).links.find((l) => l.name === 'mpls')!;
+    const bMpls = w.b.edge.snapshot(w.nowMs).links.find((l) => l.name === 'mpls')!;
+    console.log(`seed ${SEED} one-way jitter: a sends on ${voiceLinks('a')} (a's tx jitter ${aMpls.txJitterMs?.toFixed(1)} ms, rx ${aMpls.jitterMs.toFixed(1)}), b sends on ${voiceLinks('b')} (b's tx jitter ${bMpls.txJitterMs?.toFixed(1)} ms, rx ${bMpls.jitterMs.toFixed(1)})`);
+    expect(voiceLinks('a')).toEqual(['inet']);
+    expect(voiceLinks('b')).toEqual(['mpls']);
+    expect(aMpls.txJitterMs!).toBeGreaterThan(30);
+    expect(bMpls.txJitterMs!).toBeLessThan(5);
+  });
+
   it('hysteresis: two paths whose RTTs cross by 2 ms every second cause no flow moves', () => {
     const w = new World({ seed: SEED, links: [{ name: 'mpls', delayMs: 20 }, { name: 'inet', delayMs: 21 }] });
     voice(w, [1, 2, 3, 4, 5, 6], 500, 60_000);

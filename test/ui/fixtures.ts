@@ -13,6 +13,7 @@ export function link(id: number, name: string, over: Partial<LinkSnapshot> = {})
     rttP50Ms: 19 + id * 20,
     rttP99Ms: 30 + id * 25,
     jitterMs: 1 + id * 3,
+    txJitterMs: 1 + id * 3,
     txLossRatio: 0,
     rxLossRatio: 0,
     txLossLongRatio: 0,

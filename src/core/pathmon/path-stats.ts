@@ -19,6 +19,10 @@ export const SHORT_WINDOW_MS = 1000;
 export const LONG_WINDOW_MS = 30_000;
 /** Ring of recent RTT samples for percentiles (30 s of 100 ms probes). */
 const RTT_SAMPLES_KEPT = 300;
+/** |D| samples kept for the short-window jitter (2 s of 100 ms probes, with room). */
+const D_KEPT = 32;
+/** A peer jitter report older than this is not used (our own view stands in). */
+const PEER_JITTER_FRESH_MS = 1000;
 /** Reports kept for tx-loss windows (about 30 s at one per 100 ms). */
 const REPORTS_KEPT = 320;
 /** Receive-side buckets of 100 ms for rx loss windows. */
@@ -57,6 +61,15 @@ export class PathStats {
   private readonly rttRing = new Float64Array(RTT_SAMPLES_KEPT);
   private rttCount = 0;
   private lastProbeTransit: number | undefined;
+  /** Recent |D| samples (RFC 3550) with their times, for jitterRecentMs. */
+  private readonly dRingMs = new Float64Array(D_KEPT);
+  private readonly dRingAtMs = new Float64Array(D_KEPT);
+  private readonly dScratch = new Float64Array(D_KEPT);
+  private dHead = 0;
+  private dCount = 0;
+  /** Jitter the peer last reported for our direction, and when. */
+  peerJitterMs: number | undefined;
+  private peerJitterAtMs = -Infinity;
 
   // rx direction
   /** Packets received on this path (wrapping uint32 on the wire). */
@@ -109,8 +122,57 @@ export class PathStats {
     if (this.lastProbeTransit !== undefined) {
       const d = Math.abs(transit - this.lastProbeTransit);
       this.jitterMs += (d - this.jitterMs) / 16;
+      this.dRingMs[this.dHead] = d;
+      this.dRingAtMs[this.dHead] = nowMs;
+      this.dHead = (this.dHead + 1) % D_KEPT;
+      if (this.dCount < D_KEPT) this.dCount++;
     }
     this.lastProbeTransit = transit;
+  }
+
+  /**
+   * Jitter over the last `windowMs` as the mean |D| of its probes without the two largest: what
+   * the RFC 3550 estimator converges to, without its 1.6 s time constant (at 10 probes/s the
+   * EWMA needs ~3 s to climb from 8 to 50 ms in a storm). Dropping the two largest keeps one late
+   * probe (which makes two large |D|) from reading as a storm. Undefined below 6 samples.
+   */
+  jitterRecentMs(nowMs: number, windowMs: number): number | undefined {
+    const vals = this.dScratch;
+    let n = 0;
+    for (let i = 0; i < this.dCount; i++) {
+      const idx = (this.dHead - 1 - i + D_KEPT) % D_KEPT;
+      if (this.dRingAtMs[idx]! < nowMs - windowMs) break;
+      vals[n++] = this.dRingMs[idx]!;
+    }
+    if (n < 6) return undefined;
+    const used = vals.subarray(0, n).sort();
+    let sum = 0;
+    for (let i = 0; i < n - 2; i++) sum += used[i]!;
+    return sum / (n - 2);
+  }
+
+  /** Jitter of what arrives on this path, as steering judges it: the RFC 3550 estimate, or the last second's if higher (storms show at once). */
+  jitterViewMs(nowMs: number): number {
+    const recent = this.jitterRecentMs(nowMs, SHORT_WINDOW_MS);
+    return recent !== undefined && recent > this.jitterMs ? recent : this.jitterMs;
+  }
+
+  /**
+   * Jitter of what WE send on this path: the peer measures it on our probes and reports it. The
+   * two directions differ (LTE's 10 Mbit/s uplink queues, its 40 Mbit/s downlink does not), and
+   * we steer our own sending. Our receive-side view stands in until the peer has reported (and
+   * when its reports stop: an old peer, or reports lost for a second).
+   */
+  txJitterMs(nowMs: number): number {
+    if (this.peerJitterMs !== undefined && nowMs - this.peerJitterAtMs <= PEER_JITTER_FRESH_MS) return this.peerJitterMs;
+    return this.jitterViewMs(nowMs);
+  }
+
+  /** The peer's report of the jitter it sees on our probes (microseconds; 0 = it does not know yet). */
+  onPeerJitter(nowMs: number, jitterUs: number | undefined): void {
+    if (jitterUs === undefined || !(jitterUs > 0)) return;
+    this.peerJitterMs = jitterUs / 1000;
+    this.peerJitterAtMs = nowMs;
   }
 
   /** RTT percentile (0..100) over the recent samples; undefined before any. */
@@ -168,8 +230,8 @@ export class PathStats {
    * one from counting as lost (with 10 ms of jitter at 1 kpps, ~10 packets are always
    * "missing" at the head), at any packet rate.
    */
-  report(nowMs: number): { received: number; highestSeq: number } {
-    if (this.rxSeqBase === undefined) return { received: 0, highestSeq: 0 };
+  report(nowMs: number): { received: number; highestSeq: number; jitterUs: number } {
+    if (this.rxSeqBase === undefined) return { received: 0, highestSeq: 0, jitterUs: 0 };
     // Latest highest-seq mark that is at least the grace old.
     let settled = (this.rxSeqBase - 1) >>> 0;
     for (let i = 0; i < this.highMarkCount; i++) {
@@ -182,7 +244,9 @@ export class PathStats {
     const pending = Math.min((this.rxHighestSeq - settled) >>> 0, SEEN_WINDOW);
     let recentSeen = 0;
     for (let i = 0; i < pending; i++) if (this.isSeen((this.rxHighestSeq - i) >>> 0)) recentSeen++;
-    return { received: (this.rxReceived - recentSeen) >>> 0, highestSeq: settled };
+    // 0 on the wire means "not known yet", so a measured jitter of zero goes out as 1 us.
+    const jitterUs = this.lastProbeTransit === undefined ? 0 : Math.min(0xffffffff, Math.max(1, Math.round(this.jitterViewMs(nowMs) * 1000)));
+    return { received: (this.rxReceived - recentSeen) >>> 0, highestSeq: settled, jitterUs };
   }
 
   private noteHighMark(nowMs: number, seq: number): void {
@@ -309,6 +373,28 @@ export class PathStats {
     return Math.max(0, Math.min(1, 1 - received / expected));
   }
 
+  /**
+   * Loss of the us -> peer direction over the shortest window that is at least `minWindowMs` long
+   * and holds at least `minPackets` settled packets, looking back no further than `maxWindowMs`.
+   * Undefined when that much evidence is not there yet. Every loss counts (no minimum), so this is
+   * for judging recovery: 0 lost of 50 probes says little about a 1% threshold, 0 of 125 does.
+   */
+  txLossEvidence(nowMs: number, minWindowMs: number, maxWindowMs: number, minPackets: number): number | undefined {
+    const n = this.reports.length;
+    if (n < 2) return undefined;
+    const last = this.reports[n - 1]!;
+    if (nowMs - last.atMs > minWindowMs + LONG_WINDOW_MS) return undefined;
+    for (let i = n - 2; i >= 0; i--) {
+      const first = this.reports[i]!;
+      if (nowMs - first.atMs > maxWindowMs) return undefined;
+      const expected = (last.highestSeq - first.highestSeq) >>> 0;
+      if (last.atMs - first.atMs < minWindowMs || expected < minPackets) continue;
+      const received = (last.received - first.received) >>> 0;
+      return Math.max(0, Math.min(1, 1 - received / expected));
+    }
+    return undefined;
+  }
+
   /** Loss of the us -> peer direction since the first report (the whole session). */
   txLossTotalRatio(): number | undefined {
     const last = this.reports[this.reports.length - 1];
@@ -329,5 +415,6 @@ export class PathStats {
   resetTx(): void {
     this.reports.length = 0;
     this.firstReport = undefined;
+    this.peerJitterMs = undefined;
   }
 }

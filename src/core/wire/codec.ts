@@ -36,6 +36,8 @@ export interface Envelope {
 export interface PathReport {
   received: number;
   highestSeq: number;
+  /** The reporter's jitter on this path (what we send arrives with), microseconds; 0 = unknown. */
+  jitterUs?: number;
 }
 
 export interface DataFrame {

@@ -178,6 +178,11 @@ export const overlayDescriptor = {
                   "type": "uint32",
                   "id": 2,
                   "protoName": "highest_seq"
+                },
+                "jitterUs": {
+                  "type": "uint32",
+                  "id": 3,
+                  "protoName": "jitter_us"
                 }
               }
             },

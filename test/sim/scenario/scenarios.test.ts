@@ -15,15 +15,10 @@ import { listScenarios, loadScenario } from '../../../sim/scenario/schema.ts';
 const SEED = process.env.BRAID_SEED === undefined ? undefined : Number(process.env.BRAID_SEED);
 const STRICT = process.env.BRAID_STRICT_SCENARIOS === '1';
 
-export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: string }> = {
-  'all-degraded': {
-    failing: ['voice.moves <= 32'],
-    why:
-      'with no link within voice SLA, voice chases SLAs round the links (~90-110 moves in 20 s): an idle path is judged on ' +
-      '10 probes/s over a 1 s window, so one lost probe reads as 10% loss and a path flips in and out of SLA; nothing holds ' +
-      'flows on the least-bad path when every path breaks the SLA',
-  },
-};
+// Empty since all-degraded's voice stopped chasing SLAs round the links (84 moves -> 12 with
+// seed 1; SLA re-entry now needs evidence gathered after the breach, and the least-bad path is
+// judged over the long window). Keep the mechanism for the next weakness a scenario finds.
+export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: string }> = {};
 
 describe(`shipped scenarios in virtual time${SEED === undefined ? '' : ` (seed ${SEED})`}`, () => {
   for (const name of listScenarios()) {
