@@ -94,6 +94,7 @@ const classOverrideSchema = z.strictObject({
       flushMs: z.number().min(0).max(FEC_MAX_FLUSH_MS).optional(),
       targetResidualLossRatio: z.number().gt(0).lt(1).optional(),
       parityPlacement: z.enum(['spread', 'same']).optional(),
+      maxOverheadRatio: z.number().gt(0).max(FEC_MAX_M).optional(),
     })
     .optional(),
   queue: z

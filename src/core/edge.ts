@@ -800,6 +800,7 @@ export class Edge {
       out.fecLossRatio = tx.lossRatio;
       out.fecCongested = tx.adaptive.congested(this.nowMs);
       out.fecTooLarge = tx.tooLarge;
+      out.fecParityCapped = e.counters.parityCapped;
     }
     const rx = this.fecRx[classId];
     if (rx !== undefined) {
@@ -1393,7 +1394,7 @@ export class Edge {
     // FEC on and off stay draw-for-draw identical), tagged with the class for the receiver.
     const start = (Math.imul(this.epoch ^ Math.imul(classId + 1, 0x9e3779b1), 0x85ebca6b) >>> 0) & FEC_GROUP_COUNTER_MASK;
     const minM = Math.min(policy.minM, policy.maxM);
-    const encoder = new FecEncoder(this.fecCodec, { k: policy.k, m: minM, flushMs: policy.flushMs, firstGroupId: start || 1, groupTag: classId });
+    const encoder = new FecEncoder(this.fecCodec, { k: policy.k, m: minM, flushMs: policy.flushMs, firstGroupId: start || 1, groupTag: classId, maxOverheadRatio: policy.maxOverheadRatio });
     const adaptive = new AdaptiveParity({ k: policy.k, targetLossRatio: policy.targetResidualLossRatio, maxM: policy.maxM, criterion: 'packet' });
     const fec: FecTx = {
       classId,

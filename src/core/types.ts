@@ -141,6 +141,8 @@ export interface ClassSnapshot {
    * (EdgeConfig.maxDatagramBytes; full-size packets at the default 1420-byte TUN MTU).
    */
   fecTooLarge?: number;
+  /** Parity shards not sent because the class's overhead budget (fec.maxOverheadRatio) was spent. */
+  fecParityCapped?: number;
   // What we receive (present once the peer sent protected traffic of this class):
   /** Data packets rebuilt from parity, and known lost with too little parity to rebuild. */
   fecRecovered?: number;

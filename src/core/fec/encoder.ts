@@ -54,6 +54,14 @@ export interface FecEncoderConfig {
    * the whole uint32 space.
    */
   groupTag?: number;
+  /**
+   * Most parity per protected data packet, over time (packet count; e.g. 0.3 = 30%). Each data
+   * packet earns this much parity credit (up to a full group's worth); a closing group gets at
+   * most the whole credit it holds. Full groups are unaffected when m/k is within the ratio; groups
+   * flushed early with 1-2 packets (one call, one video flow) share parity instead of each getting
+   * a copy's worth (m = 1 on k' = 1 is 100% overhead). Default: no cap.
+   */
+  maxOverheadRatio?: number;
 }
 
 /** What to stamp on a protected data frame (Data.fec_group, Data.fec_index, and k if carried). */
@@ -102,6 +110,8 @@ export interface FecEncoderCounters {
   parityOverrun: number;
   /** Groups that went without parity because the codec refused (never expected). */
   codecFailures: number;
+  /** Parity shards not made because the overhead budget (maxOverheadRatio) had no credit left. */
+  parityCapped: number;
 }
 
 class ParityOut implements FecParityShard {
@@ -143,6 +153,7 @@ export class FecEncoder {
     parityShards: 0,
     parityOverrun: 0,
     codecFailures: 0,
+    parityCapped: 0,
   };
 
   readonly k: number;
@@ -151,6 +162,10 @@ export class FecEncoder {
   /** Optional m per group size (index k'): a group flushed early with k' packets gets min(m, table[k']). */
   private parityTable: ArrayLike<number> | undefined;
   private readonly tag: number;
+  /** Parity credit per protected packet, and what is held (capped at a full group's worth). */
+  private readonly creditPerPacket: number;
+  private readonly creditCap: number;
+  private credit: number;
 
   // The open group.
   private groupId: number;
@@ -195,6 +210,12 @@ export class FecEncoder {
     this.tag = tag ?? -1;
     if (this.tag >= 0) this.groupId = ((this.tag << FEC_GROUP_TAG_SHIFT) | (first & FEC_GROUP_COUNTER_MASK || 1)) >>> 0;
     else this.groupId = first;
+    const ratio = config.maxOverheadRatio;
+    assertConfig(ratio === undefined || (Number.isFinite(ratio) && ratio > 0), `maxOverheadRatio=${ratio} must be a positive number`);
+    this.creditPerPacket = ratio ?? Infinity;
+    this.creditCap = ratio === undefined ? Infinity : Math.max(1, ratio * k);
+    // Start with one shard of credit, so the first small group of a call is protected.
+    this.credit = ratio === undefined ? Infinity : 1;
     for (let i = 0; i < FEC_PARITY_RING_GROUPS; i++) this.ring.push({ shards: [], emitted: 0, polled: 0 });
     for (let i = 0; i < FEC_MAX_K + FEC_MAX_M; i++) this.shardRefs.push(new Uint8Array(0));
   }
@@ -256,6 +277,7 @@ export class FecEncoder {
     if (Number.isInteger(pathId) && pathId >= 0 && pathId < 32) this.pathMask |= 1 << pathId;
     this.count = index + 1;
     this.counters.protectedPackets++;
+    if (this.credit < this.creditCap) this.credit = Math.min(this.creditCap, this.credit + this.creditPerPacket);
     this.stamp.groupId = this.groupId;
     this.stamp.index = index;
     if (this.count === this.k) this.close(false);
@@ -291,6 +313,13 @@ export class FecEncoder {
       const want = table[k]!;
       if (Number.isInteger(want) && want >= 1 && want < m) m = want;
     }
+    if (m > this.credit) {
+      // 1e-9: credit accumulated in steps of e.g. 0.3 must reach 1 after four packets, not 0.9999.
+      const allowed = Math.floor(this.credit + 1e-9);
+      this.counters.parityCapped += m - allowed;
+      m = allowed;
+    }
+    if (m > 0) this.credit -= m;
     const groupId = this.groupId;
     this.count = 0;
     if (this.tag >= 0) {
@@ -303,6 +332,7 @@ export class FecEncoder {
     }
     this.counters.groups++;
     if (early) this.counters.earlyFlushes++;
+    if (m === 0) return; // the budget had nothing for this group: its data went out unprotected by parity
 
     let shardBytes = 1; // the codec needs non-empty shards, even for a group of empty packets
     for (let i = 0; i < k; i++) if (this.lengths[i]! > shardBytes) shardBytes = this.lengths[i]!;
