@@ -18,6 +18,7 @@ import { SeededRng, type Rng } from '../src/core/rng.ts';
 import type { EdgeEvent, Endpoint } from '../src/core/types.ts';
 import { MinHeap } from './heap.ts';
 import { NetemEngine } from './netem/engine.ts';
+import { copyBytes } from '../src/core/bytes.ts';
 import { generateKeyPair, type X25519KeyPair } from '../src/core/crypto/keys.ts';
 import { parseNetemSpec } from './netem/spec.ts';
 
@@ -380,7 +381,7 @@ export class World {
       if (dir.netem) {
         dir.stats.sent++;
         dir.stats.bytes += t.bytes.length;
-        dir.netem.enqueue(this.nowMs, { bytes: t.bytes.slice(), site: site.peer, linkId: t.linkId, from: site.endpoints[t.linkId]! });
+        dir.netem.enqueue(this.nowMs, { bytes: copyBytes(t.bytes), site: site.peer, linkId: t.linkId, from: site.endpoints[t.linkId]! });
         this.scheduleNetemPoll(dir);
         continue;
       }
@@ -394,7 +395,7 @@ export class World {
         site: site.peer,
         linkId: t.linkId,
         from: site.endpoints[t.linkId]!,
-        bytes: t.bytes.slice(),
+        bytes: copyBytes(t.bytes),
         dir,
       });
     }

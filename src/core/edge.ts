@@ -51,6 +51,7 @@ import {
 } from './constants.ts';
 import { Fifo } from './fifo.ts';
 import { newInnerInfo, parseInner } from './inner.ts';
+import { allocBytes, copyBytes } from './bytes.ts';
 import { LONG_WINDOW_MS, MIN_LOST_FOR_SLA, PathStats, SHORT_WINDOW_MS } from './pathmon/path-stats.ts';
 import {
   DEAD_AFTER_PROBES,
@@ -1362,7 +1363,7 @@ export class Edge {
       const frameLen = dataFrameSize(p.id, seq, packet.length, fecGroup, fecIndex, dupSeq, fecK);
       const sealedLen = frameLen + AEAD_TAG_BYTES;
       const room = envelopeHeaderSize(0xffffffff, 2 ** 52, sealedLen);
-      const buf = new Uint8Array(room + sealedLen);
+      const buf = allocBytes(room + sealedLen);
       writeDataFrame(buf, room, p.id, seq, packet, fecGroup, fecIndex, dupSeq, fecK);
       const r = this.sessions.seal(this.nowMs, PEER_ID, buf.subarray(room, room + frameLen), buf.subarray(room));
       if (!r.ok) {
@@ -1482,10 +1483,10 @@ export class Edge {
     const frameBytes = parityFrameSize(p.id, seq, f);
     let bytes: Uint8Array | undefined;
     if (!this.sessions) {
-      bytes = new Uint8Array(envelopeHeaderSize(0, 0, frameBytes) + frameBytes);
+      bytes = allocBytes(envelopeHeaderSize(0, 0, frameBytes) + frameBytes);
       writeParityFrame(bytes, writeEnvelopeHeader(bytes, 0, 0, 0, frameBytes), p.id, seq, f);
     } else {
-      const frame = new Uint8Array(frameBytes);
+      const frame = allocBytes(frameBytes);
       writeParityFrame(frame, 0, p.id, seq, f);
       bytes = this.seal(frame);
     }
@@ -1647,7 +1648,7 @@ export class Edge {
       return undefined;
     }
     const ct = r.ciphertext;
-    const out = new Uint8Array(envelopeHeaderSize(r.receiverIndex, r.counter, ct.length) + ct.length);
+    const out = allocBytes(envelopeHeaderSize(r.receiverIndex, r.counter, ct.length) + ct.length);
     out.set(ct, writeEnvelopeHeader(out, 0, r.receiverIndex, r.counter, ct.length));
     return out;
   }
@@ -1812,13 +1813,3 @@ function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
   return out;
 }
 
-/**
- * A copy of `bytes` in memory of its own. Not `bytes.slice()`: the shell hands in Node Buffers,
- * whose slice() is a view of the same memory (the TUN batch slab, reused for the next batch), so a
- * queued "copy" would turn into a later packet (found as duplicates plus losses in real time).
- */
-function copyBytes(bytes: Uint8Array): Uint8Array {
-  const out = new Uint8Array(bytes.length);
-  out.set(bytes);
-  return out;
-}

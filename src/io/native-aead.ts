@@ -7,7 +7,6 @@
 // The core never imports this: `braid up` installs it once at start-up with
 // setDefaultAeadFactory(nativeAeadFactory()) when the addon loads (src/core/crypto/transport.ts).
 
-import { Buffer } from 'node:buffer';
 import {
   AEAD_KEY_LENGTH,
   AEAD_TAG_LENGTH,
@@ -17,35 +16,15 @@ import {
   type AeadFactory,
 } from '../core/crypto/transport.ts';
 import type { DataCipher } from '../core/crypto/types.ts';
+import { allocBytes } from '../core/bytes.ts';
 import { tryLoadNative, type AeadHandle, type BraidNative } from './native.ts';
 
-/**
- * Outputs are carved from shared 16 KiB ArrayBuffers (about 11 packets each) instead of one
- * `new Uint8Array` per packet: a fresh 1.4 KB typed array costs ~0.6 us here (its own backing
- * store from calloc, zeroed, tracked by the GC's ArrayBuffer sweeper; perf on the sending edge
- * shows malloc, memset and the sweeper together above the cipher itself), a view into a pool
- * ~0.15-0.2 us. Pools are not zeroed (Buffer.allocUnsafeSlow): every byte of a view is written
- * by seal/open before the view is handed out, and a failed open's view is never handed out.
- * Each output is still its own memory (never handed out twice, plain Uint8Array, so slice()
- * copies). The price is retention: an output kept alive keeps its 16 KiB pool alive, as Node's
- * own Buffer pool (8 KiB) does.
- */
-const POOL_BYTES = 16 * 1024;
-const newPool = (): ArrayBuffer => Buffer.allocUnsafeSlow(POOL_BYTES).buffer as ArrayBuffer;
-let pool = newPool();
-let poolOffset = 0;
-
-function take(length: number): Uint8Array {
-  if (length > POOL_BYTES / 4) return new Uint8Array(length);
-  if (poolOffset + length > POOL_BYTES) {
-    pool = newPool();
-    poolOffset = 0;
-  }
-  const view = new Uint8Array(pool, poolOffset, length);
-  // 8-byte alignment keeps OpenSSL's loads aligned when it can use them.
-  poolOffset += (length + 7) & ~7;
-  return view;
-}
+// Outputs come from the core's slab allocator (src/core/bytes.ts): a fresh 1.4 KB typed array
+// costs ~0.6-1 us here (its own calloc'd backing store, tracked by the GC's ArrayBuffer sweeper;
+// perf on the sending edge showed malloc, memset and the sweeper together above the cipher
+// itself), a view into a slab ~0.1-0.2 us. Every byte of a view is written by seal/open before it
+// is handed out, and a failed open's view is never handed out.
+const take = allocBytes;
 
 export class NativeAead implements Aead {
   readonly cipher: DataCipher;

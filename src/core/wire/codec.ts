@@ -14,6 +14,7 @@
 import protobuf from 'protobufjs';
 import { overlayDescriptor } from './descriptor.ts';
 import { MAX_DATAGRAM_BYTES, MAX_LINKS, WIRE_VERSION } from '../constants.ts';
+import { allocBytes } from '../bytes.ts';
 
 // 64-bit fields decode as JS numbers: counters stay below 2^53 in any real session
 // (2^53 packets at 10 Mpps is 28 years), and numbers avoid an allocation per packet.
@@ -678,7 +679,7 @@ export function encodeDataDatagram(
 ): Uint8Array {
   const frameBytes = dataFrameSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq, fecK);
   const header = envelopeHeaderSize(receiver, counter, frameBytes);
-  const out = new Uint8Array(header + frameBytes);
+  const out = allocBytes(header + frameBytes);
   const pos = writeEnvelopeHeader(out, 0, receiver, counter, frameBytes);
   writeDataFrame(out, pos, link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK);
   return out;

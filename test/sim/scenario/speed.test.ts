@@ -1,15 +1,13 @@
 /**
  * Virtual-time speed (issue 6 acceptance): a 60 s, 3-link scenario (flapping-link: voice and
- * video both ways, six MPLS bounces) must run at least 100x faster than real time. Printed: the
- * ratio by wall clock and by this process's CPU time (other processes on a shared CI box slow
- * the wall clock, not the work), with the overlay encrypted as in production, and unencrypted to
- * separate the simulator's own cost from the Edge's per-packet AEAD.
+ * video both ways, six MPLS bounces) must run at least 100x faster than real time, with the overlay
+ * encrypted as in production. Printed: the ratio by wall clock and by this process's CPU time
+ * (other test files share the 2 cores in CI and slow the wall clock, not the work), encrypted and,
+ * for comparison, unencrypted (the simulator's own cost without the Edge's per-packet AEAD).
  *
- * Known (reported): with encryption the Edge's per-datagram cost (AEAD, protobuf, FEC parity)
- * holds the encrypted run to ~65-95x on this 2-core box with the addon's AEAD (29x with a
- * node:crypto cipher object per packet);
- * the simulator itself (World, userspace netem, runner) runs the same scenario >100x. The test
- * holds the simulator to 100x; BRAID_STRICT_SPEED=1 holds the encrypted run to it too.
+ * History: 29x with a node:crypto cipher object per packet; 65-95x with the addon's AEAD; 190-215x
+ * (median of 8 warm runs, quiet box) since datagram buffers come from slabs (src/core/bytes.ts):
+ * the per-datagram ArrayBuffer and its GC sweeping were a third of the run.
  */
 import { describe, expect, it } from 'vitest';
 import { runVirtual } from '../../../sim/scenario/run-virtual.ts';
@@ -40,16 +38,11 @@ function measure(plaintext: boolean, runs: number): { wallRatio: number; cpuRati
 }
 
 describe('virtual time is fast', () => {
-  it(`a 60 s, 3-link scenario runs >= ${TARGET_RATIO}x faster than real time (simulator; encrypted Edge printed)`, () => {
+  it(`a 60 s, 3-link scenario runs >= ${TARGET_RATIO}x faster than real time, encrypted`, () => {
     // Warm-up: JIT, netem distribution tables, protobuf types.
-    runVirtual(scenario, { insecurePlaintext: true });
-    runVirtual(scenario, { insecurePlaintext: true });
-    const plain = measure(true, 3);
-    const encrypted = measure(false, 2);
-    if (encrypted.cpuRatio < TARGET_RATIO) {
-      console.warn(`KNOWN: with the encrypted Edge the scenario runs ${encrypted.cpuRatio.toFixed(0)}x (< ${TARGET_RATIO}x); the Edge's per-packet AEAD dominates (unencrypted: ${plain.cpuRatio.toFixed(0)}x)`);
-    }
-    expect(Math.max(plain.cpuRatio, plain.wallRatio)).toBeGreaterThanOrEqual(TARGET_RATIO);
-    if (process.env.BRAID_STRICT_SPEED === '1') expect(Math.max(encrypted.cpuRatio, encrypted.wallRatio)).toBeGreaterThanOrEqual(TARGET_RATIO);
+    for (let i = 0; i < 3; i++) runVirtual(scenario);
+    measure(true, 2);
+    const encrypted = measure(false, 4);
+    expect(Math.max(encrypted.cpuRatio, encrypted.wallRatio)).toBeGreaterThanOrEqual(TARGET_RATIO);
   }, 120_000);
 });
