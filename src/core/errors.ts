@@ -11,6 +11,8 @@ export const ErrorCode = {
   INTERFACE_MISSING: 'BRAID_INTERFACE_MISSING',
   /** The TUN device could not be created. */
   TUN_OPEN_FAILED: 'BRAID_TUN_OPEN_FAILED',
+  /** The TUN opened but assigning its address or moving it to a namespace failed (the device is removed). */
+  TUN_ADDRESS_FAILED: 'BRAID_TUN_ADDRESS_FAILED',
   /** A UDP socket for a link could not be opened or bound. */
   SOCKET_FAILED: 'BRAID_SOCKET_FAILED',
   /** The native addon is not built. */
@@ -46,13 +48,16 @@ export class BraidError extends Error {
   readonly fix: string | undefined;
   /** Dotted path of the offending config field, when there is one (e.g. `links[1].interface`). */
   readonly field: string | undefined;
+  /** The OS error behind a system-call failure, e.g. 'EADDRINUSE' (I/O shell errors). */
+  readonly osCode: string | undefined;
 
-  constructor(code: ErrorCode, message: string, opts: { fix?: string; field?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { fix?: string; field?: string; osCode?: string; cause?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'BraidError';
     this.code = code;
     this.fix = opts.fix;
     this.field = opts.field;
+    this.osCode = opts.osCode;
   }
 
   get exitCode(): number {

@@ -6,7 +6,7 @@
 
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { IoError } from './errors.ts';
+import { BraidError, ErrorCode } from '../core/errors.ts';
 
 /**
  * Path of the built addon, relative to this file so it works from any working directory.
@@ -183,17 +183,17 @@ export interface BraidNative {
 
 const requireAddon = createRequire(import.meta.url);
 
-let cached: { readonly addon?: BraidNative; readonly error?: IoError } | undefined;
+let cached: { readonly addon?: BraidNative; readonly error?: BraidError } | undefined;
 
-function load(): { readonly addon?: BraidNative; readonly error?: IoError } {
+function load(): { readonly addon?: BraidNative; readonly error?: BraidError } {
   if (cached) return cached;
   try {
     cached = { addon: requireAddon(NATIVE_ADDON_PATH) as BraidNative };
   } catch (cause) {
     const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
     cached = {
-      error: new IoError(
-        'NATIVE_MISSING',
+      error: new BraidError(
+        ErrorCode.NATIVE_MISSING,
         `braid native addon is not built or does not load (${NATIVE_ADDON_PATH}: ${reason}); ` +
           'run `npm ci` (or `npm rebuild`) with a C compiler and Node headers installed',
         { cause },
@@ -203,7 +203,7 @@ function load(): { readonly addon?: BraidNative; readonly error?: IoError } {
   return cached;
 }
 
-/** The addon, or an IoError with code 'NATIVE_MISSING' saying how to build it. */
+/** The addon, or a BraidError with code NATIVE_MISSING saying how to build it. */
 export function loadNative(): BraidNative {
   const result = load();
   if (result.addon) return result.addon;
@@ -216,6 +216,6 @@ export function tryLoadNative(): BraidNative | undefined {
 }
 
 /** Why the addon is unavailable, for a log line or a test skip reason. */
-export function nativeLoadError(): IoError | undefined {
+export function nativeLoadError(): BraidError | undefined {
   return load().error;
 }

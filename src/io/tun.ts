@@ -5,7 +5,8 @@
 // (addon poll reader, one callback per batch) -> write (addon tunWrite) -> close.
 
 import { execFile } from 'node:child_process';
-import { errnoName, IoError, osCodeOf } from './errors.ts';
+import { BraidError, ErrorCode } from '../core/errors.ts';
+import { errnoName, osCodeOf } from './os-errors.ts';
 import { loadNative, type BraidNative, type NativeSystemError, type ReaderHandle } from './native.ts';
 
 /**
@@ -71,12 +72,12 @@ export interface OpenTunOptions {
 const DEFAULT_IP_TIMEOUT_MS = 5_000;
 const CIDR_PATTERN = /^[0-9a-fA-F:.]+\/\d{1,3}$/;
 
-/** Opens, configures and addresses a TUN. Throws IoError (TUN_OPEN_FAILED / TUN_ADDRESS_FAILED). */
+/** Opens, configures and addresses a TUN. Throws BraidError (TUN_OPEN_FAILED / TUN_ADDRESS_FAILED). */
 export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
   const native = loadNative();
   if (options.addressCidr !== undefined && !CIDR_PATTERN.test(options.addressCidr)) {
-    throw new IoError(
-      'TUN_ADDRESS_FAILED',
+    throw new BraidError(
+      ErrorCode.TUN_ADDRESS_FAILED,
       `TUN ${options.name}: address '${options.addressCidr}' is not ADDRESS/PREFIX (e.g. 10.10.0.1/24)`,
     );
   }
@@ -101,7 +102,7 @@ export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
   } catch (error) {
     native.closeFd(opened.fd); // the device goes away with its only fd
     const detail = error instanceof Error ? error.message : String(error);
-    throw new IoError('TUN_ADDRESS_FAILED', `TUN ${opened.name}: ${detail}`, {
+    throw new BraidError(ErrorCode.TUN_ADDRESS_FAILED, `TUN ${opened.name}: ${detail}`, {
       osCode: osCodeOf(error),
       cause: error,
     });
@@ -109,7 +110,7 @@ export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
   return new NativeTunDevice(native, opened.fd, opened.name, options.mtuBytes);
 }
 
-function tunOpenError(name: string, error: unknown): IoError {
+function tunOpenError(name: string, error: unknown): BraidError {
   const osCode = osCodeOf(error);
   const detail = error instanceof Error ? error.message : String(error);
   const fix =
@@ -124,10 +125,10 @@ function tunOpenError(name: string, error: unknown): IoError {
             : undefined;
   if (fix === undefined && osCode === undefined) {
     // Not an OS error: a bad argument (name too long, MTU out of range). Say so plainly.
-    return new IoError('TUN_OPEN_FAILED', `cannot open TUN ${name}: ${detail}`, { cause: error });
+    return new BraidError(ErrorCode.TUN_OPEN_FAILED, `cannot open TUN ${name}: ${detail}`, { cause: error });
   }
-  return new IoError(
-    'TUN_OPEN_FAILED',
+  return new BraidError(
+    ErrorCode.TUN_OPEN_FAILED,
     `cannot open TUN ${name}: ${fix ?? detail}${fix === undefined ? '' : ` (${detail})`}`,
     { osCode, cause: error },
   );

@@ -8,7 +8,8 @@
 // binding, no DSCP marking, one datagram per callback, sendBatch is a loop of send).
 
 import dgram from 'node:dgram';
-import { errnoName, IoError, osCodeOf } from './errors.ts';
+import { BraidError, ErrorCode } from '../core/errors.ts';
+import { errnoName, osCodeOf } from './os-errors.ts';
 import { formatIpv4, parseIpv4 } from './ipv4.ts';
 import {
   loadNative,
@@ -250,10 +251,10 @@ export class NativeUdpLink implements UdpLink {
   private lastAddressText = '';
   private lastAddressU32 = 0;
 
-  /** Opens the socket; throws IoError('UDP_OPEN_FAILED') with the reason and the fix. */
+  /** Opens the socket; throws BraidError(SOCKET_FAILED) with the reason and the fix. */
   static open(options: UdpLinkOptions, native: BraidNative = loadNative()): NativeUdpLink {
     if (native.BATCH_MAX < SEND_BATCH_MAX) {
-      throw new IoError('NATIVE_MISSING', `native addon BATCH_MAX ${native.BATCH_MAX} < ${SEND_BATCH_MAX}: rebuild it (npm rebuild)`);
+      throw new BraidError(ErrorCode.NATIVE_MISSING, `native addon BATCH_MAX ${native.BATCH_MAX} < ${SEND_BATCH_MAX}: rebuild it (npm rebuild)`);
     }
     try {
       const socket = native.udpOpen({
@@ -410,7 +411,7 @@ export class NativeUdpLink implements UdpLink {
   }
 }
 
-function udpOpenError(options: UdpLinkOptions, error: unknown): IoError {
+function udpOpenError(options: UdpLinkOptions, error: unknown): BraidError {
   const osCode = osCodeOf(error);
   const detail = error instanceof Error ? error.message : String(error);
   const where = `${options.bindAddress}:${options.port}${options.device ? ` on ${options.device}` : ''}`;
@@ -424,8 +425,8 @@ function udpOpenError(options: UdpLinkOptions, error: unknown): IoError {
           : osCode === 'EPERM' || osCode === 'EACCES'
             ? 'needs root or CAP_NET_RAW / CAP_NET_BIND_SERVICE'
             : undefined;
-  return new IoError(
-    'UDP_OPEN_FAILED',
+  return new BraidError(
+    ErrorCode.SOCKET_FAILED,
     `cannot open UDP link ${where}: ${fix === undefined ? detail : `${fix} (${detail})`}`,
     { osCode, cause: error },
   );
@@ -478,8 +479,8 @@ export class NodeDgramLink implements UdpLink {
   static open(options: UdpLinkOptions): Promise<NodeDgramLink> {
     if (options.device !== undefined || options.recvTos) {
       return Promise.reject(
-        new IoError(
-          'NATIVE_MISSING',
+        new BraidError(
+          ErrorCode.NATIVE_MISSING,
           `UDP link ${options.bindAddress}:${options.port}: device binding and recvTos need the ` +
             'native addon; run `npm ci` (or `npm rebuild`)',
         ),

@@ -21,7 +21,7 @@ describe('native addon loader', () => {
       tryLoad: string;
       kind: string;
     };
-    expect(outcome.thrown.code).toBe('NATIVE_MISSING');
+    expect(outcome.thrown.code).toBe('BRAID_NATIVE_MISSING');
     expect(outcome.thrown.message).toMatch(/^braid native addon is not built or does not load \(\/nonexistent\/braid_native\.node: /);
     expect(outcome.thrown.message).toMatch(/run `npm ci` \(or `npm rebuild`\)/);
     expect(outcome.thrown.message?.includes('\n')).toBe(false);

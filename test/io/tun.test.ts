@@ -8,7 +8,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IoError } from '../../src/io/errors.ts';
+import { BraidError } from '../../src/core/errors.ts';
 import { nativeLoadError, tryLoadNative } from '../../src/io/native.ts';
 import { openTun, type PacketBatch, type TunDevice } from '../../src/io/tun.ts';
 
@@ -143,28 +143,28 @@ describe.skipIf(skipReason !== undefined)('TUN device (root, in netns brt-io-<pi
   });
 
   it('fails with TUN_ADDRESS_FAILED and removes the device when addressing fails', async () => {
-    const attempt = async (options: Parameters<typeof openTun>[0]): Promise<IoError> => {
+    const attempt = async (options: Parameters<typeof openTun>[0]): Promise<BraidError> => {
       try {
         const tun = await openTun(options);
         devices.push(tun);
       } catch (error) {
-        return error as IoError;
+        return error as BraidError;
       }
       throw new Error('expected openTun to fail');
     };
     const badCidr = await attempt({ name: TUN_NAME_2, mtuBytes: 1400, addressCidr: '10.1.2.3' });
-    expect(badCidr).toBeInstanceOf(IoError);
-    expect(badCidr.code).toBe('TUN_ADDRESS_FAILED');
+    expect(badCidr).toBeInstanceOf(BraidError);
+    expect(badCidr.code).toBe('BRAID_TUN_ADDRESS_FAILED');
     expect(badCidr.message).toMatch(/is not ADDRESS\/PREFIX/);
 
     const noNetns = await attempt({ name: TUN_NAME_2, mtuBytes: 1400, netns: `${NETNS}-missing` });
-    expect(noNetns.code).toBe('TUN_ADDRESS_FAILED');
+    expect(noNetns.code).toBe('BRAID_TUN_ADDRESS_FAILED');
     expect(noNetns.message).toMatch(new RegExp(`^TUN ${TUN_NAME_2}: ip link set dev ${TUN_NAME_2} netns`));
     expect(noNetns.message.includes('\n')).toBe(false);
     expect(await linkExists(TUN_NAME_2)).toBe(false);
 
     const badMtu = await attempt({ name: TUN_NAME_2, mtuBytes: 10, netns: NETNS });
-    expect(badMtu.code).toBe('TUN_OPEN_FAILED');
+    expect(badMtu.code).toBe('BRAID_TUN_OPEN_FAILED');
     expect(badMtu.message).toMatch(/mtuBytes must be an integer in \[68, 65535\]/);
   });
 
@@ -188,7 +188,7 @@ describe.skipIf(skipReason !== undefined)('TUN device (root, in netns brt-io-<pi
       };
       expect(outcome).toEqual({
         ok: false,
-        code: 'TUN_OPEN_FAILED',
+        code: 'BRAID_TUN_OPEN_FAILED',
         osCode: 'EPERM',
         message: `cannot open TUN ${TUN_NAME_2}: needs root or CAP_NET_ADMIN (ioctl(TUNSETIFF) ${TUN_NAME_2}: Operation not permitted (EPERM))`,
       });

@@ -1,7 +1,7 @@
 // UDP through the native addon on loopback (no root needed, except SO_BINDTODEVICE checks), and
 // the node:dgram fallback behind the same UdpLink interface.
 import { afterEach, describe, expect, it } from 'vitest';
-import { IoError } from '../../src/io/errors.ts';
+import { BraidError } from '../../src/core/errors.ts';
 import { parseIpv4 } from '../../src/io/ipv4.ts';
 import { nativeLoadError, tryLoadNative, type BraidNative } from '../../src/io/native.ts';
 import {
@@ -269,7 +269,7 @@ describe.skipIf(!native)('native UDP link', () => {
     expect(bad(() => addon.tunOpen('brt-x', 20)).message).toMatch(/mtuBytes must be an integer in \[68, 65535\]/);
   });
 
-  it('wraps open failures in IoError with the fix in one line', () => {
+  it('wraps open failures in BraidError with the fix in one line', () => {
     const first = openNative();
     let error: unknown;
     try {
@@ -277,10 +277,10 @@ describe.skipIf(!native)('native UDP link', () => {
     } catch (caught) {
       error = caught;
     }
-    expect(error).toBeInstanceOf(IoError);
-    expect((error as IoError).code).toBe('UDP_OPEN_FAILED');
-    expect((error as IoError).osCode).toBe('EADDRINUSE');
-    expect((error as IoError).message).toBe(
+    expect(error).toBeInstanceOf(BraidError);
+    expect((error as BraidError).code).toBe('BRAID_SOCKET_FAILED');
+    expect((error as BraidError).osCode).toBe('EADDRINUSE');
+    expect((error as BraidError).message).toBe(
       `cannot open UDP link 127.0.0.1:${first.port}: the port is taken by another socket ` +
         `(bind 127.0.0.1:${first.port}: Address already in use (EADDRINUSE))`,
     );
@@ -299,8 +299,8 @@ describe.skipIf(!native)('native UDP link', () => {
     } catch (caught) {
       error = caught;
     }
-    expect((error as IoError).osCode).toBe('ENODEV');
-    expect((error as IoError).message).toMatch(/interface brt-nope0 does not exist/);
+    expect((error as BraidError).osCode).toBe('ENODEV');
+    expect((error as BraidError).message).toMatch(/interface brt-nope0 does not exist/);
   });
 });
 
@@ -326,7 +326,7 @@ describe('node:dgram fallback link', () => {
 
   it('refuses options it cannot honour instead of silently ignoring them', async () => {
     await expect(NodeDgramLink.open({ bindAddress: LOOPBACK, port: 0, device: 'lo' })).rejects.toMatchObject({
-      code: 'NATIVE_MISSING',
+      code: 'BRAID_NATIVE_MISSING',
     });
   });
 
