@@ -14,8 +14,9 @@ function drain(enc: FecEncoder): number {
 }
 
 describe('FEC parity budget', () => {
-  it('one packet per group (one call at 50 pps, 20 ms flush): 25% budget gives parity to one group in four', () => {
-    const enc = new FecEncoder(createGf256Codec(), { k: 20, m: 1, flushMs: 20, maxOverheadRatio: 0.25 });
+  /** One call at 50 pps, 20 ms flush: 400 groups of one packet each, m = 1 wanted for each. */
+  function oneCall(maxOverheadRatio?: number): { parity: number; enc: FecEncoder } {
+    const enc = new FecEncoder(createGf256Codec(), { k: 20, m: 1, flushMs: 20, ...(maxOverheadRatio === undefined ? {} : { maxOverheadRatio }) });
     const packet = new Uint8Array(200).fill(3);
     let parity = 0;
     for (let i = 0; i < 400; i++) {
@@ -23,6 +24,11 @@ describe('FEC parity budget', () => {
       enc.onTimeout(i * 20 + 20);
       parity += drain(enc);
     }
+    return { parity, enc };
+  }
+
+  it('one packet per group (one call at 50 pps, 20 ms flush): 25% budget gives parity to one group in four', () => {
+    const { parity, enc } = oneCall(0.25);
     // Credit starts at one shard (the first group of a call is protected) and each packet adds
     // 0.25: 1 + 400 x 0.25 = 101 shards for 400 packets.
     expect(parity).toBe(101);
@@ -30,15 +36,7 @@ describe('FEC parity budget', () => {
   });
 
   it('without a budget the same stream pays one parity per packet (the 100% it replaces)', () => {
-    const enc = new FecEncoder(createGf256Codec(), { k: 20, m: 1, flushMs: 20 });
-    const packet = new Uint8Array(200).fill(3);
-    let parity = 0;
-    for (let i = 0; i < 400; i++) {
-      enc.push(i * 20, packet, 0);
-      enc.onTimeout(i * 20 + 20);
-      parity += drain(enc);
-    }
-    expect(parity).toBe(400);
+    expect(oneCall().parity).toBe(400);
   });
 
   it('full groups whose m/k is within the ratio are untouched (voice at 5% loss: 20 + 5 under 30%)', () => {
