@@ -28,7 +28,6 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeEnvelope, decodeFrame, encodeDataDatagram } from '../src/core/wire/codec.ts';
-import { setDefaultAeadFactory } from '../src/core/crypto/transport.ts';
 import { nativeAeadFactory } from '../src/io/native-aead.ts';
 import { startTwoSites, type TwoSites } from '../sim/e2e.ts';
 import { createTopology, isRoot, sh, type Topology } from '../sim/netns.ts';
@@ -122,9 +121,9 @@ function benchEncodeDecode(): number {
  * that every path is up.
  */
 function benchCorePath(): number {
-  // The data AEAD `braid up` uses: the addon's when it loads (process-wide default, see up.ts).
-  setDefaultAeadFactory(nativeAeadFactory()?.factory);
-  const w = new World({ seed: 1, links: [{ name: 'l0', delayMs: 1 }], recordDeliveries: false });
+  // The data AEAD `braid up` uses: the addon's when it loads (see up.ts).
+  const aead = nativeAeadFactory()?.factory;
+  const w = new World({ seed: 1, links: [{ name: 'l0', delayMs: 1 }], recordDeliveries: false, ...(aead ? { aead } : {}) });
   w.runFor(3000);
   const a = w.a.edge;
   const b = w.b.edge;

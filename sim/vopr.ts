@@ -26,6 +26,10 @@ import { readPacketTag } from './packets.ts';
 import { PacketFactory } from './scenario/fast-packet.ts';
 import { CLASS_DSCP } from './scenario/schema.ts';
 import { World } from './world.ts';
+import { nativeAeadFactory } from '../src/io/native-aead.ts';
+
+/** The data AEAD `braid up` uses (the addon's when it loads), for every world of a run. */
+const NATIVE_AEAD = nativeAeadFactory();
 
 export interface VoprConfig {
   /** Length of the faults phase. */
@@ -153,6 +157,7 @@ export function voprRun(seed: number, config: VoprConfig = DEFAULT_VOPR_CONFIG, 
       seed,
       recordDeliveries: false,
       ...(config.insecurePlaintext ? { insecurePlaintext: true } : {}),
+      ...(NATIVE_AEAD ? { aead: NATIVE_AEAD.factory } : {}),
       edge: { policies },
       links: names.map((name, i) => ({ name, abNetem: bases[i]!.ab.text, baNetem: bases[i]!.ba.text, costTier: tiers[i] })),
     });

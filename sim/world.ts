@@ -21,6 +21,7 @@ import { NetemEngine } from './netem/engine.ts';
 import { copyBytes } from '../src/core/bytes.ts';
 import { generateKeyPair, type X25519KeyPair } from '../src/core/crypto/keys.ts';
 import { parseNetemSpec } from './netem/spec.ts';
+import type { AeadFactory } from '../src/core/crypto/transport.ts';
 
 /** Impairment of one direction of one link. Later issues plug netem specs in here. */
 export interface Impairment {
@@ -66,6 +67,8 @@ export interface WorldConfig {
   insecurePlaintext?: boolean;
   /** Virtual wall-clock epoch at t = 0 (handshake timestamps). */
   wallClockEpochMs?: number;
+  /** Data AEAD for both Edges (EdgeCryptoConfig.aead); default the core's node:crypto one. */
+  aead?: AeadFactory;
 }
 
 export interface DirectionStats {
@@ -215,7 +218,9 @@ export class World {
     this.keys = { a: generateKeyPair(this.rng), b: generateKeyPair(this.rng) };
     const epoch = config.wallClockEpochMs ?? 1_800_000_000_000;
     const cryptoFor = (site: 'a' | 'b'): EdgeConfig['crypto'] =>
-      config.insecurePlaintext ? undefined : { privateKey: this.keys[site].privateKey, peerPublicKey: this.keys[site === 'a' ? 'b' : 'a'].publicKey, wallClockEpochMs: epoch };
+      config.insecurePlaintext
+        ? undefined
+        : { privateKey: this.keys[site].privateKey, peerPublicKey: this.keys[site === 'a' ? 'b' : 'a'].publicKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}) };
     const mkEdge = (site: 'a' | 'b', remote: Endpoint[], rng: Rng, nowMs = 0): Edge =>
       new Edge(
         {

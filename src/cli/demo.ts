@@ -12,6 +12,7 @@ import { performance } from 'node:perf_hooks';
 import { World } from '../../sim/world.ts';
 import { flowSpec, makePacket } from '../../sim/packets.ts';
 import type { EdgeSnapshot } from '../core/types.ts';
+import { nativeAeadFactory } from '../io/native-aead.ts';
 
 export interface DemoOptions {
   seconds: number;
@@ -36,9 +37,12 @@ export interface DemoWorldOptions {
 }
 
 export function buildDemoWorld(seed: number, seconds: number, opts: DemoWorldOptions = {}): World {
+  const aead = nativeAeadFactory();
   const w = new World({
     seed,
     recordDeliveries: false,
+    // The data AEAD `braid up` uses: the addon's when it loads.
+    ...(aead ? { aead: aead.factory } : {}),
     links: [
       { name: 'mpls', delayMs: 12, jitterMs: 1, rateBps: 50e6 },
       { name: 'inet', delayMs: 22, jitterMs: 4, lossRatio: 0.002, rateBps: 100e6 },

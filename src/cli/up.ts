@@ -17,7 +17,7 @@ import { openTun, type TunDevice } from '../io/tun.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
 import { decodeKey } from '../core/crypto/keys.ts';
 import { HealthTarget } from '../io/health.ts';
-import { setDefaultAeadFactory } from '../core/crypto/transport.ts';
+import type { AeadFactory } from '../core/crypto/transport.ts';
 import { nativeAeadFactory } from '../io/native-aead.ts';
 import { readPrivateKeyFile } from './keys.ts';
 
@@ -28,7 +28,7 @@ function ioToBraid(e: unknown, code: ErrorCode, what: string, fix: string): Brai
   return new BraidError(code, `${what}: ${msg}`, { fix, cause: e });
 }
 
-export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefined): ConstructorParameters<typeof Edge>[0] {
+export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefined, aead?: AeadFactory): ConstructorParameters<typeof Edge>[0] {
   const peer = cfg.peers[0]!;
   const crypto =
     cfg.insecurePlaintext || !privateKey
@@ -39,6 +39,7 @@ export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefi
           // Handshake timestamps are wall clock (anti-replay across restarts); the core sees only monotonic time.
           wallClockEpochMs: Date.now() - monotonicNowMs(),
           cipher: cfg.cipher,
+          ...(aead ? { aead } : {}),
         };
   // FEC codec: the Edge's default, the pure TypeScript one, is faster here than the wasm build of
   // reed-solomon-erasure (bench/fec.ts: 8+2 ~33 vs ~51 us per group), so no wasm is loaded.
@@ -107,13 +108,11 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     throw e;
   }
   const tun = opened.tun;
-  // Data AEAD: OpenSSL contexts kept per key in the addon when it loads (~5x cheaper per packet
-  // than node:crypto's object per packet), else node:crypto. A process-wide choice, made once here.
-  // TODO: pass it through EdgeCryptoConfig instead of the process-wide default.
+  // Data AEAD: OpenSSL contexts kept per key in the addon when it loads (~4x cheaper per packet
+  // than node:crypto's object per packet), else node:crypto; handed to the Edge in its config.
   const aead = cfg.insecurePlaintext ? undefined : nativeAeadFactory();
-  if (aead) setDefaultAeadFactory(aead.factory);
   if (!cfg.insecurePlaintext) log.info({ aead: aead ? 'native' : 'node:crypto' }, `data AEAD: ${aead ? `native (${aead.openssl})` : 'node:crypto (native addon unavailable)'}`);
-  const edge = new Edge(edgeConfigFrom(cfg, privateKey), monotonicNowMs(), new SystemRng());
+  const edge = new Edge(edgeConfigFrom(cfg, privateKey, aead?.factory), monotonicNowMs(), new SystemRng());
   const driver = new Driver({
     edge,
     tun,

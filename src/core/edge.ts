@@ -106,6 +106,7 @@ import { LinkScheduler } from './qos/scheduler.ts';
 import { SessionManager, type CryptoEvent, type SessionManagerSnapshot } from './crypto/handshake-state.ts';
 import { keyPairFromPrivate } from './crypto/keys.ts';
 import type { DataCipher } from './crypto/types.ts';
+import type { AeadFactory } from './crypto/transport.ts';
 
 export interface EdgeLinkConfig {
   /** Operator's name for the link ("mpls", "inet", "lte"). */
@@ -172,6 +173,12 @@ export interface EdgeCryptoConfig {
   /** Wall-clock ms since the epoch at nowMs = 0: only for the handshake's anti-replay timestamp. */
   wallClockEpochMs: number;
   cipher?: DataCipher;
+  /**
+   * Who seals and opens data packets. The core's default is node:crypto (a cipher object per
+   * packet); the shell passes the native addon's (OpenSSL contexts kept per key, ~4x cheaper) when
+   * it loads. Per Edge, so two Edges in one process (the simulator, tests) can differ.
+   */
+  aead?: AeadFactory;
 }
 
 /** Where a handshake came from: the reply goes back the same way. */
@@ -460,6 +467,7 @@ export class Edge {
         rng,
         wallClockEpochMs: c.wallClockEpochMs,
         ciphers: { preferred: c.cipher ?? 'chacha20-poly1305', accepted: ['chacha20-poly1305', 'aes-256-gcm'] },
+        ...(c.aead ? { aead: c.aead } : {}),
       });
       this.sessions.addPeer(PEER_ID, c.peerPublicKey);
     }

@@ -4,8 +4,8 @@
 // node:crypto AeadSession (test/core/crypto/native-aead.test.ts checks it on random inputs and
 // the RFC 8439 vector).
 //
-// The core never imports this: `braid up` installs it once at start-up with
-// setDefaultAeadFactory(nativeAeadFactory()) when the addon loads (src/core/crypto/transport.ts).
+// The core never imports this: `braid up` (and the simulator) pass nativeAeadFactory().factory to
+// the Edge as EdgeCryptoConfig.aead when the addon loads.
 
 import {
   AEAD_KEY_LENGTH,

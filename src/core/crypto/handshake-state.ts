@@ -85,7 +85,7 @@ import {
 import { ReplayWindow } from './replay.ts';
 import {
   DATA_AAD_LENGTH,
-  getDefaultAeadFactory,
+  nodeCryptoAeadFactory,
   isValidCounter,
   isValidSendCounter,
   writeDataAad,
@@ -109,8 +109,8 @@ export class Keypair {
   readonly replay = new ReplayWindow();
   sendCounter = 0;
 
-  /** `aead` builds the two directions' AEADs (default: the process-wide getDefaultAeadFactory()). */
-  constructor(keys: TransportKeys, createdMs: number, aead: AeadFactory = getDefaultAeadFactory()) {
+  /** `aead` builds the two directions' AEADs (default: node:crypto). */
+  constructor(keys: TransportKeys, createdMs: number, aead: AeadFactory = nodeCryptoAeadFactory) {
     this.localIndex = keys.localIndex;
     this.remoteIndex = keys.remoteIndex;
     this.cipher = keys.cipher;
@@ -206,8 +206,8 @@ export interface SessionManagerOptions {
   readonly wireVersion?: number;
   readonly underLoadInitiationsPerSecond?: number;
   /**
-   * Builds each session's data AEADs. Default: the process-wide `getDefaultAeadFactory()` at
-   * construction (node:crypto unless the shell installed another with setDefaultAeadFactory).
+   * Builds each session's data AEADs. Default: `nodeCryptoAeadFactory` (node:crypto); the Edge
+   * passes EdgeCryptoConfig.aead (the shell gives it the native addon's).
    */
   readonly aead?: AeadFactory;
 }
@@ -299,7 +299,7 @@ export class SessionManager<Source = string> {
     this.ciphers = options.ciphers ?? DEFAULT_CIPHER_POLICY;
     this.wireVersion = options.wireVersion ?? WIRE_VERSION;
     this.underLoadThreshold = options.underLoadInitiationsPerSecond ?? UNDER_LOAD_INITIATIONS_PER_SECOND;
-    this.aeadFactory = options.aead ?? getDefaultAeadFactory();
+    this.aeadFactory = options.aead ?? nodeCryptoAeadFactory;
     this.localMac1Key = mac1Key(options.local.publicKey);
     this.cookieChecker = new CookieChecker(options.local.publicKey, options.rng);
   }

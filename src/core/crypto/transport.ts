@@ -16,9 +16,9 @@
  *
  * Pluggable implementation: the core only knows the `Aead` interface and builds one per key and
  * direction through an `AeadFactory`. The default is `AeadSession` below (node:crypto, works
- * everywhere, ~6 us per 1400-byte seal). The I/O shell may install a faster one at start-up with
- * `setDefaultAeadFactory` (src/io/native-aead.ts: OpenSSL contexts kept per key, ~1 us); the core
- * never imports the addon, so the simulator and unit tests run without it.
+ * everywhere, ~6 us per 1400-byte seal). The I/O shell passes a faster one in the Edge's config
+ * (EdgeCryptoConfig.aead; src/io/native-aead.ts: OpenSSL contexts kept per key, ~1 us); the core
+ * never imports the addon and holds no process-wide choice, so two Edges in one process may differ.
  */
 import { Buffer } from 'node:buffer';
 import {
@@ -128,23 +128,6 @@ export type AeadFactory = (key: Uint8Array, cipher: DataCipher) => Aead;
 
 /** The portable default: node:crypto, one cipher object per packet. */
 export const nodeCryptoAeadFactory: AeadFactory = (key, cipher) => new AeadSession(key, cipher);
-
-let defaultAeadFactory: AeadFactory = nodeCryptoAeadFactory;
-
-/**
- * Process-wide choice of the AEAD implementation used by every SessionManager created afterwards
- * without an explicit `aead` option. Made once, by the shell, at start-up (`braid up` installs the
- * native addon's when it loads); `undefined` restores node:crypto. Sessions already set up keep
- * the implementation they were built with. Prefer the `aead` option where the caller can pass it.
- */
-export function setDefaultAeadFactory(factory: AeadFactory | undefined): void {
-  defaultAeadFactory = factory ?? nodeCryptoAeadFactory;
-}
-
-/** The factory SessionManager uses when its options name none. */
-export function getDefaultAeadFactory(): AeadFactory {
-  return defaultAeadFactory;
-}
 
 export class AeadSession implements Aead {
   readonly cipher: DataCipher;

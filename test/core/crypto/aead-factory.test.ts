@@ -1,15 +1,15 @@
 // The injectable data AEAD: SessionManager builds every session's AEADs through an AeadFactory
-// (options.aead, else the process-wide default the shell may set once), and AeadSession's
-// optional `out` buffer.
-import { afterEach, describe, expect, it } from 'vitest';
+// (options.aead, which the Edge fills from EdgeCryptoConfig.aead; node:crypto otherwise), and
+// AeadSession's optional `out` buffer.
+import { describe, expect, it } from 'vitest';
+import { World } from '../../../sim/world.ts';
+import { flowSpec, makePacket } from '../../../sim/packets.ts';
 import { Keypair, SessionManager } from '../../../src/core/crypto/handshake-state.ts';
 import { generateKeyPair } from '../../../src/core/crypto/keys.ts';
 import {
   AEAD_TAG_LENGTH,
   AeadSession,
-  getDefaultAeadFactory,
   nodeCryptoAeadFactory,
-  setDefaultAeadFactory,
   type Aead,
   type AeadFactory,
 } from '../../../src/core/crypto/transport.ts';
@@ -51,10 +51,7 @@ function connectedPair(options: { aead?: AeadFactory } = {}): { a: SessionManage
 }
 
 describe('AeadFactory injection', () => {
-  afterEach(() => setDefaultAeadFactory(undefined));
-
-  it('defaults to node:crypto', () => {
-    expect(getDefaultAeadFactory()).toBe(nodeCryptoAeadFactory);
+  it('nodeCryptoAeadFactory builds AeadSessions', () => {
     expect(nodeCryptoAeadFactory(new Uint8Array(32), 'aes-256-gcm')).toBeInstanceOf(AeadSession);
   });
 
@@ -70,15 +67,25 @@ describe('AeadFactory injection', () => {
     expect(opened.ok && toHex(opened.plaintext)).toBe('010203');
   });
 
-  it('without options.aead, uses the process-wide default as it was at construction', () => {
+  it('each Edge uses the factory in its own crypto config (no process-wide choice)', () => {
     const counting = countingFactory();
-    setDefaultAeadFactory(counting.factory);
-    const { a } = connectedPair();
-    setDefaultAeadFactory(undefined); // later changes do not reach an existing manager
-    a.seal(1, 'b', new Uint8Array(1));
-    expect(counting.built.length).toBe(4); // both managers, send + receive each
-    expect(counting.seals).toBe(1);
-    expect(getDefaultAeadFactory()).toBe(nodeCryptoAeadFactory);
+    // Two Worlds in one process: one given the counting factory, one not.
+    const withFactory = new World({ seed: 3, links: [{ name: 'l0', delayMs: 5 }], aead: counting.factory });
+    const without = new World({ seed: 3, links: [{ name: 'l0', delayMs: 5 }] });
+    const run = (w: World): void => {
+      w.every(20, { startMs: 100, untilMs: 1000 }, (i) => w.a.sendTun(makePacket({ ...flowSpec(1, 200, 46), seq: i })));
+      w.run(1500);
+    };
+    run(withFactory);
+    const built = counting.built.length;
+    const seals = counting.seals;
+    expect(built).toBeGreaterThanOrEqual(4); // both Edges, send + receive each (a crossed handshake makes more)
+    expect(seals).toBeGreaterThan(40); // its data packets (and probes) went through it
+    run(without);
+    expect(counting.built.length).toBe(built); // the other World's Edges never touched it
+    expect(counting.seals).toBe(seals);
+    expect(withFactory.b.deliveredCount).toBe(without.b.deliveredCount);
+    expect(without.b.deliveredCount).toBeGreaterThan(40);
   });
 
   it('Keypair wipes the raw keys once the factory has made its AEADs', () => {
