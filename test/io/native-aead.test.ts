@@ -12,6 +12,8 @@ import { AEAD_TAG_LENGTH, AeadSession, DATA_AAD_LENGTH, writeDataAad } from '../
 import type { DataCipher } from '../../src/core/crypto/types.ts';
 import { SeededRng } from '../../src/core/rng.ts';
 import { NativeAead, nativeAeadFactory } from '../../src/io/native-aead.ts';
+import { World } from '../../sim/world.ts';
+import { flowSpec, makePacket } from '../../sim/packets.ts';
 import { nativeLoadError, tryLoadNative } from '../../src/io/native.ts';
 
 const native = tryLoadNative();
@@ -228,6 +230,39 @@ describe.skipIf(!available)('native AEAD', () => {
       expect(openedBack.ok && hex(openedBack.plaintext)).toBe(hex(message));
     }
   });
+
+  it('rekeys for 900 s on native AEADs: every packet delivered, rotated-out sessions disposed', () => {
+    const factory = nativeAeadFactory()!.factory;
+    let built = 0;
+    let disposed = 0;
+    const counting: typeof factory = (key, cipher) => {
+      built++;
+      const inner = factory(key, cipher);
+      return {
+        cipher: inner.cipher,
+        seal: (c, p, aad, out) => inner.seal(c, p, aad, out),
+        open: (c, ct, aad, out) => inner.open(c, ct, aad, out),
+        dispose: () => {
+          disposed++;
+          inner.dispose?.();
+        },
+      };
+    };
+    const w = new World({ seed: 21, links: [{ name: 'l0', delayMs: 5 }, { name: 'l1', delayMs: 9 }], aead: counting });
+    let sent = 0;
+    // 20 packets a second each way across seven rekeys (every 120 s): more sessions than are kept.
+    w.every(50, { startMs: 500, untilMs: 900_000 }, (i) => {
+      w.a.sendTun(makePacket({ ...flowSpec(1, 300, 46), seq: i }));
+      w.b.sendTun(makePacket({ ...flowSpec(2, 300, 46), seq: i }));
+      sent++;
+    });
+    w.run(901_000);
+    expect(w.b.deliveredCount).toBe(sent);
+    expect(w.a.deliveredCount).toBe(sent);
+    // Each Edge keeps at most current, previous, next and 3 retired sessions (2 AEADs each).
+    expect(built - disposed).toBeLessThanOrEqual(2 * 2 * 6);
+    expect(disposed).toBeGreaterThan(0);
+  }, 60_000);
 
   it('frees forgotten contexts at garbage collection (no leak over 300k handles)', { timeout: 60_000 }, async () => {
     const child = fileURLToPath(new URL('./helpers/aead-gc-child.ts', import.meta.url));

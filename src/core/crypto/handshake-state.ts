@@ -675,8 +675,14 @@ export class SessionManager<Source = string> {
     this.pushEvent(nowMs, 'sessionConfirmed', peer.id, `session with ${peer.id} confirmed (${peer.current?.cipher}, responder)`);
   }
 
+  /** Forgets a session for good: no index finds it again, and its AEADs release their keys now. */
   private dropKeypair(keypair: Keypair | null): void {
-    if (keypair !== null) this.indices.delete(keypair.localIndex);
+    if (keypair === null) return;
+    this.indices.delete(keypair.localIndex);
+    // The native AEAD frees its OpenSSL contexts (which cleanse the key schedule) at once instead
+    // of whenever the GC finalizes the handle; node:crypto's has nothing to release.
+    keypair.sender.dispose?.();
+    keypair.receiver.dispose?.();
   }
 
   /** Keeps a rotated-out session for receiving only, at most RETIRED_KEYPAIRS per peer. */

@@ -17,8 +17,8 @@ import type { DataCipher } from '../../../src/core/crypto/types.ts';
 import { SeededRng, toHex } from './helpers.ts';
 
 /** A factory that counts what it builds and delegates to node:crypto. */
-function countingFactory(): { factory: AeadFactory; built: DataCipher[]; seals: number } {
-  const state = { built: [] as DataCipher[], seals: 0, factory: undefined as unknown as AeadFactory };
+function countingFactory(): { factory: AeadFactory; built: DataCipher[]; seals: number; disposed: number } {
+  const state = { built: [] as DataCipher[], seals: 0, disposed: 0, factory: undefined as unknown as AeadFactory };
   state.factory = (key, cipher) => {
     state.built.push(cipher);
     const inner = new AeadSession(key, cipher);
@@ -29,6 +29,7 @@ function countingFactory(): { factory: AeadFactory; built: DataCipher[]; seals: 
         return inner.seal(counter, plaintext, aad, out);
       },
       open: (counter, ciphertext, aad, out) => inner.open(counter, ciphertext, aad, out),
+      dispose: () => void state.disposed++,
     };
     return aead;
   };
@@ -86,6 +87,15 @@ describe('AeadFactory injection', () => {
     expect(counting.seals).toBe(seals);
     expect(withFactory.b.deliveredCount).toBe(without.b.deliveredCount);
     expect(without.b.deliveredCount).toBeGreaterThan(40);
+  });
+
+  it('a session forgotten for good disposes its AEADs (native keys freed now, not at GC)', () => {
+    const counting = countingFactory();
+    const { a } = connectedPair({ aead: counting.factory });
+    expect(counting.built.length).toBe(2);
+    expect(counting.disposed).toBe(0);
+    a.removePeer('b');
+    expect(counting.disposed).toBe(2); // send + receive of the one session
   });
 
   it('Keypair wipes the raw keys once the factory has made its AEADs', () => {
