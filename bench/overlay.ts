@@ -10,7 +10,9 @@
 //   3. veth: iperf3 TCP (1 stream, 10 s) and 50 pings at 0.05 s directly over link 0
 //   4. wireguard-go over link 0, same measurements
 //   5. OpenVPN 2.6 (UDP, AES-256-GCM, userspace) over link 0, same measurements
-//   6. Braid: two `braid up` over all 3 links (sim/e2e.ts), same measurements through the TUNs
+//   6. Braid: two `braid up` over all 3 links (sim/e2e.ts), same measurements through the TUNs;
+//      again without encryption (what the crypto costs), and at TUN MTU 1360 with FEC off and
+//      with fixed 16+4 FEC on iperf3's class (overlay-tcp-fec-16-4: what parity costs)
 //   7. Braid again with `node --cpu-prof` on the sending site (a); the samples taken during the
 //      iperf3 run are summarised by self time ("where the time goes"). Separate from 6 so that
 //      the profiler's overhead is not in the headline figure.
@@ -70,6 +72,9 @@ const log = (msg: string): void => void process.stderr.write(`[overlay] ${msg}\n
 let quietWaitLeftMs = QUIET_WAIT_TOTAL_MS;
 
 /** Waits for a quieter box within the budget; returns how busy it was in the last second. */
+/** TUN MTU of the FEC on/off pair: a 16+4 parity shard of a full-size packet fits 1500 bytes. */
+const FEC_MTU = 1360;
+
 async function quiet(): Promise<number> {
   const waitStart = Date.now();
   const busy = await waitForQuiet(Math.min(QUIET_WAIT_MS, Math.max(0, quietWaitLeftMs)), QUIET_BUSY_BELOW);
@@ -218,10 +223,18 @@ async function withPeer(topo: Topology, start: () => Promise<PeerTunnel>): Promi
 async function withBraid(
   topo: Topology,
   state: { harness?: TwoSites },
-  opts: { profileDir?: string; plaintext?: boolean } = {},
+  opts: { profileDir?: string; plaintext?: boolean; mtu?: number; fec?: { k: number; m: number } } = {},
 ): Promise<{ result: PathResult; window?: [number, number] }> {
-  const { profileDir, plaintext } = opts;
-  const name = profileDir ? 'braid (profiled)' : plaintext ? 'braid plaintext' : 'braid';
+  const { profileDir, plaintext, mtu, fec } = opts;
+  const name = profileDir
+    ? 'braid (profiled)'
+    : plaintext
+      ? 'braid plaintext'
+      : fec
+        ? `braid fec ${fec.k}+${fec.m} mtu ${mtu ?? 1420}`
+        : mtu
+          ? `braid mtu ${mtu}`
+          : 'braid';
   log(`${name}: starting two braid up processes over ${LINKS.length} links`);
   const h = await startTwoSites({
     tag: TAG,
@@ -231,6 +244,10 @@ async function withBraid(
     ...(profileDir ? { nodeArgs: { a: ['--cpu-prof', '--cpu-prof-dir', profileDir] }, stopTimeoutMs: 20_000 } : {}),
     // The same harness without encryption: what the crypto costs (issue 3: at most 25%).
     ...(plaintext ? { extraConfig: { insecurePlaintext: true } } : {}),
+    ...(mtu ? { mtu } : {}),
+    // FEC forced on iperf3's class (DSCP 0: default) with a fixed k+m: what parity costs where
+    // loss calls for it (adaptive FEC keeps m at 0 on these clean links).
+    ...(fec ? { extraConfig: { classes: { default: { fec: { enabled: true, k: fec.k, minM: fec.m, maxM: fec.m } } } } } : {}),
   });
   state.harness = h;
   let window: [number, number] | undefined;
@@ -481,6 +498,10 @@ async function main(): Promise<number> {
   const ovpn = await attempt('openvpn', () => withPeer(topo, () => startOpenvpn(topo, { ifPrefix: IF_PREFIX, net: '10.97.0' })));
   const braid = await attempt('braid', () => withBraid(topo, state));
   const plain = await attempt('braid plaintext', () => withBraid(topo, state, { plaintext: true }));
+  // FEC on vs off at TUN MTU 1360: a full-size packet's parity shard must still fit a 1500-byte
+  // link (at the default 1420 full-size packets go unprotected, fecTooLarge).
+  const mtuOnly = await attempt('braid mtu 1360', () => withBraid(topo, state, { mtu: FEC_MTU }));
+  const withFec = await attempt('braid fec 16+4', () => withBraid(topo, state, { mtu: FEC_MTU, fec: { k: 16, m: 4 } }));
   const profiled = await attempt('braid (profiled)', () => withBraid(topo, state, { profileDir }));
   const profile = profiled ? await attempt('profile', () => analyseProfile(profileDir, profiled.window)) : undefined;
 
@@ -489,7 +510,7 @@ async function main(): Promise<number> {
   clearTimeout(hardLimit);
   const load1 = loadavg()[0]!;
 
-  const paths = [veth, wg, ovpn, braid?.result, plain?.result].filter((p): p is PathResult => p !== undefined);
+  const paths = [veth, wg, ovpn, braid?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
   const cryptoRatio = braid && plain ? braid.result.tcp.mbps / plain.result.tcp.mbps : undefined;
   if (cryptoRatio !== undefined) log(`encrypted / plaintext: ${pct(cryptoRatio)} (issue 3 wants at least 75%)`);
   const notes = notesMarkdown({ paths, profiled: profiled?.result, profile, encodeDecodeNs, corePathUs, failures, load: [load0, load1], microBusy, cryptoRatio });
@@ -518,6 +539,14 @@ async function main(): Promise<number> {
     figures.push({ bench: 'overlay-tcp-plaintext', value: r1(plain.result.tcp.mbps), unit: 'Mbit/s', peers: { ...peers((p) => r1(p.tcp.mbps)), ...withEncrypted } });
   }
   if (cryptoRatio !== undefined) figures.push({ bench: 'overlay-tcp-encrypted-ratio', value: r3(cryptoRatio), unit: 'encrypted/plaintext' });
+  if (withFec) {
+    figures.push({
+      bench: 'overlay-tcp-fec-16-4',
+      value: r1(withFec.result.tcp.mbps),
+      unit: 'Mbit/s',
+      peers: mtuOnly ? { 'braid, FEC off, same MTU': r1(mtuOnly.result.tcp.mbps) } : {},
+    });
+  }
   if (encodeDecodeNs !== undefined) figures.push({ bench: 'overlay-encode-decode', value: Math.round(encodeDecodeNs), unit: 'ns/pkt' });
   if (corePathUs !== undefined) figures.push({ bench: 'overlay-core-path', value: Math.round(corePathUs * 100) / 100, unit: 'us/pkt' });
   for (const f of figures) process.stdout.write(`${JSON.stringify(f)}\n`);
