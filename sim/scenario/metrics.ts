@@ -330,7 +330,9 @@ export function describeStep(step: ScenarioStep): string {
 export function analyzeTimeline(input: TimelineInput): StepResult[] {
   const events = [...input.events].sort((x, y) => x.atMs - y.atMs);
   return input.timeline.map((step, idx) => {
-    const next = input.timeline.find((s, j) => j > idx && s.link === step.link);
+    // Steps on the same link at the same instant (e.g. one spec per direction) are one change:
+    // each is judged until the link's next change at a later time.
+    const next = input.timeline.find((s, j) => j > idx && s.link === step.link && s.atMs > step.atMs);
     const windowEnd = next ? next.atMs : input.endMs;
     const inWindow = events.filter((e) => e.atMs >= step.atMs && e.atMs < windowEnd);
     const fault = step.kind === 'fault';

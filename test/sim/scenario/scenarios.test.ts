@@ -39,6 +39,22 @@ describe(`shipped scenarios in virtual time${SEED === undefined ? '' : ` (seed $
     }, 120_000);
   }
 
+  // One seed can hide a marginal expectation (lte-jitter-storm's video passed on seed 1 while the
+  // uplink's storm read under video's SLA on 5 of 16 seeds). Three more seeds per scenario in CI;
+  // `BRAID_SEED=N` runs the whole file on another.
+  if (SEED === undefined) {
+    it('every shipped scenario also passes on seeds 2, 3 and 4', () => {
+      const failing: string[] = [];
+      for (const name of listScenarios()) {
+        for (const seed of [2, 3, 4]) {
+          const { report } = runVirtual(loadScenario(name), { seed });
+          for (const e of report.expectations) if (!e.pass) failing.push(`${name} seed ${seed}: ${e.text} (actual ${e.actual})`);
+        }
+      }
+      expect(failing).toEqual([]);
+    }, 240_000);
+  }
+
   it('is deterministic: the same seed gives the same report', () => {
     const scenario = loadScenario('mpls-blackout');
     // Wall-clock figures (and the first-run-in-process speed note) are not part of determinism.
