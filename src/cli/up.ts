@@ -153,6 +153,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
    * touching flows or the session; anything else is named as needing a restart.
    */
   let running = cfg;
+  const startedQueues = classOverrides(cfg).queues;
   const reload = async (trigger: string): Promise<string | undefined> => {
     let next: BraidConfig;
     try {
@@ -169,11 +170,29 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
       log.level = next.log.level;
       applied.push(`log.level=${next.log.level}`);
     }
-    const restartNeeded = (['site', 'tun', 'links', 'peers', 'privateKeyFile', 'insecurePlaintext', 'cipher', 'classes', 'control', 'metrics'] as const).filter(
-      (k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]),
-    );
+    // Classes: SLA, strategy, outer DSCP and FEC apply live; queue policies shape the per-link
+    // schedulers built at start, so they wait for a restart.
+    let classesNow = running.classes;
+    if (JSON.stringify(next.classes) !== JSON.stringify(running.classes)) {
+      try {
+        const changed = edge.setClassPolicies(monotonicNowMs(), classPolicies(next), classOverrides(next).fec);
+        applied.push(...changed.map((c) => `classes.${c.replace(': ', '.')}`));
+        classesNow = next.classes;
+      } catch (e) {
+        const line = `classes: ${(e as Error).message}`;
+        log.error({ trigger }, `reload rejected, keeping the running config: ${line}`);
+        return line;
+      }
+    }
+    const queueChanged = JSON.stringify(classOverrides(next).queues) !== JSON.stringify(startedQueues);
+    const restartNeeded = [
+      ...(['site', 'tun', 'links', 'peers', 'privateKeyFile', 'insecurePlaintext', 'cipher', 'control', 'metrics'] as const).filter(
+        (k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]),
+      ),
+      ...(queueChanged ? ['classes.*.queue'] : []),
+    ];
     // Only what was applied becomes the running config: the rest still runs as started.
-    running = { ...running, log: next.log };
+    running = { ...running, log: next.log, classes: classesNow };
     log.info({ trigger, applied, restartNeeded }, `config reloaded${applied.length ? `: applied ${applied.join(', ')}` : ': nothing to apply live'}${restartNeeded.length ? `; changes to ${restartNeeded.join(', ')} take effect at the next restart` : ''}`);
     return undefined;
   };

@@ -305,6 +305,9 @@ interface FecTx {
   maxPacketBytes: number;
   /** Packets sent unprotected because they were longer. */
   tooLarge: number;
+  /** Encoder counters of the encoders this class had before a live policy change (kept monotonic). */
+  protectedBefore: number;
+  cappedBefore: number;
 }
 
 /** Receiver-side FEC of one class (made when the peer first sends protected traffic of it). */
@@ -399,7 +402,7 @@ interface FlowEntry {
 export class Edge {
   private readonly site: string;
   private readonly paths: PathRuntime[];
-  private readonly policies: readonly ClassPolicy[];
+  private policies: readonly ClassPolicy[];
   private readonly probeIntervalMs: number;
   private readonly flowIdleTimeoutMs: number;
   private readonly maxFlows: number;
@@ -429,12 +432,12 @@ export class Edge {
   private staged: Uint8Array[] = [];
   /** Time of the input being handled (send paths seal with it). */
   private nowMs: number;
-  private readonly fecPolicies: readonly ClassFecPolicy[];
+  private fecPolicies: readonly ClassFecPolicy[];
   private readonly queuePolicies: readonly ClassQueuePolicy[];
   private readonly fecCodec: ErasureCodec;
   /** Per class: sender FEC state, undefined when FEC is off for the class. */
   private readonly fecTx: (FecTx | undefined)[];
-  private readonly fecTxList: FecTx[];
+  private fecTxList: FecTx[];
   /** Per class: receiver FEC state, made on the first protected frame of the class. */
   private readonly fecRx: (FecRx | undefined)[];
   /** The peer epoch the decoders' groups belong to: a new one (peer restart) resets them. */
@@ -691,6 +694,68 @@ export class Edge {
     this.rearmPathTimers(nowMs);
   }
 
+  /**
+   * Live class changes (config reload): SLA, strategy and outer DSCP from `policies` (all seven, in
+   * CLASS_NAMES order), FEC from `fec` (overrides merged on the defaults, as at construction).
+   * Validates everything before changing anything (RangeError naming the class and field).
+   * A class whose SLA changed is judged afresh from the next probe interval; one whose strategy
+   * changed has its flows re-steered now; one whose FEC changed gets a new encoder (its open group
+   * goes out without parity; group ids continue). Queue policies are not live (the shell says so).
+   * Returns what changed, e.g. ["voice: sla", "bulk: fec"], for the shell's log line.
+   */
+  setClassPolicies(nowMs: number, policies: readonly ClassPolicy[], fec: Partial<Record<ClassName, Partial<ClassFecPolicy>>> = {}): string[] {
+    this.nowMs = nowMs;
+    if (policies.length !== CLASS_NAMES.length) throw new RangeError(`policies: expected ${CLASS_NAMES.length} classes, got ${policies.length}`);
+    const nextFec = CLASS_NAMES.map((name, i) => {
+      const p: ClassFecPolicy = { ...DEFAULT_FEC_POLICIES[i]!, ...stripUndefined(fec[name]) };
+      checkFecPolicy(p, `class ${name}`);
+      return p;
+    });
+    const changed: string[] = [];
+    const old = this.policies;
+    this.policies = policies.map((p) => ({ ...p, sla: { ...p.sla } }));
+    for (let c = 0; c < CLASS_NAMES.length; c++) {
+      const name = CLASS_NAMES[c]!;
+      const was = old[c]!;
+      const now = this.policies[c]!;
+      if (JSON.stringify(was.sla) !== JSON.stringify(now.sla)) {
+        changed.push(`${name}: sla`);
+        for (const p of this.paths) {
+          p.inSla[c] = true;
+          p.breach[c] = undefined;
+          p.slaExits[c] = 0;
+        }
+      }
+      if (was.outerDscp !== now.outerDscp) changed.push(`${name}: outerDscp`);
+      if (was.strategy !== now.strategy) {
+        changed.push(`${name}: strategy`);
+        this.resteer(nowMs, (f) => f.classId === c, `${name} strategy now ${now.strategy}`, c);
+      }
+      if (JSON.stringify(this.fecPolicies[c]) !== JSON.stringify(nextFec[c])) {
+        changed.push(`${name}: fec`);
+        const before = this.fecTx[c];
+        const pol = nextFec[c]!;
+        // +1: nextGroupId is the old encoder's open group when one is open, whose data already
+        // went out under that id (reusing it made the receiver drop the new group's first packets
+        // as duplicates: found by the live-classes test).
+        const next = pol.enabled && pol.maxM > 0 ? this.makeFecTx(c, pol, before ? before.encoder.nextGroupId + 1 : undefined) : undefined;
+        if (next && before) {
+          next.paritySent = before.paritySent;
+          next.parityBytes = before.parityBytes;
+          next.parityUnsent = before.parityUnsent;
+          next.tooLarge = before.tooLarge;
+          next.protectedBefore = before.protectedBefore + before.encoder.counters.protectedPackets;
+          next.cappedBefore = before.cappedBefore + before.encoder.counters.parityCapped;
+        }
+        this.fecTx[c] = next;
+      }
+    }
+    this.fecPolicies = nextFec;
+    this.fecTxList = this.fecTx.filter((f): f is FecTx => f !== undefined);
+    if (changed.length > 0) this.emit(nowMs, 'config', undefined, `classes changed live: ${changed.join(', ')}`);
+    return changed;
+  }
+
   /** Operator drain: a drained link carries no data (probes continue so its state stays known). */
   setLinkAdmin(nowMs: number, linkId: number, drained: boolean): void {
     this.nowMs = nowMs;
@@ -800,7 +865,7 @@ export class Edge {
       const e = tx.encoder;
       out.fecK = tx.policy.k;
       out.fecM = e.m;
-      out.fecProtectedPackets = e.counters.protectedPackets;
+      out.fecProtectedPackets = tx.protectedBefore + e.counters.protectedPackets;
       out.fecParitySent = tx.paritySent;
       out.fecParityBytes = tx.parityBytes;
       const wire = this.classWireBytes[classId]!;
@@ -809,7 +874,7 @@ export class Edge {
       out.fecLossRatio = tx.lossRatio;
       out.fecCongested = tx.adaptive.congested(this.nowMs);
       out.fecTooLarge = tx.tooLarge;
-      out.fecParityCapped = e.counters.parityCapped;
+      out.fecParityCapped = tx.cappedBefore + e.counters.parityCapped;
     }
     const rx = this.fecRx[classId];
     if (rx !== undefined) {
@@ -1398,10 +1463,12 @@ export class Edge {
 
   // ---- FEC send ----------------------------------------------------------------------------
 
-  private makeFecTx(classId: number, policy: ClassFecPolicy): FecTx {
+  private makeFecTx(classId: number, policy: ClassFecPolicy, firstGroupId?: number): FecTx {
     // Group ids start at a value derived from our random epoch (no extra Rng draw, so runs with
-    // FEC on and off stay draw-for-draw identical), tagged with the class for the receiver.
-    const start = (Math.imul(this.epoch ^ Math.imul(classId + 1, 0x9e3779b1), 0x85ebca6b) >>> 0) & FEC_GROUP_COUNTER_MASK;
+    // FEC on and off stay draw-for-draw identical), tagged with the class for the receiver. A
+    // rebuilt encoder (live policy change) continues where the old one stopped: the receiver may
+    // still hold the old groups, and a reused id would mix two groups' shards.
+    const start = firstGroupId !== undefined ? firstGroupId & FEC_GROUP_COUNTER_MASK : (Math.imul(this.epoch ^ Math.imul(classId + 1, 0x9e3779b1), 0x85ebca6b) >>> 0) & FEC_GROUP_COUNTER_MASK;
     const minM = Math.min(policy.minM, policy.maxM);
     const encoder = new FecEncoder(this.fecCodec, { k: policy.k, m: minM, flushMs: policy.flushMs, firstGroupId: start || 1, groupTag: classId, maxOverheadRatio: policy.maxOverheadRatio });
     const adaptive = new AdaptiveParity({ k: policy.k, targetLossRatio: policy.targetResidualLossRatio, maxM: policy.maxM, criterion: 'packet' });
@@ -1420,6 +1487,8 @@ export class Edge {
       adaptTicks: 0,
       maxPacketBytes: this.maxDatagramBytes - parityOverheadBytes(policy.k),
       tooLarge: 0,
+      protectedBefore: 0,
+      cappedBefore: 0,
     };
     if (minM > 0 && minM < policy.maxM) {
       parityTable(policy.k, 0, policy.targetResidualLossRatio, minM, 'packet', fec.table);

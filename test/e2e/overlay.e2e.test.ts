@@ -107,6 +107,13 @@ describe.skipIf(!ROOT)('end-to-end: two braid up processes over 3 veth links', (
       expect(h.a.output()).toMatch(/reload rejected, keeping the running config/);
       writeFileSync(h.a.configPath, original);
       expect(await h.control('a', { cmd: 'reload' })).toEqual({ ok: true });
+      // Classes apply live; queue settings wait for a restart, and the log says which is which.
+      writeFileSync(h.a.configPath, `${original.trimEnd()}\nclasses:\n  voice:\n    strategy: duplicate\n    sla: { rttMs: 250 }\n  bulk:\n    queue: { weight: 2 }\n`);
+      expect(await h.control('a', { cmd: 'reload' })).toEqual({ ok: true });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(h.a.output()).toMatch(/config reloaded: applied classes\.voice\.sla, classes\.voice\.strategy; changes to classes\.\*\.queue take effect at the next restart/);
+      const voice = (await h.status('a')).classes.find((c: { name: string }) => c.name === 'voice') as { strategy?: string };
+      expect(voice.strategy).toBe('duplicate');
     } finally {
       writeFileSync(h.a.configPath, original);
     }
