@@ -114,6 +114,12 @@ export function formatStatusText(snap: EdgeSnapshot, color = false): string {
   }
   if (idle.length) out.push('', `${p.heading('idle classes:')} ${idle.join(', ')}`);
 
+  const top = snap.topFlows ?? [];
+  if (top.length) {
+    out.push('', p.heading(`top flows sent (${top.length} largest of ${fmtCount(snap.flows)}):`));
+    for (const f of top) out.push(`  ${fmtBytes(f.bytes).padStart(11)}  ${fmtBpsLong(f.rateBps).padStart(13)}  ${f.class.padEnd(9)} ${f.links.padEnd(10)} ${f.flow}`);
+  }
+
   if (snap.recentEvents.length) {
     out.push('', p.heading(`recent events (${Math.min(TEXT_EVENTS, snap.recentEvents.length)} of ${snap.recentEvents.length}):`));
     for (const e of snap.recentEvents.slice(-TEXT_EVENTS)) out.push(`  ${fmtUptime(e.atMs).padStart(8)}  ${e.message}`);

@@ -50,7 +50,7 @@ import {
   RECENT_EVENTS_KEPT,
 } from './constants.ts';
 import { Fifo } from './fifo.ts';
-import { newInnerInfo, parseInner } from './inner.ts';
+import { flowTuple, formatFlowTuple, newInnerInfo, parseInner, type InnerInfo } from './inner.ts';
 import { allocBytes, copyBytes } from './bytes.ts';
 import { LONG_WINDOW_MS, MIN_LOST_FOR_SLA, PathStats, SHORT_WINDOW_MS } from './pathmon/path-stats.ts';
 import {
@@ -69,6 +69,7 @@ import {
   DROP_REASONS,
   formatEndpoint,
   type ClassSnapshot,
+  type FlowSnapshot,
   type DropReason,
   type EdgeEvent,
   type EdgeEventKind,
@@ -397,7 +398,15 @@ interface FlowEntry {
   /** Second path of a duplicated class, or -1. */
   path2: number;
   lastSeenMs: number;
+  createdMs: number;
+  packets: number;
+  bytes: number;
+  /** The 5-tuple as bytes (inner.ts flowTuple), formatted only for the top-flows list. */
+  tuple: Uint8Array;
 }
+
+/** Flows listed in snapshot().topFlows. */
+const TOP_FLOWS = 10;
 
 export class Edge {
   private readonly site: string;
@@ -558,7 +567,9 @@ export class Edge {
     const info = parseInner(packet, this.inner);
     if (!info) return this.drop('badInner');
     if (this.paths.length === 0) return this.drop('noLink');
-    const flow = this.flowFor(nowMs, info.flowHash, classOfDscp(info.dscp));
+    const flow = this.flowFor(nowMs, info.flowHash, classOfDscp(info.dscp), packet, info);
+    flow.packets++;
+    flow.bytes += packet.length;
     const classId = flow.classId;
     const cls = this.classTx[classId]!;
     cls.packets++;
@@ -756,6 +767,33 @@ export class Edge {
     return changed;
   }
 
+  /** The TOP_FLOWS flows that sent the most bytes: one pass keeping a small sorted list. */
+  private topFlows(nowMs: number): FlowSnapshot[] {
+    const top: FlowEntry[] = [];
+    for (const f of this.flows.values()) {
+      if (top.length === TOP_FLOWS && f.bytes <= top[TOP_FLOWS - 1]!.bytes) continue;
+      let i = top.length < TOP_FLOWS ? top.length : TOP_FLOWS - 1;
+      top[i] = f;
+      while (i > 0 && top[i - 1]!.bytes < f.bytes) {
+        top[i] = top[i - 1]!;
+        top[--i] = f;
+      }
+    }
+    return top.map((f) => {
+      const ageMs = Math.max(0, nowMs - f.createdMs);
+      const activeMs = f.lastSeenMs - f.createdMs;
+      return {
+        flow: formatFlowTuple(f.tuple),
+        class: CLASS_NAMES[f.classId]!,
+        links: this.pathLabel(f.path, f.path2),
+        packets: f.packets,
+        bytes: f.bytes,
+        ageMs,
+        rateBps: activeMs >= 1 ? Math.round((f.bytes * 8 * 1000) / activeMs) : 0,
+      };
+    });
+  }
+
   /** Operator drain: a drained link carries no data (probes continue so its state stays known). */
   setLinkAdmin(nowMs: number, linkId: number, drained: boolean): void {
     this.nowMs = nowMs;
@@ -849,6 +887,7 @@ export class Edge {
       classes,
       flows: this.flows.size,
       flowMoves: this.flowMoves,
+      topFlows: this.topFlows(nowMs),
       tunPacketsIn: this.tunPacketsIn,
       deliveredPackets: this.deliveredPackets,
       duplicatesSuppressed: this.duplicatesSuppressed,
@@ -1261,7 +1300,7 @@ export class Edge {
   }
 
   /** The flow's entry, created or re-steered as needed. Hot path: the common case is one Map lookup. */
-  private flowFor(nowMs: number, flowHash: number, classId: number): FlowEntry {
+  private flowFor(nowMs: number, flowHash: number, classId: number, packet: Uint8Array, info: InnerInfo): FlowEntry {
     let flow = this.flows.get(flowHash);
     if (flow && flow.classId === classId) {
       flow.lastSeenMs = nowMs;
@@ -1281,7 +1320,7 @@ export class Edge {
       const oldest = this.flows.keys().next().value;
       if (oldest !== undefined) this.flows.delete(oldest);
     }
-    flow = { classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs };
+    flow = { classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs, createdMs: nowMs, packets: 0, bytes: 0, tuple: flowTuple(packet, info) };
     this.flows.set(flowHash, flow);
     return flow;
   }

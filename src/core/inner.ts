@@ -13,6 +13,8 @@ export interface InnerInfo {
   protocol: number;
   /** FNV-1a hash of (src, dst, protocol, src port, dst port): the flow's identity. */
   flowHash: number;
+  /** Offset of the TCP/UDP/SCTP ports in the packet, or -1 when they are not part of the identity. */
+  portsAt: number;
 }
 
 const FNV_OFFSET = 0x811c9dc5;
@@ -51,8 +53,10 @@ export function parseInner(packet: Uint8Array, out: InnerInfo): InnerInfo | unde
     return undefined;
   }
   h = Math.imul(h ^ proto, FNV_PRIME);
+  out.portsAt = -1;
   if (l4 >= 0 && (proto === 6 || proto === 17 || proto === 132) && packet.length >= l4 + 4) {
     h = fnv(h, packet, l4, l4 + 4);
+    out.portsAt = l4;
   }
   out.ipVersion = version;
   out.protocol = proto;
@@ -61,5 +65,41 @@ export function parseInner(packet: Uint8Array, out: InnerInfo): InnerInfo | unde
 }
 
 export function newInnerInfo(): InnerInfo {
-  return { ipVersion: 0, dscp: 0, protocol: 0, flowHash: 0 };
+  return { ipVersion: 0, dscp: 0, protocol: 0, flowHash: 0, portsAt: -1 };
+}
+
+/**
+ * The flow's identity as bytes, for the operator's top-flows list: [version, protocol, src, dst,
+ * src port, dst port] (ports 0 when not part of the identity). Copied once per new flow.
+ */
+export function flowTuple(packet: Uint8Array, info: InnerInfo): Uint8Array {
+  const addrBytes = info.ipVersion === 4 ? 8 : 32;
+  const out = new Uint8Array(2 + addrBytes + 4);
+  out[0] = info.ipVersion;
+  out[1] = info.protocol;
+  out.set(packet.subarray(info.ipVersion === 4 ? 12 : 8, info.ipVersion === 4 ? 20 : 40), 2);
+  if (info.portsAt >= 0) out.set(packet.subarray(info.portsAt, info.portsAt + 4), 2 + addrBytes);
+  return out;
+}
+
+const PROTOCOL_NAMES: Readonly<Record<number, string>> = { 1: 'icmp', 6: 'tcp', 17: 'udp', 58: 'icmp6', 132: 'sctp' };
+
+/** "10.1.0.5:5060 > 10.2.0.9:5060 udp" (IPv6: "[2001:db8::1]:443 > [...]:51000 tcp"). */
+export function formatFlowTuple(t: Uint8Array): string {
+  const v4 = t[0] === 4;
+  const addrBytes = v4 ? 4 : 16;
+  const addr = (at: number): string => {
+    if (v4) return `${t[at]}.${t[at + 1]}.${t[at + 2]}.${t[at + 3]}`;
+    const groups: string[] = [];
+    for (let i = 0; i < 16; i += 2) groups.push(((t[at + i]! << 8) | t[at + i + 1]!).toString(16));
+    return `[${groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::')}]`;
+  };
+  const portsAt = 2 + 2 * addrBytes;
+  const sport = (t[portsAt]! << 8) | t[portsAt + 1]!;
+  const dport = (t[portsAt + 2]! << 8) | t[portsAt + 3]!;
+  const hasPorts = sport !== 0 || dport !== 0;
+  const proto = PROTOCOL_NAMES[t[1]!] ?? `proto ${t[1]}`;
+  const src = addr(2) + (hasPorts ? `:${sport}` : '');
+  const dst = addr(2 + addrBytes) + (hasPorts ? `:${dport}` : '');
+  return `${src} > ${dst} ${proto}`;
 }

@@ -59,6 +59,21 @@ export interface EdgeEvent {
   message: string;
 }
 
+/** One flow of the flow table (what we send; the peer's snapshot has the other direction). */
+export interface FlowSnapshot {
+  /** "10.1.0.5:5060 > 10.2.0.9:5060 udp". */
+  flow: string;
+  class: string;
+  /** Its path, or both paths of a duplicated class ("mpls+inet"). */
+  links: string;
+  packets: number;
+  bytes: number;
+  /** Since the flow was first seen. */
+  ageMs: number;
+  /** Average send rate from its first packet to its last (0 with one packet). */
+  rateBps: number;
+}
+
 export interface LinkSnapshot {
   id: number;
   name: string;
@@ -174,6 +189,8 @@ export interface EdgeSnapshot {
   classes: ClassSnapshot[];
   flows: number;
   flowMoves: number;
+  /** The flows that sent the most bytes (at most TOP_FLOWS), largest first. */
+  topFlows: FlowSnapshot[];
   tunPacketsIn: number;
   deliveredPackets: number;
   duplicatesSuppressed: number;

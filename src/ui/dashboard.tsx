@@ -237,8 +237,9 @@ function Body(props: { view: View; snapshot: EdgeSnapshot; history: ReturnType<t
         <Box flexDirection="column">
           <ClassesTable classes={classes} columns={columns} theme={theme} preferDscp />
           <Text> </Text>
-          <Title text="flows per link" note="the snapshot has no per-flow list" theme={theme} />
-          <FlowsPanel snapshot={snapshot} columns={columns} theme={theme} />
+          <Title text="flows" note="per link, then the top flows this site sends" theme={theme} />
+          {/* classes (+ header), blank, title, one row per link, 3 summary lines, the top-flows header */}
+          <FlowsPanel snapshot={snapshot} columns={columns} theme={theme} topRows={bodyRows - (classes.length + 1) - 2 - snapshot.links.length - 3 - 1} />
         </Box>
       );
     case 'events':

@@ -78,6 +78,7 @@ describe('braid status (text)', () => {
     expect(t).toMatch(/\nlink: lte\n/);
     expect(t).toMatch(/\nclass: voice\n {2}strategy: best\n {2}flows: 8 on \w+/);
     expect(t).toMatch(/\nidle classes: control, video, signaling, business, bulk\n/);
+    expect(t).toMatch(/\ntop flows sent \(\d+ largest of \d+\):\n +[\d.]+ (B|KiB|MiB) +[\d.]+ (k|M)?bit\/s +(voice|default) +\w+ +10\.1\.0\.2:\d+ > 10\.2\.0\.2:5000 udp\n/);
     expect(t).toMatch(/recent events \(8 of \d+\):\n/);
     expect(t).not.toContain('\x1b[');
   });

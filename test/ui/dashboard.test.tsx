@@ -184,6 +184,9 @@ describe('keys', () => {
     expect(lastFrame()).toMatch(/inet\s+█+\s+10 flows/);
     expect(lastFrame()).toContain('drops: malformed 2');
     expect(lastFrame()).toContain('session: established, chacha20-poly1305, 1:23.0 old');
+    // The top flows this site sends, as many as fit at 24 rows, largest first.
+    expect(lastFrame()).toMatch(/16\.03 MiB\s+3\.4M\s+default\s+inet\s+10\.1\.0\.20:51000 > 10\.2\.0\.9:443 tcp/);
+    expectFits(lastFrame(), 80, 24);
     stdin.write(KEY.tab);
     await tick();
     expect(lines(lastFrame())[0]).toContain('[events]');

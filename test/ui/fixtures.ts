@@ -76,6 +76,11 @@ export function failoverSnapshot(over: Partial<EdgeSnapshot> = {}): EdgeSnapshot
     classes,
     flows: 14,
     flowMoves: 9,
+    topFlows: [
+      { flow: '10.1.0.20:51000 > 10.2.0.9:443 tcp', class: 'default', links: 'inet', packets: 12_004, bytes: 16_805_600, ageMs: 40_000, rateBps: 3_361_120 },
+      { flow: '10.1.0.31:16384 > 10.2.0.44:16384 udp', class: 'voice', links: 'inet', packets: 2_764, bytes: 552_800, ageMs: 55_280, rateBps: 80_000 },
+      { flow: '10.1.0.8 > 10.2.0.1 icmp', class: 'default', links: 'lte', packets: 12, bytes: 1_008, ageMs: 11_000, rateBps: 733 },
+    ],
     tunPacketsIn: 22_094,
     deliveredPackets: 9_375,
     duplicatesSuppressed: 12,

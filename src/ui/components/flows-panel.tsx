@@ -1,15 +1,16 @@
 /**
- * Where the flows are. The snapshot has no per-flow list (the flow table can hold thousands),
- * so this shows flows per link and per class, plus totals, drops by reason and the session.
+ * Where the flows are: flows per link, totals, drops by reason and the session, then the top
+ * flows by bytes sent (the snapshot carries the 10 largest; the flow table can hold thousands).
  */
 import type { ReactElement } from 'react';
 import { Box, Text } from 'ink';
 import { DROP_REASONS, type EdgeSnapshot } from '../../core/types.ts';
-import { cell, fmtCount, sessionText } from '../format.ts';
+import { cell, fmtBpsShort, fmtBytes, fmtCount, sessionText } from '../format.ts';
 import { stateColor, tint, type Theme } from '../theme.ts';
 
-export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; theme: Theme }): ReactElement {
+export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; theme: Theme; topRows?: number }): ReactElement {
   const { snapshot: s, columns, theme } = props;
+  const top = (s.topFlows ?? []).slice(0, Math.max(0, props.topRows ?? 0));
   const nameWidth = Math.max(6, ...s.links.map((l) => l.name.length + 2));
   const barWidth = Math.max(4, Math.min(50, columns - nameWidth - 16));
   const maxFlows = Math.max(1, ...s.links.map((l) => l.flows));
@@ -26,6 +27,10 @@ export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; the
       <Text wrap="truncate">{`  total ${fmtCount(s.flows)} flows, ${fmtCount(s.flowMoves)} moves; tun in ${fmtCount(s.tunPacketsIn)}, delivered ${fmtCount(s.deliveredPackets)}, duplicates suppressed ${fmtCount(s.duplicatesSuppressed)}`}</Text>
       <Text wrap="truncate" {...tint(theme, drops.length ? 'yellow' : undefined)}>{`  drops: ${drops.length ? drops.join(', ') : 'none'}`}</Text>
       <Text wrap="truncate" {...tint(theme, s.session?.encrypted && !s.session.established ? 'red' : undefined)}>{`  session: ${sessionText(s.session)}`}</Text>
+      {top.length > 0 ? <Text wrap="truncate" {...tint(theme, 'gray')}>{`  ${cell('sent', 11, true)} ${cell('rate', 6, true)}  ${cell('class', 9)} ${cell('links', 10)} flow (top ${top.length} by bytes sent)`}</Text> : null}
+      {top.map((f) => (
+        <Text key={f.flow} wrap="truncate">{`  ${cell(fmtBytes(f.bytes), 11, true)} ${cell(fmtBpsShort(f.rateBps), 6, true)}  ${cell(f.class, 9)} ${cell(f.links, 10)} ${f.flow}`}</Text>
+      ))}
     </Box>
   );
 }
