@@ -2,7 +2,7 @@
  * The dashboard: renders EdgeSnapshots, nothing else. All UI state (view, selected link, help,
  * a pending drain confirmation, the last notice) lives here at the top; components below are
  * small functions of their props. Four views: overview (links, classes, events), links (one block
- * per link), classes (classes, flows per link, drops), events.
+ * per link), classes (classes, flows per link, top flows, drops), events.
  *
  * It fits 80x24 (every row truncates, sections shrink by priority) and uses a bigger terminal for
  * more columns, longer sparklines and more events. Height is rows-1: ink redraws the whole screen
