@@ -29,6 +29,7 @@
  * return. Recovered packets are fresh arrays owned by the caller.
  */
 import type { ErasureCodec } from './codec.ts';
+import type { ParityFields } from '../wire/codec.ts';
 import { ShardPool, checksumPaddedBytes, shardBuffersChecksum, type ShardBuffer } from './buffers.ts';
 import {
   FEC_DEFAULT_DECODER_BUDGET_BYTES,
@@ -54,17 +55,12 @@ export interface FecDecoderConfig {
   maxTombstones?: number;
 }
 
-/** A parity frame as decoded from the wire (FecParity); FecEncoder's FecParityShard fits it. */
-export interface FecParityFrame {
-  readonly groupId: number;
-  readonly index: number;
-  readonly k: number;
-  readonly m: number;
-  readonly lengths: ArrayLike<number>;
-  readonly checksum: number;
-  /** The parity bytes; its length is the group's shardBytes. */
-  readonly shard: Uint8Array;
-}
+/**
+ * A parity frame as decoded from the wire (FecParity); FecEncoder's FecParityShard fits it. The
+ * same fields the codec writes (wire/codec.ts ParityFields): one declaration, not two copies.
+ * `shard`'s length is the group's shardBytes.
+ */
+export type FecParityFrame = ParityFields;
 
 export interface RecoveredPacket {
   readonly groupId: number;
