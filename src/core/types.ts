@@ -208,3 +208,40 @@ export interface EdgeSnapshot {
   drops: Record<DropReason, number>;
   recentEvents: EdgeEvent[];
 }
+
+// ---- Many peers (Endpoint) -----------------------------------------------------------------
+
+/** One local WAN link of the box (a socket in the shell). Ids are indexes into EndpointConfig.links. */
+export interface LinkConfig {
+  /** Operator's name for the link ("mpls", "inet", "lte"); exchanged in the hello, shown everywhere. */
+  name: string;
+  costTier?: 'primary' | 'overflow' | 'backup';
+  /** Configured uplink rate; 0/undefined = unknown (balance treats links equally, no shaper). */
+  bandwidthBps?: number;
+  /** Outer DSCP of probes and control frames on this link. */
+  dscp?: number;
+  /** Token bucket depth of the shaper (bytes) when bandwidthBps is set. */
+  shaperBurstBytes?: number;
+}
+
+/** One remote site. */
+export interface PeerConfig {
+  /** Unique among the peers; the session and every label use it. */
+  name: string;
+  /** X25519 public key (32 bytes); required unless the overlay runs in plaintext. */
+  publicKey?: Uint8Array;
+  /**
+   * The site's prefixes ("10.2.0.0/16", "fd00:2::/48"), WireGuard AllowedIPs semantics: outbound,
+   * the inner destination picks the peer by longest match; inbound, the inner source must lie in them.
+   */
+  prefixes: readonly string[];
+  /**
+   * Where to reach the peer, by local link name. Links without one learn the endpoint from the
+   * peer's first authenticated packet on that path (a hub does not know its spokes' addresses).
+   */
+  endpoints?: Readonly<Record<string, Endpoint>>;
+  /** Local link names that may reach this peer; default all. */
+  links?: readonly string[];
+  /** Send an authenticated keepalive on every path idle this long (the side behind NAT); 0/undefined = off. */
+  persistentKeepaliveMs?: number;
+}
