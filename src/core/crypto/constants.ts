@@ -49,10 +49,10 @@ export const REPLAY_RING_WORDS = 512;
 export const UNDER_LOAD_INITIATIONS_PER_SECOND = 64;
 /** Once under load, stay there this long after the last second that crossed the threshold. */
 export const UNDER_LOAD_HOLD_MS = 1_000;
-/** Per-source token bucket applied under load (WireGuard ratelimiter: 20/s, burst 5). */
+/** Per-source-IP (IPv6: /64) token bucket applied under load (WireGuard ratelimiter: 20/s, burst 5). */
 export const RATE_LIMIT_INITIATIONS_PER_SECOND = 20;
 export const RATE_LIMIT_BURST = 5;
-/** Cap on sources tracked by the rate limiter; beyond it new sources are refused until buckets refill. */
+/** Cap on sources tracked by the rate limiter; beyond it the least recently used source is forgotten. */
 export const RATE_LIMIT_MAX_SOURCES = 4_096;
 /** Cap on configured peers per session manager. */
 export const MAX_PEERS = 4_096;

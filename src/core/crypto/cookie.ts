@@ -138,14 +138,76 @@ interface Bucket {
 }
 
 /**
- * Per-source token bucket. Bounded: at `maxSources` it first forgets sources whose bucket has
- * refilled (they would start full anyway), at most once per refill period; if still full, new
- * sources are refused until then (we only get here under load, after the cookie round trip).
+ * The rate limiter's key for a source written as `formatEndpoint` does ("203.0.113.7:51900",
+ * "[2001:db8::1]:51900"): the IPv4 address, or the /64 of an IPv6 address (WireGuard's ratelimiter:
+ * one host owns a whole /64, so per-address buckets in IPv6 are no limit at all). The port is never
+ * part of it: one host cycling source ports is still one host. IPv4-mapped IPv6 counts as IPv4.
+ * Anything that does not parse is keyed by its text without a trailing ":port".
+ */
+export function rateLimitKey(sourceAddress: string): string {
+  let host = sourceAddress;
+  if (host.startsWith('[')) {
+    const close = host.indexOf(']');
+    host = close > 0 ? host.slice(1, close) : host.slice(1);
+  } else {
+    const colon = host.lastIndexOf(':');
+    if (colon >= 0 && host.indexOf(':') === colon) host = host.slice(0, colon); // "v4:port"
+  }
+  const zone = host.indexOf('%');
+  if (zone >= 0) host = host.slice(0, zone);
+  if (!host.includes(':')) return host;
+  const groups = expandIpv6(host);
+  if (groups === null) return host;
+  // ::ffff:a.b.c.d and ::ffff:xxxx:xxxx are IPv4 (dual-stack sockets report them so).
+  if (groups[0] === 0 && groups[1] === 0 && groups[2] === 0 && groups[3] === 0 && groups[4] === 0 && groups[5] === 0xffff) {
+    return `${groups[6]! >>> 8}.${groups[6]! & 0xff}.${groups[7]! >>> 8}.${groups[7]! & 0xff}`;
+  }
+  return `${groups.slice(0, 4).map((g) => g.toString(16)).join(':')}::/64`;
+}
+
+/** The eight 16-bit groups of an IPv6 address (with an optional dotted IPv4 tail), or null. */
+function expandIpv6(text: string): number[] | null {
+  let tail: number[] = [];
+  let body = text;
+  const lastColon = body.lastIndexOf(':');
+  const last = body.slice(lastColon + 1);
+  if (last.includes('.')) {
+    const octets = last.split('.').map((o) => (/^\d{1,3}$/.test(o) ? Number(o) : -1));
+    if (octets.length !== 4 || octets.some((o) => o < 0 || o > 255)) return null;
+    tail = [(octets[0]! << 8) | octets[1]!, (octets[2]! << 8) | octets[3]!];
+    body = body.slice(0, lastColon + 1) + '0';
+  }
+  const halves = body.split('::');
+  if (halves.length > 2) return null;
+  const parse = (part: string): number[] | null => {
+    if (part === '') return [];
+    const out: number[] = [];
+    for (const g of part.split(':')) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return null;
+      out.push(parseInt(g, 16));
+    }
+    return out;
+  };
+  const head = parse(halves[0]!);
+  const rest = halves.length === 2 ? parse(halves[1]!) : [];
+  if (head === null || rest === null) return null;
+  if (tail.length > 0) (rest.length > 0 ? rest : head).pop(); // the '0' placeholder
+  const fixed = head.length + rest.length + tail.length;
+  if (halves.length === 1 ? fixed !== 8 : fixed > 7) return null;
+  return [...head, ...new Array<number>(8 - fixed).fill(0), ...rest, ...tail];
+}
+
+/**
+ * Per-source token bucket (WireGuard's ratelimiter: 20/s, burst 5, keyed by `rateLimitKey`). The
+ * table is bounded and kept in least-recently-used order: when it is full, sources idle for the
+ * refill time go first (their bucket is full again, forgetting them loses nothing), then the least
+ * recently used one. Never refusing a *new* source for want of room matters: a flood that filled
+ * the table must not lock out a real peer that has a valid cookie (that is what cookies are for).
  */
 export class TokenBucketLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly refillMs: number;
-  private lastSweepMs = Number.NEGATIVE_INFINITY;
+  private evicted = 0;
 
   constructor(
     private readonly ratePerSecond: number = RATE_LIMIT_INITIATIONS_PER_SECOND,
@@ -159,29 +221,37 @@ export class TokenBucketLimiter {
     return this.buckets.size;
   }
 
+  /** Sources forgotten while not yet refilled because the table was full. */
+  get evictedSources(): number {
+    return this.evicted;
+  }
+
   allow(nowMs: number, source: string): boolean {
     let bucket = this.buckets.get(source);
     if (bucket === undefined) {
-      if (this.buckets.size >= this.maxSources && !this.sweep(nowMs)) return false;
+      if (this.buckets.size >= this.maxSources) this.makeRoom(nowMs);
       bucket = { tokens: this.burst, lastMs: nowMs };
-      this.buckets.set(source, bucket);
     } else {
-      bucket.tokens = Math.min(this.burst, bucket.tokens + ((nowMs - bucket.lastMs) * this.ratePerSecond) / 1000);
+      this.buckets.delete(source); // re-inserted below: Map order is recency order
+      bucket.tokens = Math.min(this.burst, bucket.tokens + (Math.max(0, nowMs - bucket.lastMs) * this.ratePerSecond) / 1000);
       bucket.lastMs = nowMs;
     }
+    this.buckets.set(source, bucket);
     if (bucket.tokens < 1) return false;
     bucket.tokens -= 1;
     return true;
   }
 
-  /** Drops refilled buckets; returns whether there is room now. */
-  private sweep(nowMs: number): boolean {
-    if (nowMs - this.lastSweepMs >= this.refillMs) {
-      this.lastSweepMs = nowMs;
-      for (const [source, bucket] of this.buckets) {
-        if (nowMs - bucket.lastMs >= this.refillMs) this.buckets.delete(source);
-      }
+  private makeRoom(nowMs: number): void {
+    for (const [source, bucket] of this.buckets) {
+      if (nowMs - bucket.lastMs < this.refillMs) break; // recency order: the rest are younger
+      this.buckets.delete(source);
     }
-    return this.buckets.size < this.maxSources;
+    if (this.buckets.size < this.maxSources) return;
+    const oldest = this.buckets.keys().next();
+    if (!oldest.done) {
+      this.buckets.delete(oldest.value);
+      this.evicted++;
+    }
   }
 }

@@ -48,7 +48,7 @@
 import { BraidError, ErrorCode } from '../errors.ts';
 import type { KeyedBlake2s } from './blake2s.ts';
 import { WIRE_VERSION } from '../constants.ts';
-import { consumeCookieReply, CookieChecker, mac1Key, TokenBucketLimiter, verifyMac1 } from './cookie.ts';
+import { consumeCookieReply, CookieChecker, mac1Key, rateLimitKey, TokenBucketLimiter, verifyMac1 } from './cookie.ts';
 import {
   COOKIE_REFRESH_TIME_MS,
   KEEPALIVE_TIMEOUT_MS,
@@ -395,7 +395,9 @@ export class SessionManager<Source = string> {
 
   /**
    * Consumes a handshake message from `source`. `sourceAddress` is the source's address as text
-   * (e.g. "203.0.113.7:51900"): cookies are bound to it. Replies are queued for `source`.
+   * (e.g. "203.0.113.7:51900", "[2001:db8::1]:51900"): cookies are bound to all of it (WireGuard: IP and
+   * port), the per-source rate limit under load to its IP (/64 for IPv6, see rateLimitKey). Replies
+   * are queued for `source`.
    */
   handleHandshake(nowMs: number, source: Source, sourceAddress: string, message: Uint8Array): void {
     switch (peekMessageType(message)) {
@@ -435,7 +437,7 @@ export class SessionManager<Source = string> {
         });
         return;
       }
-      if (!this.limiter.allow(nowMs, sourceAddress)) {
+      if (!this.limiter.allow(nowMs, rateLimitKey(sourceAddress))) {
         this.handshakeDrops.rateLimited++;
         return;
       }

@@ -107,12 +107,14 @@ describe('TokenBucketLimiter', () => {
     expect(allowed).toBeLessThanOrEqual(25);
   });
 
-  it('is bounded: refuses new sources when full, forgets idle ones after the refill time', () => {
+  it('is bounded: forgets idle sources first when full, then the least recently used', () => {
     const limiter = new TokenBucketLimiter(20, 5, 3);
     expect(limiter.allow(0, 'a') && limiter.allow(0, 'b') && limiter.allow(0, 'c')).toBe(true);
-    expect(limiter.allow(10, 'd')).toBe(false);
+    expect(limiter.allow(10, 'd')).toBe(true); // a new source is never refused for want of room
     expect(limiter.trackedSources).toBe(3);
-    expect(limiter.allow(300, 'd')).toBe(true); // a, b, c idle for the 250 ms refill time
+    expect(limiter.evictedSources).toBe(1);
+    expect(limiter.allow(300, 'e')).toBe(true); // b, c, d idle for the 250 ms refill time
     expect(limiter.trackedSources).toBe(1);
+    expect(limiter.evictedSources).toBe(1);
   });
 });
