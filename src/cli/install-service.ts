@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import type { Output } from './status.ts';
 
@@ -31,14 +31,44 @@ export function systemdQuote(arg: string): string {
   return /[\s"'\\;]/.test(arg) ? `"${escaped}"` : escaped;
 }
 
+/**
+ * A path for a unit file line outside ExecStart (Description, Documentation): `%` doubled, since
+ * systemd expands specifiers there too. Control characters are refused by serviceUnit.
+ */
+function unitText(s: string): string {
+  return s.replace(/%/g, '%%');
+}
+
+/**
+ * A newline in a path would end the unit line and start a directive of the caller's choosing
+ * (a config path "x\nExecStartPre=/bin/sh -c ..."): no quoting helps, so such paths are refused.
+ */
+function refuseControlChars(what: string, path: string): void {
+  if (/[\u0000-\u001f\u007f]/.test(path)) {
+    throw new BraidError(ErrorCode.USAGE, `install-service: the ${what} path ${JSON.stringify(path)} contains a control character (newline, tab, ...)`, {
+      fix: `rename it to a path without control characters`,
+    });
+  }
+}
+
+/**
+ * The unit text. One source: the Debian package ships serviceUnit() for /usr/bin/node and
+ * /usr/lib/braid/bin/braid.js (scripts/package/build.ts), which is what `braid install-service`
+ * writes from the package.
+ */
 export function serviceUnit(o: UnitOptions): string {
+  refuseControlChars('node', o.nodePath);
+  refuseControlChars('braid', o.braidPath);
+  refuseControlChars('config', o.configPath);
   const cmd = (...args: string[]): string => [o.nodePath, o.braidPath, ...args].map(systemdQuote).join(' ');
   // ProtectHome=yes would hide a checkout under /home (a common place to `npm install`).
   const protectHome = o.braidPath.startsWith('/home/') || o.braidPath.startsWith('/root/') ? 'read-only' : 'yes';
-  return `# Written by \`braid install-service\`. Customise with \`systemctl edit braid\` (a drop-in survives reinstalls).
+  const readme = pathToFileURL(resolve(dirname(o.braidPath), '..', 'README.md')).href;
+  return `# Braid edge service, from \`braid install-service\` or the braid package. Customise it with
+# \`systemctl edit braid\` (a drop-in survives reinstalls).
 [Unit]
-Description=Braid SD-WAN edge overlay (${o.configPath})
-Documentation=file://${resolve(dirname(o.braidPath), '..', 'README.md')}
+Description=Braid SD-WAN edge overlay (${unitText(o.configPath)})
+Documentation=${unitText(readme)}
 After=network-online.target
 Wants=network-online.target
 

@@ -71,6 +71,34 @@ describe('braid install-service', () => {
     expect(unit).toContain('\nProtectHome=read-only\n'); // a checkout under /home must stay readable
   });
 
+  it('a newline in a path cannot add a directive: refused, nothing written (issue 14 finding 9)', () => {
+    const path = join(dir, 'inject.service');
+    for (const config of [`${dir}/x.yaml\nExecStartPre=/bin/touch /tmp/braid-pwned\n`, `${dir}/x.yaml\rUser=nobody`, `${dir}/tab\t.yaml`]) {
+      let err: unknown;
+      try {
+        run({ path, config });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(BraidError);
+      expect((err as BraidError).code).toBe(ErrorCode.USAGE);
+      expect((err as BraidError).message).toContain('control character');
+      expect(existsSync(path)).toBe(false);
+    }
+  });
+
+  it('special characters in paths keep the directives as they are, with % doubled outside ExecStart too', () => {
+    const directives = (unit: string): string[] => unit.split('\n').filter((l) => l !== '' && !l.startsWith('#')).map((l) => (l.startsWith('[') ? l : l.slice(0, l.indexOf('='))));
+    const plain = directives(serviceUnit({ nodePath: '/usr/bin/node', braidPath: '/opt/braid/bin/braid.js', configPath: '/etc/braid/braid.yaml' }));
+    const nasty = serviceUnit({ nodePath: '/usr/bin/node', braidPath: '/opt/b raid;x/bin/braid.js', configPath: '/etc/braid/100%n "$x" \\ ;[Service]=.yaml' });
+    expect(directives(nasty)).toEqual(plain);
+    const description = nasty.split('\n').find((l) => l.startsWith('Description='))!;
+    expect(description).toContain('100%%n');
+    expect(description).not.toMatch(/[^%]%[^%]/);
+    const documentation = nasty.split('\n').find((l) => l.startsWith('Documentation='))!;
+    expect(documentation).toBe('Documentation=file:///opt/b%%20raid;x/README.md');
+  });
+
   it('cannot write: a PERMISSION error that says sudo or --path', () => {
     if (process.getuid?.() === 0) {
       // root writes anywhere: use a path under a regular file, which fails for everyone.
