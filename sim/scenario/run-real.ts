@@ -42,9 +42,12 @@ import type { Scenario, ScenarioStep, ScenarioTraffic } from './schema.ts';
 import { classActivity, classesOf, planFlows } from './traffic.ts';
 import type { AgentPlan, AgentResult } from './traffic-agent.ts';
 
+// From a clone these run as TypeScript through bin/run-ts.js; from the Debian package (compiled
+// JavaScript, no TypeScript loader) as the .js files next to this one.
+const COMPILED = import.meta.url.endsWith('.js');
 const RUN_TS = fileURLToPath(new URL('../../bin/run-ts.js', import.meta.url));
-const RELAY_TS = fileURLToPath(new URL('../relay.ts', import.meta.url));
-const AGENT_TS = fileURLToPath(new URL('./traffic-agent.ts', import.meta.url));
+const RELAY_ARGS = COMPILED ? [fileURLToPath(new URL('../relay.js', import.meta.url))] : [RUN_TS, fileURLToPath(new URL('../relay.ts', import.meta.url))];
+const AGENT_ARGS = COMPILED ? [fileURLToPath(new URL('./traffic-agent.js', import.meta.url))] : [RUN_TS, fileURLToPath(new URL('./traffic-agent.ts', import.meta.url))];
 
 export interface RealRunOptions {
   seed?: number;
@@ -410,7 +413,7 @@ export async function startRealBed(scenario: Scenario, options: RealRunOptions =
         const l = scenario.links[i]!;
         const rl = t.r.links[i]!;
         const config: RelayConfig = { tun: rl.tun, link: l.name, aAddress: rl.aAddress, up: formatNetemSpec(l.up), down: formatNetemSpec(l.down), seed: (seed + i * 7919) >>> 0 };
-        const proc = spawn('ip', ['netns', 'exec', t.r.ns, process.execPath, RUN_TS, RELAY_TS, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
+        const proc = spawn('ip', ['netns', 'exec', t.r.ns, process.execPath, ...RELAY_ARGS, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
         const relay = new JsonLineProcess(`relay ${l.name}`, proc);
         relays.push(relay);
         await relay.waitFor((m) => m.ready === true, 30_000, 'ready line');
@@ -506,7 +509,7 @@ export async function runReal(scenario: Scenario, options: RealRunOptions = {}):
       };
       const planFile = join(dir, `plan-${site}.json`);
       writeFileSync(planFile, JSON.stringify(plan));
-      const agent = new JsonLineProcess(`traffic agent ${site}`, s.topo.spawnIn(site, [process.execPath, RUN_TS, AGENT_TS, planFile], { stdio: ['pipe', 'pipe', 'pipe'] }));
+      const agent = new JsonLineProcess(`traffic agent ${site}`, s.topo.spawnIn(site, [process.execPath, ...AGENT_ARGS, planFile], { stdio: ['pipe', 'pipe', 'pipe'] }));
       agents.push(agent);
     }
     for (const agent of agents) await agent.waitFor((m) => m.ready === true, 30_000, 'ready line');
