@@ -41,3 +41,9 @@ export const DEFAULT_TUN_MTU = 1420;
 export const DEFAULT_LISTEN_PORT = 51900;
 /** Default socket buffer size (DESIGN.md "Hot path": 208 KiB default overflows under TCP). */
 export const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Peers one edge serves (a hub and its spokes; issue 11). */
+export const MAX_PEERS = 4096;
+/** Prefixes one peer may own (its site's LAN prefixes). */
+export const MAX_PEER_PREFIXES = 256;
+/** Prefixes in the routing table across all peers, both families: 4,096 peers x 16 prefixes. */
+export const MAX_ROUTE_PREFIXES = 65_536;

@@ -29,6 +29,14 @@ export const ErrorCode = {
   PERMISSION: 'BRAID_PERMISSION',
   /** The control socket is missing or nobody listens on it (`braid up` not running). */
   CONTROL_UNAVAILABLE: 'BRAID_CONTROL_UNAVAILABLE',
+  /** An IP prefix is not ADDRESS/LENGTH, or has host bits set (core/routing/prefix.ts). */
+  PREFIX_INVALID: 'BRAID_PREFIX_INVALID',
+  /** The same prefix is given to two peers (longest match cannot choose). */
+  PREFIX_CONFLICT: 'BRAID_PREFIX_CONFLICT',
+  /** More prefixes than the routing table holds (MAX_ROUTE_PREFIXES). */
+  PREFIX_LIMIT: 'BRAID_PREFIX_LIMIT',
+  /** Installing or removing a kernel route into the TUN failed (io/routes.ts). */
+  ROUTE_FAILED: 'BRAID_ROUTE_FAILED',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -40,6 +48,9 @@ const USAGE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   ErrorCode.USAGE,
   ErrorCode.NETEM_SPEC_INVALID,
   ErrorCode.SCENARIO_INVALID,
+  ErrorCode.PREFIX_INVALID,
+  ErrorCode.PREFIX_CONFLICT,
+  ErrorCode.PREFIX_LIMIT,
 ]);
 
 export class BraidError extends Error {
