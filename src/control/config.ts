@@ -1,12 +1,14 @@
 /**
  * Site configuration: one YAML file, validated at load with zod. Every problem becomes one
- * BraidError line naming the field and the fix, e.g.
- *   config /etc/braid/braid.yaml: links[1].interface: interface "eth9" does not exist on this box; fix: ...
+ * BraidError line naming the place in the file, the field and the fix, e.g.
+ *   /etc/braid/braid.yaml:14:16: links[1].interface: interface "eth9" does not exist on this box; fix: ...
+ * Checks throw `config FILE: field: problem` with `field` set; parseConfigText (and
+ * checkInterfaces) turn the prefix into FILE:LINE:COLUMN through yaml-source.ts.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { BraidError, ErrorCode } from '../core/errors.ts';
+import { parseYamlSource, YamlSyntaxError, type YamlSource } from './yaml-source.ts';
 import { DEFAULT_LISTEN_PORT, DEFAULT_TUN_MTU, MAX_LINKS } from '../core/constants.ts';
 import { CLASS_NAMES, DEFAULT_POLICIES, type ClassName, type ClassPolicy } from '../core/steer/classes.ts';
 import { DEFAULT_FEC_POLICIES, checkFecPolicy, type ClassFecPolicy } from '../core/fec/policy.ts';
@@ -160,6 +162,8 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
     if (issue.code === 'unrecognized_keys') {
       msg = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
       fix = `remove or rename ${issue.keys.join(', ')} (check the spelling against README "Configuration")`;
+      // `field` names the unknown key itself, so the position points at it.
+      throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: ${field}: ${msg}`, { field: fieldPath([...issue.path, issue.keys[0]!]), fix });
     } else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
       msg = `missing (${issue.message.replace(/^Invalid input: /, '')})`;
       fix = `add ${field} to ${source}`;
@@ -239,19 +243,43 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
   return cfg;
 }
 
+/** Where each loaded config came from, for errors found after loading (checkInterfaces). */
+const SOURCES = new WeakMap<object, YamlSource>();
+
+/**
+ * `config FILE: field: problem` -> `FILE:LINE:COLUMN: field: problem`, the position of `field`
+ * (of the key for an unknown key; of the document for errors without a field).
+ */
+function located(e: unknown, src: YamlSource): unknown {
+  const prefix = `config ${src.file}: `;
+  if (!(e instanceof BraidError) || !e.message.startsWith(prefix)) return e;
+  const where = src.where(e.field ?? [], { key: /: unknown keys? /.test(e.message) });
+  return new BraidError(e.code, `${where}: ${e.message.slice(prefix.length)}`, {
+    ...(e.field === undefined ? {} : { field: e.field }),
+    ...(e.fix === undefined ? {} : { fix: e.fix }),
+    ...(e.cause === undefined ? {} : { cause: e.cause }),
+  });
+}
+
 export function parseConfigText(text: string, source: string): BraidConfig {
-  let doc: unknown;
+  let src: YamlSource;
   try {
-    doc = parseYaml(text, { prettyErrors: false });
+    src = parseYamlSource(text, source);
   } catch (e) {
-    const where = e instanceof YAMLParseError && e.linePos ? ` line ${e.linePos[0].line}` : '';
-    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}:${where}: not valid YAML: ${msg}`, { fix: 'fix the YAML syntax (indentation, quotes, colons)' });
+    if (!(e instanceof YamlSyntaxError)) throw e;
+    throw new BraidError(ErrorCode.CONFIG_INVALID, e.message, { fix: 'fix the YAML syntax (indentation, quotes, colons, brackets) at that line' });
   }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: expected a YAML mapping with site, tun, links and peers`, { fix: 'start from the example in README "Configuration"' });
+  const doc = src.value;
+  try {
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
+      throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: expected a YAML mapping with site, tun, links and peers`, { fix: 'start from the example in README "Configuration"' });
+    }
+    const cfg = validateConfig(doc, source);
+    SOURCES.set(cfg, src);
+    return cfg;
+  } catch (e) {
+    throw located(e, src);
   }
-  return validateConfig(doc, source);
 }
 
 export function loadConfig(path: string): BraidConfig {
@@ -271,10 +299,12 @@ export function loadConfig(path: string): BraidConfig {
 export function checkInterfaces(cfg: BraidConfig, source: string, exists: (ifname: string) => boolean = (n) => existsSync(`/sys/class/net/${n}`)): void {
   cfg.links.forEach((l, i) => {
     if (!exists(l.interface)) {
-      throw new BraidError(ErrorCode.INTERFACE_MISSING, `config ${source}: links[${i}].interface: interface "${l.interface}" does not exist on this box`, {
+      const e = new BraidError(ErrorCode.INTERFACE_MISSING, `config ${source}: links[${i}].interface: interface "${l.interface}" does not exist on this box`, {
         field: `links[${i}].interface`,
         fix: `use one of the interfaces in \`ip -br link\`, or bring ${l.interface} up first`,
       });
+      const src = SOURCES.get(cfg);
+      throw src && src.file === source ? located(e, src) : e;
     }
   });
 }

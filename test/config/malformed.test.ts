@@ -77,6 +77,7 @@ describe('malformed configurations: one line naming the field and the fix', () =
       const line = (err as BraidError).oneLine();
       expect(line.includes('\n'), line).toBe(false);
       expect(line).toMatch(c.field);
+      expect(line).toMatch(/^branch\.yaml:\d+:\d+: /); // FILE:LINE:COLUMN (DESIGN.md section 6)
       expect(line).toMatch(/; fix: \S/);
       expect((err as BraidError).exitCode).toBe(2);
     });
@@ -90,7 +91,7 @@ describe('malformed configurations: one line naming the field and the fix', () =
     } catch (e) {
       err = e;
     }
-    expect((err as BraidError).oneLine()).toMatch(/links\[1\]\.interface: interface "eth2" does not exist.*; fix: /);
+    expect((err as BraidError).oneLine()).toMatch(/^branch\.yaml:12:16: links\[1\]\.interface: interface "eth2" does not exist.*; fix: /);
   });
 
   it('braid check prints exactly one line on stderr and exits 2', () => {
@@ -102,7 +103,7 @@ describe('malformed configurations: one line naming the field and the fix', () =
       const r = spawnSync(process.execPath, [bin, 'check', '-c', file], { encoding: 'utf8', timeout: 30_000 });
       expect(r.status).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
-      expect(r.stderr).toMatch(/^braid: config .*links\[1\]\.port: .*; fix: /);
+      expect(r.stderr).toMatch(/^braid: .*bad\.yaml:\d+:\d+: links\[1\]\.port: .*; fix: /);
       const missing = spawnSync(process.execPath, [bin, 'check', '-c', join(dir, 'nope.yaml')], { encoding: 'utf8', timeout: 30_000 });
       expect(missing.status).toBe(2);
       expect(missing.stderr).toMatch(/cannot read \(ENOENT\); fix: pass the right path/);
