@@ -1,8 +1,17 @@
 /**
- * Reading what steering needs from an inner IP packet, without copying it: version, DSCP,
- * protocol and the 5-tuple as a 32-bit flow hash. Malformed packets return undefined (a counted
- * drop at the caller), never throw.
+ * Reading what steering and routing need from an inner IP packet, without copying it: version,
+ * DSCP, protocol, the 5-tuple as a 32-bit flow hash, and where the source and destination
+ * addresses sit (routing/prefix-table.ts looks them up in place: `table.lookup(packet,
+ * info.ipVersion, info.dstAt)`, no second parse). Malformed packets return undefined (a counted
+ * drop at the caller), never throw; a returned InnerInfo guarantees both addresses are inside
+ * the packet.
  */
+
+/** Where the addresses sit in an inner IP header (bytes from the start of the packet). */
+export const IPV4_SRC_AT = 12;
+export const IPV4_DST_AT = 16;
+export const IPV6_SRC_AT = 8;
+export const IPV6_DST_AT = 24;
 
 export interface InnerInfo {
   /** 4 or 6. */
@@ -15,6 +24,10 @@ export interface InnerInfo {
   flowHash: number;
   /** Offset of the TCP/UDP/SCTP ports in the packet, or -1 when they are not part of the identity. */
   portsAt: number;
+  /** Offset of the source address (4 bytes for IPv4 at 12, 16 for IPv6 at 8). */
+  srcAt: number;
+  /** Offset of the destination address (IPv4 at 16, IPv6 at 24). */
+  dstAt: number;
 }
 
 const FNV_OFFSET = 0x811c9dc5;
@@ -43,12 +56,16 @@ export function parseInner(packet: Uint8Array, out: InnerInfo): InnerInfo | unde
     // every fragment of a datagram follows the same path.
     const fragOffset = ((packet[6]! & 0x1f) << 8) | packet[7]!;
     l4 = fragOffset === 0 ? ihl : -1;
+    out.srcAt = IPV4_SRC_AT;
+    out.dstAt = IPV4_DST_AT;
   } else if (version === 6) {
     if (packet.length < 40) return undefined;
     out.dscp = (((packet[0]! & 0x0f) << 4) | (packet[1]! >> 4)) >> 2;
     proto = packet[6]!;
     h = fnv(h, packet, 8, 40);
     l4 = 40; // extension headers are not walked: such flows hash by addresses only
+    out.srcAt = IPV6_SRC_AT;
+    out.dstAt = IPV6_DST_AT;
   } else {
     return undefined;
   }
@@ -65,7 +82,7 @@ export function parseInner(packet: Uint8Array, out: InnerInfo): InnerInfo | unde
 }
 
 export function newInnerInfo(): InnerInfo {
-  return { ipVersion: 0, dscp: 0, protocol: 0, flowHash: 0, portsAt: -1 };
+  return { ipVersion: 0, dscp: 0, protocol: 0, flowHash: 0, portsAt: -1, srcAt: -1, dstAt: -1 };
 }
 
 /**

@@ -24,16 +24,13 @@
  */
 import { MAX_ROUTE_PREFIXES } from '../constants.ts';
 import { BraidError, ErrorCode } from '../errors.ts';
+import { IPV4_DST_AT, IPV4_SRC_AT, IPV6_DST_AT, IPV6_SRC_AT } from '../inner.ts';
 import { parsePrefix, type IpPrefix } from './prefix.ts';
 
 /** What the lookups return when no prefix holds the address. */
 export const NO_PEER = -1;
 
-/** Where the addresses sit in an inner IP header (bytes from the start of the packet). */
-export const IPV4_SRC_AT = 12;
-export const IPV4_DST_AT = 16;
-export const IPV6_SRC_AT = 8;
-export const IPV6_DST_AT = 24;
+export { IPV4_DST_AT, IPV4_SRC_AT, IPV6_DST_AT, IPV6_SRC_AT };
 
 export interface RouteEntry {
   /** Canonical prefix text, e.g. `10.1.0.0/16`. */
@@ -326,6 +323,15 @@ export class PrefixTable {
       node = ((word >>> node.bitShift) & 1) === 0 ? node.child0 : node.child1;
     }
     return found;
+  }
+
+  /**
+   * The peer for the address at `addrAt` of an IP packet of `ipVersion` (4 or 6; anything else is
+   * NO_PEER). With parseInner's result: `lookup(packet, info.ipVersion, info.dstAt)` outbound,
+   * `lookup(packet, info.ipVersion, info.srcAt) === peer` inbound.
+   */
+  lookup(packet: Uint8Array, ipVersion: number, addrAt: number): number {
+    return ipVersion === 4 ? this.lookupV4(packet, addrAt) : ipVersion === 6 ? this.lookupV6(packet, addrAt) : NO_PEER;
   }
 
   /** Outbound: the peer for the packet's destination (version from its first nibble), or NO_PEER. */

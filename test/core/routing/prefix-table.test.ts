@@ -296,3 +296,28 @@ describe('PrefixTable property: same answers as a brute-force longest-match scan
     );
   });
 });
+
+describe('PrefixTable with parseInner (one parse: the addresses where parseInner says)', () => {
+  it('routes by info.dstAt and checks the source by info.srcAt, both families', async () => {
+    const { newInnerInfo, parseInner } = await import('../../../src/core/inner.ts');
+    const t = new PrefixTable();
+    t.insert('10.1.0.0/16', 1);
+    t.insert('10.2.0.0/16', 2);
+    t.insert('2001:db8:1::/48', 1);
+    t.insert('2001:db8:2::/48', 2);
+    const info = newInnerInfo();
+    const p4 = v4Packet('10.1.0.5', '10.2.0.9');
+    p4[2] = 0;
+    p4[3] = 28;
+    expect(parseInner(p4, info)).toBeDefined();
+    expect([info.srcAt, info.dstAt]).toEqual([12, 16]);
+    expect(t.lookup(p4, info.ipVersion, info.dstAt)).toBe(2);
+    expect(t.lookup(p4, info.ipVersion, info.srcAt)).toBe(1);
+    const p6 = v6Packet('2001:db8:2::5', '2001:db8:1::9');
+    expect(parseInner(p6, info)).toBeDefined();
+    expect([info.srcAt, info.dstAt]).toEqual([8, 24]);
+    expect(t.lookup(p6, info.ipVersion, info.dstAt)).toBe(1);
+    expect(t.lookup(p6, info.ipVersion, info.srcAt)).toBe(2);
+    expect(t.lookup(p6, 5, info.dstAt)).toBe(NO_PEER);
+  });
+});
