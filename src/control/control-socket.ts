@@ -11,13 +11,17 @@
  *                                             and {"event":EdgeEvent} lines, until the client closes
  *   {"cmd":"reload"}                       -> {"ok":true} or {"ok":false,"error":"field: ..."}
  *   anything else                          -> {"ok":false,"error":"..."}
- * Lines are capped at 64 KiB; a client that sends more is disconnected, and so is a subscriber
- * that stops reading (more than 1 MiB waiting), so a stuck `braid dash` cannot grow our memory.
+ * Lines are capped at 64 KiB; a client that sends more is disconnected. A client's requests are
+ * read only as fast as it reads the replies; one with more than 1 MiB of output waiting (a stuck
+ * subscriber) is disconnected, so nobody can grow our memory or hold the event loop. A client
+ * silent for 10 s is closed (subscribers excepted), and when all 32 slots are taken the least
+ * recently active non-subscriber makes room. Snapshots are built once per 100 ms for all readers.
+ * Refuses to replace anything at the socket path but a stale socket.
  *
  * Clients: controlRequest (one request, one reply: `braid status`, drain) and subscribeControl
  * (`braid dash`). Both turn "socket missing / nobody listening / not root" into one BraidError line.
  */
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { BraidError, ErrorCode } from '../core/errors.ts';
@@ -26,9 +30,6 @@ import type { ClassSnapshot, EdgeEvent, EdgeSnapshot, LinkSnapshot } from '../co
 export const CONTROL_PROTOCOL_VERSION = 1;
 export const DEFAULT_CONTROL_SOCKET = '/run/braid/braid.sock';
 const MAX_LINE_BYTES = 64 * 1024;
-const MAX_CLIENTS = 32;
-/** A subscriber with this much unsent output is not reading: drop it rather than buffer forever. */
-const MAX_SUBSCRIBER_BACKLOG_BYTES = 1024 * 1024;
 const REQUEST_TIMEOUT_MS = 5000;
 
 /**
@@ -80,112 +81,254 @@ export interface ControlHandlers {
   reload?(): Promise<string | undefined>;
 }
 
+/** Limits of one control server; tests shrink them. */
+export interface ControlServerOptions {
+  /** Clients at once; past it the least recently active non-subscriber is closed to make room. */
+  maxClients?: number;
+  /** Subscribers at once (fewer than maxClients, so one-shot requests always find room). */
+  maxSubscribers?: number;
+  /** A client's replies waiting unsent: past it the client is dropped. */
+  maxClientBacklogBytes?: number;
+  /** A client (not a subscriber) that sends nothing for this long is closed. */
+  idleTimeoutMs?: number;
+  /** Clock for the shared snapshot (monotonic ms); tests freeze it. */
+  nowMs?: () => number;
+}
+
+const DEFAULT_MAX_CLIENTS = 32;
+const DEFAULT_MAX_SUBSCRIBERS = 16;
+/** A client with this much unsent output is not reading: drop it rather than buffer forever. */
+const DEFAULT_MAX_CLIENT_BACKLOG_BYTES = 1024 * 1024;
+/** `braid status` answers in milliseconds; a client silent this long is holding a slot for nothing. */
+const DEFAULT_IDLE_TIMEOUT_MS = 10_000;
+/** All readers within one tick share one snapshot (and one JSON.stringify of it). */
+const SNAPSHOT_TICK_MS = 100;
+/** Input kept from a client whose replies we are waiting to send (reading is paused meanwhile). */
+const MAX_PENDING_INPUT_BYTES = 2 * MAX_LINE_BYTES;
+
+interface Client {
+  readonly sock: Socket;
+  buf: string;
+  lastActiveMs: number;
+  subscribed: boolean;
+  timer: NodeJS.Timeout | undefined;
+  /** Lines are handled one at a time, in order (reload is async). */
+  busy: boolean;
+}
+
+/**
+ * Serves the protocol above. Defences (issue 14): each client's replies are written only as fast
+ * as it reads them (we stop reading its requests while its replies wait: socket backpressure),
+ * a client over its output budget is dropped, silent clients time out and are the first closed
+ * when the table is full, and every reader in one tick shares one snapshot.
+ */
 export class ControlServer {
   private readonly server: Server;
-  private readonly subscribers = new Set<Socket>();
-  private clients = 0;
+  private readonly clients = new Set<Client>();
+  private readonly maxClients: number;
+  private readonly maxSubscribers: number;
+  private readonly maxBacklogBytes: number;
+  private readonly idleTimeoutMs: number;
+  private readonly nowMs: () => number;
+  private snapshotJson: string | undefined;
+  private snapshotAtMs = Number.NEGATIVE_INFINITY;
 
   private constructor(
     private readonly path: string,
     private readonly handlers: ControlHandlers,
+    options: ControlServerOptions,
   ) {
+    this.maxClients = options.maxClients ?? DEFAULT_MAX_CLIENTS;
+    this.maxSubscribers = Math.min(options.maxSubscribers ?? DEFAULT_MAX_SUBSCRIBERS, this.maxClients - 1);
+    this.maxBacklogBytes = options.maxClientBacklogBytes ?? DEFAULT_MAX_CLIENT_BACKLOG_BYTES;
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.nowMs = options.nowMs ?? (() => performance.now());
     this.server = createServer((sock) => this.onClient(sock));
   }
 
-  static async listen(path: string, handlers: ControlHandlers): Promise<ControlServer> {
+  /**
+   * Listens on `path`. A stale socket left by a crashed run is replaced; anything else at the path
+   * (a regular file, a symlink, a directory, a socket someone is listening on) is refused, never
+   * deleted. The socket is created under a 077 umask, so it is never reachable by others, not even
+   * for the moment between listen() and a chmod.
+   */
+  static async listen(path: string, handlers: ControlHandlers, options: ControlServerOptions = {}): Promise<ControlServer> {
     mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-    if (existsSync(path)) unlinkSync(path); // a stale socket from a crashed run
-    const s = new ControlServer(path, handlers);
-    await new Promise<void>((resolve, reject) => {
-      s.server.once('error', reject);
-      s.server.listen(path, () => resolve());
-    });
-    chmodSync(path, 0o600);
+    await removeStaleSocket(path);
+    const s = new ControlServer(path, handlers, options);
+    const oldUmask = process.umask(0o077);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        s.server.once('error', reject);
+        s.server.listen(path, () => {
+          s.server.off('error', reject);
+          resolve();
+        });
+      });
+    } finally {
+      process.umask(oldUmask);
+    }
+    s.server.on('error', () => undefined);
+    chmodSync(path, 0o600); // already 0700 or tighter: drops the meaningless x bit
     return s;
   }
 
   /** Pushes an event to subscribers. */
   publishEvent(event: EdgeEvent): void {
-    if (this.subscribers.size === 0) return;
-    const line = JSON.stringify({ event }) + '\n';
-    for (const s of this.subscribers) writeOrDrop(s, line);
+    let line: string | undefined;
+    for (const c of this.clients) {
+      if (!c.subscribed) continue;
+      line ??= JSON.stringify({ event }) + '\n';
+      this.send(c, line);
+    }
+  }
+
+  /** Forget the shared snapshot (the edge changed in a way the next reader must see). */
+  invalidateSnapshot(): void {
+    this.snapshotJson = undefined;
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
   }
 
   close(): void {
-    for (const s of this.subscribers) s.destroy();
+    for (const c of this.clients) c.sock.destroy();
     this.server.close();
     try {
-      unlinkSync(this.path);
+      if (lstatSync(this.path).isSocket()) unlinkSync(this.path);
     } catch {
       // already gone
     }
   }
 
+  /** The snapshot as JSON, built at most once per tick for every reader. */
+  private statusJson(): string {
+    const nowMs = this.nowMs();
+    if (this.snapshotJson === undefined || nowMs - this.snapshotAtMs >= SNAPSHOT_TICK_MS || nowMs < this.snapshotAtMs) {
+      this.snapshotJson = JSON.stringify(this.handlers.status());
+      this.snapshotAtMs = nowMs;
+    }
+    return this.snapshotJson;
+  }
+
   private onClient(sock: Socket): void {
-    if (this.clients >= MAX_CLIENTS) {
+    sock.on('error', () => undefined);
+    if (this.clients.size >= this.maxClients && !this.evictIdlest()) {
       sock.end(JSON.stringify({ ok: false, error: 'too many control clients' }) + '\n');
       return;
     }
-    this.clients++;
-    let buf = '';
-    let timer: NodeJS.Timeout | undefined;
+    const client: Client = { sock, buf: '', lastActiveMs: this.nowMs(), subscribed: false, timer: undefined, busy: false };
+    this.clients.add(client);
     sock.setEncoding('utf8');
+    if (this.idleTimeoutMs > 0) {
+      sock.setTimeout(this.idleTimeoutMs, () => {
+        if (!client.subscribed) sock.destroy();
+      });
+    }
     sock.on('data', (chunk: string) => {
-      buf += chunk;
-      if (buf.length > MAX_LINE_BYTES) {
-        sock.destroy();
-        return;
-      }
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (line)
-          void this.onLine(sock, line, (t) => {
-            // A second subscribe on one connection replaces the first instead of leaking its timer.
-            if (timer) clearInterval(timer);
-            timer = t;
-          });
-      }
+      client.buf += chunk;
+      client.lastActiveMs = this.nowMs();
+      void this.pump(client);
     });
-    const done = (): void => {
-      this.clients--;
-      this.subscribers.delete(sock);
-      if (timer) clearInterval(timer);
-    };
-    sock.once('close', done);
-    sock.on('error', () => undefined);
+    // Replies went out: take the requests we held back.
+    sock.on('drain', () => void this.pump(client));
+    sock.once('close', () => {
+      this.clients.delete(client);
+      if (client.timer) clearInterval(client.timer);
+    });
   }
 
-  private async onLine(sock: Socket, line: string, setTimer: (t: NodeJS.Timeout) => void): Promise<void> {
-    const reply = (o: object): void => {
-      if (!sock.destroyed) sock.write(JSON.stringify(o) + '\n');
-    };
+  /** Closes the least recently active client that is not a subscriber; false if there is none. */
+  private evictIdlest(): boolean {
+    let idlest: Client | undefined;
+    for (const c of this.clients) {
+      if (!c.subscribed && (idlest === undefined || c.lastActiveMs < idlest.lastActiveMs)) idlest = c;
+    }
+    if (idlest === undefined) return false;
+    this.clients.delete(idlest);
+    idlest.sock.destroy();
+    return true;
+  }
+
+  /** Handles buffered request lines while the client keeps up with the replies. */
+  private async pump(client: Client): Promise<void> {
+    if (client.busy) return;
+    client.busy = true;
+    try {
+      const sock = client.sock;
+      while (!sock.destroyed) {
+        if (sock.writableNeedDrain) {
+          sock.pause(); // backpressure: resumed on 'drain'
+          break;
+        }
+        const nl = client.buf.indexOf('\n');
+        if (nl < 0) {
+          if (client.buf.length > MAX_LINE_BYTES) sock.destroy();
+          else sock.resume();
+          break;
+        }
+        const line = client.buf.slice(0, nl).trim();
+        client.buf = client.buf.slice(nl + 1);
+        if (line) await this.onLine(client, line);
+      }
+      if (client.buf.length > MAX_PENDING_INPUT_BYTES + MAX_LINE_BYTES) sock.destroy();
+    } finally {
+      client.busy = false;
+    }
+  }
+
+  /** Writes to a client within its output budget; a client over budget is dropped. */
+  private send(client: Client, line: string): void {
+    const sock = client.sock;
+    if (sock.destroyed) return;
+    if (sock.writableLength + line.length > this.maxBacklogBytes && sock.writableLength > 0) {
+      sock.destroy();
+      return;
+    }
+    sock.write(line);
+  }
+
+  private async onLine(client: Client, line: string): Promise<void> {
+    const reply = (o: object): void => this.send(client, JSON.stringify(o) + '\n');
+    const replyStatus = (): void =>
+      this.send(client, `{"ok":true,"version":${CONTROL_PROTOCOL_VERSION},"status":${this.statusJson()}}\n`);
     let req: { cmd?: unknown; link?: unknown; intervalMs?: unknown };
     try {
       req = JSON.parse(line) as typeof req;
     } catch {
       return reply({ ok: false, error: 'not JSON: send one JSON object per line, e.g. {"cmd":"status"}' });
     }
+    if (req === null || typeof req !== 'object') return reply({ ok: false, error: 'expected a JSON object, e.g. {"cmd":"status"}' });
     switch (req.cmd) {
       case 'status':
-        return reply({ ok: true, version: CONTROL_PROTOCOL_VERSION, status: this.handlers.status() });
+        return replyStatus();
       case 'drain':
       case 'undrain': {
         if (typeof req.link !== 'string') return reply({ ok: false, error: 'link: expected a link name' });
         const err = this.handlers.drain(req.link, req.cmd === 'drain');
+        if (!err) this.invalidateSnapshot();
         return reply(err ? { ok: false, error: err } : { ok: true });
       }
       case 'reload': {
         if (!this.handlers.reload) return reply({ ok: false, error: 'reload is not supported by this edge' });
         const err = await this.handlers.reload();
+        this.invalidateSnapshot();
         return reply(err ? { ok: false, error: err } : { ok: true });
       }
       case 'subscribe': {
+        if (!client.subscribed) {
+          let subscribers = 0;
+          for (const c of this.clients) if (c.subscribed) subscribers++;
+          if (subscribers >= this.maxSubscribers) return reply({ ok: false, error: `too many subscribers (${this.maxSubscribers})` });
+        }
         const interval = typeof req.intervalMs === 'number' ? Math.min(Math.max(req.intervalMs, 100), 60_000) : 1000;
-        this.subscribers.add(sock);
-        reply({ ok: true, version: CONTROL_PROTOCOL_VERSION, status: this.handlers.status() });
-        setTimer(setInterval(() => writeOrDrop(sock, JSON.stringify({ status: this.handlers.status() }) + '\n'), interval));
+        client.subscribed = true;
+        client.sock.setTimeout(0); // a subscriber only listens; the output budget polices it instead
+        replyStatus();
+        // A second subscribe on one connection replaces the first instead of leaking its timer.
+        if (client.timer) clearInterval(client.timer);
+        client.timer = setInterval(() => this.send(client, `{"status":${this.statusJson()}}\n`), interval);
         return;
       }
       default:
@@ -194,13 +337,39 @@ export class ControlServer {
   }
 }
 
-function writeOrDrop(sock: Socket, line: string): void {
-  if (sock.destroyed) return;
-  if (sock.writableLength > MAX_SUBSCRIBER_BACKLOG_BYTES) {
-    sock.destroy();
-    return;
+/**
+ * Makes way for our socket at `path`: nothing there, or a socket nobody listens on (a crashed
+ * run's leftover, removed). Refuses everything else with a BraidError, deleting nothing.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  let st: Stats;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `control socket ${path}: ${(e as Error).message}`, { field: 'control.socket', cause: e });
   }
-  sock.write(line);
+  if (!st.isSocket()) {
+    const what = st.isSymbolicLink() ? 'a symlink' : st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'not a socket';
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `control socket ${path}: is ${what}, not a socket; refusing to delete it`, {
+      field: 'control.socket',
+      fix: 'point control.socket at another path, or move that file away',
+    });
+  }
+  const live = await new Promise<boolean>((resolve) => {
+    const probe = connect(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (live) {
+    throw new BraidError(ErrorCode.CONTROL_UNAVAILABLE, `control socket ${path}: another process is already listening on it`, {
+      fix: 'stop the other braid up first, or give this one its own control.socket',
+    });
+  }
+  unlinkSync(path);
 }
 
 // ---- clients ----------------------------------------------------------------------------------
