@@ -2,6 +2,7 @@
  * The `braid` command. Exit codes (DESIGN.md section 6): 0 ok, 1 runtime failure or failed
  * expectation, 2 usage or configuration error. Errors are one line: `braid: <what>; fix: <how>`.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BraidError, ErrorCode, isBraidError } from '../core/errors.ts';
 
@@ -136,6 +137,15 @@ function numberOption(v: Record<string, string | boolean | undefined>, name: str
   return n;
 }
 
+/** package.json's version: ../../package.json from src/cli in a clone and in the package alike. */
+function version(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
 function help(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
   return [
@@ -157,7 +167,7 @@ export async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   if (name === '--version' || name === '-V') {
-    process.stdout.write('braid 0.1.0\n');
+    process.stdout.write(`braid ${version()}\n`);
     return 0;
   }
   const cmd = COMMANDS[name];
