@@ -1,29 +1,103 @@
 /**
- * World: two core Edge engines joined by in-memory WAN links, in virtual time.
+ * World: core engines joined by in-memory WAN connections, in virtual time.
  *
- * The loop jumps from event to event (a datagram arriving, an edge timer, a scheduled action),
- * so a minute of traffic runs in milliseconds. One seed drives everything: the edges' Rngs and
- * every loss/jitter draw, so a failing run is reproduced by its seed (TigerBeetle's VOPR idea).
+ * The loop jumps from event to event (a datagram arriving, an engine timer, a scheduled action),
+ * so a minute of traffic runs in milliseconds. One seed drives everything: the engines' Rngs, the
+ * sites' keys and every loss/jitter draw, so a failing run is reproduced by its seed
+ * (TigerBeetle's VOPR idea).
  *
- *   const w = new World({ seed: 7, links: [{ name: 'mpls', delayMs: 10 }, { name: 'inet', delayMs: 20 }] });
- *   w.every(20, { count: 500 }, (i) => w.a.sendTun(makePacket({...flowSpec(1, 200), seq: i})));
- *   w.impairAt(3000, 'mpls', { up: false });
- *   w.runFor(12_000);
- *   w.b.deliveredCount; w.linkStats('mpls').ab.delivered;
+ * Two shapes, one World:
  *
- * Link directions: "ab" carries what site A sends to site B, "ba" the reverse.
+ * 1. Two sites (the original API): sites "a" and "b", each with every link of `links`, link i of a
+ *    joined to link i of b by a connection of the same name. Each site runs an `Edge`.
+ *
+ *      const w = new World({ seed: 7, links: [{ name: 'mpls', delayMs: 10 }, { name: 'inet', delayMs: 20 }] });
+ *      w.every(20, { count: 500 }, (i) => w.a.sendTun(makePacket({...flowSpec(1, 200), seq: i})));
+ *      w.impairAt(3000, 'mpls', { up: false });
+ *      w.runFor(12_000);
+ *      w.b.deliveredCount; w.linkStats('mpls').ab.delivered;
+ *
+ * 2. N sites (a hub and spokes, or any graph): each site has its own links, prefixes and role;
+ *    `connections` say which site link reaches which other site link, each with its own
+ *    impairment per direction. Each site runs an `Endpoint` (many peers).
+ *
+ *      const w = new World({
+ *        seed: 7,
+ *        sites: [
+ *          { name: 'hub', role: 'hub', links: ['mpls', 'inet'], prefixes: ['10.0.0.0/16'] },
+ *          { name: 'b1', links: ['mpls', 'inet', { name: 'lte', nat: true }], prefixes: ['10.1.0.0/16'] },
+ *        ],
+ *        connections: [
+ *          { a: 'b1.mpls', b: 'hub.mpls', delayMs: 10 },            // name "b1.mpls-hub.mpls"
+ *          { a: 'b1.inet', b: 'hub.inet', netem: 'delay 20ms 2ms' },
+ *          { name: 'b1-lte', a: 'b1.lte', b: 'hub.inet', abNetem: 'delay 40ms loss 1%', baNetem: 'delay 35ms' },
+ *        ],
+ *      });
+ *      w.site('b1').sendTun(packet); w.impairAt(3000, 'b1.mpls-hub.mpls', { up: false });
+ *      w.restartAt(5000, 'hub'); w.natRebindAt(8000, 'b1', 'lte');
+ *
+ * Connections: "ab" is what end `a` sends to end `b`, "ba" the reverse (put the branch first and
+ * "ab" is its uplink, as in link profiles). impair/setNetem/linkStats take a connection name; in
+ * the two-site shape the connection names are the link names.
+ *
+ * Peers (N sites): two sites peer when a connection joins them. A site's peer P is given P's
+ * prefixes, and when P is a hub also the prefixes of every site it has no connection to (a spoke
+ * reaches the other spokes through the hub). A spoke configures the hub's endpoint on each of its
+ * links (one far link per local link and peer); a hub configures none: it learns its spokes'
+ * endpoints from their authenticated packets (with insecurePlaintext, where nothing is
+ * authenticated, every endpoint is configured). Keys come from the seed; `site.peerConfigs` is what
+ * the site's Endpoint was given (for setPeers reload tests).
+ *
+ * NAT (per site link, `nat: true` or { idleTimeoutMs }): what the link sends leaves from a public
+ * endpoint (`nat-<site>-<link>:<port>`), which is what the far side sees and answers to. Datagrams
+ * to the public endpoint pass only from addresses the link has sent to since the mapping was made
+ * (address-restricted filtering) and only to the current port. natRebind() gives the mapping a new
+ * port (a CGNAT rebinding): in-flight and later datagrams to the old port are dropped
+ * (DirectionStats.natDropped). With idleTimeoutMs the mapping also rebinds after that long without
+ * an outbound datagram (what persistent keepalives prevent).
+ *
+ * Sends to an endpoint no connection of that link leads to are counted in site.unroutable.
  */
 import { Edge, type EdgeConfig } from '../src/core/edge.ts';
 import { SeededRng, type Rng } from '../src/core/rng.ts';
-import type { EdgeEvent, Endpoint } from '../src/core/types.ts';
+import type { EdgeEvent, EdgeSnapshot, Endpoint, PeerConfig, Transmit } from '../src/core/types.ts';
 import { MinHeap } from './heap.ts';
 import { NetemEngine } from './netem/engine.ts';
 import { copyBytes } from '../src/core/bytes.ts';
 import { generateKeyPair, type X25519KeyPair } from '../src/core/crypto/keys.ts';
 import { parseNetemSpec } from './netem/spec.ts';
 import type { AeadFactory } from '../src/core/crypto/transport.ts';
+import type { LinkConfig } from '../src/core/types.ts';
 
-/** Impairment of one direction of one link. Later issues plug netem specs in here. */
+// The N-site World runs the core's Endpoint (src/core/endpoint.ts). Until that file lands it is
+// loaded by a computed specifier and typed here from its announced API, so that the two-site World
+// (and every test using it) keeps working and type-checking without it.
+// TODO(endpoint landed): import { Endpoint, type EndpointConfig } from '../src/core/endpoint.ts'.
+export interface EndpointConfig {
+  site: string;
+  links: LinkConfig[];
+  peers: PeerConfig[];
+  crypto?: { privateKey: Uint8Array; wallClockEpochMs: number; aead?: AeadFactory };
+  policies?: EdgeConfig['policies'];
+  [option: string]: unknown;
+}
+export interface PeerSnapshotLike {
+  name: string;
+  [field: string]: unknown;
+}
+/** The Endpoint's surface beyond SiteEngine, as announced. */
+export interface EndpointEngine extends SiteEngine {
+  setLinkAdmin(nowMs: number, linkId: number, drained: boolean, peerName?: string): void;
+  setPeers(nowMs: number, peers: PeerConfig[]): { added: string[]; removed: string[]; changed: string[] };
+  snapshot(nowMs: number): EdgeSnapshot & { peers: PeerSnapshotLike[] };
+}
+interface EndpointModule {
+  Endpoint: new (config: EndpointConfig, nowMs: number, rng: Rng) => EndpointEngine;
+}
+const ENDPOINT_MODULE = '../src/core/endpoint.ts';
+const endpointModule = (await import(/* @vite-ignore */ ENDPOINT_MODULE).catch(() => undefined)) as EndpointModule | undefined;
+
+/** Impairment of one direction of one connection. */
 export interface Impairment {
   /** False: the link is cut, everything sent is lost. */
   up: boolean;
@@ -39,8 +113,8 @@ export interface Impairment {
   queueLimitPackets: number;
 }
 
-export interface WorldLinkConfig extends Partial<Impairment> {
-  name: string;
+/** How a connection's directions are impaired: simple fields, or netem syntax (userspace engine). */
+export interface ImpairmentConfig extends Partial<Impairment> {
   /**
    * Impairment in netem's own syntax ("delay 30ms 5ms loss gemodel 1% 20% rate 20mbit"), run by
    * the userspace netem engine. When set it replaces the simple impairment fields.
@@ -48,26 +122,74 @@ export interface WorldLinkConfig extends Partial<Impairment> {
   netem?: string;
   abNetem?: string;
   baNetem?: string;
-  /** Edge settings of this link on both sites. */
-  costTier?: 'primary' | 'overflow' | 'backup';
-  bandwidthBps?: number;
   /** Overrides for one direction only. */
   ab?: Partial<Impairment>;
   ba?: Partial<Impairment>;
 }
 
+/** Two-site shape: one link of both sites and the connection between them. */
+export interface WorldLinkConfig extends ImpairmentConfig {
+  name: string;
+  /** Edge settings of this link on both sites. */
+  costTier?: 'primary' | 'overflow' | 'backup';
+  bandwidthBps?: number;
+}
+
+/** N-site shape: one local link of a site. */
+export interface WorldSiteLinkConfig {
+  name: string;
+  costTier?: 'primary' | 'overflow' | 'backup';
+  /** The Endpoint's shaper rate on this link (LinkConfig.bandwidthBps). */
+  bandwidthBps?: number;
+  dscp?: number;
+  /** Behind NAT (see the file header). */
+  nat?: boolean | { idleTimeoutMs?: number };
+}
+
+export interface WorldSiteConfig {
+  name: string;
+  /** A hub forwards between its spokes: its peers route the other spokes' prefixes to it. Default spoke. */
+  role?: 'hub' | 'spoke';
+  /** Link names, or link configs. */
+  links: (string | WorldSiteLinkConfig)[];
+  /** The site's LAN prefixes ("10.1.0.0/16"). */
+  prefixes: string[];
+  /** persistentKeepaliveMs on every peer of this site (a site behind NAT). */
+  persistentKeepaliveMs?: number;
+  /** Endpoint settings for this site only (over WorldConfig.endpoint). */
+  endpoint?: EndpointExtras;
+}
+
+export interface WorldConnectionConfig extends ImpairmentConfig {
+  /** Default "<a>-<b>", e.g. "b1.mpls-hub.mpls". */
+  name?: string;
+  /** "site.link": end a ("ab" is what it sends; put the branch here). */
+  a: string;
+  /** "site.link": end b. */
+  b: string;
+}
+
+/** Endpoint settings the World does not build itself. */
+export type EndpointExtras = Partial<Omit<EndpointConfig, 'links' | 'site' | 'peers'>>;
+
 export interface WorldConfig {
   seed: number;
-  links: WorldLinkConfig[];
-  /** Extra Edge settings applied to both sites. */
+  /** Two-site shape (sites "a" and "b"). Give either links or sites + connections. */
+  links?: WorldLinkConfig[];
+  /** Extra Edge settings applied to both sites (two-site shape). */
   edge?: Partial<Omit<EdgeConfig, 'links' | 'site'>>;
+  /** N-site shape. */
+  sites?: WorldSiteConfig[];
+  connections?: WorldConnectionConfig[];
+  /** Extra Endpoint settings applied to every site (N-site shape). */
+  endpoint?: EndpointExtras;
   /** Keep every delivered packet (with its arrival time) in site.delivered. Default true. */
   recordDeliveries?: boolean;
   /** Run the overlay unencrypted (benchmark comparisons only). Default false: Noise IK keys from the seed. */
   insecurePlaintext?: boolean;
   /** Virtual wall-clock epoch at t = 0 (handshake timestamps). */
   wallClockEpochMs?: number;
-  /** Data AEAD for both Edges (EdgeCryptoConfig.aead); default the core's node:crypto one. */
+  /** Data AEAD for every engine (crypto.aead); default the core's node:crypto one. */
   aead?: AeadFactory;
 }
 
@@ -76,6 +198,8 @@ export interface DirectionStats {
   lost: number;
   delivered: number;
   bytes: number;
+  /** Dropped by the receiving link's NAT (filtered, or sent to a port the NAT no longer maps). */
+  natDropped: number;
 }
 
 export interface Delivery {
@@ -83,18 +207,31 @@ export interface Delivery {
   bytes: Uint8Array;
 }
 
+/** What the World drives: the core's Edge (two sites) or Endpoint (N sites), same call order. */
+export interface SiteEngine {
+  handleTunPacket(nowMs: number, packet: Uint8Array): void;
+  handleDatagram(nowMs: number, linkId: number, from: Endpoint, datagram: Uint8Array): void;
+  handleTimeout(nowMs: number): void;
+  pollTransmit(): Transmit | undefined;
+  pollDelivery(): Uint8Array | undefined;
+  pollTimeout(): number | undefined;
+  pollEvent(): EdgeEvent | undefined;
+  snapshot(nowMs: number): EdgeSnapshot;
+}
+
 const DEFAULT_IMPAIRMENT: Impairment = { up: true, delayMs: 10, jitterMs: 0, lossRatio: 0, rateBps: 0, queueLimitPackets: 1000 };
 
 interface WirePacket {
   bytes: Uint8Array;
-  site: Site;
-  linkId: number;
+  /** The receiving site link. */
+  target: SiteLink;
   from: Endpoint;
+  to: Endpoint;
 }
 
 class Direction {
   impairment: Impairment;
-  readonly stats: DirectionStats = { sent: 0, lost: 0, delivered: 0, bytes: 0 };
+  readonly stats: DirectionStats = { sent: 0, lost: 0, delivered: 0, bytes: 0, natDropped: 0 };
   /** Userspace netem replacing the simple impairment, when a netem spec is set. */
   netem: NetemEngine<WirePacket> | undefined;
   /** Time of the poll already scheduled for `netem` (avoids one event per packet). */
@@ -136,66 +273,116 @@ class Direction {
   }
 }
 
-interface WorldLink {
+/** A site's NAT on one link: one public mapping at a time (endpoint-independent, address-restricted). */
+interface NatState {
+  publicEndpoint: Endpoint;
+  /** Addresses (address:port) the link has sent to since the mapping was made. */
+  contacted: Set<string>;
+  idleTimeoutMs: number | undefined;
+  lastOutboundMs: number;
+  rebinds: number;
+}
+
+/** One local link of a site: its socket address, its NAT, the connections it is part of. */
+interface SiteLink {
+  site: Site;
+  id: number;
   name: string;
-  costTier: 'primary' | 'overflow' | 'backup' | undefined;
-  bandwidthBps: number | undefined;
+  privateEndpoint: Endpoint;
+  nat: NatState | undefined;
+  connections: Connection[];
+}
+
+interface Connection {
+  name: string;
+  a: SiteLink;
+  b: SiteLink;
   ab: Direction;
   ba: Direction;
 }
 
 type Scheduled =
-  | { atMs: number; seq: number; kind: 'arrive'; site: Site; linkId: number; from: Endpoint; bytes: Uint8Array; dir: Direction; injected?: boolean }
+  | { atMs: number; seq: number; kind: 'arrive'; packet: WirePacket; dir: Direction; injected: boolean }
   | { atMs: number; seq: number; kind: 'call'; fn: () => void }
   | { atMs: number; seq: number; kind: 'netemPoll'; dir: Direction };
 
-/** One site of the world: its Edge plus what it delivered. */
-export class Site {
-  readonly edge: Edge;
+const endpointKey = (e: Endpoint): string => `${e.address}|${e.port}`;
+
+/** Where the far side sees (and reaches) a site link: its NAT's public endpoint, or its own. */
+function visibleEndpoint(l: SiteLink): Endpoint {
+  return l.nat ? l.nat.publicEndpoint : l.privateEndpoint;
+}
+
+/** One site of the world: its engine plus what it delivered. */
+export class Site<E extends SiteEngine = SiteEngine> {
+  readonly edge: E;
   readonly delivered: Delivery[] = [];
   deliveredCount = 0;
   readonly events: EdgeEvent[] = [];
+  /** Datagrams the engine sent to an endpoint none of the link's connections leads to. */
+  unroutable = 0;
   /** Called for every delivered inner packet (before it is recorded). */
   onDeliver: ((bytes: Uint8Array, atMs: number) => void) | undefined;
-  /** Set by World. */
-  peer!: Site;
+  /** Two-site shape: the other site. */
+  peer!: Site<E>;
+  /** N-site shape: what the site's Endpoint was configured with (empty in the two-site shape). */
+  peerConfigs: PeerConfig[] = [];
+  /** The site's links, by link id. */
+  readonly links: SiteLink[] = [];
+  /** N-site shape. */
+  role: 'hub' | 'spoke' = 'spoke';
+  prefixes: string[] = [];
 
   constructor(
-    readonly name: 'a' | 'b',
+    readonly name: string,
     readonly world: World,
-    edge: Edge,
+    edge: E,
+    /** Each link's own (private) endpoint, by link id. */
     readonly endpoints: Endpoint[],
   ) {
     this.edge = edge;
   }
 
   /** Replaced by World.restart(): a crashed and restarted box, same keys, fresh state. */
-  setEdge(edge: Edge): void {
-    (this as { edge: Edge }).edge = edge;
+  setEdge(edge: E): void {
+    (this as { edge: E }).edge = edge;
   }
 
-  /** An inner packet from this site's LAN, entering the edge now. */
+  /** An inner packet from this site's LAN, entering the engine now. */
   sendTun(packet: Uint8Array): void {
     this.edge.handleTunPacket(this.world.nowMs, packet);
     this.world.drain(this);
+  }
+
+  get linkNames(): string[] {
+    return this.links.map((l) => l.name);
+  }
+
+  /** Where the far side sees this site's link `linkName` now (its NAT's public endpoint when behind NAT). */
+  visibleEndpoint(linkName: string): Endpoint {
+    const l = this.links.find((x) => x.name === linkName);
+    if (!l) throw new Error(`World: site ${this.name} has no link "${linkName}" (have: ${this.linkNames.join(', ')})`);
+    return { ...visibleEndpoint(l) };
   }
 }
 
 export class World {
   nowMs = 0;
   readonly rng: SeededRng;
-  readonly a: Site;
-  readonly b: Site;
   readonly seed: number;
-  /** Each site's static key pair (from the seed). */
-  readonly keys: { a: X25519KeyPair; b: X25519KeyPair };
-  private readonly links: WorldLink[];
+  /** Each site's static key pair (from the seed), by site name. */
+  readonly keys: Record<string, X25519KeyPair>;
+  /** Every site, in configuration order. */
+  readonly sites: Site[];
+  private readonly siteByName = new Map<string, Site>();
+  private readonly connections: Connection[] = [];
   private readonly queue = new MinHeap<Scheduled>();
   private seqCounter = 0;
   private readonly record: boolean;
-  /** Sees every datagram an edge hands to a link (before impairment): captures, attacks. */
-  tap: ((site: 'a' | 'b', linkId: number, bytes: Uint8Array, atMs: number) => void) | undefined;
-  private readonly edgeFactory: (site: 'a' | 'b') => Edge;
+  private readonly twoSite: boolean;
+  /** Sees every datagram an engine hands to a link (before impairment): captures, attacks. */
+  tap: ((site: string, linkId: number, bytes: Uint8Array, atMs: number) => void) | undefined;
+  private readonly engineFactory = new Map<Site, (nowMs: number) => SiteEngine>();
   /** Safety net: a run that processes more events than this is a livelock bug. */
   maxEventsPerRun = 50_000_000;
 
@@ -203,40 +390,231 @@ export class World {
     this.seed = config.seed;
     this.rng = new SeededRng(config.seed);
     this.record = config.recordDeliveries ?? true;
-    this.links = config.links.map((l) => {
-      const base: Impairment = { ...DEFAULT_IMPAIRMENT, ...stripUndefined(l) };
-      const link = { name: l.name, costTier: l.costTier, bandwidthBps: l.bandwidthBps, ab: new Direction({ ...base, ...l.ab }), ba: new Direction({ ...base, ...l.ba }) };
-      const ab = l.abNetem ?? l.netem;
-      const ba = l.baNetem ?? l.netem;
-      if (ab) link.ab.netem = new NetemEngine(parseNetemSpec(ab), this.rng.fork());
-      if (ba) link.ba.netem = new NetemEngine(parseNetemSpec(ba), this.rng.fork());
-      return link;
+    if ((config.links === undefined) === (config.sites === undefined)) throw new Error('World: give either links (two sites a and b) or sites + connections');
+    this.twoSite = config.links !== undefined;
+    if (config.links) {
+      this.sites = [];
+      this.keys = {};
+      this.buildTwoSite(config, config.links);
+    } else {
+      this.sites = [];
+      this.keys = {};
+      this.buildSites(config, config.sites!, config.connections ?? []);
+    }
+  }
+
+  // ---- construction --------------------------------------------------------------------------
+
+  private makeConnection(name: string, a: SiteLink, b: SiteLink, c: ImpairmentConfig): Connection {
+    if (this.connections.some((x) => x.name === name)) throw new Error(`World: two connections named "${name}"`);
+    const base: Impairment = { ...DEFAULT_IMPAIRMENT, ...stripUndefined(c) };
+    const conn: Connection = { name, a, b, ab: new Direction({ ...base, ...c.ab }), ba: new Direction({ ...base, ...c.ba }) };
+    const ab = c.abNetem ?? c.netem;
+    const ba = c.baNetem ?? c.netem;
+    if (ab) conn.ab.netem = new NetemEngine(parseNetemSpec(ab), this.rng.fork());
+    if (ba) conn.ba.netem = new NetemEngine(parseNetemSpec(ba), this.rng.fork());
+    a.connections.push(conn);
+    b.connections.push(conn);
+    this.connections.push(conn);
+    return conn;
+  }
+
+  private addSite<E extends SiteEngine>(name: string, linkNames: string[], nat: (WorldSiteLinkConfig['nat'] | undefined)[]): Site<E> {
+    if (this.siteByName.has(name)) throw new Error(`World: two sites named "${name}"`);
+    const endpoints = linkNames.map((l, i) => ({ address: `${name}-${l}`, port: 51900 + i }));
+    const site = new Site<E>(name, this, undefined as unknown as E, endpoints);
+    linkNames.forEach((l, i) => {
+      const n = nat[i];
+      site.links.push({
+        site: site as unknown as Site,
+        id: i,
+        name: l,
+        privateEndpoint: endpoints[i]!,
+        nat: n ? { publicEndpoint: { address: `nat-${name}-${l}`, port: 30000 + i * 1000 }, contacted: new Set(), idleTimeoutMs: typeof n === 'object' ? n.idleTimeoutMs : undefined, lastOutboundMs: -Infinity, rebinds: 0 } : undefined,
+        connections: [],
+      });
     });
-    const endpoints = (site: string): Endpoint[] => this.links.map((l, i) => ({ address: `${site}-${l.name}`, port: 51900 + i }));
-    const aEndpoints = endpoints('a');
-    const bEndpoints = endpoints('b');
-    this.keys = { a: generateKeyPair(this.rng), b: generateKeyPair(this.rng) };
+    this.sites.push(site as unknown as Site);
+    this.siteByName.set(name, site as unknown as Site);
+    return site;
+  }
+
+  /** The original shape: sites a and b, link i of a joined to link i of b. Rng draws in the original order. */
+  private buildTwoSite(config: WorldConfig, links: WorldLinkConfig[]): void {
+    const names = links.map((l) => l.name);
+    const a = this.addSite<Edge>('a', names, []);
+    const b = this.addSite<Edge>('b', names, []);
+    links.forEach((l, i) => this.makeConnection(l.name, a.links[i]!, b.links[i]!, l));
+    this.keys['a'] = generateKeyPair(this.rng);
+    this.keys['b'] = generateKeyPair(this.rng);
     const epoch = config.wallClockEpochMs ?? 1_800_000_000_000;
     const cryptoFor = (site: 'a' | 'b'): EdgeConfig['crypto'] =>
       config.insecurePlaintext
         ? undefined
-        : { privateKey: this.keys[site].privateKey, peerPublicKey: this.keys[site === 'a' ? 'b' : 'a'].publicKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}) };
+        : { privateKey: this.keys[site]!.privateKey, peerPublicKey: this.keys[site === 'a' ? 'b' : 'a']!.publicKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}) };
     const mkEdge = (site: 'a' | 'b', remote: Endpoint[], rng: Rng, nowMs = 0): Edge =>
       new Edge(
         {
           crypto: cryptoFor(site),
           ...config.edge,
           site,
-          links: this.links.map((l, i) => ({ name: l.name, remote: remote[i]!, ...(l.costTier ? { costTier: l.costTier } : {}), ...(l.bandwidthBps ? { bandwidthBps: l.bandwidthBps } : {}) })),
+          links: links.map((l, i) => ({ name: l.name, remote: remote[i]!, ...(l.costTier ? { costTier: l.costTier } : {}), ...(l.bandwidthBps ? { bandwidthBps: l.bandwidthBps } : {}) })),
         },
         nowMs,
         rng,
       );
-    this.edgeFactory = (site) => mkEdge(site, site === 'a' ? bEndpoints : aEndpoints, this.rng.fork(), this.nowMs);
-    this.a = new Site('a', this, mkEdge('a', bEndpoints, this.rng.fork()), aEndpoints);
-    this.b = new Site('b', this, mkEdge('b', aEndpoints, this.rng.fork()), bEndpoints);
-    this.a.peer = this.b;
-    this.b.peer = this.a;
+    this.engineFactory.set(a as unknown as Site, (nowMs) => mkEdge('a', b.endpoints, this.rng.fork(), nowMs));
+    this.engineFactory.set(b as unknown as Site, (nowMs) => mkEdge('b', a.endpoints, this.rng.fork(), nowMs));
+    a.setEdge(mkEdge('a', b.endpoints, this.rng.fork()));
+    b.setEdge(mkEdge('b', a.endpoints, this.rng.fork()));
+    a.peer = b;
+    b.peer = a;
+  }
+
+  /** The N-site shape: Endpoint engines, peers from the connections (see the file header). */
+  private buildSites(config: WorldConfig, sites: WorldSiteConfig[], connections: WorldConnectionConfig[]): void {
+    if (sites.length < 2) throw new Error('World: give at least two sites');
+    const siteConfigs = new Map<string, WorldSiteConfig>();
+    for (const s of sites) {
+      const links = s.links.map((l) => (typeof l === 'string' ? { name: l } : l));
+      if (new Set(links.map((l) => l.name)).size !== links.length) throw new Error(`World: site ${s.name} names a link twice`);
+      this.addSite<SiteEngine>(
+        s.name,
+        links.map((l) => l.name),
+        links.map((l) => l.nat),
+      );
+      const site = this.siteByName.get(s.name)!;
+      site.role = s.role ?? 'spoke';
+      site.prefixes = [...s.prefixes];
+      siteConfigs.set(s.name, s);
+    }
+    for (const c of connections) {
+      const a = this.siteLink(c.a);
+      const b = this.siteLink(c.b);
+      if (a.site === b.site) throw new Error(`World: connection ${c.a} - ${c.b} joins a site to itself`);
+      for (const [x, y] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        if (x.connections.some((k) => (k.a === x ? k.b : k.a).site === y.site)) {
+          throw new Error(`World: ${x.site.name}.${x.name} reaches site ${y.site.name} twice (one far link per local link and peer)`);
+        }
+      }
+      this.makeConnection(c.name ?? `${c.a}-${c.b}`, a, b, c);
+    }
+    for (const s of this.sites) this.keys[s.name] = generateKeyPair(this.rng);
+    const epoch = config.wallClockEpochMs ?? 1_800_000_000_000;
+
+    for (const site of this.sites) {
+      const sc = siteConfigs.get(site.name)!;
+      const neighbours = this.neighbours(site);
+      const peers: PeerConfig[] = [...neighbours.keys()].map((peer) => {
+        const prefixes = [...peer.prefixes];
+        if (peer.role === 'hub') {
+          for (const other of this.sites) if (other !== site && other !== peer && !neighbours.has(other)) prefixes.push(...other.prefixes);
+        }
+        const pairs = neighbours.get(peer)!;
+        const endpoints: Record<string, Endpoint> = {};
+        if (site.role !== 'hub' || config.insecurePlaintext) for (const [local, far] of pairs) endpoints[local.name] = { ...visibleEndpoint(far) };
+        return {
+          name: peer.name,
+          ...(config.insecurePlaintext ? {} : { publicKey: this.keys[peer.name]!.publicKey }),
+          prefixes,
+          ...(Object.keys(endpoints).length > 0 ? { endpoints } : {}),
+          links: pairs.map(([local]) => local.name),
+          ...(sc.persistentKeepaliveMs ? { persistentKeepaliveMs: sc.persistentKeepaliveMs } : {}),
+        };
+      });
+      site.peerConfigs = peers;
+      const linkConfigs = sc.links.map((l) => {
+        const lc = typeof l === 'string' ? { name: l } : l;
+        return {
+          name: lc.name,
+          ...(lc.costTier ? { costTier: lc.costTier } : {}),
+          ...(lc.bandwidthBps ? { bandwidthBps: lc.bandwidthBps } : {}),
+          ...(lc.dscp !== undefined ? { dscp: lc.dscp } : {}),
+        };
+      });
+      const crypto: EndpointConfig['crypto'] = config.insecurePlaintext
+        ? undefined
+        : { privateKey: this.keys[site.name]!.privateKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}) };
+      const endpointConfig = (): EndpointConfig => ({
+        ...(crypto ? { crypto } : {}),
+        ...config.endpoint,
+        ...sc.endpoint,
+        site: site.name,
+        links: linkConfigs,
+        peers: site.peerConfigs,
+      });
+      const factory = (nowMs: number): SiteEngine => {
+        if (!endpointModule) throw new Error('World: the N-site shape needs src/core/endpoint.ts (the core Endpoint), which is not there');
+        return new endpointModule.Endpoint(endpointConfig(), nowMs, this.rng.fork());
+      };
+      this.engineFactory.set(site, factory);
+    }
+    for (const site of this.sites) site.setEdge(this.engineFactory.get(site)!(0));
+  }
+
+  /** For each site `site` has a connection to: its (local link, far link) pairs. */
+  private neighbours(site: Site): Map<Site, [SiteLink, SiteLink][]> {
+    const out = new Map<Site, [SiteLink, SiteLink][]>();
+    for (const l of site.links) {
+      for (const c of l.connections) {
+        const far = c.a === l ? c.b : c.a;
+        const list = out.get(far.site) ?? [];
+        list.push([l, far]);
+        out.set(far.site, list);
+      }
+    }
+    return out;
+  }
+
+  private siteLink(ref: string): SiteLink {
+    const dot = ref.indexOf('.');
+    const site = dot < 0 ? undefined : this.siteByName.get(ref.slice(0, dot));
+    if (!site) throw new Error(`World: "${ref}" is not SITE.LINK of a configured site (sites: ${[...this.siteByName.keys()].join(', ')})`);
+    const l = site.links.find((x) => x.name === ref.slice(dot + 1));
+    if (!l) throw new Error(`World: site ${site.name} has no link "${ref.slice(dot + 1)}" (have: ${site.linkNames.join(', ')})`);
+    return l;
+  }
+
+  // ---- sites ---------------------------------------------------------------------------------
+
+  /** Two-site shape: site a. */
+  get a(): Site<Edge> {
+    return this.twoSiteSite('a');
+  }
+
+  /** Two-site shape: site b. */
+  get b(): Site<Edge> {
+    return this.twoSiteSite('b');
+  }
+
+  private twoSiteSite(name: 'a' | 'b'): Site<Edge> {
+    if (!this.twoSite) throw new Error(`World: w.${name} is the two-site shape; this world has sites ${this.sites.map((s) => s.name).join(', ')}: use w.site(name)`);
+    return this.siteByName.get(name)! as unknown as Site<Edge>;
+  }
+
+  /** N-site shape: a site by name; its `edge` is the site's Endpoint. */
+  site(name: string): Site<EndpointEngine> {
+    const s = this.siteByName.get(name);
+    if (!s) throw new Error(`World: no site named "${name}" (have: ${this.sites.map((x) => x.name).join(', ')})`);
+    return s as unknown as Site<EndpointEngine>;
+  }
+
+  /** Connection names (the link names in the two-site shape). */
+  get linkNames(): string[] {
+    return this.connections.map((c) => c.name);
+  }
+
+  get connectionNames(): string[] {
+    return this.linkNames;
+  }
+
+  /** The two ends of a connection: { a: "site.link", b: "site.link" }. */
+  connectionEnds(name: string): { a: string; b: string } {
+    const c = this.connection(name);
+    return { a: `${c.a.site.name}.${c.a.name}`, b: `${c.b.site.name}.${c.b.name}` };
   }
 
   // ---- scheduling ----------------------------------------------------------------------------
@@ -261,21 +639,21 @@ export class World {
     this.at(start, tick);
   }
 
-  /** Changes the impairment of a link (both directions unless `direction` says otherwise). */
-  impair(linkName: string, change: Partial<Impairment>, direction: 'ab' | 'ba' | 'both' = 'both'): void {
-    const link = this.link(linkName);
-    if (direction !== 'ba') link.ab.impairment = { ...link.ab.impairment, ...change };
-    if (direction !== 'ab') link.ba.impairment = { ...link.ba.impairment, ...change };
+  /** Changes the impairment of a connection (both directions unless `direction` says otherwise). */
+  impair(connectionName: string, change: Partial<Impairment>, direction: 'ab' | 'ba' | 'both' = 'both'): void {
+    const c = this.connection(connectionName);
+    if (direction !== 'ba') c.ab.impairment = { ...c.ab.impairment, ...change };
+    if (direction !== 'ab') c.ba.impairment = { ...c.ba.impairment, ...change };
   }
 
   /**
-   * Sets a link's impairment in netem syntax (like `tc qdisc change ... netem ...`), or back to
-   * the simple impairment with null. Packets already in the emulator keep their schedule.
+   * Sets a connection's impairment in netem syntax (like `tc qdisc change ... netem ...`), or back
+   * to the simple impairment with null. Packets already in the emulator keep their schedule.
    */
-  setNetem(linkName: string, spec: string | null, direction: 'ab' | 'ba' | 'both' = 'both'): void {
-    const link = this.link(linkName);
+  setNetem(connectionName: string, spec: string | null, direction: 'ab' | 'ba' | 'both' = 'both'): void {
+    const c = this.connection(connectionName);
     const parsed = spec === null ? null : parseNetemSpec(spec);
-    for (const d of direction === 'both' ? [link.ab, link.ba] : [direction === 'ab' ? link.ab : link.ba]) {
+    for (const d of direction === 'both' ? [c.ab, c.ba] : [direction === 'ab' ? c.ab : c.ba]) {
       if (parsed === null) d.netem = undefined;
       else if (d.netem) d.netem.setSpec(parsed);
       else {
@@ -285,42 +663,72 @@ export class World {
     }
   }
 
-  setNetemAt(atMs: number, linkName: string, spec: string | null, direction: 'ab' | 'ba' | 'both' = 'both'): void {
-    this.link(linkName);
+  setNetemAt(atMs: number, connectionName: string, spec: string | null, direction: 'ab' | 'ba' | 'both' = 'both'): void {
+    this.connection(connectionName);
     if (spec !== null) parseNetemSpec(spec); // fail now on a bad spec, not at atMs
-    this.at(atMs, () => this.setNetem(linkName, spec, direction));
+    this.at(atMs, () => this.setNetem(connectionName, spec, direction));
   }
 
-  impairAt(atMs: number, linkName: string, change: Partial<Impairment>, direction: 'ab' | 'ba' | 'both' = 'both'): void {
-    this.link(linkName); // fail now, not at atMs, on a typo
-    this.at(atMs, () => this.impair(linkName, change, direction));
+  impairAt(atMs: number, connectionName: string, change: Partial<Impairment>, direction: 'ab' | 'ba' | 'both' = 'both'): void {
+    this.connection(connectionName); // fail now, not at atMs, on a typo
+    this.at(atMs, () => this.impair(connectionName, change, direction));
   }
 
-  /** The site's box restarts now: a new Edge with the same keys and config, no memory of the old one. */
-  restart(site: 'a' | 'b'): void {
-    const s = site === 'a' ? this.a : this.b;
-    s.setEdge(this.edgeFactory(site));
+  /** The site's box restarts now: a new engine with the same keys and config, no memory of the old one. */
+  restart(siteName: string): void {
+    const s = this.siteByName.get(siteName);
+    if (!s) throw new Error(`World: no site named "${siteName}"`);
+    s.setEdge(this.engineFactory.get(s)!(this.nowMs));
     this.drain(s);
+  }
+
+  restartAt(atMs: number, siteName: string): void {
+    if (!this.siteByName.has(siteName)) throw new Error(`World: no site named "${siteName}"`);
+    this.at(atMs, () => this.restart(siteName));
+  }
+
+  /**
+   * The NAT in front of a site's link gives it a new public port now (a CGNAT rebinding): the far
+   * side sees the link's datagrams from the new port; datagrams to the old port are dropped.
+   */
+  natRebind(siteName: string, linkName: string): void {
+    const l = this.natLink(siteName, linkName);
+    this.rebind(l.nat!);
+  }
+
+  natRebindAt(atMs: number, siteName: string, linkName: string): void {
+    this.natLink(siteName, linkName);
+    this.at(atMs, () => this.natRebind(siteName, linkName));
+  }
+
+  private natLink(siteName: string, linkName: string): SiteLink {
+    const l = this.siteLink(`${siteName}.${linkName}`);
+    if (!l.nat) throw new Error(`World: ${siteName}.${linkName} is not behind NAT (give the link nat: true)`);
+    return l;
+  }
+
+  private rebind(nat: NatState): void {
+    nat.rebinds++;
+    nat.publicEndpoint = { address: nat.publicEndpoint.address, port: nat.publicEndpoint.port + 1 };
+    nat.contacted.clear();
   }
 
   /**
    * Delivers raw bytes to a site's link at `atMs` as if they came from `from` (an attacker, a
-   * restarted peer, a fuzzer). They bypass the link impairment.
+   * restarted peer, a fuzzer). They bypass the connection's impairment (and any NAT).
    */
-  injectAt(atMs: number, site: 'a' | 'b', linkName: string, from: Endpoint, bytes: Uint8Array): void {
-    const id = this.links.indexOf(this.link(linkName));
-    const target = site === 'a' ? this.a : this.b;
-    const dir = site === 'a' ? this.links[id]!.ba : this.links[id]!.ab;
-    this.queue.push({ atMs: Math.max(atMs, this.nowMs), seq: this.seqCounter++, kind: 'arrive', site: target, linkId: id, from, bytes, dir, injected: true });
+  injectAt(atMs: number, siteName: string, linkName: string, from: Endpoint, bytes: Uint8Array): void {
+    const target = this.siteLink(`${siteName}.${linkName}`);
+    const conn = target.connections[0];
+    if (!conn) throw new Error(`World: ${siteName}.${linkName} has no connection`);
+    const dir = conn.a === target ? conn.ba : conn.ab;
+    const packet: WirePacket = { bytes, target, from, to: visibleEndpoint(target) };
+    this.queue.push({ atMs: Math.max(atMs, this.nowMs), seq: this.seqCounter++, kind: 'arrive', packet, dir, injected: true });
   }
 
-  linkStats(linkName: string): { ab: DirectionStats; ba: DirectionStats } {
-    const l = this.link(linkName);
-    return { ab: { ...l.ab.stats }, ba: { ...l.ba.stats } };
-  }
-
-  get linkNames(): string[] {
-    return this.links.map((l) => l.name);
+  linkStats(connectionName: string): { ab: DirectionStats; ba: DirectionStats } {
+    const c = this.connection(connectionName);
+    return { ab: { ...c.ab.stats }, ba: { ...c.ba.stats } };
   }
 
   // ---- running -------------------------------------------------------------------------------
@@ -344,16 +752,16 @@ export class World {
 
   private nextEventMs(): number | undefined {
     let t = this.queue.peek()?.atMs ?? Infinity;
-    const ta = this.a.edge.pollTimeout() ?? Infinity;
-    const tb = this.b.edge.pollTimeout() ?? Infinity;
-    if (ta < t) t = ta;
-    if (tb < t) t = tb;
+    for (const s of this.sites) {
+      const ts = s.edge.pollTimeout() ?? Infinity;
+      if (ts < t) t = ts;
+    }
     return t === Infinity ? undefined : t;
   }
 
   private step(): void {
     const now = this.nowMs;
-    for (const site of [this.a, this.b]) {
+    for (const site of this.sites) {
       const t = site.edge.pollTimeout();
       if (t !== undefined && t <= now) {
         site.edge.handleTimeout(now);
@@ -368,41 +776,70 @@ export class World {
       } else if (top.kind === 'netemPoll') {
         this.pollNetem(top.dir);
       } else {
-        if (!top.injected) top.dir.stats.delivered++;
-        top.site.edge.handleDatagram(now, top.linkId, top.from, top.bytes);
-        this.drain(top.site);
+        this.arrive(top.packet, top.dir, top.injected);
       }
     }
   }
 
-  /** Moves a site's transmits onto the links and its deliveries into its record. */
+  /** A datagram reaches its site link: through the link's NAT (if any) into the engine. */
+  private arrive(p: WirePacket, dir: Direction, injected: boolean): void {
+    const nat = p.target.nat;
+    if (!injected && nat) {
+      if (p.to.port !== nat.publicEndpoint.port || p.to.address !== nat.publicEndpoint.address || !nat.contacted.has(endpointKey(p.from))) {
+        dir.stats.natDropped++;
+        return;
+      }
+    }
+    if (!injected) dir.stats.delivered++;
+    const site = p.target.site;
+    site.edge.handleDatagram(this.nowMs, p.target.id, p.from, p.bytes);
+    this.drain(site);
+  }
+
+  /** Moves a site's transmits onto the connections and its deliveries into its record. */
   drain(site: Site): void {
     const edge = site.edge;
     for (let t = edge.pollTransmit(); t; t = edge.pollTransmit()) {
-      const link = this.links[t.linkId];
-      if (!link) continue;
-      const dir = site.name === 'a' ? link.ab : link.ba;
+      const link = site.links[t.linkId];
+      if (!link) {
+        site.unroutable++;
+        continue;
+      }
       this.tap?.(site.name, t.linkId, t.bytes, this.nowMs);
+      const nat = link.nat;
+      if (nat) {
+        if (nat.idleTimeoutMs !== undefined && this.nowMs - nat.lastOutboundMs > nat.idleTimeoutMs && nat.lastOutboundMs > -Infinity) this.rebind(nat);
+        nat.lastOutboundMs = this.nowMs;
+        nat.contacted.add(endpointKey(t.to));
+      }
+      let conn: Connection | undefined;
+      let far: SiteLink | undefined;
+      for (const c of link.connections) {
+        const f = c.a === link ? c.b : c.a;
+        const v = visibleEndpoint(f);
+        if (v.port === t.to.port && v.address === t.to.address) {
+          conn = c;
+          far = f;
+          break;
+        }
+      }
+      if (!conn || !far) {
+        site.unroutable++;
+        continue;
+      }
+      const dir = conn.a === link ? conn.ab : conn.ba;
+      const from = visibleEndpoint(link);
       if (dir.netem) {
         dir.stats.sent++;
         dir.stats.bytes += t.bytes.length;
-        dir.netem.enqueue(this.nowMs, { bytes: copyBytes(t.bytes), site: site.peer, linkId: t.linkId, from: site.endpoints[t.linkId]! });
+        dir.netem.enqueue(this.nowMs, { bytes: copyBytes(t.bytes), target: far, from, to: t.to });
         this.scheduleNetemPoll(dir);
         continue;
       }
       const arrive = dir.admit(this.nowMs, t.bytes.length, this.rng);
       if (arrive === undefined) continue;
       // The datagram is copied onto the "wire": the sender may not mutate what is in flight.
-      this.queue.push({
-        atMs: arrive,
-        seq: this.seqCounter++,
-        kind: 'arrive',
-        site: site.peer,
-        linkId: t.linkId,
-        from: site.endpoints[t.linkId]!,
-        bytes: copyBytes(t.bytes),
-        dir,
-      });
+      this.queue.push({ atMs: arrive, seq: this.seqCounter++, kind: 'arrive', packet: { bytes: copyBytes(t.bytes), target: far, from, to: t.to }, dir, injected: false });
     }
     for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
       site.deliveredCount++;
@@ -424,10 +861,8 @@ export class World {
     const engine = dir.netem;
     if (!engine) return;
     for (const d of engine.poll(this.nowMs)) {
-      dir.stats.delivered++;
       const p = d.packet;
-      p.site.edge.handleDatagram(this.nowMs, p.linkId, p.from, d.bytes);
-      this.drain(p.site);
+      this.arrive(d.bytes === p.bytes ? p : { ...p, bytes: d.bytes }, dir, false);
     }
     const c = engine.counters();
     const dropped = c.dropped.loss + c.dropped.limit;
@@ -436,14 +871,14 @@ export class World {
     this.scheduleNetemPoll(dir);
   }
 
-  private link(name: string): WorldLink {
-    const l = this.links.find((x) => x.name === name);
-    if (!l) throw new Error(`World: no link named "${name}" (have: ${this.links.map((x) => x.name).join(', ')})`);
-    return l;
+  private connection(name: string): Connection {
+    const c = this.connections.find((x) => x.name === name);
+    if (!c) throw new Error(`World: no ${this.twoSite ? 'link' : 'connection'} named "${name}" (have: ${this.connections.map((x) => x.name).join(', ')})`);
+    return c;
   }
 }
 
-function stripUndefined(l: WorldLinkConfig): Partial<Impairment> {
+function stripUndefined(l: Partial<Impairment>): Partial<Impairment> {
   const out: Partial<Impairment> = {};
   if (l.up !== undefined) out.up = l.up;
   if (l.delayMs !== undefined) out.delayMs = l.delayMs;
