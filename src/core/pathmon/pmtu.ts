@@ -1,0 +1,331 @@
+/**
+ * Packetization-layer path MTU discovery for one path, in the style of RFC 8899 (DPLPMTUD): the
+ * overlay sends padded probes (DF set on the underlay, so a too-big probe is dropped, never
+ * fragmented), a probe that comes back acknowledged proves the size, and the path's PMTU is the
+ * largest size proved. ICMP is at most a hint (onPacketTooBig): many networks drop it.
+ *
+ * Phases (RFC 8899 5.2's states, with an optimistic start):
+ *   start     the link MTU is assumed and probed at once (most paths carry it: one probe proves
+ *             it, and hosts never see a lowered MTU for a path that did not need one);
+ *             maxProbes losses -> base
+ *   base      BASE_PLPMTU (1280 IPv6, 1200 IPv4) is used and probed; acked -> search;
+ *             maxProbes losses -> error (the path carries nothing big: keep base, retry slowly)
+ *   search    probe the next size of SEARCH_STEPS above the confirmed one, up to the ceiling; each
+ *             ack raises the PMTU; maxProbes losses of a size lower the ceiling below it;
+ *             no size left -> complete
+ *   complete  confirm the PMTU with a probe of that size every confirmIntervalMs (black-hole
+ *             detection: blackHoleProbes losses in a row -> base, search again); every
+ *             raiseIntervalMs the ceiling returns to the link MTU and the search resumes upward
+ *   error     like base, probing every confirmIntervalMs
+ *
+ * One probe is outstanding at a time; it is lost when onProbeLost says so (the caller's path
+ * monitor usually knows first) or when probeTimeoutMs passes. A late ack still counts: the path
+ * carried that size.
+ *
+ * Inputs: nextProbeSize(now) (when the caller may send: returns a size to probe now, and counts
+ * it as sent), onProbeAcked(size, now), onProbeLost(size, now), onPacketTooBig(mtu, now).
+ * Outputs: currentPmtu, pollChange() (one coalesced change for an event), nextDeadlineMs().
+ * Time is an argument; no clock, no timers.
+ */
+import { outerHeaderBytes, type IpFamily } from '../wire/overhead.ts';
+
+/** RFC 8899 5.1.2: BASE_PLPMTU for IPv6 is the minimum link MTU. */
+export const BASE_PMTU_IPV6_BYTES = 1280;
+/** RFC 8899 5.1.2 recommends 1200 for IPv4 (what nearly every path carries). */
+export const BASE_PMTU_IPV4_BYTES = 1200;
+/**
+ * Sizes tried upward (packet sizes on the wire, outer IP header included): the MTUs met in the
+ * field (1280 IPv6 minimum, 1400 GRE/IPsec-over-MPLS, 1420-1450 LTE and tunnels, 1472-1480 and
+ * 1492 PPPoE, 1500 Ethernet) and a few jumbo steps. The link MTU is always a candidate too.
+ */
+export const SEARCH_STEPS_BYTES: readonly number[] = [1280, 1400, 1420, 1428, 1440, 1450, 1472, 1480, 1492, 1500, 2000, 4000, 8000, 9000];
+/** RFC 8899 5.1.2 MAX_PROBES. */
+export const DEFAULT_MAX_PROBES = 3;
+/** Losses in a row of confirmation probes at the current PMTU before it is called a black hole. */
+export const DEFAULT_BLACK_HOLE_PROBES = 4;
+export const DEFAULT_PROBE_INTERVAL_MS = 100;
+export const DEFAULT_PROBE_TIMEOUT_MS = 500;
+export const DEFAULT_CONFIRM_INTERVAL_MS = 1000;
+/** RFC 8899 5.1.1 PMTU_RAISE_TIMER (600 s). */
+export const DEFAULT_RAISE_INTERVAL_MS = 600_000;
+
+export type PmtuPhase = 'start' | 'base' | 'search' | 'complete' | 'error';
+
+export interface PmtuConfig {
+  /** Outer IP version of the path. */
+  family: IpFamily;
+  /** MAX_PLPMTU: the local interface's MTU (the largest packet the path could carry). */
+  maxMtuBytes: number;
+  baseMtuBytes?: number;
+  probeIntervalMs?: number;
+  probeTimeoutMs?: number;
+  maxProbes?: number;
+  blackHoleProbes?: number;
+  confirmIntervalMs?: number;
+  raiseIntervalMs?: number;
+}
+
+export type PmtuChangeReason = 'probe-acked' | 'link-mtu-lost' | 'black-hole' | 'packet-too-big';
+
+export interface PmtuChange {
+  fromBytes: number;
+  toBytes: number;
+  reason: PmtuChangeReason;
+}
+
+interface Outstanding {
+  sizeBytes: number;
+  deadlineMs: number;
+}
+
+export class PmtuDiscovery {
+  phase: PmtuPhase = 'start';
+  /** Largest size the path is believed to carry (packet bytes, outer IP header included). */
+  private confirmedBytes: number;
+  /** Largest size the search may try (lowered by failed sizes and PTB hints). */
+  private ceilingBytes: number;
+  /** A size announced by Packet Too Big above the PMTU: worth a probe of its own. */
+  private hintBytes = 0;
+  private outstanding: Outstanding | undefined;
+  /** Losses in a row of the size being probed. */
+  private failures = 0;
+  private nextProbeAtMs: number;
+  private raiseAtMs = Infinity;
+  private change: PmtuChange | undefined;
+  readonly baseBytes: number;
+  readonly maxBytes: number;
+  private readonly probeIntervalMs: number;
+  private readonly probeTimeoutMs: number;
+  private readonly maxProbes: number;
+  private readonly blackHoleProbes: number;
+  private readonly confirmIntervalMs: number;
+  private readonly raiseIntervalMs: number;
+  /** Counters for the snapshot. */
+  probesSent = 0;
+  probesLost = 0;
+  blackHoles = 0;
+
+  constructor(readonly config: PmtuConfig, nowMs: number) {
+    this.baseBytes = config.baseMtuBytes ?? (config.family === 6 ? BASE_PMTU_IPV6_BYTES : BASE_PMTU_IPV4_BYTES);
+    this.maxBytes = Math.max(this.baseBytes, config.maxMtuBytes);
+    this.probeIntervalMs = config.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+    this.probeTimeoutMs = config.probeTimeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+    this.maxProbes = config.maxProbes ?? DEFAULT_MAX_PROBES;
+    this.blackHoleProbes = config.blackHoleProbes ?? DEFAULT_BLACK_HOLE_PROBES;
+    this.confirmIntervalMs = config.confirmIntervalMs ?? DEFAULT_CONFIRM_INTERVAL_MS;
+    this.raiseIntervalMs = config.raiseIntervalMs ?? DEFAULT_RAISE_INTERVAL_MS;
+    this.confirmedBytes = this.maxBytes;
+    this.ceilingBytes = this.maxBytes;
+    this.nextProbeAtMs = nowMs;
+  }
+
+  /** The path MTU to use now (outer packet bytes). usableInnerMtu(currentPmtu, family) is the inner MTU. */
+  get currentPmtu(): number {
+    return this.confirmedBytes;
+  }
+
+  /** UDP payload bytes of a probe datagram that tests `sizeBytes` (the overlay pads probes to it). */
+  probeDatagramBytes(sizeBytes: number): number {
+    return sizeBytes - outerHeaderBytes(this.config.family);
+  }
+
+  /** The change since the last poll (first `from`, last `to`), if any. */
+  pollChange(): PmtuChange | undefined {
+    const c = this.change;
+    this.change = undefined;
+    return c !== undefined && c.fromBytes !== c.toBytes ? c : undefined;
+  }
+
+  /** When nextProbeSize may next return a size, or an outstanding probe times out. */
+  nextDeadlineMs(): number {
+    return this.outstanding !== undefined ? this.outstanding.deadlineMs : this.nextProbeAtMs;
+  }
+
+  /**
+   * The size to probe now, or undefined. A returned size counts as sent: the caller sends one
+   * probe datagram of probeDatagramBytes(size) bytes (UDP payload) with DF set on this path.
+   */
+  nextProbeSize(nowMs: number): number | undefined {
+    if (this.outstanding !== undefined && nowMs >= this.outstanding.deadlineMs) {
+      this.lost(this.outstanding.sizeBytes, nowMs);
+    }
+    if (this.outstanding !== undefined || nowMs < this.nextProbeAtMs) return undefined;
+    if (this.phase === 'complete' && nowMs >= this.raiseAtMs) {
+      this.ceilingBytes = this.maxBytes;
+      this.hintBytes = 0;
+      this.raiseAtMs = Infinity;
+      this.phase = 'search';
+      this.failures = 0;
+    }
+    let size: number;
+    switch (this.phase) {
+      case 'start':
+        size = this.maxBytes;
+        break;
+      case 'base':
+      case 'error':
+        size = this.baseBytes;
+        break;
+      case 'search': {
+        const next = this.nextCandidate();
+        if (next === undefined) {
+          this.complete(nowMs);
+          return undefined;
+        }
+        size = next;
+        break;
+      }
+      case 'complete':
+        size = this.confirmedBytes;
+        break;
+    }
+    this.outstanding = { sizeBytes: size, deadlineMs: nowMs + this.probeTimeoutMs };
+    this.nextProbeAtMs = nowMs + (this.phase === 'complete' || this.phase === 'error' ? this.confirmIntervalMs : this.probeIntervalMs);
+    this.probesSent++;
+    return size;
+  }
+
+  onProbeAcked(sizeBytes: number, nowMs: number): void {
+    if (this.outstanding?.sizeBytes === sizeBytes) this.outstanding = undefined;
+    if (sizeBytes > this.maxBytes) return;
+    const before = this.confirmedBytes;
+    switch (this.phase) {
+      case 'start':
+        if (sizeBytes >= this.confirmedBytes) this.complete(nowMs);
+        else this.raise(sizeBytes);
+        break;
+      case 'base':
+      case 'error':
+        if (sizeBytes >= this.baseBytes) {
+          this.setConfirmed(Math.max(sizeBytes, this.baseBytes), 'probe-acked');
+          this.phase = 'search';
+          this.failures = 0;
+        }
+        break;
+      case 'search':
+        if (sizeBytes > this.confirmedBytes) {
+          this.raise(sizeBytes);
+          this.failures = 0;
+        }
+        break;
+      case 'complete':
+        if (sizeBytes >= this.confirmedBytes) {
+          this.failures = 0;
+          this.raise(sizeBytes);
+          this.nextProbeAtMs = nowMs + this.confirmIntervalMs;
+        }
+        break;
+    }
+    if (this.confirmedBytes !== before) this.ceilingBytes = Math.max(this.ceilingBytes, this.confirmedBytes);
+  }
+
+  onProbeLost(sizeBytes: number, nowMs: number): void {
+    if (this.outstanding?.sizeBytes !== sizeBytes) return; // stale: already timed out or acked
+    this.lost(sizeBytes, nowMs);
+  }
+
+  /**
+   * An ICMP Packet Too Big / Frag Needed for this path announced `mtuBytes` (a hint: RFC 8899 4.6
+   * says not to trust it beyond lowering). Below the current PMTU it becomes the PMTU at once
+   * (not below the IPv4/IPv6 minimum), then the search confirms upward from there later.
+   */
+  onPacketTooBig(mtuBytes: number, nowMs: number): void {
+    const floor = this.config.family === 6 ? BASE_PMTU_IPV6_BYTES : 68;
+    if (!(mtuBytes >= floor)) return;
+    if (mtuBytes < this.confirmedBytes) {
+      this.setConfirmed(mtuBytes, 'packet-too-big');
+      this.ceilingBytes = mtuBytes;
+      if (this.outstanding !== undefined && this.outstanding.sizeBytes > mtuBytes) this.outstanding = undefined;
+      this.failures = 0;
+      this.complete(nowMs);
+    } else if (mtuBytes < this.ceilingBytes) {
+      this.ceilingBytes = mtuBytes;
+      this.hintBytes = mtuBytes;
+      if (this.outstanding !== undefined && this.outstanding.sizeBytes > mtuBytes) {
+        this.outstanding = undefined;
+        this.failures = 0;
+        this.nextProbeAtMs = nowMs;
+      }
+    }
+  }
+
+  private lost(sizeBytes: number, nowMs: number): void {
+    this.outstanding = undefined;
+    this.probesLost++;
+    this.failures++;
+    this.nextProbeAtMs = nowMs + this.probeIntervalMs;
+    switch (this.phase) {
+      case 'start':
+        if (this.failures >= this.maxProbes) {
+          this.setConfirmed(this.baseBytes, 'link-mtu-lost');
+          this.ceilingBytes = sizeBytes - 1;
+          this.phase = 'base';
+          this.failures = 0;
+        }
+        break;
+      case 'base':
+        if (this.failures >= this.maxProbes) {
+          this.phase = 'error';
+          this.failures = 0;
+          this.nextProbeAtMs = nowMs + this.confirmIntervalMs;
+        }
+        break;
+      case 'error':
+        this.nextProbeAtMs = nowMs + this.confirmIntervalMs;
+        break;
+      case 'search':
+        if (this.failures >= this.maxProbes) {
+          this.ceilingBytes = Math.min(this.ceilingBytes, sizeBytes - 1);
+          this.failures = 0;
+          if (this.nextCandidate() === undefined) this.complete(nowMs);
+        }
+        break;
+      case 'complete':
+        if (this.failures >= this.blackHoleProbes) {
+          // The size that used to go through does not any more: fall back to the base size
+          // (which nearly every path carries) and find the new PMTU from there.
+          this.blackHoles++;
+          this.setConfirmed(this.baseBytes, 'black-hole');
+          this.ceilingBytes = this.maxBytes;
+          this.hintBytes = 0;
+          this.phase = 'base';
+          this.failures = 0;
+          this.nextProbeAtMs = nowMs;
+        }
+        break;
+    }
+  }
+
+  /** The smallest search size above the confirmed PMTU and within the ceiling. */
+  private nextCandidate(): number | undefined {
+    let best: number | undefined;
+    const consider = (s: number): void => {
+      if (s > this.confirmedBytes && s <= this.ceilingBytes && s <= this.maxBytes && (best === undefined || s < best)) best = s;
+    };
+    for (const s of SEARCH_STEPS_BYTES) consider(s);
+    consider(this.maxBytes);
+    consider(this.hintBytes);
+    return best;
+  }
+
+  private raise(sizeBytes: number): void {
+    if (sizeBytes > this.confirmedBytes) this.setConfirmed(sizeBytes, 'probe-acked');
+  }
+
+  private complete(nowMs: number): void {
+    this.phase = 'complete';
+    this.failures = 0;
+    this.nextProbeAtMs = nowMs + this.confirmIntervalMs;
+    this.raiseAtMs = nowMs + this.raiseIntervalMs;
+  }
+
+  private setConfirmed(bytes: number, reason: PmtuChangeReason): void {
+    if (bytes === this.confirmedBytes) return;
+    if (this.change === undefined) this.change = { fromBytes: this.confirmedBytes, toBytes: bytes, reason };
+    else {
+      this.change.toBytes = bytes;
+      this.change.reason = reason;
+    }
+    this.confirmedBytes = bytes;
+  }
+}

@@ -1,0 +1,187 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { PmtuDiscovery, type PmtuChange, type PmtuConfig } from '../../../src/core/pathmon/pmtu.ts';
+import { usableInnerMtu } from '../../../src/core/wire/overhead.ts';
+
+/**
+ * A path in virtual time: a probe no bigger than the path's MTU is acked one RTT later, a bigger
+ * one vanishes (DF set: dropped, no ICMP). The driver calls nextProbeSize at every deadline, like
+ * the shell's one timer would, and delivers acks in order.
+ */
+class PathSim {
+  nowMs = 0;
+  pathMtuBytes: number;
+  readonly changes: Array<PmtuChange & { atMs: number }> = [];
+  private acks: Array<{ atMs: number; size: number }> = [];
+  probes: Array<{ atMs: number; size: number }> = [];
+  readonly pmtu: PmtuDiscovery;
+
+  constructor(config: PmtuConfig, pathMtuBytes: number, private readonly rttMs = 20, private readonly lossRatio = 0, private readonly draw: () => number = () => 1) {
+    this.pathMtuBytes = pathMtuBytes;
+    this.pmtu = new PmtuDiscovery(config, 0);
+  }
+
+  /** Runs until `untilMs`, jumping from event to event. */
+  run(untilMs: number): void {
+    for (let guard = 0; guard < 1_000_000; guard++) {
+      const nextAck = this.acks.length > 0 ? this.acks[0]!.atMs : Infinity;
+      const next = Math.min(nextAck, this.pmtu.nextDeadlineMs());
+      if (next > untilMs) break;
+      this.nowMs = Math.max(this.nowMs, next);
+      if (nextAck <= this.nowMs) {
+        const a = this.acks.shift()!;
+        this.pmtu.onProbeAcked(a.size, this.nowMs);
+      } else {
+        const size = this.pmtu.nextProbeSize(this.nowMs);
+        if (size !== undefined) {
+          this.probes.push({ atMs: this.nowMs, size });
+          const lost = size > this.pathMtuBytes || this.draw() < this.lossRatio;
+          if (!lost) this.acks.push({ atMs: this.nowMs + this.rttMs, size });
+        }
+      }
+      const c = this.pmtu.pollChange();
+      if (c) this.changes.push({ ...c, atMs: this.nowMs });
+    }
+    this.nowMs = untilMs;
+  }
+}
+
+const V4: PmtuConfig = { family: 4, maxMtuBytes: 1500 };
+
+describe('PMTU discovery (RFC 8899 style)', () => {
+  it('on a 1500 path: one probe of the link MTU confirms it', () => {
+    const sim = new PathSim(V4, 1500);
+    sim.run(50);
+    expect(sim.pmtu.currentPmtu).toBe(1500);
+    expect(sim.pmtu.phase).toBe('complete');
+    expect(sim.probes).toEqual([{ atMs: 0, size: 1500 }]);
+  });
+
+  it('a PPPoE path (1492): falls to base, then searches up to exactly 1492', () => {
+    const sim = new PathSim(V4, 1492);
+    sim.run(10_000);
+    expect(sim.pmtu.currentPmtu).toBe(1492);
+    expect(sim.pmtu.phase).toBe('complete');
+    expect(sim.changes.map((c) => c.reason)).toContain('link-mtu-lost');
+    expect(sim.changes.at(-1)!.toBytes).toBe(1492);
+  });
+
+  it('an odd path MTU between steps (1412) ends at the largest step below it', () => {
+    const sim = new PathSim(V4, 1412);
+    sim.run(10_000);
+    expect(sim.pmtu.currentPmtu).toBe(1400);
+  });
+
+  it('a middle hop dropping to 1280 mid-run is noticed within 5 s at a 100 ms probe interval', () => {
+    const sim = new PathSim({ ...V4, probeIntervalMs: 100 }, 1500);
+    sim.run(30_000);
+    expect(sim.pmtu.currentPmtu).toBe(1500);
+    sim.pathMtuBytes = 1280;
+    const dropAtMs = sim.nowMs;
+    sim.run(dropAtMs + 5000);
+    expect(sim.pmtu.currentPmtu).toBeLessThanOrEqual(1280);
+    const noticed = sim.changes.find((c) => c.atMs > dropAtMs && c.toBytes <= 1280)!;
+    expect(noticed.reason).toBe('black-hole');
+    expect(noticed.atMs - dropAtMs).toBeLessThanOrEqual(5000);
+    sim.run(dropAtMs + 15_000);
+    expect(sim.pmtu.currentPmtu).toBe(1280); // base 1200 first, then the search finds 1280
+    expect(usableInnerMtu(sim.pmtu.currentPmtu, 4)).toBe(1193);
+  });
+
+  it('the periodic raise finds a path that grew back', () => {
+    const sim = new PathSim({ ...V4, raiseIntervalMs: 60_000 }, 1400);
+    sim.run(10_000);
+    expect(sim.pmtu.currentPmtu).toBe(1400);
+    sim.pathMtuBytes = 1500;
+    sim.run(50_000);
+    expect(sim.pmtu.currentPmtu).toBe(1400); // not before the raise timer
+    sim.run(80_000);
+    expect(sim.pmtu.currentPmtu).toBe(1500);
+  });
+
+  it('IPv6: base is 1280, and a path at the minimum ends there', () => {
+    const sim = new PathSim({ family: 6, maxMtuBytes: 1500 }, 1280);
+    sim.run(10_000);
+    expect(sim.pmtu.baseBytes).toBe(1280);
+    expect(sim.pmtu.currentPmtu).toBe(1280);
+    expect(sim.pmtu.probeDatagramBytes(1280)).toBe(1280 - 48);
+  });
+
+  it('a path that carries nothing (even base) goes to error and retries slowly', () => {
+    const sim = new PathSim(V4, 600);
+    sim.run(20_000);
+    expect(sim.pmtu.phase).toBe('error');
+    expect(sim.pmtu.currentPmtu).toBe(1200);
+    const late = sim.probes.filter((p) => p.atMs > 10_000);
+    expect(late.length).toBeLessThanOrEqual(12); // about one a second, not ten
+  });
+
+  it('Packet Too Big lowers the PMTU at once, is ignored below the minimum and when not lower', () => {
+    const sim = new PathSim(V4, 1500);
+    sim.run(1000);
+    sim.pmtu.onPacketTooBig(1600, sim.nowMs);
+    expect(sim.pmtu.currentPmtu).toBe(1500);
+    sim.pmtu.onPacketTooBig(40, sim.nowMs);
+    expect(sim.pmtu.currentPmtu).toBe(1500);
+    sim.pmtu.onPacketTooBig(1400, sim.nowMs);
+    expect(sim.pmtu.currentPmtu).toBe(1400);
+    expect(sim.pmtu.pollChange()).toEqual({ fromBytes: 1500, toBytes: 1400, reason: 'packet-too-big' });
+  });
+
+  it('an explicit loss report counts like a timeout, and a stale one is ignored', () => {
+    const p = new PmtuDiscovery(V4, 0);
+    expect(p.nextProbeSize(0)).toBe(1500);
+    p.onProbeLost(1400, 1); // not the outstanding size
+    expect(p.nextProbeSize(1)).toBeUndefined();
+    p.onProbeLost(1500, 1);
+    expect(p.probesLost).toBe(1);
+    expect(p.nextProbeSize(50)).toBeUndefined(); // paced by the probe interval
+    expect(p.nextProbeSize(101)).toBe(1500);
+  });
+
+  it('random loss of 5% on a stable path does not fake a black hole (seeded runs)', () => {
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        let x = seed >>> 0 || 1;
+        const draw = (): number => {
+          x ^= x << 13;
+          x >>>= 0;
+          x ^= x >>> 17;
+          x ^= x << 5;
+          x >>>= 0;
+          return x / 4294967296;
+        };
+        const sim = new PathSim(V4, 1500, 20, 0.05, draw);
+        sim.run(120_000);
+        expect(sim.pmtu.blackHoles).toBe(0);
+        expect(sim.pmtu.currentPmtu).toBe(1500);
+      }),
+      { numRuns: 20 },
+    );
+  });
+
+  it('never reports a PMTU above the path once the search completes (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1200, max: 9000 }), fc.constantFrom(1500, 9000), (path, link) => {
+        const sim = new PathSim({ family: 4, maxMtuBytes: link }, path);
+        sim.run(30_000);
+        expect(sim.pmtu.phase).toBe('complete');
+        expect(sim.pmtu.currentPmtu).toBeLessThanOrEqual(Math.max(path, 1200));
+        expect(sim.pmtu.currentPmtu).toBeGreaterThanOrEqual(Math.min(path, link) >= 1280 ? 1280 : 1200);
+      }),
+      { numRuns: 50 },
+    );
+  });
+});
+
+describe('PMTU timeline (printed for the report)', () => {
+  it('1500 -> 1280 at 30 s', () => {
+    const sim = new PathSim({ ...V4, probeIntervalMs: 100 }, 1500);
+    sim.run(30_000);
+    sim.pathMtuBytes = 1280;
+    sim.run(45_000);
+    const lines = sim.changes.map((c) => `${c.atMs} ms: ${c.fromBytes} -> ${c.toBytes} (${c.reason})`);
+    if (process.env.PMTU_TIMELINE) console.log(lines.join('\n'), `\nprobes sent ${sim.pmtu.probesSent}`);
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+  });
+});
