@@ -73,6 +73,10 @@ export const overlayDescriptor = {
                   "type": "FecParity",
                   "id": 5,
                   "protoName": "fec_parity"
+                },
+                "padding": {
+                  "type": "bytes",
+                  "id": 15
                 }
               }
             },
