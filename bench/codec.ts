@@ -19,6 +19,7 @@ import { cpus, loadavg } from 'node:os';
 import protobuf from 'protobufjs';
 import {
   decodeEnvelope,
+  decodeEnvelopeStrict,
   decodeFrame,
   encodeDataDatagram,
   encodeFrame,
@@ -30,7 +31,7 @@ import {
 import { overlayDescriptor } from '../src/core/wire/descriptor.ts';
 
 const REPS = 9;
-const N = 200_000;
+const N = Number(process.env["CODEC_BENCH_N"] ?? 200_000);
 
 // The reference decoder, as decodeEnvelope/decodeFrame used it before the fast path.
 const root = protobuf.Root.fromJSON(overlayDescriptor as unknown as protobuf.INamespace);
@@ -103,6 +104,48 @@ for (const c of cases) {
   process.stderr.write(`${c.name.padEnd(11)} ${c.bytes.length} bytes: protobufjs ${ref.toFixed(0)} ns, fast path ${fast.toFixed(0)} ns (${(ref / fast).toFixed(1)}x)\n`);
   figures.push({ bench: `codec-decode-${c.name}`, value: Math.round(fast), unit: 'ns', peers: { protobufjs: Math.round(ref) } });
   rows.push(`| ${c.name} | ${c.bytes.length} | ${ref.toFixed(0)} | ${fast.toFixed(0)} | ${(ref / fast).toFixed(1)}x |`);
+}
+
+// Issue 14 finding 6: a crafted 64 KB datagram that misses the fast decoder (32,760 unknown varint
+// fields after a valid header). Before: decodeEnvelope handed it to protobufjs. The receive path
+// now calls decodeEnvelopeStrict, which drops it on its size (and would drop any miss unparsed).
+const crafted = (() => {
+  const head = encodeDataDatagram(0x8a31_0c07, 1, 1, 1, new Uint8Array(0));
+  const out = new Uint8Array(65_535);
+  out.set(head);
+  for (let i = head.length; i + 1 < out.length; i += 2) {
+    out[i] = 0x30; // field 6, varint: unknown to the schema
+    out[i + 1] = 0x01;
+  }
+  return out.subarray(0, head.length + 2 * Math.floor((out.length - head.length) / 2));
+})();
+const legit = encodeDataDatagram(0x8a31_0c07, 1_234_567, 1, 99, new Uint8Array(1400));
+{
+  const n = 300;
+  const time = (bytes: Uint8Array, fn: (b: Uint8Array) => unknown, reps: number): number => {
+    const samples: number[] = [];
+    for (let r = 0; r < REPS + 3; r++) {
+      const t0 = process.hrtime.bigint();
+      for (let i = 0; i < reps; i++) if (fn(bytes)) sink++;
+      if (r >= 3) samples.push(Number(process.hrtime.bigint() - t0) / reps);
+    }
+    return median(samples);
+  };
+  const before = time(crafted, (b) => decodeEnvelope(b).ok, n);
+  const after = time(crafted, (b) => decodeEnvelopeStrict(b).ok, N);
+  // A miss that fits the size cap: the strict path's whole cost is the fast reader giving up.
+  const small = crafted.subarray(0, 1500);
+  const smallBefore = time(small, (b) => decodeEnvelope(b).ok, N / 10);
+  const smallAfter = time(small, (b) => decodeEnvelopeStrict(b).ok, N);
+  const legitNs = time(legit, (b) => decodeEnvelopeStrict(b).ok, N);
+  process.stderr.write(
+    `crafted-64k ${crafted.length} bytes: decodeEnvelope (generic fallback) ${(before / 1000).toFixed(0)} us, decodeEnvelopeStrict ${after.toFixed(0)} ns\n` +
+      `crafted-1500 ${small.length} bytes: decodeEnvelope ${(smallBefore / 1000).toFixed(1)} us, decodeEnvelopeStrict ${smallAfter.toFixed(0)} ns; legitimate 1400-byte data datagram (strict) ${legitNs.toFixed(0)} ns\n`,
+  );
+  figures.push({ bench: 'codec-crafted-64k-strict', value: Math.round(after), unit: 'ns', peers: { generic: Math.round(before) } });
+  figures.push({ bench: 'codec-crafted-1500-strict', value: Math.round(smallAfter), unit: 'ns', peers: { generic: Math.round(smallBefore) } });
+  rows.push(`| crafted 64 KB miss (receive path) | ${crafted.length} | ${before.toFixed(0)} | ${after.toFixed(0)} | ${(before / after).toFixed(0)}x |`);
+  rows.push(`| crafted 1500-byte miss (receive path) | ${small.length} | ${smallBefore.toFixed(0)} | ${smallAfter.toFixed(0)} | ${(smallBefore / smallAfter).toFixed(0)}x |`);
 }
 
 const notesFile = process.env['BENCH_NOTES_FILE'];

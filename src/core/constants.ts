@@ -14,6 +14,17 @@ export const MAX_INNER_PACKET_BYTES = 65535;
 export const MAX_DATAGRAM_BYTES = 65535;
 /** Overhead budget per data packet on top of the outer IP/UDP headers (DESIGN.md "Wire"). */
 export const OVERHEAD_BUDGET_BYTES = 64;
+/** Link MTU assumed when a link's own is not known (Ethernet). */
+export const DEFAULT_LINK_MTU_BYTES = 1500;
+/**
+ * Received datagrams longer than the link MTU allows (less outer IPv4 + UDP headers) by more than
+ * this are dropped before parsing ('tooLarge'): no peer that respects the path sends them, and
+ * parsing them is work an attacker chooses (issue 14, finding 6). The slack covers a path MTU
+ * probe overshooting its size by a varint step.
+ */
+export const RECEIVE_DATAGRAM_SLACK_BYTES = 64;
+/** The receive cap on a DEFAULT_LINK_MTU_BYTES link: 1500 - 28 + 64 = 1536 (codec.receiveCapBytes). */
+export const MAX_RECEIVE_DATAGRAM_BYTES = DEFAULT_LINK_MTU_BYTES - 28 + RECEIVE_DATAGRAM_SLACK_BYTES;
 /** Largest link index on the wire. */
 export const MAX_LINKS = 16;
 

@@ -159,6 +159,9 @@ describe('wire format v1', () => {
       fc.record({ link: fc.integer({ min: 0, max: 15 }), seq: u32, txUs: fc.maxSafeNat(), dscp: fc.integer({ min: 0, max: 63 }), report, epoch: u32 }).map((probe) => ({ kind: 'probe' as const, probe })),
       fc.record({ link: fc.integer({ min: 0, max: 15 }), seq: u32, txUs: fc.maxSafeNat(), holdUs: u32, report }).map((probeReply) => ({ kind: 'probeReply' as const, probeReply })),
       fc.record({ link: fc.integer({ min: 0, max: 15 }), pathSeq: u32, group: u32, index: fc.integer({ min: 0, max: 63 }), k: fc.integer({ min: 0, max: 32 }), m: fc.integer({ min: 0, max: 16 }), lengths: fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 32 }), shard: fc.uint8Array({ maxLength: 300 }), checksum: u32 }).map((fecParity) => ({ kind: 'fecParity' as const, fecParity })),
+      // Control frames take the fast path too (issue 14: the receive path has no generic fallback).
+      fc.record({ link: fc.integer({ min: 0, max: 15 }), linkName: fc.string({ unit: 'grapheme', maxLength: 16 }), site: fc.string({ unit: 'grapheme', maxLength: 16 }) }).map((hello) => ({ kind: 'control' as const, control: { hello } })),
+      fc.record({ link: fc.integer({ min: 0, max: 15 }), drained: fc.boolean() }).map((drain) => ({ kind: 'control' as const, control: { drain } })),
     );
     fc.assert(
       fc.property(frames, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat(), fc.boolean(), (f, muts, cut, mutate) => {

@@ -13,7 +13,7 @@
  */
 import protobuf from 'protobufjs';
 import { overlayDescriptor } from './descriptor.ts';
-import { MAX_DATAGRAM_BYTES, MAX_LINKS, WIRE_VERSION } from '../constants.ts';
+import { DEFAULT_LINK_MTU_BYTES, MAX_DATAGRAM_BYTES, MAX_LINKS, MAX_RECEIVE_DATAGRAM_BYTES, RECEIVE_DATAGRAM_SLACK_BYTES, WIRE_VERSION } from '../constants.ts';
 import { allocBytes } from '../bytes.ts';
 
 // 64-bit fields decode as JS numbers: counters stay below 2^53 in any real session
@@ -130,9 +130,7 @@ export function decodeEnvelope(bytes: Uint8Array): DecodeResult<Envelope> {
       return { ok: false, reason: 'malformed' };
     }
   }
-  if (env.version !== WIRE_VERSION) return { ok: false, reason: 'badVersion' };
-  if (!Number.isSafeInteger(env.counter) || env.counter < 0) return { ok: false, reason: 'badField' };
-  return { ok: true, value: env };
+  return checkEnvelope(env);
 }
 
 export function decodeFrame(bytes: Uint8Array): DecodeResult<Frame> {
@@ -144,6 +142,45 @@ export function decodeFrame(bytes: Uint8Array): DecodeResult<Frame> {
       return { ok: false, reason: 'malformed' };
     }
   }
+  return checkFrame(raw);
+}
+
+/**
+ * The receive path's envelope decoder (issue 14, finding 6): a datagram longer than `maxBytes`
+ * (the link's MTU allows no more: receiveCapBytes) is 'tooLarge' before any parsing, and one the
+ * fast decoder does not take is 'malformed': protobufjs's generic decoder, 60-120x the cost of a
+ * whole legitimate datagram, never runs on unauthenticated input. Everything Braid sends takes the
+ * fast path (a test encodes every kind of message and checks), so nothing legitimate is lost.
+ * decodeEnvelope (with the fallback) stays for tests and tools.
+ */
+export function decodeEnvelopeStrict(bytes: Uint8Array, maxBytes: number = MAX_RECEIVE_DATAGRAM_BYTES): DecodeResult<Envelope> {
+  if (bytes.length > maxBytes) return { ok: false, reason: 'tooLarge' };
+  const env = fastEnvelope(bytes);
+  return env === undefined ? { ok: false, reason: 'malformed' } : checkEnvelope(env);
+}
+
+/** The receive path's frame decoder: as decodeFrame, without the generic fallback (see decodeEnvelopeStrict). */
+export function decodeFrameStrict(bytes: Uint8Array): DecodeResult<Frame> {
+  const raw = fastFrame(bytes);
+  return raw === undefined ? { ok: false, reason: 'malformed' } : checkFrame(raw);
+}
+
+/**
+ * Largest datagram worth parsing from a link whose MTU is `linkMtuBytes`: the MTU less the outer
+ * IPv4 and UDP headers, plus RECEIVE_DATAGRAM_SLACK_BYTES (a PMTU probe may overshoot a size by a
+ * varint step). Nothing longer can come from a peer that respects the path.
+ */
+export function receiveCapBytes(linkMtuBytes: number = DEFAULT_LINK_MTU_BYTES): number {
+  return Math.min(MAX_DATAGRAM_BYTES, Math.max(0, linkMtuBytes - 28) + RECEIVE_DATAGRAM_SLACK_BYTES);
+}
+
+function checkEnvelope(env: Envelope): DecodeResult<Envelope> {
+  if (env.version !== WIRE_VERSION) return { ok: false, reason: 'badVersion' };
+  if (!Number.isSafeInteger(env.counter) || env.counter < 0) return { ok: false, reason: 'badField' };
+  return { ok: true, value: env };
+}
+
+function checkFrame(raw: RawFrame): DecodeResult<Frame> {
   switch (raw.body) {
     case 'data': {
       const d = raw.data!;
@@ -283,14 +320,26 @@ function fastEnvelope(b: Uint8Array): Envelope | undefined {
   return handshake === undefined ? { version, receiver, counter, sealed } : { version, receiver, counter, sealed, handshake };
 }
 
+/** Frame.padding (field 15, bytes): filler after the body (wire/padding.ts), skipped. */
+const PADDING_TAG = 0x7a;
+
 function fastFrame(b: Uint8Array): RawFrame | undefined {
-  const end = b.length;
+  let end = b.length;
   fpos = 0;
   if (end < 2) return undefined;
   const tag = b[fpos++];
   const len = fLength(b, end);
-  // Exactly one body that fills the frame; anything else goes to protobufjs.
-  if (len < 0 || fpos + len !== end) return undefined;
+  if (len < 0) return undefined;
+  // Exactly one body, then at most one padding field filling the rest; anything else goes to protobufjs.
+  if (fpos + len !== end) {
+    const bodyEnd = fpos + len;
+    fpos = bodyEnd;
+    if (b[fpos++] !== PADDING_TAG) return undefined;
+    const pad = fLength(b, b.length);
+    if (pad < 0 || fpos + pad !== b.length) return undefined;
+    end = bodyEnd;
+    fpos = bodyEnd - len;
+  }
   switch (tag) {
     case 0x0a: {
       const data = fastData(b, end);
@@ -304,6 +353,10 @@ function fastFrame(b: Uint8Array): RawFrame | undefined {
       const probeReply = fastProbeReply(b, end);
       return probeReply && { body: 'probeReply', probeReply };
     }
+    case 0x22: {
+      const control = fastControl(b, end);
+      return control && { body: 'control', control };
+    }
     case 0x2a: {
       const fecParity = fastParity(b, end);
       return fecParity && { body: 'fecParity', fecParity };
@@ -311,6 +364,77 @@ function fastFrame(b: Uint8Array): RawFrame | undefined {
     default:
       return undefined;
   }
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A string field's text; undefined when it does not fit or is not valid UTF-8 (protobufjs would not reject it: fall back). */
+function fString(b: Uint8Array, end: number): string | undefined {
+  const len = fLength(b, end);
+  if (len < 0) return undefined;
+  const start = fpos;
+  fpos += len;
+  if (len === 0) return '';
+  try {
+    return utf8.decode(b.subarray(start, start + len));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Control{drain | hello}: exactly one body filling the message. */
+function fastControl(b: Uint8Array, end: number): ControlFrame | undefined {
+  if (fpos >= end) return undefined;
+  const tag = b[fpos++];
+  const len = fLength(b, end);
+  if (len < 0 || fpos + len !== end) return undefined;
+  if (tag === 0x0a) {
+    let link = 0;
+    let drained = 0;
+    while (fpos < end) {
+      let v: number;
+      switch (b[fpos++]) {
+        case 0x08:
+          v = link = fUint32(b, end);
+          break;
+        case 0x10:
+          v = drained = fUint32(b, end);
+          break;
+        default:
+          return undefined;
+      }
+      if (v < 0) return undefined;
+    }
+    return { drain: { link, drained: drained !== 0 } };
+  }
+  if (tag === 0x12) {
+    let link = 0;
+    let linkName = '';
+    let site = '';
+    while (fpos < end) {
+      switch (b[fpos++]) {
+        case 0x08:
+          if ((link = fUint32(b, end)) < 0) return undefined;
+          break;
+        case 0x12: {
+          const t = fString(b, end);
+          if (t === undefined) return undefined;
+          linkName = t;
+          break;
+        }
+        case 0x1a: {
+          const t = fString(b, end);
+          if (t === undefined) return undefined;
+          site = t;
+          break;
+        }
+        default:
+          return undefined;
+      }
+    }
+    return { hello: { link, linkName, site } };
+  }
+  return undefined;
 }
 
 function fastData(b: Uint8Array, end: number): DataFrame | undefined {
