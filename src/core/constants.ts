@@ -38,6 +38,25 @@ export const LINK_DEAD_AFTER_MS = 1000;
 export const MAX_FLOWS = 65536;
 /** A flow idle for this long is forgotten. */
 export const FLOW_IDLE_TIMEOUT_MS = 120_000;
+
+// ---- Bonding (issue 17): resequencing at the receiver, src/core/steer/reseq.ts -------------
+
+/** Largest sequence span one bonded flow may hold (a power of two): its ring grows to this. */
+export const RESEQ_MAX_FLOW_PACKETS = 8192;
+/** Bytes one bonded flow may hold before its oldest hole is skipped. */
+export const RESEQ_MAX_FLOW_BYTES = 8 * 1024 * 1024;
+/** Packets held by all bonded flows of one resequencer (one peer) together. */
+export const RESEQ_MAX_HELD_PACKETS = 32768;
+/** Bytes held by all bonded flows of one resequencer together. */
+export const RESEQ_MAX_HELD_BYTES = 32 * 1024 * 1024;
+/** Bonded flows one resequencer tracks; the least recently heard idle one is forgotten past it. */
+export const RESEQ_MAX_FLOWS = 1024;
+/** A bonded flow with nothing held and nothing heard for this long is forgotten. */
+export const RESEQ_FLOW_IDLE_MS = 30_000;
+/** Longest a packet may be held waiting for a hole, whatever the paths' delay difference says. */
+export const RESEQ_MAX_BOUND_MS = 500;
+/** Shortest hold bound: below it a few ms of scheduling noise would skip holes that were in flight. */
+export const RESEQ_MIN_BOUND_MS = 2;
 /** Outgoing datagrams queued for the shell before we start dropping (per Edge). */
 export const MAX_TRANSMIT_QUEUE = 4096;
 /** Inner packets queued for the TUN before we start dropping. */

@@ -1,0 +1,545 @@
+/**
+ * Resequencing at the receiver for bonded flows (issue 17).
+ *
+ * A bonded flow's packets travel over several paths, so they arrive out of order; TCP reads
+ * reordering as loss (three duplicate ACKs) and collapses its window. The sender stamps each
+ * packet of a bonded flow with a per-flow sequence number; here we hold packets that arrive ahead
+ * of a hole and release them in order once the hole fills.
+ *
+ * A hole that does not fill (the packet was lost) must not stall the flow: every held packet has a
+ * bound (`boundMs`, from the measured delay difference of the paths in use plus jitter, see
+ * `bondBoundMs`); when the oldest held packet reaches it, the holes before it are skipped and it is
+ * released. Nothing is held longer than its bound, provided `handleTimeout` runs at
+ * `nextDeadlineMs()` (a late timer is caught up on the flow's next `push` too).
+ *
+ * A packet that arrives after its hole was skipped ("late") is delivered at once, out of order:
+ * TCP copes with one reordered segment (its SACK scoreboard fills the hole and the retransmission
+ * it may have sent turns into a harmless duplicate), while dropping it would turn a packet we have
+ * into a certain loss and a retransmission a round trip later. A per-flow bitmap of the skipped
+ * sequence numbers makes sure a late packet is delivered once and a copy (replay, a packet that
+ * both arrived and was rebuilt by FEC) is dropped.
+ *
+ * Flows are keyed by a number the caller chooses (the inner 5-tuple hash, the same one the sender's
+ * flow table uses, so both ends agree on what one flow is). Sequence numbers are 32-bit serial
+ * numbers (RFC 1982): they wrap, and a sender may start each flow at a random value. A packet far
+ * from where the flow is (beyond RESEQ_RESYNC_DISTANCE either way) means the sender started the flow
+ * over: what is held is released in order and the flow restarts at that packet.
+ *
+ * Caps (src/core/constants.ts): a flow holds at most RESEQ_MAX_FLOW_PACKETS sequence numbers'
+ * span and RESEQ_MAX_FLOW_BYTES; all flows together RESEQ_MAX_HELD_PACKETS / RESEQ_MAX_HELD_BYTES;
+ * at most RESEQ_MAX_FLOWS flows. Past a cap the oldest hole is skipped early (counted as
+ * `overflowSkips`), never a packet dropped.
+ *
+ * Held packets are copied (the caller's buffer may be reused); packets released at once are the
+ * caller's own arrays. The arrays returned by push/handleTimeout/flush are reused by the next call.
+ */
+import { copyBytes } from '../bytes.ts';
+import {
+  RESEQ_FLOW_IDLE_MS,
+  RESEQ_MAX_BOUND_MS,
+  RESEQ_MAX_FLOW_BYTES,
+  RESEQ_MAX_FLOW_PACKETS,
+  RESEQ_MAX_FLOWS,
+  RESEQ_MAX_HELD_BYTES,
+  RESEQ_MAX_HELD_PACKETS,
+  RESEQ_MIN_BOUND_MS,
+} from '../constants.ts';
+
+/** Ring size a flow starts with; it doubles up to RESEQ_MAX_FLOW_PACKETS when a packet lands beyond. */
+const INITIAL_RING = 64;
+/** Farther than this from the flow's next expected sequence (either way): the sender started over. */
+export const RESEQ_RESYNC_DISTANCE = RESEQ_MAX_FLOW_PACKETS * 4;
+
+/** Counters of one flow, or summed over all flows. */
+export interface ReseqCounters {
+  /** Packets delivered (in order, late or on resync). */
+  delivered: number;
+  /** Packets that had to wait in the buffer, and how long they waited in total and at most. */
+  heldReleased: number;
+  holdSumMs: number;
+  holdMaxMs: number;
+  /** Most packets held at once. */
+  maxDepth: number;
+  /** Times the bound expired with a hole at the head, and the sequence numbers skipped then. */
+  timeouts: number;
+  holesSkipped: number;
+  /** Holes skipped early because a cap (span, bytes, all flows) was reached. */
+  overflowSkips: number;
+  /** Packets that arrived after their hole was skipped, delivered anyway (out of order). */
+  late: number;
+  /** Copies of a sequence number already delivered or held: dropped. */
+  duplicates: number;
+  /** Behind the flow by more than its window, so we cannot tell late from copy: dropped. */
+  tooOld: number;
+  /** The sender started the flow over (a sequence number far away): held packets were flushed. */
+  resyncs: number;
+}
+
+export function emptyReseqCounters(): ReseqCounters {
+  return {
+    delivered: 0,
+    heldReleased: 0,
+    holdSumMs: 0,
+    holdMaxMs: 0,
+    maxDepth: 0,
+    timeouts: 0,
+    holesSkipped: 0,
+    overflowSkips: 0,
+    late: 0,
+    duplicates: 0,
+    tooOld: 0,
+    resyncs: 0,
+  };
+}
+
+/** One flow's view for the snapshot (dashboard, `braid status`). */
+export interface ReseqFlowSnapshot extends ReseqCounters {
+  key: number;
+  heldPackets: number;
+  heldBytes: number;
+}
+
+export interface ReseqSnapshot {
+  boundMs: number;
+  flows: number;
+  heldPackets: number;
+  heldBytes: number;
+  /** Totals over every flow seen, including forgotten ones. */
+  totals: ReseqCounters;
+}
+
+/** What all flows of one resequencer hold together (the global caps). */
+interface Pool {
+  heldPackets: number;
+  heldBytes: number;
+}
+
+/**
+ * The hold bound for a set of bonded paths: the one-way delay difference (RTT/2 each, i.e. the
+ * paths are taken as symmetric) plus twice the worst jitter plus a small margin, clamped to
+ * [RESEQ_MIN_BOUND_MS, RESEQ_MAX_BOUND_MS]. Paths with unknown RTT are left out.
+ */
+export function bondBoundMs(paths: ReadonlyArray<{ rttMs: number | undefined; jitterMs: number }>, marginMs = 2): number {
+  let minRtt = Infinity;
+  let maxRtt = -Infinity;
+  let jitter = 0;
+  for (const p of paths) {
+    if (p.rttMs === undefined || !Number.isFinite(p.rttMs)) continue;
+    minRtt = Math.min(minRtt, p.rttMs);
+    maxRtt = Math.max(maxRtt, p.rttMs);
+    jitter = Math.max(jitter, p.jitterMs);
+  }
+  const spread = maxRtt >= minRtt ? (maxRtt - minRtt) / 2 : 0;
+  return clampBound(spread + 2 * jitter + marginMs);
+}
+
+function clampBound(ms: number): number {
+  if (!Number.isFinite(ms)) return RESEQ_MAX_BOUND_MS;
+  return Math.min(RESEQ_MAX_BOUND_MS, Math.max(RESEQ_MIN_BOUND_MS, ms));
+}
+
+/** One bonded flow's buffer. Package-private: use Resequencer. */
+class FlowBuffer {
+  readonly c: ReseqCounters = emptyReseqCounters();
+  lastSeenMs: number;
+  heldPackets = 0;
+  heldBytes = 0;
+  /** Next sequence number to deliver in order. */
+  private expected = 0;
+  private size = INITIAL_RING;
+  private mask = INITIAL_RING - 1;
+  /** Held packets of [expected, expected + size), at seq & mask. */
+  private slots: Array<Uint8Array | undefined> = new Array<Uint8Array | undefined>(INITIAL_RING);
+  private arrivalMs = new Float64Array(INITIAL_RING);
+  /** For [expected - size, expected), at seq & mask: 1 = skipped and not (yet) delivered late. */
+  private skipped = new Uint8Array(INITIAL_RING);
+  /** Held sequence numbers in arrival order (entries behind `expected` are stale, popped lazily). */
+  private fifo = new Uint32Array(INITIAL_RING * 2);
+  private fifoHead = 0;
+  private fifoLen = 0;
+
+  constructor(
+    readonly key: number,
+    firstSeq: number,
+    nowMs: number,
+    private readonly pool: Pool,
+  ) {
+    this.lastSeenMs = nowMs;
+    this.restartAt(firstSeq);
+  }
+
+  /** Arrival time of the longest-held packet, or Infinity. */
+  oldestArrivalMs(): number {
+    while (this.fifoLen > 0) {
+      const seq = this.fifo[this.fifoHead]!;
+      if (((seq - this.expected) | 0) >= 0) return this.arrivalMs[seq & this.mask]!;
+      this.fifoHead = (this.fifoHead + 1) & (this.fifo.length - 1);
+      this.fifoLen--;
+    }
+    return Infinity;
+  }
+
+  push(nowMs: number, seq: number, packet: Uint8Array, boundMs: number, out: Uint8Array[]): void {
+    seq = seq >>> 0;
+    this.lastSeenMs = nowMs;
+    this.expire(nowMs, boundMs, out);
+    let d = (seq - this.expected) | 0;
+    if (d >= RESEQ_RESYNC_DISTANCE || d <= -RESEQ_RESYNC_DISTANCE) {
+      this.c.resyncs++;
+      this.releaseAll(nowMs, out);
+      this.restartAt(seq);
+      d = 0;
+    }
+    if (d < 0) {
+      if (-d > this.size) {
+        this.c.tooOld++;
+        return;
+      }
+      const i = seq & this.mask;
+      if (this.skipped[i] === 1) {
+        this.skipped[i] = 0;
+        this.c.late++;
+        this.c.delivered++;
+        out.push(packet);
+      } else {
+        this.c.duplicates++;
+      }
+      return;
+    }
+    if (d === 0) {
+      this.skipped[seq & this.mask] = 0;
+      this.expected = (this.expected + 1) >>> 0;
+      this.c.delivered++;
+      out.push(packet);
+      this.drainContiguous(nowMs, out);
+      return;
+    }
+    // Ahead of a hole: hold it.
+    while (d >= this.size && this.size < RESEQ_MAX_FLOW_PACKETS) this.grow();
+    if (d >= this.size) {
+      // Beyond the largest window: skip holes until it fits.
+      this.skipTo(nowMs, (seq - this.size + 1) >>> 0, out, true);
+      d = (seq - this.expected) | 0;
+      if (d === 0) return this.push(nowMs, seq, packet, boundMs, out);
+    }
+    const i = seq & this.mask;
+    if (this.slots[i] !== undefined) {
+      this.c.duplicates++;
+      return;
+    }
+    // Caps: per flow and (checked by the Resequencer before calling) for all flows.
+    while (
+      this.heldPackets > 0 &&
+      (this.heldBytes + packet.length > RESEQ_MAX_FLOW_BYTES || this.pool.heldBytes + packet.length > RESEQ_MAX_HELD_BYTES || this.pool.heldPackets + 1 > RESEQ_MAX_HELD_PACKETS)
+    ) {
+      this.skipOldestHole(nowMs, out, seq);
+      if (this.expected === seq) return this.push(nowMs, seq, packet, boundMs, out);
+    }
+    this.slots[i] = copyBytes(packet);
+    this.arrivalMs[i] = nowMs;
+    this.heldPackets++;
+    this.heldBytes += packet.length;
+    this.pool.heldPackets++;
+    this.pool.heldBytes += packet.length;
+    if (this.heldPackets > this.c.maxDepth) this.c.maxDepth = this.heldPackets;
+    this.fifoPush(seq);
+  }
+
+  /** Releases past every hole whose oldest held packet reached its bound. */
+  expire(nowMs: number, boundMs: number, out: Uint8Array[]): void {
+    while (this.heldPackets > 0) {
+      const oldest = this.oldestArrivalMs();
+      if (oldest + boundMs > nowMs) return;
+      const target = this.fifo[this.fifoHead]!;
+      this.c.timeouts++;
+      this.skipTo(nowMs, target, out, false);
+      this.drainContiguous(nowMs, out);
+    }
+  }
+
+  /**
+   * Skips the first hole (a cap was reached) and releases what follows it in order; never past
+   * `stopSeq` (the packet being pushed, which must not be marked skipped).
+   */
+  skipOldestHole(nowMs: number, out: Uint8Array[], stopSeq?: number): void {
+    if (this.heldPackets === 0) return;
+    let s = this.expected;
+    while (this.slots[s & this.mask] === undefined && s !== stopSeq) s = (s + 1) >>> 0;
+    this.skipTo(nowMs, s, out, true);
+    if (s === stopSeq) return;
+    this.drainContiguous(nowMs, out);
+  }
+
+  /** Releases everything held, in order, skipping the holes between (flow stops bonding, resync). */
+  releaseAll(nowMs: number, out: Uint8Array[]): void {
+    while (this.heldPackets > 0) {
+      let s = this.expected;
+      while (this.slots[s & this.mask] === undefined) s = (s + 1) >>> 0;
+      this.skipTo(nowMs, s, out, false);
+      this.drainContiguous(nowMs, out);
+    }
+  }
+
+  /** Advances `expected` to `target`, releasing held packets and marking holes skipped. */
+  private skipTo(nowMs: number, target: number, out: Uint8Array[], overflow: boolean): void {
+    while (this.expected !== target) {
+      const i = this.expected & this.mask;
+      const p = this.slots[i];
+      if (p !== undefined) {
+        this.release(nowMs, i, p, out);
+        this.skipped[i] = 0;
+      } else {
+        this.skipped[i] = 1;
+        if (overflow) this.c.overflowSkips++;
+        else this.c.holesSkipped++;
+      }
+      this.expected = (this.expected + 1) >>> 0;
+    }
+  }
+
+  private drainContiguous(nowMs: number, out: Uint8Array[]): void {
+    for (;;) {
+      const i = this.expected & this.mask;
+      const p = this.slots[i];
+      if (p === undefined) return;
+      this.release(nowMs, i, p, out);
+      this.skipped[i] = 0;
+      this.expected = (this.expected + 1) >>> 0;
+    }
+  }
+
+  private release(nowMs: number, i: number, p: Uint8Array, out: Uint8Array[]): void {
+    this.slots[i] = undefined;
+    this.heldPackets--;
+    this.heldBytes -= p.length;
+    this.pool.heldPackets--;
+    this.pool.heldBytes -= p.length;
+    const heldMs = nowMs - this.arrivalMs[i]!;
+    this.c.heldReleased++;
+    this.c.holdSumMs += heldMs;
+    if (heldMs > this.c.holdMaxMs) this.c.holdMaxMs = heldMs;
+    this.c.delivered++;
+    out.push(p);
+  }
+
+  private restartAt(seq: number): void {
+    this.expected = seq >>> 0;
+    // Everything just behind the first packet may still be in flight on a slower path: deliverable once.
+    this.skipped.fill(1);
+    this.fifoHead = 0;
+    this.fifoLen = 0;
+  }
+
+  private fifoPush(seq: number): void {
+    if (this.fifoLen === this.fifo.length) this.compactFifo();
+    this.fifo[(this.fifoHead + this.fifoLen) & (this.fifo.length - 1)] = seq;
+    this.fifoLen++;
+  }
+
+  /** Drops stale entries (released packets); at most `size` live ones remain, half the FIFO. */
+  private compactFifo(): void {
+    const n = this.fifo.length;
+    const kept = new Uint32Array(n);
+    let k = 0;
+    for (let j = 0; j < this.fifoLen; j++) {
+      const seq = this.fifo[(this.fifoHead + j) & (n - 1)]!;
+      if (((seq - this.expected) | 0) >= 0) kept[k++] = seq;
+    }
+    this.fifo = kept;
+    this.fifoHead = 0;
+    this.fifoLen = k;
+  }
+
+  /** Doubles the ring, moving held packets and the skipped bits to their new slots. */
+  private grow(): void {
+    const oldSize = this.size;
+    const oldMask = this.mask;
+    const size = oldSize * 2;
+    const mask = size - 1;
+    const slots = new Array<Uint8Array | undefined>(size);
+    const arrival = new Float64Array(size);
+    const skipped = new Uint8Array(size);
+    for (let j = 0; j < oldSize; j++) {
+      const ahead = (this.expected + j) >>> 0;
+      const p = this.slots[ahead & oldMask];
+      if (p !== undefined) {
+        slots[ahead & mask] = p;
+        arrival[ahead & mask] = this.arrivalMs[ahead & oldMask]!;
+      }
+      const behind = (this.expected - 1 - j) >>> 0;
+      skipped[behind & mask] = this.skipped[behind & oldMask]!;
+    }
+    // [expected - size, expected - oldSize): unknown, stays 0 (a copy there is dropped as a duplicate).
+    this.slots = slots;
+    this.arrivalMs = arrival;
+    this.skipped = skipped;
+    this.size = size;
+    this.mask = mask;
+    const fifo = new Uint32Array(size * 2);
+    for (let j = 0; j < this.fifoLen; j++) fifo[j] = this.fifo[(this.fifoHead + j) & (this.fifo.length - 1)]!;
+    this.fifo = fifo;
+    this.fifoHead = 0;
+  }
+}
+
+/**
+ * The resequencing buffers of one peer's bonded flows. Pure: time is an argument; the caller arms
+ * a timer for `nextDeadlineMs()` and calls `handleTimeout` then.
+ */
+export class Resequencer {
+  private readonly flows = new Map<number, FlowBuffer>();
+  /** Flows holding at least one packet: the only ones with a deadline. */
+  private readonly holding = new Set<FlowBuffer>();
+  private readonly pool: Pool = { heldPackets: 0, heldBytes: 0 };
+  private readonly out: Uint8Array[] = [];
+  /** Counters of flows already forgotten (totals stay monotonic). */
+  private readonly retired: ReseqCounters = emptyReseqCounters();
+  private boundMs: number;
+
+  constructor(boundMs = RESEQ_MAX_BOUND_MS / 5) {
+    this.boundMs = clampBound(boundMs);
+  }
+
+  /** The hold bound for every flow from now on (see bondBoundMs); call handleTimeout after lowering it. */
+  setBoundMs(ms: number): void {
+    this.boundMs = clampBound(ms);
+  }
+
+  getBoundMs(): number {
+    return this.boundMs;
+  }
+
+  /**
+   * One packet of bonded flow `flowKey` with its per-flow sequence number. Returns the packets to
+   * deliver now, in order (the array is reused by the next call).
+   */
+  push(nowMs: number, flowKey: number, seq: number, packet: Uint8Array): readonly Uint8Array[] {
+    const out = this.out;
+    out.length = 0;
+    let flow = this.flows.get(flowKey);
+    if (flow === undefined) {
+      if (this.flows.size >= RESEQ_MAX_FLOWS) this.evictOne(nowMs, out);
+      flow = new FlowBuffer(flowKey, seq, nowMs, this.pool);
+      this.flows.set(flowKey, flow);
+    } else {
+      // Map order = least recently heard first (for eviction).
+      this.flows.delete(flowKey);
+      this.flows.set(flowKey, flow);
+    }
+    // All flows' caps: make room by skipping holes of the flow whose oldest packet waited longest.
+    if (this.pool.heldPackets + 1 > RESEQ_MAX_HELD_PACKETS || this.pool.heldBytes + packet.length > RESEQ_MAX_HELD_BYTES) {
+      this.makeRoom(nowMs, packet.length, flow, out);
+    }
+    flow.push(nowMs, seq, packet, this.boundMs, out);
+    this.track(flow);
+    return out;
+  }
+
+  /** When the next held packet reaches its bound (Infinity when nothing is held). */
+  nextDeadlineMs(): number {
+    let t = Infinity;
+    for (const f of this.holding) t = Math.min(t, f.oldestArrivalMs() + this.boundMs);
+    return t;
+  }
+
+  /** Releases every flow whose oldest held packet reached its bound. Reused array, as push. */
+  handleTimeout(nowMs: number): readonly Uint8Array[] {
+    const out = this.out;
+    out.length = 0;
+    for (const f of this.holding) {
+      f.expire(nowMs, this.boundMs, out);
+      this.track(f);
+    }
+    return out;
+  }
+
+  /** Releases what one flow holds, in order (it stopped bonding, or its class changed). */
+  flush(nowMs: number, flowKey: number): readonly Uint8Array[] {
+    const out = this.out;
+    out.length = 0;
+    const f = this.flows.get(flowKey);
+    if (f !== undefined) {
+      f.releaseAll(nowMs, out);
+      this.track(f);
+    }
+    return out;
+  }
+
+  /** Forgets flows idle for RESEQ_FLOW_IDLE_MS with nothing held (call now and then, e.g. each second). */
+  forgetIdle(nowMs: number): void {
+    for (const [key, f] of this.flows) {
+      if (f.heldPackets === 0 && nowMs - f.lastSeenMs >= RESEQ_FLOW_IDLE_MS) this.forget(key, f);
+    }
+  }
+
+  snapshot(maxFlows = 16): ReseqSnapshot & { top: ReseqFlowSnapshot[] } {
+    const totals = { ...this.retired };
+    const all: ReseqFlowSnapshot[] = [];
+    for (const f of this.flows.values()) {
+      addCounters(totals, f.c);
+      all.push({ key: f.key, heldPackets: f.heldPackets, heldBytes: f.heldBytes, ...f.c });
+    }
+    all.sort((a, b) => b.delivered - a.delivered);
+    return {
+      boundMs: this.boundMs,
+      flows: this.flows.size,
+      heldPackets: this.pool.heldPackets,
+      heldBytes: this.pool.heldBytes,
+      totals,
+      top: all.slice(0, maxFlows),
+    };
+  }
+
+  private track(f: FlowBuffer): void {
+    if (f.heldPackets > 0) this.holding.add(f);
+    else this.holding.delete(f);
+  }
+
+  private makeRoom(nowMs: number, bytes: number, pushing: FlowBuffer, out: Uint8Array[]): void {
+    while (this.pool.heldPackets + 1 > RESEQ_MAX_HELD_PACKETS || this.pool.heldBytes + bytes > RESEQ_MAX_HELD_BYTES) {
+      let victim: FlowBuffer | undefined;
+      let oldest = Infinity;
+      for (const f of this.holding) {
+        if (f === pushing) continue; // the pushing flow makes its own room, in its own order
+        const t = f.oldestArrivalMs();
+        if (t < oldest) {
+          oldest = t;
+          victim = f;
+        }
+      }
+      if (victim === undefined) return;
+      victim.skipOldestHole(nowMs, out);
+      this.track(victim);
+    }
+  }
+
+  private evictOne(nowMs: number, out: Uint8Array[]): void {
+    // Least recently heard first; a flow still holding packets gives them up in order.
+    const first = this.flows.entries().next();
+    if (first.done === true) return;
+    const [key, f] = first.value;
+    f.releaseAll(nowMs, out);
+    this.forget(key, f);
+  }
+
+  private forget(key: number, f: FlowBuffer): void {
+    addCounters(this.retired, f.c);
+    this.flows.delete(key);
+    this.holding.delete(f);
+  }
+}
+
+function addCounters(into: ReseqCounters, c: ReseqCounters): void {
+  into.delivered += c.delivered;
+  into.heldReleased += c.heldReleased;
+  into.holdSumMs += c.holdSumMs;
+  into.holdMaxMs = Math.max(into.holdMaxMs, c.holdMaxMs);
+  into.maxDepth = Math.max(into.maxDepth, c.maxDepth);
+  into.timeouts += c.timeouts;
+  into.holesSkipped += c.holesSkipped;
+  into.overflowSkips += c.overflowSkips;
+  into.late += c.late;
+  into.duplicates += c.duplicates;
+  into.tooOld += c.tooOld;
+  into.resyncs += c.resyncs;
+}

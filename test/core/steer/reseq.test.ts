@@ -1,0 +1,359 @@
+/**
+ * Resequencing buffer for bonded flows (issue 17): unit cases, then a property test over random
+ * path delays and losses on 2-3 paths, driven the way the Edge will drive it (timers fired at
+ * nextDeadlineMs, packets pushed at their arrival time).
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Resequencer, RESEQ_RESYNC_DISTANCE, bondBoundMs } from '../../../src/core/steer/reseq.ts';
+import {
+  RESEQ_FLOW_IDLE_MS,
+  RESEQ_MAX_BOUND_MS,
+  RESEQ_MAX_FLOW_PACKETS,
+  RESEQ_MAX_FLOWS,
+  RESEQ_MAX_HELD_PACKETS,
+  RESEQ_MIN_BOUND_MS,
+} from '../../../src/core/constants.ts';
+
+/** A 4-byte packet carrying its sequence number, so outputs can be read back. */
+function pkt(seq: number, extraBytes = 0): Uint8Array {
+  const b = new Uint8Array(4 + extraBytes);
+  new DataView(b.buffer).setUint32(0, seq >>> 0);
+  return b;
+}
+const seqOf = (b: Uint8Array): number => new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0);
+const seqs = (out: readonly Uint8Array[]): number[] => out.map(seqOf);
+
+describe('Resequencer', () => {
+  it('passes an in-order flow straight through, without copying', () => {
+    const r = new Resequencer(20);
+    for (let s = 100; s < 110; s++) {
+      const p = pkt(s);
+      const out = r.push(s, 7, s, p);
+      expect(out.length).toBe(1);
+      expect(out[0]).toBe(p);
+    }
+    expect(r.nextDeadlineMs()).toBe(Infinity);
+    expect(r.snapshot().totals).toMatchObject({ delivered: 10, heldReleased: 0, maxDepth: 0 });
+  });
+
+  it('holds packets behind a hole and releases them in order when it fills', () => {
+    const r = new Resequencer(20);
+    expect(seqs(r.push(0, 1, 10, pkt(10)))).toEqual([10]);
+    expect(seqs(r.push(1, 1, 12, pkt(12)))).toEqual([]);
+    expect(seqs(r.push(2, 1, 13, pkt(13)))).toEqual([]);
+    expect(r.nextDeadlineMs()).toBe(1 + 20);
+    expect(seqs(r.push(5, 1, 11, pkt(11)))).toEqual([11, 12, 13]);
+    const t = r.snapshot().totals;
+    expect(t).toMatchObject({ delivered: 4, heldReleased: 2, maxDepth: 2, timeouts: 0 });
+    expect(t.holdMaxMs).toBe(4);
+    expect(r.nextDeadlineMs()).toBe(Infinity);
+  });
+
+  it('skips a hole once the oldest held packet reaches its bound; the late packet is delivered once', () => {
+    const r = new Resequencer(30);
+    r.push(0, 1, 0, pkt(0));
+    r.push(10, 1, 2, pkt(2)); // 1 missing
+    r.push(20, 1, 4, pkt(4)); // 3 missing
+    expect(r.nextDeadlineMs()).toBe(40);
+    expect(seqs(r.handleTimeout(39))).toEqual([]);
+    expect(seqs(r.handleTimeout(40))).toEqual([2]);
+    expect(r.nextDeadlineMs()).toBe(50);
+    expect(seqs(r.handleTimeout(50))).toEqual([4]);
+    // 1 arrives after its hole was skipped: delivered at once; a second copy is dropped.
+    expect(seqs(r.push(60, 1, 1, pkt(1)))).toEqual([1]);
+    expect(seqs(r.push(61, 1, 1, pkt(1)))).toEqual([]);
+    // A copy of something delivered in order is dropped too.
+    expect(seqs(r.push(62, 1, 2, pkt(2)))).toEqual([]);
+    expect(r.snapshot().totals).toMatchObject({ timeouts: 2, holesSkipped: 2, late: 1, duplicates: 2, delivered: 4 });
+  });
+
+  it('catches up a late timer on the next push, before taking the new packet', () => {
+    const r = new Resequencer(10);
+    r.push(0, 1, 0, pkt(0));
+    r.push(1, 1, 2, pkt(2));
+    // No handleTimeout at 11: the next packet at 50 first releases 2 past the hole, then itself.
+    expect(seqs(r.push(50, 1, 3, pkt(3)))).toEqual([2, 3]);
+  });
+
+  it('drops a copy of a held packet and keeps the first', () => {
+    const r = new Resequencer(10);
+    r.push(0, 1, 0, pkt(0));
+    const first = pkt(5, 1);
+    r.push(1, 1, 5, first);
+    r.push(2, 1, 5, pkt(5));
+    const out = r.handleTimeout(100);
+    expect(seqs(out)).toEqual([5]);
+    expect(out[0]!.length).toBe(5);
+    expect(r.snapshot().totals.duplicates).toBe(1);
+  });
+
+  it('copies held packets (the caller reuses its buffer)', () => {
+    const r = new Resequencer(10);
+    r.push(0, 1, 0, pkt(0));
+    const buf = pkt(2);
+    r.push(1, 1, 2, buf);
+    buf.fill(0xff);
+    expect(seqs(r.push(2, 1, 1, pkt(1)))).toEqual([1, 2]);
+  });
+
+  it('keeps flows apart', () => {
+    const r = new Resequencer(10);
+    r.push(0, 1, 0, pkt(0));
+    r.push(0, 2, 500, pkt(500));
+    expect(seqs(r.push(1, 1, 2, pkt(2)))).toEqual([]);
+    expect(seqs(r.push(1, 2, 501, pkt(501)))).toEqual([501]);
+    expect(seqs(r.push(2, 1, 1, pkt(1)))).toEqual([1, 2]);
+  });
+
+  it('wraps sequence numbers at 2^32', () => {
+    const r = new Resequencer(10);
+    const start = 0xffff_fffe;
+    r.push(0, 1, start, pkt(start));
+    expect(seqs(r.push(1, 1, 0, pkt(0)))).toEqual([]);
+    expect(seqs(r.push(2, 1, 0xffff_ffff, pkt(0xffff_ffff)))).toEqual([0xffff_ffff, 0]);
+  });
+
+  it('resyncs when the sender starts the flow over far away: held packets go first, in order', () => {
+    const r = new Resequencer(50);
+    r.push(0, 1, 1000, pkt(1000));
+    r.push(1, 1, 1002, pkt(1002));
+    const far = 1000 + RESEQ_RESYNC_DISTANCE + 5;
+    expect(seqs(r.push(2, 1, far, pkt(far)))).toEqual([1002, far]);
+    expect(seqs(r.push(3, 1, far + 1, pkt(far + 1)))).toEqual([far + 1]);
+    expect(r.snapshot().totals.resyncs).toBe(1);
+  });
+
+  it('a packet beyond the largest window skips holes early (counted), never drops', () => {
+    const r = new Resequencer(50);
+    r.push(0, 1, 0, pkt(0));
+    r.push(1, 1, 5, pkt(5));
+    const beyond = RESEQ_MAX_FLOW_PACKETS + 10;
+    const out = seqs(r.push(2, 1, beyond, pkt(beyond)));
+    expect(out).toEqual([5]);
+    const t = r.snapshot().totals;
+    expect(t.overflowSkips).toBe(beyond - RESEQ_MAX_FLOW_PACKETS + 1 - 2); // holes 1..4 and 6..(beyond-size)
+    expect(r.snapshot().heldPackets).toBe(1);
+    expect(seqs(r.handleTimeout(52))).toEqual([beyond]);
+  });
+
+  it('all flows together hold at most RESEQ_MAX_HELD_PACKETS', () => {
+    const r = new Resequencer(RESEQ_MAX_BOUND_MS);
+    const flows = Math.ceil((RESEQ_MAX_HELD_PACKETS + 100) / (RESEQ_MAX_FLOW_PACKETS - 2));
+    let released = 0;
+    let pushed = 0;
+    for (let f = 0; f < flows; f++) {
+      r.push(0, f, 0, pkt(0));
+      released++;
+      pushed++;
+      for (let s = 2; s < RESEQ_MAX_FLOW_PACKETS; s++) {
+        released += r.push(0, f, s, pkt(s)).length;
+        pushed++;
+        expect(r.snapshot(0).heldPackets).toBeLessThanOrEqual(RESEQ_MAX_HELD_PACKETS);
+      }
+    }
+    const snap = r.snapshot(0);
+    // Making room skips the oldest flow's hole, which releases what that flow held behind it.
+    expect(snap.heldPackets).toBeGreaterThan(RESEQ_MAX_HELD_PACKETS - RESEQ_MAX_FLOW_PACKETS);
+    expect(snap.totals.overflowSkips).toBeGreaterThan(0);
+    expect(released + snap.heldPackets).toBe(pushed);
+  });
+
+  it('forgets idle flows, and the oldest past RESEQ_MAX_FLOWS (releasing what it held)', () => {
+    const r = new Resequencer(10);
+    r.push(0, 1, 0, pkt(0));
+    r.forgetIdle(RESEQ_FLOW_IDLE_MS - 1);
+    expect(r.snapshot().flows).toBe(1);
+    r.forgetIdle(RESEQ_FLOW_IDLE_MS);
+    expect(r.snapshot().flows).toBe(0);
+    expect(r.snapshot().totals.delivered).toBe(1); // counters survive
+
+    const q = new Resequencer(1000);
+    q.push(0, 0, 0, pkt(0));
+    q.push(0, 0, 2, pkt(2)); // flow 0 holds one
+    for (let f = 1; f < RESEQ_MAX_FLOWS; f++) q.push(1, f, 0, pkt(0));
+    expect(q.snapshot().flows).toBe(RESEQ_MAX_FLOWS);
+    expect(seqs(q.push(2, RESEQ_MAX_FLOWS, 0, pkt(0)))).toEqual([2, 0]);
+    expect(q.snapshot().flows).toBe(RESEQ_MAX_FLOWS);
+    expect(q.snapshot().heldPackets).toBe(0);
+  });
+
+  it('flush releases one flow in order', () => {
+    const r = new Resequencer(100);
+    r.push(0, 1, 0, pkt(0));
+    r.push(0, 1, 3, pkt(3));
+    r.push(0, 1, 2, pkt(2));
+    expect(seqs(r.flush(1, 1))).toEqual([2, 3]);
+    expect(r.nextDeadlineMs()).toBe(Infinity);
+  });
+});
+
+describe('bondBoundMs', () => {
+  it('is the one-way delay spread plus twice the worst jitter plus a margin, clamped', () => {
+    expect(bondBoundMs([{ rttMs: 20, jitterMs: 1 }, { rttMs: 80, jitterMs: 3 }])).toBe(30 + 6 + 2);
+    expect(bondBoundMs([{ rttMs: 20, jitterMs: 0 }, { rttMs: undefined, jitterMs: 50 }])).toBe(2);
+    expect(bondBoundMs([{ rttMs: 20, jitterMs: 0 }], 0)).toBe(RESEQ_MIN_BOUND_MS);
+    expect(bondBoundMs([{ rttMs: 10, jitterMs: 0 }, { rttMs: 5000, jitterMs: 0 }])).toBe(RESEQ_MAX_BOUND_MS);
+  });
+});
+
+// ---- property test ------------------------------------------------------------------------
+
+interface PathSpec {
+  delayMs: number;
+  jitterMs: number;
+  loss: number;
+}
+
+interface Scenario {
+  paths: PathSpec[];
+  /** Per packet: path index, jitter draw [0,1), loss draw [0,1). */
+  draws: Array<[number, number, number]>;
+  /** Packets that arrive a second time (a replayed or FEC-rebuilt copy): index, extra delay. */
+  copies: Array<[number, number]>;
+  gapMs: number;
+  boundMs: number;
+  startSeq: number;
+  flows: number;
+}
+
+const pathArb = fc.record({
+  delayMs: fc.integer({ min: 1, max: 100 }),
+  jitterMs: fc.integer({ min: 0, max: 15 }),
+  loss: fc.constantFrom(0, 0, 0.01, 0.05, 0.3),
+});
+
+const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
+  paths: fc.array(pathArb, { minLength: 2, maxLength: 3 }),
+  draws: fc.array(fc.tuple(fc.nat(2), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true })), { minLength: 1, maxLength: 400 }),
+  copies: fc.array(fc.tuple(fc.nat(399), fc.integer({ min: 0, max: 300 })), { maxLength: 40 }),
+  gapMs: fc.constantFrom(0.05, 0.2, 1, 3),
+  boundMs: fc.integer({ min: RESEQ_MIN_BOUND_MS, max: 150 }),
+  startSeq: fc.constantFrom(0, 1_000_000, 0xffff_ff00),
+  flows: fc.integer({ min: 1, max: 2 }),
+});
+
+interface Arrival {
+  atMs: number;
+  flow: number;
+  seq: number;
+  /** Sending order inside the flow (seq - startSeq). */
+  n: number;
+}
+
+interface Delivery {
+  atMs: number;
+  flow: number;
+  n: number;
+}
+
+/** Runs a scenario through a Resequencer; returns what arrived and what came out, when. */
+/**
+ * `handshakeMs`: the first packet of each flow goes alone, that long before the rest (as TCP's SYN
+ * does); without it the receiver may first see a later packet and deliver earlier ones late.
+ */
+function run(sc: Scenario, handshakeMs = 0): { arrivals: Arrival[]; deliveries: Delivery[]; r: Resequencer } {
+  const arrivals: Arrival[] = [];
+  const sent = [0, 0];
+  sc.draws.forEach(([pathIdx, j, l], i) => {
+    const path = sc.paths[pathIdx % sc.paths.length]!;
+    const flow = i % sc.flows;
+    const n = sent[flow]!++;
+    if (l < path.loss) return;
+    const sentMs = i * sc.gapMs + (n > 0 ? handshakeMs : 0);
+    arrivals.push({ atMs: sentMs + path.delayMs + j * path.jitterMs, flow, seq: (sc.startSeq + n) >>> 0, n });
+  });
+  for (const [c, extraMs] of sc.copies) {
+    const i = c % sc.draws.length;
+    const first = arrivals.find((a) => a.flow === i % sc.flows && a.n === Math.floor(i / sc.flows));
+    if (first) arrivals.push({ ...first, atMs: first.atMs + extraMs });
+  }
+  // Stable by time: a path's packets with equal arrival keep sending order.
+  arrivals.sort((a, b) => a.atMs - b.atMs);
+  const r = new Resequencer(sc.boundMs);
+  const deliveries: Delivery[] = [];
+  const take = (atMs: number, out: readonly Uint8Array[]): void => {
+    for (const p of out) {
+      const seq = seqOf(p);
+      const flow = p[4]!;
+      deliveries.push({ atMs, flow, n: (seq - sc.startSeq) >>> 0 });
+    }
+  };
+  const fire = (t: number): void => {
+    take(t, r.handleTimeout(t));
+    // Everything due was released: the next deadline lies ahead (else a timer loop would spin).
+    if (r.nextDeadlineMs() <= t) throw new Error(`deadline ${t} passed without a release`);
+  };
+  for (const a of arrivals) {
+    for (let t = r.nextDeadlineMs(); t <= a.atMs; t = r.nextDeadlineMs()) fire(t);
+    const p = pkt(a.seq, 1);
+    p[4] = a.flow;
+    take(a.atMs, r.push(a.atMs, a.flow, a.seq, p));
+  }
+  for (let t = r.nextDeadlineMs(); t < Infinity; t = r.nextDeadlineMs()) fire(t);
+  return { arrivals, deliveries, r };
+}
+
+describe('Resequencer properties (random delays and losses over 2-3 paths)', () => {
+  it('in order except skipped holes; nothing held past its bound; nothing twice; nothing that arrived lost', () => {
+    fc.assert(
+      fc.property(scenarioArb, (sc) => {
+        const { arrivals, deliveries, r } = run(sc);
+        // A packet's arrival times (a copy may arrive again later).
+        const arrivedAt = new Map<string, number[]>();
+        for (const a of arrivals) arrivedAt.set(`${a.flow}:${a.n}`, [...(arrivedAt.get(`${a.flow}:${a.n}`) ?? []), a.atMs]);
+        const seen = new Set<string>();
+        const highest = [-1, -1];
+        let late = 0;
+        for (const d of deliveries) {
+          const k = `${d.flow}:${d.n}`;
+          // Nothing delivered twice, nothing invented.
+          expect(seen.has(k), `delivered twice: ${k}`).toBe(false);
+          seen.add(k);
+          const times = arrivedAt.get(k);
+          expect(times, `delivered but never arrived: ${k}`).toBeDefined();
+          const at = Math.min(...times!);
+          // Never held longer than the bound (timers fire exactly at the deadline here).
+          expect(d.atMs - at).toBeLessThanOrEqual(sc.boundMs + 1e-9);
+          expect(d.atMs).toBeGreaterThanOrEqual(at);
+          if (d.n > highest[d.flow]!) {
+            highest[d.flow] = d.n;
+          } else {
+            // Out of order only for a packet whose hole was skipped: delivered the moment it arrived.
+            late++;
+            expect(times).toContain(d.atMs);
+          }
+        }
+        const snap = r.snapshot();
+        expect(snap.totals.late).toBe(late);
+        // Nothing that arrived is lost (the only exception is a counted too-old packet); every
+        // other arrival was a copy, counted.
+        if (snap.totals.tooOld === 0) expect(seen.size).toBe(arrivedAt.size);
+        expect(seen.size + snap.totals.tooOld + snap.totals.duplicates).toBe(arrivals.length);
+        expect(snap.heldPackets).toBe(0);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('with a bound covering the delay spread and no loss, everything comes out in order with no timeout', () => {
+    fc.assert(
+      fc.property(scenarioArb, (sc0) => {
+        const paths = sc0.paths.map((p) => ({ ...p, loss: 0 }));
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const p of paths) {
+          lo = Math.min(lo, p.delayMs);
+          hi = Math.max(hi, p.delayMs + p.jitterMs);
+        }
+        const sc = { ...sc0, paths, copies: [], boundMs: hi - lo + 1 };
+        const { arrivals, deliveries, r } = run(sc, 200);
+        expect(deliveries.length).toBe(arrivals.length);
+        const next = [0, 0];
+        for (const d of deliveries) expect(d.n).toBe(next[d.flow]!++);
+        expect(r.snapshot().totals).toMatchObject({ timeouts: 0, late: 0, holesSkipped: 0, tooOld: 0 });
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
