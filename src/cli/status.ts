@@ -9,6 +9,7 @@ import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../core/types.t
 import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, controlRequest, type ClassStatus, type LinkStatus } from '../control/control-socket.ts';
 import { fmtAgo, fmtBpsLong, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUptime, sessionText } from '../ui/format.ts';
 import { colorEnabled } from '../ui/theme.ts';
+import { escapeJsonForTerminal, sanitizeStrings } from '../core/sanitize.ts';
 
 /** How many recent events the text output ends with (the JSON has all the edge keeps). */
 const TEXT_EVENTS = 8;
@@ -52,7 +53,9 @@ function paint(color: boolean): Paint {
 }
 
 /** The text form: what `wg show` would print for an SD-WAN edge. */
-export function formatStatusText(snap: EdgeSnapshot, color = false): string {
+export function formatStatusText(raw: EdgeSnapshot, color = false): string {
+  // Peer-supplied text (hello site and link names, events quoting them) is escaped before printing.
+  const snap = sanitizeStrings(raw);
   const p = paint(color);
   const out: string[] = [];
   const kv = (k: string, v: string): void => {
@@ -128,7 +131,8 @@ export function formatStatusText(snap: EdgeSnapshot, color = false): string {
 }
 
 export function statusJson(snap: EdgeSnapshot): string {
-  return JSON.stringify({ version: CONTROL_PROTOCOL_VERSION, status: snap }, null, 2) + '\n';
+  // Same JSON value; C1 controls and bidi characters that JSON leaves raw are written as \u escapes.
+  return escapeJsonForTerminal(JSON.stringify({ version: CONTROL_PROTOCOL_VERSION, status: snap }, null, 2)) + '\n';
 }
 
 /** Where the CLI writes; tests pass a collector. */

@@ -8,7 +8,7 @@
  * more columns, longer sparklines and more events. Height is rows-1: ink redraws the whole screen
  * (flicker) when the output is as tall as the terminal.
  */
-import { useEffect, useRef, useState, type ReactElement } from 'react';
+import { useEffect, useMemo, useRef, useState, type ReactElement } from 'react';
 import { Box, Text, useApp, useInput } from 'ink';
 import type { ClassStatus } from '../control/control-socket.ts';
 import type { EdgeSnapshot } from '../core/types.ts';
@@ -23,6 +23,7 @@ import { fmtCount, fmtUptime } from './format.ts';
 import { useLinkHistory } from './hooks/use-history.ts';
 import { useTerminalSize } from './hooks/use-terminal-size.ts';
 import { tint, type Theme } from './theme.ts';
+import { sanitizeStrings } from '../core/sanitize.ts';
 
 export const VIEWS = ['overview', 'links', 'classes', 'events'] as const;
 export type View = (typeof VIEWS)[number];
@@ -126,7 +127,8 @@ export function Dashboard(props: DashboardProps): ReactElement {
   const { exit } = useApp();
   const { columns, rows } = useTerminalSize({ columns: props.columns, rows: props.rows });
   const theme: Theme = { color: props.color === true };
-  const snapshot = props.snapshot;
+  // Peer-supplied text (hello site and link names, events quoting them) is escaped before display.
+  const snapshot = useMemo(() => (props.snapshot === undefined ? undefined : sanitizeStrings(props.snapshot)), [props.snapshot]);
   const history = useLinkHistory(snapshot);
   const [view, setView] = useState<View>(props.initialView ?? 'overview');
   const [selected, setSelected] = useState(0);
