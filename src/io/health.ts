@@ -9,6 +9,7 @@
  * answer. onChange fires only on changes. close() is idempotent. Needs root or CAP_NET_RAW:
  * creating the monitor throws a one-line BraidError otherwise.
  */
+import { randomBytes, randomInt } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 
@@ -20,7 +21,7 @@ interface RawSocket {
   close(): void;
 }
 
-interface RawSocketModule {
+export interface RawSocketModule {
   createSocket(options: { protocol: number }): RawSocket;
   Protocol: { ICMP: number };
   SocketLevel: { SOL_SOCKET: number };
@@ -38,10 +39,21 @@ export interface HealthTargetOptions {
   timeoutMs?: number;
   failuresToDown?: number;
   onChange: (reachable: boolean, detail: string) => void;
+  /** The raw-socket module (tests pass a fake; default: the raw-socket package). */
+  rawSocket?: RawSocketModule;
 }
 
 const ICMP_ECHO_REQUEST = 8;
 const ICMP_ECHO_REPLY = 0;
+/** Random bytes each echo carries; a reply must return them (RFC 792: the data is echoed). */
+const ECHO_TOKEN_BYTES = 16;
+/** Echoes awaiting a reply (limit on everything). */
+const MAX_OUTSTANDING = 16;
+
+interface Outstanding {
+  sentAtMs: number;
+  token: Buffer;
+}
 
 export class HealthTarget {
   private readonly sock: RawSocket;
@@ -49,15 +61,14 @@ export class HealthTarget {
   private readonly id: number;
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
-  private outstanding = new Map<number, number>();
+  private outstanding = new Map<number, Outstanding>();
   private failures = 0;
   reachable: boolean | undefined;
   lastRttMs: number | undefined;
   private closed = false;
 
   constructor(private readonly opts: HealthTargetOptions) {
-    const require = createRequire(import.meta.url);
-    this.raw = require('raw-socket') as RawSocketModule;
+    this.raw = opts.rawSocket ?? (createRequire(import.meta.url)('raw-socket') as RawSocketModule);
     try {
       this.sock = this.raw.createSocket({ protocol: this.raw.Protocol.ICMP });
       const dev = Buffer.from(opts.interface + '\0');
@@ -68,8 +79,11 @@ export class HealthTarget {
         cause: e,
       });
     }
-    // The ICMP identifier ties replies to this monitor: several links may ping the same target.
-    this.id = (process.pid ^ (Math.random() * 0xffff)) & 0xffff;
+    // The ICMP identifier ties replies to this monitor (several links may ping the same target).
+    // It, the sequence and a per-echo random token must all come back: anyone off-path who could
+    // guess them could fake "the ISP answers" (Math.random is predictable; crypto randomness is not).
+    this.id = randomInt(0x10000);
+    this.seq = randomInt(0x10000);
     this.sock.on('message', (buf, source) => this.onMessage(buf, source));
     this.sock.on('error', () => undefined); // per-packet errors show up as missed replies
   }
@@ -90,8 +104,8 @@ export class HealthTarget {
   private tick(): void {
     const now = Date.now();
     const timeout = this.opts.timeoutMs ?? 1000;
-    for (const [seq, sentAt] of this.outstanding) {
-      if (now - sentAt >= timeout) {
+    for (const [seq, echo] of this.outstanding) {
+      if (now - echo.sentAtMs >= timeout) {
         this.outstanding.delete(seq);
         this.failures++;
         if (this.failures >= (this.opts.failuresToDown ?? 3) && this.reachable !== false) {
@@ -100,28 +114,31 @@ export class HealthTarget {
         }
       }
     }
-    if (this.outstanding.size > 16) this.outstanding.clear(); // limit on everything
+    if (this.outstanding.size >= MAX_OUTSTANDING) this.outstanding.clear();
     this.seq = (this.seq + 1) & 0xffff;
-    const pkt = Buffer.alloc(16);
+    const token = randomBytes(ECHO_TOKEN_BYTES);
+    const pkt = Buffer.alloc(8 + ECHO_TOKEN_BYTES);
     pkt[0] = ICMP_ECHO_REQUEST;
     pkt.writeUInt16BE(this.id, 4);
     pkt.writeUInt16BE(this.seq, 6);
-    pkt.writeDoubleBE(now, 8);
+    token.copy(pkt, 8);
     this.raw.writeChecksum(pkt, 2, this.raw.createChecksum(pkt));
-    this.outstanding.set(this.seq, now);
+    this.outstanding.set(this.seq, { sentAtMs: now, token });
     this.sock.send(pkt, 0, pkt.length, this.opts.target, () => undefined);
   }
 
   private onMessage(buf: Buffer, source: string): void {
     // Raw ICMP sockets deliver the IP header too.
+    if (buf.length < 20) return;
     const ihl = (buf[0]! & 0x0f) * 4;
-    if (buf.length < ihl + 8 || source !== this.opts.target) return;
-    if (buf[ihl] !== ICMP_ECHO_REPLY || buf.readUInt16BE(ihl + 4) !== this.id) return;
+    if (ihl < 20 || buf.length < ihl + 8 + ECHO_TOKEN_BYTES || source !== this.opts.target) return;
+    if (buf[ihl] !== ICMP_ECHO_REPLY || buf[ihl + 1] !== 0 || buf.readUInt16BE(ihl + 4) !== this.id) return;
     const seq = buf.readUInt16BE(ihl + 6);
-    const sentAt = this.outstanding.get(seq);
-    if (sentAt === undefined) return;
+    const echo = this.outstanding.get(seq);
+    if (echo === undefined) return;
+    if (!buf.subarray(ihl + 8, ihl + 8 + ECHO_TOKEN_BYTES).equals(echo.token)) return; // not our echo's data
     this.outstanding.delete(seq);
-    this.lastRttMs = Date.now() - sentAt;
+    this.lastRttMs = Date.now() - echo.sentAtMs;
     this.failures = 0;
     if (this.reachable !== true) {
       this.reachable = true;

@@ -4,17 +4,48 @@
 // native/build/Release/braid_native.node. Loading is lazy and cached, so code paths that never
 // touch the OS (the simulator's virtual time, unit tests with fakes) work without it.
 
+import { realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 
+/** The package's own native/ directory: the only place an addon is ever loaded from. */
+export const NATIVE_DIR: string = fileURLToPath(new URL('../../native/', import.meta.url));
+
 /**
  * Path of the built addon, relative to this file so it works from any working directory.
- * BRAID_NATIVE_ADDON overrides it (tests of the missing-addon path, out-of-tree builds).
+ * BRAID_NATIVE_ADDON overrides it, for tests (the missing-addon path; the AddressSanitizer build
+ * in native/build-asan/), and only within NATIVE_DIR: see addonPathProblem.
  */
-export const NATIVE_ADDON_PATH: string =
-  process.env.BRAID_NATIVE_ADDON ??
-  fileURLToPath(new URL('../../native/build/Release/braid_native.node', import.meta.url));
+export const NATIVE_ADDON_PATH: string = process.env.BRAID_NATIVE_ADDON ?? join(NATIVE_DIR, 'build/Release/braid_native.node');
+
+/**
+ * Why `path` may not be loaded as the addon, or undefined when it may (issue 14, finding 11).
+ * `braid up` runs as root: an environment variable that makes it dlopen() any shared object is
+ * code execution for whoever can set the environment of the service (a drop-in, a wrapper, a
+ * sudo rule that keeps the environment). So an override must resolve, symlinks followed, to a
+ * `.node` file inside the package's own native/ directory, which only whoever installed Braid can
+ * write. Tests that need another build put it there (native/build-asan/); a path that does not
+ * exist is refused the same way, so "point it at nothing" still tests the missing-addon path.
+ */
+export function addonPathProblem(path: string, nativeDir: string = NATIVE_DIR): string | undefined {
+  const inside = (p: string, dir: string): boolean => {
+    const rel = relative(dir, p);
+    return rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+  };
+  const refusal = `refused: BRAID_NATIVE_ADDON must name a .node file inside ${nativeDir}`;
+  if (!path.endsWith('.node')) return refusal;
+  let real: string;
+  let realDir: string;
+  try {
+    realDir = realpathSync(nativeDir);
+    real = realpathSync(path);
+  } catch {
+    return refusal;
+  }
+  return inside(real, realDir) ? undefined : refusal;
+}
 
 export interface NativeTun {
   readonly fd: number;
@@ -23,7 +54,10 @@ export interface NativeTun {
 }
 
 export interface NativeUdpOpenOptions {
-  /** IPv4 address to bind, '0.0.0.0' for any. */
+  /**
+   * Address to bind: IPv4 ('0.0.0.0' for any) makes an AF_INET socket; IPv6 an AF_INET6 one,
+   * '::' dual stack (IPv4 peers as v4-mapped addresses) unless v6Only.
+   */
   readonly bindAddress: string;
   /** 0 picks an ephemeral port. */
   readonly port: number;
@@ -34,8 +68,12 @@ export interface NativeUdpOpenOptions {
   readonly sndbufBytes?: number;
   /** Default IP TOS byte for packets sent without a per-packet TOS. */
   readonly tos?: number;
-  /** IP_RECVTOS: report each received datagram's TOS byte in the batch. */
+  /** IP_RECVTOS (IPV6_RECVTCLASS): report each received datagram's TOS byte in the batch. */
   readonly recvTos?: boolean;
+  /** DF on, never fragment locally, the cached PMTU ignored (IP_PMTUDISC_PROBE; IPv6: PROBE + DONTFRAG). */
+  readonly dontFragment?: boolean;
+  /** '::' only: no IPv4 peers. */
+  readonly v6Only?: boolean;
 }
 
 export interface NativeUdpSocket {
@@ -45,6 +83,10 @@ export interface NativeUdpSocket {
   /** As getsockopt reports them: Linux doubles the request to cover its bookkeeping. */
   readonly rcvbufBytes: number;
   readonly sndbufBytes: number;
+  /** 4 (AF_INET) or 6 (AF_INET6); absent from an addon built before IPv6 (then 4). */
+  readonly family?: 4 | 6;
+  /** AF_INET6 socket that also carries IPv4 (bound to '::' without v6Only). */
+  readonly dualStack?: boolean;
 }
 
 /**
@@ -56,7 +98,9 @@ export type TunBatchCallback = (slab: Buffer, count: number, lengths: Uint32Arra
 
 /**
  * One batch from a UDP reader: as TunBatchCallback, plus per datagram the source address
- * (host-order IPv4 uint32), source port, and received TOS byte (0 unless recvTos was set).
+ * (host-order IPv4 uint32, 0 for IPv6), source port, received TOS byte (0 unless recvTos was
+ * set), the source as 16 bytes (IPv4 v4-mapped) and its family (4 or 6). The last two are
+ * absent from an addon built before IPv6.
  */
 export type UdpBatchCallback = (
   slab: Buffer,
@@ -65,6 +109,8 @@ export type UdpBatchCallback = (
   addrs: Uint32Array,
   ports: Uint16Array,
   tos: Uint8Array,
+  addrs6?: Uint8Array,
+  families?: Uint8Array,
 ) => void;
 
 /** An addon error: `.code` is the errno name ('EPERM'), `.syscall` names the call. */
@@ -93,7 +139,7 @@ export interface BraidNative {
   readonly SLOT_BYTES: number;
   /** Opens a TUN (IFF_TUN | IFF_NO_PI, nonblocking), sets its MTU and brings it up. Throws. */
   tunOpen(name: string, mtuBytes: number): NativeTun;
-  /** Nonblocking UDP/IPv4 socket, configured and bound. Throws. */
+  /** Nonblocking UDP socket (IPv4, IPv6 or dual stack by bindAddress), configured and bound. Throws. */
   udpOpen(options: NativeUdpOpenOptions): NativeUdpSocket;
   /**
    * Polls fd on the event loop thread (no threadpool) and calls onBatch once per batch of up
@@ -117,15 +163,17 @@ export interface BraidNative {
   /** Bytes written, or a negative errno (-11 EAGAIN, -5 EIO). Never throws for OS errors. */
   tunWrite(fd: number, buf: Uint8Array, offset: number, length: number): number;
   /**
-   * sendmsg to address:port (address as host-order uint32 or IPv4 text) with TOS byte `tos`
-   * as a per-packet cmsg, or the socket default when tos is -1. Bytes sent or negative errno.
+   * sendmsg to address:port with TOS byte `tos` as a per-packet cmsg (IPV6_TCLASS for an IPv6
+   * destination), or the socket default when tos is -1. Address: host-order uint32 or IPv4
+   * text for an AF_INET socket; IPv6 text or 16 bytes (IPv4 peers v4-mapped) for an AF_INET6
+   * one. Bytes sent or negative errno (-EMSGSIZE: bigger than the interface MTU with DF).
    */
   udpSend(
     fd: number,
     buf: Uint8Array,
     offset: number,
     length: number,
-    address: number | string,
+    address: number | string | Uint8Array,
     port: number,
     tos: number,
   ): number;
@@ -137,7 +185,9 @@ export interface BraidNative {
    * the retry after a partial send. With `gso`, runs of consecutive datagrams to one
    * address:port with one TOS, all of one size but the last (no longer), go as one UDP_SEGMENT
    * message of up to 64 datagrams and 65507 bytes; a refusal (-EIO without checksum offload)
-   * then covers the whole run, and the caller may retry without gso.
+   * then covers the whole run, and the caller may retry without gso. With `addrs6` (16 bytes
+   * per datagram, IPv4 peers v4-mapped; required for an AF_INET6 socket) the destinations come
+   * from it and `addrs` is not read.
    */
   udpSendBatch(
     fd: number,
@@ -150,6 +200,7 @@ export interface BraidNative {
     tos: Uint8Array | null,
     first?: number,
     gso?: boolean,
+    addrs6?: Uint8Array | null,
   ): number;
   /** close(2), after stopping any reader still polling the fd. Throws on EBADF. */
   closeFd(fd: number): void;
@@ -188,6 +239,8 @@ let cached: { readonly addon?: BraidNative; readonly error?: BraidError } | unde
 function load(): { readonly addon?: BraidNative; readonly error?: BraidError } {
   if (cached) return cached;
   try {
+    const problem = process.env.BRAID_NATIVE_ADDON === undefined ? undefined : addonPathProblem(NATIVE_ADDON_PATH);
+    if (problem !== undefined) throw new Error(problem);
     cached = { addon: requireAddon(NATIVE_ADDON_PATH) as BraidNative };
   } catch (cause) {
     const reason = cause instanceof Error ? cause.message.split('\n')[0] : String(cause);
