@@ -28,7 +28,7 @@ if (notesFile) {
       `Outbound route lookup (\`PrefixTable.lookupDestination\`, src/core/routing/prefix-table.ts) with ${r.peers.toLocaleString('en-US')} peers x 4 prefixes ` +
         `(a /24 and a /26 IPv4, a /48 and a /64 IPv6 each, under a 10.0.0.0/8 aggregate: ${r.prefixes.toLocaleString('en-US')} prefixes, ${r.trieNodes.toLocaleString('en-US')} trie nodes). ` +
         `Hit: destinations inside a random peer's prefix, IPv4 and IPv6 alternating; miss: destinations in no prefix (a counted noRoute drop). ` +
-        `Median of ${r.reps} runs of ${r.lookups.toLocaleString('en-US')} lookups over 2,048 packets (${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, load ${loadavg()[0]!.toFixed(2)}). ` +
+        `CPU time (user + system, so that neighbours on this shared box count less), median of ${r.reps} runs of ${r.lookups.toLocaleString('en-US')} lookups over 2,048 packets (${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, load ${loadavg()[0]!.toFixed(2)}). ` +
         `Hits by family: IPv4 ${r.hitV4Ns.toFixed(1)} ns, IPv6 ${r.hitV6Ns.toFixed(1)} ns. ` +
         `The peer figure \`linear-scan\` checks every prefix per packet (what a table without a trie costs; it grows with the peers, the trie with the prefix lengths).`,
       '',

@@ -133,6 +133,18 @@ export class PrefixTable {
   private readonly byPeer = new Map<number, Set<TrieNode>>();
   private count = 0;
   private readonly scratch = new Int32Array(4);
+  /**
+   * The tries flattened for lookups: nodes in depth-first order, V4_STRIDE / V6_STRIDE int32s each
+   * (V6's node is one 64-byte cache line), children as node numbers, -1 for none. Pointer-chasing
+   * objects of ~150 bytes scattered over the heap cost a cache miss or two per level at 4,096 peers:
+   * bench/routing.ts measured mixed IPv4/IPv6 hits at ~390 ns (CPU time, 3 runs, box at load 10)
+   * walking the objects and ~245 ns on this layout. Rebuilt by compile() after changes.
+   */
+  private flatV4: Int32Array = new Int32Array(0);
+  private flatV6: Int32Array = new Int32Array(0);
+  private flatV4Root = -1;
+  private flatV6Root = -1;
+  private dirty = false;
 
   constructor(private readonly maxPrefixes: number = MAX_ROUTE_PREFIXES) {}
 
@@ -281,6 +293,7 @@ export class PrefixTable {
   }
 
   clear(): void {
+    this.dirty = true;
     this.rootV4 = null;
     this.rootV6 = null;
     this.byPeer.clear();
@@ -289,17 +302,38 @@ export class PrefixTable {
 
   // ---- lookups (hot path: no allocation, no throw) ------------------------------------------
 
+  /**
+   * Flattens the tries for the lookups. Lookups do it themselves on first use after a change (an
+   * O(prefixes) pause, about a millisecond per 10,000); call it after a batch of changes (config
+   * load, reload) to keep that pause off the packet path.
+   */
+  compile(): void {
+    if (!this.dirty) return;
+    const v4 = flatten(this.rootV4, V4_STRIDE, this.flatV4);
+    const v6 = flatten(this.rootV6, V6_STRIDE, this.flatV6);
+    this.flatV4 = v4;
+    this.flatV6 = v6;
+    this.flatV4Root = this.rootV4 === null ? -1 : 0;
+    this.flatV6Root = this.rootV6 === null ? -1 : 0;
+    this.dirty = false;
+  }
+
   /** The peer whose longest prefix holds the IPv4 address at `bytes[addrAt..addrAt+4)`. */
   lookupV4(bytes: Uint8Array, addrAt: number): number {
     if (addrAt < 0 || addrAt + 4 > bytes.length) return NO_PEER;
+    if (this.dirty) this.compile();
     const a = (bytes[addrAt]! << 24) | (bytes[addrAt + 1]! << 16) | (bytes[addrAt + 2]! << 8) | bytes[addrAt + 3]!;
+    const n = this.flatV4;
     let found = NO_PEER;
-    let node = this.rootV4;
-    while (node !== null) {
-      if (((node.k0 ^ a) & node.m0) !== 0) break;
-      if (node.peer !== NO_PEER) found = node.peer;
-      if (node.cidr === 32) break;
-      node = ((a >>> node.bitShift) & 1) === 0 ? node.child0 : node.child1;
+    let i = this.flatV4Root;
+    while (i >= 0) {
+      const b = i * V4_STRIDE;
+      if (((n[b]! ^ a) & n[b + 1]!) !== 0) break;
+      const peer = n[b + 3]!;
+      if (peer !== NO_PEER) found = peer;
+      const cidr = n[b + 2]!;
+      if (cidr === 32) break;
+      i = ((a >>> (31 - cidr)) & 1) === 0 ? n[b + 4]! : n[b + 5]!;
     }
     return found;
   }
@@ -307,20 +341,25 @@ export class PrefixTable {
   /** The peer whose longest prefix holds the IPv6 address at `bytes[addrAt..addrAt+16)`. */
   lookupV6(bytes: Uint8Array, addrAt: number): number {
     if (addrAt < 0 || addrAt + 16 > bytes.length) return NO_PEER;
+    if (this.dirty) this.compile();
     const o = addrAt;
     const a0 = (bytes[o]! << 24) | (bytes[o + 1]! << 16) | (bytes[o + 2]! << 8) | bytes[o + 3]!;
     const a1 = (bytes[o + 4]! << 24) | (bytes[o + 5]! << 16) | (bytes[o + 6]! << 8) | bytes[o + 7]!;
     const a2 = (bytes[o + 8]! << 24) | (bytes[o + 9]! << 16) | (bytes[o + 10]! << 8) | bytes[o + 11]!;
     const a3 = (bytes[o + 12]! << 24) | (bytes[o + 13]! << 16) | (bytes[o + 14]! << 8) | bytes[o + 15]!;
+    const n = this.flatV6;
     let found = NO_PEER;
-    let node = this.rootV6;
-    while (node !== null) {
-      if ((((node.k0 ^ a0) & node.m0) | ((node.k1 ^ a1) & node.m1) | ((node.k2 ^ a2) & node.m2) | ((node.k3 ^ a3) & node.m3)) !== 0) break;
-      if (node.peer !== NO_PEER) found = node.peer;
-      if (node.cidr === 128) break;
-      const w = node.bitWord;
+    let i = this.flatV6Root;
+    while (i >= 0) {
+      const b = i * V6_STRIDE;
+      if ((((n[b]! ^ a0) & n[b + 4]!) | ((n[b + 1]! ^ a1) & n[b + 5]!) | ((n[b + 2]! ^ a2) & n[b + 6]!) | ((n[b + 3]! ^ a3) & n[b + 7]!)) !== 0) break;
+      const peer = n[b + 9]!;
+      if (peer !== NO_PEER) found = peer;
+      const cidr = n[b + 8]!;
+      if (cidr === 128) break;
+      const w = cidr >>> 5;
       const word = w === 0 ? a0 : w === 1 ? a1 : w === 2 ? a2 : a3;
-      node = ((word >>> node.bitShift) & 1) === 0 ? node.child0 : node.child1;
+      i = ((word >>> (31 - (cidr & 31))) & 1) === 0 ? n[b + 10]! : n[b + 11]!;
     }
     return found;
   }
@@ -381,6 +420,7 @@ export class PrefixTable {
   }
 
   private index(node: TrieNode): void {
+    this.dirty = true;
     let set = this.byPeer.get(node.peer);
     if (!set) this.byPeer.set(node.peer, (set = new Set()));
     set.add(node);
@@ -399,6 +439,7 @@ export class PrefixTable {
     node.peer = NO_PEER;
     node.text = '';
     this.count--;
+    this.dirty = true;
     if (node.child0 !== null && node.child1 !== null) return; // stays as a branching node
     const child = node.child0 ?? node.child1;
     const parent = node.parent;
@@ -423,6 +464,54 @@ export class PrefixTable {
     }
     node.parent = null;
   }
+}
+
+/** Int32s per flattened node: IPv4 [key, mask, cidr, peer, child0, child1, -, -]. */
+const V4_STRIDE = 8;
+/** IPv6 [k0..k3, m0..m3, cidr, peer, child0, child1, -, -, -, -]: 64 bytes. */
+const V6_STRIDE = 16;
+
+/** The trie under `root` in depth-first order (reusing `into` when it is big enough). */
+function flatten(root: TrieNode | null, stride: number, into: Int32Array): Int32Array {
+  const nodes: TrieNode[] = [];
+  const stack: TrieNode[] = root === null ? [] : [root];
+  while (stack.length > 0) {
+    const node = stack.pop()!;
+    nodes.push(node);
+    // child1 first so that child0 follows its parent: one of the two steps down stays close.
+    if (node.child1) stack.push(node.child1);
+    if (node.child0) stack.push(node.child0);
+  }
+  const numberOf = new Map<TrieNode, number>();
+  nodes.forEach((node, i) => numberOf.set(node, i));
+  const out = into.length >= nodes.length * stride && into.length <= 2 * nodes.length * stride ? into : new Int32Array(nodes.length * stride);
+  nodes.forEach((node, i) => {
+    const b = i * stride;
+    const child0 = node.child0 === null ? -1 : numberOf.get(node.child0)!;
+    const child1 = node.child1 === null ? -1 : numberOf.get(node.child1)!;
+    if (stride === V4_STRIDE) {
+      out[b] = node.k0;
+      out[b + 1] = node.m0;
+      out[b + 2] = node.cidr;
+      out[b + 3] = node.peer;
+      out[b + 4] = child0;
+      out[b + 5] = child1;
+    } else {
+      out[b] = node.k0;
+      out[b + 1] = node.k1;
+      out[b + 2] = node.k2;
+      out[b + 3] = node.k3;
+      out[b + 4] = node.m0;
+      out[b + 5] = node.m1;
+      out[b + 6] = node.m2;
+      out[b + 7] = node.m3;
+      out[b + 8] = node.cidr;
+      out[b + 9] = node.peer;
+      out[b + 10] = child0;
+      out[b + 11] = child1;
+    }
+  });
+  return out;
 }
 
 function setChild(parent: TrieNode, bit: number, child: TrieNode): void {

@@ -276,6 +276,11 @@ describe('PrefixTable property: same answers as a brute-force longest-match scan
             for (const [k, e] of model) if (e.peer === op.peer) (model.delete(k), n++);
             expect(t.removePeer(op.peer)).toBe(n);
           }
+          // A lookup between changes: the flattened copy must follow every change.
+          if (op.kind !== 'removePeer') {
+            const a = addressNear(op.prefix, noises[0]!);
+            expect(op.prefix.family === 4 ? t.lookupV4(a, 0) : t.lookupV6(a, 0)).toBe(bruteForce(model, op.prefix.family, a));
+          }
         }
         expect(t.size).toBe(model.size);
         const perFamily = (f: 4 | 6): number => [...model.values()].filter((e) => e.prefix.family === f).length;
