@@ -1,7 +1,8 @@
 // Braid native addon: the few things Node cannot do (or cannot do fast) for an overlay edge.
 //
 // Stages, in the order a packet meets them:
-//   1. setup     tunOpen (TUNSETIFF + MTU + IFF_UP), udpOpen (bind, device, buffers, TOS)
+//   1. setup     tunOpen (TUNSETIFF + MTU + IFF_UP), udpOpen (bind IPv4 or IPv6/dual stack,
+//                device, buffers, TOS, DF with the kernel's PMTU ignored)
 //   2. receive   startReader: a uv_poll_t on the fd, drained on the JS thread into one
 //                preallocated slab (BATCH_MAX slots of SLOT_BYTES), then ONE JS call per batch
 //   3. transmit  tunWrite, udpSend (sendmsg, TOS as a cmsg), udpSendBatch (sendmmsg)
@@ -46,7 +47,7 @@
 // 64 amortises the epoll wakeup and the JS call well; larger batches add latency for the
 // first packet of the batch without measurable gain.
 #define BATCH_MAX 64
-// One slot holds any IPv4 datagram (max 65535) and any TUN packet (TUN MTU max is 65535).
+// One slot holds any UDP datagram (max 65535 payload) and any TUN packet (TUN MTU max is 65535).
 #define SLOT_BYTES 65536
 // Batches drained per readable event before yielding to the event loop, so a flooded
 // socket cannot starve timers and the other links.
@@ -262,6 +263,60 @@ static bool get_ipv4(napi_env env, napi_value v, const char *fn, struct in_addr 
   return true;
 }
 
+// A UDP destination or source of either family. IPv4 peers of a dual-stack (AF_INET6) socket
+// appear as v4-mapped IPv6 addresses (::ffff:a.b.c.d).
+typedef union {
+  struct sockaddr sa;
+  struct sockaddr_in in4;
+  struct sockaddr_in6 in6;
+} sockaddr_any_t;
+
+static bool is_v4_mapped(const uint8_t a[16]) {
+  static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return memcmp(a, prefix, 12) == 0;
+}
+
+// Destination for udpSend: a host-order uint32 or dotted string (IPv4: sockaddr_in), IPv6 text,
+// or 16 bytes (sockaddr_in6; an IPv4 peer of a dual-stack socket is passed v4-mapped).
+static bool get_dest(napi_env env, napi_value v, const char *fn, sockaddr_any_t *out, socklen_t *len) {
+  memset(out, 0, sizeof *out);
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  bool typed = false;
+  if (t == napi_object) napi_is_typedarray(env, v, &typed);
+  if (typed) {
+    uint8_t *bytes;
+    size_t n;
+    if (!get_bytes(env, v, fn, "address", &bytes, &n)) return false;
+    if (n != 16) {
+      throw_range(env, fn, "a binary address must be 16 bytes (IPv6)");
+      return false;
+    }
+    out->in6.sin6_family = AF_INET6;
+    memcpy(&out->in6.sin6_addr, bytes, 16);
+    *len = sizeof out->in6;
+    return true;
+  }
+  if (t == napi_string) {
+    char text[64];
+    if (!get_string(env, v, fn, "address", text, sizeof text)) return false;
+    if (strchr(text, ':')) {
+      if (inet_pton(AF_INET6, text, &out->in6.sin6_addr) != 1) {
+        char what[128];
+        snprintf(what, sizeof what, "address '%s' is not an IPv6 address", text);
+        napi_throw_error(env, "ERR_INVALID_IP_ADDRESS", what);
+        return false;
+      }
+      out->in6.sin6_family = AF_INET6;
+      *len = sizeof out->in6;
+      return true;
+    }
+  }
+  out->in4.sin_family = AF_INET;
+  *len = sizeof out->in4;
+  return get_ipv4(env, v, fn, &out->in4.sin_addr);
+}
+
 static napi_value make_int(napi_env env, int64_t v) {
   napi_value out;
   napi_create_int64(env, v, &out);
@@ -370,7 +425,7 @@ static int get_int_opt(int fd, int level, int opt) {
   return v;
 }
 
-// udpOpen({ bindAddress, port, device?, rcvbufBytes?, sndbufBytes?, tos?, recvTos? })
+// udpOpen({ bindAddress, port, device?, rcvbufBytes?, sndbufBytes?, tos?, recvTos?, dontFragment?, v6Only? })
 //   -> { fd, port, rcvbufBytes, sndbufBytes }
 // The returned buffer sizes are what getsockopt reports (Linux doubles the request to
 // account for its bookkeeping), so they show whether the request was capped.
@@ -387,14 +442,24 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   napi_value v;
   char bind_text[64];
   struct in_addr bind_addr;
+  struct in6_addr bind_addr6;
   if (!get_opt_prop(env, opts, "bindAddress", &v))
-    return throw_type(env, fn, "bindAddress must be an IPv4 string");
+    return throw_type(env, fn, "bindAddress must be an IPv4 or IPv6 address string");
   if (!get_string(env, v, fn, "bindAddress", bind_text, sizeof bind_text)) return NULL;
-  if (inet_pton(AF_INET, bind_text, &bind_addr) != 1) {
+  // An IPv6 bind address makes an AF_INET6 socket; '::' also takes IPv4 (dual stack, IPv4
+  // peers as v4-mapped addresses) unless v6Only is set.
+  bool v6 = strchr(bind_text, ':') != NULL;
+  if (v6 ? inet_pton(AF_INET6, bind_text, &bind_addr6) != 1 : inet_pton(AF_INET, bind_text, &bind_addr) != 1) {
     char what[128];
-    snprintf(what, sizeof what, "%s: bindAddress '%s' is not an IPv4 address", fn, bind_text);
+    snprintf(what, sizeof what, "%s: bindAddress '%s' is not an IPv4 or IPv6 address", fn, bind_text);
     napi_throw_error(env, "ERR_INVALID_IP_ADDRESS", what);
     return NULL;
+  }
+  bool dual_stack = v6 && memcmp(&bind_addr6, &in6addr_any, sizeof bind_addr6) == 0;
+  if (v6 && get_opt_prop(env, opts, "v6Only", &v)) {
+    bool v6_only = false;
+    napi_get_value_bool(env, v, &v6_only);
+    if (v6_only) dual_stack = false;
   }
   int64_t port = 0;
   if (!get_opt_prop(env, opts, "port", &v)) return throw_type(env, fn, "port must be a number");
@@ -414,14 +479,32 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     return NULL;
   bool recv_tos = false;
   if (get_opt_prop(env, opts, "recvTos", &v)) napi_get_value_bool(env, v, &recv_tos);
+  bool dont_fragment = false;
+  if (get_opt_prop(env, opts, "dontFragment", &v)) napi_get_value_bool(env, v, &dont_fragment);
 
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return throw_errno(env, "socket", "AF_INET/SOCK_DGRAM", errno);
+  int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return throw_errno(env, "socket", v6 ? "AF_INET6/SOCK_DGRAM" : "AF_INET/SOCK_DGRAM", errno);
 
   const char *failed = NULL;
   const char *subject = NULL;
   int one = 1;
-  if (has_device && device[0] &&
+  int zero = 0;
+  // IPv4 options apply to a v4 socket and to the IPv4 traffic of a dual-stack one.
+  bool ip4 = !v6 || dual_stack;
+  // dontFragment: DF on every datagram, never fragmented by this host, and the kernel's cached
+  // path MTU ignored. IP_PMTUDISC_PROBE (not _DO) because Braid discovers each path's MTU
+  // itself with padded probes (RFC 8899): with _DO, one ICMP Frag Needed (or a forged one)
+  // lowers the route's cached PMTU and the kernel then refuses (EMSGSIZE) every larger send for
+  // ten minutes, including the probes that would find the path grew back; with _PROBE the
+  // probes go out as asked and a datagram larger than the interface MTU still fails locally with
+  // EMSGSIZE. IPv6 routers never fragment; IPV6_DONTFRAG stops this host from fragmenting too
+  // (an oversized send fails with EMSGSIZE instead of going out as fragments), and
+  // IPV6_PMTUDISC_PROBE ignores the cached PMTU as on IPv4.
+  int pmtu_probe = IP_PMTUDISC_PROBE;
+  int pmtu6_probe = IPV6_PMTUDISC_PROBE;
+  if (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, dual_stack ? &zero : &one, sizeof one) < 0) {
+    failed = "setsockopt(IPV6_V6ONLY)";
+  } else if (has_device && device[0] &&
       setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device, (socklen_t)strlen(device)) < 0) {
     failed = "setsockopt(SO_BINDTODEVICE)";
     subject = device;
@@ -429,17 +512,36 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     failed = "setsockopt(SO_RCVBUF)";
   } else if (sndbuf > 0 && set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, (int)sndbuf) < 0) {
     failed = "setsockopt(SO_SNDBUF)";
-  } else if (tos >= 0 && setsockopt(fd, IPPROTO_IP, IP_TOS, &(int){(int)tos}, sizeof(int)) < 0) {
+  } else if (tos >= 0 && ip4 && setsockopt(fd, IPPROTO_IP, IP_TOS, &(int){(int)tos}, sizeof(int)) < 0) {
     failed = "setsockopt(IP_TOS)";
-  } else if (recv_tos && setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0) {
+  } else if (tos >= 0 && v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_TCLASS, &(int){(int)tos}, sizeof(int)) < 0) {
+    failed = "setsockopt(IPV6_TCLASS)";
+  } else if (recv_tos && ip4 && setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) < 0) {
     failed = "setsockopt(IP_RECVTOS)";
+  } else if (recv_tos && v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, &one, sizeof one) < 0) {
+    failed = "setsockopt(IPV6_RECVTCLASS)";
+  } else if (dont_fragment && ip4 && setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu_probe, sizeof pmtu_probe) < 0) {
+    failed = "setsockopt(IP_MTU_DISCOVER)";
+  } else if (dont_fragment && v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu6_probe, sizeof pmtu6_probe) < 0) {
+    failed = "setsockopt(IPV6_MTU_DISCOVER)";
+  } else if (dont_fragment && v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, &one, sizeof one) < 0) {
+    failed = "setsockopt(IPV6_DONTFRAG)";
   } else {
-    struct sockaddr_in sa;
+    sockaddr_any_t sa;
     memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr = bind_addr;
-    sa.sin_port = htons((uint16_t)port);
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    socklen_t sa_len;
+    if (v6) {
+      sa.in6.sin6_family = AF_INET6;
+      sa.in6.sin6_addr = bind_addr6;
+      sa.in6.sin6_port = htons((uint16_t)port);
+      sa_len = sizeof sa.in6;
+    } else {
+      sa.in4.sin_family = AF_INET;
+      sa.in4.sin_addr = bind_addr;
+      sa.in4.sin_port = htons((uint16_t)port);
+      sa_len = sizeof sa.in4;
+    }
+    if (bind(fd, &sa.sa, sa_len) < 0) {
       failed = "bind";
       subject = bind_text;
     }
@@ -449,14 +551,14 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     close(fd);
     char where[96];
     if (failed[0] == 'b' && subject) {
-      snprintf(where, sizeof where, "%s:%lld", subject, (long long)port);
+      snprintf(where, sizeof where, v6 ? "[%s]:%lld" : "%s:%lld", subject, (long long)port);
       subject = where;
     }
     return throw_errno(env, failed, subject, err);
   }
-  struct sockaddr_in bound;
+  sockaddr_any_t bound;
   socklen_t bound_len = sizeof bound;
-  if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) < 0) {
+  if (getsockname(fd, &bound.sa, &bound_len) < 0) {
     int err = errno;
     close(fd);
     return throw_errno(env, "getsockname", NULL, err);
@@ -465,7 +567,12 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   napi_value out;
   NAPI_CALL(env, napi_create_object(env, &out));
   NAPI_CALL(env, napi_set_named_property(env, out, "fd", make_int(env, fd)));
-  NAPI_CALL(env, napi_set_named_property(env, out, "port", make_int(env, ntohs(bound.sin_port))));
+  NAPI_CALL(env, napi_set_named_property(env, out, "port",
+                                         make_int(env, ntohs(v6 ? bound.in6.sin6_port : bound.in4.sin_port))));
+  NAPI_CALL(env, napi_set_named_property(env, out, "family", make_int(env, v6 ? 6 : 4)));
+  napi_value dual_value;
+  NAPI_CALL(env, napi_get_boolean(env, dual_stack, &dual_value));
+  NAPI_CALL(env, napi_set_named_property(env, out, "dualStack", dual_value));
   NAPI_CALL(env, napi_set_named_property(env, out, "rcvbufBytes",
                                          make_int(env, get_int_opt(fd, SOL_SOCKET, SO_RCVBUF))));
   NAPI_CALL(env, napi_set_named_property(env, out, "sndbufBytes",
@@ -490,16 +597,18 @@ typedef struct reader {
   napi_async_context async_context;
   napi_ref on_batch;
   napi_ref on_error;  // may be NULL
-  napi_ref slab_ref, lengths_ref, addrs_ref, ports_ref, tos_ref;
+  napi_ref slab_ref, lengths_ref, addrs_ref, ports_ref, tos_ref, addrs6_ref, families_ref;
   uint8_t *slab;
   uint32_t *lengths;
-  uint32_t *addrs;  // host-order IPv4 source address per packet (UDP only)
-  uint16_t *ports;  // source port per packet (UDP only)
-  uint8_t *tos;     // received TOS byte per packet (UDP with recvTos only, else 0)
+  uint32_t *addrs;     // host-order IPv4 source address per packet (UDP only; 0 for IPv6)
+  uint16_t *ports;     // source port per packet (UDP only)
+  uint8_t *tos;        // received TOS / traffic class per packet (UDP with recvTos only, else 0)
+  uint8_t *addrs6;     // 16 bytes per packet: the IPv6 source, or the v4-mapped IPv4 one
+  uint8_t *families;   // 4 or 6 per packet (an IPv4 peer of a dual-stack socket is 4)
   // recvmmsg vectors, wired to the slab once at start.
   struct mmsghdr msgs[BATCH_MAX];
   struct iovec iov[BATCH_MAX];
-  struct sockaddr_in from[BATCH_MAX];
+  sockaddr_any_t from[BATCH_MAX];
   // Room for an IP_TOS cmsg (and IP_TTL / others the kernel might add) per message.
   uint8_t control[BATCH_MAX][64];
 } reader_t;
@@ -546,7 +655,7 @@ static void reader_on_closed(uv_handle_t *h) {
 static void reader_release_js(reader_t *r) {
   napi_env env = r->env;
   napi_ref *refs[] = {&r->on_batch, &r->on_error, &r->slab_ref, &r->lengths_ref,
-                      &r->addrs_ref, &r->ports_ref, &r->tos_ref};
+                      &r->addrs_ref, &r->ports_ref, &r->tos_ref, &r->addrs6_ref, &r->families_ref};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++) {
     if (*refs[i]) {
       napi_delete_reference(env, *refs[i]);
@@ -669,15 +778,43 @@ static int drain_udp(reader_t *r) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || is_transient_udp_error(errno)) return 0;
     return -errno;
   }
+  static const uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   for (int i = 0; i < k; i++) {
     struct msghdr *h = &r->msgs[i].msg_hdr;
+    sockaddr_any_t *from = &r->from[i];
+    uint8_t *a6 = r->addrs6 + (size_t)i * 16;
     r->lengths[i] = r->msgs[i].msg_len;
-    r->addrs[i] = ntohl(r->from[i].sin_addr.s_addr);
-    r->ports[i] = ntohs(r->from[i].sin_port);
+    if (from->sa.sa_family == AF_INET6) {
+      memcpy(a6, &from->in6.sin6_addr, 16);
+      r->ports[i] = ntohs(from->in6.sin6_port);
+      if (is_v4_mapped(a6)) {
+        r->families[i] = 4;
+        r->addrs[i] = ((uint32_t)a6[12] << 24) | ((uint32_t)a6[13] << 16) | ((uint32_t)a6[14] << 8) | a6[15];
+      } else {
+        r->families[i] = 6;
+        r->addrs[i] = 0;
+      }
+    } else {
+      uint32_t a = ntohl(from->in4.sin_addr.s_addr);
+      r->families[i] = 4;
+      r->addrs[i] = a;
+      r->ports[i] = ntohs(from->in4.sin_port);
+      memcpy(a6, mapped_prefix, 12);
+      a6[12] = (uint8_t)(a >> 24);
+      a6[13] = (uint8_t)(a >> 16);
+      a6[14] = (uint8_t)(a >> 8);
+      a6[15] = (uint8_t)a;
+    }
     uint8_t tos = 0;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
       if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
         tos = *(uint8_t *)CMSG_DATA(c);
+        break;
+      }
+      if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS) {
+        int tclass;
+        memcpy(&tclass, CMSG_DATA(c), sizeof tclass);
+        tos = (uint8_t)tclass;
         break;
       }
     }
@@ -688,8 +825,8 @@ static int drain_udp(reader_t *r) {
 
 static void reader_deliver(reader_t *r, int count) {
   napi_env env = r->env;
-  napi_value argv[6];
-  size_t argc = r->kind == KIND_UDP ? 6 : 3;
+  napi_value argv[8];
+  size_t argc = r->kind == KIND_UDP ? 8 : 3;
   napi_get_reference_value(env, r->slab_ref, &argv[0]);
   napi_create_int32(env, count, &argv[1]);
   napi_get_reference_value(env, r->lengths_ref, &argv[2]);
@@ -697,6 +834,8 @@ static void reader_deliver(reader_t *r, int count) {
     napi_get_reference_value(env, r->addrs_ref, &argv[3]);
     napi_get_reference_value(env, r->ports_ref, &argv[4]);
     napi_get_reference_value(env, r->tos_ref, &argv[5]);
+    napi_get_reference_value(env, r->addrs6_ref, &argv[6]);
+    napi_get_reference_value(env, r->families_ref, &argv[7]);
   }
   reader_call(r, r->on_batch, argc, argv);
 }
@@ -733,7 +872,8 @@ static bool make_typed(napi_env env, napi_typedarray_type type, size_t count, si
 
 // startReader(fd, kind: 'tun'|'udp', onBatch, onError?) -> handle
 //   TUN: onBatch(slab: Buffer, count, lengths: Uint32Array)
-//   UDP: onBatch(slab, count, lengths, addrs: Uint32Array, ports: Uint16Array, tos: Uint8Array)
+//   UDP: onBatch(slab, count, lengths, addrs: Uint32Array, ports: Uint16Array, tos: Uint8Array,
+//                addrs6: Uint8Array (16 bytes per packet), families: Uint8Array (4 or 6))
 // Packet i is slab[i*SLOT_BYTES, i*SLOT_BYTES + lengths[i]). Everything is reused by the next
 // batch: valid only during the callback. onError(err) is called once on a fatal read error,
 // after which the reader is stopped (the fd is left open: the owner closes it).
@@ -786,6 +926,10 @@ static napi_value start_reader(napi_env env, napi_callback_info info) {
     r->ports = p;
     ok = ok && make_typed(env, napi_uint8_array, BATCH_MAX, 1, &p, &r->tos_ref);
     r->tos = p;
+    ok = ok && make_typed(env, napi_uint8_array, BATCH_MAX * 16, 1, &p, &r->addrs6_ref);
+    r->addrs6 = p;
+    ok = ok && make_typed(env, napi_uint8_array, BATCH_MAX, 1, &p, &r->families_ref);
+    r->families = p;
   }
   ok = ok && napi_create_reference(env, argv[2], 1, &r->on_batch) == napi_ok;
   if (ok && has_on_error) ok = napi_create_reference(env, argv[3], 1, &r->on_error) == napi_ok;
@@ -884,19 +1028,27 @@ typedef union {
   uint8_t buf[CMSG_SPACE(sizeof(int))];
 } tos_cmsg_t;
 
-static void fill_tos_cmsg(struct msghdr *h, tos_cmsg_t *c, int tos) {
+// IPv6 destinations take the traffic class (IPV6_TCLASS) instead; IPv4 ones, v4-mapped or not,
+// the IP_TOS byte (the kernel sends a v4-mapped destination through its IPv4 path).
+static bool dest_is_ipv6(const sockaddr_any_t *to) {
+  return to->sa.sa_family == AF_INET6 && !is_v4_mapped(to->in6.sin6_addr.s6_addr);
+}
+
+static void fill_tos_cmsg(struct msghdr *h, tos_cmsg_t *c, int tos, bool ipv6) {
   memset(c, 0, sizeof *c);
   h->msg_control = c->buf;
   h->msg_controllen = sizeof c->buf;
   struct cmsghdr *cm = CMSG_FIRSTHDR(h);
-  cm->cmsg_level = IPPROTO_IP;
-  cm->cmsg_type = IP_TOS;
+  cm->cmsg_level = ipv6 ? IPPROTO_IPV6 : IPPROTO_IP;
+  cm->cmsg_type = ipv6 ? IPV6_TCLASS : IP_TOS;
   cm->cmsg_len = CMSG_LEN(sizeof(int));
   memcpy(CMSG_DATA(cm), &tos, sizeof tos);
 }
 
-// udpSend(fd, buf, offset, length, address: uint32|string, port, tos) -> bytes or -errno.
-// tos < 0 sends with the socket's default TOS (plain sendto).
+// udpSend(fd, buf, offset, length, address: uint32|string|Uint8Array(16), port, tos)
+//   -> bytes or -errno. A uint32 or dotted string is an IPv4 destination (AF_INET socket);
+// IPv6 text or 16 bytes an IPv6 one (AF_INET6 socket; IPv4 peers of a dual-stack socket as
+// v4-mapped bytes). tos < 0 sends with the socket's default TOS (plain sendto).
 static napi_value udp_send(napi_env env, napi_callback_info info) {
   static const char *fn = "udpSend";
   size_t argc = 7;
@@ -906,31 +1058,31 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
   int32_t fd, port, tos;
   uint8_t *data;
   size_t len;
-  struct sockaddr_in to;
-  memset(&to, 0, sizeof to);
-  to.sin_family = AF_INET;
+  sockaddr_any_t to;
+  socklen_t to_len;
   if (!get_i32(env, argv[0], fn, "fd", 0, INT32_MAX, &fd)) return NULL;
   if (!get_slice(env, argv + 1, fn, &data, &len)) return NULL;
-  if (!get_ipv4(env, argv[4], fn, &to.sin_addr)) return NULL;
+  if (!get_dest(env, argv[4], fn, &to, &to_len)) return NULL;
   if (!get_i32(env, argv[5], fn, "port", 1, 65535, &port)) return NULL;
   if (!get_i32(env, argv[6], fn, "tos", -1, 255, &tos)) return NULL;
-  to.sin_port = htons((uint16_t)port);
+  if (to.sa.sa_family == AF_INET6) to.in6.sin6_port = htons((uint16_t)port);
+  else to.in4.sin_port = htons((uint16_t)port);
 
   ssize_t k;
   if (tos < 0) {
     do {
-      k = sendto(fd, data, len, 0, (struct sockaddr *)&to, sizeof to);
+      k = sendto(fd, data, len, 0, &to.sa, to_len);
     } while (k < 0 && errno == EINTR);
   } else {
     struct iovec iov = {.iov_base = data, .iov_len = len};
     struct msghdr h;
     memset(&h, 0, sizeof h);
     h.msg_name = &to;
-    h.msg_namelen = sizeof to;
+    h.msg_namelen = to_len;
     h.msg_iov = &iov;
     h.msg_iovlen = 1;
     tos_cmsg_t c;
-    fill_tos_cmsg(&h, &c, tos);
+    fill_tos_cmsg(&h, &c, tos, dest_is_ipv6(&to));
     do {
       k = sendmsg(fd, &h, 0);
     } while (k < 0 && errno == EINTR);
@@ -961,8 +1113,9 @@ typedef union {
   uint8_t buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(uint16_t))];
 } send_cmsg_t;
 
-// Fills the message's control data: IP_TOS when tos >= 0, UDP_SEGMENT when gso_size > 0.
-static void fill_send_cmsgs(struct msghdr *h, send_cmsg_t *c, int tos, uint16_t gso_size) {
+// Fills the message's control data: IP_TOS (IPV6_TCLASS for an IPv6 destination) when
+// tos >= 0, UDP_SEGMENT when gso_size > 0.
+static void fill_send_cmsgs(struct msghdr *h, send_cmsg_t *c, int tos, bool ipv6, uint16_t gso_size) {
   if (tos < 0 && gso_size == 0) return;
   memset(c, 0, sizeof *c);
   h->msg_control = c->buf;
@@ -970,8 +1123,8 @@ static void fill_send_cmsgs(struct msghdr *h, send_cmsg_t *c, int tos, uint16_t 
                       (gso_size > 0 ? CMSG_SPACE(sizeof(uint16_t)) : 0);
   struct cmsghdr *cm = CMSG_FIRSTHDR(h);
   if (tos >= 0) {
-    cm->cmsg_level = IPPROTO_IP;
-    cm->cmsg_type = IP_TOS;
+    cm->cmsg_level = ipv6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    cm->cmsg_type = ipv6 ? IPV6_TCLASS : IP_TOS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &tos, sizeof tos);
     cm = CMSG_NXTHDR(h, cm);
@@ -986,7 +1139,9 @@ static void fill_send_cmsgs(struct msghdr *h, send_cmsg_t *c, int tos, uint16_t 
 
 // udpSendBatch(fd, slab, count, offsets: Uint32Array, lengths: Uint32Array,
 //              addrs: Uint32Array, ports: Uint16Array, tos: Uint8Array | null, first = 0,
-//              gso = false) -> datagrams sent, or -errno
+//              gso = false, addrs6: Uint8Array | null = null) -> datagrams sent, or -errno
+// With addrs6 (16 bytes per datagram: an AF_INET6 socket's destinations, IPv4 peers as
+// v4-mapped addresses), destinations come from it and addrs is not read.
 // Datagram i is slab[offsets[i], offsets[i] + lengths[i]) to addrs[i]:ports[i] (host-order
 // IPv4) with TOS tos[i] (or the socket default when tos is null). Sends datagrams
 // [first, count) (count at most BATCH_MAX) in one sendmmsg. Returns how many datagrams were
@@ -998,12 +1153,12 @@ static void fill_send_cmsgs(struct msghdr *h, send_cmsg_t *c, int tos, uint16_t 
 // what a device without checksum offload, which GSO needs, answers).
 static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
   static const char *fn = "udpSendBatch";
-  size_t argc = 10;
-  napi_value argv[10];
+  size_t argc = 11;
+  napi_value argv[11];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 8)
     return throw_type(env, fn,
-                      "expected (fd, slab, count, offsets, lengths, addrs, ports, tos|null, first?, gso?)");
+                      "expected (fd, slab, count, offsets, lengths, addrs, ports, tos|null, first?, gso?, addrs6?)");
   int32_t fd, count, first = 0;
   bool gso = false;
   uint8_t *slab;
@@ -1038,9 +1193,19 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
     if (t == napi_boolean) napi_get_value_bool(env, argv[9], &gso);
     else if (t != napi_undefined) return throw_type(env, fn, "gso must be a boolean");
   }
+  uint8_t *addrs6 = NULL;
+  size_t n_addr6 = 0;
+  if (argc >= 11) {
+    napi_typeof(env, argv[10], &t);
+    if (t != napi_null && t != napi_undefined) {
+      if (!get_typed(env, argv[10], fn, "addrs6", napi_uint8_array, &p, &n_addr6)) return NULL;
+      addrs6 = p;
+    }
+  }
   size_t c = (size_t)count;
-  if (n_off < c || n_len < c || n_addr < c || n_port < c || (toss && n_tos < c))
-    return throw_range(env, fn, "offsets/lengths/addrs/ports/tos are shorter than count");
+  if (n_off < c || n_len < c || n_addr < c || n_port < c || (toss && n_tos < c) ||
+      (addrs6 && n_addr6 < c * 16))
+    return throw_range(env, fn, "offsets/lengths/addrs/ports/tos/addrs6 are shorter than count");
   if (count == first) return make_int(env, 0);
   for (size_t i = (size_t)first; i < c; i++) {
     if ((uint64_t)offsets[i] + lengths[i] > slab_len)
@@ -1049,7 +1214,7 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
 
   struct mmsghdr msgs[BATCH_MAX];
   struct iovec iov[BATCH_MAX];
-  struct sockaddr_in to[BATCH_MAX];
+  sockaddr_any_t to[BATCH_MAX];
   send_cmsg_t ctrl[BATCH_MAX];
   uint8_t run_length[BATCH_MAX];  // datagrams carried by message m
   size_t n_msgs = 0;
@@ -1058,7 +1223,8 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
     // long as the first, the last no longer.
     size_t size = lengths[i], j = i + 1, bytes = size;
     if (gso && size > 0) {
-      while (j < c && j - i < GSO_MAX_SEGMENTS && addrs[j] == addrs[i] && ports[j] == ports[i] &&
+      while (j < c && j - i < GSO_MAX_SEGMENTS && ports[j] == ports[i] &&
+             (addrs6 ? memcmp(addrs6 + j * 16, addrs6 + i * 16, 16) == 0 : addrs[j] == addrs[i]) &&
              (!toss || toss[j] == toss[i]) && lengths[j] > 0 && lengths[j] <= size &&
              lengths[j - 1] == size && bytes + lengths[j] <= UDP_MAX_PAYLOAD) {
         bytes += lengths[j];
@@ -1072,15 +1238,24 @@ static napi_value udp_send_batch(napi_env env, napi_callback_info info) {
       iov[k - (size_t)first].iov_len = lengths[k];
     }
     memset(&to[m], 0, sizeof to[m]);
-    to[m].sin_family = AF_INET;
-    to[m].sin_addr.s_addr = htonl(addrs[i]);
-    to[m].sin_port = htons(ports[i]);
+    socklen_t to_len;
+    if (addrs6) {
+      to[m].in6.sin6_family = AF_INET6;
+      memcpy(&to[m].in6.sin6_addr, addrs6 + i * 16, 16);
+      to[m].in6.sin6_port = htons(ports[i]);
+      to_len = sizeof to[m].in6;
+    } else {
+      to[m].in4.sin_family = AF_INET;
+      to[m].in4.sin_addr.s_addr = htonl(addrs[i]);
+      to[m].in4.sin_port = htons(ports[i]);
+      to_len = sizeof to[m].in4;
+    }
     struct msghdr *h = &msgs[m].msg_hdr;
     h->msg_name = &to[m];
-    h->msg_namelen = sizeof to[m];
+    h->msg_namelen = to_len;
     h->msg_iov = &iov[i - (size_t)first];
     h->msg_iovlen = j - i;
-    fill_send_cmsgs(h, &ctrl[m], toss ? toss[i] : -1, j - i > 1 ? (uint16_t)size : 0);
+    fill_send_cmsgs(h, &ctrl[m], toss ? toss[i] : -1, dest_is_ipv6(&to[m]), j - i > 1 ? (uint16_t)size : 0);
     run_length[m] = (uint8_t)(j - i);
     i = j;
   }

@@ -1,6 +1,7 @@
 // UDP links: one socket per WAN link, carrying the overlay to the peer edges.
 //
-// Stages: open (addon udpOpen: bind, SO_BINDTODEVICE, 4 MiB buffers) -> onDatagrams (addon poll
+// Stages: open (addon udpOpen: bind IPv4, IPv6 or both ('::' is dual stack), SO_BINDTODEVICE,
+// 4 MiB buffers, DF with the kernel's PMTU ignored when asked) -> onDatagrams (addon poll
 // reader, recvmmsg, one callback per batch) -> send (addon udpSend, DSCP as a per-packet TOS
 // cmsg) or sendBatch (a SendBatch of up to 64 datagrams: one sendmmsg, equal-sized runs as UDP
 // GSO messages) -> close. NodeDgramLink
@@ -11,6 +12,7 @@ import dgram from 'node:dgram';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { errnoName, osCodeOf } from './os-errors.ts';
 import { formatIpv4, parseIpv4 } from './ipv4.ts';
+import { formatIpv6, parseIpv6, writeV4Mapped } from './ipv6.ts';
 import {
   loadNative,
   tryLoadNative,
@@ -26,7 +28,7 @@ import {
 export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 export interface UdpEndpoint {
-  /** IPv4 dotted quad. */
+  /** IPv4 dotted quad, or IPv6 text without brackets ('2001:db8::1'). */
   readonly address: string;
   readonly port: number;
 }
@@ -39,9 +41,16 @@ export interface DatagramBatch {
   readonly count: number;
   /** Zero-copy view of datagram `index`'s payload. */
   datagram(index: number): Buffer;
-  /** Source IPv4 as a host-order uint32 (127.0.0.1 is 0x7f000001): no string per packet. */
+  /**
+   * Source IPv4 as a host-order uint32 (127.0.0.1 is 0x7f000001): no string per packet. 0 for
+   * an IPv6 source (see fromFamily).
+   */
   fromAddressU32(index: number): number;
-  /** Source IPv4 as text (formats a string: prefer fromAddressU32 on the hot path). */
+  /** 4, or 6 for an IPv6 source (IPv4 peers of a dual-stack socket are 4). */
+  fromFamily(index: number): 4 | 6;
+  /** The source as 16 bytes (IPv4 sources v4-mapped): a borrowed view, valid during the callback. */
+  fromAddress6(index: number): Uint8Array;
+  /** Source as text, IPv4 or IPv6 (formats a string: prefer fromAddressU32 on the hot path). */
   fromAddress(index: number): string;
   fromPort(index: number): number;
   /** The datagram's TOS byte (DSCP << 2 | ECN) when the link was opened with recvTos, else 0. */
@@ -80,8 +89,12 @@ export class SendBatch {
   readonly slab = Buffer.allocUnsafeSlow(SEND_BATCH_SLAB_BYTES);
   readonly offsets = new Uint32Array(SEND_BATCH_MAX);
   readonly lengths = new Uint32Array(SEND_BATCH_MAX);
-  /** Destination IPv4 per datagram, host-order uint32. */
+  /** Destination IPv4 per datagram, host-order uint32 (0 for an IPv6 destination). */
   readonly addrs = new Uint32Array(SEND_BATCH_MAX);
+  /** Destination per datagram as 16 bytes (IPv4 v4-mapped): what an IPv6 socket sends to. */
+  readonly addrs6 = new Uint8Array(SEND_BATCH_MAX * 16);
+  /** Datagrams in the batch with an IPv6 (not v4-mapped) destination. */
+  ipv6Count = 0;
   readonly ports = new Uint16Array(SEND_BATCH_MAX);
   /** TOS byte per datagram (dscpToTos of the dscp pushed). */
   readonly tos = new Uint8Array(SEND_BATCH_MAX);
@@ -89,6 +102,8 @@ export class SendBatch {
   private usedBytes = 0;
   private lastAddressText = '';
   private lastAddressU32 = 0;
+  private readonly lastAddress6 = new Uint8Array(16);
+  private lastIsIpv6 = false;
 
   /** True when a datagram of `length` bytes needs this batch sent (and cleared) first. */
   isFullFor(length: number): boolean {
@@ -97,19 +112,28 @@ export class SendBatch {
 
   /**
    * Copies a datagram in. False, with nothing queued, when the batch cannot take it: it is full
-   * (see isFullFor), the datagram is too big to batch, or the endpoint is not an IPv4 address and
-   * port. The caller then sends the batch, or sends this datagram with send(), which counts the
-   * drop and its reason as usual.
+   * (see isFullFor), the datagram is too big to batch, or the endpoint is not an IPv4 or IPv6
+   * address and port. The caller then sends the batch, or sends this datagram with send(), which
+   * counts the drop and its reason as usual.
    */
   push(bytes: Uint8Array, to: UdpEndpoint, dscp: number): boolean {
     const length = bytes.length;
     if (length > SEND_BATCH_SLAB_BYTES / 4 || this.isFullFor(length)) return false;
-    let addressU32 = this.lastAddressU32;
     if (to.address !== this.lastAddressText) {
       const parsed = parseIpv4(to.address);
-      if (parsed === undefined) return false;
+      if (parsed !== undefined) {
+        this.lastAddressU32 = parsed;
+        writeV4Mapped(parsed, this.lastAddress6);
+        this.lastIsIpv6 = false;
+      } else {
+        if (parseIpv6(to.address, this.lastAddress6) === undefined) {
+          this.lastAddressText = '';
+          return false;
+        }
+        this.lastAddressU32 = 0;
+        this.lastIsIpv6 = true;
+      }
       this.lastAddressText = to.address;
-      this.lastAddressU32 = addressU32 = parsed;
     }
     if (!(to.port >= 1 && to.port <= 65535)) return false;
     const i = this.count;
@@ -117,7 +141,9 @@ export class SendBatch {
     this.slab.set(bytes, offset);
     this.offsets[i] = offset;
     this.lengths[i] = length;
-    this.addrs[i] = addressU32;
+    this.addrs[i] = this.lastAddressU32;
+    this.addrs6.set(this.lastAddress6, i * 16);
+    if (this.lastIsIpv6) this.ipv6Count++;
     this.ports[i] = to.port;
     this.tos[i] = dscpToTos(dscp);
     // 16-byte aligned starts: cheap, and keeps the kernel's copies aligned.
@@ -132,9 +158,18 @@ export class SendBatch {
     return this.slab.subarray(offset, offset + this.lengths[index]!);
   }
 
+  /** Destination of datagram `index` as an endpoint (formats a string: not for the hot path). */
+  endpoint(index: number): UdpEndpoint {
+    const a = this.addrs[index]!;
+    const six = this.addrs6.subarray(index * 16, index * 16 + 16);
+    const isV6 = a === 0 && !(six[10] === 0xff && six[11] === 0xff);
+    return { address: isV6 ? formatIpv6(six) : formatIpv4(a), port: this.ports[index]! };
+  }
+
   clear(): void {
     this.count = 0;
     this.usedBytes = 0;
+    this.ipv6Count = 0;
   }
 }
 
@@ -174,6 +209,18 @@ export interface UdpLinkOptions {
   /** Report each received datagram's TOS byte (IP_RECVTOS); native only. */
   readonly recvTos?: boolean;
   /**
+   * Set DF on every datagram and never fragment locally; the kernel's cached path MTU is ignored
+   * (IP_PMTUDISC_PROBE / IPV6_PMTUDISC_PROBE + IPV6_DONTFRAG, see the addon for why), so the
+   * overlay's own PMTU discovery (src/core/pathmon/pmtu.ts) decides what fits. A datagram larger
+   * than the interface MTU then fails with EMSGSIZE (a counted drop: lastTxError 'EMSGSIZE')
+   * instead of leaving as fragments. Native only. Default off: turn it on together with the
+   * core's too-big handling (ICMP back into the TUN, inner fragmentation), or inner packets
+   * that are fragmented on the underlay today would be dropped instead.
+   */
+  readonly dontFragment?: boolean;
+  /** IPv6 bind address '::' only: IPv6 peers only (default: dual stack, IPv4 peers too). */
+  readonly v6Only?: boolean;
+  /**
    * sendBatch may send runs of equal-sized datagrams to one destination as one UDP GSO message
    * (UDP_SEGMENT, Linux 4.18+); native only. Default: on, unless the environment has
    * BRAID_UDP_GSO=0. Turned off for the link by itself the first time the kernel refuses a GSO
@@ -201,6 +248,8 @@ class NativeDatagramBatch implements DatagramBatch {
   addrs: Uint32Array = new Uint32Array(0);
   ports: Uint16Array = new Uint16Array(0);
   toss: Uint8Array = new Uint8Array(0);
+  addrs6: Uint8Array = new Uint8Array(0);
+  families: Uint8Array = new Uint8Array(0);
 
   constructor(private readonly slotBytes: number) {}
 
@@ -211,8 +260,15 @@ class NativeDatagramBatch implements DatagramBatch {
   fromAddressU32(index: number): number {
     return this.addrs[index];
   }
+  fromFamily(index: number): 4 | 6 {
+    // An addon built before IPv6 passes no families: every source is IPv4 then.
+    return this.families[index] === 6 ? 6 : 4;
+  }
+  fromAddress6(index: number): Uint8Array {
+    return this.addrs6.subarray(index * 16, index * 16 + 16);
+  }
   fromAddress(index: number): string {
-    return formatIpv4(this.addrs[index]);
+    return this.fromFamily(index) === 6 ? formatIpv6(this.addrs6, index * 16) : formatIpv4(this.addrs[index]);
   }
   fromPort(index: number): number {
     return this.ports[index];
@@ -242,6 +298,9 @@ export class NativeUdpLink implements UdpLink {
   gso: boolean;
   /** Why gso went false at run time (errno name), for a log line. */
   gsoDisabledBy: string | undefined;
+  /** 4: an AF_INET socket (IPv4 peers only); 6: AF_INET6 (IPv6 peers, and IPv4 ones when dualStack). */
+  readonly family: 4 | 6;
+  readonly dualStack: boolean;
   private reader: ReaderHandle | undefined;
   private closed = false;
   private datagramCallback: ((batch: DatagramBatch) => void) | undefined;
@@ -250,6 +309,10 @@ export class NativeUdpLink implements UdpLink {
   // string is parsed once, not per packet.
   private lastAddressText = '';
   private lastAddressU32 = 0;
+  /** The last destination as the socket takes it: 16 bytes on an IPv6 socket. */
+  private readonly lastAddress6 = new Uint8Array(16);
+  /** The last destination cannot be sent from this socket (an IPv6 peer of an IPv4 socket, ...). */
+  private lastUnreachable = false;
 
   /** Opens the socket; throws BraidError(SOCKET_FAILED) with the reason and the fix. */
   static open(options: UdpLinkOptions, native: BraidNative = loadNative()): NativeUdpLink {
@@ -264,9 +327,13 @@ export class NativeUdpLink implements UdpLink {
         rcvbufBytes: options.rcvbufBytes ?? DEFAULT_SOCKET_BUFFER_BYTES,
         sndbufBytes: options.sndbufBytes ?? DEFAULT_SOCKET_BUFFER_BYTES,
         recvTos: options.recvTos ?? false,
+        dontFragment: options.dontFragment ?? false,
+        v6Only: options.v6Only ?? false,
       });
       const gso = options.gso ?? process.env.BRAID_UDP_GSO !== '0';
-      return new NativeUdpLink(native, socket.fd, socket.port, socket.rcvbufBytes, socket.sndbufBytes, gso);
+      // An addon built before IPv6 reports no family: it only makes IPv4 sockets.
+      const family = socket.family === 6 ? 6 : 4;
+      return new NativeUdpLink(native, socket.fd, socket.port, socket.rcvbufBytes, socket.sndbufBytes, gso, family, socket.dualStack === true);
     } catch (error) {
       throw udpOpenError(options, error);
     }
@@ -279,34 +346,55 @@ export class NativeUdpLink implements UdpLink {
     rcvbufBytes: number,
     sndbufBytes: number,
     gso: boolean,
+    family: 4 | 6,
+    dualStack: boolean,
   ) {
     this.rcvbufBytes = rcvbufBytes;
     this.sndbufBytes = sndbufBytes;
     this.gso = gso;
+    this.family = family;
+    this.dualStack = dualStack;
     this.batch = new NativeDatagramBatch(native.SLOT_BYTES);
   }
 
   send(bytes: Uint8Array, to: UdpEndpoint, dscp: number): boolean {
     if (this.closed) return this.drop('EBADF');
-    let addressU32 = this.lastAddressU32;
-    if (to.address !== this.lastAddressText) {
-      const parsed = parseIpv4(to.address);
-      if (parsed === undefined) return this.drop('EINVAL');
-      this.lastAddressText = to.address;
-      this.lastAddressU32 = addressU32 = parsed;
-    }
+    if (to.address !== this.lastAddressText && !this.parseDestination(to.address)) return this.drop('EINVAL');
+    if (this.lastUnreachable) return this.drop('EAFNOSUPPORT');
     if (!(to.port >= 1 && to.port <= 65535)) return this.drop('EINVAL');
     const sent = this.native.udpSend(
       this.fd,
       bytes,
       0,
       bytes.length,
-      addressU32,
+      this.family === 6 ? this.lastAddress6 : this.lastAddressU32,
       to.port,
       dscpToTos(dscp),
     );
     if (sent < 0) return this.drop(errnoName(-sent));
     this.counters.txDatagrams++;
+    return true;
+  }
+
+  /**
+   * Caches `address` in the form this socket sends to (IPv4 uint32 on an IPv4 socket, 16 bytes
+   * on an IPv6 one, IPv4 peers v4-mapped). False when it is not an address at all;
+   * lastUnreachable when this socket cannot reach it (IPv6 from IPv4, IPv4 from v6-only).
+   */
+  private parseDestination(address: string): boolean {
+    const v4 = parseIpv4(address);
+    if (v4 !== undefined) {
+      this.lastAddressU32 = v4;
+      writeV4Mapped(v4, this.lastAddress6);
+      this.lastUnreachable = this.family === 6 && !this.dualStack;
+    } else if (parseIpv6(address, this.lastAddress6) !== undefined) {
+      this.lastAddressU32 = 0;
+      this.lastUnreachable = this.family === 4;
+    } else {
+      this.lastAddressText = '';
+      return false;
+    }
+    this.lastAddressText = address;
     return true;
   }
 
@@ -316,6 +404,13 @@ export class NativeUdpLink implements UdpLink {
     if (this.closed) {
       this.dropMany('EBADF', count);
       return 0;
+    }
+    if ((this.family === 4 && batch.ipv6Count > 0) || (this.family === 6 && !this.dualStack && batch.ipv6Count < count)) {
+      // Destinations this socket cannot reach are mixed in (a configuration mistake): one send()
+      // each, which drops those with EAFNOSUPPORT and sends the rest.
+      let sent = 0;
+      for (let i = 0; i < count; i++) if (this.send(batch.datagram(i), batch.endpoint(i), batch.tos[i]! >> 2)) sent++;
+      return sent;
     }
     let sent = 0;
     for (let first = 0; first < count; ) {
@@ -361,6 +456,7 @@ export class NativeUdpLink implements UdpLink {
       batch.tos,
       first,
       gso,
+      this.family === 6 ? batch.addrs6 : null,
     );
   }
 
@@ -370,7 +466,7 @@ export class NativeUdpLink implements UdpLink {
     this.reader = this.native.startReader(
       this.fd,
       'udp',
-      (slab, count, lengths, addrs, ports, toss) => {
+      (slab, count, lengths, addrs, ports, toss, addrs6, families) => {
         const batch = this.batch;
         batch.slab = slab;
         batch.count = count;
@@ -378,6 +474,10 @@ export class NativeUdpLink implements UdpLink {
         batch.addrs = addrs;
         batch.ports = ports;
         batch.toss = toss;
+        if (addrs6 !== undefined && families !== undefined) {
+          batch.addrs6 = addrs6;
+          batch.families = families;
+        }
         this.counters.rxDatagrams += count;
         this.counters.rxBatches++;
         this.datagramCallback?.(batch);
@@ -414,7 +514,8 @@ export class NativeUdpLink implements UdpLink {
 function udpOpenError(options: UdpLinkOptions, error: unknown): BraidError {
   const osCode = osCodeOf(error);
   const detail = error instanceof Error ? error.message : String(error);
-  const where = `${options.bindAddress}:${options.port}${options.device ? ` on ${options.device}` : ''}`;
+  const host = options.bindAddress.includes(':') ? `[${options.bindAddress}]` : options.bindAddress;
+  const where = `${host}:${options.port}${options.device ? ` on ${options.device}` : ''}`;
   const fix =
     osCode === 'EADDRINUSE'
       ? 'the port is taken by another socket'
@@ -442,8 +543,19 @@ class SingleDatagramBatch implements DatagramBatch {
   datagram(): Buffer {
     return this.payload;
   }
+  private readonly address6 = new Uint8Array(16);
+
   fromAddressU32(): number {
     return parseIpv4(this.address) ?? 0;
+  }
+  fromFamily(): 4 | 6 {
+    return this.address.includes(':') ? 6 : 4;
+  }
+  fromAddress6(): Uint8Array {
+    const v4 = parseIpv4(this.address);
+    if (v4 !== undefined) writeV4Mapped(v4, this.address6);
+    else if (parseIpv6(this.address, this.address6) === undefined) this.address6.fill(0);
+    return this.address6;
   }
   fromAddress(): string {
     return this.address;
@@ -477,18 +589,20 @@ export class NodeDgramLink implements UdpLink {
   };
 
   static open(options: UdpLinkOptions): Promise<NodeDgramLink> {
-    if (options.device !== undefined || options.recvTos) {
+    if (options.device !== undefined || options.recvTos || options.dontFragment) {
       return Promise.reject(
         new BraidError(
           ErrorCode.NATIVE_MISSING,
-          `UDP link ${options.bindAddress}:${options.port}: device binding and recvTos need the ` +
+          `UDP link ${options.bindAddress}:${options.port}: device binding, recvTos and dontFragment need the ` +
             'native addon; run `npm ci` (or `npm rebuild`)',
         ),
       );
     }
+    const v6 = options.bindAddress.includes(':');
     return new Promise((resolve, reject) => {
       const socket = dgram.createSocket({
-        type: 'udp4',
+        type: v6 ? 'udp6' : 'udp4',
+        ipv6Only: v6 && options.v6Only === true,
         recvBufferSize: options.rcvbufBytes ?? DEFAULT_SOCKET_BUFFER_BYTES,
         sendBufferSize: options.sndbufBytes ?? DEFAULT_SOCKET_BUFFER_BYTES,
       });
@@ -499,20 +613,24 @@ export class NodeDgramLink implements UdpLink {
       socket.once('error', onError);
       socket.bind({ address: options.bindAddress, port: options.port, exclusive: true }, () => {
         socket.off('error', onError);
-        resolve(new NodeDgramLink(socket));
+        resolve(new NodeDgramLink(socket, v6));
       });
     });
   }
 
   readonly port: number;
 
-  private constructor(private readonly socket: dgram.Socket) {
+  private constructor(
+    private readonly socket: dgram.Socket,
+    private readonly v6: boolean,
+  ) {
     this.port = socket.address().port;
     socket.on('message', (payload, remote) => {
       if (this.datagramCallback === undefined) return;
       const batch = this.batch;
       batch.payload = payload;
-      batch.address = remote.address;
+      // IPv4 peers of a dual-stack socket arrive v4-mapped: above the links they are plain IPv4.
+      batch.address = remote.address.startsWith('::ffff:') && remote.address.includes('.') ? remote.address.slice(7) : remote.address;
       batch.port = remote.port;
       this.counters.rxDatagrams++;
       this.counters.rxBatches++;
@@ -524,10 +642,13 @@ export class NodeDgramLink implements UdpLink {
 
   send(bytes: Uint8Array, to: UdpEndpoint, _dscp: number): boolean {
     if (this.closed) return this.drop('EBADF');
-    if (parseIpv4(to.address) === undefined || !(to.port >= 1 && to.port <= 65535)) {
+    const isV4 = parseIpv4(to.address) !== undefined;
+    if ((!isV4 && parseIpv6(to.address) === undefined) || !(to.port >= 1 && to.port <= 65535)) {
       return this.drop('EINVAL');
     }
-    this.socket.send(Buffer.from(bytes), to.port, to.address, this.onSent);
+    if (!isV4 && !this.v6) return this.drop('EAFNOSUPPORT');
+    const address = isV4 && this.v6 ? `::ffff:${to.address}` : to.address;
+    this.socket.send(Buffer.from(bytes), to.port, address, this.onSent);
     this.counters.txDatagrams++;
     return true;
   }
@@ -536,8 +657,7 @@ export class NodeDgramLink implements UdpLink {
   sendBatch(batch: SendBatch): number {
     let sent = 0;
     for (let i = 0; i < batch.count; i++) {
-      const endpoint = { address: formatIpv4(batch.addrs[i]!), port: batch.ports[i]! };
-      if (this.send(batch.datagram(i), endpoint, batch.tos[i]! >> 2)) sent++;
+      if (this.send(batch.datagram(i), batch.endpoint(i), batch.tos[i]! >> 2)) sent++;
     }
     return sent;
   }

@@ -7,6 +7,7 @@
 import type { DatagramBatch, UdpEndpoint, UdpLink, UdpLinkCounters } from '../../src/io/udp.ts';
 import { dscpToTos } from '../../src/io/udp.ts';
 import { formatIpv4, parseIpv4 } from '../../src/io/ipv4.ts';
+import { writeV4Mapped } from '../../src/io/ipv6.ts';
 
 const BATCH_MAX = 64;
 const POISON_BYTE = 0xdd;
@@ -39,6 +40,14 @@ class ArrayDatagramBatch implements DatagramBatch {
   }
   fromAddressU32(index: number): number {
     return this.items[index].fromAddressU32;
+  }
+  fromFamily(): 4 | 6 {
+    return 4; // the fake network is IPv4 only
+  }
+  fromAddress6(index: number): Uint8Array {
+    const out = new Uint8Array(16);
+    writeV4Mapped(this.items[index].fromAddressU32, out);
+    return out;
   }
   fromAddress(index: number): string {
     return formatIpv4(this.items[index].fromAddressU32);

@@ -244,7 +244,7 @@ describe.skipIf(!native)('native UDP link', () => {
     expect(bad(() => asUnknown.udpOpen({ port: 1 })).message).toMatch(/bindAddress must be/);
     expect(bad(() => addon.udpOpen({ bindAddress: 'nope', port: 1 }))).toEqual({
       code: 'ERR_INVALID_IP_ADDRESS',
-      message: "udpOpen: bindAddress 'nope' is not an IPv4 address",
+      message: "udpOpen: bindAddress 'nope' is not an IPv4 or IPv6 address",
     });
     expect(bad(() => addon.udpOpen({ bindAddress: LOOPBACK, port: 70000 })).code).toBe('ERR_OUT_OF_RANGE');
     expect(bad(() => addon.udpOpen({ bindAddress: LOOPBACK, port: 1.5 })).message).toMatch(/port must be an integer/);
