@@ -5,8 +5,21 @@
  * - RTT: from probe replies, STAMP-style: rtt = (now - tx) - peer hold time, so the peer's
  *   processing time is excluded. Smoothed (RFC 6298 weights) plus a ring of recent samples for
  *   percentiles.
- * - Jitter: RFC 3550 section 6.4.1 interarrival jitter on probes: D = (Rj - Ri) - (Sj - Si),
- *   J += (|D| - J) / 16. The peer's clock offset cancels in D.
+ * - Jitter, two estimators over the same probe interarrival differences D = (Rj - Ri) - (Sj - Si)
+ *   (the peer's clock offset cancels in D):
+ *     display: RFC 3550 section 6.4.1, J += (|D| - J) / 16 (`jitterMs`): what operators know and
+ *       compare with other tools; at 10 probes/s its time constant is 1.6 s, so it takes ~3 s to
+ *       follow a step up and longer to come back down.
+ *     decisions: `jitterDecisionMs`, the median |D| of the last second's probes scaled to RFC
+ *       3550's scale (x 1.183, the mean/median ratio of |D| for normal delay variation), so it
+ *       reads what RFC 3550 converges to but follows a step within one second, both ways; the
+ *       median keeps one late probe (two large |D| of ~10) from reading as a storm. Below 6
+ *       probes in the window it falls back to RFC 3550. Steering judges jitter SLAs on it: we
+ *       report it to the peer (`report().jitterUs`), and `txJitterMs` is the peer's report of it.
+ * - Queueing delay: srtt against a low percentile of recent RTT samples (`rttBaseMs`), with the
+ *   RTT's own sample-to-sample variation (`rttJitterMs`) as the scale: what FEC's congestion test
+ *   needs (fec/congestion.ts). The all-time minimum RTT is not a baseline on a jittery path: with
+ *   normal delay variation it sits ~3 sigma below the mean after a few hundred samples.
  * - Loss, per direction:
  *     rx (peer -> us): from the per-path sequence numbers we receive (probes and data share one
  *       sequence space per path), counted in receive buckets over short and long windows.
@@ -21,6 +34,15 @@ export const LONG_WINDOW_MS = 30_000;
 const RTT_SAMPLES_KEPT = 300;
 /** |D| samples kept for the short-window jitter (2 s of 100 ms probes, with room). */
 const D_KEPT = 32;
+/** Fewest probes in the window for the fast jitter estimate (below: RFC 3550 stands in). */
+export const FAST_JITTER_MIN_SAMPLES = 6;
+/**
+ * Mean over median of |D| when delay variation is normal (|D| is half-normal: sqrt(2/pi) /
+ * 0.6745): scales the window's median |D| to the mean that RFC 3550's estimator converges to.
+ */
+const HALF_NORMAL_MEAN_OVER_MEDIAN = Math.sqrt(2 / Math.PI) / 0.6744897501960817;
+/** Percentile of recent RTT samples taken as the path's base RTT (queue-free delay). */
+const RTT_BASE_PERCENTILE = 10;
 /** A peer jitter report older than this is not used (our own view stands in). */
 const PEER_JITTER_FRESH_MS = 1000;
 /** Reports kept for tx-loss windows (about 30 s at one per 100 ms). */
@@ -58,7 +80,10 @@ export class PathStats {
   minRttMs = Infinity;
   lastRttMs: number | undefined;
   jitterMs = 0;
+  /** Mean |difference| between successive RTT samples (RFC 3550's gain), both directions' variation. */
+  rttJitterMs = 0;
   private readonly rttRing = new Float64Array(RTT_SAMPLES_KEPT);
+  private readonly rttScratch = new Float64Array(RTT_SAMPLES_KEPT);
   private rttCount = 0;
   private lastProbeTransit: number | undefined;
   /** Recent |D| samples (RFC 3550) with their times, for jitterRecentMs. */
@@ -112,6 +137,12 @@ export class PathStats {
       this.srttMs += (rttMs - this.srttMs) / 8;
     }
     if (rttMs < this.minRttMs) this.minRttMs = rttMs;
+    if (this.rttCount > 0) {
+      const prev = this.rttRing[(this.rttCount - 1) % RTT_SAMPLES_KEPT]!;
+      // Running mean over the first 16 differences, then RFC 3550's 1/16 gain: a fresh path's
+      // variation is known after a second of probes, not after the EWMA's ~5 s climb.
+      this.rttJitterMs += (Math.abs(rttMs - prev) - this.rttJitterMs) / Math.min(16, this.rttCount);
+    }
     this.rttRing[this.rttCount % RTT_SAMPLES_KEPT] = rttMs;
     this.rttCount++;
   }
@@ -151,7 +182,38 @@ export class PathStats {
     return sum / (n - 2);
   }
 
-  /** Jitter of what arrives on this path, as steering judges it: the RFC 3550 estimate, or the last second's if higher (storms show at once). */
+  /**
+   * The decision estimator's raw form: median |D| of the probes of the last `windowMs`, scaled to
+   * RFC 3550's scale (see the file comment). Undefined below FAST_JITTER_MIN_SAMPLES probes.
+   */
+  jitterFastMs(nowMs: number, windowMs = SHORT_WINDOW_MS): number | undefined {
+    const vals = this.dScratch;
+    let n = 0;
+    for (let i = 0; i < this.dCount; i++) {
+      const idx = (this.dHead - 1 - i + D_KEPT) % D_KEPT;
+      if (this.dRingAtMs[idx]! < nowMs - windowMs) break;
+      vals[n++] = this.dRingMs[idx]!;
+    }
+    if (n < FAST_JITTER_MIN_SAMPLES) return undefined;
+    const used = vals.subarray(0, n).sort();
+    const median = n % 2 === 1 ? used[(n - 1) / 2]! : (used[n / 2 - 1]! + used[n / 2]!) / 2;
+    return median * HALF_NORMAL_MEAN_OVER_MEDIAN;
+  }
+
+  /**
+   * Jitter of what arrives on this path as decisions use it (SLA exits and re-entry, what we
+   * report to the peer): the last second's estimate (jitterFastMs), RFC 3550 when the window holds
+   * too few probes. Follows a step within about a second, up and down.
+   */
+  jitterDecisionMs(nowMs: number): number {
+    return this.jitterFastMs(nowMs, SHORT_WINDOW_MS) ?? this.jitterMs;
+  }
+
+  /**
+   * The earlier decision view, kept for callers that still read it: the RFC 3550 estimate, or the
+   * last second's trimmed mean if higher (fast up, RFC 3550's pace down). Decisions now use
+   * jitterDecisionMs.
+   */
   jitterViewMs(nowMs: number): number {
     const recent = this.jitterRecentMs(nowMs, SHORT_WINDOW_MS);
     return recent !== undefined && recent > this.jitterMs ? recent : this.jitterMs;
@@ -160,12 +222,12 @@ export class PathStats {
   /**
    * Jitter of what WE send on this path: the peer measures it on our probes and reports it. The
    * two directions differ (LTE's 10 Mbit/s uplink queues, its 40 Mbit/s downlink does not), and
-   * we steer our own sending. Our receive-side view stands in until the peer has reported (and
-   * when its reports stop: an old peer, or reports lost for a second).
+   * we steer our own sending. Our receive-side decision view stands in until the peer has
+   * reported (and when its reports stop: an old peer, or reports lost for a second).
    */
   txJitterMs(nowMs: number): number {
     if (this.peerJitterMs !== undefined && nowMs - this.peerJitterAtMs <= PEER_JITTER_FRESH_MS) return this.peerJitterMs;
-    return this.jitterViewMs(nowMs);
+    return this.jitterDecisionMs(nowMs);
   }
 
   /** The peer's report of the jitter it sees on our probes (microseconds; 0 = it does not know yet). */
@@ -173,6 +235,25 @@ export class PathStats {
     if (jitterUs === undefined || !(jitterUs > 0)) return;
     this.peerJitterMs = jitterUs / 1000;
     this.peerJitterAtMs = nowMs;
+  }
+
+  /**
+   * The path's queue-free RTT for congestion tests: the RTT_BASE_PERCENTILE-th percentile of the
+   * recent samples (30 s of probes), not the all-time minimum, which on a path with normal delay
+   * variation sits ~3 sigma below the mean and makes every srtt look inflated. No allocation.
+   */
+  rttBaseMs(): number | undefined {
+    const n = Math.min(this.rttCount, RTT_SAMPLES_KEPT);
+    if (n === 0) return undefined;
+    const sorted = this.rttScratch.subarray(0, n);
+    sorted.set(this.rttRing.subarray(0, n));
+    sorted.sort();
+    return sorted[Math.min(n - 1, Math.max(0, Math.ceil((RTT_BASE_PERCENTILE / 100) * n) - 1))];
+  }
+
+  /** RTT samples taken so far. */
+  get rttSampleCount(): number {
+    return this.rttCount;
   }
 
   /** RTT percentile (0..100) over the recent samples; undefined before any. */
@@ -245,7 +326,7 @@ export class PathStats {
     let recentSeen = 0;
     for (let i = 0; i < pending; i++) if (this.isSeen((this.rxHighestSeq - i) >>> 0)) recentSeen++;
     // 0 on the wire means "not known yet", so a measured jitter of zero goes out as 1 us.
-    const jitterUs = this.lastProbeTransit === undefined ? 0 : Math.min(0xffffffff, Math.max(1, Math.round(this.jitterViewMs(nowMs) * 1000)));
+    const jitterUs = this.lastProbeTransit === undefined ? 0 : Math.min(0xffffffff, Math.max(1, Math.round(this.jitterDecisionMs(nowMs) * 1000)));
     return { received: (this.rxReceived - recentSeen) >>> 0, highestSeq: settled, jitterUs };
   }
 

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PathStats } from '../../../src/core/pathmon/path-stats.ts';
+import { SeededRng } from '../../../src/core/rng.ts';
 
 /** Probes every 100 ms with the given one-way transit (ms) per probe. */
 function probes(stats: PathStats, transitsMs: number[], startMs = 0): number {
@@ -46,10 +47,100 @@ describe('PathStats jitter view', () => {
     probes(s, [10, 30, 10, 30, 10, 30, 10, 30]);
     s.onPeerJitter(1000, 2500);
     expect(s.txJitterMs(1500)).toBe(2.5);
-    expect(s.txJitterMs(2100)).toBe(s.jitterViewMs(2100)); // the report is more than 1 s old
-    expect(s.jitterViewMs(2100)).toBeGreaterThan(5); // ours: the 10 -> 30 ms swings above, not 2.5
+    expect(s.txJitterMs(2100)).toBe(s.jitterDecisionMs(2100)); // the report is more than 1 s old
+    expect(s.jitterDecisionMs(2100)).toBeGreaterThan(5); // ours: the 10 -> 30 ms swings above, not 2.5
     s.onPeerJitter(2200, 0); // "unknown" does not overwrite
     expect(s.peerJitterMs).toBe(2.5);
+  });
+});
+
+describe('PathStats decision jitter (the fast estimator) beside RFC 3550', () => {
+  /** Normal one-way delay variation: transit = 20 ms + N(0, sigma), from a seeded stream. */
+  function normalTransits(rng: SeededRng, n: number, sigmaMs: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const u1 = Math.max(rng.nextFloat(), 1e-12);
+      const u2 = rng.nextFloat();
+      out.push(40 + sigmaMs * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
+    }
+    return out;
+  }
+
+  it('reads what RFC 3550 converges to on steady normal jitter (same scale, so SLAs mean the same)', () => {
+    const s = new PathStats();
+    const rng = new SeededRng(16);
+    let t = 0;
+    const fast: number[] = [];
+    const rfc: number[] = [];
+    for (let sec = 0; sec < 60; sec++) {
+      t = probes(s, normalTransits(rng, 10, 5), t - 40 - 0);
+      if (sec >= 10) {
+        fast.push(s.jitterDecisionMs(t));
+        rfc.push(s.jitterMs);
+      }
+    }
+    const mean = (v: number[]): number => v.reduce((a, b) => a + b, 0) / v.length;
+    // E|D| for sigma = 5 ms one way: 2 x 5 / sqrt(pi) = 5.64 ms.
+    expect(mean(rfc)).toBeGreaterThan(5.64 * 0.85);
+    expect(mean(rfc)).toBeLessThan(5.64 * 1.15);
+    expect(Math.abs(mean(fast) - mean(rfc)) / mean(rfc)).toBeLessThan(0.15);
+  });
+
+  it('follows a jitter step within 1 s, up and down, while RFC 3550 lags', () => {
+    const s = new PathStats();
+    const rng = new SeededRng(7);
+    const VOICE_SLA_MS = 30;
+    s.onReceiveSeq(0, 1); // report() speaks once something arrived
+    // 10 s calm (sigma 2 ms: ~2.3 ms of jitter), then a storm (sigma 40 ms: ~45 ms).
+    let t = probes(s, normalTransits(rng, 100, 2));
+    expect(s.jitterDecisionMs(t)).toBeLessThan(VOICE_SLA_MS / 3);
+    t = probes(s, normalTransits(rng, 10, 40), t - 40); // one second of storm
+    expect(s.jitterDecisionMs(t)).toBeGreaterThan(VOICE_SLA_MS);
+    expect(s.jitterMs).toBeLessThan(VOICE_SLA_MS); // RFC 3550 is still climbing: 1/16 per probe
+    t = probes(s, normalTransits(rng, 50, 40), t - 40); // five more seconds: both see it
+    expect(s.jitterMs).toBeGreaterThan(VOICE_SLA_MS);
+    // The storm stops: within one second the decision figure is back under the SLA, RFC 3550 not.
+    t = probes(s, normalTransits(rng, 10, 2), t - 40);
+    expect(s.jitterDecisionMs(t)).toBeLessThan(VOICE_SLA_MS / 3);
+    expect(s.jitterMs).toBeGreaterThan(VOICE_SLA_MS / 3);
+    // What we report to the peer (its decisions on our direction) is the decision figure.
+    expect(s.report(t).jitterUs).toBe(Math.max(1, Math.round(s.jitterDecisionMs(t) * 1000)));
+  });
+
+  it('one late probe in a calm second does not read as jitter (the median ignores its two large |D|)', () => {
+    const s = new PathStats();
+    const transits = Array.from({ length: 30 }, (_, i) => (i === 25 ? 220 : 20));
+    const end = probes(s, transits);
+    expect(s.jitterFastMs(end)).toBeLessThan(1);
+    expect(s.jitterDecisionMs(end)).toBeLessThan(1);
+    expect(s.jitterMs).toBeGreaterThan(10); // RFC 3550 took both |D| of 200 ms
+  });
+
+  it('falls back to RFC 3550 when the last second holds fewer than 6 probes', () => {
+    const s = new PathStats();
+    const end = probes(s, [10, 30, 10, 30]);
+    expect(s.jitterFastMs(end)).toBeUndefined();
+    expect(s.jitterDecisionMs(end)).toBe(s.jitterMs);
+  });
+});
+
+describe('PathStats queue-free RTT for the FEC congestion test', () => {
+  it('the base RTT is a low percentile of recent samples, not the minimum ever, and rttJitterMs is the RTT variation', () => {
+    const s = new PathStats();
+    const rng = new SeededRng(3);
+    for (let i = 0; i < 600; i++) {
+      const u1 = Math.max(rng.nextFloat(), 1e-12);
+      const u2 = rng.nextFloat();
+      s.onRttSample(30 + 4 * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
+    }
+    // p10 of N(30, 4) is 30 - 1.28 x 4 = 24.9; the minimum of 600 samples is near 30 - 3 x 4.
+    expect(s.rttBaseMs()!).toBeGreaterThan(23.5);
+    expect(s.rttBaseMs()!).toBeLessThan(26.5);
+    expect(s.minRttMs).toBeLessThan(21);
+    // Mean |difference| of independent N(0, 4) samples: 2 x 4 / sqrt(pi) = 4.51.
+    expect(s.rttJitterMs).toBeGreaterThan(3.6);
+    expect(s.rttJitterMs).toBeLessThan(5.4);
+    expect(s.rttSampleCount).toBe(600);
   });
 });
 
