@@ -231,6 +231,39 @@ export class PrefixTable {
     return true;
   }
 
+  /**
+   * Makes `peer`'s prefixes exactly `prefixes` (a peer added or edited by a reload), all or
+   * nothing: every prefix is parsed and checked against the other peers and the cap before
+   * anything changes, so a failed reload leaves the table as it was. Other peers' prefixes are not
+   * touched. Returns the canonical prefixes added and removed.
+   */
+  setPeerPrefixes(peer: number, prefixes: ReadonlyArray<string | IpPrefix>): { added: string[]; removed: string[] } {
+    const wanted = new Map<string, IpPrefix>();
+    for (const x of prefixes) {
+      const p = typeof x === 'string' ? parsePrefix(x) : x;
+      wanted.set(p.text, p);
+    }
+    const current = new Set(this.prefixesOf(peer));
+    const added = [...wanted.keys()].filter((t) => !current.has(t)).sort();
+    const removed = [...current].filter((t) => !wanted.has(t)).sort();
+    for (const t of added) {
+      const owner = this.peerOf(wanted.get(t)!);
+      if (owner !== NO_PEER && owner !== peer) {
+        throw new BraidError(ErrorCode.PREFIX_CONFLICT, `prefix ${t} is given to two peers (${owner} and ${peer})`, {
+          fix: `keep ${t} on one peer only (a more specific prefix may go to the other: the longest match wins)`,
+        });
+      }
+    }
+    if (this.count - removed.length + added.length > this.maxPrefixes) {
+      throw new BraidError(ErrorCode.PREFIX_LIMIT, `peer ${peer}: ${added.length} more prefixes overflow the routing table (${this.maxPrefixes} prefixes)`, {
+        fix: 'summarise prefixes (one /16 instead of many /24s) or serve fewer peers from this edge',
+      });
+    }
+    for (const t of removed) this.remove(t);
+    for (const t of added) this.insert(wanted.get(t)!, peer);
+    return { added, removed };
+  }
+
   /** Removes `prefix` (whoever holds it). Returns the peer that held it, or NO_PEER. */
   remove(prefix: string | IpPrefix): number {
     const p = typeof prefix === 'string' ? parsePrefix(prefix) : prefix;

@@ -146,6 +146,31 @@ describe('PrefixTable', () => {
     expect(t.size).toBe(2);
   });
 
+  it('sets one peer\'s prefixes all or nothing (a reload editing a peer)', () => {
+    const t = new PrefixTable(6);
+    t.insert('10.1.0.0/16', 1);
+    t.insert('10.9.0.0/16', 9);
+    expect(t.setPeerPrefixes(1, ['10.1.0.0/16', '10.11.0.0/16', '2001:db8:1::/48'])).toEqual({ added: ['10.11.0.0/16', '2001:db8:1::/48'], removed: [] });
+    expect(t.setPeerPrefixes(1, ['10.11.0.0/16', '10.12.0.0/16'])).toEqual({ added: ['10.12.0.0/16'], removed: ['10.1.0.0/16', '2001:db8:1::/48'] });
+    expect(t.prefixesOf(1)).toEqual(['10.11.0.0/16', '10.12.0.0/16']);
+    // A conflict with another peer: nothing changes, not even the prefixes that were fine.
+    const before = t.entries();
+    const e = errorOf(() => t.setPeerPrefixes(1, ['10.13.0.0/16', '10.9.0.0/16']));
+    expect(e.code).toBe(ErrorCode.PREFIX_CONFLICT);
+    expect(e.message).toContain('10.9.0.0/16');
+    expect(t.entries()).toEqual(before);
+    // Over the cap: nothing changes either.
+    const full = errorOf(() => t.setPeerPrefixes(2, ['10.21.0.0/16', '10.22.0.0/16', '10.23.0.0/16', '10.24.0.0/16']));
+    expect(full.code).toBe(ErrorCode.PREFIX_LIMIT);
+    expect(t.entries()).toEqual(before);
+    // A bad prefix: nothing changes.
+    expect(errorOf(() => t.setPeerPrefixes(1, ['10.14.0.0/16', '10.15.1.0/16'])).code).toBe(ErrorCode.PREFIX_INVALID);
+    expect(t.entries()).toEqual(before);
+    expect(t.lookupV4(addr('10.12.3.4'), 0)).toBe(1);
+    expect(t.setPeerPrefixes(1, [])).toEqual({ added: [], removed: ['10.11.0.0/16', '10.12.0.0/16'] });
+    expect(t.lookupV4(addr('10.12.3.4'), 0)).toBe(NO_PEER);
+  });
+
   it('lists entries by peer then prefix, canonical text', () => {
     const t = new PrefixTable();
     t.insert('2001:DB8:2::/48', 2);
