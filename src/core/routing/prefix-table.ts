@@ -9,9 +9,10 @@
  *   prefixes (longest match, as WireGuard: a more specific prefix of another peer wins), else the
  *   caller counts a `sourceNotAllowed` drop. A peer's overlay address is one more /32 or /128.
  * - Lookups read the address straight from the packet bytes: no allocation, no string, no throw;
- *   an address past the end of the bytes is NO_PEER. They cost one node per distinct prefix
- *   length on the way down (at most 33 / 129 nodes, a handful in practice): see bench/routing.ts.
- * - Changes (insert, remove, removePeer) happen at config and reload time and may throw
+ *   an address past the end of the bytes is NO_PEER. They walk a flattened copy of the trie, one
+ *   node per branching on the way down (at most 33 / 129; about 14 with 4,096 peers): see
+ *   bench/routing.ts. The first lookup after a change rebuilds that copy unless compile() did.
+ * - Changes (insert, setPeerPrefixes, remove, removePeer) happen at config and reload time and may throw
  *   BraidError: PREFIX_INVALID (text that is not a prefix, host bits set), PREFIX_CONFLICT (the
  *   same prefix on another peer: longest match cannot choose between them; `replace` moves it),
  *   PREFIX_LIMIT (more than MAX_ROUTE_PREFIXES). Overlapping prefixes of different lengths are
