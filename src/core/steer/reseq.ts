@@ -19,9 +19,10 @@
  * sequence numbers makes sure a late packet is delivered once and a copy (replay, a packet that
  * both arrived and was rebuilt by FEC) is dropped.
  *
- * Flows are keyed by a number the caller chooses (the inner 5-tuple hash, the same one the sender's
- * flow table uses, so both ends agree on what one flow is). Sequence numbers are 32-bit serial
- * numbers (RFC 1982): they wrap, and a sender may start each flow at a random value. A packet far
+ * Flows are keyed by a number the caller chooses: one per inner 5-tuple (the sender numbers each
+ * flow-table entry, i.e. each 5-tuple, on its own). Sequence numbers are 32-bit serial numbers
+ * (RFC 1982) that wrap and skip 0 (0 is proto3's "absent" on the wire: the sender steps from
+ * 0xffffffff to 1, and so does `expected` here); a sender starts each flow at a random value. A packet far
  * from where the flow is (beyond RESEQ_RESYNC_DISTANCE either way) means the sender started the flow
  * over: what is held is released in order and the flow restarts at that packet.
  *
@@ -182,6 +183,12 @@ class FlowBuffer {
   push(nowMs: number, seq: number, packet: Uint8Array, boundMs: number, out: Uint8Array[]): void {
     seq = seq >>> 0;
     this.lastSeenMs = nowMs;
+    if (seq === 0) {
+      // Not a sequence number (proto3's absent value): nothing to order it against.
+      this.c.delivered++;
+      out.push(packet);
+      return;
+    }
     this.expire(nowMs, boundMs, out);
     let d = (seq - this.expected) | 0;
     if (d >= RESEQ_RESYNC_DISTANCE || d <= -RESEQ_RESYNC_DISTANCE) {
@@ -208,7 +215,7 @@ class FlowBuffer {
     }
     if (d === 0) {
       this.skipped[seq & this.mask] = 0;
-      this.expected = (this.expected + 1) >>> 0;
+      this.advance();
       this.c.delivered++;
       out.push(packet);
       this.drainContiguous(nowMs, out);
@@ -282,7 +289,7 @@ class FlowBuffer {
 
   /** Advances `expected` to `target`, releasing held packets and marking holes skipped. */
   private skipTo(nowMs: number, target: number, out: Uint8Array[], overflow: boolean): void {
-    while (this.expected !== target) {
+    while (((target - this.expected) | 0) > 0) {
       const i = this.expected & this.mask;
       const p = this.slots[i];
       if (p !== undefined) {
@@ -293,7 +300,7 @@ class FlowBuffer {
         if (overflow) this.c.overflowSkips++;
         else this.c.holesSkipped++;
       }
-      this.expected = (this.expected + 1) >>> 0;
+      this.advance();
     }
   }
 
@@ -304,7 +311,16 @@ class FlowBuffer {
       if (p === undefined) return;
       this.release(nowMs, i, p, out);
       this.skipped[i] = 0;
-      this.expected = (this.expected + 1) >>> 0;
+      this.advance();
+    }
+  }
+
+  /** Next sequence number; 0 is never one (it is the wire's "absent"), so it is stepped over. */
+  private advance(): void {
+    this.expected = (this.expected + 1) >>> 0;
+    if (this.expected === 0) {
+      this.skipped[0] = 0;
+      this.expected = 1;
     }
   }
 

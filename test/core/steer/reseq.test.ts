@@ -52,66 +52,70 @@ describe('Resequencer', () => {
 
   it('skips a hole once the oldest held packet reaches its bound; the late packet is delivered once', () => {
     const r = new Resequencer(30);
-    r.push(0, 1, 0, pkt(0));
-    r.push(10, 1, 2, pkt(2)); // 1 missing
-    r.push(20, 1, 4, pkt(4)); // 3 missing
+    r.push(0, 1, 10, pkt(10));
+    r.push(10, 1, 12, pkt(12)); // 11 missing
+    r.push(20, 1, 14, pkt(14)); // 13 missing
     expect(r.nextDeadlineMs()).toBe(40);
     expect(seqs(r.handleTimeout(39))).toEqual([]);
-    expect(seqs(r.handleTimeout(40))).toEqual([2]);
+    expect(seqs(r.handleTimeout(40))).toEqual([12]);
     expect(r.nextDeadlineMs()).toBe(50);
-    expect(seqs(r.handleTimeout(50))).toEqual([4]);
+    expect(seqs(r.handleTimeout(50))).toEqual([14]);
     // 1 arrives after its hole was skipped: delivered at once; a second copy is dropped.
-    expect(seqs(r.push(60, 1, 1, pkt(1)))).toEqual([1]);
-    expect(seqs(r.push(61, 1, 1, pkt(1)))).toEqual([]);
+    expect(seqs(r.push(60, 1, 11, pkt(11)))).toEqual([11]);
+    expect(seqs(r.push(61, 1, 11, pkt(11)))).toEqual([]);
     // A copy of something delivered in order is dropped too.
-    expect(seqs(r.push(62, 1, 2, pkt(2)))).toEqual([]);
+    expect(seqs(r.push(62, 1, 12, pkt(12)))).toEqual([]);
     expect(r.snapshot().totals).toMatchObject({ timeouts: 2, holesSkipped: 2, late: 1, duplicates: 2, delivered: 4 });
   });
 
   it('catches up a late timer on the next push, before taking the new packet', () => {
     const r = new Resequencer(10);
-    r.push(0, 1, 0, pkt(0));
-    r.push(1, 1, 2, pkt(2));
+    r.push(0, 1, 10, pkt(10));
+    r.push(1, 1, 12, pkt(12));
     // No handleTimeout at 11: the next packet at 50 first releases 2 past the hole, then itself.
-    expect(seqs(r.push(50, 1, 3, pkt(3)))).toEqual([2, 3]);
+    expect(seqs(r.push(50, 1, 13, pkt(13)))).toEqual([12, 13]);
   });
 
   it('drops a copy of a held packet and keeps the first', () => {
     const r = new Resequencer(10);
-    r.push(0, 1, 0, pkt(0));
-    const first = pkt(5, 1);
-    r.push(1, 1, 5, first);
-    r.push(2, 1, 5, pkt(5));
+    r.push(0, 1, 10, pkt(10));
+    const first = pkt(15, 1);
+    r.push(1, 1, 15, first);
+    r.push(2, 1, 15, pkt(15));
     const out = r.handleTimeout(100);
-    expect(seqs(out)).toEqual([5]);
+    expect(seqs(out)).toEqual([15]);
     expect(out[0]!.length).toBe(5);
     expect(r.snapshot().totals.duplicates).toBe(1);
   });
 
   it('copies held packets (the caller reuses its buffer)', () => {
     const r = new Resequencer(10);
-    r.push(0, 1, 0, pkt(0));
-    const buf = pkt(2);
-    r.push(1, 1, 2, buf);
+    r.push(0, 1, 10, pkt(10));
+    const buf = pkt(12);
+    r.push(1, 1, 12, buf);
     buf.fill(0xff);
-    expect(seqs(r.push(2, 1, 1, pkt(1)))).toEqual([1, 2]);
+    expect(seqs(r.push(2, 1, 11, pkt(11)))).toEqual([11, 12]);
   });
 
   it('keeps flows apart', () => {
     const r = new Resequencer(10);
-    r.push(0, 1, 0, pkt(0));
-    r.push(0, 2, 500, pkt(500));
-    expect(seqs(r.push(1, 1, 2, pkt(2)))).toEqual([]);
-    expect(seqs(r.push(1, 2, 501, pkt(501)))).toEqual([501]);
-    expect(seqs(r.push(2, 1, 1, pkt(1)))).toEqual([1, 2]);
+    r.push(0, 1, 10, pkt(10));
+    r.push(0, 2, 510, pkt(510));
+    expect(seqs(r.push(1, 1, 12, pkt(12)))).toEqual([]);
+    expect(seqs(r.push(1, 2, 511, pkt(511)))).toEqual([511]);
+    expect(seqs(r.push(2, 1, 11, pkt(11)))).toEqual([11, 12]);
   });
 
-  it('wraps sequence numbers at 2^32', () => {
+  it('wraps sequence numbers at 2^32, stepping over 0 (absent on the wire)', () => {
     const r = new Resequencer(10);
     const start = 0xffff_fffe;
     r.push(0, 1, start, pkt(start));
-    expect(seqs(r.push(1, 1, 0, pkt(0)))).toEqual([]);
-    expect(seqs(r.push(2, 1, 0xffff_ffff, pkt(0xffff_ffff)))).toEqual([0xffff_ffff, 0]);
+    expect(seqs(r.push(1, 1, 1, pkt(1)))).toEqual([]);
+    expect(seqs(r.push(2, 1, 0xffff_ffff, pkt(0xffff_ffff)))).toEqual([0xffff_ffff, 1]);
+    expect(r.snapshot().totals.holesSkipped).toBe(0);
+    expect(r.nextDeadlineMs()).toBe(Infinity);
+    // A packet without a sequence number is passed through.
+    expect(seqs(r.push(3, 1, 0, pkt(77)))).toEqual([77]);
   });
 
   it('resyncs when the sender starts the flow over far away: held packets go first, in order', () => {
@@ -126,13 +130,14 @@ describe('Resequencer', () => {
 
   it('a packet beyond the largest window skips holes early (counted), never drops', () => {
     const r = new Resequencer(50);
-    r.push(0, 1, 0, pkt(0));
-    r.push(1, 1, 5, pkt(5));
-    const beyond = RESEQ_MAX_FLOW_PACKETS + 10;
+    r.push(0, 1, 10, pkt(10));
+    r.push(1, 1, 15, pkt(15));
+    const beyond = 10 + RESEQ_MAX_FLOW_PACKETS + 10;
     const out = seqs(r.push(2, 1, beyond, pkt(beyond)));
-    expect(out).toEqual([5]);
+    expect(out).toEqual([15]);
     const t = r.snapshot().totals;
-    expect(t.overflowSkips).toBe(beyond - RESEQ_MAX_FLOW_PACKETS + 1 - 2); // holes 1..4 and 6..(beyond-size)
+    // Holes 11..14 and 16..(beyond - size): the window now ends at `beyond`.
+    expect(t.overflowSkips).toBe(beyond - RESEQ_MAX_FLOW_PACKETS + 1 - 10 - 2);
     expect(r.snapshot().heldPackets).toBe(1);
     expect(seqs(r.handleTimeout(52))).toEqual([beyond]);
   });
@@ -143,10 +148,10 @@ describe('Resequencer', () => {
     let released = 0;
     let pushed = 0;
     for (let f = 0; f < flows; f++) {
-      r.push(0, f, 0, pkt(0));
+      r.push(0, f, 10, pkt(10));
       released++;
       pushed++;
-      for (let s = 2; s < RESEQ_MAX_FLOW_PACKETS; s++) {
+      for (let s = 12; s < 10 + RESEQ_MAX_FLOW_PACKETS; s++) {
         released += r.push(0, f, s, pkt(s)).length;
         pushed++;
         expect(r.snapshot(0).heldPackets).toBeLessThanOrEqual(RESEQ_MAX_HELD_PACKETS);
@@ -161,7 +166,7 @@ describe('Resequencer', () => {
 
   it('forgets idle flows, and the oldest past RESEQ_MAX_FLOWS (releasing what it held)', () => {
     const r = new Resequencer(10);
-    r.push(0, 1, 0, pkt(0));
+    r.push(0, 1, 10, pkt(10));
     r.forgetIdle(RESEQ_FLOW_IDLE_MS - 1);
     expect(r.snapshot().flows).toBe(1);
     r.forgetIdle(RESEQ_FLOW_IDLE_MS);
@@ -169,21 +174,21 @@ describe('Resequencer', () => {
     expect(r.snapshot().totals.delivered).toBe(1); // counters survive
 
     const q = new Resequencer(1000);
-    q.push(0, 0, 0, pkt(0));
-    q.push(0, 0, 2, pkt(2)); // flow 0 holds one
-    for (let f = 1; f < RESEQ_MAX_FLOWS; f++) q.push(1, f, 0, pkt(0));
+    q.push(0, 0, 10, pkt(10));
+    q.push(0, 0, 12, pkt(12)); // flow 0 holds one
+    for (let f = 1; f < RESEQ_MAX_FLOWS; f++) q.push(1, f, 10, pkt(10));
     expect(q.snapshot().flows).toBe(RESEQ_MAX_FLOWS);
-    expect(seqs(q.push(2, RESEQ_MAX_FLOWS, 0, pkt(0)))).toEqual([2, 0]);
+    expect(seqs(q.push(2, RESEQ_MAX_FLOWS, 10, pkt(10)))).toEqual([12, 10]);
     expect(q.snapshot().flows).toBe(RESEQ_MAX_FLOWS);
     expect(q.snapshot().heldPackets).toBe(0);
   });
 
   it('flush releases one flow in order', () => {
     const r = new Resequencer(100);
-    r.push(0, 1, 0, pkt(0));
-    r.push(0, 1, 3, pkt(3));
-    r.push(0, 1, 2, pkt(2));
-    expect(seqs(r.flush(1, 1))).toEqual([2, 3]);
+    r.push(0, 1, 10, pkt(10));
+    r.push(0, 1, 13, pkt(13));
+    r.push(0, 1, 12, pkt(12));
+    expect(seqs(r.flush(1, 1))).toEqual([12, 13]);
     expect(r.nextDeadlineMs()).toBe(Infinity);
   });
 });
@@ -229,9 +234,18 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   copies: fc.array(fc.tuple(fc.nat(399), fc.integer({ min: 0, max: 300 })), { maxLength: 40 }),
   gapMs: fc.constantFrom(0.05, 0.2, 1, 3),
   boundMs: fc.integer({ min: RESEQ_MIN_BOUND_MS, max: 150 }),
-  startSeq: fc.constantFrom(0, 1_000_000, 0xffff_ff00),
+  startSeq: fc.constantFrom(1, 1_000_000, 0xffff_ff00),
   flows: fc.integer({ min: 1, max: 2 }),
 });
+
+/** The n-th sequence number of a flow starting at `start`, skipping 0 as the sender does. */
+function nthSeq(start: number, n: number): number {
+  const s = start + n;
+  return s >= 2 ** 32 ? (s - 2 ** 32 + 1) >>> 0 : s;
+}
+function nthOf(start: number, seq: number): number {
+  return seq >= start ? seq - start : seq + 2 ** 32 - 1 - start;
+}
 
 interface Arrival {
   atMs: number;
@@ -261,7 +275,7 @@ function run(sc: Scenario, handshakeMs = 0): { arrivals: Arrival[]; deliveries: 
     const n = sent[flow]!++;
     if (l < path.loss) return;
     const sentMs = i * sc.gapMs + (n > 0 ? handshakeMs : 0);
-    arrivals.push({ atMs: sentMs + path.delayMs + j * path.jitterMs, flow, seq: (sc.startSeq + n) >>> 0, n });
+    arrivals.push({ atMs: sentMs + path.delayMs + j * path.jitterMs, flow, seq: nthSeq(sc.startSeq, n), n });
   });
   for (const [c, extraMs] of sc.copies) {
     const i = c % sc.draws.length;
@@ -276,7 +290,7 @@ function run(sc: Scenario, handshakeMs = 0): { arrivals: Arrival[]; deliveries: 
     for (const p of out) {
       const seq = seqOf(p);
       const flow = p[4]!;
-      deliveries.push({ atMs, flow, n: (seq - sc.startSeq) >>> 0 });
+      deliveries.push({ atMs, flow, n: nthOf(sc.startSeq, seq) });
     }
   };
   const fire = (t: number): void => {
