@@ -39,6 +39,12 @@ export interface BondPath {
   spareBps: number;
   /** Smoothed RTT; undefined = not measured yet (the path is left out). */
   srttMs: number | undefined;
+  /**
+   * Propagation RTT (the lowest RTT seen lately), when known. 'eat' then takes srtt - baseRtt as
+   * the path's queueing delay instead of adding it to the one-way delay: its own virtual clock
+   * already counts the queue our bonded bytes make, and counting it twice reorders.
+   */
+  baseRttMs?: number;
   /** Loss in the direction we send, over the last second; undefined = not known (taken as 0). */
   lossRatio: number | undefined;
   /** Largest inner packet the path carries without fragmenting. */
@@ -64,7 +70,6 @@ interface Member {
   rateBps: number;
   owdMs: number;
   mtuBytes: number;
-  queueBytes: number;
   /** 'wrr': byte credit. */
   credit: number;
   /** 'eat': when the bytes given so far have drained at rateBps. */
@@ -136,13 +141,21 @@ export class BondScheduler {
       }
       let m = this.state.get(c.p.id);
       if (m === undefined) {
-        m = { id: c.p.id, rateBps: 0, owdMs: 0, mtuBytes: 0, queueBytes: 0, credit: 0, busyUntilMs: nowMs };
+        m = { id: c.p.id, rateBps: 0, owdMs: 0, mtuBytes: 0, credit: 0, busyUntilMs: nowMs };
         this.state.set(c.p.id, m);
       }
       m.rateBps = c.rateBps;
       m.owdMs = c.owdMs;
       m.mtuBytes = c.p.mtuBytes;
-      m.queueBytes = c.p.queueBytes ?? 0;
+      // The real queue as far as we know it (our shaper's bytes, the RTT's rise over its base)
+      // moves the virtual clock forward, never back: the clock already has what we gave the path.
+      let queueMs = ((c.p.queueBytes ?? 0) * 8000) / c.rateBps;
+      const base = c.p.baseRttMs;
+      if (base !== undefined && Number.isFinite(base) && base > 0 && base <= c.p.srttMs!) {
+        m.owdMs = base / 2;
+        queueMs = Math.max(queueMs, c.p.srttMs! - base);
+      }
+      m.busyUntilMs = Math.max(m.busyUntilMs, nowMs + queueMs);
       members.push(m);
       total += c.rateBps;
     }
@@ -198,8 +211,7 @@ export class BondScheduler {
     for (const m of this.members) {
       if (sizeBytes > m.mtuBytes) continue;
       const msPerByte = 8000 / m.rateBps;
-      // The shaper's real queue when we know it, else our own virtual clock: whichever is later.
-      const start = Math.max(nowMs + m.queueBytes * msPerByte, m.busyUntilMs);
+      const start = Math.max(nowMs, m.busyUntilMs);
       const done = start + sizeBytes * msPerByte;
       const arrival = done + m.owdMs;
       if (arrival < bestArrival) {
