@@ -492,12 +492,15 @@ export class World {
       const a = this.siteLink(c.a);
       const b = this.siteLink(c.b);
       if (a.site === b.site) throw new Error(`World: connection ${c.a} - ${c.b} joins a site to itself`);
+      // A site that configures its peers' endpoints has one per local link and peer; a hub learns
+      // them, so one hub link may reach a spoke on several paths (the spoke's inet and lte).
       for (const [x, y] of [
         [a, b],
         [b, a],
       ] as const) {
-        if (x.connections.some((k) => (k.a === x ? k.b : k.a).site === y.site)) {
-          throw new Error(`World: ${x.site.name}.${x.name} reaches site ${y.site.name} twice (one far link per local link and peer)`);
+        const configures = x.site.role !== 'hub' || config.insecurePlaintext === true;
+        if (configures && x.connections.some((k) => (k.a === x ? k.b : k.a).site === y.site)) {
+          throw new Error(`World: ${x.site.name}.${x.name} reaches site ${y.site.name} twice (one far link per local link and peer; only a hub may have more, learned)`);
         }
       }
       this.makeConnection(c.name ?? `${c.a}-${c.b}`, a, b, c);
@@ -521,7 +524,7 @@ export class World {
           ...(config.insecurePlaintext ? {} : { publicKey: this.keys[peer.name]!.publicKey }),
           prefixes,
           ...(Object.keys(endpoints).length > 0 ? { endpoints } : {}),
-          links: pairs.map(([local]) => local.name),
+          links: [...new Set(pairs.map(([local]) => local.name))],
           ...(sc.persistentKeepaliveMs ? { persistentKeepaliveMs: sc.persistentKeepaliveMs } : {}),
         };
       });

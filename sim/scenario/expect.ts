@@ -3,7 +3,9 @@
  * "bulk.delivered_ratio > 0.99", "events.detection_ms <= 400". NUMBER may end in % (a ratio:
  * "voice.loss_ratio < 1%" is < 0.01).
  *
- * SUBJECT is a class with traffic in the scenario, or `events` (the timeline's faults).
+ * SUBJECT is a class with traffic in the scenario, or `events` (the timeline's faults). In a
+ * scenario with sites a class may be scoped: `b2.voice.max_gap_ms == 0` (flows from or to site
+ * b2; moves at b2 and toward b2), `b1>b2.voice.max_gap_ms < 400` (flows from b1 to b2).
  * A metric that has no value in a run (a class no fault touched has no reroute time) fails its
  * expectation with that reason: an expectation that cannot be judged is not a pass.
  * A metric that should have happened and did not (a fault never detected, flows never moved)
@@ -32,6 +34,7 @@ export const CLASS_METRICS = {
   lost_during_switch: 'packets lost from each fault until its reroute plus one RTT, summed',
   throughput_mbps: 'delivered bit rate per direction, averaged over the traffic period',
   moves: 'flow moves of this class on both edges (steering churn)',
+  fault_moves: 'flow moves of this class while a fault lasted (from each fault to its link\'s next step)',
 } as const;
 export type ClassMetric = keyof typeof CLASS_METRICS;
 
@@ -42,8 +45,19 @@ export const EVENT_METRICS = {
 } as const;
 export type EventMetric = keyof typeof EVENT_METRICS;
 
+/** Which flows a scoped expectation looks at. */
+export interface ExpectScope {
+  /** Flows from or to this site. */
+  site?: string;
+  /** Flows from `from` to `to`. */
+  from?: string;
+  to?: string;
+}
+
 export interface Expectation {
   text: string;
+  /** Undefined: the whole scenario. */
+  scope?: ExpectScope;
   subject: string;
   metric: string;
   op: ExpectOp;
@@ -59,16 +73,28 @@ export interface ExpectationResult {
   note?: string;
 }
 
-const RE = /^\s*([a-z][a-z0-9_-]*)\.([a-z0-9_]+)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*(%)?\s*$/;
+const RE = /^\s*(?:([a-z0-9][a-z0-9-]*)(?:>([a-z0-9][a-z0-9-]*))?\.)?([a-z][a-z0-9_-]*)\.([a-z0-9_]+)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?(?:e-?\d+)?)\s*(%)?\s*$/;
 
-export function parseExpectation(text: string, classes: readonly string[]): Expectation {
+/** `sites`: the scenario's sites (undefined: a two-site scenario, where scopes are not allowed). */
+export function parseExpectation(text: string, classes: readonly string[], sites?: readonly string[]): Expectation {
   const m = RE.exec(text);
   if (!m) {
     throw new BraidError(ErrorCode.SCENARIO_INVALID, `"${text}" is not SUBJECT.METRIC OP NUMBER`, {
       fix: 'write e.g. "voice.max_gap_ms < 400" (operators < <= > >= == !=)',
     });
   }
-  const [, subject, metric, op, num, pct] = m;
+  const [, scopeA, scopeB, subject, metric, op, num, pct] = m;
+  let scope: ExpectScope | undefined;
+  if (scopeA !== undefined) {
+    if (!sites) {
+      throw new BraidError(ErrorCode.SCENARIO_INVALID, `"${text}": "${scopeA}${scopeB ? `>${scopeB}` : ''}" scopes a class to sites, and this scenario has no sites`, { fix: 'write CLASS.METRIC, e.g. "voice.max_gap_ms < 400"' });
+    }
+    for (const name of [scopeA, scopeB]) {
+      if (name !== undefined && !sites.includes(name)) throw new BraidError(ErrorCode.SCENARIO_INVALID, `"${text}": no site named "${name}"`, { fix: `use one of ${sites.join(', ')}` });
+    }
+    if (subject === 'events') throw new BraidError(ErrorCode.SCENARIO_INVALID, `"${text}": events are not scoped to sites`, { fix: 'write events.METRIC, or scope a class: SITE.CLASS.METRIC' });
+    scope = scopeB === undefined ? { site: scopeA } : { from: scopeA, to: scopeB };
+  }
   if (subject === 'events') {
     if (!(metric! in EVENT_METRICS)) {
       throw new BraidError(ErrorCode.SCENARIO_INVALID, `"${text}": events has no metric "${metric}"`, { fix: `use one of ${Object.keys(EVENT_METRICS).join(', ')}` });
@@ -84,7 +110,7 @@ export function parseExpectation(text: string, classes: readonly string[]): Expe
     }
   }
   const value = Number(num) / (pct ? 100 : 1);
-  return { text: text.trim(), subject: subject!, metric: metric!, op: op as ExpectOp, value };
+  return { text: text.trim(), ...(scope ? { scope } : {}), subject: subject!, metric: metric!, op: op as ExpectOp, value };
 }
 
 export function compare(actual: number, op: ExpectOp, value: number): boolean {
@@ -104,13 +130,22 @@ export function compare(actual: number, op: ExpectOp, value: number): boolean {
   }
 }
 
-/** `lookup(subject, metric)` gives the run's value (undefined: not applicable in this run). */
-export function evaluateExpectations(expectations: readonly Expectation[], lookup: (subject: string, metric: string) => number | undefined): ExpectationResult[] {
+/** `lookup(subject, metric, scope)` gives the run's value (undefined: not applicable in this run). */
+export function evaluateExpectations(
+  expectations: readonly Expectation[],
+  lookup: (subject: string, metric: string, scope: ExpectScope | undefined) => number | undefined,
+): ExpectationResult[] {
   return expectations.map((e) => {
-    const actual = lookup(e.subject, e.metric);
+    const actual = lookup(e.subject, e.metric, e.scope);
     if (actual === undefined || Number.isNaN(actual)) {
-      return { text: e.text, actual: undefined, pass: false, note: `${e.subject}.${e.metric} has no value in this run` };
+      return { text: e.text, actual: undefined, pass: false, note: `${scopeText(e.scope)}${e.subject}.${e.metric} has no value in this run` };
     }
     return { text: e.text, actual, pass: compare(actual, e.op, e.value) };
   });
+}
+
+/** "b2." / "b1>b2." / "" */
+export function scopeText(scope: ExpectScope | undefined): string {
+  if (!scope) return '';
+  return scope.site !== undefined ? `${scope.site}.` : `${scope.from}>${scope.to}.`;
 }

@@ -17,8 +17,10 @@ export type SiteName = 'a' | 'b';
 export interface FlowInfo {
   flowId: number;
   className: ClassName;
-  /** The site that sends it; it must arrive at the other one. */
-  origin: SiteName;
+  /** The site that sends it. */
+  origin: string;
+  /** The site it must arrive at (default: the other of a and b). */
+  dest?: string;
   sizeBytes: number;
 }
 
@@ -49,6 +51,8 @@ class FlowState {
   firstArrivalMs = NaN;
   lastArrivalMs = NaN;
   maxInnerGapMs = 0;
+  /** One-way latency of each distinct delivery. */
+  readonly latency = new GrowableF64();
 
   constructor(readonly info: FlowInfo) {}
 
@@ -87,6 +91,8 @@ export interface ClassStats {
   recovered: number | undefined;
   duplicatesSuppressed: number | undefined;
   moves: number | undefined;
+  /** Flow moves during the faults (each from its step to its link's next step). */
+  faultMoves?: number;
 }
 
 export function percentile(sorted: Float64Array | number[], p: number): number | undefined {
@@ -122,10 +128,11 @@ export class TrafficTracker {
   }
 
   /** A delivery at `site` at `atMs` (deliveries of one flow must come in time order). */
-  recordDelivery(flowId: number, seq: number, atMs: number, site: SiteName, intact: boolean, sizeBytes: number): void {
+  recordDelivery(flowId: number, seq: number, atMs: number, site: string, intact: boolean, sizeBytes: number): void {
     const f = this.flows.get(flowId);
     if (!f) return this.anomaly(`site ${site} got a packet of unknown flow ${flowId}`);
     if (f.info.origin === site) return this.anomaly(`site ${site} got its own flow ${flowId} seq ${seq} back`);
+    if (f.info.dest !== undefined && f.info.dest !== site) return this.anomaly(`site ${site} got flow ${flowId} seq ${seq}, which ${f.info.origin} sent to ${f.info.dest}`);
     if (seq >= f.sendMs.length) return this.anomaly(`flow ${flowId} seq ${seq} delivered but never sent`);
     if (!intact) {
       this.corrupted.set(f.info.className, (this.corrupted.get(f.info.className) ?? 0) + 1);
@@ -138,13 +145,22 @@ export class TrafficTracker {
     }
     f.distinct++;
     f.deliveredBytes += sizeBytes;
-    this.latency.get(f.info.className)!.push(atMs - f.sendMs.data[seq]!);
+    const latencyMs = atMs - f.sendMs.data[seq]!;
+    this.latency.get(f.info.className)!.push(latencyMs);
+    f.latency.push(latencyMs);
     if (Number.isNaN(f.firstArrivalMs)) f.firstArrivalMs = atMs;
     else f.maxInnerGapMs = Math.max(f.maxInnerGapMs, atMs - f.lastArrivalMs);
     f.lastArrivalMs = atMs;
   }
 
   private readonly corrupted = new Map<ClassName, number>();
+
+  /** One-way latencies of some flows, sorted (scoped statistics; the class-wide ones are kept as they come). */
+  private latencyOf(flows: FlowState[]): Float64Array {
+    const out = new GrowableF64();
+    for (const f of flows) for (const v of f.latency.view()) out.push(v);
+    return out.view().slice().sort();
+  }
 
   private anomaly(text: string): void {
     this.anomalyCount++;
@@ -156,10 +172,10 @@ export class TrafficTracker {
   }
 
   /** Packets of `className` sent in [fromMs, toMs] (scenario time) and never delivered. */
-  lostBetween(className: ClassName, fromMs: number, toMs: number): number {
+  lostBetween(className: ClassName, fromMs: number, toMs: number, only?: (f: FlowInfo) => boolean): number {
     let lost = 0;
     for (const f of this.flows.values()) {
-      if (f.info.className !== className) continue;
+      if (f.info.className !== className || (only && !only(f.info))) continue;
       const t = f.sendMs.view();
       for (let i = lowerBound(t, fromMs); i < t.length && t[i]! <= toMs; i++) if ((f.deliveries[i] ?? 0) === 0) lost++;
     }
@@ -167,8 +183,8 @@ export class TrafficTracker {
   }
 
   /** Per-class statistics; `activeMs` is how long traffic ran (for throughput). */
-  classStats(className: ClassName, activeMs: number, directions: number): ClassStats {
-    const flows = [...this.flows.values()].filter((f) => f.info.className === className);
+  classStats(className: ClassName, activeMs: number, directions: number, only?: (f: FlowInfo) => boolean): ClassStats {
+    const flows = [...this.flows.values()].filter((f) => f.info.className === className && (!only || only(f.info)));
     let sent = 0;
     let delivered = 0;
     let duplicated = 0;
@@ -181,7 +197,7 @@ export class TrafficTracker {
       bytesSent += f.sendMs.length * f.info.sizeBytes;
       bytesDelivered += f.deliveredBytes;
     }
-    const lat = this.latency.get(className)?.view().slice().sort() ?? new Float64Array(0);
+    const lat = only ? this.latencyOf(flows) : (this.latency.get(className)?.view().slice().sort() ?? new Float64Array(0));
     const p50 = percentile(lat, 50);
     let maxGapMs = 0;
     for (const f of flows) {
@@ -232,7 +248,7 @@ function lowerBound(a: Float64Array, v: number): number {
 // ---- timeline analysis ----------------------------------------------------------------------
 
 export interface SiteEvent extends EdgeEvent {
-  site: SiteName;
+  site: string;
 }
 
 export interface FlowMove {
@@ -249,16 +265,75 @@ export function parseFlowMove(message: string): FlowMove | undefined {
   return { className: m[1]!, from: m[2]!.split('+'), to: m[3]!.split('+'), reason: m[4]! };
 }
 
+/** Typed fields a core event may carry (the many-peer core's event union); absent on the two-site Edge's. */
+interface EventFields {
+  peer?: string;
+  class?: string;
+  from?: string;
+  to?: string;
+  reason?: string;
+  flows?: number;
+}
+
+function fieldsOf(e: EdgeEvent): EventFields {
+  return e as EdgeEvent & EventFields;
+}
+
+/** The peer an event is about, when it names one. */
+export function eventPeer(e: EdgeEvent): string | undefined {
+  const p = fieldsOf(e).peer;
+  return typeof p === 'string' ? p : undefined;
+}
+
+/** A flowMoved event's parts: from its typed fields when it has them, else from its sentence. */
+export function flowMoveOf(e: EdgeEvent): FlowMove | undefined {
+  if (e.kind !== 'flowMoved') return undefined;
+  const f = fieldsOf(e);
+  if (typeof f.class === 'string' && typeof f.from === 'string' && typeof f.to === 'string') {
+    return { className: f.class, from: f.from.split('+'), to: f.to.split('+'), reason: typeof f.reason === 'string' ? f.reason : '' };
+  }
+  return parseFlowMove(e.message);
+}
+
+/** Flows a flowMoved event moved (its count when it gives one). */
+export function flowsMoved(e: EdgeEvent): number {
+  const n = fieldsOf(e).flows;
+  if (typeof n === 'number') return n;
+  const m = / \[(\d+) flows\]$/.exec(e.message);
+  return m ? Number(m[1]) : 1;
+}
+
+/**
+ * Where a timeline step acts: a link at a site (toward one peer). Two-site scenarios have the
+ * ends { link } without a site: an event of either site about that link counts.
+ */
+export interface StepEnd {
+  site?: string;
+  link: string;
+  peer?: string;
+}
+
+function endMatches(e: SiteEvent, end: StepEnd): boolean {
+  if (end.site !== undefined && e.site !== end.site) return false;
+  if (end.peer !== undefined) {
+    const p = eventPeer(e);
+    if (p !== undefined && p !== end.peer) return false;
+  }
+  return true;
+}
+
 /** Whether a move's reason is about `link` ("mpls down: ...", "mpls loss 4% > 1%", "mpls recovered"). */
-function reasonIsAbout(mv: FlowMove, link: string): boolean {
-  return mv.reason.startsWith(`${link} `);
+function reasonIsAbout(mv: FlowMove, link: string, peer?: string): boolean {
+  return mv.reason.startsWith(`${link} `) || (peer !== undefined && mv.reason.startsWith(`${peer} ${link} `));
 }
 
 /** An event saying link `link` got worse (state, SLA breach, or flows moved off it because of it). */
-function isBadNews(e: SiteEvent, link: string): boolean {
+function isBadNews(e: SiteEvent, end: StepEnd): boolean {
+  if (!endMatches(e, end)) return false;
+  const link = end.link;
   if (e.kind === 'flowMoved') {
-    const mv = parseFlowMove(e.message);
-    return mv !== undefined && mv.from.includes(link) && !mv.to.includes(link) && reasonIsAbout(mv, link) && !/ (recovered|back within)/.test(mv.reason);
+    const mv = flowMoveOf(e);
+    return mv !== undefined && mv.from.includes(link) && !mv.to.includes(link) && reasonIsAbout(mv, link, end.peer) && !/ (recovered|back within)/.test(mv.reason);
   }
   if (e.link !== link) return false;
   if (e.kind === 'linkDown') return true;
@@ -268,10 +343,12 @@ function isBadNews(e: SiteEvent, link: string): boolean {
 }
 
 /** An event saying link `link` is usable again (state back up, or flows moved back because of it). */
-function isGoodNews(e: SiteEvent, link: string): boolean {
+function isGoodNews(e: SiteEvent, end: StepEnd): boolean {
+  if (!endMatches(e, end)) return false;
+  const link = end.link;
   if (e.kind === 'flowMoved') {
-    const mv = parseFlowMove(e.message);
-    return mv !== undefined && mv.to.includes(link) && !mv.from.includes(link) && reasonIsAbout(mv, link);
+    const mv = flowMoveOf(e);
+    return mv !== undefined && mv.to.includes(link) && !mv.from.includes(link) && reasonIsAbout(mv, link, end.peer);
   }
   if (e.link !== link) return false;
   if (e.kind === 'linkUp') return true;
@@ -292,6 +369,8 @@ export interface StepClassResult {
   to: string | undefined;
   /** Fault: packets of the class sent from the fault to the reroute plus one RTT, never delivered. */
   lostDuringSwitch: number | undefined;
+  /** Many sites, fault: the reroute at each end where the class was on the link (for scoped figures). */
+  ends?: { site: string; peer: string | undefined; movedMs: number }[];
 }
 
 export interface StepResult {
@@ -309,16 +388,40 @@ export interface StepResult {
 
 export interface TimelineInput {
   timeline: readonly ScenarioStep[];
-  /** Both sites' events, in scenario time. */
+  /** Every site's events, in scenario time. */
   events: readonly SiteEvent[];
   classes: readonly ClassName[];
   endMs: number;
-  /** Links each class used at `site` just before step `index`. */
+  /** Links each class used at `site` just before step `index` (two sites). */
   activeLinksAt(index: number, site: SiteName): Partial<Record<ClassName, string[]>> | undefined;
   /** RTT of `link` just before step `index`. */
   rttMsAt(index: number, link: string): number | undefined;
   /** Undefined where per-packet loss is not known (iperf3). */
   lostBetween(className: ClassName, fromMs: number, toMs: number): number | undefined;
+  /** Many sites: where step `index` acts (default: its link at sites a and b). */
+  endsOf?(index: number): StepEnd[];
+  /** Many sites: links each class used at an end's site toward its peer just before step `index`. */
+  activeLinksAtEnd?(index: number, end: StepEnd): Partial<Record<ClassName, string[]>> | undefined;
+}
+
+/** Each fault's window: from the step to the link's next step at a later time (or the end). */
+export function faultWindows(steps: readonly { atMs: number; link: string; kind: string }[], endMs: number): [number, number][] {
+  return steps
+    .filter((s) => s.kind === 'fault')
+    .map((s) => {
+      const next = steps.find((x) => x.link === s.link && x.atMs > s.atMs);
+      return [s.atMs, next ? next.atMs : endMs] as [number, number];
+    });
+}
+
+/** Flows of `className` moved inside the windows, by the events `only` accepts. */
+export function movesIn(events: readonly SiteEvent[], className: string, windows: readonly [number, number][], only: (e: SiteEvent) => boolean = () => true): number {
+  let n = 0;
+  for (const e of events) {
+    if (e.kind !== 'flowMoved' || !windows.some(([a, b]) => e.atMs >= a && e.atMs < b)) continue;
+    if (flowMoveOf(e)?.className === className && only(e)) n += flowsMoved(e);
+  }
+  return n;
 }
 
 export function describeStep(step: ScenarioStep): string {
@@ -336,12 +439,18 @@ export function analyzeTimeline(input: TimelineInput): StepResult[] {
     const windowEnd = next ? next.atMs : input.endMs;
     const inWindow = events.filter((e) => e.atMs >= step.atMs && e.atMs < windowEnd);
     const fault = step.kind === 'fault';
-    const first = inWindow.find((e) => (fault ? isBadNews(e, step.link) : isGoodNews(e, step.link)));
+    const manySites = input.endsOf !== undefined;
+    const ends: StepEnd[] = input.endsOf ? input.endsOf(idx) : [{ link: step.link }];
+    const first = inWindow.find((e) => ends.some((end) => (fault ? isBadNews(e, end) : isGoodNews(e, end))));
     const rtt = input.rttMsAt(idx, step.link) ?? 0;
+    // Ends where the class ran: two sites: a and b (by each site's snapshot); many: each end.
+    const classEnds = manySites
+      ? ends.map((end) => ({ end, active: input.activeLinksAtEnd?.(idx, end) }))
+      : (['a', 'b'] as const).map((site) => ({ end: { site, link: step.link } as StepEnd, active: input.activeLinksAt(idx, site) }));
     const classes: Partial<Record<ClassName, StepClassResult>> = {};
     for (const c of input.classes) {
-      const sites = (['a', 'b'] as const).filter((s) => input.activeLinksAt(idx, s)?.[c]?.includes(step.link) ?? false);
-      const onLink = sites.length > 0;
+      const on = classEnds.filter((x) => x.active?.[c]?.includes(x.end.link) ?? false).map((x) => x.end);
+      const onLink = on.length > 0;
       if (fault) {
         if (!onLink) {
           classes[c] = { onLink, movedMs: undefined, from: undefined, to: undefined, lostDuringSwitch: undefined };
@@ -350,30 +459,33 @@ export function analyzeTimeline(input: TimelineInput): StepResult[] {
         let worst = 0;
         let from: string | undefined;
         let to: string | undefined;
-        for (const s of sites) {
+        const perEnd: NonNullable<StepClassResult['ends']> = [];
+        for (const end of on) {
           const mv = inWindow.find((e) => {
-            if (e.site !== s || e.kind !== 'flowMoved') return false;
-            const m = parseFlowMove(e.message);
-            return m !== undefined && m.className === c && m.from.includes(step.link) && !m.to.includes(step.link);
+            if (e.site !== end.site || e.kind !== 'flowMoved' || !endMatches(e, end)) return false;
+            const m = flowMoveOf(e);
+            return m !== undefined && m.className === c && m.from.includes(end.link) && !m.to.includes(end.link);
           });
+          const movedMs = mv ? mv.atMs - step.atMs : Infinity;
+          perEnd.push({ site: end.site!, peer: end.peer, movedMs });
           if (!mv) {
             worst = Infinity;
             continue;
           }
-          const m = parseFlowMove(mv.message)!;
+          const m = flowMoveOf(mv)!;
           from ??= m.from.join('+');
           to ??= m.to.join('+');
-          worst = Math.max(worst, mv.atMs - step.atMs);
+          worst = Math.max(worst, movedMs);
         }
         const until = Number.isFinite(worst) ? step.atMs + worst + rtt : windowEnd;
-        classes[c] = { onLink, movedMs: worst, from, to, lostDuringSwitch: input.lostBetween(c, step.atMs, until) };
+        classes[c] = { onLink, movedMs: worst, from, to, lostDuringSwitch: input.lostBetween(c, step.atMs, until), ...(manySites ? { ends: perEnd } : {}) };
       } else {
         const mv = inWindow.find((e) => {
-          if (e.kind !== 'flowMoved') return false;
-          const m = parseFlowMove(e.message);
-          return m !== undefined && m.className === c && m.to.includes(step.link) && !m.from.includes(step.link);
+          if (e.kind !== 'flowMoved' || !ends.some((end) => endMatches(e, end))) return false;
+          const m = flowMoveOf(e);
+          return m !== undefined && m.className === c && ends.some((end) => (end.site === undefined || end.site === e.site) && m.to.includes(end.link) && !m.from.includes(end.link));
         });
-        const m = mv ? parseFlowMove(mv.message) : undefined;
+        const m = mv ? flowMoveOf(mv) : undefined;
         classes[c] = { onLink, movedMs: mv ? mv.atMs - step.atMs : undefined, from: m?.from.join('+'), to: m?.to.join('+'), lostDuringSwitch: undefined };
       }
     }

@@ -10,9 +10,9 @@
  */
 import type { ClassName } from '../../src/core/steer/classes.ts';
 import type { EdgeSnapshot } from '../../src/core/types.ts';
-import { evaluateExpectations, type ExpectationResult } from './expect.ts';
+import { evaluateExpectations, type ExpectScope, type ExpectationResult } from './expect.ts';
 import { formatNetemSpec } from '../netem/spec.ts';
-import type { ClassStats, SiteEvent, StepResult } from './metrics.ts';
+import { faultWindows, movesIn, type ClassStats, type SiteEvent, type StepResult } from './metrics.ts';
 import type { Scenario } from './schema.ts';
 
 export interface ClassReport extends ClassStats {
@@ -21,6 +21,12 @@ export interface ClassReport extends ClassStats {
   /** Slowest reroute off a faulted link (Infinity: never moved). */
   rerouteMs: number | undefined;
   lostDuringSwitch: number | undefined;
+}
+
+/** Many sites: one class's traffic from one site to another. */
+export interface PairReport extends ClassReport {
+  from: string;
+  to: string;
 }
 
 export interface ScenarioReport {
@@ -37,6 +43,10 @@ export interface ScenarioReport {
   links: { name: string; costTier: string; up: string; down: string }[];
   events: StepResult[];
   classes: ClassReport[];
+  /** Many-site scenarios: per class and site pair (from -> to). */
+  pairs?: PairReport[];
+  /** Many-site scenarios: the sites, their role and links. */
+  sites?: { name: string; role: string; prefix: string; links: string[] }[];
   expectations: ExpectationResult[];
   /** What the edges said, in scenario time (at most MAX_EDGE_EVENTS). */
   edgeEvents: SiteEvent[];
@@ -97,6 +107,9 @@ export function buildReport(input: {
   classes: ClassStats[];
   edgeEvents: SiteEvent[];
   notes: string[];
+  /** Many sites: a class's figures over the flows of a scope (site or site pair); undefined: none. */
+  scoped?: (className: ClassName, scope: ExpectScope) => ClassReport | undefined;
+  pairs?: PairReport[];
 }): ScenarioReport {
   const { scenario, steps } = input;
   const faults = steps.filter((s) => s.kind === 'fault');
@@ -111,16 +124,16 @@ export function buildReport(input: {
       rerouteMs = Math.max(rerouteMs ?? 0, r.movedMs ?? Infinity);
       if (r.lostDuringSwitch !== undefined) lostDuringSwitch = (lostDuringSwitch ?? 0) + r.lostDuringSwitch;
     }
-    return { ...c, detectionMs, rerouteMs, lostDuringSwitch };
+    return { ...c, detectionMs, rerouteMs, lostDuringSwitch, faultMoves: c.faultMoves ?? movesIn(input.edgeEvents, c.className, faultWindows(steps, scenario.durationMs)) };
   });
-  const lookup = (subject: string, metric: string): number | undefined => {
+  const lookup = (subject: string, metric: string, scope: ExpectScope | undefined): number | undefined => {
     if (subject === 'events') {
       if (metric === 'count') return faults.length;
       if (metric === 'undetected') return faults.filter((f) => !Number.isFinite(f.detectionMs)).length;
       if (metric === 'detection_ms') return faults.length === 0 ? undefined : Math.max(...faults.map((f) => f.detectionMs));
       return undefined;
     }
-    const c = classes.find((x) => x.className === subject);
+    const c = scope ? input.scoped?.(subject as ClassName, scope) : classes.find((x) => x.className === subject);
     if (!c) return undefined;
     const m: Record<string, number | undefined> = {
       sent: c.sent,
@@ -140,6 +153,7 @@ export function buildReport(input: {
       lost_during_switch: c.lostDuringSwitch,
       throughput_mbps: c.throughputMbps,
       moves: c.moves,
+      fault_moves: c.faultMoves,
     };
     return m[metric];
   };
@@ -158,6 +172,8 @@ export function buildReport(input: {
     links: scenario.links.map((l) => ({ name: l.name, costTier: l.costTier, up: formatNetemSpec(l.up), down: formatNetemSpec(l.down) })),
     events: steps,
     classes,
+    ...(input.pairs ? { pairs: input.pairs } : {}),
+    ...(scenario.sites ? { sites: scenario.sites.map((x) => ({ name: x.name, role: x.role, prefix: x.prefix, links: x.links.map((l) => (l.to ? `${l.name}->${l.to.site}.${l.to.link}${l.nat ? ' (nat)' : ''}` : l.name)) })) } : {}),
     expectations,
     edgeEvents: input.edgeEvents.slice(0, MAX_EDGE_EVENTS),
     notes: input.notes,
@@ -235,6 +251,29 @@ export function reportJson(r: ScenarioReport): Record<string, unknown> {
         },
       ]),
     ),
+    ...(r.sites ? { sites: r.sites } : {}),
+    ...(r.pairs
+      ? {
+          pairs: r.pairs.map((c) => ({
+            from: c.from,
+            to: c.to,
+            class: c.className,
+            flows: c.flows,
+            sent: n(c.sent),
+            delivered: n(c.delivered),
+            lost: n(c.lost),
+            lossRatio: r4(c.lossRatio),
+            latencyP50Ms: r1(c.latencyP50Ms),
+            latencyP99Ms: r1(c.latencyP99Ms),
+            maxGapMs: r1(c.maxGapMs),
+            rerouted: c.rerouteMs === undefined ? null : Number.isFinite(c.rerouteMs),
+            rerouteMs: r1(c.rerouteMs),
+            lostDuringSwitch: n(c.lostDuringSwitch),
+            moves: n(c.moves),
+            faultMoves: n(c.faultMoves),
+          })),
+        }
+      : {}),
     expectations: r.expectations.map((e) => ({ expect: e.text, actual: e.actual === undefined ? null : Number.isFinite(e.actual) ? r4(e.actual) : 'never', pass: e.pass, ...(e.note ? { note: e.note } : {}) })),
     edgeEvents: r.edgeEvents.map((e) => ({ atMs: Math.round(e.atMs * 10) / 10, site: e.site, kind: e.kind, ...(e.link ? { link: e.link } : {}), message: e.message })),
     notes: r.notes,
@@ -271,6 +310,7 @@ export function reportText(r: ScenarioReport): string {
   out.push(`  ${r.description}`);
   const speed = r.speedup !== undefined ? ` (${r.speedup.toFixed(0)}x real time)` : '';
   out.push(`  ${(r.durationMs / 1000).toFixed(0)} s ${r.mode === 'virtual' ? 'simulated' : 'run'} in ${(r.wallMs / 1000).toFixed(2)} s${speed}`);
+  for (const site of r.sites ?? []) out.push(`  site ${site.name} (${site.role}, ${site.prefix}): ${site.links.join(', ')}`);
   for (const l of r.links) out.push(`  link ${l.name} (${l.costTier}): up "${l.up}", down "${l.down}"`);
   out.push('');
   out.push('events');
@@ -319,6 +359,29 @@ export function reportText(r: ScenarioReport): string {
   for (const c of r.classes) {
     if (c.sent === undefined) out.push(`  ${c.className}: ${(c.bytesDelivered / 1e6).toFixed(1)} MB delivered of ${(c.bytesSent / 1e6).toFixed(1)} MB sent (${pct(c.deliveredRatio)}), ${c.throughputMbps?.toFixed(2) ?? '-'} Mbit/s`);
     if ((c.corrupted ?? 0) > 0) out.push(`  ${c.className}: ${c.corrupted} corrupted deliveries`);
+  }
+  if (r.pairs && r.pairs.length > 0) {
+    out.push('');
+    out.push('site pairs');
+    const ph = ['from > to', 'class', 'sent', 'lost', 'loss', 'p50 ms', 'p99 ms', 'max gap', 'reroute', 'lost@switch', 'moves', 'in faults'];
+    const prow = r.pairs.map((c) => [
+      `${c.from} > ${c.to}`,
+      c.className,
+      num(c.sent),
+      num(c.lost),
+      pct(c.lossRatio),
+      c.latencyP50Ms === undefined ? '-' : c.latencyP50Ms.toFixed(1),
+      c.latencyP99Ms === undefined ? '-' : c.latencyP99Ms.toFixed(1),
+      ms(c.maxGapMs),
+      ms(c.rerouteMs),
+      num(c.lostDuringSwitch),
+      num(c.moves),
+      num(c.faultMoves),
+    ]);
+    const pw = ph.map((h, i) => Math.max(h.length, ...prow.map((row) => row[i]!.length)));
+    const pline = (cells: string[]): string => `  ${cells.map((cell, i) => (i < 2 ? cell.padEnd(pw[i]!) : cell.padStart(pw[i]!))).join('  ')}`;
+    out.push(pline(ph));
+    for (const row of prow) out.push(pline(row));
   }
   out.push('');
   out.push('expectations');

@@ -23,6 +23,27 @@
  * Directions: site a is the branch, site b the hub. "up" is what the branch sends (a -> b, the
  * World's "ab"), "down" what it receives (b -> a, "ba"), as in link profiles.
  *
+ * Many sites (a hub and branches; `sites:` instead of `links:`). A link with `to:` is a
+ * connection to another site's link, impaired by its profile/netem ("up" = what this site sends
+ * on it); a hub's links just name its uplinks. Each site gets a LAN prefix 10.(i+1).0.0/16 in list
+ * order. Traffic names its two sites (`from`, `to`; "both" runs each way; spoke to spoke goes
+ * through the hub). A timeline `link:` is SITE.LINK: a link with `to:` changes that one
+ * connection, a hub link changes every connection to it; "up" is what SITE sends on it.
+ *
+ *   sites:
+ *     - { name: hub, role: hub, links: [{ name: mpls }, { name: inet }] }
+ *     - name: b1
+ *       links:
+ *         - { name: mpls, profile: mpls, to: hub.mpls }
+ *         - { name: lte, profile: lte, to: hub.inet, nat: true }
+ *     - { name: b2, links: [{ name: inet, profile: cable, to: hub.inet }] }
+ *   traffic:
+ *     - { class: voice, kind: voice, calls: 2, from: b1, to: b2 }
+ *   timeline:
+ *     - { at: 10s, link: b1.mpls, set: "loss 100%" }     # one connection
+ *     - { at: 15s, link: hub.inet, set: "loss 100%", direction: up }  # the hub's inet uplink
+ *   expect: ["voice.max_gap_ms < 400", "b2.voice.moves == 0", "b1>b2.voice.max_gap_ms < 400"]
+ *
  * Every problem is a one-line ScenarioError naming the file, the field and the fix.
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -42,6 +63,7 @@ export const SCENARIOS_DIR = fileURLToPath(new URL('../../profiles/scenarios/', 
 export const SCENARIO_LIMITS = {
   durationS: 3600,
   links: 8,
+  sites: 16,
   trafficItems: 32,
   flowsPerItem: 64,
   ppsPerFlow: 20_000,
@@ -78,9 +100,39 @@ export interface ScenarioLink {
   downText: string;
 }
 
+/** Many-site scenarios: one link of a site. */
+export interface ScenarioSiteLink {
+  name: string;
+  costTier: CostTier;
+  /** The site's shaper rate on this link (up), when given. */
+  bandwidthBps: number | undefined;
+  nat: boolean;
+  /** The far site link this link connects to ("to: hub.inet"); undefined for a hub's uplinks. */
+  to: { site: string; link: string } | undefined;
+}
+
+export interface ScenarioSite {
+  name: string;
+  role: 'hub' | 'spoke';
+  /** LAN prefix (10.(i+1).0.0/16) and the host the traffic uses in it. */
+  prefix: string;
+  host: [number, number, number, number];
+  links: ScenarioSiteLink[];
+}
+
+/** Many-site scenarios: a connection (named SITE.LINK after the link that has `to:`). */
+export interface ScenarioConnection extends ScenarioLink {
+  /** The site link with `to:` (its "up" is what it sends). */
+  from: { site: string; link: string };
+  to: { site: string; link: string };
+}
+
 export interface ScenarioTraffic {
   /** Position in the scenario's traffic list. */
   index: number;
+  /** Many-site scenarios: the two sites (direction up: from -> to). Two-site: a and b. */
+  from: string;
+  to: string;
   className: ClassName;
   classId: number;
   dscp: number;
@@ -101,7 +153,13 @@ export interface ScenarioTraffic {
 export interface ScenarioStep {
   index: number;
   atMs: number;
+  /** Link name (two sites) or SITE.LINK (many sites). */
   link: string;
+  /**
+   * Many sites: the connections this step changes, each with the World direction ("ab" is what
+   * the connection's `from` end sends) of the step's up and down.
+   */
+  connections?: { name: string; up: 'ab' | 'ba'; result: { up?: NetemSpec; down?: NetemSpec } }[];
   direction: LinkDirection;
   action: 'set' | 'add' | 'restore';
   /** The spec as written (empty for restore). */
@@ -117,7 +175,11 @@ export interface Scenario {
   description: string;
   durationMs: number;
   seed: number | undefined;
+  /** Two sites: the links. Many sites: the connections (ScenarioConnection, named SITE.LINK). */
   links: ScenarioLink[];
+  /** Many-site scenarios only. */
+  sites: ScenarioSite[] | undefined;
+  connections: ScenarioConnection[] | undefined;
   traffic: ScenarioTraffic[];
   timeline: ScenarioStep[];
   /** Full class policies (defaults with the scenario's overrides applied). */
@@ -161,6 +223,17 @@ const LinkSchema = z.strictObject({
     .optional(),
 });
 
+const SiteLinkSchema = LinkSchema.extend({
+  to: z.string({ error: 'expected the far site link as SITE.LINK, like "hub.inet"' }).optional(),
+  nat: z.boolean({ error: 'expected true or false' }).optional(),
+}).strict();
+
+const SiteSchema = z.strictObject({
+  name: z.string({ error: 'expected a site name like "hub" or "b1"' }).regex(NAME_RE, { error: 'expected lowercase letters, digits and "-", like "branch-1"' }),
+  role: z.enum(['hub', 'spoke'], { error: 'expected hub or spoke' }).optional(),
+  links: z.array(SiteLinkSchema, { error: 'expected a list of links' }).min(1, { error: 'expected at least one link' }).max(SCENARIO_LIMITS.links, { error: `expected at most ${SCENARIO_LIMITS.links} links` }),
+});
+
 const classEnum = z.enum(CLASS_NAMES, { error: `expected a class: ${CLASS_NAMES.join(', ')}` });
 
 const TrafficSchema = z.strictObject({
@@ -172,6 +245,8 @@ const TrafficSchema = z.strictObject({
   pps: z.number().positive({ error: 'expected packets per second above 0' }).max(SCENARIO_LIMITS.ppsPerFlow).optional(),
   rateMbps: z.number().positive({ error: 'expected Mbit/s above 0' }).max(SCENARIO_LIMITS.rateMbps).optional(),
   direction: z.enum(['up', 'down', 'both'], { error: 'expected up (a -> b), down (b -> a) or both' }).optional(),
+  from: z.string({ error: 'expected a site name' }).optional(),
+  to: z.string({ error: 'expected a site name' }).optional(),
   startS: z.number().min(0).optional(),
   stopS: z.number().positive().optional(),
 });
@@ -201,7 +276,8 @@ const ScenarioSchema = z.strictObject({
   description: z.string({ error: 'expected a one-line description' }).min(1, { error: 'expected a one-line description' }),
   durationS: z.number({ error: 'expected the run length in seconds' }).positive({ error: 'expected seconds above 0' }).max(SCENARIO_LIMITS.durationS, { error: `expected at most ${SCENARIO_LIMITS.durationS} s` }),
   seed: z.number().int({ error: 'expected a whole-number seed' }).min(0).max(2 ** 32 - 1).optional(),
-  links: z.array(LinkSchema, { error: 'expected a list of links' }).min(1, { error: 'expected at least one link' }).max(SCENARIO_LIMITS.links, { error: `expected at most ${SCENARIO_LIMITS.links} links` }),
+  links: z.array(LinkSchema, { error: 'expected a list of links' }).min(1, { error: 'expected at least one link' }).max(SCENARIO_LIMITS.links, { error: `expected at most ${SCENARIO_LIMITS.links} links` }).optional(),
+  sites: z.array(SiteSchema, { error: 'expected a list of sites' }).min(2, { error: 'expected at least two sites' }).max(SCENARIO_LIMITS.sites, { error: `expected at most ${SCENARIO_LIMITS.sites} sites` }).optional(),
   traffic: z.array(TrafficSchema, { error: 'expected a list of traffic items' }).min(1, { error: 'expected at least one traffic item' }).max(SCENARIO_LIMITS.trafficItems),
   timeline: z.array(StepSchema, { error: 'expected a list of steps' }).max(SCENARIO_LIMITS.timelineEntries).default([]),
   policies: z.partialRecord(classEnum, PolicySchema, { error: 'expected class names mapped to { strategy, sla }' }).optional(),
@@ -218,6 +294,8 @@ function fieldsAt(path: readonly PropertyKey[]): string {
   switch (names[0]) {
     case 'links':
       return names[1] === 'netem' ? 'up, down' : names[1] === 'bandwidthBps' ? 'up, down' : keys(LinkSchema);
+    case 'sites':
+      return names[1] !== 'links' ? keys(SiteSchema) : names[2] === 'netem' || names[2] === 'bandwidthBps' ? 'up, down' : keys(SiteLinkSchema);
     case 'traffic':
       return keys(TrafficSchema);
     case 'timeline':
@@ -295,11 +373,12 @@ export function parseScenario(text: string, source: string): Scenario {
   }
   const durationMs = s.durationS * 1000;
 
-  // Links
-  const links: ScenarioLink[] = [];
-  s.links.forEach((l, i) => {
-    const field = `links[${i}]`;
-    if (links.some((x) => x.name === l.name)) throw new ScenarioError(source, `${field}.name`, `duplicate link name "${l.name}"`, 'give every link a unique name');
+  // Links (two sites) or sites and their connections
+  if ((s.links === undefined) === (s.sites === undefined)) {
+    throw new ScenarioError(source, s.links ? 'sites' : 'links', s.links ? 'give links (two sites) or sites, not both' : 'missing; expected links (two sites) or sites (a hub and branches)', 'add links: [...] or sites: [...]');
+  }
+  /** A link's impairment and tier from its profile or netem specs. */
+  const linkOf = (l: z.infer<typeof LinkSchema>, name: string, field: string): ScenarioLink => {
     if ((l.profile === undefined) === (l.netem === undefined)) {
       throw new ScenarioError(source, field, 'needs exactly one of profile or netem', 'use profile: mpls (profiles/links) or netem: { up: "...", down: "..." }');
     }
@@ -310,21 +389,77 @@ export function parseScenario(text: string, source: string): Scenario {
       } catch (e) {
         throw new ScenarioError(source, `${field}.profile`, e instanceof BraidError ? e.message : String(e), e instanceof BraidError ? e.fix : undefined);
       }
-      links.push({ name: l.name, profile: p.name, costTier: l.costTier ?? p.costTier, bandwidthBps: l.bandwidthBps ?? p.bandwidthBps, up: p.up, down: p.down, upText: p.upText, downText: p.downText });
-    } else {
-      const n = l.netem!;
-      links.push({
-        name: l.name,
-        profile: undefined,
-        costTier: l.costTier ?? 'primary',
-        bandwidthBps: l.bandwidthBps ?? rateOf(n.up, n.down, source, field),
-        up: spec(source, `${field}.netem.up`, n.up),
-        down: spec(source, `${field}.netem.down`, n.down),
-        upText: n.up,
-        downText: n.down,
-      });
+      return { name, profile: p.name, costTier: l.costTier ?? p.costTier, bandwidthBps: l.bandwidthBps ?? p.bandwidthBps, up: p.up, down: p.down, upText: p.upText, downText: p.downText };
     }
-  });
+    const n = l.netem!;
+    return {
+      name,
+      profile: undefined,
+      costTier: l.costTier ?? 'primary',
+      bandwidthBps: l.bandwidthBps ?? rateOf(n.up, n.down, source, field),
+      up: spec(source, `${field}.netem.up`, n.up),
+      down: spec(source, `${field}.netem.down`, n.down),
+      upText: n.up,
+      downText: n.down,
+    };
+  };
+  const links: ScenarioLink[] = [];
+  let sites: ScenarioSite[] | undefined;
+  let connections: ScenarioConnection[] | undefined;
+  if (s.links) {
+    s.links.forEach((l, i) => {
+      const field = `links[${i}]`;
+      if (links.some((x) => x.name === l.name)) throw new ScenarioError(source, `${field}.name`, `duplicate link name "${l.name}"`, 'give every link a unique name');
+      links.push(linkOf(l, l.name, field));
+    });
+  } else {
+    sites = [];
+    connections = [];
+    const siteList = s.sites!;
+    siteList.forEach((site, i) => {
+      if (sites!.some((x) => x.name === site.name)) throw new ScenarioError(source, `sites[${i}].name`, `duplicate site name "${site.name}"`, 'give every site a unique name');
+      site.links.forEach((l, j) => {
+        if (site.links.findIndex((x) => x.name === l.name) !== j) throw new ScenarioError(source, `sites[${i}].links[${j}].name`, `duplicate link name "${l.name}" in site ${site.name}`, 'give every link of a site a unique name');
+      });
+      sites!.push({ name: site.name, role: site.role ?? 'spoke', prefix: `10.${i + 1}.0.0/16`, host: [10, i + 1, 0, 2], links: [] });
+    });
+    siteList.forEach((site, i) => {
+      site.links.forEach((l, j) => {
+        const field = `sites[${i}].links[${j}]`;
+        let to: { site: string; link: string } | undefined;
+        if (l.to !== undefined) {
+          const [toSite, toLink, extra] = l.to.split('.');
+          const far = siteList.find((x) => x.name === toSite);
+          if (!far || toLink === undefined || extra !== undefined) throw new ScenarioError(source, `${field}.to`, `"${l.to}" is not SITE.LINK of a site of this scenario`, `use e.g. ${siteList.find((x) => x.name !== site.name)?.name ?? 'hub'}.inet`);
+          if (far.name === site.name) throw new ScenarioError(source, `${field}.to`, 'joins the site to itself', 'name a link of another site');
+          if (!far.links.some((x) => x.name === toLink)) throw new ScenarioError(source, `${field}.to`, `site ${far.name} has no link "${toLink}"`, `use one of ${far.links.map((x) => `${far.name}.${x.name}`).join(', ')}`);
+          if (far.links.find((x) => x.name === toLink)!.to !== undefined) throw new ScenarioError(source, `${field}.to`, `${l.to} has a to: of its own`, 'give to: on one end of a connection only');
+          to = { site: far.name, link: toLink };
+          const conn = linkOf(l, `${site.name}.${l.name}`, field);
+          connections!.push({ ...conn, from: { site: site.name, link: l.name }, to });
+        } else if (l.profile !== undefined || l.netem !== undefined) {
+          throw new ScenarioError(source, field, 'has an impairment but no to:', 'add to: SITE.LINK (the link it connects to), or put the profile on the link that connects to this one');
+        }
+        const conn = connections!.find((c) => c.name === `${site.name}.${l.name}`);
+        sites![i]!.links.push({
+          name: l.name,
+          costTier: l.costTier ?? conn?.costTier ?? 'primary',
+          bandwidthBps: l.bandwidthBps?.up ?? conn?.bandwidthBps?.up,
+          nat: l.nat ?? false,
+          to,
+        });
+      });
+    });
+    for (const site of sites) {
+      for (const l of site.links) {
+        if (l.to === undefined && !connections.some((c) => c.to.site === site.name && c.to.link === l.name)) {
+          throw new ScenarioError(source, `sites[${sites.indexOf(site)}].links[${site.links.indexOf(l)}]`, `${site.name}.${l.name} connects to nothing`, 'add to: on it, or name it in another site link\'s to:');
+        }
+      }
+    }
+    links.push(...connections);
+  }
+  const siteNames = sites?.map((x) => x.name);
 
   // Traffic
   const traffic: ScenarioTraffic[] = s.traffic.map((t, i) => {
@@ -333,7 +468,21 @@ export function parseScenario(text: string, source: string): Scenario {
     const startMs = (t.startS ?? 1) * 1000;
     const stopMs = Math.min((t.stopS ?? s.durationS) * 1000, durationMs);
     if (startMs >= stopMs) throw new ScenarioError(source, `${field}.startS`, `starts at ${startMs / 1000} s, after it stops (${stopMs / 1000} s)`, 'start earlier or raise durationS/stopS');
-    const base = { index: i, className: t.class, classId, dscp: CLASS_DSCP[t.class], kind: t.kind, startMs, stopMs };
+    let from = 'a';
+    let to = 'b';
+    if (siteNames) {
+      for (const key of ['from', 'to'] as const) {
+        const v = t[key];
+        if (v === undefined) throw new ScenarioError(source, `${field}.${key}`, 'missing: a scenario with sites needs both ends of its traffic', `add ${key}: one of ${siteNames.join(', ')}`);
+        if (!siteNames.includes(v)) throw new ScenarioError(source, `${field}.${key}`, `no site named "${v}"`, `use one of ${siteNames.join(', ')}`);
+      }
+      from = t.from!;
+      to = t.to!;
+      if (from === to) throw new ScenarioError(source, `${field}.to`, 'is the same site as from', 'name two different sites');
+    } else {
+      for (const key of ['from', 'to'] as const) if (t[key] !== undefined) throw new ScenarioError(source, `${field}.${key}`, 'only for scenarios with sites', 'remove it (two-site traffic goes a -> b, direction up)');
+    }
+    const base = { index: i, from, to, className: t.class, classId, dscp: CLASS_DSCP[t.class], kind: t.kind, startMs, stopMs };
     const forbid = (key: keyof typeof t, why: string): void => {
       if (t[key] !== undefined) throw new ScenarioError(source, `${field}.${key}`, `not used by kind ${t.kind}`, why);
     };
@@ -367,32 +516,51 @@ export function parseScenario(text: string, source: string): Scenario {
   order.sort((x, y) => x.atMs - y.atMs || x.i - y.i);
   const timeline: ScenarioStep[] = order.map(({ step, i, atMs }) => {
     const field = `timeline[${i}]`;
-    const link = links.find((l) => l.name === step.link);
-    if (!link) throw new ScenarioError(source, `${field}.link`, `no link named "${step.link}"`, `use one of ${links.map((l) => l.name).join(', ')}`);
+    // The connections the step changes; flip: the step's site is the connection's far end (its up is their down).
+    let targets: { link: ScenarioLink; flip: boolean }[];
+    if (sites && connections) {
+      const [siteName, linkName, extra] = step.link.split('.');
+      const site = sites.find((x) => x.name === siteName);
+      const siteLink = site?.links.find((x) => x.name === linkName);
+      if (!site || !siteLink || extra !== undefined) {
+        throw new ScenarioError(source, `${field}.link`, `"${step.link}" is not SITE.LINK of this scenario`, `use one of ${sites.flatMap((x) => x.links.map((l) => `${x.name}.${l.name}`)).join(', ')}`);
+      }
+      targets = siteLink.to
+        ? [{ link: connections.find((c) => c.name === step.link)!, flip: false }]
+        : connections.filter((c) => c.to.site === site.name && c.to.link === siteLink.name).map((c) => ({ link: c, flip: true }));
+    } else {
+      const link = links.find((l) => l.name === step.link);
+      if (!link) throw new ScenarioError(source, `${field}.link`, `no link named "${step.link}"`, `use one of ${links.map((l) => l.name).join(', ')}`);
+      targets = [{ link, flip: false }];
+    }
     const actions = [step.set !== undefined, step.add !== undefined, step.restore === true].filter(Boolean).length;
     if (actions !== 1) throw new ScenarioError(source, field, 'needs exactly one of set, add or restore', 'e.g. set: "loss 100%", add: "delay 50ms", or restore: true');
     const direction = step.direction ?? 'both';
-    const cur = current.get(link.name)!;
     const dirs = direction === 'both' ? (['up', 'down'] as const) : ([direction] as const);
-    const out: { up?: NetemSpec; down?: NetemSpec } = {};
-    let action: ScenarioStep['action'];
-    let text = '';
-    if (step.restore) {
-      action = 'restore';
-      for (const d of dirs) out[d] = link[d];
-    } else if (step.set !== undefined) {
-      action = 'set';
-      text = step.set;
-      const parsed = spec(source, `${field}.set`, step.set);
-      for (const d of dirs) out[d] = parsed;
-    } else {
-      action = 'add';
-      text = step.add!;
-      const parsed = spec(source, `${field}.add`, step.add!);
-      for (const d of dirs) out[d] = mergeNetemSpecs(cur[d], parsed);
-    }
-    for (const d of dirs) cur[d] = out[d]!;
-    return { index: i, atMs, link: link.name, direction, action, text, result: out, kind: action === 'restore' ? 'restore' : 'fault' };
+    const action: ScenarioStep['action'] = step.restore ? 'restore' : step.set !== undefined ? 'set' : 'add';
+    const text = step.set ?? step.add ?? '';
+    const parsed = action === 'restore' ? undefined : spec(source, `${field}.${action}`, text);
+    const results = targets.map(({ link, flip }) => {
+      const cur = current.get(link.name)!;
+      const out: { up?: NetemSpec; down?: NetemSpec } = {};
+      for (const d of dirs) {
+        const cd = flip ? (d === 'up' ? 'down' : 'up') : d;
+        out[d] = action === 'restore' ? link[cd] : action === 'set' ? parsed! : mergeNetemSpecs(cur[cd], parsed!);
+        cur[cd] = out[d]!;
+      }
+      return { name: link.name, up: (flip ? 'ba' : 'ab') as 'ab' | 'ba', result: out };
+    });
+    return {
+      index: i,
+      atMs,
+      link: sites ? step.link : targets[0]!.link.name,
+      ...(sites ? { connections: results } : {}),
+      direction,
+      action,
+      text,
+      result: results[0]!.result,
+      kind: action === 'restore' ? 'restore' : 'fault',
+    };
   });
 
   // Policies
@@ -408,14 +576,14 @@ export function parseScenario(text: string, source: string): Scenario {
   const classesWithTraffic = [...new Set(traffic.map((t) => t.className))];
   const expectations = s.expect.map((text, i) => {
     try {
-      return parseExpectation(text, classesWithTraffic);
+      return parseExpectation(text, classesWithTraffic, siteNames);
     } catch (e) {
       if (e instanceof Error) throw new ScenarioError(source, `expect[${i}]`, e.message, (e as BraidError).fix ?? 'write CLASS.METRIC OP NUMBER, e.g. "voice.max_gap_ms < 400"');
       throw e;
     }
   });
 
-  return { name: s.name, description: s.description, durationMs, seed: s.seed, links, traffic, timeline, policies, overriddenClasses, expectations, source };
+  return { name: s.name, description: s.description, durationMs, seed: s.seed, links, sites, connections, traffic, timeline, policies, overriddenClasses, expectations, source };
 }
 
 /**

@@ -12,6 +12,7 @@ import type { FlowInfo, SiteName } from './metrics.ts';
 import type { Scenario, TrafficKind } from './schema.ts';
 
 export interface FlowPlan extends FlowInfo {
+  dest: string;
   trafficIndex: number;
   kind: TrafficKind;
   dscp: number;
@@ -30,21 +31,23 @@ export function planFlows(scenario: Scenario): FlowPlan[] {
   const out: FlowPlan[] = [];
   let nextId = 1;
   for (const t of scenario.traffic) {
-    const origins: SiteName[] = t.direction === 'both' ? ['a', 'b'] : t.direction === 'up' ? ['a'] : ['b'];
+    const origins: string[] = t.direction === 'both' ? [t.from, t.to] : t.direction === 'up' ? [t.from] : [t.to];
     for (const origin of origins) {
+      const dest = origin === t.from ? t.to : t.from;
       for (let f = 0; f < t.flows; f++) {
         const intervalMs = 1000 / t.pps;
         out.push({
           flowId: nextId++,
           className: t.className,
           origin,
+          dest,
           sizeBytes: t.sizeBytes,
           trafficIndex: t.index,
           kind: t.kind,
           dscp: t.dscp,
           pps: t.pps,
           intervalMs,
-          firstMs: t.startMs + (intervalMs * f) / t.flows + (origin === 'b' ? intervalMs / (2 * t.flows) : 0),
+          firstMs: t.startMs + (intervalMs * f) / t.flows + (origin === t.to ? intervalMs / (2 * t.flows) : 0),
           stopMs: t.stopMs,
         });
       }
@@ -58,10 +61,16 @@ export function packetsOf(f: FlowPlan): number {
   return Math.max(0, Math.ceil((f.stopMs - f.firstMs) / f.intervalMs));
 }
 
+/** Inner host address of each site: SITE_LAN (two sites) or the scenario's site hosts. */
+export function siteHosts(scenario: Scenario): Record<string, [number, number, number, number]> {
+  if (!scenario.sites) return { ...SITE_LAN };
+  return Object.fromEntries(scenario.sites.map((s) => [s.name, s.host]));
+}
+
 /** The virtual-time packet spec of a flow (makePacket adds seq). */
-export function packetSpecOf(f: FlowPlan): Omit<UdpPacketSpec, 'seq'> {
-  const src = SITE_LAN[f.origin];
-  const dst = SITE_LAN[f.origin === 'a' ? 'b' : 'a'];
+export function packetSpecOf(f: FlowPlan, hosts: Record<string, [number, number, number, number]> = SITE_LAN): Omit<UdpPacketSpec, 'seq'> {
+  const src = hosts[f.origin]!;
+  const dst = hosts[f.dest]!;
   return {
     src,
     dst,

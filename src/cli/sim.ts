@@ -78,6 +78,7 @@ async function simRun(opts: SimOptions, rest: string[]): Promise<number> {
   const { reportJson, reportText } = await import('../../sim/scenario/report.ts');
   const scenario = loadScenario(rest[0]!);
   let report;
+  if (opts.real && scenario.sites) throw usage(`${scenario.name} has sites (a hub and branches): real-time runs take two-site scenarios for now; run it in virtual time`);
   if (opts.real) {
     const { runReal } = await import('../../sim/scenario/run-real.ts');
     try {
