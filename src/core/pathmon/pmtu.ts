@@ -20,10 +20,12 @@
  *
  * One probe is outstanding at a time; it is lost when onProbeLost says so (the caller's path
  * monitor usually knows first) or when probeTimeoutMs passes. A late ack still counts: the path
- * carried that size.
+ * carried that size. With onPathHeard, a loss counts only if the path was heard after the probe
+ * left (a dead path is not a small one).
  *
  * Inputs: nextProbeSize(now) (when the caller may send: returns a size to probe now, and counts
- * it as sent), onProbeAcked(size, now), onProbeLost(size, now), onPacketTooBig(mtu, now).
+ * it as sent), onProbeAcked(size, now), onProbeLost(size, now), onPacketTooBig(mtu, now),
+ * onPathHeard(now).
  * Outputs: currentPmtu, pollChange() (one coalesced change for an event), nextDeadlineMs().
  * Time is an argument; no clock, no timers.
  */
@@ -75,6 +77,7 @@ export interface PmtuChange {
 
 interface Outstanding {
   sizeBytes: number;
+  sentAtMs: number;
   deadlineMs: number;
 }
 
@@ -92,6 +95,8 @@ export class PmtuDiscovery {
   private nextProbeAtMs: number;
   private raiseAtMs = Infinity;
   private change: PmtuChange | undefined;
+  /** Last time anything arrived on the path (onPathHeard); undefined: the caller does not say. */
+  private lastHeardMs: number | undefined;
   readonly baseBytes: number;
   readonly maxBytes: number;
   private readonly probeIntervalMs: number;
@@ -103,6 +108,8 @@ export class PmtuDiscovery {
   /** Counters for the snapshot. */
   probesSent = 0;
   probesLost = 0;
+  /** Lost while nothing else was heard on the path either (not counted against the size). */
+  probesUnattributed = 0;
   blackHoles = 0;
 
   constructor(readonly config: PmtuConfig, nowMs: number) {
@@ -179,7 +186,7 @@ export class PmtuDiscovery {
         size = this.confirmedBytes;
         break;
     }
-    this.outstanding = { sizeBytes: size, deadlineMs: nowMs + this.probeTimeoutMs };
+    this.outstanding = { sizeBytes: size, sentAtMs: nowMs, deadlineMs: nowMs + this.probeTimeoutMs };
     this.nextProbeAtMs = nowMs + (this.phase === 'complete' || this.phase === 'error' ? this.confirmIntervalMs : this.probeIntervalMs);
     this.probesSent++;
     return size;
@@ -225,6 +232,16 @@ export class PmtuDiscovery {
   }
 
   /**
+   * Something (a probe reply, a data packet) arrived on the path. When the caller reports this, a
+   * lost probe counts against its size only if the path was heard after the probe left: probes
+   * lost while the whole path is down say nothing about the MTU, and a link outage must not send
+   * the PMTU back to base (hosts would get Frag Needed for ten minutes of cached PMTU).
+   */
+  onPathHeard(nowMs: number): void {
+    if (this.lastHeardMs === undefined || nowMs > this.lastHeardMs) this.lastHeardMs = nowMs;
+  }
+
+  /**
    * An ICMP Packet Too Big / Frag Needed for this path announced `mtuBytes` (a hint: RFC 8899 4.6
    * says not to trust it beyond lowering). Below the current PMTU it becomes the PMTU at once
    * (not below the IPv4/IPv6 minimum), then the search confirms upward from there later.
@@ -250,8 +267,16 @@ export class PmtuDiscovery {
   }
 
   private lost(sizeBytes: number, nowMs: number): void {
+    const sentAtMs = this.outstanding?.sentAtMs ?? nowMs;
     this.outstanding = undefined;
     this.probesLost++;
+    if (this.lastHeardMs !== undefined && this.lastHeardMs <= sentAtMs) {
+      // Nothing heard on the path since the probe left: the path is down, not too small. Try
+      // again at the confirmation pace, without counting it.
+      this.probesUnattributed++;
+      this.nextProbeAtMs = nowMs + this.confirmIntervalMs;
+      return;
+    }
     this.failures++;
     this.nextProbeAtMs = nowMs + this.probeIntervalMs;
     switch (this.phase) {

@@ -14,6 +14,11 @@ class PathSim {
   readonly changes: Array<PmtuChange & { atMs: number }> = [];
   private acks: Array<{ atMs: number; size: number }> = [];
   probes: Array<{ atMs: number; size: number }> = [];
+  /** The path carries nothing at all (an outage): not even the small path probes. */
+  down = false;
+  /** Feed onPathHeard from the small path probes (every 100 ms while the path is up). */
+  reportHeard = true;
+  private nextHeardMs = 0;
   readonly pmtu: PmtuDiscovery;
 
   constructor(config: PmtuConfig, pathMtuBytes: number, private readonly rttMs = 20, private readonly lossRatio = 0, private readonly draw: () => number = () => 1) {
@@ -25,17 +30,21 @@ class PathSim {
   run(untilMs: number): void {
     for (let guard = 0; guard < 1_000_000; guard++) {
       const nextAck = this.acks.length > 0 ? this.acks[0]!.atMs : Infinity;
-      const next = Math.min(nextAck, this.pmtu.nextDeadlineMs());
+      const nextHeard = this.reportHeard ? this.nextHeardMs : Infinity;
+      const next = Math.min(nextAck, nextHeard, this.pmtu.nextDeadlineMs());
       if (next > untilMs) break;
       this.nowMs = Math.max(this.nowMs, next);
-      if (nextAck <= this.nowMs) {
+      if (nextHeard <= this.nowMs) {
+        this.nextHeardMs = this.nowMs + 100;
+        if (!this.down) this.pmtu.onPathHeard(this.nowMs);
+      } else if (nextAck <= this.nowMs) {
         const a = this.acks.shift()!;
         this.pmtu.onProbeAcked(a.size, this.nowMs);
       } else {
         const size = this.pmtu.nextProbeSize(this.nowMs);
         if (size !== undefined) {
           this.probes.push({ atMs: this.nowMs, size });
-          const lost = size > this.pathMtuBytes || this.draw() < this.lossRatio;
+          const lost = this.down || size > this.pathMtuBytes || this.draw() < this.lossRatio;
           if (!lost) this.acks.push({ atMs: this.nowMs + this.rttMs, size });
         }
       }
@@ -86,6 +95,29 @@ describe('PMTU discovery (RFC 8899 style)', () => {
     sim.run(dropAtMs + 15_000);
     expect(sim.pmtu.currentPmtu).toBe(1280); // base 1200 first, then the search finds 1280
     expect(usableInnerMtu(sim.pmtu.currentPmtu, 4)).toBe(1193);
+  });
+
+  it('a 20 s outage of the whole path is not a black hole: the PMTU stays and is confirmed after', () => {
+    const sim = new PathSim(V4, 1500);
+    sim.run(10_000);
+    sim.down = true;
+    sim.run(30_000);
+    expect(sim.pmtu.currentPmtu).toBe(1500);
+    expect(sim.pmtu.blackHoles).toBe(0);
+    expect(sim.pmtu.probesUnattributed).toBeGreaterThan(10);
+    sim.down = false;
+    sim.run(35_000);
+    expect(sim.pmtu.phase).toBe('complete');
+    expect(sim.changes).toEqual([]);
+  });
+
+  it('without onPathHeard an outage does look like a black hole (why the input exists)', () => {
+    const sim = new PathSim(V4, 1500);
+    sim.reportHeard = false;
+    sim.run(10_000);
+    sim.down = true;
+    sim.run(30_000);
+    expect(sim.pmtu.blackHoles).toBe(1);
   });
 
   it('the periodic raise finds a path that grew back', () => {
