@@ -174,6 +174,14 @@ export class RuleSet {
   /** Rules that need ports / that have any address condition of the family (fast skips). */
   private readonly needsPorts: Uint8Array;
   private readonly hasAddr: Uint8Array;
+  /**
+   * Candidate rules per IP protocol, in order: those whose protocol is that one or any. A UDP
+   * packet never looks at the TCP-only rules. `candidates[candidateAt[p] .. candidateAt[p] +
+   * candidateCount[p])`; protocols no rule names share the "any protocol" list.
+   */
+  private readonly candidates: Int32Array;
+  private readonly candidateAt = new Int32Array(256);
+  private readonly candidateCount = new Int32Array(256);
   /** Counters per rule. */
   readonly packets: Float64Array;
   readonly bytes: Float64Array;
@@ -268,6 +276,21 @@ export class RuleSet {
         this.portCount[slot] = list.length;
       }
     });
+    // Candidate lists: one per protocol some rule names, one shared by every other protocol.
+    const named = new Set<number>();
+    for (let r = 0; r < n; r++) if (this.proto[r]! >= 0) named.add(this.proto[r]!);
+    const lists: number[] = [];
+    const anyAt = lists.length;
+    for (let r = 0; r < n; r++) if (this.proto[r] === -1) lists.push(r);
+    const anyCount = lists.length - anyAt;
+    this.candidateAt.fill(anyAt);
+    this.candidateCount.fill(anyCount);
+    for (const proto of named) {
+      this.candidateAt[proto] = lists.length;
+      for (let r = 0; r < n; r++) if (this.proto[r] === -1 || this.proto[r] === proto) lists.push(r);
+      this.candidateCount[proto] = lists.length - this.candidateAt[proto]!;
+    }
+    this.candidates = Int32Array.from(lists);
     this.v4Table = Uint32Array.from(v4);
     this.v6Table = Uint32Array.from(v6);
     this.portTable = Uint16Array.from(ports);
@@ -299,8 +322,7 @@ export class RuleSet {
 
   /** Index of the first matching rule, or -1. Counts nothing. */
   match(packet: Uint8Array, info: InnerInfo): number {
-    const n = this.size;
-    if (n === 0) return -1;
+    if (this.size === 0) return -1;
     const v4 = info.ipVersion === 4;
     let src4 = 0;
     let dst4 = 0;
@@ -317,11 +339,11 @@ export class RuleSet {
     const hasPorts = info.portsAt >= 0;
     const sport = hasPorts ? (packet[info.portsAt]! << 8) | packet[info.portsAt + 1]! : 0;
     const dport = hasPorts ? (packet[info.portsAt + 2]! << 8) | packet[info.portsAt + 3]! : 0;
-    const proto = info.protocol;
+    const proto = info.protocol & 0xff;
     const dscp = info.dscp;
-    for (let r = 0; r < n; r++) {
-      const p = this.proto[r]!;
-      if (p >= 0 && p !== proto) continue;
+    const cand = this.candidates;
+    for (let c = this.candidateAt[proto]!, end = c + this.candidateCount[proto]!; c < end; c++) {
+      const r = cand[c]!;
       if (this.hasDscp[r] === 1) {
         const bit = dscp < 32 ? (this.dscpLo[r]! >>> dscp) & 1 : (this.dscpHi[r]! >>> (dscp - 32)) & 1;
         if (bit === 0) continue;
