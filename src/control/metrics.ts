@@ -8,13 +8,13 @@
  * Series (all with the registry's `site` label):
  *   braid_info{version}                                   1
  *   braid_path_state{link,state}                          1 for the current state, 0 for the others
- *   braid_path_srtt_seconds{link}, braid_path_rtt_quantile_seconds{link,quantile}, braid_path_jitter_seconds{link}
+ *   braid_path_srtt_seconds{link}, braid_path_rtt_percentile_seconds{link,percentile}, braid_path_jitter_seconds{link}
  *   braid_path_rtt_seconds{link}                          histogram, sampled every second
  *   braid_path_loss_ratio{link,direction,window}          direction tx|rx, window 1s|30s|total
  *   braid_path_last_heard_seconds{link}, braid_path_flaps_total{link}, braid_path_suppressed{link}
  *   braid_link_bytes_total{link,direction}, braid_link_packets_total{link,direction},
- *   braid_link_data_packets_total{link,direction}, braid_link_transmit_rate_bits_per_second{link}, braid_link_flows{link}
- *   braid_link_shaper_rate_bits_per_second, braid_link_queued_packets, braid_link_queue_drops_total,
+ *   braid_link_data_packets_total{link,direction}, braid_link_transmit_rate_bytes_per_second{link}, braid_link_flows{link}
+ *   braid_link_shaper_rate_bytes_per_second, braid_link_queued_packets, braid_link_queue_drops_total,
  *   braid_link_fec_parity_packets_total{link}                                              (when the core reports them)
  *   braid_class_packets_total{class}, braid_class_bytes_total{class}, braid_class_flows{class},
  *   braid_class_moves_total{class}, braid_class_active_paths{class}
@@ -98,10 +98,11 @@ export class BraidMetrics {
     gauge('braid_path_srtt_seconds', 'Smoothed probe round-trip time, excluding the peer hold time.', ['link'], (s, set) => {
       for (const l of s.links) maybe(set, { link: l.name }, seconds(l.rttMs));
     });
-    gauge('braid_path_rtt_quantile_seconds', 'Round-trip time percentiles over the recent probe window.', ['link', 'quantile'], (s, set) => {
+    // Not `quantile`: Prometheus reserves that label for summaries (promtool check metrics).
+    gauge('braid_path_rtt_percentile_seconds', 'Round-trip time percentiles (50, 99) over the recent probe window.', ['link', 'percentile'], (s, set) => {
       for (const l of s.links) {
-        maybe(set, { link: l.name, quantile: '0.5' }, seconds(l.rttP50Ms));
-        maybe(set, { link: l.name, quantile: '0.99' }, seconds(l.rttP99Ms));
+        maybe(set, { link: l.name, percentile: '50' }, seconds(l.rttP50Ms));
+        maybe(set, { link: l.name, percentile: '99' }, seconds(l.rttP99Ms));
       }
     });
     gauge('braid_path_jitter_seconds', 'RFC 3550 interarrival jitter of the peer probes.', ['link'], (s, set) => {
@@ -153,15 +154,16 @@ export class BraidMetrics {
         set({ link: l.name, direction: 'rx' }, l.rxDataPackets);
       }
     });
-    gauge('braid_link_transmit_rate_bits_per_second', 'Smoothed send rate of the link.', ['link'], (s, set) => {
-      for (const l of s.links) set({ link: l.name }, l.txRateBps);
+    // Prometheus' base unit is bytes (promtool check metrics): the snapshot's bit/s over 8.
+    gauge('braid_link_transmit_rate_bytes_per_second', 'Smoothed send rate of the link.', ['link'], (s, set) => {
+      for (const l of s.links) set({ link: l.name }, l.txRateBps / 8);
     });
     gauge('braid_link_flows', 'Flows whose primary path is this link.', ['link'], (s, set) => {
       for (const l of s.links) set({ link: l.name }, l.flows);
     });
     const links = (s: EdgeSnapshot): readonly LinkStatus[] => s.links;
-    gauge('braid_link_shaper_rate_bits_per_second', 'Token-bucket rate of a shaped link.', ['link'], (s, set) => {
-      for (const l of links(s)) maybe(set, { link: l.name }, l.shaperRateBps);
+    gauge('braid_link_shaper_rate_bytes_per_second', 'Token-bucket rate of a shaped link.', ['link'], (s, set) => {
+      for (const l of links(s)) maybe(set, { link: l.name }, l.shaperRateBps === undefined ? undefined : l.shaperRateBps / 8);
     });
     gauge('braid_link_queued_packets', 'Datagrams waiting in a shaped link\'s queues.', ['link'], (s, set) => {
       for (const l of links(s)) maybe(set, { link: l.name }, l.queuedPackets);
