@@ -827,7 +827,13 @@ export class World {
         }
       }
       if (!conn || !far) {
-        site.unroutable++;
+        // To a NAT's address on a port it no longer maps (after a rebinding): the NAT drops it.
+        const stale = link.connections.find((c) => (c.a === link ? c.b : c.a).nat?.publicEndpoint.address === t.to.address);
+        if (stale) {
+          const d = stale.a === link ? stale.ab : stale.ba;
+          d.stats.sent++;
+          d.stats.natDropped++;
+        } else site.unroutable++;
         continue;
       }
       const dir = conn.a === link ? conn.ab : conn.ba;
