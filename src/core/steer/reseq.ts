@@ -36,6 +36,7 @@
  */
 import { copyBytes } from '../bytes.ts';
 import {
+  MAX_LINKS,
   RESEQ_FLOW_IDLE_MS,
   RESEQ_MAX_BOUND_MS,
   RESEQ_MAX_FLOW_BYTES,
@@ -48,6 +49,11 @@ import {
 
 /** Ring size a flow starts with; it doubles up to RESEQ_MAX_FLOW_PACKETS when a packet lands beyond. */
 const INITIAL_RING = 64;
+/**
+ * A path that delivered a packet of the flow within this long counts as "in use" for evidence: its
+ * packets may still be in flight, so holes wait until it passes them (or the bound expires).
+ */
+export const RESEQ_PATH_MEMORY_MS = 2000;
 /** Farther than this from the flow's next expected sequence (either way): the sender started over. */
 export const RESEQ_RESYNC_DISTANCE = RESEQ_MAX_FLOW_PACKETS * 4;
 
@@ -66,6 +72,8 @@ export interface ReseqCounters {
   holesSkipped: number;
   /** Holes skipped early because a cap (span, bytes, all flows) was reached. */
   overflowSkips: number;
+  /** Holes skipped early because every path in use had delivered past them (see evidence). */
+  evidenceSkips: number;
   /** Packets that arrived after their hole was skipped, delivered anyway (out of order). */
   late: number;
   /** Copies of a sequence number already delivered or held: dropped. */
@@ -86,6 +94,7 @@ export function emptyReseqCounters(): ReseqCounters {
     timeouts: 0,
     holesSkipped: 0,
     overflowSkips: 0,
+    evidenceSkips: 0,
     late: 0,
     duplicates: 0,
     tooOld: 0,
@@ -139,6 +148,12 @@ function clampBound(ms: number): number {
   return Math.min(RESEQ_MAX_BOUND_MS, Math.max(RESEQ_MIN_BOUND_MS, ms));
 }
 
+const enum Skip {
+  Timeout,
+  Overflow,
+  Evidence,
+}
+
 /** One bonded flow's buffer. Package-private: use Resequencer. */
 class FlowBuffer {
   readonly c: ReseqCounters = emptyReseqCounters();
@@ -158,6 +173,11 @@ class FlowBuffer {
   private fifo = new Uint32Array(INITIAL_RING * 2);
   private fifoHead = 0;
   private fifoLen = 0;
+  /** Per path (link index): the highest sequence of this flow it delivered, and when it last did. */
+  private readonly pathHigh = new Uint32Array(MAX_LINKS);
+  private readonly pathSeenMs = new Float64Array(MAX_LINKS).fill(-Infinity);
+  /** When the flow (re)started: for a bound after it, paths not heard from yet may be in flight. */
+  private startedMs = 0;
 
   constructor(
     readonly key: number,
@@ -166,7 +186,7 @@ class FlowBuffer {
     private readonly pool: Pool,
   ) {
     this.lastSeenMs = nowMs;
-    this.restartAt(firstSeq);
+    this.restartAt(firstSeq, nowMs);
   }
 
   /** Arrival time of the longest-held packet, or Infinity. */
@@ -180,21 +200,46 @@ class FlowBuffer {
     return Infinity;
   }
 
-  push(nowMs: number, seq: number, packet: Uint8Array, boundMs: number, out: Uint8Array[]): void {
+  push(nowMs: number, seq: number, packet: Uint8Array, boundMs: number, out: Uint8Array[], pathId: number, evidence: boolean): void {
     seq = seq >>> 0;
-    this.lastSeenMs = nowMs;
-    if (seq === 0) {
-      // Not a sequence number (proto3's absent value): nothing to order it against.
-      this.c.delivered++;
-      out.push(packet);
-      return;
+    if (pathId >= 0 && pathId < MAX_LINKS) {
+      if (this.pathSeenMs[pathId] === -Infinity || ((seq - this.pathHigh[pathId]!) | 0) > 0) this.pathHigh[pathId] = seq;
+      this.pathSeenMs[pathId] = nowMs;
     }
+    this.place(nowMs, seq, packet, boundMs, out);
+    if (evidence) this.releaseOnEvidence(nowMs, boundMs, out);
+  }
+
+  /**
+   * Paths keep their packets' order (one FIFO per path: our sender's queue, then the link), so a
+   * hole below the highest sequence every path in use has delivered is lost: skip it now instead of
+   * waiting out the bound. "In use" = delivered a packet of this flow within RESEQ_PATH_MEMORY_MS;
+   * for a bound after the flow starts no evidence counts (a path may not have delivered its first
+   * packet yet). What can still go wrong: a path joining the bond later, or one that reorders
+   * inside itself (netem jitter), gets a packet skipped too early; it then arrives late and is
+   * delivered anyway.
+   */
+  private releaseOnEvidence(nowMs: number, boundMs: number, out: Uint8Array[]): void {
+    if (this.heldPackets === 0 || nowMs < this.startedMs + boundMs) return;
+    let minAhead = Infinity;
+    for (let p = 0; p < MAX_LINKS; p++) {
+      if (this.pathSeenMs[p]! < nowMs - RESEQ_PATH_MEMORY_MS) continue;
+      const ahead = (this.pathHigh[p]! - this.expected) | 0;
+      if (ahead < minAhead) minAhead = ahead;
+    }
+    if (!(minAhead > 0) || minAhead === Infinity) return;
+    this.skipTo(nowMs, (this.expected + minAhead) >>> 0, out, Skip.Evidence);
+    this.drainContiguous(nowMs, out);
+  }
+
+  private place(nowMs: number, seq: number, packet: Uint8Array, boundMs: number, out: Uint8Array[]): void {
+    this.lastSeenMs = nowMs;
     this.expire(nowMs, boundMs, out);
     let d = (seq - this.expected) | 0;
     if (d >= RESEQ_RESYNC_DISTANCE || d <= -RESEQ_RESYNC_DISTANCE) {
       this.c.resyncs++;
       this.releaseAll(nowMs, out);
-      this.restartAt(seq);
+      this.restartAt(seq, nowMs);
       d = 0;
     }
     if (d < 0) {
@@ -225,9 +270,9 @@ class FlowBuffer {
     while (d >= this.size && this.size < RESEQ_MAX_FLOW_PACKETS) this.grow();
     if (d >= this.size) {
       // Beyond the largest window: skip holes until it fits.
-      this.skipTo(nowMs, (seq - this.size + 1) >>> 0, out, true);
+      this.skipTo(nowMs, (seq - this.size + 1) >>> 0, out, Skip.Overflow);
       d = (seq - this.expected) | 0;
-      if (d === 0) return this.push(nowMs, seq, packet, boundMs, out);
+      if (d === 0) return this.place(nowMs, seq, packet, boundMs, out);
     }
     const i = seq & this.mask;
     if (this.slots[i] !== undefined) {
@@ -240,7 +285,7 @@ class FlowBuffer {
       (this.heldBytes + packet.length > RESEQ_MAX_FLOW_BYTES || this.pool.heldBytes + packet.length > RESEQ_MAX_HELD_BYTES || this.pool.heldPackets + 1 > RESEQ_MAX_HELD_PACKETS)
     ) {
       this.skipOldestHole(nowMs, out, seq);
-      if (this.expected === seq) return this.push(nowMs, seq, packet, boundMs, out);
+      if (this.expected === seq) return this.place(nowMs, seq, packet, boundMs, out);
     }
     this.slots[i] = copyBytes(packet);
     this.arrivalMs[i] = nowMs;
@@ -259,7 +304,7 @@ class FlowBuffer {
       if (oldest + boundMs > nowMs) return;
       const target = this.fifo[this.fifoHead]!;
       this.c.timeouts++;
-      this.skipTo(nowMs, target, out, false);
+      this.skipTo(nowMs, target, out, Skip.Timeout);
       this.drainContiguous(nowMs, out);
     }
   }
@@ -272,7 +317,7 @@ class FlowBuffer {
     if (this.heldPackets === 0) return;
     let s = this.expected;
     while (this.slots[s & this.mask] === undefined && s !== stopSeq) s = (s + 1) >>> 0;
-    this.skipTo(nowMs, s, out, true);
+    this.skipTo(nowMs, s, out, Skip.Overflow);
     if (s === stopSeq) return;
     this.drainContiguous(nowMs, out);
   }
@@ -282,13 +327,13 @@ class FlowBuffer {
     while (this.heldPackets > 0) {
       let s = this.expected;
       while (this.slots[s & this.mask] === undefined) s = (s + 1) >>> 0;
-      this.skipTo(nowMs, s, out, false);
+      this.skipTo(nowMs, s, out, Skip.Timeout);
       this.drainContiguous(nowMs, out);
     }
   }
 
   /** Advances `expected` to `target`, releasing held packets and marking holes skipped. */
-  private skipTo(nowMs: number, target: number, out: Uint8Array[], overflow: boolean): void {
+  private skipTo(nowMs: number, target: number, out: Uint8Array[], why: Skip): void {
     while (((target - this.expected) | 0) > 0) {
       const i = this.expected & this.mask;
       const p = this.slots[i];
@@ -297,7 +342,8 @@ class FlowBuffer {
         this.skipped[i] = 0;
       } else {
         this.skipped[i] = 1;
-        if (overflow) this.c.overflowSkips++;
+        if (why === Skip.Overflow) this.c.overflowSkips++;
+        else if (why === Skip.Evidence) this.c.evidenceSkips++;
         else this.c.holesSkipped++;
       }
       this.advance();
@@ -338,8 +384,9 @@ class FlowBuffer {
     out.push(p);
   }
 
-  private restartAt(seq: number): void {
-    this.expected = seq >>> 0;
+  private restartAt(seq: number, nowMs: number): void {
+    this.expected = seq >>> 0 || 1;
+    this.startedMs = nowMs;
     // Everything just behind the first packet may still be in flight on a slower path: deliverable once.
     this.skipped.fill(1);
     this.fifoHead = 0;
@@ -411,9 +458,15 @@ export class Resequencer {
   /** Counters of flows already forgotten (totals stay monotonic). */
   private readonly retired: ReseqCounters = emptyReseqCounters();
   private boundMs: number;
+  private readonly evidence: boolean;
 
-  constructor(boundMs = RESEQ_MAX_BOUND_MS / 5) {
+  /**
+   * `evidence`: skip a hole as soon as every path in use delivered past it (default), instead of
+   * only when the bound expires. Turn off when paths reorder inside themselves.
+   */
+  constructor(boundMs = RESEQ_MAX_BOUND_MS / 5, opts: { evidence?: boolean } = {}) {
     this.boundMs = clampBound(boundMs);
+    this.evidence = opts.evidence ?? true;
   }
 
   /** The hold bound for every flow from now on (see bondBoundMs); call handleTimeout after lowering it. */
@@ -426,12 +479,18 @@ export class Resequencer {
   }
 
   /**
-   * One packet of bonded flow `flowKey` with its per-flow sequence number. Returns the packets to
-   * deliver now, in order (the array is reused by the next call).
+   * One packet of bonded flow `flowKey` with its per-flow sequence number, received on link
+   * `pathId` (the sender's link index of the path; -1 if unknown). Returns the packets to deliver
+   * now, in order (the array is reused by the next call).
    */
-  push(nowMs: number, flowKey: number, seq: number, packet: Uint8Array): readonly Uint8Array[] {
+  push(nowMs: number, flowKey: number, seq: number, packet: Uint8Array, pathId = -1): readonly Uint8Array[] {
     const out = this.out;
     out.length = 0;
+    if (seq >>> 0 === 0) {
+      // Not a sequence number (proto3's absent value): nothing to order it against.
+      out.push(packet);
+      return out;
+    }
     let flow = this.flows.get(flowKey);
     if (flow === undefined) {
       if (this.flows.size >= RESEQ_MAX_FLOWS) this.evictOne(nowMs, out);
@@ -446,7 +505,7 @@ export class Resequencer {
     if (this.pool.heldPackets + 1 > RESEQ_MAX_HELD_PACKETS || this.pool.heldBytes + packet.length > RESEQ_MAX_HELD_BYTES) {
       this.makeRoom(nowMs, packet.length, flow, out);
     }
-    flow.push(nowMs, seq, packet, this.boundMs, out);
+    flow.push(nowMs, seq, packet, this.boundMs, out, pathId, this.evidence);
     this.track(flow);
     return out;
   }
@@ -554,6 +613,7 @@ function addCounters(into: ReseqCounters, c: ReseqCounters): void {
   into.timeouts += c.timeouts;
   into.holesSkipped += c.holesSkipped;
   into.overflowSkips += c.overflowSkips;
+  into.evidenceSkips += c.evidenceSkips;
   into.late += c.late;
   into.duplicates += c.duplicates;
   into.tooOld += c.tooOld;

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { Resequencer, RESEQ_RESYNC_DISTANCE, bondBoundMs } from '../../../src/core/steer/reseq.ts';
+import { Resequencer, RESEQ_PATH_MEMORY_MS, RESEQ_RESYNC_DISTANCE, bondBoundMs } from '../../../src/core/steer/reseq.ts';
 import {
   RESEQ_FLOW_IDLE_MS,
   RESEQ_MAX_BOUND_MS,
@@ -183,6 +183,34 @@ describe('Resequencer', () => {
     expect(q.snapshot().heldPackets).toBe(0);
   });
 
+  it('skips a hole at once when every path in use delivered past it (paths keep order)', () => {
+    const r = new Resequencer(50);
+    r.push(0, 1, 10, pkt(10), 0);
+    // For a bound after the flow's first packet, a path may not have delivered anything yet: wait.
+    expect(seqs(r.push(1, 1, 12, pkt(12), 0))).toEqual([]);
+    expect(seqs(r.push(49, 1, 11, pkt(11), 1))).toEqual([11, 12]);
+    // 13 went on path 1 and is lost; 14 arrives on path 0: path 1 has not passed 13 yet: wait.
+    expect(seqs(r.push(52, 1, 14, pkt(14), 0))).toEqual([]);
+    // 15 arrives on path 1: both paths are past 13, so it is lost.
+    expect(seqs(r.push(53, 1, 15, pkt(15), 1))).toEqual([14, 15]);
+    expect(r.snapshot().totals).toMatchObject({ evidenceSkips: 1, timeouts: 0, holesSkipped: 0 });
+    // A path silent for longer than RESEQ_PATH_MEMORY_MS is no longer waited for.
+    expect(seqs(r.push(54, 1, 17, pkt(17), 0))).toEqual([]);
+    expect(seqs(r.handleTimeout(54 + 50))).toEqual([17]);
+    r.push(200, 1, 18, pkt(18), 0);
+    expect(seqs(r.push(60 + RESEQ_PATH_MEMORY_MS, 1, 20, pkt(20), 0))).toEqual([20]);
+    expect(r.snapshot().totals.evidenceSkips).toBe(2);
+  });
+
+  it('without evidence (or path ids) a hole waits for the bound', () => {
+    const r = new Resequencer(50, { evidence: false });
+    r.push(0, 1, 10, pkt(10), 0);
+    expect(seqs(r.push(1, 1, 12, pkt(12), 0))).toEqual([]);
+    const q = new Resequencer(50);
+    q.push(0, 1, 10, pkt(10));
+    expect(seqs(q.push(1, 1, 12, pkt(12)))).toEqual([]);
+  });
+
   it('flush releases one flow in order', () => {
     const r = new Resequencer(100);
     r.push(0, 1, 10, pkt(10));
@@ -249,6 +277,7 @@ function nthOf(start: number, seq: number): number {
 
 interface Arrival {
   atMs: number;
+  path: number;
   flow: number;
   seq: number;
   /** Sending order inside the flow (seq - startSeq). */
@@ -266,7 +295,7 @@ interface Delivery {
  * `handshakeMs`: the first packet of each flow goes alone, that long before the rest (as TCP's SYN
  * does); without it the receiver may first see a later packet and deliver earlier ones late.
  */
-function run(sc: Scenario, handshakeMs = 0): { arrivals: Arrival[]; deliveries: Delivery[]; r: Resequencer } {
+function run(sc: Scenario, handshakeMs = 0, evidence = true): { arrivals: Arrival[]; deliveries: Delivery[]; r: Resequencer } {
   const arrivals: Arrival[] = [];
   const sent = [0, 0];
   sc.draws.forEach(([pathIdx, j, l], i) => {
@@ -275,7 +304,7 @@ function run(sc: Scenario, handshakeMs = 0): { arrivals: Arrival[]; deliveries: 
     const n = sent[flow]!++;
     if (l < path.loss) return;
     const sentMs = i * sc.gapMs + (n > 0 ? handshakeMs : 0);
-    arrivals.push({ atMs: sentMs + path.delayMs + j * path.jitterMs, flow, seq: nthSeq(sc.startSeq, n), n });
+    arrivals.push({ atMs: sentMs + path.delayMs + j * path.jitterMs, path: pathIdx % sc.paths.length, flow, seq: nthSeq(sc.startSeq, n), n });
   });
   for (const [c, extraMs] of sc.copies) {
     const i = c % sc.draws.length;
@@ -284,7 +313,7 @@ function run(sc: Scenario, handshakeMs = 0): { arrivals: Arrival[]; deliveries: 
   }
   // Stable by time: a path's packets with equal arrival keep sending order.
   arrivals.sort((a, b) => a.atMs - b.atMs);
-  const r = new Resequencer(sc.boundMs);
+  const r = new Resequencer(sc.boundMs, { evidence });
   const deliveries: Delivery[] = [];
   const take = (atMs: number, out: readonly Uint8Array[]): void => {
     for (const p of out) {
@@ -302,7 +331,7 @@ function run(sc: Scenario, handshakeMs = 0): { arrivals: Arrival[]; deliveries: 
     for (let t = r.nextDeadlineMs(); t <= a.atMs; t = r.nextDeadlineMs()) fire(t);
     const p = pkt(a.seq, 1);
     p[4] = a.flow;
-    take(a.atMs, r.push(a.atMs, a.flow, a.seq, p));
+    take(a.atMs, r.push(a.atMs, a.flow, a.seq, p, a.path));
   }
   for (let t = r.nextDeadlineMs(); t < Infinity; t = r.nextDeadlineMs()) fire(t);
   return { arrivals, deliveries, r };
@@ -311,8 +340,8 @@ function run(sc: Scenario, handshakeMs = 0): { arrivals: Arrival[]; deliveries: 
 describe('Resequencer properties (random delays and losses over 2-3 paths)', () => {
   it('in order except skipped holes; nothing held past its bound; nothing twice; nothing that arrived lost', () => {
     fc.assert(
-      fc.property(scenarioArb, (sc) => {
-        const { arrivals, deliveries, r } = run(sc);
+      fc.property(scenarioArb, fc.boolean(), (sc, evidence) => {
+        const { arrivals, deliveries, r } = run(sc, 0, evidence);
         // A packet's arrival times (a copy may arrive again later).
         const arrivedAt = new Map<string, number[]>();
         for (const a of arrivals) arrivedAt.set(`${a.flow}:${a.n}`, [...(arrivedAt.get(`${a.flow}:${a.n}`) ?? []), a.atMs]);
@@ -361,7 +390,8 @@ describe('Resequencer properties (random delays and losses over 2-3 paths)', () 
           hi = Math.max(hi, p.delayMs + p.jitterMs);
         }
         const sc = { ...sc0, paths, copies: [], boundMs: hi - lo + 1 };
-        const { arrivals, deliveries, r } = run(sc, 200);
+        // Paths here reorder inside themselves (independent jitter per packet): no evidence skips.
+        const { arrivals, deliveries, r } = run(sc, 200, false);
         expect(deliveries.length).toBe(arrivals.length);
         const next = [0, 0];
         for (const d of deliveries) expect(d.n).toBe(next[d.flow]!++);
