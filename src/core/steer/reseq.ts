@@ -47,6 +47,8 @@ import {
   RESEQ_MIN_BOUND_MS,
 } from '../constants.ts';
 
+/** A flow moves to the end of the LRU order at most this often (a Map delete + set costs). */
+const LRU_REFRESH_MS = 250;
 /** Ring size a flow starts with; it doubles up to RESEQ_MAX_FLOW_PACKETS when a packet lands beyond. */
 const INITIAL_RING = 64;
 /**
@@ -158,6 +160,8 @@ const enum Skip {
 class FlowBuffer {
   readonly c: ReseqCounters = emptyReseqCounters();
   lastSeenMs: number;
+  /** When the flow last moved to the end of the Resequencer's LRU order. */
+  lruMs: number;
   heldPackets = 0;
   heldBytes = 0;
   /** Next sequence number to deliver in order. */
@@ -186,6 +190,7 @@ class FlowBuffer {
     private readonly pool: Pool,
   ) {
     this.lastSeenMs = nowMs;
+    this.lruMs = nowMs;
     this.restartAt(firstSeq, nowMs);
   }
 
@@ -496,8 +501,9 @@ export class Resequencer {
       if (this.flows.size >= RESEQ_MAX_FLOWS) this.evictOne(nowMs, out);
       flow = new FlowBuffer(flowKey, seq, nowMs, this.pool);
       this.flows.set(flowKey, flow);
-    } else {
-      // Map order = least recently heard first (for eviction).
+    } else if (nowMs - flow.lruMs >= LRU_REFRESH_MS) {
+      // Map order = least recently heard first (for eviction); refreshed now and then, not per packet.
+      flow.lruMs = nowMs;
       this.flows.delete(flowKey);
       this.flows.set(flowKey, flow);
     }
