@@ -43,19 +43,49 @@ export const DROP_REASONS = [
   'authFailed', // AEAD tag did not verify: wrong key or tampered
   'fecMalformed', // FEC parity (or a protected data frame's FEC fields) inconsistent with its group or out of range
   'queueFull', // a shaped link's queue for the class was at its packet or byte bound (tail drop)
+  'noRoute', // inner destination matches no peer's prefixes
+  'sourceNotAllowed', // inner source outside the sending peer's prefixes (AllowedIPs check)
+  'unknownPeer', // authenticated packet for a peer removed since, or plaintext from no known peer
+  'pathLimit', // a peer's new path refused: its path table is full
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 
 export type LinkState = 'up' | 'degraded' | 'down' | 'drained';
 
-export type EdgeEventKind = 'linkUp' | 'linkDown' | 'pathState' | 'sla' | 'flowMoved' | 'peerHello' | 'session' | 'config';
+export type EdgeEventKind =
+  | 'linkUp'
+  | 'linkDown'
+  | 'pathState'
+  | 'sla'
+  | 'flowMoved'
+  | 'peerHello'
+  | 'session'
+  | 'config'
+  | 'endpointMoved'
+  | 'pathLearned'
+  | 'peerAdded'
+  | 'peerRemoved';
 
-/** A state change for logs and the dashboard, with its reason in words. */
+/**
+ * A state change for logs and the dashboard. Tests and reports read the fields; `message` is the
+ * same change in words, made in one place (core/events.ts).
+ */
 export interface EdgeEvent {
   atMs: number;
   kind: EdgeEventKind;
-  /** Link the event is about, by name, when there is one. */
+  /** The peer (remote site) the event is about, when there is one. */
+  peer?: string;
+  /** Link the event is about, by local name, when there is one. */
   link?: string;
+  /** flowMoved / sla: the class. */
+  class?: string;
+  /** State or path before and after (linkUp/linkDown/pathState: states; flowMoved: paths; endpointMoved: endpoints). */
+  from?: string;
+  to?: string;
+  /** Why, in words ("mpls loss 4.1% > 1.0%"). */
+  reason?: string;
+  /** flowMoved: how many flows moved together. */
+  flows?: number;
   message: string;
 }
 
@@ -72,11 +102,19 @@ export interface FlowSnapshot {
   ageMs: number;
   /** Average send rate from its first packet to its last (0 with one packet). */
   rateBps: number;
+  /** The peer it goes to (edges with several peers). */
+  peer?: string;
 }
 
 export interface LinkSnapshot {
+  /** Local link id (drain takes it). */
   id: number;
+  /** Local link name. */
   name: string;
+  /** The peer this path reaches (absent on single-peer edges' old snapshots). */
+  peer?: string;
+  /** Path index within the peer. */
+  pathId?: number;
   state: LinkState;
   tier: 'primary' | 'overflow' | 'backup';
   remote: string;
@@ -207,6 +245,35 @@ export interface EdgeSnapshot {
   };
   drops: Record<DropReason, number>;
   recentEvents: EdgeEvent[];
+  /** Every remote site (`wg show` style); `links` above lists every path of every peer. */
+  peers?: PeerSnapshot[];
+}
+
+/** One remote site as `braid status` shows it. */
+export interface PeerSnapshot {
+  name: string;
+  /** The site name the peer announced in its hello. */
+  site?: string;
+  prefixes: string[];
+  /** Usable paths now / paths with an endpoint. */
+  pathsUp: number;
+  paths: number;
+  /** 'up' (some path usable), 'down' (paths but none usable), 'idle' (no endpoint known yet). */
+  state: 'up' | 'down' | 'idle';
+  session: { established: boolean; ageMs?: number; cipher?: string; handshakeAttempts: number };
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  /** Packets from this peer forwarded to another peer (a hub between spokes). */
+  forwardedPackets: number;
+  sourceNotAllowed: number;
+  duplicatesSuppressed: number;
+  flows: number;
+  flowMoves: number;
+  /** Worst RTT and tx loss over its usable paths (for the fleet summary). */
+  worstRttMs?: number;
+  worstTxLossRatio?: number;
 }
 
 // ---- Many peers (Endpoint) -----------------------------------------------------------------

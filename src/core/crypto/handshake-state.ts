@@ -582,6 +582,34 @@ export class SessionManager<Source = string> {
     return earliest === Infinity ? undefined : earliest;
   }
 
+  /** Whether `peerId` has a session to send on now (cheap: one peer, no snapshot of all). */
+  hasSession(nowMs: number, peerId: string): boolean {
+    const current = this.peers.get(peerId)?.current;
+    return current !== null && current !== undefined && nowMs - current.createdMs < REJECT_AFTER_TIME_MS;
+  }
+
+  /** One peer's session state (an edge with a thousand peers asks for one at a time). */
+  peerSnapshot(nowMs: number, peerId: string): PeerSessionSnapshot | undefined {
+    const peer = this.peers.get(peerId);
+    if (peer === undefined) return undefined;
+    const current = peer.current;
+    return {
+      peerId: peer.id,
+      hasSession: current !== null && nowMs - current.createdMs < REJECT_AFTER_TIME_MS,
+      sessionAgeMs: current === null ? undefined : nowMs - current.createdMs,
+      cipher: current?.cipher,
+      isInitiator: current?.isInitiator,
+      handshakePending: peer.pending !== null,
+      handshakeAttempts: peer.handshakeAttempts,
+      awaitingConfirmation: peer.next !== null,
+    };
+  }
+
+  /** Handshake drop counters and load state, without walking the peers. */
+  counters(nowMs: number): Pick<SessionManagerSnapshot, 'underLoad' | 'handshakeDrops' | 'dataDrops' | 'outputsDropped'> {
+    return { underLoad: nowMs < this.underLoadUntilMs, handshakeDrops: { ...this.handshakeDrops }, dataDrops: { ...this.dataDrops }, outputsDropped: this.outputsDropped };
+  }
+
   // ---- outputs ----
 
   pollTransmit(): CryptoTransmit<Source> | undefined {

@@ -50,15 +50,115 @@ export interface ClassQueueCounters {
   delayMaxMs: number;
 }
 
-class Ring<T> {
-  readonly items: (T | undefined)[];
-  readonly atMs: Float64Array;
+/** One key's (peer's) FIFO inside a class: grows as needed, bounded by the class's caps. */
+class SubQueue<T> {
+  items: T[] = [];
+  atMs: number[] = [];
   head = 0;
+  bytes = 0;
+  deficit = 0;
+  constructor(readonly key: number) {}
+  get count(): number {
+    return this.items.length - this.head;
+  }
+  compact(): void {
+    if (this.head > 256 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.atMs = this.atMs.slice(this.head);
+      this.head = 0;
+    }
+  }
+}
+
+/**
+ * A class's queue: one SubQueue per key (the peer), served by deficit round robin among the
+ * backlogged keys, so one spoke's bulk cannot starve another spoke's traffic of the same class.
+ * The class's packet and byte caps bound the sum; when full, a key under its fair share takes room
+ * from the longest sub-queue's tail (longest-queue drop), so a flood cannot lock others out.
+ */
+class ClassQueue<T extends Queued> {
+  readonly subs = new Map<number, SubQueue<T>>();
+  readonly active: SubQueue<T>[] = [];
+  cursor = 0;
+  granted = false;
   count = 0;
   bytes = 0;
-  constructor(readonly capacity: number) {
-    this.items = new Array<T | undefined>(capacity).fill(undefined);
-    this.atMs = new Float64Array(capacity);
+  constructor(readonly capacity: number) {}
+
+  /** The sub-queue whose head goes next (without taking it). Requires count > 0. */
+  head(): SubQueue<T> {
+    if (this.active.length === 1) return this.active[0]!;
+    for (;;) {
+      if (this.cursor >= this.active.length) this.cursor = 0;
+      const sq = this.active[this.cursor]!;
+      if (!this.granted) {
+        sq.deficit += QUANTUM_BYTES;
+        this.granted = true;
+      }
+      if (sq.deficit >= sq.items[sq.head]!.sizeBytes) return sq;
+      this.cursor++;
+      this.granted = false;
+    }
+  }
+
+  take(sq: SubQueue<T>): { item: T; atMs: number } {
+    const item = sq.items[sq.head]!;
+    const atMs = sq.atMs[sq.head]!;
+    (sq.items as (T | undefined)[])[sq.head] = undefined;
+    sq.head++;
+    sq.bytes -= item.sizeBytes;
+    sq.deficit -= item.sizeBytes;
+    this.count--;
+    this.bytes -= item.sizeBytes;
+    if (sq.count === 0) this.retire(sq);
+    else sq.compact();
+    return { item, atMs };
+  }
+
+  push(key: number, item: T, atMs: number): void {
+    let sq = this.subs.get(key);
+    if (sq === undefined) {
+      sq = new SubQueue<T>(key);
+      this.subs.set(key, sq);
+    }
+    if (sq.count === 0) this.active.push(sq);
+    sq.items.push(item);
+    sq.atMs.push(atMs);
+    sq.bytes += item.sizeBytes;
+    this.count++;
+    this.bytes += item.sizeBytes;
+  }
+
+  /** Drops the newest item of the longest sub-queue other than `key`'s; its size, or 0 if none. */
+  evictFromLongest(key: number): number {
+    let longest: SubQueue<T> | undefined;
+    for (const sq of this.active) if (sq.key !== key && (longest === undefined || sq.bytes > longest.bytes)) longest = sq;
+    if (longest === undefined) return 0;
+    const item = longest.items.pop()!;
+    longest.atMs.pop();
+    longest.bytes -= item.sizeBytes;
+    this.count--;
+    this.bytes -= item.sizeBytes;
+    if (longest.count === 0) this.retire(longest);
+    return item.sizeBytes;
+  }
+
+  bytesOf(key: number): number {
+    return this.subs.get(key)?.bytes ?? 0;
+  }
+
+  private retire(sq: SubQueue<T>): void {
+    const i = this.active.indexOf(sq);
+    if (i >= 0) {
+      this.active.splice(i, 1);
+      if (i < this.cursor) this.cursor--;
+      else if (i === this.cursor) this.granted = false;
+    }
+    sq.deficit = 0;
+    sq.items.length = 0;
+    sq.atMs.length = 0;
+    sq.head = 0;
+    this.subs.delete(sq.key);
   }
 }
 
@@ -67,7 +167,7 @@ export class LinkScheduler<T extends Queued> {
   readonly burstBytes: number;
   readonly counters: ClassQueueCounters[];
   private readonly bytesPerMs: number;
-  private readonly rings: Ring<T>[];
+  private readonly rings: ClassQueue<T>[];
   private readonly maxBytes: Float64Array;
   private readonly priorityOrder: number[];
   private readonly drrOrder: number[];
@@ -86,7 +186,7 @@ export class LinkScheduler<T extends Queued> {
     this.burstBytes = config.burstBytes ?? Math.max(2 * (QUANTUM_BYTES + OUTER_HEADER_BYTES), Math.round(this.bytesPerMs * 2));
     if (!(this.burstBytes >= QUANTUM_BYTES + OUTER_HEADER_BYTES)) throw new RangeError(`LinkScheduler: burstBytes=${this.burstBytes} is below one full packet`);
     const n = config.classes.length;
-    this.rings = config.classes.map((c) => new Ring<T>(c.maxPackets));
+    this.rings = config.classes.map((c) => new ClassQueue<T>(c.maxPackets));
     this.maxBytes = new Float64Array(n);
     this.quantum = new Float64Array(n);
     this.deficit = new Float64Array(n);
@@ -121,34 +221,50 @@ export class LinkScheduler<T extends Queued> {
    * a path sequence number (the peer would count it as path loss) or an AEAD counter; the enqueue
    * that follows (with at most sizeBytes) then succeeds.
    */
-  admit(classId: number, sizeBytes: number): boolean {
+  admit(classId: number, sizeBytes: number, key = 0): boolean {
     const r = this.rings[classId];
     if (r === undefined) return false;
-    if (r.count < r.capacity && r.bytes + sizeBytes <= this.maxBytes[classId]!) return true;
+    if (this.makeRoom(r, classId, sizeBytes, key)) return true;
     const c = this.counters[classId]!;
     c.dropped++;
     c.droppedBytes += sizeBytes;
     return false;
   }
 
-  /** Queues `item` for class `classId`; false (counted) when that class's queue is full. */
-  enqueue(nowMs: number, classId: number, item: T): boolean {
+  /** Queues `item` for class `classId` under `key` (the peer); false (counted) when there is no room. */
+  enqueue(nowMs: number, classId: number, item: T, key = 0): boolean {
     const r = this.rings[classId];
     if (r === undefined) return false;
     const size = item.sizeBytes;
     const c = this.counters[classId]!;
-    if (r.count >= r.capacity || r.bytes + size > this.maxBytes[classId]!) {
+    if (!this.makeRoom(r, classId, size, key)) {
       c.dropped++;
       c.droppedBytes += size;
       return false;
     }
-    const slot = (r.head + r.count) % r.capacity;
-    r.items[slot] = item;
-    r.atMs[slot] = nowMs;
-    r.count++;
-    r.bytes += size;
+    r.push(key, item, nowMs);
     this.queued++;
     c.enqueued++;
+    return true;
+  }
+
+  /**
+   * Room for `sizeBytes` more in class `r` for `key`: there is, or `key` holds less than a fair
+   * share (the cap over the backlogged keys) and the longest other sub-queue gives up its newest.
+   */
+  private makeRoom(r: ClassQueue<T>, classId: number, sizeBytes: number, key: number): boolean {
+    const maxBytes = this.maxBytes[classId]!;
+    if (r.count < r.capacity && r.bytes + sizeBytes <= maxBytes) return true;
+    const keys = r.active.length + (r.subs.has(key) ? 0 : 1);
+    if (keys < 2 || r.bytesOf(key) + sizeBytes > maxBytes / keys) return false;
+    const c = this.counters[classId]!;
+    while (r.count >= r.capacity || r.bytes + sizeBytes > maxBytes) {
+      const freed = r.evictFromLongest(key);
+      if (freed === 0) return false;
+      this.queued--;
+      c.dropped++;
+      c.droppedBytes += freed;
+    }
     return true;
   }
 
@@ -159,16 +275,13 @@ export class LinkScheduler<T extends Queued> {
     const cls = this.select();
     if (cls < 0) return undefined;
     const r = this.rings[cls]!;
-    const item = r.items[r.head]!;
-    const size = item.sizeBytes;
+    const sq = r.head();
+    const size = sq.items[sq.head]!.sizeBytes;
     const cost = size + OUTER_HEADER_BYTES;
     if (this.tokens + TOKEN_EPSILON_BYTES < cost) return undefined;
     this.tokens = Math.max(0, this.tokens - cost);
-    const delay = nowMs - r.atMs[r.head]!;
-    r.items[r.head] = undefined;
-    r.head = (r.head + 1) % r.capacity;
-    r.count--;
-    r.bytes -= size;
+    const { item, atMs } = r.take(sq);
+    const delay = nowMs - atMs;
     this.queued--;
     if (!this.isPriority(cls)) {
       this.deficit[cls]! -= size;
@@ -192,8 +305,8 @@ export class LinkScheduler<T extends Queued> {
     this.refill(nowMs);
     const cls = this.select();
     if (cls < 0) return Infinity;
-    const r = this.rings[cls]!;
-    const cost = r.items[r.head]!.sizeBytes + OUTER_HEADER_BYTES;
+    const sq = this.rings[cls]!.head();
+    const cost = sq.items[sq.head]!.sizeBytes + OUTER_HEADER_BYTES;
     if (this.tokens + TOKEN_EPSILON_BYTES >= cost) return nowMs;
     return nowMs + (cost - this.tokens) / this.bytesPerMs;
   }
@@ -239,7 +352,8 @@ export class LinkScheduler<T extends Queued> {
         this.deficit[c]! += this.quantum[c]!;
         this.drrGranted = true;
       }
-      if (this.deficit[c]! >= r.items[r.head]!.sizeBytes) return c;
+      const sq = r.head();
+      if (this.deficit[c]! >= sq.items[sq.head]!.sizeBytes) return c;
       this.advanceDrr();
     }
   }

@@ -1,0 +1,179 @@
+/**
+ * FEC send side of one class towards one peer: the encoder, its adaptive controller, and where
+ * parity goes. The Peer frames and seals what `encoder.pollParity()` returns.
+ *
+ * Adaptation (every probe interval, `adapt`): m from the tx loss of the paths the class used since
+ * the last interval (share-weighted, the larger of a 1 s and a 5 s window), with the controller's
+ * hysteresis. Congestion caps m (adaptive.ts): the class's own queue on a path's link dropped, or a
+ * path loses while its RTT is inflated above its minimum (a queue building: random loss does not
+ * queue), or the controller's own test sees loss rise with our sending rate while delay is inflated.
+ */
+import { MAX_LINKS } from '../constants.ts';
+import { pathUsable, type PathRuntime } from '../pathmon/path.ts';
+import { SHORT_WINDOW_MS } from '../pathmon/path-stats.ts';
+import { AdaptiveParity, parityTable } from './adaptive.ts';
+import type { ErasureCodec } from './codec.ts';
+import { FecEncoder, type FecParityShard } from './encoder.ts';
+import { FEC_GROUP_COUNTER_MASK } from './limits.ts';
+import type { ClassFecPolicy } from './policy.ts';
+
+const FEC_LOSS_LONG_MS = 5000;
+/** A path's delay counts as inflated when srtt exceeds the smallest seen by 5 ms, or 20% on long paths ... */
+const FEC_QUEUE_DELAY_MIN_MS = 5;
+const FEC_QUEUE_DELAY_RATIO = 0.2;
+/** ... and by more than this many RFC 3550 jitters (a jittery LTE path's srtt sits above its minimum). */
+const FEC_QUEUE_DELAY_JITTERS = 3;
+/** Loss at or above this on a path with inflated delay is taken as congestion. */
+const FEC_CONGESTION_MIN_LOSS_RATIO = 0.01;
+/** Adaptation ticks between the controller's loss-with-rate comparisons. */
+const FEC_RATE_TEST_TICKS = 10;
+/** Paths one peer may have (wire: link indexes < MAX_LINKS on each side). */
+export const MAX_PATHS_PER_PEER = 32;
+
+/**
+ * Bound on a parity datagram's bytes besides its shard, for groups of k: envelope 19 + AEAD tag 16 +
+ * FecParity fields 29 + lengths 3 + 2k.
+ */
+export function parityOverheadBytes(k: number): number {
+  return 19 + 16 + 29 + 3 + 2 * k;
+}
+
+export class FecTx {
+  readonly encoder: FecEncoder;
+  readonly adaptive: AdaptiveParity;
+  /** Datagrams (data and parity) of the class per path since the last adaptation. */
+  readonly pathPackets = new Float64Array(MAX_PATHS_PER_PEER);
+  /** m per early-flushed group size, rebuilt at each adaptation. */
+  readonly table: Uint8Array;
+  lossRatio = 0;
+  paritySent = 0;
+  parityBytes = 0;
+  parityUnsent = 0;
+  rotor = 0;
+  adaptTicks = 0;
+  /** Longest packet protected: its parity datagram must fit maxDatagramBytes. */
+  readonly maxPacketBytes: number;
+  tooLarge = 0;
+  protectedBefore = 0;
+  cappedBefore = 0;
+  private readonly scratch = new Int32Array(MAX_PATHS_PER_PEER);
+  private readonly losses: number[] = [];
+  private readonly shares: number[] = [];
+
+  /**
+   * Group ids start at a value derived from the edge's random epoch (no extra Rng draw), tagged
+   * with the class. A rebuilt encoder (live policy change) continues past the old one's ids.
+   */
+  constructor(
+    readonly classId: number,
+    readonly policy: ClassFecPolicy,
+    codec: ErasureCodec,
+    epoch: number,
+    maxDatagramBytes: number,
+    firstGroupId?: number,
+  ) {
+    const start = firstGroupId !== undefined ? firstGroupId & FEC_GROUP_COUNTER_MASK : (Math.imul(epoch ^ Math.imul(classId + 1, 0x9e3779b1), 0x85ebca6b) >>> 0) & FEC_GROUP_COUNTER_MASK;
+    const minM = Math.min(policy.minM, policy.maxM);
+    this.encoder = new FecEncoder(codec, { k: policy.k, m: minM, flushMs: policy.flushMs, firstGroupId: start || 1, groupTag: classId, maxOverheadRatio: policy.maxOverheadRatio });
+    this.adaptive = new AdaptiveParity({ k: policy.k, targetLossRatio: policy.targetResidualLossRatio, maxM: policy.maxM, criterion: 'packet' });
+    this.table = new Uint8Array(policy.k + 1);
+    this.maxPacketBytes = maxDatagramBytes - parityOverheadBytes(policy.k);
+    if (minM > 0 && minM < policy.maxM) {
+      parityTable(policy.k, 0, policy.targetResidualLossRatio, minM, 'packet', this.table);
+      for (let k = 1; k <= policy.k; k++) this.table[k] = Math.max(this.table[k]!, minM);
+      this.encoder.setParityTable(this.table);
+    }
+  }
+
+  /** Carry the counters of the encoder this one replaces (live policy change). */
+  inherit(before: FecTx): void {
+    this.paritySent = before.paritySent;
+    this.parityBytes = before.parityBytes;
+    this.parityUnsent = before.parityUnsent;
+    this.tooLarge = before.tooLarge;
+    this.protectedBefore = before.protectedBefore + before.encoder.counters.protectedPackets;
+    this.cappedBefore = before.cappedBefore + before.encoder.counters.parityCapped;
+  }
+
+  /**
+   * Where a parity shard goes. 'spread': a usable non-backup path that carries none of the group's
+   * data, round robin; else the data's path; else `fallback`. Never a DOWN, drained or held-down path.
+   */
+  parityPath(paths: readonly PathRuntime[], s: FecParityShard, fallback: () => PathRuntime | undefined): PathRuntime | undefined {
+    const mask = s.dataPathMask;
+    if (this.policy.parityPlacement === 'spread') {
+      let n = 0;
+      for (const p of paths) {
+        if (p.id < 32 && (mask & (1 << p.id)) !== 0) continue;
+        if (p.tier !== 'backup' && pathUsable(p)) this.scratch[n++] = p.id;
+      }
+      if (n > 0) return paths[this.scratch[this.rotor++ % n]!];
+    }
+    for (const p of paths) if (p.id < 32 && (mask & (1 << p.id)) !== 0 && pathUsable(p)) return p;
+    return fallback();
+  }
+
+  /** Every probe interval. `dropsOf(p)`: the class's queue drops on the path's link so far. */
+  adapt(nowMs: number, paths: readonly PathRuntime[], dropsOf: (p: PathRuntime) => number): void {
+    const losses = this.losses;
+    const shares = this.shares;
+    losses.length = 0;
+    shares.length = 0;
+    let rate = 0;
+    let congested = false;
+    let delayInflated = false;
+    for (const p of paths) {
+      const n = this.pathPackets[p.id]!;
+      const dropped = dropsOf(p);
+      const droppedNow = dropped > p.classDropsSeen[this.classId]!;
+      p.classDropsSeen[this.classId] = dropped;
+      if (n === 0) continue;
+      if (droppedNow) congested = true;
+      const short = p.stats.txLossRatio(nowMs, SHORT_WINDOW_MS) ?? 0;
+      const long = p.stats.txLossRatio(nowMs, FEC_LOSS_LONG_MS) ?? 0;
+      losses.push(Math.max(short, long));
+      shares.push(n);
+      rate += p.txRateBps;
+      const srtt = p.stats.srttMs;
+      const base = p.stats.minRttMs;
+      const inflated = srtt !== undefined && Number.isFinite(base) && srtt - base > Math.max(FEC_QUEUE_DELAY_MIN_MS, base * FEC_QUEUE_DELAY_RATIO, FEC_QUEUE_DELAY_JITTERS * p.stats.jitterMs);
+      if (inflated) {
+        delayInflated = true;
+        // Losing while a queue builds on the path: congestion, not random loss.
+        if (Math.max(short, long) >= FEC_CONGESTION_MIN_LOSS_RATIO) congested = true;
+      }
+    }
+    this.pathPackets.fill(0);
+    if (shares.length === 0) return; // idle: the next burst starts with the last m
+    const pol = this.policy;
+    this.adaptTicks++;
+    const withRate = this.adaptTicks % FEC_RATE_TEST_TICKS === 0;
+    const adaptiveM = this.adaptive.update(nowMs, { pathLossRatios: losses, pathShares: shares, ...(withRate ? { sendRateBps: rate } : {}), congested, delayInflated });
+    this.lossRatio = this.adaptive.lossRatio;
+    const m = Math.min(pol.maxM, Math.max(pol.minM, adaptiveM));
+    if (m !== this.encoder.m) this.encoder.setM(m);
+    if (m > 0 && pol.minM < pol.maxM) {
+      parityTable(pol.k, this.lossRatio, pol.targetResidualLossRatio, m, 'packet', this.table);
+      if (pol.minM > 0) for (let k = 1; k <= pol.k; k++) this.table[k] = Math.max(this.table[k]!, pol.minM);
+      this.encoder.setParityTable(this.table);
+    }
+  }
+
+  /** Send-side fields of a class snapshot. */
+  snapshot(nowMs: number, wireBytes: number): Record<string, number | boolean> {
+    const e = this.encoder;
+    return {
+      fecK: this.policy.k,
+      fecM: e.m,
+      fecProtectedPackets: this.protectedBefore + e.counters.protectedPackets,
+      fecParitySent: this.paritySent,
+      fecParityBytes: this.parityBytes,
+      fecDataWireBytes: wireBytes,
+      fecOverheadRatio: wireBytes > 0 ? this.parityBytes / wireBytes : 0,
+      fecLossRatio: this.lossRatio,
+      fecCongested: this.adaptive.congested(nowMs),
+      fecTooLarge: this.tooLarge,
+      fecParityCapped: this.cappedBefore + e.counters.parityCapped,
+    };
+  }
+}

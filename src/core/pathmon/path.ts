@@ -1,0 +1,158 @@
+/**
+ * A path: (local link, peer, the peer's link) with the remote endpoint it is reached at now.
+ *
+ * Both sides key a path by (the link a datagram arrives on, the sender's link index carried inside
+ * the authenticated frame), so nothing assumes the two sites number or name their links alike,
+ * and a datagram copied from one link's path into another link's socket lands on a different key
+ * (it cannot move that link's endpoint). A path's remote link is unknown (-1) until the peer's first
+ * authenticated frame on it; its endpoint is configured, or learned from that frame.
+ *
+ * This file holds the path's state and the metrics steering reads; the state machine and the
+ * statistics live in path-state.ts and path-stats.ts.
+ */
+import { CLASS_NAMES, type CostTier, type PathMetrics } from '../steer/classes.ts';
+import type { Endpoint } from '../types.ts';
+import { MIN_LOST_FOR_SLA, PathStats } from './path-stats.ts';
+import { PathStateMachine, type PathState, type PathStateConfig } from './path-state.ts';
+
+export interface PathRuntime {
+  /** Index in the peer's path list (stable for the path's life). */
+  id: number;
+  /** Local link id (EndpointConfig.links index): the socket we send from and receive on. */
+  linkId: number;
+  /** Local link name. */
+  name: string;
+  /** The peer's link index on the wire (its own numbering); -1 until its first authenticated frame. */
+  remoteLink: number;
+  /** The peer's name for that link, once its hello arrived. */
+  peerLinkName: string | undefined;
+  remote: Endpoint;
+  /** The endpoint came from the configuration (else learned from the peer's packets). */
+  configured: boolean;
+  /** Whether we know an endpoint to send to (configured, or learned). */
+  hasEndpoint: boolean;
+  /** Last time the endpoint moved (rate limit). */
+  endpointMovedAtMs: number;
+  endpointMoves: number;
+  tier: CostTier;
+  dscp: number;
+  sm: PathStateMachine;
+  /** Replaced when the peer restarts. */
+  stats: PathStats;
+  /** The peer drained its end of this path: we do not send data on it either. */
+  remoteDrained: boolean;
+  /** Per-path sequence shared by probes and data frames. */
+  txSeq: number;
+  lastProbeSeqRx: number;
+  /** Per class: is this path within the class's SLA (with hysteresis). */
+  inSla: boolean[];
+  /** Per class: the current breach in words, for move reasons. */
+  breach: (string | undefined)[];
+  slaOutAtMs: Float64Array;
+  slaExits: Float64Array;
+  slaExitsAtMs: Float64Array;
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  txDataPackets: number;
+  rxDataPackets: number;
+  rateMarkBytes: number;
+  rateMarkMs: number;
+  txRateBps: number;
+  /** Last time anything was sent on the path (persistent keepalive). */
+  lastTxMs: number;
+  helloSent: boolean;
+  /** The peer's start epoch as last seen in its probes on this path. */
+  peerEpoch: number | undefined;
+  /** Per class: the link queue's drops of this class at the last FEC adaptation. */
+  classDropsSeen: Float64Array;
+  fecParitySent: number;
+}
+
+export interface NewPath {
+  id: number;
+  linkId: number;
+  name: string;
+  tier: CostTier;
+  dscp: number;
+  remote: Endpoint | undefined;
+  configured: boolean;
+  remoteLink: number;
+}
+
+export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): PathRuntime {
+  const n = CLASS_NAMES.length;
+  return {
+    id: p.id,
+    linkId: p.linkId,
+    name: p.name,
+    remoteLink: p.remoteLink,
+    peerLinkName: undefined,
+    remote: p.remote ? { address: p.remote.address, port: p.remote.port } : { address: '', port: 0 },
+    configured: p.configured,
+    hasEndpoint: p.remote !== undefined,
+    endpointMovedAtMs: -Infinity,
+    endpointMoves: 0,
+    tier: p.tier,
+    dscp: p.dscp,
+    sm: new PathStateMachine(sm, nowMs),
+    stats: new PathStats(),
+    remoteDrained: false,
+    txSeq: 0,
+    lastProbeSeqRx: -1,
+    inSla: CLASS_NAMES.map(() => true),
+    breach: CLASS_NAMES.map(() => undefined),
+    slaOutAtMs: new Float64Array(n),
+    slaExits: new Float64Array(n),
+    slaExitsAtMs: new Float64Array(n),
+    txPackets: 0,
+    txBytes: 0,
+    rxPackets: 0,
+    rxBytes: 0,
+    txDataPackets: 0,
+    rxDataPackets: 0,
+    rateMarkBytes: 0,
+    rateMarkMs: nowMs,
+    txRateBps: 0,
+    lastTxMs: nowMs,
+    helloSent: false,
+    peerEpoch: undefined,
+    classDropsSeen: new Float64Array(n),
+    fecParitySent: 0,
+  };
+}
+
+export function effectiveState(p: PathRuntime): PathState {
+  if (p.remoteDrained && p.sm.state !== 'down') return 'drained';
+  return p.sm.state;
+}
+
+/** May carry data now: UP or DEGRADED, not drained at either end, and with somewhere to send. */
+export function pathUsable(p: PathRuntime): boolean {
+  return p.sm.usable && !p.remoteDrained && p.hasEndpoint;
+}
+
+/**
+ * Steering's view of a path over `windowMs`. `minLost` (default MIN_LOST_FOR_SLA) keeps one lost
+ * probe on an idle path from reading as 10% loss in a 1 s window; re-entry judges a window of
+ * many seconds, where every loss counts (else 2 of 100 probes lost read as 0%).
+ */
+export function pathMetrics(nowMs: number, p: PathRuntime, windowMs: number, minLost = MIN_LOST_FOR_SLA): PathMetrics {
+  return { txLossRatio: p.stats.txLossRatio(nowMs, windowMs, minLost), rttMs: p.stats.srttMs, jitterMs: p.stats.txJitterMs(nowMs) };
+}
+
+/** Smoothed send rate, sampled every probe interval (at least 250 ms apart). */
+export function samplePathRate(nowMs: number, p: PathRuntime): void {
+  const dt = nowMs - p.rateMarkMs;
+  if (dt < 250) return;
+  const rate = ((p.txBytes - p.rateMarkBytes) * 8 * 1000) / dt;
+  p.txRateBps = p.txRateBps === 0 ? rate : p.txRateBps + (rate - p.txRateBps) / 4;
+  p.rateMarkBytes = p.txBytes;
+  p.rateMarkMs = nowMs;
+}
+
+/** "mpls" or, once the peer named its end, "mpls>inet". */
+export function pathName(p: PathRuntime): string {
+  return p.peerLinkName !== undefined && p.peerLinkName !== p.name ? `${p.name}>${p.peerLinkName}` : p.name;
+}

@@ -1,0 +1,544 @@
+/**
+ * Peer: one remote site as seen by the Endpoint: its paths, flows and steering, FEC send and
+ * receive, duplicate suppression, staged packets and timers. The Endpoint owns the sockets'
+ * side (links, shapers, the session manager, routing) and calls in here; this class never sees
+ * another peer.
+ *
+ * Send path (sendInner, after the Endpoint classified and routed the packet):
+ *   flow (sticky path, steer/steering.ts) -> FEC stamp (fec/fec-tx.ts) -> dup seq -> data frame on
+ *   the path(s) (peer-tx.ts: queue or seal) -> parity of a group that closed.
+ * Receive path (onFrame, authenticated): path by (arrival link, sender's link in the frame) ->
+ *   endpoint learned/moved -> path statistics -> by kind: data (dedupe, FEC, then the Endpoint's
+ *   source check and delivery), probe (answer; a new epoch resets per-peer receive state),
+ *   probe reply (RTT), control (hello: the peer's link name; drain), parity (FEC decoder).
+ * Timers (PeerTimer): probe, path dead, reuse check, flow sweep, FEC flush, FEC expiry, keepalive;
+ * `nextDeadlineMs()` is their minimum, kept in the Endpoint's heap across peers.
+ */
+import { copyBytes } from './bytes.ts';
+import type { EventFields } from './events.ts';
+import type { ErasureCodec } from './fec/codec.ts';
+import { FecReceiver } from './fec/fec-rx.ts';
+import { FecTx, MAX_PATHS_PER_PEER } from './fec/fec-tx.ts';
+import type { ClassFecPolicy } from './fec/policy.ts';
+import { flowTuple, type InnerInfo } from './inner.ts';
+import { createPath, pathName, pathUsable, samplePathRate, type PathRuntime } from './pathmon/path.ts';
+import { PathStats } from './pathmon/path-stats.ts';
+import type { PathStateConfig } from './pathmon/path-state.ts';
+import { PeerTx } from './peer-tx.ts';
+import { sampleLinkRate, spareBps, type LinkRuntime, type PendingTx } from './qos/egress.ts';
+import { CLASS_NAMES, type ClassPolicy } from './steer/classes.ts';
+import { DedupeWindow } from './steer/dedupe.ts';
+import { Steering } from './steer/steering.ts';
+import { formatEndpoint, sameEndpoint, type DropReason, type EdgeEventKind, type Endpoint, type PeerConfig } from './types.ts';
+import type { Frame, PathReport } from './wire/codec.ts';
+import type { SessionManager } from './crypto/handshake-state.ts';
+
+/** Inner packets held while the first session is being set up (WireGuard stages 128 too). */
+const MAX_STAGED_PACKETS = 128;
+/** An endpoint moves at most this often per path (a replayed copy racing the real one cannot flap it). */
+const ENDPOINT_MOVE_MIN_INTERVAL_MS = 200;
+const NO_TIMER = Infinity;
+
+export const enum PeerTimer {
+  Probe = 0,
+  PathDead = 1,
+  Reuse = 2,
+  FlowSweep = 3,
+  FecFlush = 4,
+  FecExpire = 5,
+  Keepalive = 6,
+  Count = 7,
+}
+
+/** Where a handshake came from: the reply goes back the same way. */
+export interface HandshakeSource {
+  linkId: number;
+  from: Endpoint;
+}
+
+/** What a Peer needs from its Endpoint. */
+export interface PeerHost {
+  readonly site: string;
+  readonly epoch: number;
+  readonly links: readonly LinkRuntime[];
+  readonly sessions: SessionManager<HandshakeSource> | undefined;
+  readonly nowMs: number;
+  readonly probeIntervalMs: number;
+  readonly pathConfig: PathStateConfig;
+  readonly maxDatagramBytes: number;
+  readonly fecCodec: ErasureCodec;
+  readonly maxFlows: number | undefined;
+  readonly flowIdleTimeoutMs: number | undefined;
+  policies(): readonly ClassPolicy[];
+  fecPolicies(): readonly ClassFecPolicy[];
+  transmit(link: LinkRuntime, peerSlot: number, pathId: number, to: Endpoint, bytes: Uint8Array, dscp: number, classId: number): void;
+  enqueue(link: LinkRuntime, item: PendingTx): void;
+  /** An authenticated inner packet from this peer: source check, then TUN or forwarding. */
+  deliverFrom(peer: Peer, packet: Uint8Array): void;
+  /** Packets staged while the peer had no session or no path: send them again now. */
+  resendStaged(peer: Peer): void;
+  drop(reason: DropReason, n?: number): void;
+  emit(atMs: number, kind: EdgeEventKind, fields: EventFields): void;
+  drainCrypto(): void;
+}
+
+export class Peer {
+  readonly paths: PathRuntime[] = [];
+  readonly steering: Steering;
+  readonly tx: PeerTx;
+  readonly fecTx: (FecTx | undefined)[];
+  fecTxList: FecTx[];
+  readonly fecRx: FecReceiver;
+  readonly timers = new Float64Array(PeerTimer.Count).fill(NO_TIMER);
+  readonly classTx = CLASS_NAMES.map(() => ({ packets: 0, bytes: 0 }));
+  readonly classWireBytes = new Float64Array(CLASS_NAMES.length);
+  sessionUp = false;
+  /** Heap position in the Endpoint's timer heap (-1: not in it). */
+  heapIndex = -1;
+  heapDeadlineMs = Infinity;
+  dedupe = new DedupeWindow();
+  private dupSeq = 0;
+  private staged: Uint8Array[] = [];
+  /** The peer's start epoch: per-peer receive state (dedupe, FEC decoders) belongs to it. */
+  peerEpoch: number | undefined;
+  // Counters, `wg show` style plus ours.
+  txInnerPackets = 0;
+  txInnerBytes = 0;
+  rxInnerPackets = 0;
+  rxInnerBytes = 0;
+  forwardedPackets = 0;
+  duplicatesSuppressed = 0;
+  sourceNotAllowed = 0;
+  siteName: string | undefined;
+
+  constructor(
+    readonly host: PeerHost,
+    readonly slot: number,
+    public config: PeerConfig,
+    nowMs: number,
+  ) {
+    this.steering = new Steering(
+      {
+        peerName: config.name,
+        paths: this.paths,
+        policies: () => host.policies(),
+        emit: (at, kind, f) => host.emit(at, kind, f),
+        spareBps: (p) => spareBps(host.links[p.linkId]!),
+        pathStateChanged: (now) => this.rearmPathTimers(now),
+      },
+      host.maxFlows,
+      host.flowIdleTimeoutMs,
+    );
+    this.tx = new PeerTx(this);
+    this.fecTx = host.fecPolicies().map((pol, c) => this.makeFecTx(c, pol));
+    this.fecTxList = this.fecTx.filter((f): f is FecTx => f !== undefined);
+    this.fecRx = new FecReceiver(host.fecCodec, {
+      deliver: (pkt) => host.deliverFrom(this, pkt),
+      countDrop: (r, n = 1) => host.drop(r, n),
+      countDuplicate: () => this.duplicatesSuppressed++,
+    }, nowMs);
+    this.addConfiguredPaths(nowMs);
+    this.timers[PeerTimer.FlowSweep] = nowMs + 1000;
+    this.rearmPathTimers(nowMs);
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  makeFecTx(classId: number, pol: ClassFecPolicy, firstGroupId?: number): FecTx | undefined {
+    return pol.enabled && pol.maxM > 0 ? new FecTx(classId, pol, this.host.fecCodec, this.host.epoch, this.host.maxDatagramBytes, firstGroupId) : undefined;
+  }
+
+  /** Whether local link `linkId` may reach this peer (config `links`). */
+  linkAllowed(linkId: number): boolean {
+    const allowed = this.config.links;
+    return allowed === undefined || allowed.includes(this.host.links[linkId]!.name);
+  }
+
+  /** One path per local link with a configured endpoint (live reloads add or move them). */
+  addConfiguredPaths(nowMs: number): void {
+    const eps = this.config.endpoints ?? {};
+    for (const link of this.host.links) {
+      const ep = eps[link.name];
+      if (ep === undefined || !this.linkAllowed(link.id)) continue;
+      const existing = this.paths.find((p) => p.linkId === link.id && p.configured);
+      if (existing) {
+        if (!sameEndpoint(existing.remote, ep)) this.moveEndpoint(nowMs, existing, ep, true);
+        continue;
+      }
+      this.newPath(nowMs, link, ep, true, -1);
+    }
+  }
+
+  /** Paths on links no longer allowed, or configured endpoints removed, stop carrying traffic. */
+  retireUnwantedPaths(nowMs: number): void {
+    const eps = this.config.endpoints ?? {};
+    for (const p of this.paths) {
+      if (!p.hasEndpoint) continue;
+      const gone = !this.linkAllowed(p.linkId) || (p.configured && eps[p.name] === undefined);
+      if (!gone) continue;
+      p.hasEndpoint = false;
+      p.configured = false;
+      this.steering.forgetPath(nowMs, p.id, `${pathName(p)} removed from the configuration`);
+    }
+  }
+
+  private newPath(nowMs: number, link: LinkRuntime, ep: Endpoint | undefined, configured: boolean, remoteLink: number): PathRuntime | undefined {
+    if (this.paths.length >= MAX_PATHS_PER_PEER) {
+      this.host.drop('pathLimit');
+      return undefined;
+    }
+    const p = createPath({ id: this.paths.length, linkId: link.id, name: link.name, tier: link.tier, dscp: link.dscp, remote: ep, configured, remoteLink }, this.host.pathConfig, nowMs);
+    if (this.sessionUp) p.sm.resetSilenceClock(nowMs);
+    this.paths.push(p);
+    return p;
+  }
+
+  private moveEndpoint(nowMs: number, p: PathRuntime, to: Endpoint, configured = false): void {
+    const from = p.hasEndpoint ? formatEndpoint(p.remote) : 'none';
+    p.remote = { address: to.address, port: to.port };
+    p.hasEndpoint = true;
+    p.endpointMovedAtMs = nowMs;
+    p.endpointMoves++;
+    this.host.emit(nowMs, 'endpointMoved', { peer: this.name, link: pathName(p), from, to: formatEndpoint(to), ...(configured ? { reason: 'configuration' } : {}) });
+  }
+
+  // ---- send -------------------------------------------------------------------------------
+
+  /** An inner packet routed to this peer: flow, FEC, then out on its path(s). */
+  sendInner(nowMs: number, packet: Uint8Array, info: InnerInfo, classId: number): void {
+    const host = this.host;
+    const flow = this.steering.flowFor(nowMs, info.flowHash, classId, () => flowTuple(packet, info));
+    flow.packets++;
+    flow.bytes += packet.length;
+    this.txInnerPackets++;
+    this.txInnerBytes += packet.length;
+    const cls = this.classTx[classId]!;
+    cls.packets++;
+    cls.bytes += packet.length;
+    const path = this.paths[flow.path];
+    if (path === undefined || !path.hasEndpoint) {
+      // No path with an endpoint yet (a hub waiting for a spoke's first packet): nowhere to send.
+      if (this.staged.length >= MAX_STAGED_PACKETS) return host.drop('noLink');
+      this.staged.push(copyBytes(packet));
+      return;
+    }
+    const outerDscp = host.policies()[classId]!.outerDscp;
+    const fec = this.fecTx[classId];
+    // FEC for single-path flows once a session exists (a staged packet must not hold a group slot).
+    // Duplicated flows are redundant already; a frame never carries dup_seq and FEC fields together.
+    if (fec !== undefined && flow.path2 < 0 && (host.sessions === undefined || this.sessionUp) && packet.length <= fec.maxPacketBytes) {
+      fec.pathPackets[flow.path]!++;
+      const stamp = fec.encoder.push(nowMs, packet, flow.path);
+      if (stamp !== undefined) {
+        if (stamp.index === 0) {
+          const due = nowMs + fec.policy.flushMs;
+          if (due < this.timers[PeerTimer.FecFlush]!) this.timers[PeerTimer.FecFlush] = due;
+        }
+        // Not staged on failure: the group already counts the packet.
+        if (!this.tx.sendData(path, packet, outerDscp, 0, classId, stamp.groupId, stamp.index, stamp.k)) host.drop('noSession');
+        this.tx.sendParity(fec);
+        return;
+      }
+    }
+    if (fec !== undefined && packet.length > fec.maxPacketBytes) fec.tooLarge++;
+    let dupSeq = 0;
+    if (flow.path2 >= 0) {
+      this.dupSeq = (this.dupSeq + 1) >>> 0 || 1;
+      dupSeq = this.dupSeq;
+    }
+    if (!this.tx.sendData(path, packet, outerDscp, dupSeq, classId)) {
+      // No session yet (or it expired): hold a few packets and send them when the handshake completes.
+      if (this.staged.length >= MAX_STAGED_PACKETS) return host.drop('noSession');
+      this.staged.push(copyBytes(packet));
+      return;
+    }
+    const second = flow.path2 >= 0 ? this.paths[flow.path2] : undefined;
+    if (second !== undefined && second.hasEndpoint) this.tx.sendData(second, packet, outerDscp, dupSeq, classId);
+  }
+
+  /** Staged packets, once a session (or a path) exists: re-enter through the Endpoint's send path. */
+  takeStaged(): Uint8Array[] {
+    const s = this.staged;
+    this.staged = [];
+    return s;
+  }
+
+  get stagedCount(): number {
+    return this.staged.length;
+  }
+
+  bestUsablePath(): PathRuntime | undefined {
+    let best: PathRuntime | undefined;
+    for (const p of this.paths) {
+      if (!pathUsable(p)) continue;
+      if (!best || (p.stats.srttMs ?? Infinity) < (best.stats.srttMs ?? Infinity)) best = p;
+    }
+    return best ?? this.paths.find((p) => p.hasEndpoint);
+  }
+
+  /** Handshake initiation: on every path with an endpoint (must not depend on one dead link). */
+  sendInitiation(bytes: Uint8Array): void {
+    for (const p of this.paths) if (p.hasEndpoint) this.tx.transmit(p, p.remote, bytes, p.dscp);
+  }
+
+  // ---- receive ----------------------------------------------------------------------------
+
+  /**
+   * The path an authenticated frame from sender link `remoteLink` arriving on local link `linkId`
+   * from `from` belongs to: the known one (its endpoint follows the peer, rate-limited), else a
+   * configured path not bound to a remote link yet, else a new learned path.
+   */
+  pathFor(nowMs: number, linkId: number, remoteLink: number, from: Endpoint): PathRuntime | undefined {
+    let unbound: PathRuntime | undefined;
+    for (const p of this.paths) {
+      if (p.linkId !== linkId) continue;
+      if (p.remoteLink === remoteLink) {
+        if (!p.hasEndpoint && !this.linkAllowed(linkId)) return undefined;
+        if ((!p.hasEndpoint || !sameEndpoint(p.remote, from)) && nowMs - p.endpointMovedAtMs >= ENDPOINT_MOVE_MIN_INTERVAL_MS) this.moveEndpoint(nowMs, p, from);
+        return p;
+      }
+      if (p.remoteLink < 0 && unbound === undefined) unbound = p;
+    }
+    if (unbound !== undefined) {
+      unbound.remoteLink = remoteLink;
+      if (!sameEndpoint(unbound.remote, from)) this.moveEndpoint(nowMs, unbound, from);
+      return unbound;
+    }
+    if (!this.linkAllowed(linkId)) return undefined;
+    const p = this.newPath(nowMs, this.host.links[linkId]!, from, false, remoteLink);
+    if (p !== undefined) {
+      this.host.emit(nowMs, 'pathLearned', { peer: this.name, link: p.name, to: formatEndpoint(from) });
+      if (this.staged.length > 0) this.host.resendStaged(this);
+    }
+    return p;
+  }
+
+  /** An authenticated keepalive: proves the session and the path it came on, if we know it. */
+  onKeepalive(nowMs: number, linkId: number, from: Endpoint): void {
+    for (const p of this.paths) {
+      if (p.linkId === linkId && p.hasEndpoint && sameEndpoint(p.remote, from)) {
+        p.rxPackets++;
+        this.steering.onTransition(nowMs, p, p.sm.onHeard(nowMs, false, true));
+      }
+    }
+  }
+
+  onFrame(nowMs: number, linkId: number, from: Endpoint, frame: Frame, sizeBytes: number): void {
+    const remoteLink =
+      frame.kind === 'data' ? frame.data.link
+      : frame.kind === 'probe' ? frame.probe.link
+      : frame.kind === 'probeReply' ? frame.probeReply.link
+      : frame.kind === 'fecParity' ? frame.fecParity.link
+      : frame.control.hello ? frame.control.hello.link
+      : -1;
+    if (remoteLink < 0) {
+      // A drain names the sender's link; it is not about the path it arrived on.
+      const drain = frame.kind === 'control' ? frame.control.drain : undefined;
+      if (drain) this.onRemoteDrain(nowMs, drain.link, drain.drained);
+      this.onKeepalive(nowMs, linkId, from);
+      return;
+    }
+    const path = this.pathFor(nowMs, linkId, remoteLink, from);
+    if (path === undefined) return;
+    path.rxPackets++;
+    path.rxBytes += sizeBytes;
+    switch (frame.kind) {
+      case 'data': {
+        const d = frame.data;
+        path.stats.onReceiveSeq(nowMs, d.pathSeq);
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
+        path.rxDataPackets++;
+        if (d.dupSeq !== 0 && !this.dedupe.accept(d.dupSeq)) {
+          this.duplicatesSuppressed++;
+          return;
+        }
+        if (d.fecGroup !== 0) return this.fecRx.onData(nowMs, d.fecGroup, d.fecIndex, d.fecK, d.packet);
+        this.host.deliverFrom(this, d.packet);
+        return;
+      }
+      case 'probe': {
+        const p = frame.probe;
+        if (p.epoch && p.epoch !== path.peerEpoch) {
+          if (path.peerEpoch !== undefined) {
+            // The peer restarted: its sequences start over, old statistics no longer apply.
+            path.stats = new PathStats();
+            path.lastProbeSeqRx = -1;
+            path.helloSent = false;
+            this.host.emit(nowMs, 'pathState', { peer: this.name, link: pathName(path), text: `${pathName(path)}: peer restarted (new epoch), path statistics reset` });
+          }
+          path.peerEpoch = p.epoch;
+          this.onPeerEpoch(p.epoch);
+        }
+        path.stats.onReceiveSeq(nowMs, p.seq);
+        path.stats.onProbeArrival(nowMs, p.txUs / 1000);
+        if (p.report) this.takePeerReport(nowMs, path, p.report);
+        const inOrder = path.lastProbeSeqRx < 0 || ((p.seq - path.lastProbeSeqRx) | 0) > 0;
+        path.lastProbeSeqRx = p.seq;
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, true, inOrder));
+        // Reply on the reverse of the probe's path, echoing its timestamp (STAMP-style).
+        const reply = this.tx.encodeProbeReply(path, p.seq, p.txUs, nowMs);
+        this.tx.sendFrame(path, from, reply, p.dscp);
+        if (!path.helloSent) this.tx.sendHello(path);
+        return;
+      }
+      case 'probeReply': {
+        const r = frame.probeReply;
+        path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
+        if (r.report) this.takePeerReport(nowMs, path, r.report);
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
+        return;
+      }
+      case 'control': {
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
+        const { hello, drain } = frame.control;
+        if (hello && hello.linkName !== path.peerLinkName) {
+          path.peerLinkName = hello.linkName;
+          this.siteName = hello.site;
+          this.host.emit(nowMs, 'peerHello', { peer: this.name, link: path.name, text: `${path.name}: peer ${hello.site} link ${hello.linkName}` });
+        }
+        if (drain) this.onRemoteDrain(nowMs, drain.link, drain.drained);
+        return;
+      }
+      case 'fecParity': {
+        const f = frame.fecParity;
+        // Parity shares the path's sequence with data and probes: count it, or it looks like loss.
+        path.stats.onReceiveSeq(nowMs, f.pathSeq);
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
+        this.fecRx.onParity(nowMs, f);
+        return;
+      }
+    }
+  }
+
+  /** A new peer epoch (the remote box restarted): its duplicate and FEC numbering start over. */
+  private onPeerEpoch(epoch: number): void {
+    if (epoch === this.peerEpoch) return;
+    if (this.peerEpoch !== undefined) this.dedupe = new DedupeWindow();
+    this.peerEpoch = epoch;
+    this.fecRx.onPeerEpoch(epoch);
+  }
+
+  private onRemoteDrain(nowMs: number, remoteLink: number, drained: boolean): void {
+    for (const target of this.paths) {
+      if (target.remoteLink !== remoteLink || target.remoteDrained === drained) continue;
+      target.remoteDrained = drained;
+      const name = pathName(target);
+      this.host.emit(nowMs, 'pathState', { peer: this.name, link: name, text: `${name}: ${drained ? 'drained' : 'undrained'} by the peer's operator` });
+      this.steering.resteer(nowMs, (f) => f.path === target.id || f.path2 === target.id || !drained, `${name} drained by peer`);
+    }
+  }
+
+  /**
+   * A peer's report of what it received from us on this path. One claiming a sequence number we
+   * have not sent yet describes our previous life (we restarted; the peer has not seen our epoch).
+   */
+  private takePeerReport(nowMs: number, path: PathRuntime, report: PathReport): void {
+    if (((report.highestSeq - path.txSeq) | 0) > 0) return;
+    path.stats.onPeerReport(nowMs, report.received, report.highestSeq);
+    path.stats.onPeerJitter(nowMs, report.jitterUs);
+  }
+
+  // ---- timers -----------------------------------------------------------------------------
+
+  nextDeadlineMs(): number {
+    let t = Infinity;
+    const timers = this.timers;
+    for (let i = 0; i < PeerTimer.Count; i++) if (timers[i]! < t) t = timers[i]!;
+    return t;
+  }
+
+  onTimeout(nowMs: number): void {
+    const timers = this.timers;
+    if (nowMs >= timers[PeerTimer.PathDead]! || nowMs >= timers[PeerTimer.Reuse]!) {
+      for (const p of this.paths) {
+        if (!p.hasEndpoint) continue;
+        this.steering.onTransition(nowMs, p, p.sm.onTimeout(nowMs));
+        this.steering.onTransition(nowMs, p, p.sm.onReuseCheck(nowMs));
+      }
+    }
+    if (nowMs >= timers[PeerTimer.Probe]!) {
+      for (const p of this.paths) {
+        if (!p.hasEndpoint) continue;
+        this.tx.sendProbe(nowMs, p);
+        samplePathRate(nowMs, p);
+        sampleLinkRate(nowMs, this.host.links[p.linkId]!);
+      }
+      this.steering.evaluateSla(nowMs);
+      for (const fec of this.fecTxList) fec.adapt(nowMs, this.paths, (p) => this.host.links[p.linkId]!.sched?.counters[fec.classId]?.dropped ?? 0);
+      this.fecRx.mark(nowMs);
+      timers[PeerTimer.Probe] = nowMs + this.host.probeIntervalMs;
+    }
+    if (nowMs >= timers[PeerTimer.FlowSweep]!) {
+      this.steering.sweep(nowMs);
+      timers[PeerTimer.FlowSweep] = nowMs + 1000;
+    }
+    if (nowMs >= timers[PeerTimer.FecFlush]!) {
+      let next = Infinity;
+      for (const fec of this.fecTxList) {
+        fec.encoder.onTimeout(nowMs);
+        this.tx.sendParity(fec);
+        const d = fec.encoder.nextDeadlineMs();
+        if (d !== undefined && d < next) next = d;
+      }
+      timers[PeerTimer.FecFlush] = next;
+    }
+    if (nowMs >= this.fecRx.expireAtMs) this.fecRx.onTimeout(nowMs);
+    timers[PeerTimer.FecExpire] = this.fecRx.expireAtMs;
+    if (nowMs >= timers[PeerTimer.Keepalive]!) this.persistentKeepalive(nowMs);
+    this.rearmPathTimers(nowMs);
+  }
+
+  /** Persistent keepalive: every path idle for the configured time gets an authenticated empty packet. */
+  private persistentKeepalive(nowMs: number): void {
+    const every = this.config.persistentKeepaliveMs ?? 0;
+    if (!(every > 0)) {
+      this.timers[PeerTimer.Keepalive] = NO_TIMER;
+      return;
+    }
+    let next = nowMs + every;
+    for (const p of this.paths) {
+      if (!p.hasEndpoint) continue;
+      if (this.sessionUp && nowMs - p.lastTxMs >= every) this.tx.sendKeepalive(p);
+      next = Math.min(next, p.lastTxMs + every);
+    }
+    this.timers[PeerTimer.Keepalive] = Math.max(next, nowMs + 1);
+  }
+
+  /** Arms the path timers (dead, reuse, probes) from the paths' state machines. */
+  rearmPathTimers(nowMs: number): void {
+    const timers = this.timers;
+    if (this.host.sessions && !this.sessionUp) {
+      // No session, no probes: silence means nothing yet.
+      timers[PeerTimer.PathDead] = NO_TIMER;
+      timers[PeerTimer.Reuse] = NO_TIMER;
+      return;
+    }
+    let dead = Infinity;
+    let reuse = Infinity;
+    for (const p of this.paths) {
+      if (!p.hasEndpoint) continue;
+      const d = p.sm.deadDeadlineMs();
+      if (d < dead) dead = d;
+      const r = p.sm.reuseCheckMs(nowMs);
+      if (r < reuse) reuse = r;
+    }
+    timers[PeerTimer.PathDead] = dead;
+    timers[PeerTimer.Reuse] = reuse <= nowMs ? nowMs + this.host.probeIntervalMs : reuse;
+    if ((this.config.persistentKeepaliveMs ?? 0) > 0 && timers[PeerTimer.Keepalive] === NO_TIMER) timers[PeerTimer.Keepalive] = nowMs + this.config.persistentKeepaliveMs!;
+  }
+
+  /** The session came up or went: probes start or stop; staged packets are the Endpoint's to resend. */
+  setSessionUp(nowMs: number, up: boolean): void {
+    if (up === this.sessionUp) return;
+    this.sessionUp = up;
+    if (up) for (const p of this.paths) p.sm.resetSilenceClock(nowMs);
+    this.rearmPathTimers(nowMs);
+  }
+
+  /** Spread the first probes of many peers over the probe interval (no thundering herd). */
+  offsetFirstProbe(nowMs: number, fraction: number): void {
+    this.timers[PeerTimer.Probe] = nowMs + Math.floor(fraction * this.host.probeIntervalMs);
+  }
+}

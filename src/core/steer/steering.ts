@@ -1,0 +1,355 @@
+/**
+ * Steering of one peer: its flow table, SLA judgement per (path, class) and flow moves.
+ *
+ * Stages (called by the Peer):
+ *   flowFor(now, hash, class)   a packet's flow: sticky path(s), chosen by select.ts when new
+ *   evaluateSla(now)            every probe interval: SLA per class per path with hysteresis;
+ *                               flows leave a breaching path (one event per class and move)
+ *   onTransition(now, path, t)  a path's state changed (DOWN/DRAINED: move its flows; back UP:
+ *                               take flows back from worse tiers or clearly worse paths)
+ *   resteer(now, which, why)    re-chooses paths for the flows matching `which`
+ *
+ * SLA rules (kept from the two-site edge, where each was measured; see README "Steering"):
+ * - a loss breach must show over 1 s AND 3 s, and needs MIN_LOST_FOR_SLA losses in the window;
+ * - re-entry is judged only on evidence gathered after the breach, over 5 s, then 10 s, then 20 s
+ *   as a path keeps failing, with enough packets to tell the slack threshold from zero;
+ * - with no path in SLA, the least bad is judged over 30 s with every loss counted;
+ * - a recovered path takes flows back from an out-of-SLA path only if it is no worse over 30 s.
+ */
+import { FLOW_IDLE_TIMEOUT_MS, MAX_FLOWS } from '../constants.ts';
+import type { EventFields } from '../events.ts';
+import { formatFlowTuple } from '../inner.ts';
+import { effectiveState, pathMetrics, pathName, pathUsable, type PathRuntime } from '../pathmon/path.ts';
+import { LONG_WINDOW_MS, SHORT_WINDOW_MS } from '../pathmon/path-stats.ts';
+import type { PathTransition } from '../pathmon/path-state.ts';
+import type { EdgeEventKind, FlowSnapshot } from '../types.ts';
+import { CLASS_NAMES, slaBreach, type ClassPolicy, type CostTier, type PathMetrics, type Sla } from './classes.ts';
+import { pathScore, selectPaths, type PathCandidate } from './select.ts';
+
+/** Hysteresis: a path that left a class's SLA comes back only under this fraction of each threshold. */
+const SLA_REENTRY_SLACK = 0.8;
+/**
+ * Re-entry into a class's SLA is judged only on what happened after the breach, over a window
+ * that grows with how often the path left that SLA lately: 5 s after one breach, then 10 s, then
+ * 20 s. Without it, a path with bursty loss (LTE's Gilbert-Elliott bursts) re-entered on a window
+ * that still held its clean pre-breach seconds, took voice back and broke again a second later.
+ */
+const SLA_REENTRY_BASE_MS = 5000;
+const SLA_REENTRY_MAX_MS = 20_000;
+const SLA_EXIT_HALF_LIFE_MS = 60_000;
+/** Second, longer window a loss breach must also show before a path leaves a class's SLA. */
+const SLA_CONFIRM_WINDOW_MS = 3000;
+/** Cap on the packets re-entry wants as evidence (a 0.1% SLA would otherwise ask for 1250). */
+const SLA_REENTRY_MAX_PACKETS = 300;
+/** A recovered path takes back 'best' flows only if it is clearly better (score ratio). */
+const REVERT_SCORE_RATIO = 0.7;
+/** Flows listed in snapshot().topFlows. */
+export const TOP_FLOWS = 10;
+
+export interface FlowEntry {
+  hash: number;
+  classId: number;
+  path: number;
+  /** Second path of a duplicated class, or -1. */
+  path2: number;
+  lastSeenMs: number;
+  createdMs: number;
+  packets: number;
+  bytes: number;
+  /** The 5-tuple as bytes (inner.ts flowTuple), formatted only for the top-flows list. */
+  tuple: Uint8Array;
+}
+
+/** What steering needs from its peer. */
+export interface SteerHost {
+  readonly peerName: string;
+  readonly paths: readonly PathRuntime[];
+  policies(): readonly ClassPolicy[];
+  emit(atMs: number, kind: EdgeEventKind, fields: EventFields): void;
+  /** Spare uplink capacity of the path's link for `balance` (0 = unknown). */
+  spareBps(p: PathRuntime): number;
+  /** A path's state changed: the peer re-arms its path timers. */
+  pathStateChanged(nowMs: number): void;
+}
+
+const tierRank = (t: CostTier): number => (t === 'primary' ? 0 : t === 'overflow' ? 1 : 2);
+
+export class Steering {
+  /**
+   * Flows by hash. A Map iterates in insertion order and a flow is re-inserted on use (below),
+   * so the first key is the least recently used one: eviction past the cap is LRU.
+   */
+  readonly flows = new Map<number, FlowEntry>();
+  readonly classMoves: number[] = CLASS_NAMES.map(() => 0);
+  flowMoves = 0;
+  /** Flow uses since the last LRU refresh of that flow (re-inserting on every packet costs). */
+  private lruTick = 0;
+
+  constructor(
+    private readonly host: SteerHost,
+    readonly maxFlows = MAX_FLOWS,
+    readonly flowIdleTimeoutMs = FLOW_IDLE_TIMEOUT_MS,
+  ) {}
+
+  /** The flow's entry, created or re-steered as needed. Hot path: the common case is one Map lookup. */
+  flowFor(nowMs: number, flowHash: number, classId: number, tuple: () => Uint8Array): FlowEntry {
+    let flow = this.flows.get(flowHash);
+    if (flow && flow.classId === classId) {
+      // LRU order: refresh the flow's place now and then (every 64th use), not on every packet.
+      if ((++this.lruTick & 63) === 0) {
+        this.flows.delete(flowHash);
+        this.flows.set(flowHash, flow);
+      }
+      flow.lastSeenMs = nowMs;
+      return flow;
+    }
+    const sel = selectPaths(this.candidates(nowMs, classId), this.host.policies()[classId]!.strategy, flowHash);
+    if (flow) {
+      // The same 5-tuple changed DSCP: treat it as its new class.
+      flow.classId = classId;
+      flow.path = sel.primary;
+      flow.path2 = sel.secondary;
+      flow.lastSeenMs = nowMs;
+      return flow;
+    }
+    if (this.flows.size >= this.maxFlows) {
+      const lru = this.flows.keys().next().value;
+      if (lru !== undefined) this.flows.delete(lru);
+    }
+    flow = { hash: flowHash, classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs, createdMs: nowMs, packets: 0, bytes: 0, tuple: tuple() };
+    this.flows.set(flowHash, flow);
+    return flow;
+  }
+
+  sweep(nowMs: number): void {
+    for (const [hash, flow] of this.flows) if (nowMs - flow.lastSeenMs > this.flowIdleTimeoutMs) this.flows.delete(hash);
+  }
+
+  /** A path is going away (peer change): its flows move now. */
+  forgetPath(nowMs: number, pathId: number, reason: string): void {
+    this.resteer(nowMs, (f) => f.path === pathId || f.path2 === pathId, reason);
+  }
+
+  /**
+   * Paths as selection sees them. When no usable path meets the class's SLA, selection picks the
+   * least bad, judged over the long window with every loss counted.
+   */
+  candidates(nowMs: number, classId: number): PathCandidate[] {
+    const paths = this.host.paths;
+    const anyInSla = paths.some((p) => p.inSla[classId] && pathUsable(p));
+    return paths.map((p) => ({
+      id: p.id,
+      usable: pathUsable(p),
+      inSla: p.inSla[classId]!,
+      tier: p.tier,
+      metrics: anyInSla ? pathMetrics(nowMs, p, SHORT_WINDOW_MS) : pathMetrics(nowMs, p, LONG_WINDOW_MS, 0),
+      spareBps: this.host.spareBps(p),
+      lastHeardMs: p.hasEndpoint ? (p.sm.lastHeardMs ?? -Infinity) : -Infinity - 1,
+    }));
+  }
+
+  /**
+   * Re-chooses paths for the flows matching `which`. One event per (class, from -> to) with the
+   * reason, e.g. "voice: mpls -> inet (mpls loss 4.1% > 1%) [3 flows]". Returns flows moved.
+   */
+  resteer(nowMs: number, which: (f: FlowEntry) => boolean, reason: string, onlyClass = -1): number {
+    const groups = new Map<string, { classId: number; from: string; to: string; n: number }>();
+    const cands = new Map<number, PathCandidate[]>();
+    const policies = this.host.policies();
+    let moved = 0;
+    for (const [hash, f] of this.flows) {
+      if ((onlyClass >= 0 && f.classId !== onlyClass) || !which(f)) continue;
+      let c = cands.get(f.classId);
+      if (!c) cands.set(f.classId, (c = this.candidates(nowMs, f.classId)));
+      const sel = selectPaths(c, policies[f.classId]!.strategy, hash);
+      if (sel.primary === f.path && sel.secondary === f.path2) continue;
+      const from = this.pathLabel(f.path, f.path2);
+      f.path = sel.primary;
+      f.path2 = sel.secondary;
+      const to = this.pathLabel(f.path, f.path2);
+      moved++;
+      this.classMoves[f.classId]!++;
+      const key = `${f.classId}|${from}|${to}`;
+      const g = groups.get(key);
+      if (g) g.n++;
+      else groups.set(key, { classId: f.classId, from, to, n: 1 });
+    }
+    this.flowMoves += moved;
+    for (const g of groups.values()) {
+      this.host.emit(nowMs, 'flowMoved', { peer: this.host.peerName, class: policies[g.classId]!.name, from: g.from, to: g.to, reason, flows: g.n });
+    }
+    return moved;
+  }
+
+  pathLabel(a: number, b: number): string {
+    const n = (i: number): string => {
+      const p = this.host.paths[i];
+      return p ? pathName(p) : 'none';
+    };
+    return b >= 0 ? `${n(a)}+${n(b)}` : n(a);
+  }
+
+  /** A path changed state: move flows off it, or let it take flows back. */
+  onTransition(nowMs: number, p: PathRuntime, t: PathTransition): void {
+    if (!t) return;
+    const kind: EdgeEventKind = t.to === 'down' || t.to === 'drained' ? 'linkDown' : t.to === 'up' && t.from !== 'degraded' ? 'linkUp' : 'pathState';
+    const name = pathName(p);
+    this.host.emit(nowMs, kind, { peer: this.host.peerName, link: name, from: t.from, to: t.to, reason: t.reason });
+    if (t.to === 'down' || t.to === 'drained') {
+      this.resteer(nowMs, (f) => f.path === p.id || f.path2 === p.id, `${name} ${t.to === 'down' ? `down: ${t.reason}` : 'drained'}`);
+    } else if (t.to === 'up' && t.from !== 'degraded') {
+      // What was lost while the path was down is history (DOWN already acted on it): judge its
+      // loss afresh. The hold-down was this path's re-entry test, so its SLA standing starts clean
+      // too, except for RTT and jitter, which are current and still count.
+      p.stats.resetTx();
+      const policies = this.host.policies();
+      for (let c = 0; c < policies.length; c++) {
+        if (p.inSla[c] || slaBreach({ txLossRatio: undefined, rttMs: p.stats.srttMs, jitterMs: p.stats.txJitterMs(nowMs) }, policies[c]!.sla, SLA_REENTRY_SLACK)) continue;
+        p.inSla[c] = true;
+        p.breach[c] = undefined;
+      }
+      this.onPathRecovered(nowMs, p);
+    }
+    this.host.pathStateChanged(nowMs);
+  }
+
+  /** Every probe interval: SLA per class per path, with hysteresis; moves flows off breaches. */
+  evaluateSla(nowMs: number): void {
+    const policies = this.host.policies();
+    for (const p of this.host.paths) {
+      if (!p.hasEndpoint) continue;
+      const short = pathMetrics(nowMs, p, SHORT_WINDOW_MS);
+      // Loss leaves the SLA only when the last second AND the last 3 s both exceed the threshold:
+      // 3 random losses in one second read as 2.3% on a 0.2% cable path; over 3 s they stay under 1%.
+      const confirm = pathMetrics(nowMs, p, SLA_CONFIRM_WINDOW_MS);
+      const exitView: PathMetrics =
+        short.txLossRatio !== undefined && confirm.txLossRatio !== undefined && confirm.txLossRatio < short.txLossRatio ? { ...short, txLossRatio: confirm.txLossRatio } : short;
+      let worst: string | undefined;
+      for (let c = 0; c < policies.length; c++) {
+        const sla = policies[c]!.sla;
+        if (p.inSla[c]) {
+          const breach = slaBreach(exitView, sla);
+          if (breach) {
+            p.inSla[c] = false;
+            p.breach[c] = breach;
+            p.slaOutAtMs[c] = nowMs;
+            p.slaExits[c] = this.slaExitsNow(nowMs, p, c) + 1;
+            p.slaExitsAtMs[c] = nowMs;
+            const moved = this.resteer(nowMs, (f) => f.classId === c && (f.path === p.id || f.path2 === p.id), `${pathName(p)} ${breach}`, c);
+            if (moved === 0) this.host.emit(nowMs, 'sla', { peer: this.host.peerName, class: policies[c]!.name, link: pathName(p), reason: `out of SLA (${breach})` });
+          }
+        } else {
+          const windowMs = this.slaReentryWindowMs(nowMs, p, c);
+          const sinceMs = nowMs - p.slaOutAtMs[c]!;
+          if (sinceMs >= windowMs && !slaBreach(short, sla, SLA_REENTRY_SLACK) && this.reentryEvidence(nowMs, p, sla, windowMs, sinceMs)) {
+            p.inSla[c] = true;
+            p.breach[c] = undefined;
+            this.host.emit(nowMs, 'sla', { peer: this.host.peerName, class: policies[c]!.name, link: pathName(p), reason: 'back within SLA' });
+            if (pathUsable(p)) this.onPathRecovered(nowMs, p, c);
+          }
+        }
+        if (!p.inSla[c] && worst === undefined) worst = `${policies[c]!.name} SLA: ${p.breach[c]}`;
+      }
+      this.onTransition(nowMs, p, p.sm.setDegraded(worst !== undefined, worst ?? 'every class within SLA'));
+    }
+  }
+
+  /** Live SLA change of class `c`: every path is judged afresh. */
+  resetSla(c: number): void {
+    for (const p of this.host.paths) {
+      p.inSla[c] = true;
+      p.breach[c] = undefined;
+      p.slaExits[c] = 0;
+    }
+  }
+
+  /**
+   * Has path `p` shown, since it left the SLA, that it is comfortably within it? Loss must be judged
+   * over enough packets to tell the slack threshold from zero (125 for voice's 1%).
+   */
+  private reentryEvidence(nowMs: number, p: PathRuntime, sla: Sla, windowMs: number, sinceMs: number): boolean {
+    const threshold = sla.lossRatio * SLA_REENTRY_SLACK;
+    const packets = Math.min(SLA_REENTRY_MAX_PACKETS, Math.ceil(1 / Math.max(threshold, 1e-6)));
+    let loss = p.stats.txLossEvidence(nowMs, windowMs, Math.min(sinceMs, LONG_WINDOW_MS), packets);
+    if (loss === undefined) {
+      if (sinceMs < LONG_WINDOW_MS) return false;
+      loss = p.stats.txLossRatio(nowMs, LONG_WINDOW_MS, 0);
+    }
+    return !slaBreach({ txLossRatio: loss, rttMs: p.stats.srttMs, jitterMs: p.stats.txJitterMs(nowMs) }, sla, SLA_REENTRY_SLACK);
+  }
+
+  private slaExitsNow(nowMs: number, p: PathRuntime, c: number): number {
+    const ageMs = Math.max(0, nowMs - p.slaExitsAtMs[c]!);
+    return p.slaExits[c]! * Math.pow(0.5, ageMs / SLA_EXIT_HALF_LIFE_MS);
+  }
+
+  private slaReentryWindowMs(nowMs: number, p: PathRuntime, c: number): number {
+    const exits = Math.max(1, Math.round(this.slaExitsNow(nowMs, p, c)));
+    return Math.min(SLA_REENTRY_MAX_MS, SLA_REENTRY_BASE_MS * 2 ** (exits - 1));
+  }
+
+  /**
+   * A path came back (after hold-down, or into a class's SLA): take back flows on worse tiers or
+   * clearly worse paths. A flow on a usable path that is itself out of SLA moves only if the
+   * returning path has also been the better one over the long window.
+   */
+  onPathRecovered(nowMs: number, p: PathRuntime, onlyClass = -1): void {
+    const paths = this.host.paths;
+    const policies = this.host.policies();
+    const recScore = pathScore(pathMetrics(nowMs, p, SHORT_WINDOW_MS));
+    const longScores = new Float64Array(paths.length).fill(NaN);
+    const longScore = (q: PathRuntime): number => {
+      let v = longScores[q.id]!;
+      if (Number.isNaN(v)) v = longScores[q.id] = pathScore(pathMetrics(nowMs, q, LONG_WINDOW_MS, 0));
+      return v;
+    };
+    this.resteer(
+      nowMs,
+      (f) => {
+        if (!p.inSla[f.classId]) return false;
+        const cur = paths[f.path];
+        if (cur === undefined || !pathUsable(cur)) return true;
+        if (!cur.inSla[f.classId]) return longScore(p) <= longScore(cur);
+        if (tierRank(cur.tier) > tierRank(p.tier)) return true;
+        const strategy = policies[f.classId]!.strategy;
+        if (strategy === 'duplicate') return f.path2 < 0;
+        if (strategy === 'best') return recScore < pathScore(pathMetrics(nowMs, cur, SHORT_WINDOW_MS)) * REVERT_SCORE_RATIO;
+        return false;
+      },
+      onlyClass >= 0 ? `${pathName(p)} back within ${policies[onlyClass]!.name} SLA` : `${pathName(p)} recovered`,
+      onlyClass,
+    );
+  }
+
+  /** The TOP_FLOWS flows that sent the most bytes: one pass keeping a small sorted list. */
+  topFlows(nowMs: number, peer: string | undefined): FlowSnapshot[] {
+    const top: FlowEntry[] = [];
+    for (const f of this.flows.values()) {
+      if (top.length === TOP_FLOWS && f.bytes <= top[TOP_FLOWS - 1]!.bytes) continue;
+      let i = top.length < TOP_FLOWS ? top.length : TOP_FLOWS - 1;
+      top[i] = f;
+      while (i > 0 && top[i - 1]!.bytes < f.bytes) {
+        top[i] = top[i - 1]!;
+        top[--i] = f;
+      }
+    }
+    return top.map((f) => {
+      const activeMs = f.lastSeenMs - f.createdMs;
+      return {
+        flow: formatFlowTuple(f.tuple),
+        class: CLASS_NAMES[f.classId]!,
+        links: this.pathLabel(f.path, f.path2),
+        packets: f.packets,
+        bytes: f.bytes,
+        ageMs: Math.max(0, nowMs - f.createdMs),
+        rateBps: activeMs >= 1 ? Math.round((f.bytes * 8 * 1000) / activeMs) : 0,
+        ...(peer !== undefined ? { peer } : {}),
+      };
+    });
+  }
+
+  /** Paths' states for snapshots (kept here so effectiveState has one home). */
+  static stateOf(p: PathRuntime): ReturnType<typeof effectiveState> {
+    return effectiveState(p);
+  }
+}
