@@ -57,6 +57,8 @@ export const RESEQ_FLOW_IDLE_MS = 30_000;
 export const RESEQ_MAX_BOUND_MS = 500;
 /** Shortest hold bound: below it a few ms of scheduling noise would skip holes that were in flight. */
 export const RESEQ_MIN_BOUND_MS = 2;
+/** Paths a bond and a resequenced flow track (ids 0..BOND_MAX_PATHS-1; = fec-tx's MAX_PATHS_PER_PEER). */
+export const BOND_MAX_PATHS = 32;
 /** Outgoing datagrams queued for the shell before we start dropping (per Edge). */
 export const MAX_TRANSMIT_QUEUE = 4096;
 /** Inner packets queued for the TUN before we start dropping. */

@@ -28,7 +28,7 @@
  * One scheduler per (peer, class) shared by that class's bonded flows, so the virtual clocks see
  * all the bonded bytes each path was given. Pure: time is an argument; no randomness needed.
  */
-import { MAX_LINKS } from '../constants.ts';
+import { BOND_MAX_PATHS } from '../constants.ts';
 
 export type BondSchedulerKind = 'wrr' | 'eat';
 export const BOND_SCHEDULERS: readonly BondSchedulerKind[] = ['wrr', 'eat'];
@@ -95,8 +95,8 @@ export class BondScheduler {
   /** Virtual clocks and credits survive setPaths for paths that stay. */
   private readonly state = new Map<number, Member>();
   private readonly excluded = new Map<number, string>();
-  private readonly packets = new Float64Array(MAX_LINKS);
-  private readonly bytes = new Float64Array(MAX_LINKS);
+  private readonly packets = new Float64Array(BOND_MAX_PATHS);
+  private readonly bytes = new Float64Array(BOND_MAX_PATHS);
   /** Packets no member could take (none, or all too small an MTU). */
   noPath = 0;
 
@@ -112,7 +112,7 @@ export class BondScheduler {
     const allKnown = paths.every((p) => p.spareBps > 0);
     const candidates: Array<{ p: BondPath; rateBps: number; owdMs: number }> = [];
     for (const p of paths) {
-      if (p.id < 0 || p.id >= MAX_LINKS) continue;
+      if (p.id < 0 || p.id >= BOND_MAX_PATHS) continue;
       if (p.srttMs === undefined || !Number.isFinite(p.srttMs)) {
         this.excluded.set(p.id, 'noRtt');
         continue;

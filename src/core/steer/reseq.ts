@@ -36,7 +36,7 @@
  */
 import { copyBytes } from '../bytes.ts';
 import {
-  MAX_LINKS,
+  BOND_MAX_PATHS,
   RESEQ_FLOW_IDLE_MS,
   RESEQ_MAX_BOUND_MS,
   RESEQ_MAX_FLOW_BYTES,
@@ -178,8 +178,10 @@ class FlowBuffer {
   private fifoHead = 0;
   private fifoLen = 0;
   /** Per path (link index): the highest sequence of this flow it delivered, and when it last did. */
-  private readonly pathHigh = new Uint32Array(MAX_LINKS);
-  private readonly pathSeenMs = new Float64Array(MAX_LINKS).fill(-Infinity);
+  private readonly pathHigh = new Uint32Array(BOND_MAX_PATHS);
+  private readonly pathSeenMs = new Float64Array(BOND_MAX_PATHS).fill(-Infinity);
+  /** Last packet that came without a usable path id: its path cannot be waited for, so no evidence. */
+  private unknownPathMs = -Infinity;
   /** When the flow (re)started: for a bound after it, paths not heard from yet may be in flight. */
   private startedMs = 0;
 
@@ -207,9 +209,11 @@ class FlowBuffer {
 
   push(nowMs: number, seq: number, packet: Uint8Array, boundMs: number, out: Uint8Array[], pathId: number, evidence: boolean): void {
     seq = seq >>> 0;
-    if (pathId >= 0 && pathId < MAX_LINKS) {
+    if (pathId >= 0 && pathId < BOND_MAX_PATHS) {
       if (this.pathSeenMs[pathId] === -Infinity || ((seq - this.pathHigh[pathId]!) | 0) > 0) this.pathHigh[pathId] = seq;
       this.pathSeenMs[pathId] = nowMs;
+    } else {
+      this.unknownPathMs = nowMs;
     }
     this.place(nowMs, seq, packet, boundMs, out);
     if (evidence) this.releaseOnEvidence(nowMs, boundMs, out);
@@ -225,9 +229,9 @@ class FlowBuffer {
    * delivered anyway.
    */
   private releaseOnEvidence(nowMs: number, boundMs: number, out: Uint8Array[]): void {
-    if (this.heldPackets === 0 || nowMs < this.startedMs + boundMs) return;
+    if (this.heldPackets === 0 || nowMs < this.startedMs + boundMs || nowMs - this.unknownPathMs < RESEQ_PATH_MEMORY_MS) return;
     let minAhead = Infinity;
-    for (let p = 0; p < MAX_LINKS; p++) {
+    for (let p = 0; p < BOND_MAX_PATHS; p++) {
       if (this.pathSeenMs[p]! < nowMs - RESEQ_PATH_MEMORY_MS) continue;
       const ahead = (this.pathHigh[p]! - this.expected) | 0;
       if (ahead < minAhead) minAhead = ahead;

@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Resequencer, RESEQ_PATH_MEMORY_MS, RESEQ_RESYNC_DISTANCE, bondBoundMs } from '../../../src/core/steer/reseq.ts';
 import {
+  BOND_MAX_PATHS,
   RESEQ_FLOW_IDLE_MS,
   RESEQ_MAX_BOUND_MS,
   RESEQ_MAX_FLOW_PACKETS,
@@ -209,6 +210,13 @@ describe('Resequencer', () => {
     const q = new Resequencer(50);
     q.push(0, 1, 10, pkt(10));
     expect(seqs(q.push(1, 1, 12, pkt(12)))).toEqual([]);
+    // A packet from a path we cannot track (no id, or beyond BOND_MAX_PATHS) may have company in
+    // flight there: evidence from the other paths is not enough for RESEQ_PATH_MEMORY_MS.
+    const u = new Resequencer(50);
+    u.push(0, 1, 10, pkt(10), 0);
+    u.push(100, 1, 11, pkt(11), BOND_MAX_PATHS);
+    expect(seqs(u.push(101, 1, 13, pkt(13), 0))).toEqual([]);
+    expect(seqs(u.push(102 + RESEQ_PATH_MEMORY_MS, 1, 15, pkt(15), 0))).toEqual([13, 15]);
   });
 
   it('flush releases one flow in order', () => {
