@@ -25,6 +25,9 @@
  *          the fast path; at high load it queues the fast paths just enough that arrivals
  *          interleave in order, so the receiver rarely holds anything.
  *
+ * 'eat' needs each path's real capacity for its clocks: with any capacity unknown it picks as 'wrr'
+ * (equal shares) rather than run clocks at a made-up rate.
+ *
  * One scheduler per (peer, class) shared by that class's bonded flows, so the virtual clocks see
  * all the bonded bytes each path was given. Pure: time is an argument; no randomness needed.
  */
@@ -92,6 +95,8 @@ export class BondScheduler {
   private readonly lossCutoff: number;
   private members: Member[] = [];
   private totalRateBps = 0;
+  /** Every member's capacity is known: 'eat' needs real rates for its clocks, else it picks as 'wrr'. */
+  private ratesKnown = false;
   /** Virtual clocks and credits survive setPaths for paths that stay. */
   private readonly state = new Map<number, Member>();
   private readonly excluded = new Map<number, string>();
@@ -163,11 +168,12 @@ export class BondScheduler {
     for (const id of [...this.state.keys()]) if (!members.some((m) => m.id === id)) this.state.delete(id);
     this.members = members;
     this.totalRateBps = total;
+    this.ratesKnown = allKnown;
   }
 
   /** Path for the next packet of `sizeBytes`, or -1 (no member: the caller sends it the unbonded way). */
   pick(nowMs: number, sizeBytes: number): number {
-    const m = this.kind === 'eat' ? this.pickEat(nowMs, sizeBytes) : this.pickWrr(sizeBytes);
+    const m = this.kind === 'eat' && this.ratesKnown ? this.pickEat(nowMs, sizeBytes) : this.pickWrr(sizeBytes);
     if (m === undefined) {
       this.noPath++;
       return -1;

@@ -86,6 +86,15 @@ describe('BondScheduler shares', () => {
     expect(c.get(1)).toBe(500);
   });
 
+  it('eat: with a capacity unknown, picks as wrr (equal shares), not by clocks at a made-up rate', () => {
+    const s = new BondScheduler({ kind: 'eat', maxDelayGapMs: 100 });
+    s.setPaths(0, [path(0, 100, 20), path(1, 0, 80)]);
+    // Light load: eat with known rates would keep everything on path 0.
+    const c = spread(s, 1000, 1400, 1.12);
+    expect(c.get(0)).toBe(500);
+    expect(c.get(1)).toBe(500);
+  });
+
   it('eat: at low load keeps to the fastest path; saturated, shares follow capacity', () => {
     const s = new BondScheduler({ kind: 'eat', maxDelayGapMs: 100 });
     s.setPaths(0, [path(0, 100, 20), path(1, 100, 40), path(2, 100, 80)]);
