@@ -2,9 +2,8 @@
  * `braid up -c FILE`: config -> TUN -> one UDP socket per WAN link -> Edge + Driver -> control
  * socket. Runs until SIGINT/SIGTERM, then logs the final counters and removes what it created.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { Edge } from '../core/edge.ts';
+import { Endpoint, type EndpointConfig } from '../core/endpoint.ts';
+import type { PeerConfig } from '../core/types.ts';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { SOCKET_BUFFER_BYTES } from '../core/constants.ts';
 import { checkInterfaces, classOverrides, classPolicies, loadConfig, type BraidConfig } from '../control/config.ts';
@@ -20,28 +19,38 @@ import { HealthTarget } from '../io/health.ts';
 import type { AeadFactory } from '../core/crypto/transport.ts';
 import { nativeAeadFactory } from '../io/native-aead.ts';
 import { readPrivateKeyFile } from './keys.ts';
+import { listRoutes, syncRoutes } from '../io/routes.ts';
 
-const execFileP = promisify(execFile);
 
 function ioToBraid(e: unknown, code: ErrorCode, what: string, fix: string): BraidError {
   const msg = e instanceof Error ? e.message : String(e);
   return new BraidError(code, `${what}: ${msg}`, { fix, cause: e });
 }
 
-export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefined, aead?: AeadFactory): ConstructorParameters<typeof Edge>[0] {
-  const peer = cfg.peers[0]!;
+/** The core's view of the config's peers (keys decoded, keepalive in ms). */
+export function peerConfigsFrom(cfg: BraidConfig): PeerConfig[] {
+  return cfg.peers.map((p) => ({
+    name: p.name,
+    prefixes: p.prefixes,
+    ...(p.publicKey ? { publicKey: decodeKey(p.publicKey)! } : {}),
+    ...(p.endpoints ? { endpoints: Object.fromEntries(Object.entries(p.endpoints).map(([k, e]) => [k, { address: e.address, port: e.port }])) } : {}),
+    ...(p.links ? { links: p.links } : {}),
+    ...(p.persistentKeepalive ? { persistentKeepaliveMs: p.persistentKeepalive * 1000 } : {}),
+  }));
+}
+
+export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefined, aead?: AeadFactory): EndpointConfig {
   const crypto =
     cfg.insecurePlaintext || !privateKey
       ? undefined
       : {
           privateKey,
-          peerPublicKey: decodeKey(peer.publicKey!)!,
           // Handshake timestamps are wall clock (anti-replay across restarts); the core sees only monotonic time.
           wallClockEpochMs: Date.now() - monotonicNowMs(),
           cipher: cfg.cipher,
           ...(aead ? { aead } : {}),
         };
-  // FEC codec: the Edge's default, the pure TypeScript one, is faster here than the wasm build of
+  // FEC codec: the core's default, the pure TypeScript one, is faster here than the wasm build of
   // reed-solomon-erasure (bench/fec.ts: 8+2 ~33 vs ~51 us per group), so no wasm is loaded.
   return {
     site: cfg.site,
@@ -49,10 +58,10 @@ export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefi
     ...(cfg.classes ? { policies: classPolicies(cfg), ...classOverrides(cfg) } : {}),
     links: cfg.links.map((l) => ({
       name: l.name,
-      remote: peer.endpoints[l.name]!,
       costTier: l.costTier,
       ...(l.bandwidthUp ? { bandwidthBps: l.bandwidthUp } : {}),
     })),
+    peers: peerConfigsFrom(cfg),
   };
 }
 
@@ -65,11 +74,14 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   }
   const log = createLogger(level, cfg.site);
   const privateKey = cfg.insecurePlaintext ? undefined : readPrivateKeyFile(cfg.privateKeyFile!);
-  if (cfg.peers[0]!.publicKey && !decodeKey(cfg.peers[0]!.publicKey)) {
-    throw new BraidError(ErrorCode.KEY_INVALID, `config ${configPath}: peers[0].publicKey: not a valid X25519 public key`, { field: 'peers[0].publicKey', fix: "paste the peer's `braid pubkey` output" });
-  }
+  cfg.peers.forEach((p, i) => {
+    if (p.publicKey && !decodeKey(p.publicKey)) {
+      throw new BraidError(ErrorCode.KEY_INVALID, `config ${configPath}: peers[${i}].publicKey: not a valid X25519 public key`, { field: `peers[${i}].publicKey`, fix: "paste the peer's `braid pubkey` output" });
+    }
+  });
   if (cfg.insecurePlaintext) log.warn('insecurePlaintext: the overlay is NOT encrypted or authenticated (benchmarks only)');
   const opened: { tun?: TunDevice; links: UdpLink[]; control?: ControlServer } = { links: [] };
+  let routesInstalled = new Set<string>();
   const cleanup = (): void => {
     opened.control?.close();
     for (const l of opened.links) l.close();
@@ -81,13 +93,9 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     } catch (e) {
       throw ioToBraid(e, ErrorCode.TUN_OPEN_FAILED, `tun ${cfg.tun.name}`, 'run as root (or with CAP_NET_ADMIN) and check tun.name/tun.address');
     }
-    for (const prefix of cfg.peers[0]!.prefixes) {
-      try {
-        await execFileP('ip', ['route', 'replace', prefix, 'dev', opened.tun.name], { timeout: 5000 });
-      } catch (e) {
-        throw ioToBraid(e, ErrorCode.CONFIG_INVALID, `peers[0].prefixes: route ${prefix}`, 'check the prefix does not clash with a local route');
-      }
-    }
+    // A route into the TUN for every peer prefix (ours are tagged, so a crash leaves nothing we cannot find).
+    routesInstalled = await listRoutes(opened.tun.name).catch(() => new Set<string>());
+    await syncRoutes(opened.tun.name, cfg.peers.flatMap((p) => p.prefixes), routesInstalled);
     for (const [i, l] of cfg.links.entries()) {
       try {
         const { link, kind } = await openUdpLink({
@@ -112,7 +120,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   // than node:crypto's object per packet), else node:crypto; handed to the Edge in its config.
   const aead = cfg.insecurePlaintext ? undefined : nativeAeadFactory();
   if (!cfg.insecurePlaintext) log.info({ aead: aead ? 'native' : 'node:crypto' }, `data AEAD: ${aead ? `native (${aead.openssl})` : 'node:crypto (native addon unavailable)'}`);
-  const edge = new Edge(edgeConfigFrom(cfg, privateKey, aead?.factory), monotonicNowMs(), new SystemRng());
+  const edge = new Endpoint(edgeConfigFrom(cfg, privateKey, aead?.factory), monotonicNowMs(), new SystemRng());
   const driver = new Driver({
     edge,
     tun,
@@ -184,15 +192,33 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
         return line;
       }
     }
+    // Peers: added, removed and edited live; the others keep their sessions, flows and counters.
+    let peersNow = running.peers;
+    if (JSON.stringify(next.peers) !== JSON.stringify(running.peers) && JSON.stringify(next.links) === JSON.stringify(running.links)) {
+      try {
+        let result: { added: string[]; removed: string[]; changed: string[] } = { added: [], removed: [], changed: [] };
+        driver.command((e, now) => {
+          result = e.setPeers(now, peerConfigsFrom(next));
+        });
+        await syncRoutes(tun.name, next.peers.flatMap((p) => p.prefixes), routesInstalled);
+        applied.push(...result.added.map((n) => `peers+${n}`), ...result.removed.map((n) => `peers-${n}`), ...result.changed.map((n) => `peers~${n}`));
+        peersNow = next.peers;
+      } catch (e) {
+        const line = e instanceof BraidError ? e.oneLine() : `peers: ${(e as Error).message}`;
+        log.error({ trigger }, `reload rejected, keeping the running config: ${line}`);
+        return line;
+      }
+    }
     const queueChanged = JSON.stringify(classOverrides(next).queues) !== JSON.stringify(startedQueues);
     const restartNeeded = [
-      ...(['site', 'tun', 'links', 'peers', 'privateKeyFile', 'insecurePlaintext', 'cipher', 'control', 'metrics'] as const).filter(
+      ...(['site', 'tun', 'links', 'privateKeyFile', 'insecurePlaintext', 'cipher', 'control', 'metrics'] as const).filter(
         (k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]),
       ),
       ...(queueChanged ? ['classes.*.queue'] : []),
     ];
     // Only what was applied becomes the running config: the rest still runs as started.
-    running = { ...running, log: next.log, classes: classesNow };
+    running = { ...running, log: next.log, classes: classesNow, peers: peersNow };
+    if (JSON.stringify(next.peers) !== JSON.stringify(peersNow)) restartNeeded.push('peers (with links changed)');
     log.info({ trigger, applied, restartNeeded }, `config reloaded${applied.length ? `: applied ${applied.join(', ')}` : ': nothing to apply live'}${restartNeeded.length ? `; changes to ${restartNeeded.join(', ')} take effect at the next restart` : ''}`);
     return undefined;
   };
@@ -214,7 +240,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   const metricsListen = cfg.metrics?.listen ?? DEFAULT_METRICS_LISTEN;
   const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, () => edge.snapshot(monotonicNowMs())).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
   process.on('SIGHUP', () => void reload('SIGHUP'));
-  log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peer: cfg.peers[0]!.name }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}, ${cfg.links.length} links`);
+  log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}, ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
 
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
@@ -229,6 +255,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   for (const h of healthTargets) h.close();
   const snap = edge.snapshot(monotonicNowMs());
   log.info({ final: snap }, 'final counters');
+  await syncRoutes(tun.name, [], routesInstalled).catch(() => undefined);
   cleanup();
   // Give pino's async destination a moment to flush.
   await new Promise((r) => setTimeout(r, 50));

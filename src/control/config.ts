@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { parseYamlSource, YamlSyntaxError, type YamlSource } from './yaml-source.ts';
+import { checkPeers, peersSchema } from './config-peers.ts';
 import { DEFAULT_LISTEN_PORT, DEFAULT_TUN_MTU, MAX_LINKS } from '../core/constants.ts';
 import { CLASS_NAMES, DEFAULT_POLICIES, type ClassName, type ClassPolicy } from '../core/steer/classes.ts';
 import { DEFAULT_FEC_POLICIES, checkFecPolicy, type ClassFecPolicy } from '../core/fec/policy.ts';
@@ -60,14 +61,7 @@ export const linkSchema = z.strictObject({
   healthTarget: ipv4.optional(),
 });
 
-export const peerSchema = z.strictObject({
-  name: z.string().regex(NAME_RE, 'expected a short lowercase name like "hub"'),
-  publicKey: key.optional(),
-  /** Peer endpoint per local link name. */
-  endpoints: z.record(z.string(), endpoint),
-  /** Site prefixes reachable through this peer (routed into the TUN). */
-  prefixes: z.array(cidr).max(256).default([]),
-});
+export { peerSchema } from './config-peers.ts';
 
 /**
  * Per-class overrides (`classes:`), each field optional, merged onto the built-in defaults
@@ -134,7 +128,7 @@ export const configSchema = z.strictObject({
       mtu: z.number().int().min(576).max(9000).default(DEFAULT_TUN_MTU),
     }),
   links: z.array(linkSchema).min(1, 'at least one link is needed').max(MAX_LINKS, `at most ${MAX_LINKS} links`),
-  peers: z.array(peerSchema).min(1, 'one peer is needed').max(1, 'this version supports one peer per edge'),
+  peers: peersSchema,
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).default({ level: 'info' }),
   control: z.strictObject({ socket: z.string().default('/run/braid/braid.sock') }).default({ socket: '/run/braid/braid.sock' }),
   /** Per-class overrides of the outer DSCP map, strategy, SLA, FEC and queueing. */
@@ -200,14 +194,6 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
         fix: 'create a key with `braid keygen --out /etc/braid/private.key` and set privateKeyFile to its path',
       });
     }
-    cfg.peers.forEach((p, pi) => {
-      if (!p.publicKey) {
-        throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: peers[${pi}].publicKey: missing`, {
-          field: `peers[${pi}].publicKey`,
-          fix: "set it to the peer's `braid pubkey` output",
-        });
-      }
-    });
   }
   for (const name of CLASS_NAMES) {
     const fec = cfg.classes?.[name]?.fec;
@@ -222,24 +208,7 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
       });
     }
   }
-  cfg.peers.forEach((p, pi) => {
-    for (const linkName of Object.keys(p.endpoints)) {
-      if (!names.has(linkName)) {
-        throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: peers[${pi}].endpoints.${linkName}: no link named "${linkName}"`, {
-          field: `peers[${pi}].endpoints.${linkName}`,
-          fix: `use one of the link names: ${[...names].join(', ')}`,
-        });
-      }
-    }
-    cfg.links.forEach((l) => {
-      if (!p.endpoints[l.name]) {
-        throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: peers[${pi}].endpoints.${l.name}: missing (no endpoint for link "${l.name}")`, {
-          field: `peers[${pi}].endpoints.${l.name}`,
-          fix: `add "${l.name}: ADDRESS:PORT" (the peer's address reached over ${l.name})`,
-        });
-      }
-    });
-  });
+  checkPeers(cfg.peers, { source, linkNames: cfg.links.map((l) => l.name), requirePublicKeys: !cfg.insecurePlaintext });
   return cfg;
 }
 

@@ -13,7 +13,7 @@
  *   4. drain pollEvent -> onEvent
  *   5. re-arm the timer if the Edge's next deadline moved earlier
  */
-import type { Edge } from '../core/edge.ts';
+import type { Endpoint as Edge } from '../core/endpoint.ts';
 import type { EdgeEvent, Endpoint } from '../core/types.ts';
 import { monotonicNowMs } from './clock.ts';
 import type { TunDevice, PacketBatch } from './tun.ts';

@@ -59,7 +59,7 @@ const CASES: Array<{ name: string; text: string; field: RegExp }> = [
   { name: 'missing private key file', text: mutate((d) => delete d.privateKeyFile), field: /privateKeyFile/ },
   { name: 'endpoint without port', text: mutate((d) => ((d.peers[0]!.endpoints as Record<string, string>).mpls = '192.0.2.20')), field: /peers\[0\]\.endpoints\.mpls/ },
   { name: 'endpoint for an unknown link', text: mutate((d) => ((d.peers[0]!.endpoints as Record<string, string>).lte = '192.0.2.20:1')), field: /peers\[0\]\.endpoints\.lte/ },
-  { name: 'no endpoint for a link', text: mutate((d) => delete (d.peers[0]!.endpoints as Record<string, string>).inet), field: /peers\[0\]\.endpoints\.inet/ },
+  { name: 'two peers with the same prefix', text: mutate((d) => { d.peers[0]!.prefixes = ['10.2.0.0/16']; d.peers.push({ ...d.peers[0]!, name: 'hub2', publicKey: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=' }); }), field: /peers\[1\]\.prefixes/ },
   { name: 'not YAML at all', text: 'site: [unclosed\n  links: {', field: /YAML/ },
 ];
 

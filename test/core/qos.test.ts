@@ -9,6 +9,7 @@ import { World } from '../../sim/world.ts';
 import { flowSpec, makePacket, readPacketTag } from '../../sim/packets.ts';
 import { DEFAULT_POLICIES, classOfDscp, type ClassPolicy } from '../../src/core/steer/classes.ts';
 import { Edge } from '../../src/core/edge.ts';
+import { Endpoint } from '../../src/core/endpoint.ts';
 import { SeededRng } from '../../src/core/rng.ts';
 import { parseConfigText } from '../../src/control/config.ts';
 import { decodeEnvelope, decodeFrame } from '../../src/core/wire/codec.ts';
@@ -257,7 +258,7 @@ peers: [{ name: hub, endpoints: { mpls: "192.0.2.1:51900" } }]
     expect(e.queues).toEqual({ bulk: { weight: 2 } });
     expect(e.links[0]!.bandwidthBps).toBe(10_000_000);
     // The Edge takes it: shaped link, bulk FEC fixed at 16+4.
-    const edge = new Edge(e, 0, new SeededRng(1));
+    const edge = new Endpoint(e, 0, new SeededRng(1));
     const snap = edge.snapshot(0);
     expect(snap.links[0]!.shaperRateBps).toBe(10_000_000);
     expect(snap.classes[6]!.fecK).toBe(16);
