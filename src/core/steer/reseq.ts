@@ -12,6 +12,10 @@
  * released. Nothing is held longer than its bound, provided `handleTimeout` runs at
  * `nextDeadlineMs()` (a late timer is caught up on the flow's next `push` too).
  *
+ * Most holes need not wait that long: paths keep their packets' order, so once every path the
+ * flow uses has delivered past a hole, the packet is lost and the hole is skipped at once
+ * ("evidence", needs the path id with each push; see releaseOnEvidence for when it can misjudge).
+ *
  * A packet that arrives after its hole was skipped ("late") is delivered at once, out of order:
  * TCP copes with one reordered segment (its SACK scoreboard fills the hole and the retransmission
  * it may have sent turns into a harmless duplicate), while dropping it would turn a packet we have
