@@ -49,9 +49,9 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BraidError, ErrorCode } from '../../src/core/errors.ts';
+import { parseYamlSource, YamlSyntaxError, type YamlSource } from '../../src/control/yaml-source.ts';
 import { CLASS_NAMES, DEFAULT_POLICIES, type ClassName, type ClassPolicy, type CostTier } from '../../src/core/steer/classes.ts';
 import { findLinkProfile, LINK_PROFILES_DIR } from '../netem/profiles.ts';
 import { DEFAULT_LIMIT_PACKETS, NetemSpecError, parseNetemSpec, type NetemSpec } from '../netem/spec.ts';
@@ -192,8 +192,9 @@ export interface Scenario {
 }
 
 export class ScenarioError extends BraidError {
-  constructor(source: string, field: string | undefined, message: string, fix?: string) {
-    super(ErrorCode.SCENARIO_INVALID, `scenario ${source}: ${field === undefined ? '' : `${field}: `}${message}`, {
+  /** `location`: `FILE:LINE:COLUMN` (yaml-source.ts), in place of `scenario FILE`. */
+  constructor(source: string, field: string | undefined, message: string, fix?: string, location?: string) {
+    super(ErrorCode.SCENARIO_INVALID, `${location ?? `scenario ${source}`}: ${field === undefined ? '' : `${field}: `}${message}`, {
       ...(fix === undefined ? {} : { fix }),
       ...(field === undefined ? {} : { field }),
     });
@@ -346,13 +347,25 @@ export function loadScenario(nameOrPath: string, dir: string = SCENARIOS_DIR): S
 
 /** Parses and resolves one scenario. `source` names it in errors. */
 export function parseScenario(text: string, source: string): Scenario {
-  let doc: unknown;
+  let src: YamlSource;
   try {
-    doc = parseYaml(text);
+    src = parseYamlSource(text, source);
   } catch (e) {
-    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/:$/, '');
-    throw new ScenarioError(source, undefined, `not valid YAML: ${first}`, 'fix the YAML syntax at that line');
+    if (!(e instanceof YamlSyntaxError)) throw e;
+    throw new ScenarioError(source, undefined, `not valid YAML: ${e.reason}`, 'fix the YAML syntax at that line', e.location);
   }
+  try {
+    return resolveScenario(src.value, source);
+  } catch (e) {
+    // `scenario FILE: field: problem` -> `FILE:LINE:COLUMN: field: problem` (the key, for an unknown field).
+    const prefix = `scenario ${source}: ${e instanceof ScenarioError && e.field !== undefined ? `${e.field}: ` : ''}`;
+    if (!(e instanceof ScenarioError) || !e.message.startsWith(prefix)) throw e;
+    const rest = e.message.slice(prefix.length);
+    throw new ScenarioError(source, e.field, rest, e.fix, src.where(e.field ?? [], { key: rest === 'unknown field' }));
+  }
+}
+
+function resolveScenario(doc: unknown, source: string): Scenario {
   const result = ScenarioSchema.safeParse(doc);
   if (!result.success) {
     const issue = result.error.issues.find((i) => i.code === 'unrecognized_keys') ?? result.error.issues[0]!;

@@ -78,7 +78,7 @@ describe('braid sim', () => {
     writeFileSync(path, 'name: typo\ndescription: d\ndurationS: 5\nlinks: [{ name: a, profile: mpls }]\ntraffic: [{ class: voice, kind: voice }]\nexpct: []\n');
     const typo = braid('sim', 'run', path);
     expect(typo.code).toBe(2);
-    expect(typo.stderr).toMatch(/^braid: scenario .*typo\.yaml: expct: unknown field; fix: remove it or fix its spelling/);
+    expect(typo.stderr).toMatch(/^braid: .*typo\.yaml:\d+:1: expct: unknown field; fix: remove it or fix its spelling/);
   });
 
   it('vopr --seed N runs that one seed; list shows the shipped scenarios', () => {

@@ -82,7 +82,7 @@ describe('scenario files', () => {
   });
 
   it('names the field and the fix in one line', () => {
-    expect(errorOf(BASE.replace('durationS: 30', 'durationS: 30\nduration: 5'))).toMatch(/^scenario t\.yaml: duration: unknown field; fix: remove it or fix its spelling \(fields here: name, description/);
+    expect(errorOf(BASE.replace('durationS: 30', 'durationS: 30\nduration: 5'))).toMatch(/^t\.yaml:\d+:1: duration: unknown field; fix: remove it or fix its spelling \(fields here: name, description/);
     expect(errorOf(BASE.replace('{ class: voice, kind: voice, calls: 2 }', '{ class: voice, kind: voice, calls: 2, rate: 3 }'))).toMatch(/traffic\[0\]\.rate: unknown field; fix: .*\(fields here: class, kind, calls/);
     expect(errorOf(BASE.replace('profile: mpls', 'profile: mpsl'))).toMatch(/links\[0\]\.profile: no link profile "mpsl".*fix: use one of 5g, cable/);
     expect(errorOf(BASE.replace('set: "loss 100%"', 'set: "loss 100% jitter 5ms"'))).toMatch(/timeline\[0\]\.set: netem: "loss 100% jitter 5ms": .*"jitter"/);
@@ -97,7 +97,8 @@ describe('scenario files', () => {
     expect(errorOf(BASE.replace('  - { name: mpls, profile: mpls }', '  - { name: mpls }'))).toMatch(/links\[0\]: needs exactly one of profile or netem/);
     expect(errorOf(BASE.replace('restore: true', 'restore: true, set: "delay 1ms"'))).toMatch(/timeline\[2\]: needs exactly one of set, add or restore/);
     expect(errorOf(BASE.replace('durationS: 30', 'durationS: "thirty"'))).toMatch(/durationS: expected the run length in seconds, got "thirty"/);
-    expect(errorOf('name: [')).toMatch(/not valid YAML/);
+    expect(errorOf('name: [')).toMatch(/^t\.yaml:1:7: not valid YAML/);
+    expect(errorOf(BASE.replace('at: 10s', 'at: 10 seconds'))).toMatch(/^t\.yaml:\d+:\d+: timeline\[0\]\.at: /);
     expect(errorOf(BASE.replace('name: t\n', ''))).toMatch(/name: missing/);
   });
 
