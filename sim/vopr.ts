@@ -1,16 +1,19 @@
 /**
  * VOPR (TigerBeetle's Viewstamped Operation Replicator idea, for Braid): from one seed, a random
- * world (2-4 links, each direction a random netem spec, random class policies, random flows in
- * both directions), a faults phase with a random impairment timeline (blackouts, one-way cuts,
- * brownouts, corruption, duplication, reordering, flaps), then a liveness phase with every link
- * healed; invariants are checked on every delivery and at the end.
+ * fabric (a hub "a" and 3-4 spokes "b", "c", ..., each spoke with 1-3 links of its own, some behind
+ * NAT; each connection direction a random netem spec; random class policies; random flows between
+ * any two sites, spoke to spoke through the hub), a faults phase with a random timeline
+ * (blackouts, one-way cuts, brownouts, corruption, duplication, reordering, flaps on connections;
+ * site restarts; NAT rebindings), then a liveness phase with every connection healed; invariants
+ * are checked on every delivery and at the end.
  *
  * Invariants:
  *   integrity    every delivered packet is byte-identical to a packet its flow sent
  *   no dups      no packet is delivered twice
- *   right site   a packet sent by site a arrives only at site b, and the reverse
- *   liveness     once faults stop, every flow delivers again within recoveryBoundMs
- *   no crash     the edges and the World never throw
+ *   right site   a packet arrives only at the site its flow sends to
+ *   liveness     once faults stop, every flow delivers again within recoveryBoundMs (a flow
+ *                through a site restarted in the faults phase: within restartRecoveryBoundMs)
+ *   no crash     the engines and the World never throw
  *
  *   const r = voprRun(42);              // one seed: r.ok, r.violations, r.description
  *   vopr({ seed: 1, runs: 200 })         // seeds 1..200; failures say how to reproduce
@@ -20,7 +23,7 @@
 import { performance } from 'node:perf_hooks';
 import { SeededRng } from '../src/core/rng.ts';
 import { DEFAULT_POLICIES, type ClassName, type ClassPolicy, type CostTier, type Strategy } from '../src/core/steer/classes.ts';
-import type { Edge } from '../src/core/edge.ts';
+import type { SiteEngine } from './world.ts';
 import { formatNetemSpec, parseNetemSpec } from './netem/spec.ts';
 import { readPacketTag } from './packets.ts';
 import { PacketFactory } from './scenario/fast-packet.ts';
@@ -39,17 +42,29 @@ export interface VoprConfig {
   /** After the faults stop, every flow must deliver again within this. */
   recoveryBoundMs: number;
   /**
+   * The same for a flow to or from a site restarted during the faults (or through a restarted
+   * hub): a hub knows no spoke address, so the spokes must notice and handshake again.
+   */
+  restartRecoveryBoundMs: number;
+  /** Which sites may restart in the faults phase. Default 'any' (the hub too). */
+  restarts?: 'any' | 'spokes' | 'none';
+  /**
    * Test-only: run the overlay unencrypted. Without AEAD nothing stops netem's corrupt and
    * duplicate from reaching the sites: the invariants must then fail (a test shows they do).
    */
   insecurePlaintext?: boolean;
 }
 
-export const DEFAULT_VOPR_CONFIG: VoprConfig = { faultsMs: 6000, livenessMs: 4000, recoveryBoundMs: 3000 };
+/**
+ * A restarted site's first handshake may be lost to the faults; the initiator retries every
+ * REKEY_TIMEOUT (5 s, WireGuard's), so flows through a restarted site get 6 s after the heal (the
+ * liveness phase of such a run is stretched to fit).
+ */
+export const DEFAULT_VOPR_CONFIG: VoprConfig = { faultsMs: 6000, livenessMs: 4000, recoveryBoundMs: 3000, restartRecoveryBoundMs: 6000 };
 
 /**
  * Test-only fault injection in the harness (never in src/core): a deliberately planted bug the
- * VOPR must catch. It wraps site b's Edge.pollDelivery in the run with this seed.
+ * VOPR must catch. It wraps site b's engine's pollDelivery in the run with this seed.
  */
 export interface InjectedBug {
   seed: number;
@@ -68,6 +83,8 @@ export interface VoprRunResult {
   sent: number;
   delivered: number;
   wallMs: number;
+  /** Per site, the engine's drop counters that grew after the heal (a diagnosis aid: noLink, noSession ...). */
+  dropsAfterHeal: Record<string, Record<string, number>>;
 }
 
 export interface VoprSummary {
@@ -82,7 +99,8 @@ export interface VoprSummary {
 
 interface FlowDef {
   flowId: number;
-  origin: 'a' | 'b';
+  origin: string;
+  dest: string;
   className: ClassName;
   intervalMs: number;
   factory: PacketFactory;
@@ -139,17 +157,36 @@ export function voprRun(seed: number, config: VoprConfig = DEFAULT_VOPR_CONFIG, 
     if (violations.length < 10) violations.push(text);
   };
 
-  // ---- the random world --------------------------------------------------------------------
-  const linkCount = 2 + Math.floor(rng.nextFloat() * 3);
-  const names = ['mpls', 'inet', 'lte', 'sat'].slice(0, linkCount);
-  const bases = names.map(() => ({ ab: randomBaseSpec(rng), ba: randomBaseSpec(rng) }));
-  const tiers: CostTier[] = names.map((_, i) => (i === 0 ? 'primary' : pick(rng, ['primary', 'overflow', 'backup'] as const)));
+  // ---- the random fabric -------------------------------------------------------------------
+  // Hub "a" (links mpls, inet, lte, sat: every spoke link X reaches hub.X, or an lte/sat spoke link
+  // the hub's inet), spokes "b", "c", ... with 1-3 links each, lte/inet sometimes behind NAT.
+  const LINKS = ['mpls', 'inet', 'lte', 'sat'] as const;
+  const spokeCount = 3 + Math.floor(rng.nextFloat() * 2);
+  const spokes = ['b', 'c', 'd', 'e'].slice(0, spokeCount);
+  const siteNames = ['a', ...spokes];
+  const spokeLinks = spokes.map(() => {
+    const n = 1 + Math.floor(rng.nextFloat() * 3);
+    const pool = [...LINKS];
+    const out: { name: string; tier: CostTier; nat: boolean; hubLink: string }[] = [];
+    for (let i = 0; i < n; i++) {
+      const name = pool.splice(Math.floor(rng.nextFloat() * pool.length), 1)[0]!;
+      const tier: CostTier = i === 0 ? 'primary' : pick(rng, ['primary', 'overflow', 'backup'] as const);
+      const nat = (name === 'lte' || name === 'inet') && chance(rng, 0.4);
+      // Plaintext can only demultiplex configured endpoints: one hub link per spoke link then.
+      const hubLink = !config.insecurePlaintext && (name === 'lte' || name === 'sat') && chance(rng, 0.5) ? 'inet' : name;
+      out.push({ name, tier, nat, hubLink });
+    }
+    return out;
+  });
+  const conns = spokes.flatMap((sp, i) => spokeLinks[i]!.map((l) => ({ name: `${sp}.${l.name}`, a: `${sp}.${l.name}`, b: `a.${l.hubLink}`, base: { ab: randomBaseSpec(rng), ba: randomBaseSpec(rng) } })));
   const policies: ClassPolicy[] = DEFAULT_POLICIES.map((p) => {
     const strategies: Strategy[] = p.name === 'voice' || p.name === 'video' ? ['best', 'duplicate'] : ['best', 'balance', 'duplicate'];
     return { ...p, sla: { ...p.sla }, strategy: chance(rng, 0.5) ? p.strategy : pick(rng, strategies) };
   });
-  const endMs = config.faultsMs + config.livenessMs;
   const healMs = config.faultsMs;
+  /** The longest run: a run with a restart stretches its liveness phase to the restart bound. */
+  const maxEndMs = healMs + Math.max(config.livenessMs, config.restartRecoveryBoundMs + 1000);
+  const lan = (site: string): [number, number, number, number] => [10, 1 + siteNames.indexOf(site), 0, 2];
 
   let world: World;
   try {
@@ -158,103 +195,155 @@ export function voprRun(seed: number, config: VoprConfig = DEFAULT_VOPR_CONFIG, 
       recordDeliveries: false,
       ...(config.insecurePlaintext ? { insecurePlaintext: true } : {}),
       ...(NATIVE_AEAD ? { aead: NATIVE_AEAD.factory } : {}),
-      edge: { policies },
-      links: names.map((name, i) => ({ name, abNetem: bases[i]!.ab.text, baNetem: bases[i]!.ba.text, costTier: tiers[i] })),
+      endpoint: { policies },
+      sites: [
+        { name: 'a', role: 'hub', links: [...LINKS], prefixes: [`10.1.0.0/16`] },
+        ...spokes.map((sp, i) => ({
+          name: sp,
+          links: spokeLinks[i]!.map((l) => ({ name: l.name, costTier: l.tier, ...(l.nat ? { nat: true } : {}) })),
+          prefixes: [`10.${2 + i}.0.0/16`],
+          ...(spokeLinks[i]!.some((l) => l.nat) ? { persistentKeepaliveMs: 2000 } : {}),
+        })),
+      ],
+      connections: conns.map((c) => ({ name: c.name, a: c.a, b: c.b, abNetem: c.base.ab.text, baNetem: c.base.ba.text })),
     });
   } catch (e) {
-    return { seed, ok: false, violations: [`world setup threw: ${firstLine(e)}`], description: '', sent: 0, delivered: 0, wallMs: performance.now() - wallStart };
+    return { seed, ok: false, violations: [`world setup threw: ${firstLine(e)}`], description: '', sent: 0, delivered: 0, wallMs: performance.now() - wallStart, dropsAfterHeal: {} };
   }
 
-  const flowCount = 3 + Math.floor(rng.nextFloat() * 3);
+  const flowCount = 4 + Math.floor(rng.nextFloat() * 4);
   const flows: FlowDef[] = [];
   const trafficClasses: ClassName[] = ['voice', 'video', 'business', 'default', 'bulk', 'signaling'];
   for (let i = 0; i < flowCount; i++) {
-    const origin: 'a' | 'b' = i === 0 ? 'a' : i === 1 ? 'b' : chance(rng, 0.5) ? 'a' : 'b';
+    // The first three: hub -> b, b -> hub, c -> b (spoke to spoke); then any two sites.
+    let origin: string;
+    let dest: string;
+    if (i === 0) [origin, dest] = ['a', 'b'];
+    else if (i === 1) [origin, dest] = ['b', 'a'];
+    else if (i === 2) [origin, dest] = ['c', 'b'];
+    else {
+      origin = pick(rng, siteNames);
+      dest = pick(
+        rng,
+        siteNames.filter((x) => x !== origin),
+      );
+    }
     const className = pick(rng, trafficClasses);
     const sizeBytes = Math.round(between(rng, 60, 1400));
     const pps = Math.round(between(rng, 10, 50));
     const flowId = 1 + i;
     const protocol: 6 | 17 = chance(rng, 0.3) ? 6 : 17;
-    const lan = (s: 'a' | 'b'): [number, number, number, number] => (s === 'a' ? [10, 1, 0, 2] : [10, 2, 0, 2]);
-    const factory = new PacketFactory({ src: lan(origin), dst: lan(origin === 'a' ? 'b' : 'a'), srcPort: 20000 + flowId, dstPort: 5000, dscp: CLASS_DSCP[className], protocol, sizeBytes, flowId });
-    flows.push({ flowId, origin, className, intervalMs: 1000 / pps, factory, sent: 0, seen: new Uint8Array(Math.ceil((endMs / 1000) * pps) + 16), firstAfterHealMs: NaN, healSeq: -1 });
+    const factory = new PacketFactory({ src: lan(origin), dst: lan(dest), srcPort: 20000 + flowId, dstPort: 5000, dscp: CLASS_DSCP[className], protocol, sizeBytes, flowId });
+    flows.push({ flowId, origin, dest, className, intervalMs: 1000 / pps, factory, sent: 0, seen: new Uint8Array(Math.ceil((maxEndMs / 1000) * pps) + 16), firstAfterHealMs: NaN, healSeq: -1 });
   }
 
-  // Faults: blackouts, one-way cuts, brownouts, wire faults, restores, flaps; then heal everything.
+  // Faults: blackouts, one-way cuts, brownouts, wire faults, restores, flaps on connections; site
+  // restarts and NAT rebindings; then heal every connection.
   const faultCount = 3 + Math.floor(rng.nextFloat() * 8);
   const faults: string[] = [];
+  const restarted = new Set<string>();
+  const natLinks = spokes.flatMap((sp, i) => spokeLinks[i]!.filter((l) => l.nat).map((l) => [sp, l.name] as const));
+  const restartable = config.restarts === 'none' ? [] : config.restarts === 'spokes' ? spokes : siteNames;
   for (let i = 0; i < faultCount; i++) {
     const at = Math.round(between(rng, 500, healMs - 200));
-    const li = Math.floor(rng.nextFloat() * linkCount);
+    const roll = rng.nextFloat();
+    if (roll < 0.12 && restartable.length > 0) {
+      const site = pick(rng, restartable);
+      world.restartAt(at, site);
+      restarted.add(site);
+      faults.push(`${at}ms restart ${site}`);
+      continue;
+    }
+    if (roll < 0.2 && natLinks.length > 0) {
+      const [sp, link] = pick(rng, natLinks);
+      world.natRebindAt(at, sp, link);
+      faults.push(`${at}ms nat-rebind ${sp}.${link}`);
+      continue;
+    }
+    const ci = Math.floor(rng.nextFloat() * conns.length);
+    const c = conns[ci]!;
     const dir = pick(rng, ['ab', 'ba', 'both'] as const);
-    const base = bases[li]!;
+    const base = c.base;
     if (chance(rng, 0.25)) {
       // Flap: down/up a few times.
       const periodMs = Math.round(between(rng, 200, 1500));
       const times = 2 + Math.floor(rng.nextFloat() * 4);
       for (let k = 0; k < times && at + (2 * k + 1) * periodMs < healMs; k++) {
-        world.setNetemAt(at + 2 * k * periodMs, names[li]!, 'loss 100%', dir);
-        if (dir !== 'ba') world.setNetemAt(at + (2 * k + 1) * periodMs, names[li]!, base.ab.text, 'ab');
-        if (dir !== 'ab') world.setNetemAt(at + (2 * k + 1) * periodMs, names[li]!, base.ba.text, 'ba');
+        world.setNetemAt(at + 2 * k * periodMs, c.name, 'loss 100%', dir);
+        if (dir !== 'ba') world.setNetemAt(at + (2 * k + 1) * periodMs, c.name, base.ab.text, 'ab');
+        if (dir !== 'ab') world.setNetemAt(at + (2 * k + 1) * periodMs, c.name, base.ba.text, 'ba');
       }
-      faults.push(`${at}ms ${names[li]} ${dir} flap x${times} every ${periodMs}ms`);
+      faults.push(`${at}ms ${c.name} ${dir} flap x${times} every ${periodMs}ms`);
     } else if (chance(rng, 0.2)) {
-      if (dir !== 'ba') world.setNetemAt(at, names[li]!, base.ab.text, 'ab');
-      if (dir !== 'ab') world.setNetemAt(at, names[li]!, base.ba.text, 'ba');
-      faults.push(`${at}ms ${names[li]} ${dir} restore`);
+      if (dir !== 'ba') world.setNetemAt(at, c.name, base.ab.text, 'ab');
+      if (dir !== 'ab') world.setNetemAt(at, c.name, base.ba.text, 'ba');
+      faults.push(`${at}ms ${c.name} ${dir} restore`);
     } else {
       const spec = randomFaultSpec(rng, dir === 'ba' ? base.ba : base.ab);
-      world.setNetemAt(at, names[li]!, spec, dir);
-      faults.push(`${at}ms ${names[li]} ${dir} "${spec}"`);
+      world.setNetemAt(at, c.name, spec, dir);
+      faults.push(`${at}ms ${c.name} ${dir} "${spec}"`);
     }
   }
-  // Liveness phase: every link healthy (its base delay, jitter and rate; no loss or wire faults).
-  names.forEach((name, i) => {
+  const endMs = restarted.size > 0 ? maxEndMs : healMs + config.livenessMs;
+  // Liveness phase: every connection healthy (its base delay, jitter and rate; no loss or wire faults).
+  for (const c of conns) {
     for (const d of ['ab', 'ba'] as const) {
-      const b = bases[i]![d];
+      const b = c.base[d];
       const clean = [`delay ${b.delayMs}ms`, ...(b.jitterMs > 0 ? [`${b.jitterMs}ms`, 'distribution', b.dist] : []), ...(b.rate ? ['rate', b.rate] : [])].join(' ');
       parseNetemSpec(clean);
-      world.setNetemAt(healMs, name, clean, d);
+      world.setNetemAt(healMs, c.name, clean, d);
     }
-  });
+  }
 
   const description = [
-    `links ${names.map((n, i) => `${n}/${tiers[i]} ab "${formatNetemSpec(parseNetemSpec(bases[i]!.ab.text))}" ba "${formatNetemSpec(parseNetemSpec(bases[i]!.ba.text))}"`).join('; ')}`,
+    `sites a(hub) ${spokes.map((sp, i) => `${sp}(${spokeLinks[i]!.map((l) => `${l.name}/${l.tier}${l.nat ? '/nat' : ''}${l.hubLink !== l.name ? `->a.${l.hubLink}` : ''}`).join(',')})`).join(' ')}`,
+    `connections ${conns.map((c) => `${c.name} ab "${formatNetemSpec(parseNetemSpec(c.base.ab.text))}" ba "${formatNetemSpec(parseNetemSpec(c.base.ba.text))}"`).join('; ')}`,
     `policies ${policies.filter((p, i) => p.strategy !== DEFAULT_POLICIES[i]!.strategy).map((p) => `${p.name}=${p.strategy}`).join(',') || 'default'}`,
-    `flows ${flows.map((f) => `${f.flowId}:${f.className}:${f.origin}->${f.origin === 'a' ? 'b' : 'a'}@${Math.round(1000 / f.intervalMs)}pps`).join(' ')}`,
+    `flows ${flows.map((f) => `${f.flowId}:${f.className}:${f.origin}->${f.dest}@${Math.round(1000 / f.intervalMs)}pps`).join(' ')}`,
     `faults ${faults.join(', ')}; heal at ${healMs}ms`,
   ].join(' | ');
 
   // ---- traffic and invariants ----------------------------------------------------------------
   const byId = new Map(flows.map((f) => [f.flowId, f]));
   for (const f of flows) {
-    const site = f.origin === 'a' ? world.a : world.b;
     const start = 200 + rng.nextFloat() * f.intervalMs;
     world.every(f.intervalMs, { startMs: start, untilMs: endMs - 100 }, (seq) => {
       if (seq >= f.seen.length) return;
       f.sent = seq + 1;
       if (f.healSeq < 0 && world.nowMs >= healMs) f.healSeq = seq;
-      site.sendTun(f.factory.makeShared(seq));
+      world.site(f.origin).sendTun(f.factory.makeShared(seq));
     });
   }
   let delivered = 0;
-  const onDeliver = (site: 'a' | 'b') => (bytes: Uint8Array, atMs: number): void => {
+  const onDeliver = (site: string) => (bytes: Uint8Array, atMs: number): void => {
     delivered++;
     const tag = readPacketTag(bytes);
     if (!tag) return violate(`integrity: site ${site} got ${bytes.length} bytes at ${atMs.toFixed(1)} ms that carry no flow tag`);
     const f = byId.get(tag.flowId);
     if (!f) return violate(`integrity: site ${site} got a packet of flow ${tag.flowId}, which does not exist`);
-    if (f.origin === site) return violate(`right site: site ${site} got flow ${f.flowId} seq ${tag.seq}, which it sent itself`);
+    if (f.dest !== site) return violate(`right site: site ${site} got flow ${f.flowId} seq ${tag.seq}, which ${f.origin} sends to ${f.dest}`);
     if (tag.seq >= f.sent) return violate(`integrity: flow ${f.flowId} seq ${tag.seq} delivered at site ${site} but only ${f.sent} were sent`);
     if (!f.factory.matches(bytes, tag.seq)) return violate(`integrity: flow ${f.flowId} seq ${tag.seq} delivered corrupted at site ${site} at ${atMs.toFixed(1)} ms (${diffAt(bytes, f.factory.make(tag.seq))})`);
     if (f.seen[tag.seq]! > 0) return violate(`no dups: flow ${f.flowId} seq ${tag.seq} delivered twice at site ${site} (again at ${atMs.toFixed(1)} ms)`);
     f.seen[tag.seq] = 1;
     if (f.healSeq >= 0 && tag.seq >= f.healSeq && Number.isNaN(f.firstAfterHealMs)) f.firstAfterHealMs = atMs;
   };
-  world.a.onDeliver = onDeliver('a');
-  world.b.onDeliver = onDeliver('b');
-  if (bug !== undefined && bug.seed === seed) plantBug(world.b.edge, bug);
+  for (const site of world.sites) site.onDeliver = onDeliver(site.name);
+  if (bug !== undefined && bug.seed === seed) {
+    const b = world.site('b');
+    plantBug(b.edge, bug);
+    // A restarted b gets a fresh engine: plant the bug there too.
+    const restart = world.restart.bind(world);
+    world.restart = (name: string): void => {
+      restart(name);
+      if (name === 'b') plantBug(world.site('b').edge, bug);
+    };
+  }
 
+  const dropsAtHeal = new Map<string, Record<string, number>>();
+  world.at(healMs, () => {
+    for (const site of world.sites) dropsAtHeal.set(site.name, { ...site.edge.snapshot(world.nowMs).drops });
+  });
   try {
     world.run(endMs + 1000);
   } catch (e) {
@@ -264,17 +353,26 @@ export function voprRun(seed: number, config: VoprConfig = DEFAULT_VOPR_CONFIG, 
   // Liveness: every flow delivers a packet sent after the heal within the bound.
   for (const f of flows) {
     if (f.healSeq < 0) continue;
-    if (Number.isNaN(f.firstAfterHealMs)) violate(`liveness: flow ${f.flowId} (${f.className}, ${f.origin} -> ${f.origin === 'a' ? 'b' : 'a'}) delivered nothing sent after the faults stopped at ${healMs} ms`);
-    else if (f.firstAfterHealMs - healMs > config.recoveryBoundMs) {
-      violate(`liveness: flow ${f.flowId} (${f.className}) took ${(f.firstAfterHealMs - healMs).toFixed(0)} ms after the faults stopped to deliver again (bound ${config.recoveryBoundMs} ms)`);
+    const viaRestart = restarted.has(f.origin) || restarted.has(f.dest) || restarted.has('a');
+    const bound = viaRestart ? Math.max(config.recoveryBoundMs, config.restartRecoveryBoundMs) : config.recoveryBoundMs;
+    const what = `flow ${f.flowId} (${f.className}, ${f.origin} -> ${f.dest}${viaRestart ? `; restarted: ${[...restarted].sort().join(',')}` : ''})`;
+    if (Number.isNaN(f.firstAfterHealMs)) violate(`liveness: ${what} delivered nothing sent after the faults stopped at ${healMs} ms`);
+    else if (f.firstAfterHealMs - healMs > bound) {
+      violate(`liveness: ${what} took ${(f.firstAfterHealMs - healMs).toFixed(0)} ms after the faults stopped to deliver again (bound ${bound} ms)`);
     }
   }
-  const sent = flows.reduce((s, f) => s + f.sent, 0);
-  return { seed, ok: violations.length === 0, violations, description, sent, delivered, wallMs: performance.now() - wallStart };
+  const sent = flows.reduce((n, f) => n + f.sent, 0);
+  const dropsAfterHeal: Record<string, Record<string, number>> = {};
+  for (const site of world.sites) {
+    const before = dropsAtHeal.get(site.name) ?? {};
+    const grown = Object.entries(site.edge.snapshot(world.nowMs).drops).filter(([k, v]) => v > (before[k] ?? 0));
+    if (grown.length > 0) dropsAfterHeal[site.name] = Object.fromEntries(grown.map(([k, v]) => [k, v - (before[k] ?? 0)]));
+  }
+  return { seed, ok: violations.length === 0, violations, description, sent, delivered, wallMs: performance.now() - wallStart, dropsAfterHeal };
 }
 
-/** Wraps the edge's pollDelivery so that one delivery goes wrong: the planted bug. */
-function plantBug(edge: Edge, bug: InjectedBug): void {
+/** Wraps the engine's pollDelivery so that one delivery goes wrong: the planted bug. */
+function plantBug(edge: SiteEngine, bug: InjectedBug): void {
   const original = edge.pollDelivery.bind(edge);
   const nth = bug.afterDeliveries ?? 100;
   let count = 0;
@@ -293,7 +391,7 @@ function plantBug(edge: Edge, bug: InjectedBug): void {
       return p;
     }
     const copy = p.slice();
-    const i = Math.min(copy.length - 1, 40 + (count % 16));
+    const i = copy.length - 1; // filler after the flow tag: the packet still names its flow
     copy[i] = copy[i]! ^ 0x20;
     return copy;
   };
@@ -340,6 +438,7 @@ export function formatFailure(r: VoprRunResult): string {
   return [
     `VOPR seed ${r.seed} FAILED (${r.violations.length} violation${r.violations.length === 1 ? '' : 's'}); reproduce: braid sim vopr --seed ${r.seed}`,
     ...r.violations.map((v) => `  ${v}`),
+    ...(Object.keys(r.dropsAfterHeal).length > 0 ? [`  drops after the heal: ${Object.entries(r.dropsAfterHeal).map(([site, d]) => `${site} ${JSON.stringify(d)}`).join('; ')}`] : []),
     `  world: ${r.description}`,
   ].join('\n');
 }
