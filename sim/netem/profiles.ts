@@ -11,9 +11,9 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { BraidError, ErrorCode } from '../../src/core/errors.ts';
+import { parseYamlSource, YamlSyntaxError, type YamlSource } from '../../src/control/yaml-source.ts';
 import { formatRate, NetemSpecError, parseNetemSpec, type NetemSpec } from './spec.ts';
 
 export type CostTier = 'primary' | 'overflow' | 'backup';
@@ -42,8 +42,9 @@ export const LINK_PROFILES_DIR = fileURLToPath(new URL('../../profiles/links/', 
 export class LinkProfileError extends BraidError {
   readonly source: string;
 
-  constructor(source: string, field: string | undefined, message: string, fix?: string) {
-    super(ErrorCode.CONFIG_INVALID, `${source}: ${field === undefined ? '' : `${field}: `}${message}`, {
+  /** `location`: `FILE:LINE:COLUMN` (yaml-source.ts), in place of the bare file name. */
+  constructor(source: string, field: string | undefined, message: string, fix?: string, location?: string) {
+    super(ErrorCode.CONFIG_INVALID, `${location ?? source}: ${field === undefined ? '' : `${field}: `}${message}`, {
       ...(fix === undefined ? {} : { fix }),
       ...(field === undefined ? {} : { field }),
     });
@@ -79,13 +80,25 @@ const FIELDS = Object.keys(ProfileSchema.shape).join(', ');
 
 /** Parses one profile. `source` names it in errors; a *.yaml name must match the profile's name. */
 export function parseLinkProfile(text: string, source: string): LinkProfile {
-  let doc: unknown;
+  let src: YamlSource;
   try {
-    doc = parseYaml(text);
+    src = parseYamlSource(text, source);
   } catch (e) {
-    const first = (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/:$/, '');
-    throw new LinkProfileError(source, undefined, `not valid YAML: ${first}`, 'fix the YAML syntax at that line');
+    if (!(e instanceof YamlSyntaxError)) throw e;
+    throw new LinkProfileError(source, undefined, `not valid YAML: ${e.reason}`, 'fix the YAML syntax at that line', e.location);
   }
+  try {
+    return resolveLinkProfile(src.value, source);
+  } catch (e) {
+    // `FILE: field: problem` -> `FILE:LINE:COLUMN: field: problem` (the key, for an unknown field).
+    const prefix = `${source}: ${e instanceof LinkProfileError && e.field !== undefined ? `${e.field}: ` : ''}`;
+    if (!(e instanceof LinkProfileError) || !e.message.startsWith(prefix)) throw e;
+    const rest = e.message.slice(prefix.length);
+    throw new LinkProfileError(source, e.field, rest, e.fix, src.where(e.field ?? [], { key: rest === 'unknown field' }));
+  }
+}
+
+function resolveLinkProfile(doc: unknown, source: string): LinkProfile {
   const result = ProfileSchema.safeParse(doc);
   if (!result.success) {
     // A misspelt key also makes its correct spelling "missing": report the misspelling.

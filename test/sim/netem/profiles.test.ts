@@ -92,7 +92,8 @@ describe('link profile errors: one line, naming the field and the fix', () => {
       const e = error as LinkProfileError;
       expect(e.code).toBe(ErrorCode.CONFIG_INVALID);
       expect(e.oneLine()).not.toContain('\n');
-      expect(e.oneLine()).toContain(message);
+      expect(e.oneLine()).toMatch(/^profiles\/links\/lte\.yaml:\d+:\d+: /); // FILE:LINE:COLUMN
+      expect(e.oneLine().replace(/^(\S+?\.yaml):\d+:\d+:/, '$1:')).toContain(message);
     });
   }
 
