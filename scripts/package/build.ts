@@ -141,5 +141,6 @@ run('chmod', ['-R', 'go-w,a+rX', stage]);
 
 mkdirSync(outDir, { recursive: true });
 run('dpkg-deb', ['--root-owner-group', '-Zxz', '--build', stage, debPath]);
+rmSync(join(REPO, '.build', 'deb'), { recursive: true, force: true });
 log(`wrote ${debPath} (${Math.round(statSync(debPath).size / 1024)} KiB)`);
 process.stdout.write(`${debPath}\n`);
