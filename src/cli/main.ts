@@ -93,9 +93,9 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   status: {
-    summary: 'show the running edge: links, classes, drops, recent events (--json for scripts)',
-    usage: 'braid status [--json] [--socket PATH | -c FILE]',
-    options: { json: { type: 'boolean' }, socket: { type: 'string', short: 's' }, config: { type: 'string', short: 'c' } },
+    summary: 'show the running edge like wg show: per peer its paths, handshake, transfer, prefixes; links, classes, drops, events (past 20 peers a summary and the 10 worst: --all for every peer, --peer NAME for one in full, --json for scripts)',
+    usage: 'braid status [--peer NAME] [--all] [--json] [--socket PATH | -c FILE]',
+    options: { json: { type: 'boolean' }, peer: { type: 'string', short: 'p' }, all: { type: 'boolean', short: 'a' }, socket: { type: 'string', short: 's' }, config: { type: 'string', short: 'c' } },
     async run(v) {
       const { runStatus } = await import('./status.ts');
       return runStatus(v);

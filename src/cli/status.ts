@@ -10,6 +10,7 @@ import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, controlRequest, type 
 import { fmtAgo, fmtBpsLong, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUptime, sessionText } from '../ui/format.ts';
 import { colorEnabled } from '../ui/theme.ts';
 import { escapeJsonForTerminal, sanitizeStrings } from '../core/sanitize.ts';
+import { PEER_SUMMARY_THRESHOLD, WORST_PEERS_SHOWN, linkTotalsLines, peerBlock, peerCountsText, countPeers, peerSummaryLines, peersOf, selectPeer, worstPeers } from './status-peers.ts';
 
 /** How many recent events the text output ends with (the JSON has all the edge keeps). */
 const TEXT_EVENTS = 8;
@@ -52,8 +53,18 @@ function paint(color: boolean): Paint {
   };
 }
 
-/** The text form: what `wg show` would print for an SD-WAN edge. */
-export function formatStatusText(raw: EdgeSnapshot, color = false): string {
+/** What the text shows of the peers: all of them (`--all`) or, past 20, the worst 10 after a summary. */
+export interface StatusTextOptions {
+  all?: boolean;
+}
+
+/**
+ * The text form: what `wg show` would print for an SD-WAN edge. One peer: the site, the peer, one
+ * block per link. Many peers: the site, totals per local link, one block per peer with its paths
+ * on one line each (a summary and only the worst peers' blocks past PEER_SUMMARY_THRESHOLD,
+ * unless `all`); `braid status --peer NAME` gives one peer with its links in full.
+ */
+export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusTextOptions = {}): string {
   // Peer-supplied text (hello site and link names, events quoting them) is escaped before printing.
   const snap = sanitizeStrings(raw);
   const p = paint(color);
@@ -72,7 +83,22 @@ export function formatStatusText(raw: EdgeSnapshot, color = false): string {
   if (hsDrops.length) kv('handshake drops', hsDrops.map(([r, n]) => `${r} ${fmtCount(n)}`).join(', '));
   kv('drops', drops.length ? drops.join(', ') : 'none');
 
-  for (const l of snap.links) {
+  const peers = peersOf(snap);
+  const manyPeers = peers.length > 1;
+  if (manyPeers) {
+    kv('peers', peerCountsText(countPeers(snap)));
+    out.push('', p.heading('links (paths to all peers):'));
+    for (const line of linkTotalsLines(snap)) out.push(`  ${line}`);
+    const summarise = peers.length > PEER_SUMMARY_THRESHOLD && opts.all !== true;
+    const shown = summarise ? worstPeers(snap, WORST_PEERS_SHOWN) : peers;
+    if (summarise) out.push('', ...peerSummaryLines(snap, shown, p));
+    for (const peer of shown) out.push('', ...peerBlock(snap, peer, p));
+    if (summarise) out.push('', `(${WORST_PEERS_SHOWN} of ${fmtCount(peers.length)} peers shown: --all for every peer, --peer NAME for one in full)`);
+  } else if (peers.length === 1) {
+    out.push('', ...peerBlock(snap, peers[0]!, p));
+  }
+
+  for (const l of manyPeers ? [] : snap.links) {
     out.push('', `${p.heading('link:')} ${l.name}`);
     kv('state', `${p.state(l.state)}${l.suppressed ? ' (flap damping)' : ''}, ${l.flaps} flaps`);
     kv('tier', l.tier);
@@ -141,9 +167,22 @@ export interface Output {
   isTTY?: boolean | undefined;
 }
 
+/**
+ * The snapshot narrowed to `--peer NAME` (its summary, paths, flows and events; edge-wide figures
+ * stay); a usage error naming some peers when there is no such peer.
+ */
+export function snapshotForPeer(snap: EdgeSnapshot, name: string): EdgeSnapshot {
+  const one = selectPeer(snap, name);
+  if (one) return one;
+  const names = peersOf(snap).map((p) => p.name);
+  const have = names.length === 0 ? 'the edge has no peers' : `have: ${names.slice(0, 10).join(', ')}${names.length > 10 ? `, ... (${names.length})` : ''}`;
+  throw new BraidError(ErrorCode.USAGE, `--peer ${name}: no such peer (${have})`, { fix: 'pass a peer name as `braid status` lists it' });
+}
+
 export async function runStatus(v: Record<string, string | boolean | undefined>, stdout: Output = process.stdout): Promise<number> {
   const socketPath = await resolveSocketPath(v);
-  const snap = await fetchStatus(socketPath);
-  stdout.write(v.json === true ? statusJson(snap) : formatStatusText(snap, colorEnabled(process.env, stdout.isTTY)));
+  const full = await fetchStatus(socketPath);
+  const snap = typeof v.peer === 'string' ? snapshotForPeer(full, v.peer) : full;
+  stdout.write(v.json === true ? statusJson(snap) : formatStatusText(snap, colorEnabled(process.env, stdout.isTTY), { all: v.all === true }));
   return 0;
 }
