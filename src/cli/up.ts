@@ -9,7 +9,8 @@ import { SOCKET_BUFFER_BYTES } from '../core/constants.ts';
 import { checkInterfaces, classOverrides, classPolicies, loadConfig, type BraidConfig } from '../control/config.ts';
 import { ControlServer } from '../control/control-socket.ts';
 import { DEFAULT_METRICS_LISTEN, startMetricsServer } from '../control/metrics.ts';
-import { createLogger, type LogLevel } from '../control/logger.ts';
+import { createLogger, eventLogFields, type LogLevel } from '../control/logger.ts';
+import { drainHandler } from '../control/drain.ts';
 import { SystemRng, monotonicNowMs } from '../io/clock.ts';
 import { Driver } from '../io/driver.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
@@ -126,7 +127,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     tun,
     links: opened.links,
     onEvent: (ev) => {
-      log.info({ event: ev.kind, link: ev.link }, ev.message);
+      log.info(eventLogFields(ev), ev.message);
       opened.control?.publishEvent(ev);
     },
   });
@@ -226,12 +227,12 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     opened.control = await ControlServer.listen(cfg.control.socket, {
       status: () => edge.snapshot(monotonicNowMs()),
       reload: async () => reload('control socket'),
-      drain: (name, drained) => {
-        const id = cfg.links.findIndex((l) => l.name === name);
-        if (id < 0) return `no link named "${name}" (have: ${cfg.links.map((l) => l.name).join(', ')})`;
-        driver.command((e, now) => e.setLinkAdmin(now, id, drained));
-        return undefined;
-      },
+      // By link for every peer, or by (peer, link); peers are read per request (reloads change them).
+      drain: drainHandler(
+        cfg.links.map((l) => l.name),
+        { has: (n) => edge.peersByName.has(n), names: () => [...edge.peersByName.keys()] },
+        (id, drained, peer) => driver.command((e, now) => e.setLinkAdmin(now, id, drained, peer)),
+      ),
     });
   } catch (e) {
     log.warn({ socket: cfg.control.socket }, `control socket unavailable (${(e as Error).message}); braid status/dash will not work`);

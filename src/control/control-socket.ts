@@ -4,8 +4,9 @@
  * The status object is an EdgeSnapshot, documented for scripts in docs/status-schema.json.
  *
  *   {"cmd":"status"}                       -> {"ok":true,"version":1,"status":EdgeSnapshot}
- *   {"cmd":"drain","link":"mpls"}          -> {"ok":true}        take a link out of service
- *   {"cmd":"undrain","link":"mpls"}        -> {"ok":true}
+ *   {"cmd":"drain","link":"mpls"}          -> {"ok":true}        take a link out of service (all peers)
+ *   {"cmd":"drain","link":"mpls","peer":"branch-1"}                 only the path to that peer
+ *   {"cmd":"undrain","link":"mpls"}        -> {"ok":true}        ("peer" likewise)
  *   {"cmd":"subscribe","intervalMs":1000}  -> {"ok":true,"version":1,"status":...} at once, then
  *                                             {"status":EdgeSnapshot} every interval (100..60000 ms)
  *                                             and {"event":EdgeEvent} lines, until the client closes
@@ -77,7 +78,8 @@ export type LinkStatus = LinkSnapshot & LinkExtraFields;
 
 export interface ControlHandlers {
   status(): EdgeSnapshot;
-  drain(link: string, drained: boolean): string | undefined; // error text, or undefined when done
+  /** Drains (undrains) `link` for every peer, or only its path to `peer`; error text, or undefined when done. */
+  drain(link: string, drained: boolean, peer?: string): string | undefined;
   reload?(): Promise<string | undefined>;
 }
 
@@ -293,7 +295,7 @@ export class ControlServer {
     const reply = (o: object): void => this.send(client, JSON.stringify(o) + '\n');
     const replyStatus = (): void =>
       this.send(client, `{"ok":true,"version":${CONTROL_PROTOCOL_VERSION},"status":${this.statusJson()}}\n`);
-    let req: { cmd?: unknown; link?: unknown; intervalMs?: unknown };
+    let req: { cmd?: unknown; link?: unknown; peer?: unknown; intervalMs?: unknown };
     try {
       req = JSON.parse(line) as typeof req;
     } catch {
@@ -306,7 +308,8 @@ export class ControlServer {
       case 'drain':
       case 'undrain': {
         if (typeof req.link !== 'string') return reply({ ok: false, error: 'link: expected a link name' });
-        const err = this.handlers.drain(req.link, req.cmd === 'drain');
+        if (req.peer !== undefined && typeof req.peer !== 'string') return reply({ ok: false, error: 'peer: expected a peer name (or no peer: every peer)' });
+        const err = req.peer === undefined ? this.handlers.drain(req.link, req.cmd === 'drain') : this.handlers.drain(req.link, req.cmd === 'drain', req.peer);
         if (!err) this.invalidateSnapshot();
         return reply(err ? { ok: false, error: err } : { ok: true });
       }

@@ -1,6 +1,7 @@
 /** pino JSON logs: one line per event, never per packet above trace (DESIGN.md "Operator surface"). */
 import { pino, type DestinationStream, type Logger } from 'pino';
 import { escapeJsonForTerminal } from '../core/sanitize.ts';
+import type { EdgeEvent } from '../core/types.ts';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
@@ -13,3 +14,18 @@ export function createLogger(level: LogLevel, site: string, destination?: Destin
   const options = { level, base: { site }, timestamp: pino.stdTimeFunctions.isoTime, hooks: { streamWrite: escapeJsonForTerminal } };
   return destination === undefined ? pino(options) : pino(options, destination);
 }
+
+/**
+ * An event's typed fields as pino fields: `event` (the kind), `peer`, `link`, `class`, `from`, `to`,
+ * `reason`, `flows`, each only when the event has it, so `jq 'select(.peer == "branch-1")'` works.
+ */
+export function eventLogFields(ev: EdgeEvent): Record<string, string | number> {
+  const out: Record<string, string | number> = { event: ev.kind };
+  for (const k of EVENT_LOG_FIELDS) {
+    const v = ev[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
+}
+
+const EVENT_LOG_FIELDS = ['peer', 'link', 'class', 'from', 'to', 'reason', 'flows'] as const satisfies readonly (keyof EdgeEvent)[];
