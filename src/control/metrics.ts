@@ -5,17 +5,18 @@
  * Every value comes from EdgeSnapshots: one snapshot per scrape feeds all gauges and counters
  * (collect() callbacks, so a scrape shows the snapshot's own totals and a reload that removes a
  * link removes its series), and a sampler observes each path's RTT into a histogram once a second.
- * Series (all with the registry's `site` label):
+ * Series (all with the registry's `site` label; per-path series carry `link` and `peer`, the peer
+ * being the single peer's name on a one-peer edge; per-peer series carry `peer`):
  *   braid_info{version}                                   1
- *   braid_path_state{link,state}                          1 for the current state, 0 for the others
- *   braid_path_srtt_seconds{link}, braid_path_rtt_percentile_seconds{link,percentile}, braid_path_jitter_seconds{link}
- *   braid_path_rtt_seconds{link}                          histogram, sampled every second
- *   braid_path_loss_ratio{link,direction,window}          direction tx|rx, window 1s|30s|total
- *   braid_path_last_heard_seconds{link}, braid_path_flaps_total{link}, braid_path_suppressed{link}
- *   braid_link_bytes_total{link,direction}, braid_link_packets_total{link,direction},
- *   braid_link_data_packets_total{link,direction}, braid_link_transmit_rate_bytes_per_second{link}, braid_link_flows{link}
+ *   braid_path_state{link,peer,state}                          1 for the current state, 0 for the others
+ *   braid_path_srtt_seconds{link,peer}, braid_path_rtt_percentile_seconds{link,peer,percentile}, braid_path_jitter_seconds{link,peer}
+ *   braid_path_rtt_seconds{link,peer}                          histogram, sampled every second
+ *   braid_path_loss_ratio{link,peer,direction,window}          direction tx|rx, window 1s|30s|total
+ *   braid_path_last_heard_seconds{link,peer}, braid_path_flaps_total{link,peer}, braid_path_suppressed{link,peer}
+ *   braid_link_bytes_total{link,peer,direction}, braid_link_packets_total{link,peer,direction},
+ *   braid_link_data_packets_total{link,peer,direction}, braid_link_transmit_rate_bytes_per_second{link,peer}, braid_link_flows{link,peer}
  *   braid_link_shaper_rate_bytes_per_second, braid_link_queued_packets, braid_link_queue_drops_total,
- *   braid_link_fec_parity_packets_total{link}                                              (when the core reports them)
+ *   braid_link_fec_parity_packets_total{link,peer}                                              (when the core reports them)
  *   braid_class_packets_total{class}, braid_class_bytes_total{class}, braid_class_flows{class},
  *   braid_class_moves_total{class}, braid_class_active_paths{class}
  *   braid_class_fec_data_shards{class}, braid_class_fec_parity_shards{class}, braid_class_fec_recovered_packets_total{class},
@@ -26,12 +27,15 @@
  *   braid_delivered_packets_total, braid_duplicates_suppressed_total
  *   braid_session_encrypted, braid_session_established, braid_session_age_seconds,
  *   braid_session_handshake_attempts, braid_handshake_drops_total{reason}, braid_session_under_load
+ *   braid_peer_state{peer,state}, braid_peer_paths_up, braid_peer_bytes_total{peer,direction},
+ *   braid_peer_packets_total{peer,direction}, braid_peer_forwarded_packets_total, braid_peer_source_not_allowed_total,
+ *   braid_peer_session_established, braid_peer_session_age_seconds, braid_peer_flows        (PEER_SERIES per peer)
  *   process_* and nodejs_*                                prom-client's defaults (CPU, memory, event-loop lag)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { BraidError, ErrorCode } from '../core/errors.ts';
-import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../core/types.ts';
+import { DROP_REASONS, type EdgeSnapshot, type LinkSnapshot, type LinkState, type PeerSnapshot } from '../core/types.ts';
 import type { ClassStatus, LinkStatus } from './control-socket.ts';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9731';
@@ -40,19 +44,54 @@ export const RTT_SAMPLE_INTERVAL_MS = 1000;
 /** RTT histogram buckets: LAN-ish to geostationary satellite. */
 const RTT_BUCKETS_SECONDS = [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2];
 const LINK_STATES: readonly LinkState[] = ['up', 'degraded', 'down', 'drained'];
+const PEER_STATES: readonly PeerSnapshot['state'][] = ['up', 'down', 'idle'];
+/**
+ * Series per peer: state 3, paths up 1, bytes 2, packets 2, forwarded 1, source not allowed 1,
+ * session established 1, session age 1, flows 1. Per path (pathSeries on): state 4, srtt 1, RTT
+ * percentiles 2, jitter 1, loss 6, last heard 1, flaps 1, suppressed 1, RTT histogram 18 (15
+ * buckets, +Inf, sum, count), link bytes 2, packets 2, data packets 2, transmit rate 1, flows 1,
+ * FEC parity 1; a shaped link adds 3 (shaper rate, queued, queue drops).
+ */
+export const PEER_SERIES = 13;
+export const PATH_SERIES = 44;
 const VERSION = '0.1.0';
 
 type Setter<L extends string> = (labels: LabelValues<L>, value: number) => void;
+
+export interface BraidMetricsOptions {
+  /**
+   * Per-path series (state, RTT, loss, bytes ... with `link` and `peer` labels; PATH_SERIES (44) per path
+   * with the RTT histogram). Off, a hub exports only the PEER_SERIES (13) per-peer series per peer: the switch for
+   * fleets whose path count is too high for Prometheus' usual series budgets. Default on.
+   */
+  pathSeries?: boolean;
+}
+
+/**
+ * A path's labels: its local link and its peer. A single-peer edge's snapshot names no peer on its
+ * links: the one peer's name is used, so series keep one label set whatever the peer count.
+ */
+export function pathLabels(s: EdgeSnapshot, l: LinkSnapshot): { link: string; peer: string } {
+  return { link: l.name, peer: l.peer ?? s.peers?.[0]?.name ?? '' };
+}
 
 /** The metrics of one edge, in their own registry (so tests and several edges per process do not collide). */
 export class BraidMetrics {
   readonly registry = new Registry();
   private current: EdgeSnapshot | undefined;
-  private readonly rttHistogram: Histogram<'link'>;
+  private readonly rttHistogram: Histogram<'link' | 'peer'>;
   private lastSampledMs: number | undefined;
+  private readonly pathSeries: boolean;
 
-  constructor(private readonly getSnapshot: () => EdgeSnapshot) {
+  constructor(
+    private readonly getSnapshot: () => EdgeSnapshot,
+    opts: BraidMetricsOptions = {},
+  ) {
     const first = getSnapshot();
+    const pathSeries = opts.pathSeries !== false;
+    this.pathSeries = pathSeries;
+    /** The paths whose series are exported: every path of every peer, or none (per-peer series only). */
+    const paths = (s: EdgeSnapshot): readonly LinkStatus[] => (pathSeries ? s.links : []);
     this.registry.setDefaultLabels({ site: first.site });
     collectDefaultMetrics({ register: this.registry });
     const snap = (): EdgeSnapshot => this.current ?? getSnapshot();
@@ -92,87 +131,86 @@ export class BraidMetrics {
     gauge('braid_info', 'Braid edge build; always 1.', ['version'], (_s, set) => set({ version: VERSION }, 1));
 
     // ---- paths ------------------------------------------------------------------------------
-    gauge('braid_path_state', 'Path state (state-set): 1 for the current state.', ['link', 'state'], (s, set) => {
-      for (const l of s.links) for (const st of LINK_STATES) set({ link: l.name, state: st }, l.state === st ? 1 : 0);
+    gauge('braid_path_state', 'Path state (state-set): 1 for the current state.', ['link', 'peer', 'state'], (s, set) => {
+      for (const l of paths(s)) for (const st of LINK_STATES) set({ ...pathLabels(s, l), state: st }, l.state === st ? 1 : 0);
     });
-    gauge('braid_path_srtt_seconds', 'Smoothed probe round-trip time, excluding the peer hold time.', ['link'], (s, set) => {
-      for (const l of s.links) maybe(set, { link: l.name }, seconds(l.rttMs));
+    gauge('braid_path_srtt_seconds', 'Smoothed probe round-trip time, excluding the peer hold time.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) maybe(set, pathLabels(s, l), seconds(l.rttMs));
     });
     // Not `quantile`: Prometheus reserves that label for summaries (promtool check metrics).
-    gauge('braid_path_rtt_percentile_seconds', 'Round-trip time percentiles (50, 99) over the recent probe window.', ['link', 'percentile'], (s, set) => {
-      for (const l of s.links) {
-        maybe(set, { link: l.name, percentile: '50' }, seconds(l.rttP50Ms));
-        maybe(set, { link: l.name, percentile: '99' }, seconds(l.rttP99Ms));
+    gauge('braid_path_rtt_percentile_seconds', 'Round-trip time percentiles (50, 99) over the recent probe window.', ['link', 'peer', 'percentile'], (s, set) => {
+      for (const l of paths(s)) {
+        maybe(set, { ...pathLabels(s, l), percentile: '50' }, seconds(l.rttP50Ms));
+        maybe(set, { ...pathLabels(s, l), percentile: '99' }, seconds(l.rttP99Ms));
       }
     });
-    gauge('braid_path_jitter_seconds', 'RFC 3550 interarrival jitter of the peer probes.', ['link'], (s, set) => {
-      for (const l of s.links) maybe(set, { link: l.name }, seconds(l.jitterMs));
+    gauge('braid_path_jitter_seconds', 'RFC 3550 interarrival jitter of the peer probes.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) maybe(set, pathLabels(s, l), seconds(l.jitterMs));
     });
-    gauge('braid_path_loss_ratio', 'Packet loss per direction (tx: what we send, reported by the peer; rx: what we receive) over 1 s, 30 s and the session.', ['link', 'direction', 'window'], (s, set) => {
-      for (const l of s.links) {
-        maybe(set, { link: l.name, direction: 'tx', window: '1s' }, l.txLossRatio);
-        maybe(set, { link: l.name, direction: 'rx', window: '1s' }, l.rxLossRatio);
-        maybe(set, { link: l.name, direction: 'tx', window: '30s' }, l.txLossLongRatio);
-        maybe(set, { link: l.name, direction: 'rx', window: '30s' }, l.rxLossLongRatio);
-        maybe(set, { link: l.name, direction: 'tx', window: 'total' }, l.txLossTotalRatio);
-        maybe(set, { link: l.name, direction: 'rx', window: 'total' }, l.rxLossTotalRatio);
+    gauge('braid_path_loss_ratio', 'Packet loss per direction (tx: what we send, reported by the peer; rx: what we receive) over 1 s, 30 s and the session.', ['link', 'peer', 'direction', 'window'], (s, set) => {
+      for (const l of paths(s)) {
+        maybe(set, { ...pathLabels(s, l), direction: 'tx', window: '1s' }, l.txLossRatio);
+        maybe(set, { ...pathLabels(s, l), direction: 'rx', window: '1s' }, l.rxLossRatio);
+        maybe(set, { ...pathLabels(s, l), direction: 'tx', window: '30s' }, l.txLossLongRatio);
+        maybe(set, { ...pathLabels(s, l), direction: 'rx', window: '30s' }, l.rxLossLongRatio);
+        maybe(set, { ...pathLabels(s, l), direction: 'tx', window: 'total' }, l.txLossTotalRatio);
+        maybe(set, { ...pathLabels(s, l), direction: 'rx', window: 'total' }, l.rxLossTotalRatio);
       }
     });
-    gauge('braid_path_last_heard_seconds', 'Time since anything was heard on the path.', ['link'], (s, set) => {
-      for (const l of s.links) maybe(set, { link: l.name }, seconds(l.lastHeardAgoMs));
+    gauge('braid_path_last_heard_seconds', 'Time since anything was heard on the path.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) maybe(set, pathLabels(s, l), seconds(l.lastHeardAgoMs));
     });
-    counter('braid_path_flaps_total', 'Times the path fell DOWN.', ['link'], (s, set) => {
-      for (const l of s.links) set({ link: l.name }, l.flaps);
+    counter('braid_path_flaps_total', 'Times the path fell DOWN.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) set(pathLabels(s, l), l.flaps);
     });
-    gauge('braid_path_suppressed', '1 while flap damping keeps the path out of service.', ['link'], (s, set) => {
-      for (const l of s.links) set({ link: l.name }, l.suppressed ? 1 : 0);
+    gauge('braid_path_suppressed', '1 while flap damping keeps the path out of service.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) set(pathLabels(s, l), l.suppressed ? 1 : 0);
     });
-    this.rttHistogram = new Histogram<'link'>({
+    this.rttHistogram = new Histogram<'link' | 'peer'>({
       name: 'braid_path_rtt_seconds',
       help: `Path smoothed RTT, sampled every ${RTT_SAMPLE_INTERVAL_MS / 1000} s while the path is not down.`,
-      labelNames: ['link'],
+      labelNames: ['link', 'peer'],
       buckets: RTT_BUCKETS_SECONDS,
       registers,
     });
 
     // ---- links ------------------------------------------------------------------------------
-    counter('braid_link_bytes_total', 'Bytes sent (tx) and received (rx) on the link, overlay headers included.', ['link', 'direction'], (s, set) => {
-      for (const l of s.links) {
-        set({ link: l.name, direction: 'tx' }, l.txBytes);
-        set({ link: l.name, direction: 'rx' }, l.rxBytes);
+    counter('braid_link_bytes_total', 'Bytes sent (tx) and received (rx) on the link, overlay headers included.', ['link', 'peer', 'direction'], (s, set) => {
+      for (const l of paths(s)) {
+        set({ ...pathLabels(s, l), direction: 'tx' }, l.txBytes);
+        set({ ...pathLabels(s, l), direction: 'rx' }, l.rxBytes);
       }
     });
-    counter('braid_link_packets_total', 'Datagrams sent and received on the link (data, probes, control).', ['link', 'direction'], (s, set) => {
-      for (const l of s.links) {
-        set({ link: l.name, direction: 'tx' }, l.txPackets);
-        set({ link: l.name, direction: 'rx' }, l.rxPackets);
+    counter('braid_link_packets_total', 'Datagrams sent and received on the link (data, probes, control).', ['link', 'peer', 'direction'], (s, set) => {
+      for (const l of paths(s)) {
+        set({ ...pathLabels(s, l), direction: 'tx' }, l.txPackets);
+        set({ ...pathLabels(s, l), direction: 'rx' }, l.rxPackets);
       }
     });
-    counter('braid_link_data_packets_total', 'Inner (data) packets sent and received on the link.', ['link', 'direction'], (s, set) => {
-      for (const l of s.links) {
-        set({ link: l.name, direction: 'tx' }, l.txDataPackets);
-        set({ link: l.name, direction: 'rx' }, l.rxDataPackets);
+    counter('braid_link_data_packets_total', 'Inner (data) packets sent and received on the link.', ['link', 'peer', 'direction'], (s, set) => {
+      for (const l of paths(s)) {
+        set({ ...pathLabels(s, l), direction: 'tx' }, l.txDataPackets);
+        set({ ...pathLabels(s, l), direction: 'rx' }, l.rxDataPackets);
       }
     });
     // Prometheus' base unit is bytes (promtool check metrics): the snapshot's bit/s over 8.
-    gauge('braid_link_transmit_rate_bytes_per_second', 'Smoothed send rate of the link.', ['link'], (s, set) => {
-      for (const l of s.links) set({ link: l.name }, l.txRateBps / 8);
+    gauge('braid_link_transmit_rate_bytes_per_second', 'Smoothed send rate of the link.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) set(pathLabels(s, l), l.txRateBps / 8);
     });
-    gauge('braid_link_flows', 'Flows whose primary path is this link.', ['link'], (s, set) => {
-      for (const l of s.links) set({ link: l.name }, l.flows);
+    gauge('braid_link_flows', 'Flows whose primary path is this link.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) set(pathLabels(s, l), l.flows);
     });
-    const links = (s: EdgeSnapshot): readonly LinkStatus[] => s.links;
-    gauge('braid_link_shaper_rate_bytes_per_second', 'Token-bucket rate of a shaped link.', ['link'], (s, set) => {
-      for (const l of links(s)) maybe(set, { link: l.name }, l.shaperRateBps === undefined ? undefined : l.shaperRateBps / 8);
+    gauge('braid_link_shaper_rate_bytes_per_second', 'Token-bucket rate of a shaped link.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) maybe(set, pathLabels(s, l), l.shaperRateBps === undefined ? undefined : l.shaperRateBps / 8);
     });
-    gauge('braid_link_queued_packets', 'Datagrams waiting in a shaped link\'s queues.', ['link'], (s, set) => {
-      for (const l of links(s)) maybe(set, { link: l.name }, l.queuedPackets);
+    gauge('braid_link_queued_packets', 'Datagrams waiting in a shaped link\'s queues.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) maybe(set, pathLabels(s, l), l.queuedPackets);
     });
-    counter('braid_link_queue_drops_total', 'Tail drops in a shaped link\'s queues.', ['link'], (s, set) => {
-      for (const l of links(s)) if (l.queueDrops !== undefined) set({ link: l.name }, l.queueDrops);
+    counter('braid_link_queue_drops_total', 'Tail drops in a shaped link\'s queues.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) if (l.queueDrops !== undefined) set(pathLabels(s, l), l.queueDrops);
     });
-    counter('braid_link_fec_parity_packets_total', 'FEC parity datagrams sent on the link.', ['link'], (s, set) => {
-      for (const l of links(s)) if (l.fecParitySent !== undefined) set({ link: l.name }, l.fecParitySent);
+    counter('braid_link_fec_parity_packets_total', 'FEC parity datagrams sent on the link.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) if (l.fecParitySent !== undefined) set(pathLabels(s, l), l.fecParitySent);
     });
 
     // ---- classes ----------------------------------------------------------------------------
@@ -245,14 +283,51 @@ export class BraidMetrics {
       for (const [r, n] of Object.entries(s.session.handshakeDrops)) set({ reason: r }, n);
     });
     gauge('braid_session_under_load', '1 while under a handshake flood (cookies required).', [], (s, set) => set({}, s.session.underLoad ? 1 : 0));
+
+    // ---- peers (13 series per peer; see PEER_SERIES) ----------------------------------------
+    const peers = (s: EdgeSnapshot): readonly PeerSnapshot[] => s.peers ?? [];
+    gauge('braid_peer_state', 'Peer state (state-set): up (some path usable), down (paths, none usable), idle (no endpoint known yet).', ['peer', 'state'], (s, set) => {
+      for (const p of peers(s)) for (const st of PEER_STATES) set({ peer: p.name, state: st }, p.state === st ? 1 : 0);
+    });
+    gauge('braid_peer_paths_up', 'Usable paths to the peer.', ['peer'], (s, set) => {
+      for (const p of peers(s)) set({ peer: p.name }, p.pathsUp);
+    });
+    counter('braid_peer_bytes_total', 'Inner bytes sent to (tx) and received from (rx) the peer.', ['peer', 'direction'], (s, set) => {
+      for (const p of peers(s)) {
+        set({ peer: p.name, direction: 'tx' }, p.txBytes);
+        set({ peer: p.name, direction: 'rx' }, p.rxBytes);
+      }
+    });
+    counter('braid_peer_packets_total', 'Inner packets sent to (tx) and received from (rx) the peer.', ['peer', 'direction'], (s, set) => {
+      for (const p of peers(s)) {
+        set({ peer: p.name, direction: 'tx' }, p.txPackets);
+        set({ peer: p.name, direction: 'rx' }, p.rxPackets);
+      }
+    });
+    counter('braid_peer_forwarded_packets_total', 'Packets from the peer forwarded to another peer (a hub between spokes).', ['peer'], (s, set) => {
+      for (const p of peers(s)) set({ peer: p.name }, p.forwardedPackets);
+    });
+    counter('braid_peer_source_not_allowed_total', "Packets from the peer dropped: inner source outside the peer's prefixes.", ['peer'], (s, set) => {
+      for (const p of peers(s)) set({ peer: p.name }, p.sourceNotAllowed);
+    });
+    gauge('braid_peer_session_established', '1 while a session with the peer is up.', ['peer'], (s, set) => {
+      for (const p of peers(s)) set({ peer: p.name }, p.session.established ? 1 : 0);
+    });
+    gauge('braid_peer_session_age_seconds', "Age of the peer's current session (the latest handshake).", ['peer'], (s, set) => {
+      for (const p of peers(s)) maybe(set, { peer: p.name }, seconds(p.session.ageMs));
+    });
+    gauge('braid_peer_flows', 'Flows to the peer.', ['peer'], (s, set) => {
+      for (const p of peers(s)) set({ peer: p.name }, p.flows);
+    });
   }
 
   /** Observes each path's RTT into the histogram; once per distinct snapshot time. */
   sample(snapshot: EdgeSnapshot = this.getSnapshot()): void {
     if (snapshot.nowMs === this.lastSampledMs) return;
     this.lastSampledMs = snapshot.nowMs;
+    if (!this.pathSeries) return;
     for (const l of snapshot.links) {
-      if (l.state !== 'down' && l.rttMs !== undefined && Number.isFinite(l.rttMs)) this.rttHistogram.observe({ link: l.name }, l.rttMs / 1000);
+      if (l.state !== 'down' && l.rttMs !== undefined && Number.isFinite(l.rttMs)) this.rttHistogram.observe(pathLabels(snapshot, l), l.rttMs / 1000);
     }
   }
 
@@ -288,9 +363,9 @@ export function parseListen(listen: string): { host: string; port: number } {
  * Serves GET /metrics on `listen` until close(). Resolves once listening; rejects with a
  * BraidError (address in use, not local) so `braid up` can log one line and carry on without it.
  */
-export async function startMetricsServer(listen: string, getSnapshot: () => EdgeSnapshot, opts: { sampleIntervalMs?: number } = {}): Promise<MetricsServer> {
+export async function startMetricsServer(listen: string, getSnapshot: () => EdgeSnapshot, opts: { sampleIntervalMs?: number } & BraidMetricsOptions = {}): Promise<MetricsServer> {
   const { host, port } = parseListen(listen);
-  const metrics = new BraidMetrics(getSnapshot);
+  const metrics = new BraidMetrics(getSnapshot, opts.pathSeries === undefined ? {} : { pathSeries: opts.pathSeries });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
