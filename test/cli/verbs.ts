@@ -14,6 +14,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 /** Output that means a verb crashed rather than failed cleanly. */
 const CRASH = /internal error|ReferenceError|SyntaxError|ERR_MODULE_NOT_FOUND|ERR_UNKNOWN_FILE_EXTENSION|Cannot find module|is not defined/;
 
+/** Per test: several node starts each, some seconds apiece on a loaded 2-core box. */
+const SLOW_MS = 240_000;
+
 export const VERBS = ['up', 'check', 'keygen', 'pubkey', 'demo', 'sim', 'status', 'dash', 'install-service'] as const;
 
 /** A config that passes `braid check` on any box: every link on `lo`. */
@@ -84,7 +87,7 @@ export function verbTests(cmd: () => string[], ready: () => boolean, reason: () 
       expect(vh.status, `${verb} --help: ${vh.stderr}`).toBe(0);
       expect(vh.stdout).toMatch(new RegExp(`^braid ${verb}`));
     }
-  });
+  }, SLOW_MS);
 
   it('keygen, pubkey (file and stdin), check, install-service', (ctx) => {
     if (skip(ctx)) return;
@@ -110,7 +113,7 @@ export function verbTests(cmd: () => string[], ready: () => boolean, reason: () 
     clean(inst);
     expect(inst.status, inst.stderr).toBe(0);
     expect(readFileSync(unit, 'utf8')).toMatch(/^ExecStart=\S+ \S+braid\.js up -c \S+site\.yaml$/m);
-  });
+  }, SLOW_MS);
 
   it('up and status load their code and fail cleanly without an interface or an edge', (ctx) => {
     if (skip(ctx)) return;
@@ -125,7 +128,7 @@ export function verbTests(cmd: () => string[], ready: () => boolean, reason: () 
     clean(status);
     expect(status.status).toBe(1);
     expect(status.stderr).toContain('not found (is braid up running?)');
-  });
+  }, SLOW_MS);
 
   it('sim list, sim run (virtual time) and sim vopr', (ctx) => {
     if (skip(ctx)) return;
@@ -140,7 +143,7 @@ export function verbTests(cmd: () => string[], ready: () => boolean, reason: () 
     clean(vopr);
     expect(vopr.status, vopr.stderr).toBe(0);
     expect(vopr.stdout).toMatch(/1\/1 seeds passed/);
-  });
+  }, SLOW_MS);
 
   it('demo and dash in a pseudo-terminal', (ctx) => {
     if (skip(ctx)) return;
@@ -156,5 +159,5 @@ export function verbTests(cmd: () => string[], ready: () => boolean, reason: () 
     const dash = inPty(['dash', '--socket', join(cwd, 'none.sock')], 3);
     expect(dash.out).not.toMatch(CRASH);
     expect(dash.out).toMatch(/not found \(is braid up running\?\)|connecting|waiting/i);
-  });
+  }, SLOW_MS);
 }
