@@ -29,10 +29,7 @@ import { readPacketTag } from './packets.ts';
 import { PacketFactory } from './scenario/fast-packet.ts';
 import { CLASS_DSCP } from './scenario/schema.ts';
 import { World } from './world.ts';
-import { nativeAeadFactory } from '../src/io/native-aead.ts';
-
-/** The data AEAD `braid up` uses (the addon's when it loads), for every world of a run. */
-const NATIVE_AEAD = nativeAeadFactory();
+import type { AeadFactory } from '../src/core/crypto/transport.ts';
 
 export interface VoprConfig {
   /** Length of the faults phase. */
@@ -46,6 +43,11 @@ export interface VoprConfig {
    * hub): a hub knows no spoke address, so the spokes must notice and handshake again.
    */
   restartRecoveryBoundMs: number;
+  /**
+   * The data AEAD (sim/ imports nothing from src/io: `braid sim vopr` and the tests inject the
+   * addon's, as `braid up` uses); default the core's node:crypto one.
+   */
+  aead?: AeadFactory;
   /** Which sites may restart in the faults phase. Default 'any' (the hub too). */
   restarts?: 'any' | 'spokes' | 'none';
   /**
@@ -194,7 +196,7 @@ export function voprRun(seed: number, config: VoprConfig = DEFAULT_VOPR_CONFIG, 
       seed,
       recordDeliveries: false,
       ...(config.insecurePlaintext ? { insecurePlaintext: true } : {}),
-      ...(NATIVE_AEAD ? { aead: NATIVE_AEAD.factory } : {}),
+      ...(config.aead ? { aead: config.aead } : {}),
       endpoint: { policies },
       sites: [
         { name: 'a', role: 'hub', links: [...LINKS], prefixes: [`10.1.0.0/16`] },

@@ -21,12 +21,7 @@ import { buildReport, edgeClassNumbers, type ClassReport, type PairReport, type 
 import type { ExpectScope } from './expect.ts';
 import type { Scenario } from './schema.ts';
 import { classActivity, classesOf, packetSpecOf, planFlows, siteHosts } from './traffic.ts';
-import { nativeAeadFactory } from '../../src/io/native-aead.ts';
-
-// The simulator is shell-side: it gives its Edges the addon's AEAD (OpenSSL contexts kept per
-// key, the same bytes as node:crypto), ~3x faster in virtual time (flapping-link: 29x -> 93x
-// real time before the slab buffers; node:crypto when the addon is not built).
-const nativeAead = nativeAeadFactory();
+import type { AeadFactory } from '../../src/core/crypto/transport.ts';
 
 export interface VirtualRunOptions {
   seed?: number;
@@ -38,6 +33,13 @@ export interface VirtualRunOptions {
    * from the Edge's per-packet AEAD). Scenario reports are made with encryption on.
    */
   insecurePlaintext?: boolean;
+  /**
+   * The data AEAD the engines seal and open with (sim/ imports nothing from src/io: the shell
+   * injects it). `braid sim run` and the tests pass the addon's (src/io/native-aead.ts: OpenSSL
+   * contexts kept per key, the same bytes as node:crypto, ~3x faster in virtual time); default
+   * the core's node:crypto one.
+   */
+  aead?: AeadFactory;
 }
 
 /** Virtual runs so far in this process (the first one pays for the JIT's warm-up). */
@@ -59,7 +61,7 @@ export function runVirtual(scenario: Scenario, options: VirtualRunOptions = {}):
     seed,
     recordDeliveries: false,
     ...(options.insecurePlaintext ? { insecurePlaintext: true } : {}),
-    ...(nativeAead ? { aead: nativeAead.factory } : {}),
+    ...(options.aead ? { aead: options.aead } : {}),
     edge: { policies: scenario.policies },
     links: scenario.links.map((l) => ({
       name: l.name,
@@ -173,7 +175,7 @@ function runVirtualSites(scenario: Scenario, options: VirtualRunOptions): Virtua
     seed,
     recordDeliveries: false,
     ...(options.insecurePlaintext ? { insecurePlaintext: true } : {}),
-    ...(nativeAead ? { aead: nativeAead.factory } : {}),
+    ...(options.aead ? { aead: options.aead } : {}),
     endpoint: { policies: scenario.policies },
     sites: sites.map((site) => ({
       name: site.name,

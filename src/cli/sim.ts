@@ -95,9 +95,12 @@ async function simRun(opts: SimOptions, rest: string[]): Promise<number> {
     }
   } else {
     const { runVirtual } = await import('../../sim/scenario/run-virtual.ts');
+    const { nativeAeadFactory } = await import('../io/native-aead.ts');
+    const aead = nativeAeadFactory()?.factory;
     const started = Date.now();
     report = runVirtual(scenario, {
       ...(seed === undefined ? {} : { seed }),
+      ...(aead ? { aead } : {}),
       onProgress: (doneMs, totalMs) => {
         if (Date.now() - started > 2000 && doneMs < totalMs) err(`braid sim: ${scenario.name}: ${(doneMs / 1000).toFixed(0)} of ${(totalMs / 1000).toFixed(0)} s simulated`);
       },
@@ -113,12 +116,15 @@ async function simVopr(opts: SimOptions, rest: string[]): Promise<number> {
   const seedGiven = intOption(opts.seed, 'seed', 0, 2 ** 32 - 1);
   const runs = intOption(opts.runs, 'runs', 1, 1_000_000) ?? (seedGiven === undefined ? 100 : 1);
   const seed = seedGiven ?? randomInt(0, 2 ** 31);
-  const { formatFailure, vopr } = await import('../../sim/vopr.ts');
+  const { DEFAULT_VOPR_CONFIG, formatFailure, vopr } = await import('../../sim/vopr.ts');
+  const { nativeAeadFactory } = await import('../io/native-aead.ts');
+  const aead = nativeAeadFactory()?.factory;
   err(`braid sim vopr: seeds ${seed}..${seed + runs - 1}`);
   let lastProgress = Date.now();
   const summary = vopr({
     seed,
     runs,
+    config: { ...DEFAULT_VOPR_CONFIG, ...(aead ? { aead } : {}) },
     onRun: (r, i) => {
       if (!r.ok) err(formatFailure(r));
       if (Date.now() - lastProgress > 2000) {

@@ -9,7 +9,12 @@
  * `braid sim vopr --seed <printed seed>`).
  */
 import { describe, expect, it } from 'vitest';
-import { formatFailure, vopr, voprRun, DEFAULT_VOPR_CONFIG, type VoprRunResult } from '../../sim/vopr.ts';
+import { formatFailure, vopr, voprRun, DEFAULT_VOPR_CONFIG as BASE_CONFIG, type VoprRunResult } from '../../sim/vopr.ts';
+import { nativeAeadFactory } from '../../src/io/native-aead.ts';
+
+// What `braid sim vopr` injects: the addon's AEAD when it is built.
+const AEAD = nativeAeadFactory()?.factory;
+const DEFAULT_VOPR_CONFIG = { ...BASE_CONFIG, ...(AEAD ? { aead: AEAD } : {}) };
 
 const FIRST_SEED = Number(process.env.BRAID_VOPR_SEED ?? 1);
 const STRICT = process.env.BRAID_STRICT_VOPR === '1';
@@ -53,6 +58,7 @@ describe('VOPR', () => {
     const summary = vopr({
       seed: FIRST_SEED,
       runs: RUNS,
+      config: DEFAULT_VOPR_CONFIG,
       onRun: (r) => {
         if (r.ok) return;
         const bug = knownBug(r);
@@ -73,8 +79,8 @@ describe('VOPR', () => {
   }, 400_000);
 
   it('is deterministic: one seed, one world, one outcome', () => {
-    const a = voprRun(4242);
-    const b = voprRun(4242);
+    const a = voprRun(4242, DEFAULT_VOPR_CONFIG);
+    const b = voprRun(4242, DEFAULT_VOPR_CONFIG);
     expect(b.description).toBe(a.description);
     expect([b.sent, b.delivered, b.ok]).toEqual([a.sent, a.delivered, a.ok]);
   });
@@ -82,7 +88,7 @@ describe('VOPR', () => {
   for (const kind of ['flipByte', 'duplicate'] as const) {
     it(`catches a planted bug (${kind} in one decoded packet) and prints the seed that reproduces it`, () => {
       const buggy = FIRST_SEED + 2;
-      const summary = vopr({ seed: FIRST_SEED, runs: 4, bug: { seed: buggy, kind } });
+      const summary = vopr({ seed: FIRST_SEED, runs: 4, config: DEFAULT_VOPR_CONFIG, bug: { seed: buggy, kind } });
       const report = summary.failures.map(formatFailure).join('\n');
       console.log(report);
       expect(summary.failures.map((f) => f.seed)).toEqual([buggy]);

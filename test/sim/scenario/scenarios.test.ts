@@ -11,6 +11,11 @@ import { describe, expect, it } from 'vitest';
 import { reportJson, reportText } from '../../../sim/scenario/report.ts';
 import { runVirtual } from '../../../sim/scenario/run-virtual.ts';
 import { listScenarios, loadScenario } from '../../../sim/scenario/schema.ts';
+import { nativeAeadFactory } from '../../../src/io/native-aead.ts';
+
+// The AEAD `braid sim run` injects (the addon's when built), so reports match the CLI's.
+const AEAD = nativeAeadFactory()?.factory;
+const WITH_AEAD = AEAD ? { aead: AEAD } : {};
 
 const SEED = process.env.BRAID_SEED === undefined ? undefined : Number(process.env.BRAID_SEED);
 const STRICT = process.env.BRAID_STRICT_SCENARIOS === '1';
@@ -24,7 +29,7 @@ describe(`shipped scenarios in virtual time${SEED === undefined ? '' : ` (seed $
   for (const name of listScenarios()) {
     it(`${name} passes its expectations`, () => {
       const scenario = loadScenario(name);
-      const { report } = runVirtual(scenario, SEED === undefined ? {} : { seed: SEED });
+      const { report } = runVirtual(scenario, SEED === undefined ? WITH_AEAD : { ...WITH_AEAD, seed: SEED });
       console.log(reportText(report));
       const known = STRICT ? undefined : KNOWN_EDGE_WEAKNESSES[name];
       const failing = report.expectations.filter((e) => !e.pass).map((e) => e.text);
@@ -47,7 +52,7 @@ describe(`shipped scenarios in virtual time${SEED === undefined ? '' : ` (seed $
       const failing: string[] = [];
       for (const name of listScenarios()) {
         for (const seed of [2, 3, 4]) {
-          const { report } = runVirtual(loadScenario(name), { seed });
+          const { report } = runVirtual(loadScenario(name), { ...WITH_AEAD, seed });
           for (const e of report.expectations) if (!e.pass) failing.push(`${name} seed ${seed}: ${e.text} (actual ${e.actual})`);
         }
       }
@@ -64,8 +69,8 @@ describe(`shipped scenarios in virtual time${SEED === undefined ? '' : ` (seed $
       speedup: 0,
       notes: (j['notes'] as string[] | undefined)?.filter((n) => !n.startsWith('speed:')),
     });
-    const one = strip(reportJson(runVirtual(scenario, { seed: 7 }).report));
-    const two = strip(reportJson(runVirtual(scenario, { seed: 7 }).report));
+    const one = strip(reportJson(runVirtual(scenario, { ...WITH_AEAD, seed: 7 }).report));
+    const two = strip(reportJson(runVirtual(scenario, { ...WITH_AEAD, seed: 7 }).report));
     expect(two).toEqual(one);
   }, 120_000);
 });

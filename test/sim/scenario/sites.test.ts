@@ -14,6 +14,10 @@ import { reportJson, reportText } from '../../../sim/scenario/report.ts';
 import { runVirtual } from '../../../sim/scenario/run-virtual.ts';
 import { loadScenario, parseScenario, ScenarioError } from '../../../sim/scenario/schema.ts';
 import { planFlows } from '../../../sim/scenario/traffic.ts';
+import { nativeAeadFactory } from '../../../src/io/native-aead.ts';
+
+const AEAD = nativeAeadFactory()?.factory;
+const WITH_AEAD = AEAD ? { aead: AEAD } : {};
 
 const SITES = `
 name: t
@@ -155,7 +159,7 @@ describe('scenario files with sites', () => {
 
 describe('shipped scenarios with sites, in virtual time', () => {
   it('hub-and-branches: branch 1 moves off MPLS within 400 ms; branches 2 and 3 see no gap and no move', () => {
-    const { report, world } = runVirtual(loadScenario('hub-and-branches'));
+    const { report, world } = runVirtual(loadScenario('hub-and-branches'), WITH_AEAD);
     console.log(reportText(report));
     expect(report.expectations.filter((e) => !e.pass).map((e) => `${e.text} (actual ${e.actual})`)).toEqual([]);
     const pairs = reportJson(report)['pairs'] as { from: string; to: string; class: string; maxGapMs: number; faultMoves: number; rerouteMs: number | null }[];
@@ -173,7 +177,7 @@ describe('shipped scenarios with sites, in virtual time', () => {
   }, 120_000);
 
   it('branch-to-branch: voice between two branches through the hub keeps its gap under 400 ms when the hub MPLS port goes dark', () => {
-    const { report } = runVirtual(loadScenario('branch-to-branch'));
+    const { report } = runVirtual(loadScenario('branch-to-branch'), WITH_AEAD);
     console.log(reportText(report));
     expect(report.expectations.filter((e) => !e.pass).map((e) => `${e.text} (actual ${e.actual})`)).toEqual([]);
     const voice = report.pairs!.filter((p) => p.className === 'voice');
