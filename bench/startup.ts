@@ -36,7 +36,7 @@ function packagedBraid(): { cmd: string[]; from: string } {
   }
   const root = join(scratch, 'root');
   execFileSync('dpkg-deb', ['-x', deb, root]);
-  return { cmd: [join(root, 'usr', 'lib', 'braid', 'bin', 'braid.js')], from: `${deb.split('/').pop()} unpacked` };
+  return { cmd: [join(root, 'usr', 'lib', 'braid', 'bin', 'braid.js')], from: `${deb.split('/').pop()} unpacked with dpkg-deb -x` };
 }
 
 function once(cmd: string[]): number {
@@ -82,7 +82,7 @@ try {
         '',
         '| route | median ms | min-max ms |',
         '| --- | --- | --- |',
-        `| package (\`/usr/bin/braid --help\`) | ${med['package']} | ${range('package')} |`,
+        `| package (\`${pkg.cmd[0]} --help\`) | ${med['package']} | ${range('package')} |`,
         `| clone (\`node bin/braid.js --help\`) | ${med['clone']} | ${range('clone')} |`,
         `| \`node -e 0\` (the floor) | ${med['node-e0']} | ${range('node-e0')} |`,
         '',
