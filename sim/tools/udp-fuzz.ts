@@ -1,12 +1,15 @@
 // Fires random and mutated datagrams at HOST:PORT[,HOST:PORT...] from many source ports, bounded
 // in count and time. The mutated ones start from valid Braid envelopes, so they get past the
 // first bytes and exercise the deeper decoder.
-// usage: udp-fuzz.ts TARGETS COUNT MAX_DURATION_MS SEED
+// usage: udp-fuzz.ts TARGETS COUNT MAX_DURATION_MS SEED [MAX_PER_SECOND]
+// (MAX_PER_SECOND paces the flood so a slow receiver, e.g. an edge on the sanitized addon, reads
+// every datagram instead of the kernel dropping most of them; default: as fast as it goes.)
 import dgram from 'node:dgram';
 import { SeededRng } from '../../src/core/rng.ts';
 import { encodeDataDatagram, encodeEnvelope, encodeFrame } from '../../src/core/wire/codec.ts';
 
-const [targetsS, countS, durS, seedS] = process.argv.slice(2);
+const [targetsS, countS, durS, seedS, rateS] = process.argv.slice(2);
+const maxPerSecond = rateS === undefined ? Infinity : Math.max(1, Number(rateS));
 const targets = targetsS!.split(',').map((t) => ({ host: t.split(':')[0]!, port: Number(t.split(':')[1]) }));
 const count = Math.min(Number(countS), 1_000_000);
 const maxMs = Math.min(Number(durS), 120_000);
@@ -34,7 +37,8 @@ function make(): Uint8Array {
 }
 await new Promise<void>((resolve) => {
   const tick = (): void => {
-    for (let i = 0; i < 500 && sent < count; i++, sent++) {
+    const allowed = Math.min(500, Math.floor(((Date.now() - start + 2) * maxPerSecond) / 1000) - sent);
+    for (let i = 0; i < allowed && sent < count; i++, sent++) {
       const t = targets[sent % targets.length]!;
       socks[sent % socks.length]!.send(make(), t.port, t.host);
     }
