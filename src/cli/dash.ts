@@ -80,10 +80,13 @@ export class ControlSocketFeed implements SnapshotFeed {
   }
 }
 
-/** `d` in the dashboard: drain/undrain over its own short connection, so replies never mix with the stream. */
+/**
+ * `d` in the dashboard: drain/undrain over its own short connection, so replies never mix with the
+ * stream; a path of a hub's peer is drained for that peer only.
+ */
 export function socketDrainHandler(socketPath: string): DrainHandler {
-  return async (link, drained) => {
-    const reply = await controlRequest(socketPath, { cmd: drained ? 'drain' : 'undrain', link });
+  return async (link, drained, peer) => {
+    const reply = await controlRequest(socketPath, { cmd: drained ? 'drain' : 'undrain', link, ...(peer === undefined ? {} : { peer }) });
     return reply.ok === true ? undefined : (reply.error ?? 'refused');
   };
 }

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { socketDrainHandler } from '../../src/cli/dash.ts';
 import { ControlServer, controlRequest } from '../../src/control/control-socket.ts';
 import { drainHandler } from '../../src/control/drain.ts';
 import { createLogger, eventLogFields } from '../../src/control/logger.ts';
@@ -42,11 +43,12 @@ describe('drain over the control socket on a hub', () => {
     dir = mkdtempSync(join(tmpdir(), 'braid-drain-'));
     sock = join(dir, 'braid.sock');
     const hub = world.site('hub');
+    const peerNames = (): string[] => (hub.edge.snapshot(world.nowMs).peers ?? []).map((p) => p.name);
     server = await ControlServer.listen(sock, {
       status: () => hub.edge.snapshot(world.nowMs),
       drain: drainHandler(
         hub.linkNames,
-        { has: (n) => hub.edge.peersByName.has(n), names: () => [...hub.edge.peersByName.keys()] },
+        { has: (n) => peerNames().includes(n), names: peerNames },
         (id, drained, peer) => {
           hub.edge.setLinkAdmin(world.nowMs, id, drained, peer);
           world.drain(hub);
@@ -81,6 +83,13 @@ describe('drain over the control socket on a hub', () => {
     expect(await controlRequest(sock, { cmd: 'drain', link: 'dsl', peer: 's1' })).toEqual({ ok: false, error: 'no link named "dsl" (have: mpls, inet)' });
     expect((await controlRequest(sock, { cmd: 'drain', link: 'inet', peer: 7 })).error).toMatch(/^peer: expected a peer name/);
     expect(Object.values(states()).every((s) => s === 'up')).toBe(true);
+  });
+
+  it("braid dash's drain handler sends the selected path's peer", async () => {
+    expect(await socketDrainHandler(sock)('mpls', true, 's1')).toBeUndefined();
+    expect(states()).toEqual({ 's1/mpls': 'drained', 's1/inet': 'up', 's2/mpls': 'up', 's2/inet': 'up' });
+    expect(await socketDrainHandler(sock)('mpls', false, 's1')).toBeUndefined();
+    expect(await socketDrainHandler(sock)('mpls', true, 'nobody')).toBe('no peer named "nobody" (have: s1, s2)');
   });
 });
 

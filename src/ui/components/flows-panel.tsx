@@ -7,19 +7,20 @@ import { Box, Text } from 'ink';
 import { DROP_REASONS, type EdgeSnapshot } from '../../core/types.ts';
 import { cell, fmtBpsShort, fmtBytes, fmtCount, sessionText } from '../format.ts';
 import { stateColor, tint, type Theme } from '../theme.ts';
+import { pathKey, pathLabel } from '../peers.ts';
 
 export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; theme: Theme; topRows?: number }): ReactElement {
   const { snapshot: s, columns, theme } = props;
   const top = (s.topFlows ?? []).slice(0, Math.max(0, props.topRows ?? 0));
-  const nameWidth = Math.max(6, ...s.links.map((l) => l.name.length + 2));
+  const nameWidth = Math.min(24, Math.max(6, ...s.links.map((l) => pathLabel(l).length + 2)));
   const barWidth = Math.max(4, Math.min(50, columns - nameWidth - 16));
   const maxFlows = Math.max(1, ...s.links.map((l) => l.flows));
   const drops = DROP_REASONS.filter((r) => (s.drops[r] ?? 0) > 0).map((r) => `${r} ${fmtCount(s.drops[r])}`);
   return (
     <Box flexDirection="column">
       {s.links.map((l) => (
-        <Text key={l.name} wrap="truncate">
-          <Text>{'  ' + cell(l.name, nameWidth)}</Text>
+        <Text key={pathKey(l)} wrap="truncate">
+          <Text>{'  ' + cell(pathLabel(l), nameWidth)}</Text>
           <Text {...tint(theme, stateColor(l.state))}>{'█'.repeat(Math.round((l.flows / maxFlows) * barWidth)).padEnd(barWidth, l.flows > 0 ? ' ' : '·')}</Text>
           <Text>{` ${cell(String(l.flows), 6, true)} flows`}</Text>
         </Text>

@@ -6,6 +6,7 @@ import type { EdgeSnapshot, LinkSnapshot } from '../../core/types.ts';
 import { fmtAgo, fmtBpsLong, fmtBytes, fmtCount, fmtMs, fmtRatio, rttScale, sparkline } from '../format.ts';
 import type { HistoryStore } from '../hooks/use-history.ts';
 import { stateColor, tint, type Theme } from '../theme.ts';
+import { pathKey, pathLabel } from '../peers.ts';
 
 /** Lines one link's block takes; the view shows as many blocks as fit, keeping the selected one. */
 export const LINK_BLOCK_ROWS = 6;
@@ -19,14 +20,14 @@ function shaper(l: LinkStatus): string {
 function LinkBlock(props: { link: LinkSnapshot; selected: boolean; history: HistoryStore; nowMs: number; columns: number; theme: Theme }): ReactElement {
   const { link: l, selected, history, nowMs, columns, theme } = props;
   const sparkWidth = Math.max(10, Math.min(60, columns - 32));
-  const s = history.series(l.name, sparkWidth, nowMs);
+  const s = history.series(pathKey(l), sparkWidth, nowMs);
   const rtt = rttScale(s.rttMs);
   const lossMax = Math.max(0.05, ...s.lossRatio.filter((x): x is number => x !== undefined));
   const loss = (a: number | undefined, b: number | undefined, c: number | undefined): string => `${fmtRatio(a)} / ${fmtRatio(b)} / ${fmtRatio(c)}`;
   return (
     <Box flexDirection="column">
       <Text wrap="truncate">
-        <Text bold>{(selected ? '> ' : '  ') + l.name}</Text>
+        <Text bold>{(selected ? '> ' : '  ') + pathLabel(l)}</Text>
         <Text>{'  '}</Text>
         <Text {...tint(theme, stateColor(l.state))} bold>
           {l.state.toUpperCase()}
@@ -35,7 +36,7 @@ function LinkBlock(props: { link: LinkSnapshot; selected: boolean; history: Hist
       </Text>
       <Text wrap="truncate">{`    rtt ${fmtMs(l.rttMs)} (p50 ${fmtMs(l.rttP50Ms)}, p99 ${fmtMs(l.rttP99Ms)})  jitter ${fmtMs(l.jitterMs)}`}</Text>
       <Text wrap="truncate">{`    loss 1s/30s/total  tx ${loss(l.txLossRatio, l.txLossLongRatio, l.txLossTotalRatio)}   rx ${loss(l.rxLossRatio, l.rxLossLongRatio, l.rxLossTotalRatio)}`}</Text>
-      <Text wrap="truncate">{`    tx ${fmtBpsLong(l.txRateBps)}  ${fmtCount(l.txPackets)} pkts ${fmtBytes(l.txBytes)}   rx ${fmtBpsLong(history.rxRateBps(l.name))}  ${fmtCount(l.rxPackets)} pkts ${fmtBytes(l.rxBytes)}${shaper(l)}`}</Text>
+      <Text wrap="truncate">{`    tx ${fmtBpsLong(l.txRateBps)}  ${fmtCount(l.txPackets)} pkts ${fmtBytes(l.txBytes)}   rx ${fmtBpsLong(history.rxRateBps(pathKey(l)))}  ${fmtCount(l.rxPackets)} pkts ${fmtBytes(l.rxBytes)}${shaper(l)}`}</Text>
       <Text wrap="truncate">
         <Text>{'    rtt 60s  '}</Text>
         <Text {...tint(theme, 'cyan')}>{sparkline(s.rttMs, rtt.maxValue, rtt.minValue)}</Text>
@@ -59,7 +60,7 @@ export function LinkDetails(props: { snapshot: EdgeSnapshot; history: HistorySto
   return (
     <Box flexDirection="column">
       {shown.map((l) => (
-        <LinkBlock key={l.name} link={l} selected={l.id === snapshot.links[selected]?.id} history={props.history} nowMs={snapshot.nowMs} columns={props.columns} theme={props.theme} />
+        <LinkBlock key={pathKey(l)} link={l} selected={l === snapshot.links[selected]} history={props.history} nowMs={snapshot.nowMs} columns={props.columns} theme={props.theme} />
       ))}
     </Box>
   );

@@ -6,6 +6,7 @@ import { cell, fmtBpsShort, fmtMs, fmtRatio, rttScale, sparkline } from '../form
 import type { HistoryStore } from '../hooks/use-history.ts';
 import { LINK_COLS as C, planLinkTable } from '../layout.ts';
 import { stateColor, type Theme } from '../theme.ts';
+import { pathKey, pathLabel } from '../peers.ts';
 import { Row, type Cell } from './row.tsx';
 
 /** Loss sparklines share this floor as their full scale, so 0.2% reads as "low", not "full". */
@@ -15,10 +16,11 @@ function pair(a: string, b: string): string {
   return `${a}/${b}`;
 }
 
-export function linkCells(l: LinkSnapshot, selected: boolean, plan: ReturnType<typeof planLinkTable>, history: HistoryStore, nowMs: number): Cell[] {
+export function linkCells(l: LinkSnapshot, selected: boolean, plan: ReturnType<typeof planLinkTable>, history: HistoryStore, nowMs: number, label: string = pathLabel(l)): Cell[] {
+  const key = pathKey(l);
   const cells: Cell[] = [
     { text: selected ? '> ' : '  ', bold: true },
-    { text: cell(l.name, plan.nameWidth - 1) + ' ', bold: selected, inverse: selected },
+    { text: cell(label, plan.nameWidth - 1) + ' ', bold: selected, inverse: selected },
     { text: cell(l.state.toUpperCase() + (l.suppressed ? '*' : ''), C.state - 1) + ' ', color: stateColor(l.state), bold: l.state !== 'up' },
   ];
   if (plan.wide) cells.push({ text: cell(l.tier, C.tier - 1) + ' ' });
@@ -30,10 +32,10 @@ export function linkCells(l: LinkSnapshot, selected: boolean, plan: ReturnType<t
   const lossBad = Math.max(l.txLossRatio ?? 0, l.rxLossRatio ?? 0) >= 0.01;
   cells.push({ text: cell(pair(fmtRatio(l.txLossRatio), fmtRatio(l.rxLossRatio)), C.loss - 1, true) + ' ', color: lossBad ? 'yellow' : undefined });
   if (plan.wide) cells.push({ text: cell(pair(fmtRatio(l.txLossLongRatio), fmtRatio(l.rxLossLongRatio)), C.lossLong - 1, true) + ' ' });
-  cells.push({ text: cell(pair(fmtBpsShort(l.txRateBps), fmtBpsShort(history.rxRateBps(l.name))), C.rate - 1, true) + ' ' });
+  cells.push({ text: cell(pair(fmtBpsShort(l.txRateBps), fmtBpsShort(history.rxRateBps(key))), C.rate - 1, true) + ' ' });
   cells.push({ text: cell(String(l.flows), C.flows - 1, true) + ' ' });
   if (plan.sparkWidth > 0) {
-    const s = history.series(l.name, plan.sparkWidth, nowMs);
+    const s = history.series(key, plan.sparkWidth, nowMs);
     const rtt = rttScale(s.rttMs);
     const lossMax = Math.max(LOSS_SCALE_FLOOR_RATIO, ...s.lossRatio.filter((x): x is number => x !== undefined));
     cells.push({ text: sparkline(s.rttMs, rtt.maxValue, rtt.minValue) + ' ', color: 'cyan' });
@@ -55,14 +57,23 @@ export function linkHeaderCells(plan: ReturnType<typeof planLinkTable>): Cell[] 
   return cells;
 }
 
-export function LinksTable(props: { snapshot: EdgeSnapshot; history: HistoryStore; selected: number; columns: number; theme: Theme }): ReactElement {
+/**
+ * `label` names a row (default: the link, "peer/link" on edges with several peers); `maxRows`
+ * shows that many paths around the selected one (a hub has a path per peer and link).
+ */
+export function LinksTable(props: { snapshot: EdgeSnapshot; history: HistoryStore; selected: number; columns: number; theme: Theme; label?: (l: LinkSnapshot) => string; maxRows?: number }): ReactElement {
   const { snapshot, history, selected, columns, theme } = props;
-  const plan = planLinkTable(columns, snapshot.links.map((l) => l.name));
+  const label = props.label ?? pathLabel;
+  const all = snapshot.links;
+  const fit = props.maxRows === undefined ? all.length : Math.max(1, props.maxRows);
+  const first = Math.max(0, Math.min(selected - fit + 1, all.length - fit));
+  const shown = all.slice(first, first + fit);
+  const plan = planLinkTable(columns, shown.map(label));
   return (
     <Box flexDirection="column">
       <Row cells={linkHeaderCells(plan)} theme={theme} />
-      {snapshot.links.map((l, i) => (
-        <Row key={l.name} cells={linkCells(l, i === selected, plan, history, snapshot.nowMs)} theme={theme} />
+      {shown.map((l, i) => (
+        <Row key={pathKey(l)} cells={linkCells(l, first + i === selected, plan, history, snapshot.nowMs, label(l))} theme={theme} />
       ))}
     </Box>
   );

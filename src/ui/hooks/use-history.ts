@@ -3,7 +3,8 @@
  * sparklines and receive rates come from here: snapshots carry only the current values.
  */
 import { useRef } from 'react';
-import type { EdgeSnapshot } from '../../core/types.ts';
+import type { EdgeSnapshot, LinkSnapshot } from '../../core/types.ts';
+import { pathKey } from '../peers.ts';
 
 /** How far back the sparklines look. */
 export const HISTORY_WINDOW_MS = 60_000;
@@ -26,17 +27,23 @@ export class HistoryStore {
   private readonly links = new Map<string, LinkSample[]>();
   private lastMs = -Infinity;
 
-  /** Adds a snapshot; a repeat or an older one is ignored, a restart of the edge (time going back) resets. */
-  push(snap: EdgeSnapshot): void {
+  /**
+   * Adds a snapshot; a repeat or an older one is ignored, a restart of the edge (time going back)
+   * resets. Paths are keyed by pathKey ("peer/link" on a hub); `keep` limits which paths are
+   * recorded (a hub with thousands of paths keeps the ones on screen), the others are forgotten.
+   */
+  push(snap: EdgeSnapshot, keep?: (l: LinkSnapshot) => boolean): void {
     if (snap.nowMs === this.lastMs) return;
     if (snap.nowMs < this.lastMs) this.links.clear();
     else if (snap.nowMs - this.lastMs < HISTORY_MIN_SPACING_MS) return;
     this.lastMs = snap.nowMs;
     const present = new Set<string>();
     for (const l of snap.links) {
-      present.add(l.name);
-      let ring = this.links.get(l.name);
-      if (!ring) this.links.set(l.name, (ring = []));
+      if (keep && !keep(l)) continue;
+      const key = pathKey(l);
+      present.add(key);
+      let ring = this.links.get(key);
+      if (!ring) this.links.set(key, (ring = []));
       const losses = [l.txLossRatio, l.rxLossRatio].filter((x): x is number => x !== undefined);
       ring.push({
         atMs: snap.nowMs,
@@ -97,9 +104,9 @@ export class HistoryStore {
  * effect) puts a snapshot into the very frame that shows it, with no second render; push is
  * idempotent per snapshot time, so React re-running the render is harmless.
  */
-export function useLinkHistory(snapshot: EdgeSnapshot | undefined): HistoryStore {
+export function useLinkHistory(snapshot: EdgeSnapshot | undefined, keep?: (l: LinkSnapshot) => boolean): HistoryStore {
   const ref = useRef<HistoryStore | null>(null);
   if (ref.current === null) ref.current = new HistoryStore();
-  if (snapshot) ref.current.push(snapshot);
+  if (snapshot) ref.current.push(snapshot, keep);
   return ref.current;
 }
