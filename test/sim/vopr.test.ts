@@ -39,7 +39,7 @@ export const KNOWN_ENDPOINT_BUGS: { name: string; why: string; matches: (r: Vopr
     name: 'hub flow stuck on an endpoint-less path',
     why:
       'a flow the hub creates toward a spoke before that spoke\'s path is learned (or after the spoke restarts) keeps pointing at a path ' +
-      'with no endpoint: every packet is staged and dropped as noLink, forever (peer.ts sendInner); seeds 7, 10, 21, 44',
+      'with no endpoint: every packet is staged and dropped as noLink, forever (peer.ts sendInner); seeds 7, 10, 44, 48',
     matches: (r) => (r.dropsAfterHeal['a']?.['noLink'] ?? 0) > 0,
   },
 ];
