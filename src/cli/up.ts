@@ -239,7 +239,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   }
   // Metrics are optional: a busy port is one warning, not a failed edge.
   const metricsListen = cfg.metrics?.listen ?? DEFAULT_METRICS_LISTEN;
-  const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, () => edge.snapshot(monotonicNowMs())).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
+  const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, () => edge.snapshot(monotonicNowMs()), cfg.metrics?.pathSeries === undefined ? {} : { pathSeries: cfg.metrics.pathSeries }).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
   process.on('SIGHUP', () => void reload('SIGHUP'));
   log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}, ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
 

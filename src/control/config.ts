@@ -133,7 +133,7 @@ export const configSchema = z.strictObject({
   control: z.strictObject({ socket: z.string().default('/run/braid/braid.sock') }).default({ socket: '/run/braid/braid.sock' }),
   /** Per-class overrides of the outer DSCP map, strategy, SLA, FEC and queueing. */
   classes: classesSchema.optional(),
-  metrics: z.strictObject({ listen: z.string().regex(/^[^:]+:\d+$/, 'expected "address:port" like 127.0.0.1:9731').default('127.0.0.1:9731'), enabled: z.boolean().default(true) }).optional(),
+  metrics: z.strictObject({ listen: z.string().regex(/^[^:]+:\d+$/, 'expected "address:port" like 127.0.0.1:9731').default('127.0.0.1:9731'), enabled: z.boolean().default(true), pathSeries: z.boolean().optional() }).optional(),
 });
 
 export type BraidConfig = z.output<typeof configSchema>;

@@ -4,9 +4,11 @@
  * switch that leaves per-path series out for fleets.
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { buildDemoWorld } from '../../src/cli/demo.ts';
 import { BraidMetrics, PATH_SERIES, PEER_SERIES } from '../../src/control/metrics.ts';
+import { parseConfigText } from '../../src/control/config.ts';
 import type { EdgeSnapshot } from '../../src/core/types.ts';
 import { World } from '../../sim/world.ts';
 import { makePacket } from '../../sim/packets.ts';
@@ -102,5 +104,14 @@ describe('metrics on a hub', () => {
     metrics.sample();
     const r = spawnSync('promtool', ['check', 'metrics'], { input: await metrics.render(), encoding: 'utf8' });
     expect(`${r.stdout}${r.stderr}`.split('\n').filter((l) => l.startsWith('braid_'))).toEqual([]);
+  });
+});
+
+describe('metrics.pathSeries in the config', () => {
+  it('is optional, a boolean, and reaches the config braid up passes to the exporter', () => {
+    const base = readFileSync(new URL('../../profiles/examples/site-a.yaml', import.meta.url), 'utf8').replace(/^metrics:.*(\n[ \t]+.*)*/m, '');
+    expect(parseConfigText(base, 'a.yaml').metrics?.pathSeries).toBeUndefined();
+    expect(parseConfigText(`${base}\nmetrics:\n  pathSeries: false\n`, 'a.yaml').metrics?.pathSeries).toBe(false);
+    expect(() => parseConfigText(`${base}\nmetrics:\n  pathSeries: sometimes\n`, 'a.yaml')).toThrow(/metrics\.pathSeries/);
   });
 });
