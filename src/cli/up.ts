@@ -30,14 +30,22 @@ function ioToBraid(e: unknown, code: ErrorCode, what: string, fix: string): Brai
 
 /** The core's view of the config's peers (keys decoded, keepalive in ms). */
 export function peerConfigsFrom(cfg: BraidConfig): PeerConfig[] {
+  // One peer without prefixes is the point-to-point setup of earlier versions: it gets every
+  // destination. With several peers, each must list its prefixes (WireGuard's AllowedIPs).
+  const onlyPeerTakesAll = cfg.peers.length === 1 && cfg.peers[0]!.prefixes.length === 0;
   return cfg.peers.map((p) => ({
     name: p.name,
-    prefixes: p.prefixes,
+    prefixes: onlyPeerTakesAll ? ['0.0.0.0/0', '::/0'] : p.prefixes,
     ...(p.publicKey ? { publicKey: decodeKey(p.publicKey)! } : {}),
     ...(p.endpoints ? { endpoints: Object.fromEntries(Object.entries(p.endpoints).map(([k, e]) => [k, { address: e.address, port: e.port }])) } : {}),
     ...(p.links ? { links: p.links } : {}),
     ...(p.persistentKeepalive ? { persistentKeepaliveMs: p.persistentKeepalive * 1000 } : {}),
   }));
+}
+
+/** Kernel routes into the TUN: every peer prefix (a lone peer without prefixes routes only the TUN subnet, as before). */
+function routedPrefixes(cfg: BraidConfig): string[] {
+  return cfg.peers.flatMap((p) => p.prefixes);
 }
 
 export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefined, aead?: AeadFactory): EndpointConfig {
@@ -96,7 +104,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     }
     // A route into the TUN for every peer prefix (ours are tagged, so a crash leaves nothing we cannot find).
     routesInstalled = await listRoutes(opened.tun.name).catch(() => new Set<string>());
-    await syncRoutes(opened.tun.name, cfg.peers.flatMap((p) => p.prefixes), routesInstalled);
+    await syncRoutes(opened.tun.name, routedPrefixes(cfg), routesInstalled);
     for (const [i, l] of cfg.links.entries()) {
       try {
         const { link, kind } = await openUdpLink({
@@ -201,7 +209,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
         driver.command((e, now) => {
           result = e.setPeers(now, peerConfigsFrom(next));
         });
-        await syncRoutes(tun.name, next.peers.flatMap((p) => p.prefixes), routesInstalled);
+        await syncRoutes(tun.name, routedPrefixes(next), routesInstalled);
         applied.push(...result.added.map((n) => `peers+${n}`), ...result.removed.map((n) => `peers-${n}`), ...result.changed.map((n) => `peers~${n}`));
         peersNow = next.peers;
       } catch (e) {

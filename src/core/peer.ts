@@ -20,7 +20,7 @@ import type { ErasureCodec } from './fec/codec.ts';
 import { FecReceiver } from './fec/fec-rx.ts';
 import { FecTx, MAX_PATHS_PER_PEER } from './fec/fec-tx.ts';
 import type { ClassFecPolicy } from './fec/policy.ts';
-import { flowTuple, type InnerInfo } from './inner.ts';
+import type { InnerInfo } from './inner.ts';
 import { createPath, pathName, pathUsable, samplePathRate, type PathRuntime } from './pathmon/path.ts';
 import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
@@ -28,10 +28,14 @@ import { PeerTx } from './peer-tx.ts';
 import { sampleLinkRate, spareBps, type LinkRuntime, type PendingTx } from './qos/egress.ts';
 import { CLASS_NAMES, type ClassPolicy } from './steer/classes.ts';
 import { DedupeWindow } from './steer/dedupe.ts';
-import { Steering } from './steer/steering.ts';
+import { Steering, type FlowEntry } from './steer/steering.ts';
 import { formatEndpoint, sameEndpoint, type DropReason, type EdgeEventKind, type Endpoint, type PeerConfig } from './types.ts';
 import type { Frame, PathReport } from './wire/codec.ts';
 import type { SessionManager } from './crypto/handshake-state.ts';
+import type { Rng } from './rng.ts';
+import type { InnerMtuStage } from './inner/fit.ts';
+import { usableInnerMtu } from './wire/overhead.ts';
+import { sanitizeText } from './sanitize.ts';
 
 /** Inner packets held while the first session is being set up (WireGuard stages 128 too). */
 const MAX_STAGED_PACKETS = 128;
@@ -63,9 +67,9 @@ export interface PeerHost {
   readonly links: readonly LinkRuntime[];
   readonly sessions: SessionManager<HandshakeSource> | undefined;
   readonly nowMs: number;
+  readonly rng: Rng;
   readonly probeIntervalMs: number;
   readonly pathConfig: PathStateConfig;
-  readonly maxDatagramBytes: number;
   readonly fecCodec: ErasureCodec;
   readonly maxFlows: number | undefined;
   readonly flowIdleTimeoutMs: number | undefined;
@@ -78,6 +82,10 @@ export interface PeerHost {
   /** Packets staged while the peer had no session or no path: send them again now. */
   resendStaged(peer: Peer): void;
   drop(reason: DropReason, n?: number): void;
+  readonly innerMtu: InnerMtuStage;
+  readonly maxDatagramBytes: number;
+  /** An ICMP error we made for the site (too big): straight into the TUN. */
+  deliverLocal(packet: Uint8Array): void;
   emit(atMs: number, kind: EdgeEventKind, fields: EventFields): void;
   drainCrypto(): void;
 }
@@ -126,6 +134,7 @@ export class Peer {
         spareBps: (p) => spareBps(host.links[p.linkId]!),
         pathStateChanged: (now) => this.rearmPathTimers(now),
       },
+      host.rng,
       host.maxFlows,
       host.flowIdleTimeoutMs,
     );
@@ -206,10 +215,25 @@ export class Peer {
 
   // ---- send -------------------------------------------------------------------------------
 
-  /** An inner packet routed to this peer: flow, FEC, then out on its path(s). */
+  /**
+   * The inner MTU a path carries without fragmenting the underlay: its datagram limit plus the
+   * outer headers, minus our worst-case overhead (wire/overhead.ts).
+   */
+  usableMtu(p: PathRuntime): number {
+    return usableInnerMtu(this.host.maxDatagramBytes + (p.remote.address.includes(':') ? 48 : 28), p.remote.address.includes(':') ? 6 : 4);
+  }
+
+  /** The smallest usable inner MTU over the paths with an endpoint (for MSS clamping). */
+  smallestUsableMtu(): number {
+    let m = Infinity;
+    for (const p of this.paths) if (p.hasEndpoint) m = Math.min(m, this.usableMtu(p));
+    return m === Infinity ? usableInnerMtu(this.host.maxDatagramBytes + 28, 4) : m;
+  }
+
+  /** An inner packet routed to this peer: flow, MTU, FEC, then out on its path(s). */
   sendInner(nowMs: number, packet: Uint8Array, info: InnerInfo, classId: number): void {
     const host = this.host;
-    const flow = this.steering.flowFor(nowMs, info.flowHash, classId, () => flowTuple(packet, info));
+    const flow = this.steering.flowFor(nowMs, packet, info, classId);
     flow.packets++;
     flow.bytes += packet.length;
     this.txInnerPackets++;
@@ -224,6 +248,27 @@ export class Peer {
       this.staged.push(copyBytes(packet));
       return;
     }
+    const second = flow.path2 >= 0 ? this.paths[flow.path2] : undefined;
+    let usable = this.usableMtu(path);
+    if (second !== undefined && second.hasEndpoint) usable = Math.min(usable, this.usableMtu(second));
+    // Stage "fit": SYNs carry an MSS the path can take; bigger packets are cut (IPv4 without DF)
+    // or answered with Frag Needed / Packet Too Big so the hosts' own PMTU discovery works. The
+    // underlay is never fragmented.
+    if (info.protocol === 6) host.innerMtu.clampMss(packet, info, usable);
+    if (packet.length > usable) {
+      const f = host.innerMtu.fit(nowMs, packet, usable);
+      if (f.kind === 'fragments') {
+        for (const frag of f.fragments) this.sendOnPaths(nowMs, frag, flow, classId, path, second);
+        return;
+      }
+      if (f.kind === 'tooBig' && f.icmp !== undefined) host.deliverLocal(f.icmp);
+      return host.drop(f.kind === 'tooBig' ? 'tooLarge' : 'badInner');
+    }
+    this.sendOnPaths(nowMs, packet, flow, classId, path, second);
+  }
+
+  private sendOnPaths(nowMs: number, packet: Uint8Array, flow: FlowEntry, classId: number, path: PathRuntime, second: PathRuntime | undefined): void {
+    const host = this.host;
     const outerDscp = host.policies()[classId]!.outerDscp;
     const fec = this.fecTx[classId];
     // FEC for single-path flows once a session exists (a staged packet must not hold a group slot).
@@ -254,7 +299,6 @@ export class Peer {
       this.staged.push(copyBytes(packet));
       return;
     }
-    const second = flow.path2 >= 0 ? this.paths[flow.path2] : undefined;
     if (second !== undefined && second.hasEndpoint) this.tx.sendData(second, packet, outerDscp, dupSeq, classId);
   }
 
@@ -393,10 +437,13 @@ export class Peer {
       case 'control': {
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
         const { hello, drain } = frame.control;
-        if (hello && hello.linkName !== path.peerLinkName) {
-          path.peerLinkName = hello.linkName;
-          this.siteName = hello.site;
-          this.host.emit(nowMs, 'peerHello', { peer: this.name, link: path.name, text: `${path.name}: peer ${hello.site} link ${hello.linkName}` });
+        // Peer-supplied strings are made safe here, before any terminal or log sees them.
+        const linkName = hello ? sanitizeText(hello.linkName, 64) : undefined;
+        if (hello && linkName !== path.peerLinkName) {
+          const site = sanitizeText(hello.site, 64);
+          path.peerLinkName = linkName;
+          this.siteName = site;
+          this.host.emit(nowMs, 'peerHello', { peer: this.name, link: path.name, text: `${path.name}: peer ${site} link ${linkName}` });
         }
         if (drain) this.onRemoteDrain(nowMs, drain.link, drain.drained);
         return;

@@ -18,7 +18,9 @@
  */
 import { FLOW_IDLE_TIMEOUT_MS, MAX_FLOWS } from '../constants.ts';
 import type { EventFields } from '../events.ts';
-import { formatFlowTuple } from '../inner.ts';
+import { formatFlowTuple, type InnerInfo } from '../inner.ts';
+import type { Rng } from '../rng.ts';
+import { FlowTable } from './flow-table.ts';
 import { effectiveState, pathMetrics, pathName, pathUsable, type PathRuntime } from '../pathmon/path.ts';
 import { LONG_WINDOW_MS, SHORT_WINDOW_MS } from '../pathmon/path-stats.ts';
 import type { PathTransition } from '../pathmon/path-state.ts';
@@ -47,6 +49,7 @@ const REVERT_SCORE_RATIO = 0.7;
 export const TOP_FLOWS = 10;
 
 export interface FlowEntry {
+  /** The flow's keyed hash (flow-table.ts: secret per start), which also picks its path in `balance`. */
   hash: number;
   classId: number;
   path: number;
@@ -56,8 +59,6 @@ export interface FlowEntry {
   createdMs: number;
   packets: number;
   bytes: number;
-  /** The 5-tuple as bytes (inner.ts flowTuple), formatted only for the top-flows list. */
-  tuple: Uint8Array;
 }
 
 /** What steering needs from its peer. */
@@ -76,34 +77,31 @@ const tierRank = (t: CostTier): number => (t === 'primary' ? 0 : t === 'overflow
 
 export class Steering {
   /**
-   * Flows by hash. A Map iterates in insertion order and a flow is re-inserted on use (below),
-   * so the first key is the least recently used one: eviction past the cap is LRU.
+   * Flows by 5-tuple under a keyed hash with LRU eviction (flow-table.ts): a LAN host can neither
+   * collide with a victim's flow nor push busy long-lived flows out by opening new ones.
    */
-  readonly flows = new Map<number, FlowEntry>();
+  readonly flows: FlowTable<FlowEntry>;
   readonly classMoves: number[] = CLASS_NAMES.map(() => 0);
   flowMoves = 0;
-  /** Flow uses since the last LRU refresh of that flow (re-inserting on every packet costs). */
-  private lruTick = 0;
 
   constructor(
     private readonly host: SteerHost,
-    readonly maxFlows = MAX_FLOWS,
-    readonly flowIdleTimeoutMs = FLOW_IDLE_TIMEOUT_MS,
-  ) {}
+    rng: Rng,
+    maxFlows = MAX_FLOWS,
+    flowIdleTimeoutMs = FLOW_IDLE_TIMEOUT_MS,
+  ) {
+    this.flows = new FlowTable<FlowEntry>(rng, maxFlows, flowIdleTimeoutMs);
+  }
 
-  /** The flow's entry, created or re-steered as needed. Hot path: the common case is one Map lookup. */
-  flowFor(nowMs: number, flowHash: number, classId: number, tuple: () => Uint8Array): FlowEntry {
-    let flow = this.flows.get(flowHash);
+  /** The packet's flow entry, created or re-steered as needed. Hot path: one keyed lookup. */
+  flowFor(nowMs: number, packet: Uint8Array, info: InnerInfo, classId: number): FlowEntry {
+    let flow = this.flows.lookup(nowMs, packet, info);
     if (flow && flow.classId === classId) {
-      // LRU order: refresh the flow's place now and then (every 64th use), not on every packet.
-      if ((++this.lruTick & 63) === 0) {
-        this.flows.delete(flowHash);
-        this.flows.set(flowHash, flow);
-      }
       flow.lastSeenMs = nowMs;
       return flow;
     }
-    const sel = selectPaths(this.candidates(nowMs, classId), this.host.policies()[classId]!.strategy, flowHash);
+    const hash = flow ? flow.hash : this.flows.hashOf(packet, info);
+    const sel = selectPaths(this.candidates(nowMs, classId), this.host.policies()[classId]!.strategy, hash);
     if (flow) {
       // The same 5-tuple changed DSCP: treat it as its new class.
       flow.classId = classId;
@@ -112,17 +110,13 @@ export class Steering {
       flow.lastSeenMs = nowMs;
       return flow;
     }
-    if (this.flows.size >= this.maxFlows) {
-      const lru = this.flows.keys().next().value;
-      if (lru !== undefined) this.flows.delete(lru);
-    }
-    flow = { hash: flowHash, classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs, createdMs: nowMs, packets: 0, bytes: 0, tuple: tuple() };
-    this.flows.set(flowHash, flow);
+    flow = { hash, classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs, createdMs: nowMs, packets: 0, bytes: 0 };
+    this.flows.insert(nowMs, packet, info, flow);
     return flow;
   }
 
   sweep(nowMs: number): void {
-    for (const [hash, flow] of this.flows) if (nowMs - flow.lastSeenMs > this.flowIdleTimeoutMs) this.flows.delete(hash);
+    this.flows.sweep(nowMs);
   }
 
   /** A path is going away (peer change): its flows move now. */
@@ -157,11 +151,11 @@ export class Steering {
     const cands = new Map<number, PathCandidate[]>();
     const policies = this.host.policies();
     let moved = 0;
-    for (const [hash, f] of this.flows) {
+    for (const f of this.flows.values()) {
       if ((onlyClass >= 0 && f.classId !== onlyClass) || !which(f)) continue;
       let c = cands.get(f.classId);
       if (!c) cands.set(f.classId, (c = this.candidates(nowMs, f.classId)));
-      const sel = selectPaths(c, policies[f.classId]!.strategy, hash);
+      const sel = selectPaths(c, policies[f.classId]!.strategy, f.hash);
       if (sel.primary === f.path && sel.secondary === f.path2) continue;
       const from = this.pathLabel(f.path, f.path2);
       f.path = sel.primary;
@@ -323,20 +317,21 @@ export class Steering {
 
   /** The TOP_FLOWS flows that sent the most bytes: one pass keeping a small sorted list. */
   topFlows(nowMs: number, peer: string | undefined): FlowSnapshot[] {
-    const top: FlowEntry[] = [];
-    for (const f of this.flows.values()) {
-      if (top.length === TOP_FLOWS && f.bytes <= top[TOP_FLOWS - 1]!.bytes) continue;
+    const top: [Uint8Array, FlowEntry][] = [];
+    for (const e of this.flows.entries()) {
+      const f = e[1];
+      if (top.length === TOP_FLOWS && f.bytes <= top[TOP_FLOWS - 1]![1].bytes) continue;
       let i = top.length < TOP_FLOWS ? top.length : TOP_FLOWS - 1;
-      top[i] = f;
-      while (i > 0 && top[i - 1]!.bytes < f.bytes) {
+      top[i] = e;
+      while (i > 0 && top[i - 1]![1].bytes < f.bytes) {
         top[i] = top[i - 1]!;
-        top[--i] = f;
+        top[--i] = e;
       }
     }
-    return top.map((f) => {
+    return top.map(([tuple, f]) => {
       const activeMs = f.lastSeenMs - f.createdMs;
       return {
-        flow: formatFlowTuple(f.tuple),
+        flow: formatFlowTuple(tuple),
         class: CLASS_NAMES[f.classId]!,
         links: this.pathLabel(f.path, f.path2),
         packets: f.packets,
