@@ -56,6 +56,10 @@
  * (DirectionStats.natDropped). With idleTimeoutMs the mapping also rebinds after that long without
  * an outbound datagram (what persistent keepalives prevent).
  *
+ * Access lines (per site link, `uplinkNetem` / `downlinkNetem`): a netem stage every datagram the
+ * link sends (receives) passes before (after) its connection, shared by all the link's
+ * connections: a hub's 20 Mbit/s uplink that every spoke's traffic competes for.
+ *
  * Sends to an endpoint no connection of that link leads to are counted in site.unroutable.
  */
 import { Edge, type EdgeConfig } from '../src/core/edge.ts';
@@ -144,6 +148,13 @@ export interface WorldSiteLinkConfig {
   dscp?: number;
   /** Behind NAT (see the file header). */
   nat?: boolean | { idleTimeoutMs?: number };
+  /**
+   * The site's access line on this link, shared by every connection of the link: what it sends
+   * passes this netem spec first ("rate 20mbit limit 200"), what it receives passes downlinkNetem
+   * last. Absent: only the connections' own impairments apply.
+   */
+  uplinkNetem?: string;
+  downlinkNetem?: string;
 }
 
 export interface WorldSiteConfig {
@@ -221,10 +232,15 @@ export interface SiteEngine {
 
 const DEFAULT_IMPAIRMENT: Impairment = { up: true, delayMs: 10, jitterMs: 0, lossRatio: 0, rateBps: 0, queueLimitPackets: 1000 };
 
+/** A datagram on its way: source link's uplink (if shaped) -> connection direction -> target link's downlink (if shaped). */
 interface WirePacket {
   bytes: Uint8Array;
+  /** The sending site link. */
+  source: SiteLink;
   /** The receiving site link. */
   target: SiteLink;
+  /** The connection direction it crosses. */
+  dir: Direction;
   from: Endpoint;
   to: Endpoint;
 }
@@ -291,6 +307,9 @@ interface SiteLink {
   privateEndpoint: Endpoint;
   nat: NatState | undefined;
   connections: Connection[];
+  /** The shared access line, when shaped (WorldSiteLinkConfig.uplinkNetem / downlinkNetem). */
+  uplink: Direction | undefined;
+  downlink: Direction | undefined;
 }
 
 interface Connection {
@@ -302,7 +321,7 @@ interface Connection {
 }
 
 type Scheduled =
-  | { atMs: number; seq: number; kind: 'arrive'; packet: WirePacket; dir: Direction; injected: boolean }
+  | { atMs: number; seq: number; kind: 'arrive'; packet: WirePacket; dir: Direction | undefined; injected: boolean }
   | { atMs: number; seq: number; kind: 'call'; fn: () => void }
   | { atMs: number; seq: number; kind: 'netemPoll'; dir: Direction };
 
@@ -419,7 +438,7 @@ export class World {
     return conn;
   }
 
-  private addSite<E extends SiteEngine>(name: string, linkNames: string[], nat: (WorldSiteLinkConfig['nat'] | undefined)[]): Site<E> {
+  private addSite<E extends SiteEngine>(name: string, linkNames: string[], nat: (WorldSiteLinkConfig['nat'] | undefined)[], lines: (WorldSiteLinkConfig | undefined)[] = []): Site<E> {
     if (this.siteByName.has(name)) throw new Error(`World: two sites named "${name}"`);
     const endpoints = linkNames.map((l, i) => ({ address: `${name}-${l}`, port: 51900 + i }));
     const site = new Site<E>(name, this, undefined as unknown as E, endpoints);
@@ -432,11 +451,20 @@ export class World {
         privateEndpoint: endpoints[i]!,
         nat: n ? { publicEndpoint: { address: `nat-${name}-${l}`, port: 30000 + i * 1000 }, contacted: new Set(), idleTimeoutMs: typeof n === 'object' ? n.idleTimeoutMs : undefined, lastOutboundMs: -Infinity, rebinds: 0 } : undefined,
         connections: [],
+        uplink: this.accessLine(lines[i]?.uplinkNetem),
+        downlink: this.accessLine(lines[i]?.downlinkNetem),
       });
     });
     this.sites.push(site as unknown as Site);
     this.siteByName.set(name, site as unknown as Site);
     return site;
+  }
+
+  private accessLine(spec: string | undefined): Direction | undefined {
+    if (spec === undefined) return undefined;
+    const d = new Direction({ ...DEFAULT_IMPAIRMENT, delayMs: 0 });
+    d.netem = new NetemEngine(parseNetemSpec(spec), this.rng.fork());
+    return d;
   }
 
   /** The original shape: sites a and b, link i of a joined to link i of b. Rng draws in the original order. */
@@ -482,6 +510,7 @@ export class World {
         s.name,
         links.map((l) => l.name),
         links.map((l) => l.nat),
+        links,
       );
       const site = this.siteByName.get(s.name)!;
       site.role = s.role ?? 'spoke';
@@ -725,8 +754,21 @@ export class World {
     const conn = target.connections[0];
     if (!conn) throw new Error(`World: ${siteName}.${linkName} has no connection`);
     const dir = conn.a === target ? conn.ba : conn.ab;
-    const packet: WirePacket = { bytes, target, from, to: visibleEndpoint(target) };
+    const packet: WirePacket = { bytes, source: conn.a === target ? conn.b : conn.a, target, dir, from, to: visibleEndpoint(target) };
     this.queue.push({ atMs: Math.max(atMs, this.nowMs), seq: this.seqCounter++, kind: 'arrive', packet, dir, injected: true });
+  }
+
+  /** A site link's shared access line (uplinkNetem / downlinkNetem), where it has one. */
+  accessStats(siteName: string, linkName: string): { uplink?: DirectionStats; downlink?: DirectionStats } {
+    const l = this.siteLink(`${siteName}.${linkName}`);
+    return { ...(l.uplink ? { uplink: { ...l.uplink.stats } } : {}), ...(l.downlink ? { downlink: { ...l.downlink.stats } } : {}) };
+  }
+
+  /** Changes a site link's shared access line now ("rate 5mbit"); the line must have been configured. */
+  setAccessNetem(siteName: string, linkName: string, which: 'uplink' | 'downlink', spec: string): void {
+    const d = this.siteLink(`${siteName}.${linkName}`)[which];
+    if (!d?.netem) throw new Error(`World: ${siteName}.${linkName} has no ${which} line (give the link ${which}Netem)`);
+    d.netem.setSpec(parseNetemSpec(spec));
   }
 
   linkStats(connectionName: string): { ab: DirectionStats; ba: DirectionStats } {
@@ -778,22 +820,49 @@ export class World {
         top.fn();
       } else if (top.kind === 'netemPoll') {
         this.pollNetem(top.dir);
+      } else if (top.injected) {
+        this.arrive(top.packet, true);
       } else {
-        this.arrive(top.packet, top.dir, top.injected);
+        top.dir!.stats.delivered++;
+        this.next(top.packet, top.dir);
       }
     }
   }
 
-  /** A datagram reaches its site link: through the link's NAT (if any) into the engine. */
-  private arrive(p: WirePacket, dir: Direction, injected: boolean): void {
+  /** Sends a datagram on to the stage after `left` (undefined: it just left its site). */
+  private next(p: WirePacket, left: Direction | undefined): void {
+    if (left === undefined && p.source.uplink) return this.through(p.source.uplink, p);
+    if (left === undefined || left === p.source.uplink) return this.through(p.dir, p);
+    if (left === p.dir && p.target.downlink) return this.through(p.target.downlink, p);
+    this.arrive(p, false);
+  }
+
+  /** Offers a datagram to one stage (a netem engine, or the simple impairment). */
+  private through(d: Direction, p: WirePacket): void {
+    if (d.netem) {
+      d.stats.sent++;
+      d.stats.bytes += p.bytes.length;
+      d.netem.enqueue(this.nowMs, p);
+      this.scheduleNetemPoll(d);
+      return;
+    }
+    const at = d.admit(this.nowMs, p.bytes.length, this.rng);
+    if (at === undefined) return;
+    this.queue.push({ atMs: at, seq: this.seqCounter++, kind: 'arrive', packet: p, dir: d, injected: false });
+  }
+
+  /**
+   * A datagram reaches its site link: through the link's NAT (if any) into the engine. A
+   * connection counts it delivered when it leaves the connection; a NAT may still drop it.
+   */
+  private arrive(p: WirePacket, injected: boolean): void {
     const nat = p.target.nat;
     if (!injected && nat) {
       if (p.to.port !== nat.publicEndpoint.port || p.to.address !== nat.publicEndpoint.address || !nat.contacted.has(endpointKey(p.from))) {
-        dir.stats.natDropped++;
+        p.dir.stats.natDropped++;
         return;
       }
     }
-    if (!injected) dir.stats.delivered++;
     const site = p.target.site;
     site.edge.handleDatagram(this.nowMs, p.target.id, p.from, p.bytes);
     this.drain(site);
@@ -837,18 +906,8 @@ export class World {
         continue;
       }
       const dir = conn.a === link ? conn.ab : conn.ba;
-      const from = visibleEndpoint(link);
-      if (dir.netem) {
-        dir.stats.sent++;
-        dir.stats.bytes += t.bytes.length;
-        dir.netem.enqueue(this.nowMs, { bytes: copyBytes(t.bytes), target: far, from, to: t.to });
-        this.scheduleNetemPoll(dir);
-        continue;
-      }
-      const arrive = dir.admit(this.nowMs, t.bytes.length, this.rng);
-      if (arrive === undefined) continue;
       // The datagram is copied onto the "wire": the sender may not mutate what is in flight.
-      this.queue.push({ atMs: arrive, seq: this.seqCounter++, kind: 'arrive', packet: { bytes: copyBytes(t.bytes), target: far, from, to: t.to }, dir, injected: false });
+      this.next({ bytes: copyBytes(t.bytes), source: link, target: far, dir, from: visibleEndpoint(link), to: t.to }, undefined);
     }
     for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
       site.deliveredCount++;
@@ -871,7 +930,8 @@ export class World {
     if (!engine) return;
     for (const d of engine.poll(this.nowMs)) {
       const p = d.packet;
-      this.arrive(d.bytes === p.bytes ? p : { ...p, bytes: d.bytes }, dir, false);
+      dir.stats.delivered++;
+      this.next(d.bytes === p.bytes ? p : { ...p, bytes: d.bytes }, dir);
     }
     const c = engine.counters();
     const dropped = c.dropped.loss + c.dropped.limit;

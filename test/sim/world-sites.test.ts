@@ -196,6 +196,43 @@ describe(`N-site World: a hub and three spokes (seed ${SEED})`, () => {
     expect(r.s2s1).toBeLessThan(24_000);
   });
 
+  it('an access line is shared by every connection of a site link: the hub uplink at 20 Mbit/s carries 20, not 2 x 15', () => {
+    const w = new World({
+      seed: SEED,
+      recordDeliveries: false,
+      sites: [
+        { name: 'hub', role: 'hub', links: [{ name: 'inet', uplinkNetem: 'rate 20mbit limit 300' }], prefixes: ['10.1.0.0/16'] },
+        { name: 's1', links: ['inet'], prefixes: ['10.2.0.0/16'] },
+        { name: 's2', links: ['inet'], prefixes: ['10.3.0.0/16'] },
+      ],
+      connections: [
+        { a: 's1.inet', b: 'hub.inet', netem: 'delay 10ms' },
+        { a: 's2.inet', b: 'hub.inet', netem: 'delay 12ms' },
+      ],
+    });
+    const bytes = { s1: 0, s2: 0 };
+    const from = 2000;
+    const until = 6000;
+    for (const name of ['s1', 's2'] as const) {
+      w.site(name).onDeliver = (p, at) => {
+        if (at >= from + 500 && at < until) bytes[name] += p.length;
+      };
+    }
+    // 15 Mbit/s of 1200-byte packets from the hub to each spoke (1562.5 pps each).
+    // (Staggered by half an interval: sent back to back, a tail-drop FIFO would phase-lock onto one of them.)
+    w.every(0.64, { startMs: 1000, untilMs: until }, (i) => w.site('hub').sendTun(packet('hub', 's1', 1, i, 1200)));
+    w.every(0.64, { startMs: 1000.32, untilMs: until }, (i) => w.site('hub').sendTun(packet('hub', 's2', 2, i, 1200)));
+    w.runFor(until + 1000);
+    const mbps = (n: number): number => (n * 8) / ((until - from - 500) / 1000) / 1e6;
+    const line = w.accessStats('hub', 'inet').uplink!;
+    console.log(`seed ${SEED}: hub uplink 20 Mbit/s: s1 ${mbps(bytes.s1).toFixed(2)} + s2 ${mbps(bytes.s2).toFixed(2)} Mbit/s inner; line sent ${line.sent}, lost ${line.lost}`);
+    const total = mbps(bytes.s1 + bytes.s2);
+    expect(total).toBeGreaterThan(17);
+    expect(total).toBeLessThan(20); // inner bytes: the overlay's headers ride the same 20 Mbit/s
+    expect(line.lost).toBeGreaterThan(0);
+    expect(w.accessStats('s1', 'inet')).toEqual({});
+  });
+
   it('is deterministic by seed', () => {
     const run = (seed: number): string => {
       const w = hubAndSpokes(seed);
