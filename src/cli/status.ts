@@ -78,7 +78,12 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
   kv('time', `${fmtUptime(snap.nowMs)} since the edge started`);
   kv('flows', `${fmtCount(snap.flows)} (${fmtCount(snap.flowMoves)} moves)`);
   kv('tun', `${fmtCount(snap.tunPacketsIn)} packets in, ${fmtCount(snap.deliveredPackets)} delivered, ${fmtCount(snap.duplicatesSuppressed)} duplicates suppressed`);
-  kv('session', sessionText(snap.session));
+  // A hub's snapshot.session speaks for one peer only: say how many peers have one instead.
+  const hubPeers = peersOf(snap);
+  if (hubPeers.length > 1) {
+    const up = hubPeers.filter((x) => x.session.established).length;
+    kv('sessions', snap.session?.encrypted === false ? 'plaintext (no keys configured)' : `${fmtCount(up)} of ${fmtCount(hubPeers.length)} peers established${snap.session?.underLoad ? ', under load (cookies required)' : ''}`);
+  } else kv('session', sessionText(snap.session));
   const hsDrops = Object.entries(snap.session?.handshakeDrops ?? {}).filter(([, n]) => n > 0);
   if (hsDrops.length) kv('handshake drops', hsDrops.map(([r, n]) => `${r} ${fmtCount(n)}`).join(', '));
   kv('drops', drops.length ? drops.join(', ') : 'none');

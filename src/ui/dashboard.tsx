@@ -16,7 +16,7 @@ import type { ClassStatus } from '../control/control-socket.ts';
 import type { EdgeSnapshot } from '../core/types.ts';
 import { ClassesTable } from './components/classes-table.tsx';
 import { EventLog } from './components/event-log.tsx';
-import { FlowsPanel } from './components/flows-panel.tsx';
+import { FlowsPanel, flowRows } from './components/flows-panel.tsx';
 import { Help } from './components/help.tsx';
 import { LinkDetails } from './components/link-details.tsx';
 import { LinksTable } from './components/links-table.tsx';
@@ -351,7 +351,7 @@ function Body(props: { view: View; snapshot: EdgeSnapshot; history: ReturnType<t
           <Text> </Text>
           <Title text="flows" note="per link, then the top flows this site sends" theme={theme} />
           {/* classes (+ header), blank, title, one row per link, 3 summary lines, the top-flows header */}
-          <FlowsPanel snapshot={snapshot} columns={columns} theme={theme} topRows={bodyRows - (classes.length + 1) - 2 - snapshot.links.length - 3 - 1} />
+          <FlowsPanel snapshot={snapshot} columns={columns} theme={theme} topRows={bodyRows - (classes.length + 1) - 2 - flowRows(snapshot).length - 3 - 1} />
         </Box>
       );
     case 'peers':

@@ -39,6 +39,8 @@ describe('braid status with a few peers', () => {
     const t = formatStatusText(hubSnapshot(5));
     expect(blocks(t)).toEqual(['b001', 'b002', 'b003', 'b004', 'b005']);
     expect(t).toContain('  peers: 5 peers: 4 up, 0 down, 1 idle; 1 without a session\n');
+    expect(t).toContain('  sessions: 4 of 5 peers established\n');
+    expect(t).not.toContain('  session: ');
     expect(t).toMatch(
       /\npeer: b003\n {2}state: up, 2\/2 paths up\n {2}endpoints:\n {4}mpls > mpls: 192\.0\.2\.3:51900, up, rtt 20\.0ms, loss 0\.0%\/0\.0%\n {4}inet > inet: 198\.51\.100\.3:51901, up, rtt 40\.0ms, loss 0\.0%\/0\.0%\n {2}latest handshake: 42\.0s ago\n {2}transfer: 781\.25 KiB received, 1\.14 MiB sent \(900 \/ 1,000 packets\)\n {2}prefixes: 10\.0\.3\.0\/24\n {2}forwarded: 0 packets to other peers\n/,
     );

@@ -152,6 +152,12 @@ describe('other views on a hub', () => {
     for (const v of ['2', '3', '4']) {
       await keys(stdin, v);
       expectFits(lastFrame(), 80, 24);
+      // Classes view: flows per local link over all peers (29 spokes with paths, 4 flows each), then the top flows.
+      if (v === '3') {
+        expect(lastFrame()).toMatch(/^ {2}mpls \(all peers\) +█+ +116 flows$/m);
+        expect(lastFrame()).toMatch(/^ {2}inet \(all peers\) +█+ +116 flows$/m);
+        expect(lastFrame()).toContain('10.0.13.5:5060 > 10.1.0.9:5060 udp');
+      }
     }
   });
 });

@@ -4,25 +4,51 @@
  */
 import type { ReactElement } from 'react';
 import { Box, Text } from 'ink';
-import { DROP_REASONS, type EdgeSnapshot } from '../../core/types.ts';
+import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../../core/types.ts';
 import { cell, fmtBpsShort, fmtBytes, fmtCount, sessionText } from '../format.ts';
 import { stateColor, tint, type Theme } from '../theme.ts';
 import { pathKey, pathLabel } from '../peers.ts';
 
+export interface FlowRow {
+  key: string;
+  label: string;
+  flows: number;
+  state: LinkState;
+}
+
+/**
+ * One row per path; on a hub (paths name their peer) one per local link with its paths' flows
+ * added up, coloured up while any of its paths is up: a thousand peers do not make a thousand rows.
+ */
+export function flowRows(s: EdgeSnapshot): FlowRow[] {
+  if (!s.links.some((l) => l.peer !== undefined)) return s.links.map((l) => ({ key: pathKey(l), label: pathLabel(l), flows: l.flows, state: l.state }));
+  const byLink = new Map<string, FlowRow>();
+  for (const l of s.links) {
+    const r = byLink.get(l.name);
+    if (!r) byLink.set(l.name, { key: l.name, label: `${l.name} (all peers)`, flows: l.flows, state: l.state });
+    else {
+      r.flows += l.flows;
+      if (l.state === 'up') r.state = 'up';
+    }
+  }
+  return [...byLink.values()];
+}
+
 export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; theme: Theme; topRows?: number }): ReactElement {
   const { snapshot: s, columns, theme } = props;
   const top = (s.topFlows ?? []).slice(0, Math.max(0, props.topRows ?? 0));
-  const nameWidth = Math.min(24, Math.max(6, ...s.links.map((l) => pathLabel(l).length + 2)));
+  const rows = flowRows(s);
+  const nameWidth = Math.min(24, Math.max(6, ...rows.map((r) => r.label.length + 2)));
   const barWidth = Math.max(4, Math.min(50, columns - nameWidth - 16));
-  const maxFlows = Math.max(1, ...s.links.map((l) => l.flows));
+  const maxFlows = Math.max(1, ...rows.map((r) => r.flows));
   const drops = DROP_REASONS.filter((r) => (s.drops[r] ?? 0) > 0).map((r) => `${r} ${fmtCount(s.drops[r])}`);
   return (
     <Box flexDirection="column">
-      {s.links.map((l) => (
-        <Text key={pathKey(l)} wrap="truncate">
-          <Text>{'  ' + cell(pathLabel(l), nameWidth)}</Text>
-          <Text {...tint(theme, stateColor(l.state))}>{'█'.repeat(Math.round((l.flows / maxFlows) * barWidth)).padEnd(barWidth, l.flows > 0 ? ' ' : '·')}</Text>
-          <Text>{` ${cell(String(l.flows), 6, true)} flows`}</Text>
+      {rows.map((r) => (
+        <Text key={r.key} wrap="truncate">
+          <Text>{'  ' + cell(r.label, nameWidth)}</Text>
+          <Text {...tint(theme, stateColor(r.state))}>{'█'.repeat(Math.round((r.flows / maxFlows) * barWidth)).padEnd(barWidth, r.flows > 0 ? ' ' : '·')}</Text>
+          <Text>{` ${cell(String(r.flows), 6, true)} flows`}</Text>
         </Text>
       ))}
       <Text wrap="truncate">{`  total ${fmtCount(s.flows)} flows, ${fmtCount(s.flowMoves)} moves; tun in ${fmtCount(s.tunPacketsIn)}, delivered ${fmtCount(s.deliveredPackets)}, duplicates suppressed ${fmtCount(s.duplicatesSuppressed)}`}</Text>
