@@ -71,35 +71,11 @@ import { copyBytes } from '../src/core/bytes.ts';
 import { generateKeyPair, type X25519KeyPair } from '../src/core/crypto/keys.ts';
 import { parseNetemSpec } from './netem/spec.ts';
 import type { AeadFactory } from '../src/core/crypto/transport.ts';
-import type { LinkConfig } from '../src/core/types.ts';
+import { Endpoint as CoreEndpoint, type EndpointConfig } from '../src/core/endpoint.ts';
 
-// The N-site World runs the core's Endpoint (src/core/endpoint.ts). Until that file lands it is
-// loaded by a computed specifier and typed here from its announced API, so that the two-site World
-// (and every test using it) keeps working and type-checking without it.
-// TODO(endpoint landed): import { Endpoint, type EndpointConfig } from '../src/core/endpoint.ts'.
-export interface EndpointConfig {
-  site: string;
-  links: LinkConfig[];
-  peers: PeerConfig[];
-  crypto?: { privateKey: Uint8Array; wallClockEpochMs: number; aead?: AeadFactory };
-  policies?: EdgeConfig['policies'];
-  [option: string]: unknown;
-}
-export interface PeerSnapshotLike {
-  name: string;
-  [field: string]: unknown;
-}
-/** The Endpoint's surface beyond SiteEngine, as announced. */
-export interface EndpointEngine extends SiteEngine {
-  setLinkAdmin(nowMs: number, linkId: number, drained: boolean, peerName?: string): void;
-  setPeers(nowMs: number, peers: PeerConfig[]): { added: string[]; removed: string[]; changed: string[] };
-  snapshot(nowMs: number): EdgeSnapshot & { peers: PeerSnapshotLike[] };
-}
-interface EndpointModule {
-  Endpoint: new (config: EndpointConfig, nowMs: number, rng: Rng) => EndpointEngine;
-}
-const ENDPOINT_MODULE = '../src/core/endpoint.ts';
-const endpointModule = (await import(/* @vite-ignore */ ENDPOINT_MODULE).catch(() => undefined)) as EndpointModule | undefined;
+/** The engine of an N-site World's site (the core's Endpoint). */
+export type EndpointEngine = CoreEndpoint;
+export type { EndpointConfig };
 
 /** Impairment of one direction of one connection. */
 export interface Impairment {
@@ -578,10 +554,7 @@ export class World {
         links: linkConfigs,
         peers: site.peerConfigs,
       });
-      const factory = (nowMs: number): SiteEngine => {
-        if (!endpointModule) throw new Error('World: the N-site shape needs src/core/endpoint.ts (the core Endpoint), which is not there');
-        return new endpointModule.Endpoint(endpointConfig(), nowMs, this.rng.fork());
-      };
+      const factory = (nowMs: number): SiteEngine => new CoreEndpoint(endpointConfig(), nowMs, this.rng.fork());
       this.engineFactory.set(site, factory);
     }
     for (const site of this.sites) site.setEdge(this.engineFactory.get(site)!(0));

@@ -115,7 +115,7 @@ describe(`N-site World: a hub and three spokes (seed ${SEED})`, () => {
     for (const site of w.sites) expect(site.unroutable, `${site.name} sent to endpoints no connection leads to`).toBe(0);
     // Spoke to spoke went through the hub: the hub forwarded, and no spoke ever sent to another.
     const hubSnap = w.site('hub').edge.snapshot(w.nowMs);
-    const forwarded = hubSnap.peers.reduce((n, p) => n + (typeof p['forwardedPackets'] === 'number' ? (p['forwardedPackets'] as number) : 0), 0);
+    const forwarded = (hubSnap.peers ?? []).reduce((n, p) => n + p.forwardedPackets, 0);
     console.log(`seed ${SEED}: hub forwarded ${forwarded} packets between spokes; drops ${JSON.stringify(Object.fromEntries(Object.entries(hubSnap.drops).filter(([, v]) => v > 0)))}`);
     expect(forwarded).toBeGreaterThanOrEqual(6 * 450);
   });
