@@ -97,6 +97,8 @@ export interface HubAndSpokes {
   natRebind(): Promise<{ before: number | undefined; after: number | undefined }>;
   /** Spoke 3's current public (translated) source port, from the NAT's conntrack table. */
   natPublicPort(): Promise<number | undefined>;
+  /** Stops a site's `braid up` (SIGTERM, waits for the exit) and starts it again with the same config. */
+  restartSite(site: SiteName): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -313,14 +315,18 @@ export async function startHubAndSpokes(opts: HubAndSpokesOptions): Promise<HubA
 
     // ---- braid up ----------------------------------------------------------------------------
     const sites = {} as Record<SiteName, FabricSite>;
-    for (const s of SITES) {
-      const configPath = join(dir, `${s}.yaml`);
-      writeFileSync(configPath, stringify(configOf(s)));
+    const launch = (s: SiteName, configPath: string): { proc: ChildProcess; output: () => string } => {
       const proc = spawnIn(s, [process.execPath, ...(opts.nodeArgs?.[s] ?? []), BRAID_BIN, 'up', '-c', configPath]);
       procs.push(proc);
       let out = '';
       proc.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
       proc.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
+      return { proc, output: () => out };
+    };
+    for (const s of SITES) {
+      const configPath = join(dir, `${s}.yaml`);
+      writeFileSync(configPath, stringify(configOf(s)));
+      const { proc, output } = launch(s, configPath);
       sites[s] = {
         name: s,
         ns: ns[s],
@@ -331,9 +337,22 @@ export async function startHubAndSpokes(opts: HubAndSpokesOptions): Promise<HubA
         controlSocket: join(dir, `${s}.sock`),
         publicKey: pub[s],
         proc,
-        output: () => out,
+        output,
       };
     }
+    const restartSite = async (s: SiteName): Promise<void> => {
+      const old = sites[s].proc;
+      if (old.exitCode === null && old.signalCode === null) {
+        const gone = new Promise<void>((r) => old.once('exit', () => r()));
+        old.kill('SIGTERM');
+        const t = setTimeout(() => old.kill('SIGKILL'), stopTimeoutMs);
+        await gone;
+        clearTimeout(t);
+      }
+      const { proc, output } = launch(s, sites[s].configPath);
+      sites[s].proc = proc;
+      sites[s].output = output;
+    };
 
     const checkAlive = (s: SiteName): void => {
       const p = sites[s].proc;
@@ -401,7 +420,7 @@ export async function startHubAndSpokes(opts: HubAndSpokesOptions): Promise<HubA
       }
       return { before, after };
     };
-    return { tag, sites, hubLanAddress: '10.0.1.1', ns, execIn, spawnIn, status, statusCli, waitReady, natRebind, natPublicPort, stop };
+    return { tag, sites, hubLanAddress: '10.0.1.1', ns, execIn, spawnIn, status, statusCli, waitReady, natRebind, natPublicPort, restartSite, stop };
   } catch (e) {
     await stop();
     throw e;
