@@ -3,7 +3,8 @@
  * `npm run package` -> `apt-get install -y ./braid_*.deb` -> braid --version, /etc/braid 0700
  * with a key, `braid check -c` the packaged example on this box's interfaces (a dummy brt-pkg0),
  * systemd-analyze verify on the installed unit, the unit equals what `braid install-service`
- * writes, every verb from /usr/bin/braid outside the repo -> `apt-get purge` keeps /etc/braid/*.key.
+ * writes, every verb from /usr/bin/braid outside the repo -> `apt-get purge` keeps /etc/braid/*.key
+ * and removes the unit `braid install-service` wrote.
  * The package is removed afterwards even on failure; a /etc/braid that was not here before goes
  * too. Skipped (with the reason) when not root, without apt-get/dpkg-deb, or when a braid package
  * is already installed on this box (never replace an operator's install).
@@ -25,9 +26,28 @@ const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 const has = (bin: string): boolean => spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
 const installed = (): boolean => spawnSync('dpkg-query', ['-W', '-f=${Status}', 'braid'], { encoding: 'utf8' }).stdout.includes('install ok installed');
 
+/** One package test per box at a time: two would install and purge under each other. */
+const LOCK = join(tmpdir(), 'braid-package-e2e.lock');
+function takeLock(): boolean {
+  try {
+    writeFileSync(LOCK, String(process.pid), { flag: 'wx' });
+    return true;
+  } catch {
+    const holder = Number(readFileSync(LOCK, 'utf8'));
+    try {
+      process.kill(holder, 0);
+      return false; // alive: someone else's run
+    } catch {
+      writeFileSync(LOCK, String(process.pid)); // stale
+      return true;
+    }
+  }
+}
+
 function whyNot(): string | undefined {
   if (process.getuid?.() !== 0) return 'not root (installs a Debian package; CI runs as root)';
   for (const bin of ['apt-get', 'dpkg-deb', 'dpkg-query']) if (!has(bin)) return `${bin} is not installed (not a Debian box)`;
+  if (!takeLock()) return `another package test holds ${LOCK}`;
   if (installed()) return 'a braid package is already installed on this box; not replacing it';
   return undefined;
 }
@@ -35,20 +55,27 @@ const skipReason = whyNot();
 
 let work = '';
 let etcBraidExisted = true;
+let unitExisted = true;
 let ready = false;
 let buildError = '';
 
 function cleanup(): void {
   if (installed()) spawnSync('apt-get', ['purge', '-y', 'braid'], { env, encoding: 'utf8' });
   if (!etcBraidExisted) rmSync('/etc/braid', { recursive: true, force: true });
+  if (!unitExisted) rmSync('/etc/systemd/system/braid.service', { force: true });
   spawnSync('ip', ['link', 'del', DUMMY], { stdio: 'ignore' });
   if (work) rmSync(work, { recursive: true, force: true });
+}
+
+function releaseLock(): void {
+  if (existsSync(LOCK) && readFileSync(LOCK, 'utf8') === String(process.pid)) rmSync(LOCK, { force: true });
 }
 
 describe('the Debian package (npm run package, apt-get install, purge)', () => {
   beforeAll(() => {
     if (skipReason) return;
     etcBraidExisted = existsSync('/etc/braid');
+    unitExisted = existsSync('/etc/systemd/system/braid.service');
     work = mkdtempSync(join(tmpdir(), 'braid-pkg-'));
     try {
       execFileSync('npm', ['run', 'package', '--silent'], { cwd: REPO, env: { ...env, BRAID_DEB_OUT: work }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -62,7 +89,10 @@ describe('the Debian package (npm run package, apt-get install, purge)', () => {
       buildError = `${err.message}\n${err.stdout ?? ''}\n${err.stderr ?? ''}`;
     }
   }, 600_000);
-  afterAll(cleanup, 120_000);
+  afterAll(() => {
+    if (skipReason === undefined) cleanup();
+    releaseLock();
+  }, 120_000);
 
   const skip = (ctx: { skip: (note?: string) => void }): boolean => {
     if (!skipReason) return false;
@@ -133,11 +163,16 @@ describe('the Debian package (npm run package, apt-get install, purge)', () => {
     verbTests(() => ['/usr/bin/braid'], () => ready, () => skipReason ?? `the package did not install: ${buildError.slice(0, 300)}`);
   });
 
-  it('apt-get purge removes the package and the unit but keeps /etc/braid/*.key', (ctx) => {
+  it('apt-get purge removes the package and the units but keeps /etc/braid/*.key', (ctx) => {
     if (skip(ctx)) return;
     expect(ready).toBe(true);
     const key = readFileSync('/etc/braid/private.key', 'utf8');
+    // The unit `braid install-service` writes goes too (only when this test wrote it).
+    const ownUnit = '/etc/systemd/system/braid.service';
+    const wroteUnit = !existsSync(ownUnit);
+    if (wroteUnit) execFileSync('/usr/bin/braid', ['install-service'], { cwd: tmpdir(), encoding: 'utf8' });
     execFileSync('apt-get', ['purge', '-y', 'braid'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    if (wroteUnit) expect(existsSync(ownUnit)).toBe(false);
     expect(installed()).toBe(false);
     expect(existsSync('/usr/bin/braid')).toBe(false);
     expect(existsSync(UNIT)).toBe(false);
