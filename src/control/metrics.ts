@@ -15,7 +15,7 @@
  *   braid_path_last_heard_seconds{link,peer}, braid_path_flaps_total{link,peer}, braid_path_suppressed{link,peer}
  *   braid_link_bytes_total{link,peer,direction}, braid_link_packets_total{link,peer,direction},
  *   braid_link_data_packets_total{link,peer,direction}, braid_link_transmit_rate_bytes_per_second{link,peer}, braid_link_flows{link,peer}
- *   braid_link_shaper_rate_bytes_per_second, braid_link_queued_packets, braid_link_queue_drops_total,
+ *   braid_link_shaper_rate_bytes_per_second{link}, braid_link_queued_packets{link}, braid_link_queue_drops_total{link} (per local link, all peers),
  *   braid_link_fec_parity_packets_total{link,peer}                                              (when the core reports them)
  *   braid_class_packets_total{class}, braid_class_bytes_total{class}, braid_class_flows{class},
  *   braid_class_moves_total{class}, braid_class_active_paths{class}
@@ -50,7 +50,7 @@ const PEER_STATES: readonly PeerSnapshot['state'][] = ['up', 'down', 'idle'];
  * session established 1, session age 1, flows 1. Per path (pathSeries on): state 4, srtt 1, RTT
  * percentiles 2, jitter 1, loss 6, last heard 1, flaps 1, suppressed 1, RTT histogram 18 (15
  * buckets, +Inf, sum, count), link bytes 2, packets 2, data packets 2, transmit rate 1, flows 1,
- * FEC parity 1; a shaped link adds 3 (shaper rate, queued, queue drops).
+ * FEC parity 1. A shaped local link adds 3 series (rate, queued, queue drops), whatever the peers.
  */
 export const PEER_SERIES = 13;
 export const PATH_SERIES = 44;
@@ -200,14 +200,20 @@ export class BraidMetrics {
     gauge('braid_link_flows', 'Flows whose primary path is this link.', ['link', 'peer'], (s, set) => {
       for (const l of paths(s)) set(pathLabels(s, l), l.flows);
     });
-    gauge('braid_link_shaper_rate_bytes_per_second', 'Token-bucket rate of a shaped link.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) maybe(set, pathLabels(s, l), l.shaperRateBps === undefined ? undefined : l.shaperRateBps / 8);
+    // The shaper belongs to the local link and is shared by every peer: one series per link, no peer.
+    const shaped = (s: EdgeSnapshot): LinkStatus[] => {
+      const byName = new Map<string, LinkStatus>();
+      for (const l of s.links as readonly LinkStatus[]) if (l.shaperRateBps !== undefined && !byName.has(l.name)) byName.set(l.name, l);
+      return [...byName.values()];
+    };
+    gauge('braid_link_shaper_rate_bytes_per_second', 'Token-bucket rate of a shaped link.', ['link'], (s, set) => {
+      for (const l of shaped(s)) maybe(set, { link: l.name }, l.shaperRateBps === undefined ? undefined : l.shaperRateBps / 8);
     });
-    gauge('braid_link_queued_packets', 'Datagrams waiting in a shaped link\'s queues.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) maybe(set, pathLabels(s, l), l.queuedPackets);
+    gauge('braid_link_queued_packets', 'Datagrams waiting in a shaped link\'s queues.', ['link'], (s, set) => {
+      for (const l of shaped(s)) maybe(set, { link: l.name }, l.queuedPackets);
     });
-    counter('braid_link_queue_drops_total', 'Tail drops in a shaped link\'s queues.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) if (l.queueDrops !== undefined) set(pathLabels(s, l), l.queueDrops);
+    counter('braid_link_queue_drops_total', 'Tail drops in a shaped link\'s queues.', ['link'], (s, set) => {
+      for (const l of shaped(s)) if (l.queueDrops !== undefined) set({ link: l.name }, l.queueDrops);
     });
     counter('braid_link_fec_parity_packets_total', 'FEC parity datagrams sent on the link.', ['link', 'peer'], (s, set) => {
       for (const l of paths(s)) if (l.fecParitySent !== undefined) set(pathLabels(s, l), l.fecParitySent);

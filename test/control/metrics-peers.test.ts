@@ -115,3 +115,19 @@ describe('metrics.pathSeries in the config', () => {
     expect(() => parseConfigText(`${base}\nmetrics:\n  pathSeries: sometimes\n`, 'a.yaml')).toThrow(/metrics\.pathSeries/);
   });
 });
+
+describe('shaper series on a hub', () => {
+  it('are per local link (the shaper is shared by every peer), once per link, not per path', async () => {
+    const w = hubWorld();
+    const snap = (): EdgeSnapshot => {
+      const s = w.site('hub').edge.snapshot(w.nowMs);
+      s.links = s.links.map((l) => (l.name === 'inet' ? { ...l, shaperRateBps: 80e6, queuedPackets: 2, queueDrops: 5 } : l));
+      return s;
+    };
+    const m = parseExposition(await new BraidMetrics(snap).render());
+    expect(m.find('braid_link_shaper_rate_bytes_per_second')).toHaveLength(1);
+    expect(m.value('braid_link_shaper_rate_bytes_per_second', { link: 'inet' })).toBe(10e6);
+    expect(m.find('braid_link_queue_drops_total')).toHaveLength(1);
+    expect(m.find('braid_link_queue_drops_total')[0]!.labels.peer).toBeUndefined();
+  });
+});
