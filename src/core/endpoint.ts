@@ -42,62 +42,27 @@ import { BraidError, ErrorCode } from './errors.ts';
 import { EventLog, type EventFields } from './events.ts';
 import type { ErasureCodec } from './fec/codec.ts';
 import { createGf256Codec } from './fec/gf256.ts';
-import { checkFecPolicy, DEFAULT_FEC_POLICIES, type ClassFecPolicy } from './fec/policy.ts';
+import type { ClassFecPolicy } from './fec/policy.ts';
 import { newInnerInfo, parseInner, type InnerInfo } from './inner.ts';
 import { DEAD_AFTER_PROBES, DEFAULT_PROBE_INTERVAL_MS, HOLD_DOWN_PROBES, type PathStateConfig } from './pathmon/path-state.ts';
 import { Peer, type HandshakeSource, type PeerHost } from './peer.ts';
+import type { EndpointConfig } from './endpoint-config.ts';
 import { buildSnapshot } from './snapshot.ts';
-import { createLink, PendingTx, TxKind, type LinkRuntime } from './qos/egress.ts';
+import { createLink, PendingTx, releaseLink, TxKind, type LinkRuntime } from './qos/egress.ts';
 import { checkQueuePolicy, DEFAULT_QUEUE_POLICIES, type ClassQueuePolicy } from './qos/policy.ts';
 import type { Rng } from './rng.ts';
 import { NO_PEER, PrefixTable } from './routing/prefix-table.ts';
 import { CLASS_NAMES, classOfDscp, DEFAULT_POLICIES, type ClassName, type ClassPolicy } from './steer/classes.ts';
 import { TimerHeap } from './timer-heap.ts';
+import { Fifo } from './fifo.ts';
+import { checkPeerSet, mergeFec, publicFacts, sameKey, stripUndefined } from './peer-config.ts';
 import { DEFAULT_DSCP_TRUST, DscpTrust, type DscpTrustPolicy } from './steer/dscp-trust.ts';
 import { remarkDscp, RuleSet, type RuleSpec } from './steer/rules.ts';
 import { InnerMtuStage } from './inner/fit.ts';
 import { DROP_REASONS, formatEndpoint, type DropReason, type EdgeEvent, type EdgeEventKind, type EdgeSnapshot, type Endpoint as UdpEndpoint, type LinkConfig, type PeerConfig, type Transmit } from './types.ts';
 import { decodeEnvelopeStrict, decodeFrameStrict, encodeEnvelope, encodeFrame, receiveCapBytes } from './wire/codec.ts';
 
-export interface EndpointCryptoConfig {
-  privateKey: Uint8Array;
-  /** Wall-clock ms since the epoch at nowMs = 0: only for the handshake's anti-replay timestamp. */
-  wallClockEpochMs: number;
-  cipher?: DataCipher;
-  /** Who seals and opens data packets (the shell passes the native addon's when it loads). */
-  aead?: AeadFactory;
-}
-
-export interface EndpointConfig {
-  site: string;
-  /** Local links; the index is the link id on the wire (ours) and in Transmit.linkId. */
-  links: LinkConfig[];
-  peers: PeerConfig[];
-  probeIntervalMs?: number;
-  /** Nothing heard for this long: path DOWN. Default 3 probe intervals. */
-  deadAfterMs?: number;
-  holdDownProbes?: number;
-  flapDamping?: boolean;
-  flowIdleTimeoutMs?: number;
-  /** Flow table cap per peer. */
-  maxFlows?: number;
-  /** Class policies by class id (CLASS_NAMES order); defaults from RFC 4594 / DESIGN.md. */
-  policies?: readonly ClassPolicy[];
-  /** Noise IK keys; without them the overlay runs in plaintext (benchmarks, old tests). */
-  crypto?: EndpointCryptoConfig;
-  fec?: Partial<Record<ClassName, Partial<ClassFecPolicy>>>;
-  queues?: Partial<Record<ClassName, Partial<ClassQueuePolicy>>>;
-  /** Reed-Solomon codec; default the pure TypeScript one (faster here than the wasm build: bench/fec.ts). */
-  fecCodec?: ErasureCodec;
-  /** Largest overlay datagram the links carry without IP fragmentation (default 1472). */
-  maxDatagramBytes?: number;
-  /** Largest link MTU (bytes): received datagrams over it (plus slack) are dropped unread. Default 1500. */
-  linkMtuBytes?: number;
-  /** Application rules (steer/rules.ts), first match wins; unmatched packets are classified by DSCP. */
-  rules?: readonly RuleSpec[];
-  /** Trust boundary for LAN-marked DSCP (steer/dscp-trust.ts); default: control and voice capped. */
-  dscpTrust?: DscpTrustPolicy;
-}
+export type { EndpointConfig, EndpointCryptoConfig } from './endpoint-config.ts';
 
 const DEFAULT_MAX_DATAGRAM_BYTES = 1472;
 const enum Timer {
@@ -128,10 +93,8 @@ export class Endpoint implements PeerHost {
   private readonly heap = new TimerHeap<Peer>();
   private readonly dirty: Peer[] = [];
   private readonly timers = new Float64Array(Timer.Count).fill(Infinity);
-  private readonly transmits: Transmit[] = [];
-  private transmitHead = 0;
-  private readonly deliveries: Uint8Array[] = [];
-  private deliveryHead = 0;
+  private readonly transmits = new Fifo<Transmit>();
+  private readonly deliveries = new Fifo<Uint8Array>();
   readonly events = new EventLog();
   readonly drops: Record<DropReason, number>;
   private readonly inner = newInnerInfo();
@@ -185,7 +148,7 @@ export class Endpoint implements PeerHost {
     this.dscpTrust = new DscpTrust(config.dscpTrust ?? DEFAULT_DSCP_TRUST);
     this.drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
     this.events.namePeers = config.peers.length !== 1;
-    this.checkPeers(config.peers);
+    checkPeerSet(config.peers, this.sessions !== undefined);
     for (const pc of config.peers) this.addPeer(nowMs, pc, config.peers.length, false);
     this.flush();
   }
@@ -211,7 +174,7 @@ export class Endpoint implements PeerHost {
   transmit(link: LinkRuntime, peerSlot: number, pathId: number, to: UdpEndpoint, bytes: Uint8Array, dscp: number, classId: number): void {
     const sched = link.sched;
     if (sched === undefined) {
-      if (this.transmits.length - this.transmitHead >= MAX_TRANSMIT_QUEUE) return this.drop('transmitQueueFull');
+      if (this.transmits.length >= MAX_TRANSMIT_QUEUE) return this.drop('transmitQueueFull');
       link.txPackets++;
       link.txBytes += bytes.length;
       this.transmits.push({ linkId: link.id, to, dscp, bytes });
@@ -249,7 +212,7 @@ export class Endpoint implements PeerHost {
     if (info.protocol === 6) this.innerMtu.clampMss(packet, info, peer.smallestUsableMtu());
     peer.rxInnerPackets++;
     peer.rxInnerBytes += packet.length;
-    if (this.deliveries.length - this.deliveryHead >= MAX_DELIVERY_QUEUE) return this.drop('deliveryQueueFull');
+    if (this.deliveries.length >= MAX_DELIVERY_QUEUE) return this.drop('deliveryQueueFull');
     this.deliveredPackets++;
     this.deliveries.push(packet);
   }
@@ -329,7 +292,7 @@ export class Endpoint implements PeerHost {
 
   /** An ICMP error we made (too big) goes straight back into the TUN. */
   deliverLocal(packet: Uint8Array): void {
-    if (this.deliveries.length - this.deliveryHead >= MAX_DELIVERY_QUEUE) return this.drop('deliveryQueueFull');
+    if (this.deliveries.length >= MAX_DELIVERY_QUEUE) return this.drop('deliveryQueueFull');
     this.deliveries.push(packet);
   }
 
@@ -480,7 +443,7 @@ export class Endpoint implements PeerHost {
    */
   setPeers(nowMs: number, peers: readonly PeerConfig[]): { added: string[]; removed: string[]; changed: string[] } {
     this.nowMs = nowMs;
-    this.checkPeers(peers);
+    checkPeerSet(peers, this.sessions !== undefined);
     const wanted = new Map(peers.map((p) => [p.name, p]));
     const added: string[] = [];
     const removed: string[] = [];
@@ -512,24 +475,6 @@ export class Endpoint implements PeerHost {
     this.events.namePeers = this.peersByName.size !== 1;
     this.flush();
     return { added, removed, changed };
-  }
-
-  /** Refuses a peer set that cannot be applied whole: duplicate names or keys, conflicting prefixes. */
-  private checkPeers(peers: readonly PeerConfig[]): void {
-    const names = new Set<string>();
-    const keys = new Set<string>();
-    const trial = new PrefixTable();
-    peers.forEach((p, i) => {
-      if (names.has(p.name)) throw new BraidError(ErrorCode.CONFIG_INVALID, `peers[${i}].name: "${p.name}" is used twice`, { field: `peers[${i}].name` });
-      names.add(p.name);
-      if (this.sessions && p.publicKey === undefined) throw new BraidError(ErrorCode.CONFIG_INVALID, `peers[${i}].publicKey: missing`, { field: `peers[${i}].publicKey` });
-      if (p.publicKey) {
-        const k = Array.from(p.publicKey).join(',');
-        if (keys.has(k)) throw new BraidError(ErrorCode.CONFIG_INVALID, `peers[${i}].publicKey: the same key as another peer`, { field: `peers[${i}].publicKey` });
-        keys.add(k);
-      }
-      for (const prefix of p.prefixes) trial.insert(prefix, i);
-    });
   }
 
   private addPeer(nowMs: number, pc: PeerConfig, peerCount: number, announce: boolean): void {
@@ -564,23 +509,11 @@ export class Endpoint implements PeerHost {
   // ---- outputs -----------------------------------------------------------------------------
 
   pollTransmit(): Transmit | undefined {
-    if (this.transmitHead >= this.transmits.length) return undefined;
-    const t = this.transmits[this.transmitHead++]!;
-    if (this.transmitHead === this.transmits.length) {
-      this.transmits.length = 0;
-      this.transmitHead = 0;
-    }
-    return t;
+    return this.transmits.shift();
   }
 
   pollDelivery(): Uint8Array | undefined {
-    if (this.deliveryHead >= this.deliveries.length) return undefined;
-    const d = this.deliveries[this.deliveryHead++]!;
-    if (this.deliveryHead === this.deliveries.length) {
-      this.deliveries.length = 0;
-      this.deliveryHead = 0;
-    }
-    return d;
+    return this.deliveries.shift();
   }
 
   pollTimeout(): number | undefined {
@@ -614,39 +547,25 @@ export class Endpoint implements PeerHost {
     dirty.length = 0;
   }
 
-  /**
-   * Moves what the link's bucket allows into the transmit queue, framing and sealing the frames
-   * that carry a path sequence as they leave; re-arms Timer.Shaper.
-   */
+  /** A shaped link releases what its bucket allows; queued frames are built as they leave. */
   private releaseLink(nowMs: number, link: LinkRuntime): void {
-    const sched = link.sched!;
-    while (this.transmits.length - this.transmitHead < MAX_TRANSMIT_QUEUE) {
-      const item = sched.dequeue(nowMs);
-      if (item === undefined) break;
-      const peer = item.owner as Peer | null;
-      let bytes: Uint8Array | undefined;
-      if (item.kind === TxKind.Sealed) bytes = item.bytes;
-      else if (peer !== null && this.peerSlots[peer.slot] === peer) {
-        bytes = peer.tx.buildQueued(nowMs, item);
-        const p = peer.paths[item.pathId];
-        if (bytes !== undefined && p !== undefined) {
-          p.txPackets++;
-          p.txBytes += bytes.length;
-          p.lastTxMs = nowMs;
-        }
-      }
-      if (bytes === undefined) {
-        // The session (or the peer) went away while it waited: lost, counted.
-        this.drop('noSession');
-        continue;
-      }
-      link.txPackets++;
-      link.txBytes += bytes.length;
-      this.transmits.push({ linkId: link.id, to: item.to, dscp: item.dscp, bytes });
-    }
-    // The shell drains transmits after every input; if it has not, try again in a millisecond.
-    const next = this.transmits.length - this.transmitHead >= MAX_TRANSMIT_QUEUE && sched.queuedPackets > 0 ? nowMs + 1 : sched.nextReleaseMs(nowMs);
+    const next = releaseLink(nowMs, link, this.transmits, MAX_TRANSMIT_QUEUE, (item) => this.buildQueued(nowMs, item), () => this.drop('noSession'));
     if (next < this.timers[Timer.Shaper]!) this.timers[Timer.Shaper] = next;
+  }
+
+  private buildQueued(nowMs: number, item: PendingTx): Uint8Array | undefined {
+    if (item.kind === TxKind.Sealed) return item.bytes;
+    const peer = item.owner as Peer | null;
+    // The peer may have been removed (reload) while its frame waited: then it is lost, counted.
+    if (peer === null || this.peerSlots[peer.slot] !== peer) return undefined;
+    const bytes = peer.tx.buildQueued(nowMs, item);
+    const p = peer.paths[item.pathId];
+    if (bytes !== undefined && p !== undefined) {
+      p.txPackets++;
+      p.txBytes += bytes.length;
+      p.lastTxMs = nowMs;
+    }
+    return bytes;
   }
 
   private releaseShaped(nowMs: number): void {
@@ -654,33 +573,3 @@ export class Endpoint implements PeerHost {
     for (const l of this.links) if (l.sched !== undefined) this.releaseLink(nowMs, l);
   }
 }
-
-function mergeFec(fec: Partial<Record<ClassName, Partial<ClassFecPolicy>>>): ClassFecPolicy[] {
-  return CLASS_NAMES.map((name, i) => {
-    const p: ClassFecPolicy = { ...DEFAULT_FEC_POLICIES[i]!, ...stripUndefined(fec[name]) };
-    checkFecPolicy(p, `class ${name}`);
-    return p;
-  });
-}
-
-/** A partial policy without its undefined fields, so spreading it never erases a default. */
-export function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
-  const out: Partial<T> = {};
-  if (o === undefined) return out;
-  for (const k of Object.keys(o) as (keyof T)[]) if (o[k] !== undefined) out[k] = o[k];
-  return out;
-}
-
-function sameKey(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/** What a reload compares (everything but the key, compared on its own). */
-function publicFacts(p: PeerConfig): unknown {
-  return { prefixes: p.prefixes, endpoints: p.endpoints ?? {}, links: p.links ?? null, keepalive: p.persistentKeepaliveMs ?? 0 };
-}
-
-export type { InnerInfo };

@@ -4,7 +4,7 @@
  * authenticated packets on the same path, and the inbound source check.
  */
 import { describe, expect, it } from 'vitest';
-import { World, type Site, type EndpointEngine } from '../../sim/world.ts';
+import { World, type Site } from '../../sim/world.ts';
 import { makePacket, readPacketTag } from '../../sim/packets.ts';
 import type { Endpoint } from '../../src/core/endpoint.ts';
 import type { PeerConfig } from '../../src/core/types.ts';
@@ -124,7 +124,7 @@ describe('hub and spokes (World, N sites)', () => {
         { a: 'c.inet', b: 'hub.inet', delayMs: 15 },
       ],
     });
-    const hub = w.site('hub') as Site<EndpointEngine>;
+    const hub = w.site('hub');
     const engine = hub.edge as unknown as Endpoint;
     // Start with A and B only: C is added by the reload.
     const all = hub.peerConfigs as PeerConfig[];

@@ -10,7 +10,8 @@
  * adaptive FEC read, see the path and not our queue.
  */
 import type { CostTier } from '../steer/classes.ts';
-import type { Endpoint } from '../types.ts';
+import type { Endpoint, Transmit } from '../types.ts';
+import type { Fifo } from '../fifo.ts';
 import type { ClassQueuePolicy } from './policy.ts';
 import { LinkScheduler } from './scheduler.ts';
 
@@ -112,4 +113,34 @@ export function totalQueueDrops(s: LinkScheduler<PendingTx>): number {
   let n = 0;
   for (const c of s.counters) n += c.dropped;
   return n;
+}
+
+/**
+ * Moves what the link's token bucket allows into `out`, building each queued frame as it leaves
+ * (`build`: numbered, framed and sealed now; undefined when it cannot be, counted by `lost`).
+ * Returns when to try again: the bucket's next release, or in a millisecond when `out` is full
+ * (the shell drains transmits after every input).
+ */
+export function releaseLink(
+  nowMs: number,
+  link: LinkRuntime,
+  out: Fifo<Transmit>,
+  maxQueued: number,
+  build: (item: PendingTx) => Uint8Array | undefined,
+  lost: () => void,
+): number {
+  const sched = link.sched!;
+  while (out.length < maxQueued) {
+    const item = sched.dequeue(nowMs);
+    if (item === undefined) break;
+    const bytes = build(item);
+    if (bytes === undefined) {
+      lost();
+      continue;
+    }
+    link.txPackets++;
+    link.txBytes += bytes.length;
+    out.push({ linkId: link.id, to: item.to, dscp: item.dscp, bytes });
+  }
+  return out.length >= maxQueued && sched.queuedPackets > 0 ? nowMs + 1 : sched.nextReleaseMs(nowMs);
 }

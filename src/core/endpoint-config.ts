@@ -1,0 +1,54 @@
+/**
+ * What an Endpoint is built from (endpoint.ts): the site, its links, its peers and the settings
+ * every peer shares. The shell makes it from the YAML config (src/cli/up.ts edgeConfigFrom); the
+ * simulator from its World description.
+ */
+import type { DataCipher } from './crypto/types.ts';
+import type { AeadFactory } from './crypto/transport.ts';
+import type { ErasureCodec } from './fec/codec.ts';
+import type { ClassFecPolicy } from './fec/policy.ts';
+import type { ClassQueuePolicy } from './qos/policy.ts';
+import type { ClassName, ClassPolicy } from './steer/classes.ts';
+import type { DscpTrustPolicy } from './steer/dscp-trust.ts';
+import type { RuleSpec } from './steer/rules.ts';
+import type { LinkConfig, PeerConfig } from './types.ts';
+
+export interface EndpointCryptoConfig {
+  privateKey: Uint8Array;
+  /** Wall-clock ms since the epoch at nowMs = 0: only for the handshake's anti-replay timestamp. */
+  wallClockEpochMs: number;
+  cipher?: DataCipher;
+  /** Who seals and opens data packets (the shell passes the native addon's when it loads). */
+  aead?: AeadFactory;
+}
+
+export interface EndpointConfig {
+  site: string;
+  /** Local links; the index is the link id on the wire (ours) and in Transmit.linkId. */
+  links: LinkConfig[];
+  peers: PeerConfig[];
+  probeIntervalMs?: number;
+  /** Nothing heard for this long: path DOWN. Default 3 probe intervals. */
+  deadAfterMs?: number;
+  holdDownProbes?: number;
+  flapDamping?: boolean;
+  flowIdleTimeoutMs?: number;
+  /** Flow table cap per peer. */
+  maxFlows?: number;
+  /** Class policies by class id (CLASS_NAMES order); defaults from RFC 4594 / DESIGN.md. */
+  policies?: readonly ClassPolicy[];
+  /** Noise IK keys; without them the overlay runs in plaintext (benchmarks, old tests). */
+  crypto?: EndpointCryptoConfig;
+  fec?: Partial<Record<ClassName, Partial<ClassFecPolicy>>>;
+  queues?: Partial<Record<ClassName, Partial<ClassQueuePolicy>>>;
+  /** Reed-Solomon codec; default the pure TypeScript one (faster here than the wasm build: bench/fec.ts). */
+  fecCodec?: ErasureCodec;
+  /** Largest overlay datagram the links carry without IP fragmentation (default 1472). */
+  maxDatagramBytes?: number;
+  /** Largest link MTU (bytes): received datagrams over it (plus slack) are dropped unread. Default 1500. */
+  linkMtuBytes?: number;
+  /** Application rules (steer/rules.ts), first match wins; unmatched packets are classified by DSCP. */
+  rules?: readonly RuleSpec[];
+  /** Trust boundary for LAN-marked DSCP (steer/dscp-trust.ts); default: control and voice capped. */
+  dscpTrust?: DscpTrustPolicy;
+}
