@@ -71,9 +71,19 @@ describe.skipIf(!ROOT)('end-to-end: a hub and three spokes, each a braid up proc
 
   it('iperf3 TCP spoke 1 -> spoke 2 through the hub completes', async () => {
     const to = h.sites.s2.tunAddress;
-    const server = h.spawnIn('s2', ['iperf3', '-s', '-1', '-B', to]);
+    const server = h.spawnIn('s2', ['iperf3', '-s', '-1', '--forceflush', '-B', to]);
     try {
-      await sleep(500);
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        const t = setTimeout(() => reject(new Error(`iperf3 server in spoke 2 did not start: ${out}`)), 10_000);
+        server.stdout?.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (/Server listening/.test(out)) {
+            clearTimeout(t);
+            resolve();
+          }
+        });
+      });
       const r = await h.execIn('s1', ['iperf3', '-c', to, '-t', '5', '-J'], { timeoutMs: 40_000 });
       const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number; bytes: number }; sum_sent: { retransmits?: number } } };
       console.log(`e2e hub: iperf3 TCP spoke 1 -> hub -> spoke 2: ${(j.end.sum_received.bits_per_second / 1e6).toFixed(1)} Mbit/s (${j.end.sum_received.bytes} bytes, ${j.end.sum_sent.retransmits ?? 0} retransmits)`);
