@@ -57,3 +57,47 @@ describe('FEC parity budget', () => {
     expect(() => checkFecPolicy({ ...bulk, maxOverheadRatio: 0.5 }, 'classes.bulk')).not.toThrow();
   });
 });
+
+describe('FEC flush extension (FecEncoderConfig.maxFlushMs)', () => {
+  /** `calls` packets per 20 ms, evenly spread, for `ms`; returns the closed groups' sizes. */
+  function groupSizes(calls: number, ms: number, opts: { maxFlushMs?: number } = {}): number[] {
+    const enc = new FecEncoder(createGf256Codec(), { k: 20, m: 2, flushMs: 20, ...opts });
+    const sizes: number[] = [];
+    const packet = new Uint8Array(200).fill(7);
+    const step = 20 / calls;
+    let last = enc.counters.groups;
+    for (let i = 0; i * step < ms; i++) {
+      const t = i * step;
+      for (let d = enc.nextDeadlineMs(); d !== undefined && d <= t; d = enc.nextDeadlineMs()) enc.onTimeout(d);
+      enc.push(t, packet, 0);
+      for (let s = enc.pollParity(); s !== undefined; s = enc.pollParity()) if (s.index === s.k) sizes.push(s.k);
+      last = enc.counters.groups;
+    }
+    void last;
+    return sizes;
+  }
+
+  it('10 calls (10 packets per 20 ms) wait to fill k = 20 by 40 ms; 3 calls close at 20 ms as before', () => {
+    const ten = groupSizes(10, 2000);
+    expect(ten.length).toBeGreaterThan(40);
+    expect(ten.every((k) => k === 20)).toBe(true);
+    const three = groupSizes(3, 2000);
+    expect(three.every((k) => k <= 4)).toBe(true);
+    // Without the extension (maxFlushMs = flushMs) 10 calls close groups of ~10.
+    const fixed = groupSizes(10, 2000, { maxFlushMs: 20 });
+    expect(Math.max(...fixed)).toBeLessThanOrEqual(11);
+  });
+
+  it('the extended deadline is what nextDeadlineMs reports, so the caller re-arms its timer', () => {
+    const enc = new FecEncoder(createGf256Codec(), { k: 20, m: 2, flushMs: 20 });
+    const packet = new Uint8Array(100);
+    for (let i = 0; i < 10; i++) enc.push(i * 2, packet, 0);
+    expect(enc.nextDeadlineMs()).toBe(20);
+    enc.onTimeout(20);
+    expect(enc.counters.groups).toBe(0);
+    expect(enc.nextDeadlineMs()).toBe(40);
+    enc.onTimeout(40); // only 10 by then (nothing else came): it closes with what it has
+    expect(enc.counters.groups).toBe(1);
+    expect(enc.nextDeadlineMs()).toBeUndefined();
+  });
+});

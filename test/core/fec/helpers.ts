@@ -65,8 +65,9 @@ export function encodeStream(codec: ErasureCodec, k: number, m: number, packets:
     frames.push({ kind: 'data', groupId: stamp.groupId, index: stamp.index, packet: packet.slice(), seq, k: stamp.k });
     drain();
   });
-  const deadline = enc.nextDeadlineMs();
-  if (deadline !== undefined) enc.onTimeout(deadline);
+  // Flush as the Edge does: on each deadline nextDeadlineMs reports (a group on pace to fill k
+  // may move its deadline once, FecEncoderConfig.maxFlushMs).
+  for (let deadline = enc.nextDeadlineMs(); deadline !== undefined; deadline = enc.nextDeadlineMs()) enc.onTimeout(deadline);
   drain();
   return frames;
 }
