@@ -44,6 +44,10 @@
  * Data packets: the AAD is (wire version, receiver index, counter); an empty plaintext is a
  * keepalive and must not be decoded as a frame. Index 0 is never allocated (the envelope uses
  * receiver 0 for "no session").
+ *
+ * Layout: Keypair, PeerState and the slot operations (drop, retire, zero) live in peer-session.ts;
+ * the result, event, snapshot and option types in session-types.ts (re-exported here). This module
+ * is the SessionManager: configuration, seal/open, handshake messages, timers and outputs.
  */
 import { BraidError, ErrorCode } from '../errors.ts';
 import type { KeyedBlake2s } from './blake2s.ts';
@@ -71,190 +75,33 @@ import {
   consumeInitiation,
   consumeResponse,
   createInitiation,
-  HANDSHAKE_FAILURES,
   MESSAGE_COOKIE_REPLY,
   MESSAGE_INITIATION,
   MESSAGE_RESPONSE,
   peekMessageType,
   readHeaderIndex,
   type CipherPolicy,
-  type HandshakeFailure,
-  type PendingInitiation,
-  type TransportKeys,
 } from './noise.ts';
-import { ReplayWindow } from './replay.ts';
+import { Keypair, peerSessionSnapshot, PeerState, retireKeypair, zeroPeerKeys, type IndexEntry } from './peer-session.ts';
 import {
-  DATA_AAD_LENGTH,
-  nodeCryptoAeadFactory,
-  isValidCounter,
-  isValidSendCounter,
-  writeDataAad,
-  type Aead,
-  type AeadFactory,
-} from './transport.ts';
-import type { DataCipher, Rng } from './types.ts';
+  DATA_DROP_REASONS,
+  DEFAULT_CIPHER_POLICY,
+  HANDSHAKE_DROP_REASONS,
+  type CryptoEvent,
+  type CryptoEventKind,
+  type CryptoTransmit,
+  type DataDropReason,
+  type OpenResult,
+  type PeerSessionSnapshot,
+  type SealResult,
+  type SessionManagerOptions,
+  type SessionManagerSnapshot,
+} from './session-types.ts';
+import { DATA_AAD_LENGTH, nodeCryptoAeadFactory, isValidCounter, isValidSendCounter, writeDataAad, type AeadFactory } from './transport.ts';
+import type { Rng } from './types.ts';
 
-/** Rotated-out sessions kept per peer for receiving in-flight packets. */
-const RETIRED_KEYPAIRS = 3;
-
-/** One established session: keys for both directions, replay window, send counter. */
-export class Keypair {
-  readonly localIndex: number;
-  readonly remoteIndex: number;
-  readonly cipher: DataCipher;
-  readonly isInitiator: boolean;
-  readonly createdMs: number;
-  readonly sender: Aead;
-  readonly receiver: Aead;
-  readonly replay = new ReplayWindow();
-  sendCounter = 0;
-
-  /** `aead` builds the two directions' AEADs (default: node:crypto). */
-  constructor(keys: TransportKeys, createdMs: number, aead: AeadFactory = nodeCryptoAeadFactory) {
-    this.localIndex = keys.localIndex;
-    this.remoteIndex = keys.remoteIndex;
-    this.cipher = keys.cipher;
-    this.isInitiator = keys.isInitiator;
-    this.createdMs = createdMs;
-    this.sender = aead(keys.sendKey, keys.cipher);
-    this.receiver = aead(keys.receiveKey, keys.cipher);
-    // The AEAD objects hold their own copies; wipe the raw bytes we were handed (best effort: JS
-    // gives no guarantee that no other copy exists).
-    keys.sendKey.fill(0);
-    keys.receiveKey.fill(0);
-  }
-}
-
-export const DATA_DROP_REASONS = [
-  'badCounter', // not an integer in [0, REJECT_AFTER_MESSAGES)
-  'unknownIndex', // no session with that receiver index (stale, forged, or after zeroing)
-  'expiredSession', // session older than REJECT_AFTER_TIME
-  'replayed', // counter seen before or older than the replay window
-  'authFailed', // AEAD tag did not verify
-] as const;
-export type DataDropReason = (typeof DATA_DROP_REASONS)[number];
-
-/** Handshake drops: the handshake failures plus the flood defences. */
-export const HANDSHAKE_DROP_REASONS = [
-  ...HANDSHAKE_FAILURES,
-  'cookieRequired', // under load without a valid mac2: answered with a cookie reply
-  'rateLimited', // under load, source over its token bucket
-  'badCookieReply', // cookie reply that did not decrypt for a pending initiation
-] as const;
-export type HandshakeDropReason = (typeof HANDSHAKE_DROP_REASONS)[number];
-
-export type SealResult =
-  | { readonly ok: true; readonly receiverIndex: number; readonly counter: number; readonly ciphertext: Uint8Array }
-  | { readonly ok: false; readonly reason: 'unknownPeer' | 'noSession' };
-
-export type OpenResult =
-  | { readonly ok: true; readonly peerId: string; readonly plaintext: Uint8Array }
-  | { readonly ok: false; readonly reason: DataDropReason };
-
-/**
- * What the shell must send. Initiations go to the peer by whatever paths the edge chooses; replies
- * (responses, cookie replies) go back to the source they answer; a keepalive asks the edge to
- * seal an empty plaintext to the peer now.
- */
-export type CryptoTransmit<Source> =
-  | { readonly kind: 'initiation'; readonly peerId: string; readonly bytes: Uint8Array }
-  | { readonly kind: 'reply'; readonly to: Source; readonly bytes: Uint8Array }
-  | { readonly kind: 'keepalive'; readonly peerId: string };
-
-export type CryptoEventKind =
-  | 'handshakeStarted'
-  | 'sessionEstablished'
-  | 'sessionConfirmed'
-  | 'handshakeFailed'
-  | 'keysZeroed'
-  | 'underLoad';
-
-export interface CryptoEvent {
-  readonly atMs: number;
-  readonly kind: CryptoEventKind;
-  readonly peerId?: string;
-  readonly message: string;
-}
-
-export interface PeerSessionSnapshot {
-  readonly peerId: string;
-  readonly hasSession: boolean;
-  readonly sessionAgeMs: number | undefined;
-  readonly cipher: DataCipher | undefined;
-  readonly isInitiator: boolean | undefined;
-  readonly handshakePending: boolean;
-  readonly handshakeAttempts: number;
-  readonly awaitingConfirmation: boolean;
-}
-
-export interface SessionManagerSnapshot {
-  readonly peers: PeerSessionSnapshot[];
-  readonly underLoad: boolean;
-  readonly handshakeDrops: Readonly<Record<HandshakeDropReason, number>>;
-  readonly dataDrops: Readonly<Record<DataDropReason, number>>;
-  readonly outputsDropped: number;
-}
-
-export interface SessionManagerOptions {
-  readonly local: X25519KeyPair;
-  readonly rng: Rng;
-  /** Wall-clock ms since the Unix epoch at nowMs = 0 (only for initiation timestamps). */
-  readonly wallClockEpochMs: number;
-  readonly prologue?: Uint8Array;
-  readonly ciphers?: CipherPolicy;
-  /** Envelope version bound into the data AAD. */
-  readonly wireVersion?: number;
-  readonly underLoadInitiationsPerSecond?: number;
-  /**
-   * Builds each session's data AEADs. Default: `nodeCryptoAeadFactory` (node:crypto); the Edge
-   * passes EdgeCryptoConfig.aead (the shell gives it the native addon's).
-   */
-  readonly aead?: AeadFactory;
-}
-
-export const DEFAULT_CIPHER_POLICY: CipherPolicy = {
-  preferred: 'chacha20-poly1305',
-  accepted: ['chacha20-poly1305', 'aes-256-gcm'],
-};
-
-class PeerState {
-  current: Keypair | null = null;
-  previous: Keypair | null = null;
-  /**
-   * Receive-only sessions pushed out of the slots by rotation, newest last. Multipath reorders
-   * by tens of ms, and a rekey racing a simultaneous initiation rotates twice in one RTT: packets
-   * sealed on a session two rotations old must still open (each still expires at REJECT_AFTER_TIME).
-   */
-  retired: Keypair[] = [];
-  next: Keypair | null = null;
-  pending: PendingInitiation | null = null;
-  lastInitiationSentMs = Number.NEGATIVE_INFINITY;
-  handshakeAttempts = 0;
-  sentLastMinuteHandshake = false;
-  // Timers: absolute deadlines, Infinity when unarmed.
-  retransmitAtMs = Infinity;
-  keepaliveAtMs = Infinity;
-  needAnotherKeepalive = false;
-  newHandshakeAtMs = Infinity;
-  zeroKeysAtMs = Infinity;
-  // Responder-side replay and flood state for initiations from this peer.
-  lastTimestamp: Uint8Array | null = null;
-  lastInitiationConsumedMs = Number.NEGATIVE_INFINITY;
-  // Initiator-side cookie from this peer's cookie reply.
-  cookie: Uint8Array | null = null;
-  cookieReceivedMs = Number.NEGATIVE_INFINITY;
-
-  constructor(
-    readonly id: string,
-    readonly remoteStatic: Uint8Array,
-  ) {}
-}
-
-interface IndexEntry {
-  readonly peer: PeerState;
-  /** null while the index names a pending initiation rather than a session. */
-  readonly keypair: Keypair | null;
-}
+export { Keypair } from './peer-session.ts';
+export * from './session-types.ts';
 
 function zeroRecord<K extends string>(keys: readonly K[]): Record<K, number> {
   const record = {} as Record<K, number>;
@@ -324,7 +171,7 @@ export class SessionManager<Source = string> {
   removePeer(peerId: string): void {
     const peer = this.peers.get(peerId);
     if (peer === undefined) return;
-    this.zeroPeer(peer);
+    zeroPeerKeys(this.indices, peer);
     this.peers.delete(peerId);
     this.peersByStatic.delete(encodeKey(peer.remoteStatic));
   }
@@ -473,8 +320,8 @@ export class SessionManager<Source = string> {
     const keypair = new Keypair(result.keys, nowMs, this.aeadFactory);
     // Responder: the new session waits in `next` until the initiator uses it. An older unconfirmed
     // `next` is superseded, and `previous` is dropped as WireGuard does: current stays usable.
-    this.retire(peer, peer.next);
-    this.retire(peer, peer.previous);
+    retireKeypair(this.indices, peer, peer.next);
+    retireKeypair(this.indices, peer, peer.previous);
     peer.previous = null;
     peer.next = keypair;
     this.indices.set(keypair.localIndex, { peer, keypair });
@@ -500,9 +347,9 @@ export class SessionManager<Source = string> {
     const keypair = new Keypair(result.keys, nowMs, this.aeadFactory);
     // Initiator: the new session is current at once. The old current (or an unconfirmed next,
     // which the peer may already be using) becomes previous so in-flight packets still open.
-    this.retire(peer, peer.previous);
+    retireKeypair(this.indices, peer, peer.previous);
     if (peer.next !== null) {
-      this.retire(peer, peer.current);
+      retireKeypair(this.indices, peer, peer.current);
       peer.previous = peer.next;
       peer.next = null;
     } else {
@@ -567,7 +414,7 @@ export class SessionManager<Source = string> {
       }
       if (peer.zeroKeysAtMs <= nowMs) {
         peer.zeroKeysAtMs = Infinity;
-        this.zeroPeer(peer);
+        zeroPeerKeys(this.indices, peer);
         this.pushEvent(nowMs, 'keysZeroed', peer.id, `no session with ${peer.id} for ${(3 * REJECT_AFTER_TIME_MS) / 1000} s: keys erased`);
       }
     }
@@ -591,18 +438,7 @@ export class SessionManager<Source = string> {
   /** One peer's session state (an edge with a thousand peers asks for one at a time). */
   peerSnapshot(nowMs: number, peerId: string): PeerSessionSnapshot | undefined {
     const peer = this.peers.get(peerId);
-    if (peer === undefined) return undefined;
-    const current = peer.current;
-    return {
-      peerId: peer.id,
-      hasSession: current !== null && nowMs - current.createdMs < REJECT_AFTER_TIME_MS,
-      sessionAgeMs: current === null ? undefined : nowMs - current.createdMs,
-      cipher: current?.cipher,
-      isInitiator: current?.isInitiator,
-      handshakePending: peer.pending !== null,
-      handshakeAttempts: peer.handshakeAttempts,
-      awaitingConfirmation: peer.next !== null,
-    };
+    return peer === undefined ? undefined : peerSessionSnapshot(peer, nowMs);
   }
 
   /** Handshake drop counters and load state, without walking the peers. */
@@ -622,19 +458,7 @@ export class SessionManager<Source = string> {
 
   snapshot(nowMs: number): SessionManagerSnapshot {
     const peers: PeerSessionSnapshot[] = [];
-    for (const peer of this.peers.values()) {
-      const current = peer.current;
-      peers.push({
-        peerId: peer.id,
-        hasSession: current !== null && nowMs - current.createdMs < REJECT_AFTER_TIME_MS,
-        sessionAgeMs: current === null ? undefined : nowMs - current.createdMs,
-        cipher: current?.cipher,
-        isInitiator: current?.isInitiator,
-        handshakePending: peer.pending !== null,
-        handshakeAttempts: peer.handshakeAttempts,
-        awaitingConfirmation: peer.next !== null,
-      });
-    }
+    for (const peer of this.peers.values()) peers.push(peerSessionSnapshot(peer, nowMs));
     return {
       peers,
       underLoad: nowMs < this.underLoadUntilMs,
@@ -698,41 +522,11 @@ export class SessionManager<Source = string> {
   }
 
   private confirmNext(peer: PeerState, nowMs: number): void {
-    this.retire(peer, peer.previous);
+    retireKeypair(this.indices, peer, peer.previous);
     peer.previous = peer.current;
     peer.current = peer.next;
     peer.next = null;
     this.pushEvent(nowMs, 'sessionConfirmed', peer.id, `session with ${peer.id} confirmed (${peer.current?.cipher}, responder)`);
-  }
-
-  /** Forgets a session for good: no index finds it again, and its AEADs release their keys now. */
-  private dropKeypair(keypair: Keypair | null): void {
-    if (keypair === null) return;
-    this.indices.delete(keypair.localIndex);
-    // The native AEAD frees its OpenSSL contexts (which cleanse the key schedule) at once instead
-    // of whenever the GC finalizes the handle; node:crypto's has nothing to release.
-    keypair.sender.dispose?.();
-    keypair.receiver.dispose?.();
-  }
-
-  /** Keeps a rotated-out session for receiving only, at most RETIRED_KEYPAIRS per peer. */
-  private retire(peer: PeerState, keypair: Keypair | null): void {
-    if (keypair === null) return;
-    peer.retired.push(keypair);
-    while (peer.retired.length > RETIRED_KEYPAIRS) this.dropKeypair(peer.retired.shift()!);
-  }
-
-  private zeroPeer(peer: PeerState): void {
-    this.dropKeypair(peer.current);
-    this.dropKeypair(peer.previous);
-    this.dropKeypair(peer.next);
-    for (const k of peer.retired) this.dropKeypair(k);
-    peer.retired = [];
-    if (peer.pending !== null) this.indices.delete(peer.pending.senderIndex);
-    peer.current = peer.previous = peer.next = null;
-    peer.pending = null;
-    peer.cookie = null;
-    peer.retransmitAtMs = peer.keepaliveAtMs = peer.newHandshakeAtMs = peer.zeroKeysAtMs = Infinity;
   }
 
   private allocateIndex(): number {

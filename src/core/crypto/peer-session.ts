@@ -1,0 +1,133 @@
+/**
+ * Per-peer session state for SessionManager: the Keypair (one established session), PeerState
+ * (the current/previous/next/retired slots, pending initiation, timers as absolute deadlines,
+ * flood and cookie state) and the slot operations that must keep the receiver-index table in step.
+ *
+ * Contract: every Keypair reachable from a PeerState slot is in `indices` under its localIndex, and
+ * a pending initiation's senderIndex maps to { peer, keypair: null }; the functions here keep that
+ * true when they drop, retire or zero keys. A dropped Keypair's AEADs are disposed at once. No
+ * timers, no clock: deadlines are numbers the manager compares with its `nowMs`.
+ */
+import { REJECT_AFTER_TIME_MS } from './constants.ts';
+import type { PendingInitiation, TransportKeys } from './noise.ts';
+import { ReplayWindow } from './replay.ts';
+import { nodeCryptoAeadFactory, type Aead, type AeadFactory } from './transport.ts';
+import type { PeerSessionSnapshot } from './session-types.ts';
+import type { DataCipher } from './types.ts';
+
+/** Rotated-out sessions kept per peer for receiving in-flight packets. */
+const RETIRED_KEYPAIRS = 3;
+
+/** One established session: keys for both directions, replay window, send counter. */
+export class Keypair {
+  readonly localIndex: number;
+  readonly remoteIndex: number;
+  readonly cipher: DataCipher;
+  readonly isInitiator: boolean;
+  readonly createdMs: number;
+  readonly sender: Aead;
+  readonly receiver: Aead;
+  readonly replay = new ReplayWindow();
+  sendCounter = 0;
+
+  /** `aead` builds the two directions' AEADs (default: node:crypto). */
+  constructor(keys: TransportKeys, createdMs: number, aead: AeadFactory = nodeCryptoAeadFactory) {
+    this.localIndex = keys.localIndex;
+    this.remoteIndex = keys.remoteIndex;
+    this.cipher = keys.cipher;
+    this.isInitiator = keys.isInitiator;
+    this.createdMs = createdMs;
+    this.sender = aead(keys.sendKey, keys.cipher);
+    this.receiver = aead(keys.receiveKey, keys.cipher);
+    // The AEAD objects hold their own copies; wipe the raw bytes we were handed (best effort: JS
+    // gives no guarantee that no other copy exists).
+    keys.sendKey.fill(0);
+    keys.receiveKey.fill(0);
+  }
+}
+
+/** One configured peer: its keypair slots (see handshake-state.ts), handshake, timers, flood state. */
+export class PeerState {
+  current: Keypair | null = null;
+  previous: Keypair | null = null;
+  /**
+   * Receive-only sessions pushed out of the slots by rotation, newest last. Multipath reorders
+   * by tens of ms, and a rekey racing a simultaneous initiation rotates twice in one RTT: packets
+   * sealed on a session two rotations old must still open (each still expires at REJECT_AFTER_TIME).
+   */
+  retired: Keypair[] = [];
+  next: Keypair | null = null;
+  pending: PendingInitiation | null = null;
+  lastInitiationSentMs = Number.NEGATIVE_INFINITY;
+  handshakeAttempts = 0;
+  sentLastMinuteHandshake = false;
+  // Timers: absolute deadlines, Infinity when unarmed.
+  retransmitAtMs = Infinity;
+  keepaliveAtMs = Infinity;
+  needAnotherKeepalive = false;
+  newHandshakeAtMs = Infinity;
+  zeroKeysAtMs = Infinity;
+  // Responder-side replay and flood state for initiations from this peer.
+  lastTimestamp: Uint8Array | null = null;
+  lastInitiationConsumedMs = Number.NEGATIVE_INFINITY;
+  // Initiator-side cookie from this peer's cookie reply.
+  cookie: Uint8Array | null = null;
+  cookieReceivedMs = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    readonly id: string,
+    readonly remoteStatic: Uint8Array,
+  ) {}
+}
+
+export interface IndexEntry {
+  readonly peer: PeerState;
+  /** null while the index names a pending initiation rather than a session. */
+  readonly keypair: Keypair | null;
+}
+
+/** Forgets a session for good: no index finds it again, and its AEADs release their keys now. */
+export function dropKeypair(indices: Map<number, IndexEntry>, keypair: Keypair | null): void {
+  if (keypair === null) return;
+  indices.delete(keypair.localIndex);
+  // The native AEAD frees its OpenSSL contexts (which cleanse the key schedule) at once instead
+  // of whenever the GC finalizes the handle; node:crypto's has nothing to release.
+  keypair.sender.dispose?.();
+  keypair.receiver.dispose?.();
+}
+
+/** Keeps a rotated-out session for receiving only, at most RETIRED_KEYPAIRS per peer. */
+export function retireKeypair(indices: Map<number, IndexEntry>, peer: PeerState, keypair: Keypair | null): void {
+  if (keypair === null) return;
+  peer.retired.push(keypair);
+  while (peer.retired.length > RETIRED_KEYPAIRS) dropKeypair(indices, peer.retired.shift()!);
+}
+
+/** Drops every key and the pending initiation of `peer` and disarms its timers. */
+export function zeroPeerKeys(indices: Map<number, IndexEntry>, peer: PeerState): void {
+  dropKeypair(indices, peer.current);
+  dropKeypair(indices, peer.previous);
+  dropKeypair(indices, peer.next);
+  for (const k of peer.retired) dropKeypair(indices, k);
+  peer.retired = [];
+  if (peer.pending !== null) indices.delete(peer.pending.senderIndex);
+  peer.current = peer.previous = peer.next = null;
+  peer.pending = null;
+  peer.cookie = null;
+  peer.retransmitAtMs = peer.keepaliveAtMs = peer.newHandshakeAtMs = peer.zeroKeysAtMs = Infinity;
+}
+
+/** What snapshot()/peerSnapshot() report for one peer at `nowMs`. */
+export function peerSessionSnapshot(peer: PeerState, nowMs: number): PeerSessionSnapshot {
+  const current = peer.current;
+  return {
+    peerId: peer.id,
+    hasSession: current !== null && nowMs - current.createdMs < REJECT_AFTER_TIME_MS,
+    sessionAgeMs: current === null ? undefined : nowMs - current.createdMs,
+    cipher: current?.cipher,
+    isInitiator: current?.isInitiator,
+    handshakePending: peer.pending !== null,
+    handshakeAttempts: peer.handshakeAttempts,
+    awaitingConfirmation: peer.next !== null,
+  };
+}
