@@ -158,7 +158,8 @@ class ClassQueue<T extends Queued> {
     sq.items.length = 0;
     sq.atMs.length = 0;
     sq.head = 0;
-    this.subs.delete(sq.key);
+    // Kept in `subs` (one per peer that ever queued here, bounded by the peer cap): a queue that
+    // empties and refills on every packet would otherwise allocate a SubQueue per packet.
   }
 }
 
@@ -255,7 +256,7 @@ export class LinkScheduler<T extends Queued> {
   private makeRoom(r: ClassQueue<T>, classId: number, sizeBytes: number, key: number): boolean {
     const maxBytes = this.maxBytes[classId]!;
     if (r.count < r.capacity && r.bytes + sizeBytes <= maxBytes) return true;
-    const keys = r.active.length + (r.subs.has(key) ? 0 : 1);
+    const keys = r.active.length + ((r.subs.get(key)?.count ?? 0) > 0 ? 0 : 1);
     if (keys < 2 || r.bytesOf(key) + sizeBytes > maxBytes / keys) return false;
     const c = this.counters[classId]!;
     while (r.count >= r.capacity || r.bytes + sizeBytes > maxBytes) {
