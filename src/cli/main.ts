@@ -77,12 +77,13 @@ const COMMANDS: Record<string, Command> = {
   },
   sim: {
     summary: 'rehearse failures: run an impairment scenario (virtual or real time) with a report, or the VOPR',
-    usage: 'braid sim run SCENARIO [--virtual|--real] [--seed N] [--json] [--tag T] [--backend tc|userspace] | braid sim vopr [--seed N] [--runs N] [--json] | braid sim list',
+    usage: 'braid sim run SCENARIO [--virtual|--real] [--seed N] [--json] [--tag T] [--backend tc|userspace] | braid sim vopr [--seed N] [--runs N] [--long] [--json] | braid sim list',
     options: {
       virtual: { type: 'boolean' },
       real: { type: 'boolean' },
       seed: { type: 'string' },
       runs: { type: 'string' },
+      long: { type: 'boolean' },
       json: { type: 'boolean' },
       tag: { type: 'string' },
       backend: { type: 'string' },

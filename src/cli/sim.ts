@@ -2,7 +2,7 @@
  * `braid sim`: rehearse failures before they happen (DESIGN.md "Simulator").
  *
  *   braid sim run SCENARIO [--virtual|--real] [--seed N] [--json] [--tag T] [--backend tc|userspace]
- *   braid sim vopr [--seed N] [--runs N] [--json]
+ *   braid sim vopr [--seed N] [--runs N] [--long] [--json]
  *   braid sim list
  *
  * SCENARIO is a shipped scenario's name (profiles/scenarios/NAME.yaml) or a path to a YAML file.
@@ -20,6 +20,7 @@ export interface SimOptions {
   real?: boolean;
   seed?: string;
   runs?: string;
+  long?: boolean;
   json?: boolean;
   tag?: string;
   backend?: string;
@@ -27,7 +28,7 @@ export interface SimOptions {
 
 export const SIM_USAGE = [
   'braid sim run SCENARIO [--virtual|--real] [--seed N] [--json] [--tag T] [--backend tc|userspace]',
-  '       braid sim vopr [--seed N] [--runs N] [--json]',
+  '       braid sim vopr [--seed N] [--runs N] [--long] [--json]',
   '       braid sim list',
 ].join('\n');
 
@@ -70,7 +71,7 @@ async function simList(rest: string[]): Promise<number> {
 async function simRun(opts: SimOptions, rest: string[]): Promise<number> {
   if (rest.length !== 1) throw usage(rest.length === 0 ? 'run needs a scenario (a name from `braid sim list`, or a YAML file)' : `run takes one scenario, got ${rest.length}`);
   if (opts.virtual && opts.real) throw usage('--virtual and --real exclude each other');
-  if (opts.runs !== undefined) throw usage('--runs is for vopr');
+  if (opts.runs !== undefined || opts.long) throw usage('--runs and --long are for vopr');
   if (opts.real !== true && (opts.tag !== undefined || opts.backend !== undefined)) throw usage('--tag and --backend are for --real runs');
   if (opts.backend !== undefined && opts.backend !== 'tc' && opts.backend !== 'userspace') throw usage(`--backend ${opts.backend}: expected tc or userspace`);
   const seed = intOption(opts.seed, 'seed', 0, 2 ** 32 - 1);
@@ -116,15 +117,18 @@ async function simVopr(opts: SimOptions, rest: string[]): Promise<number> {
   const seedGiven = intOption(opts.seed, 'seed', 0, 2 ** 32 - 1);
   const runs = intOption(opts.runs, 'runs', 1, 1_000_000) ?? (seedGiven === undefined ? 100 : 1);
   const seed = seedGiven ?? randomInt(0, 2 ** 31);
-  const { DEFAULT_VOPR_CONFIG, formatFailure, vopr } = await import('../../sim/vopr.ts');
+  // Restarts (the hub's too) and the adversary are on in both forms; --long runs 250 s of faults
+  // per seed (two rekeys, each raced by a restart).
+  const { DEFAULT_VOPR_CONFIG, LONG_VOPR_CONFIG, formatFailure, vopr } = await import('../../sim/vopr.ts');
+  const base = opts.long ? LONG_VOPR_CONFIG : DEFAULT_VOPR_CONFIG;
   const { nativeAeadFactory } = await import('../io/native-aead.ts');
   const aead = nativeAeadFactory()?.factory;
-  err(`braid sim vopr: seeds ${seed}..${seed + runs - 1}`);
+  err(`braid sim vopr: seeds ${seed}..${seed + runs - 1}${opts.long ? ` (long form: ${(base.faultsMs / 1000).toFixed(0)} s of faults per seed)` : ''}, restarts and the adversary on`);
   let lastProgress = Date.now();
   const summary = vopr({
     seed,
     runs,
-    config: { ...DEFAULT_VOPR_CONFIG, ...(aead ? { aead } : {}) },
+    config: { ...base, ...(aead ? { aead } : {}) },
     onRun: (r, i) => {
       if (!r.ok) err(formatFailure(r));
       if (Date.now() - lastProgress > 2000) {
