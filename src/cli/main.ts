@@ -40,7 +40,15 @@ const COMMANDS: Record<string, Command> = {
           if (!decodeKey(p.publicKey!)) throw new BraidError(ErrorCode.KEY_INVALID, `config ${path}: peers[${i}].publicKey: not a valid X25519 public key`, { field: `peers[${i}].publicKey`, fix: "paste the peer's `braid pubkey` output" });
         });
       }
-      process.stdout.write(`${path}: ok (site ${cfg.site}, ${cfg.links.length} links: ${cfg.links.map((l) => `${l.name}@${l.interface}`).join(', ')}; peer ${cfg.peers[0]!.name})\n`);
+      if (!v['skip-interfaces']) {
+        // tun.mtu against each link's real MTU: a warning (the config is valid; the underlay would
+        // drop or refuse the largest inner packets), one line each with the fix.
+        const { checkTunMtu } = await import('../control/mtu-check.ts');
+        const links = cfg.links.map((l, index) => ({ index, name: l.name, interface: l.interface, family: (l.bind.includes(':') ? 6 : 4) as 4 | 6 }));
+        for (const w of checkTunMtu(cfg.tun.mtu, links)) process.stderr.write(`braid: warning: ${path}: ${w.field}: ${w.message}; fix: ${w.fix}\n`);
+      }
+      const peers = cfg.peers.length === 1 ? `peer ${cfg.peers[0]!.name}` : `${cfg.peers.length} peers`;
+      process.stdout.write(`${path}: ok (site ${cfg.site}, ${cfg.links.length} links: ${cfg.links.map((l) => `${l.name}@${l.interface}`).join(', ')}; ${peers})\n`);
       return 0;
     },
   },

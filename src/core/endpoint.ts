@@ -250,6 +250,7 @@ export class Endpoint implements PeerHost {
     const peer = e.peerId !== undefined ? this.peersByName.get(e.peerId) : undefined;
     this.emit(nowMs, 'session', { ...(peer ? { peer: peer.name } : {}), text: `session: ${e.message}` });
     if (!peer) return;
+    if (e.kind === 'sessionEstablished' || e.kind === 'sessionConfirmed') peer.sessionSinceMs = nowMs;
     peer.setSessionUp(nowMs, this.sessions!.hasSession(nowMs, peer.name));
     this.touch(peer);
     if ((e.kind === 'sessionEstablished' || e.kind === 'sessionConfirmed') && peer.sessionUp && peer.stagedCount > 0) this.resendStaged(peer);

@@ -39,6 +39,8 @@ import { sanitizeText } from './sanitize.ts';
 
 /** Inner packets held while the first session is being set up (WireGuard stages 128 too). */
 const MAX_STAGED_PACKETS = 128;
+/** Duplicate numbers remembered for the epoch handover (a second of CS6 at 256 pps). */
+const RECENT_DUPS = 256;
 /** An endpoint moves at most this often per path (a replayed copy racing the real one cannot flap it). */
 const ENDPOINT_MOVE_MIN_INTERVAL_MS = 200;
 const NO_TIMER = Infinity;
@@ -105,7 +107,17 @@ export class Peer {
   heapIndex = -1;
   heapDeadlineMs = Infinity;
   dedupe = new DedupeWindow();
-  private dupSeq = 0;
+  /**
+   * Our duplicate numbering starts where our random epoch says, not at 1: a peer that saw our
+   * previous life does not take the new numbers for old copies (nor the reverse).
+   */
+  private dupSeq: number;
+  /** Duplicate numbers accepted lately and when (see onPeerEpoch). */
+  private readonly recentDupSeq = new Uint32Array(RECENT_DUPS);
+  private readonly recentDupAtMs = new Float64Array(RECENT_DUPS).fill(-Infinity);
+  private recentDupHead = 0;
+  /** When the current session with this peer was made (a restarted peer makes a new one). */
+  sessionSinceMs = -Infinity;
   private staged: Uint8Array[] = [];
   /** The peer's start epoch: per-peer receive state (dedupe, FEC decoders) belongs to it. */
   peerEpoch: number | undefined;
@@ -132,23 +144,14 @@ export class Peer {
         policies: () => host.policies(),
         emit: (at, kind, f) => host.emit(at, kind, f),
         spareBps: (p) => spareBps(host.links[p.linkId]!),
-        pathStateChanged: (now) => {
-          this.rearmPathTimers(now);
-          // Every path dead while we hold a session: the peer may have restarted and forgotten it
-          // (a hub behind which we are NATed cannot reach us first). Handshake now instead of after
-          // WireGuard's 15 s (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT); at most one per REKEY_TIMEOUT.
-          // Measured in namespaces: a NATed spoke back 5.7 s after a hub restart instead of 15.4 s.
-          if (this.sessionUp && host.sessions !== undefined && this.paths.some((p) => p.hasEndpoint) && !this.paths.some((p) => pathUsable(p))) {
-            host.sessions.connect(now, this.name);
-            host.drainCrypto();
-          }
-        },
+        pathStateChanged: (now) => this.rearmPathTimers(now),
       },
       host.rng,
       host.maxFlows,
       host.flowIdleTimeoutMs,
     );
     this.tx = new PeerTx(this);
+    this.dupSeq = Math.imul(host.epoch ^ 0x5bd1e995, 0x9e3779b1) >>> 0;
     this.fecTx = host.fecPolicies().map((pol, c) => this.makeFecTx(c, pol));
     this.fecTxList = this.fecTx.filter((f): f is FecTx => f !== undefined);
     this.fecRx = new FecReceiver(host.fecCodec, {
@@ -251,7 +254,10 @@ export class Peer {
     const cls = this.classTx[classId]!;
     cls.packets++;
     cls.bytes += packet.length;
-    const path = this.paths[flow.path];
+    let path = this.paths[flow.path];
+    // A flow made before any path had an endpoint (a hub waiting for a spoke), or whose path lost
+    // it: choose again now that there may be one.
+    if (path === undefined || !path.hasEndpoint) path = this.paths[this.steering.reselect(nowMs, flow)];
     if (path === undefined || !path.hasEndpoint) {
       // No path with an endpoint yet (a hub waiting for a spoke's first packet): nowhere to send.
       if (this.staged.length >= MAX_STAGED_PACKETS) return host.drop('noLink');
@@ -404,9 +410,14 @@ export class Peer {
         path.stats.onReceiveSeq(nowMs, d.pathSeq);
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
         path.rxDataPackets++;
-        if (d.dupSeq !== 0 && !this.dedupe.accept(d.dupSeq)) {
-          this.duplicatesSuppressed++;
-          return;
+        if (d.dupSeq !== 0) {
+          if (!this.dedupe.accept(d.dupSeq)) {
+            this.duplicatesSuppressed++;
+            return;
+          }
+          this.recentDupSeq[this.recentDupHead] = d.dupSeq;
+          this.recentDupAtMs[this.recentDupHead] = nowMs;
+          this.recentDupHead = (this.recentDupHead + 1) % RECENT_DUPS;
         }
         if (d.fecGroup !== 0) return this.fecRx.onData(nowMs, d.fecGroup, d.fecIndex, d.fecK, d.packet);
         this.host.deliverFrom(this, d.packet);
@@ -469,10 +480,18 @@ export class Peer {
     }
   }
 
-  /** A new peer epoch (the remote box restarted): its duplicate and FEC numbering start over. */
+  /**
+   * A new peer epoch (the remote box restarted): its duplicate and FEC numbering start over. The
+   * epoch arrives in a probe, and the new life's data can come before it: a first copy accepted by
+   * the old window must still suppress its second copy after the reset (VOPR seed 58 delivered six
+   * packets twice), so what was accepted on the new session is carried into the new window.
+   */
   private onPeerEpoch(epoch: number): void {
     if (epoch === this.peerEpoch) return;
-    if (this.peerEpoch !== undefined) this.dedupe = new DedupeWindow();
+    if (this.peerEpoch !== undefined) {
+      this.dedupe = new DedupeWindow();
+      for (let i = 0; i < RECENT_DUPS; i++) if (this.recentDupAtMs[i]! >= this.sessionSinceMs) this.dedupe.accept(this.recentDupSeq[i]!);
+    }
     this.peerEpoch = epoch;
     this.fecRx.onPeerEpoch(epoch);
   }
@@ -523,6 +542,7 @@ export class Peer {
         sampleLinkRate(nowMs, this.host.links[p.linkId]!);
       }
       this.steering.evaluateSla(nowMs);
+      this.handshakeIfAllDead(nowMs);
       for (const fec of this.fecTxList) fec.adapt(nowMs, this.paths, (p) => this.host.links[p.linkId]!.sched?.counters[fec.classId]?.dropped ?? 0);
       this.fecRx.mark(nowMs);
       timers[PeerTimer.Probe] = nowMs + this.host.probeIntervalMs;
@@ -545,6 +565,27 @@ export class Peer {
     timers[PeerTimer.FecExpire] = this.fecRx.expireAtMs;
     if (nowMs >= timers[PeerTimer.Keepalive]!) this.persistentKeepalive(nowMs);
     this.rearmPathTimers(nowMs);
+  }
+
+  /**
+   * Every path dead while we hold a session: the peer may have restarted and forgotten it (a hub
+   * behind which we are NATed cannot reach us first). Handshake now instead of after WireGuard's
+   * 15 s (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT); asked every probe interval, the session manager sends
+   * at most one initiation per REKEY_TIMEOUT. Measured in namespaces: a NATed spoke back 5.7 s after
+   * a hub restart instead of 15.4 s.
+   */
+  private handshakeIfAllDead(nowMs: number): void {
+    const sessions = this.host.sessions;
+    if (!this.sessionUp || sessions === undefined) return;
+    let any = false;
+    for (const p of this.paths) {
+      if (!p.hasEndpoint) continue;
+      if (pathUsable(p)) return;
+      any = true;
+    }
+    if (!any) return;
+    sessions.connect(nowMs, this.name);
+    this.host.drainCrypto();
   }
 
   /** Persistent keepalive: every path idle for the configured time gets an authenticated empty packet. */

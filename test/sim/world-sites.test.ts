@@ -185,12 +185,10 @@ describe(`N-site World: a hub and three spokes (seed ${SEED})`, () => {
     expect(r.s2s1).toBeLessThan(5000);
   });
 
-  // KNOWN ENDPOINT BUG (reported to the lead; `it.fails` turns red when it is fixed, then make it
-  // an `it`): after a hub restart the spokes re-handshake only after ~15 s (the hub knows no spoke
-  // address, so it cannot initiate), and then the hub's forwarded flow s1 -> s2, created while s2
-  // had no learned path, stays on an endpoint-less path: every packet is staged and dropped as
-  // noLink (peer.ts sendInner: `path === undefined || !path.hasEndpoint`), s2 hears nothing again.
-  it.fails('a hub restart is survived: spoke-to-spoke traffic comes back (within 20 s)', () => {
+  // After a hub restart the spokes handshake as soon as their probes find every path dead (not
+  // after WireGuard's 15 s), and the hub's forwarded flow s1 -> s2, created before s2's path was
+  // learned, is steered again once there is a path.
+  it('a hub restart is survived: spoke-to-spoke traffic comes back (within 20 s)', () => {
     const r = restartRun('hub', 30_000);
     expect(r.s1s2).toBeLessThan(24_000);
     expect(r.s2s1).toBeLessThan(24_000);

@@ -28,16 +28,10 @@ export class DedupeWindow {
       this.set(seq);
       return true;
     }
-    if (-ahead >= DEDUPE_WINDOW) {
-      // Far behind: either ancient or the peer restarted its counter. Treat a big jump back as restart.
-      if (-ahead > DEDUPE_WINDOW * 4) {
-        this.bits.fill(0);
-        this.highest = seq;
-        this.set(seq);
-        return true;
-      }
-      return false;
-    }
+    // Far behind: ancient. (A restarted peer is not guessed from a jump back: an old copy still in
+    // flight would clear the window and let second copies through. The peer's new epoch, seen in
+    // its probes, gives it a new window: peer.ts onPeerEpoch.)
+    if (-ahead >= DEDUPE_WINDOW) return false;
     if (this.isSet(seq)) return false;
     this.set(seq);
     return true;

@@ -115,6 +115,14 @@ export class Steering {
     return flow;
   }
 
+  /** Chooses the flow's paths again without an event (it had none to leave); returns its path. */
+  reselect(nowMs: number, flow: FlowEntry): number {
+    const sel = selectPaths(this.candidates(nowMs, flow.classId), this.host.policies()[flow.classId]!.strategy, flow.hash);
+    flow.path = sel.primary;
+    flow.path2 = sel.secondary;
+    return flow.path;
+  }
+
   sweep(nowMs: number): void {
     this.flows.sweep(nowMs);
   }
@@ -129,7 +137,8 @@ export class Steering {
    * least bad, judged over the long window with every loss counted.
    */
   candidates(nowMs: number, classId: number): PathCandidate[] {
-    const paths = this.host.paths;
+    // Paths with nowhere to send (a hub that has not learned this one yet) are no candidates.
+    const paths = this.host.paths.filter((p) => p.hasEndpoint);
     const anyInSla = paths.some((p) => p.inSla[classId] && pathUsable(p));
     return paths.map((p) => ({
       id: p.id,
@@ -138,7 +147,7 @@ export class Steering {
       tier: p.tier,
       metrics: anyInSla ? pathMetrics(nowMs, p, SHORT_WINDOW_MS) : pathMetrics(nowMs, p, LONG_WINDOW_MS, 0),
       spareBps: this.host.spareBps(p),
-      lastHeardMs: p.hasEndpoint ? (p.sm.lastHeardMs ?? -Infinity) : -Infinity - 1,
+      lastHeardMs: p.sm.lastHeardMs ?? -Infinity,
     }));
   }
 
