@@ -4,9 +4,10 @@
  */
 import { Endpoint, type EndpointConfig } from '../core/endpoint.ts';
 import type { PeerConfig } from '../core/types.ts';
+import { DEFAULT_DSCP_TRUST, type DscpTrustPolicy } from '../core/steer/dscp-trust.ts';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { SOCKET_BUFFER_BYTES } from '../core/constants.ts';
-import { checkInterfaces, classOverrides, classPolicies, loadConfig, type BraidConfig } from '../control/config.ts';
+import { checkInterfaces, classOverrides, classPolicies, loadConfig, ruleSpecs, type BraidConfig } from '../control/config.ts';
 import { ControlServer } from '../control/control-socket.ts';
 import { DEFAULT_METRICS_LISTEN, startMetricsServer } from '../control/metrics.ts';
 import { createLogger, eventLogFields, type LogLevel } from '../control/logger.ts';
@@ -71,6 +72,17 @@ export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefi
       ...(l.bandwidthUp ? { bandwidthBps: l.bandwidthUp } : {}),
     })),
     peers: peerConfigsFrom(cfg),
+    rules: ruleSpecs(cfg),
+    dscpTrust: dscpTrustFrom(cfg),
+  };
+}
+
+/** The LAN trust boundary from the config (defaults: control 2 Mbit/s, voice 20 Mbit/s). */
+export function dscpTrustFrom(cfg: BraidConfig): DscpTrustPolicy {
+  const t = cfg.dscpTrust;
+  return {
+    remarkUntrusted: t?.remarkUntrusted ?? false,
+    classRateCapsBps: [t?.controlCap ?? DEFAULT_DSCP_TRUST.classRateCapsBps[0], t?.voiceCap ?? DEFAULT_DSCP_TRUST.classRateCapsBps[1]],
   };
 }
 
@@ -201,6 +213,16 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
         return line;
       }
     }
+    // Application rules and the DSCP trust boundary: live (rule counters carry over by name).
+    if (JSON.stringify(next.rules) !== JSON.stringify(running.rules) || JSON.stringify(next.dscpTrust) !== JSON.stringify(running.dscpTrust)) {
+      const rules = ruleSpecs(next);
+      const trust = dscpTrustFrom(next);
+      driver.command((e) => {
+        e.setRules(rules);
+        e.dscpTrust.setPolicy(trust);
+      });
+      applied.push('rules', 'dscpTrust');
+    }
     // Peers: added, removed and edited live; the others keep their sessions, flows and counters.
     let peersNow = running.peers;
     if (JSON.stringify(next.peers) !== JSON.stringify(running.peers) && JSON.stringify(next.links) === JSON.stringify(running.links)) {
@@ -226,7 +248,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
       ...(queueChanged ? ['classes.*.queue'] : []),
     ];
     // Only what was applied becomes the running config: the rest still runs as started.
-    running = { ...running, log: next.log, classes: classesNow, peers: peersNow };
+    running = { ...running, log: next.log, classes: classesNow, peers: peersNow, rules: next.rules, dscpTrust: next.dscpTrust };
     if (JSON.stringify(next.peers) !== JSON.stringify(peersNow)) restartNeeded.push('peers (with links changed)');
     log.info({ trigger, applied, restartNeeded }, `config reloaded${applied.length ? `: applied ${applied.join(', ')}` : ': nothing to apply live'}${restartNeeded.length ? `; changes to ${restartNeeded.join(', ')} take effect at the next restart` : ''}`);
     return undefined;

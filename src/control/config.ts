@@ -10,6 +10,8 @@ import { z } from 'zod';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { parseYamlSource, YamlSyntaxError, type YamlSource } from './yaml-source.ts';
 import { checkPeers, peersSchema } from './config-peers.ts';
+import { expandRules, rulesSchema } from './config-rules.ts';
+import type { RuleSpec } from '../core/steer/rules.ts';
 import { DEFAULT_LISTEN_PORT, DEFAULT_TUN_MTU, MAX_LINKS } from '../core/constants.ts';
 import { CLASS_NAMES, DEFAULT_POLICIES, type ClassName, type ClassPolicy } from '../core/steer/classes.ts';
 import { DEFAULT_FEC_POLICIES, checkFecPolicy, type ClassFecPolicy } from '../core/fec/policy.ts';
@@ -133,6 +135,19 @@ export const configSchema = z.strictObject({
   control: z.strictObject({ socket: z.string().default('/run/braid/braid.sock') }).default({ socket: '/run/braid/braid.sock' }),
   /** Per-class overrides of the outer DSCP map, strategy, SLA, FEC and queueing. */
   classes: classesSchema.optional(),
+  /** Application rules, first match wins: `{catalogue: teams}` (profiles/apps/) or `{name, match, set}`. */
+  rules: rulesSchema.optional(),
+  /**
+   * The LAN's DSCP marks: by default network control (CS6/CS7) is capped at 2 Mbit/s and voice (EF)
+   * at 20 Mbit/s, the excess re-marked best effort; `remarkUntrusted: true` re-marks everything.
+   */
+  dscpTrust: z
+    .strictObject({
+      remarkUntrusted: z.boolean().default(false),
+      controlCap: bandwidth.optional(),
+      voiceCap: bandwidth.optional(),
+    })
+    .optional(),
   metrics: z.strictObject({ listen: z.string().regex(/^[^:]+:\d+$/, 'expected "address:port" like 127.0.0.1:9731').default('127.0.0.1:9731'), enabled: z.boolean().default(true), pathSeries: z.boolean().optional() }).optional(),
 });
 
@@ -209,7 +224,16 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
     }
   }
   checkPeers(cfg.peers, { source, linkNames: cfg.links.map((l) => l.name), requirePublicKeys: !cfg.insecurePlaintext });
+  RULE_SPECS.set(cfg, expandRules(cfg.rules ?? [], source));
   return cfg;
+}
+
+/** Rules with the catalogues expanded, per loaded config (expandRules reads profiles/apps/). */
+const RULE_SPECS = new WeakMap<object, RuleSpec[]>();
+
+/** The application rules of a validated config, catalogues expanded. */
+export function ruleSpecs(cfg: BraidConfig): RuleSpec[] {
+  return RULE_SPECS.get(cfg) ?? expandRules(cfg.rules ?? [], 'config');
 }
 
 /** Where each loaded config came from, for errors found after loading (checkInterfaces). */

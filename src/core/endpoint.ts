@@ -291,6 +291,13 @@ export class Endpoint implements PeerHost {
     return v.classId;
   }
 
+  /** New application rules (reload); per-rule counters carry over by rule name. */
+  setRules(specs: readonly RuleSpec[]): void {
+    const next = new RuleSet(specs);
+    next.carryCountersFrom(this.rules);
+    this.rules = next;
+  }
+
   /** An ICMP error we made (too big) goes straight back into the TUN. */
   deliverLocal(packet: Uint8Array): void {
     if (this.deliveries.length >= MAX_DELIVERY_QUEUE) return this.drop('deliveryQueueFull');

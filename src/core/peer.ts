@@ -25,6 +25,7 @@ import { createPath, pathName, pathUsable, samplePathRate, type PathRuntime } fr
 import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
 import { PeerTx } from './peer-tx.ts';
+import { peerTimeout, rearmPathTimers } from './peer-timers.ts';
 import { sampleLinkRate, spareBps, type LinkRuntime, type PendingTx } from './qos/egress.ts';
 import { CLASS_NAMES, type ClassPolicy } from './steer/classes.ts';
 import { DedupeWindow } from './steer/dedupe.ts';
@@ -121,6 +122,8 @@ export class Peer {
   private staged: Uint8Array[] = [];
   /** The peer's start epoch: per-peer receive state (dedupe, FEC decoders) belongs to it. */
   peerEpoch: number | undefined;
+  /** Its previous epochs (a few): their late probes are ignored. */
+  private readonly retiredEpochs: number[] = [];
   // Counters, `wg show` style plus ours.
   txInnerPackets = 0;
   txInnerBytes = 0;
@@ -425,6 +428,9 @@ export class Peer {
       }
       case 'probe': {
         const p = frame.probe;
+        // A probe of the peer's previous life (late on a slow path, or replayed) must not switch the
+        // peer back to that epoch: that would reset its receive state a second time.
+        if (p.epoch && p.epoch !== this.peerEpoch && this.retiredEpochs.includes(p.epoch)) return;
         if (p.epoch && p.epoch !== path.peerEpoch) {
           if (path.peerEpoch !== undefined) {
             // The peer restarted: its sequences start over, old statistics no longer apply.
@@ -489,6 +495,8 @@ export class Peer {
   private onPeerEpoch(epoch: number): void {
     if (epoch === this.peerEpoch) return;
     if (this.peerEpoch !== undefined) {
+      this.retiredEpochs.push(this.peerEpoch);
+      if (this.retiredEpochs.length > 4) this.retiredEpochs.shift();
       this.dedupe = new DedupeWindow();
       for (let i = 0; i < RECENT_DUPS; i++) if (this.recentDupAtMs[i]! >= this.sessionSinceMs) this.dedupe.accept(this.recentDupSeq[i]!);
     }
@@ -526,105 +534,12 @@ export class Peer {
   }
 
   onTimeout(nowMs: number): void {
-    const timers = this.timers;
-    if (nowMs >= timers[PeerTimer.PathDead]! || nowMs >= timers[PeerTimer.Reuse]!) {
-      for (const p of this.paths) {
-        if (!p.hasEndpoint) continue;
-        this.steering.onTransition(nowMs, p, p.sm.onTimeout(nowMs));
-        this.steering.onTransition(nowMs, p, p.sm.onReuseCheck(nowMs));
-      }
-    }
-    if (nowMs >= timers[PeerTimer.Probe]!) {
-      for (const p of this.paths) {
-        if (!p.hasEndpoint) continue;
-        this.tx.sendProbe(nowMs, p);
-        samplePathRate(nowMs, p);
-        sampleLinkRate(nowMs, this.host.links[p.linkId]!);
-      }
-      this.steering.evaluateSla(nowMs);
-      this.handshakeIfAllDead(nowMs);
-      for (const fec of this.fecTxList) fec.adapt(nowMs, this.paths, (p) => this.host.links[p.linkId]!.sched?.counters[fec.classId]?.dropped ?? 0);
-      this.fecRx.mark(nowMs);
-      timers[PeerTimer.Probe] = nowMs + this.host.probeIntervalMs;
-    }
-    if (nowMs >= timers[PeerTimer.FlowSweep]!) {
-      this.steering.sweep(nowMs);
-      timers[PeerTimer.FlowSweep] = nowMs + 1000;
-    }
-    if (nowMs >= timers[PeerTimer.FecFlush]!) {
-      let next = Infinity;
-      for (const fec of this.fecTxList) {
-        fec.encoder.onTimeout(nowMs);
-        this.tx.sendParity(fec);
-        const d = fec.encoder.nextDeadlineMs();
-        if (d !== undefined && d < next) next = d;
-      }
-      timers[PeerTimer.FecFlush] = next;
-    }
-    if (nowMs >= this.fecRx.expireAtMs) this.fecRx.onTimeout(nowMs);
-    timers[PeerTimer.FecExpire] = this.fecRx.expireAtMs;
-    if (nowMs >= timers[PeerTimer.Keepalive]!) this.persistentKeepalive(nowMs);
-    this.rearmPathTimers(nowMs);
+    peerTimeout(this, nowMs);
   }
 
-  /**
-   * Every path dead while we hold a session: the peer may have restarted and forgotten it (a hub
-   * behind which we are NATed cannot reach us first). Handshake now instead of after WireGuard's
-   * 15 s (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT); asked every probe interval, the session manager sends
-   * at most one initiation per REKEY_TIMEOUT. Measured in namespaces: a NATed spoke back 5.7 s after
-   * a hub restart instead of 15.4 s.
-   */
-  private handshakeIfAllDead(nowMs: number): void {
-    const sessions = this.host.sessions;
-    if (!this.sessionUp || sessions === undefined) return;
-    let any = false;
-    for (const p of this.paths) {
-      if (!p.hasEndpoint) continue;
-      if (pathUsable(p)) return;
-      any = true;
-    }
-    if (!any) return;
-    sessions.connect(nowMs, this.name);
-    this.host.drainCrypto();
-  }
-
-  /** Persistent keepalive: every path idle for the configured time gets an authenticated empty packet. */
-  private persistentKeepalive(nowMs: number): void {
-    const every = this.config.persistentKeepaliveMs ?? 0;
-    if (!(every > 0)) {
-      this.timers[PeerTimer.Keepalive] = NO_TIMER;
-      return;
-    }
-    let next = nowMs + every;
-    for (const p of this.paths) {
-      if (!p.hasEndpoint) continue;
-      if (this.sessionUp && nowMs - p.lastTxMs >= every) this.tx.sendKeepalive(p);
-      next = Math.min(next, p.lastTxMs + every);
-    }
-    this.timers[PeerTimer.Keepalive] = Math.max(next, nowMs + 1);
-  }
-
-  /** Arms the path timers (dead, reuse, probes) from the paths' state machines. */
+  /** Arms the path timers (dead, reuse) from the paths' state machines. */
   rearmPathTimers(nowMs: number): void {
-    const timers = this.timers;
-    if (this.host.sessions && !this.sessionUp) {
-      // No session, no probes: silence means nothing yet.
-      timers[PeerTimer.PathDead] = NO_TIMER;
-      timers[PeerTimer.Reuse] = NO_TIMER;
-      return;
-    }
-    let dead = Infinity;
-    let reuse = Infinity;
-    for (const p of this.paths) {
-      if (!p.hasEndpoint) continue;
-      const d = p.sm.deadDeadlineMs();
-      if (d < dead) dead = d;
-      const r = p.sm.reuseCheckMs(nowMs);
-      if (r < reuse) reuse = r;
-    }
-    timers[PeerTimer.PathDead] = dead;
-    timers[PeerTimer.Reuse] = reuse <= nowMs ? nowMs + this.host.probeIntervalMs : reuse;
-    if ((this.config.persistentKeepaliveMs ?? 0) > 0 && timers[PeerTimer.Keepalive] === NO_TIMER) timers[PeerTimer.Keepalive] = nowMs + this.config.persistentKeepaliveMs!;
+    rearmPathTimers(this, nowMs);
   }
 
   /** The session came up or went: probes start or stop; staged packets are the Endpoint's to resend. */

@@ -32,11 +32,8 @@ describe('voice FEC on a single lossy link (issue 16)', () => {
     expect(r.residualRatio).toBe(0);
   });
 
-  // Needs the edge's FEC glue to judge queueing with fec/congestion.ts (queueDelayInflated over
-  // PathStats.rttBaseMs/rttJitterMs) instead of srtt against the minimum RTT: until then the
-  // path's normal delay variation reads as a queue, m is capped at 1 and voice loses ~2.2%.
-  // Enable when adaptFec is wired (the report of issue 16's FEC work says where).
-  it.skip('5% random loss on a link with 2 ms normal jitter each way: no congestion verdict, residual < 0.1% (seeds 1-20)', () => {
+  // Queueing is judged with fec/congestion.ts: normal delay variation is not a queue.
+  it('5% random loss on a link with 2 ms normal jitter each way: no congestion verdict, residual < 0.1% (seeds 1-20)', () => {
     for (const seed of SEEDS) {
       const r = runSingleLinkVoice(seed, { netem: 'delay 10ms 2ms distribution normal' });
       console.log(formatRun(r));

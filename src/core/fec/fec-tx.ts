@@ -12,17 +12,18 @@ import { MAX_LINKS } from '../constants.ts';
 import { pathUsable, type PathRuntime } from '../pathmon/path.ts';
 import { SHORT_WINDOW_MS } from '../pathmon/path-stats.ts';
 import { AdaptiveParity, parityTable } from './adaptive.ts';
+import { queueDelayInflated } from './congestion.ts';
 import type { ErasureCodec } from './codec.ts';
 import { FecEncoder, type FecParityShard } from './encoder.ts';
 import { FEC_GROUP_COUNTER_MASK } from './limits.ts';
 import type { ClassFecPolicy } from './policy.ts';
 
 const FEC_LOSS_LONG_MS = 5000;
-/** A path's delay counts as inflated when srtt exceeds the smallest seen by 5 ms, or 20% on long paths ... */
-const FEC_QUEUE_DELAY_MIN_MS = 5;
-const FEC_QUEUE_DELAY_RATIO = 0.2;
-/** ... and by more than this many RFC 3550 jitters (a jittery LTE path's srtt sits above its minimum). */
-const FEC_QUEUE_DELAY_JITTERS = 3;
+/**
+ * A path's delay counts as inflated (a queue building) when srtt stands above a low percentile of
+ * recent RTTs by more than the RTT's own variation explains (fec/congestion.ts): the all-time
+ * minimum sank ~3 sigma below the mean on a jittery path and capped m at 1 (voice lost ~2%).
+ */
 /** Loss at or above this on a path with inflated delay is taken as congestion. */
 const FEC_CONGESTION_MIN_LOSS_RATIO = 0.01;
 /** Adaptation ticks between the controller's loss-with-rate comparisons. */
@@ -134,9 +135,7 @@ export class FecTx {
       losses.push(Math.max(short, long));
       shares.push(n);
       rate += p.txRateBps;
-      const srtt = p.stats.srttMs;
-      const base = p.stats.minRttMs;
-      const inflated = srtt !== undefined && Number.isFinite(base) && srtt - base > Math.max(FEC_QUEUE_DELAY_MIN_MS, base * FEC_QUEUE_DELAY_RATIO, FEC_QUEUE_DELAY_JITTERS * p.stats.jitterMs);
+      const inflated = queueDelayInflated({ srttMs: p.stats.srttMs, baseRttMs: p.stats.rttBaseMs(), rttJitterMs: p.stats.rttJitterMs, rttSamples: p.stats.rttSampleCount });
       if (inflated) {
         delayInflated = true;
         // Losing while a queue builds on the path: congestion, not random loss.

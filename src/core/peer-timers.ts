@@ -1,0 +1,112 @@
+/**
+ * A peer's timers (peer.ts PeerTimer), one table per peer behind the Endpoint's heap: what runs
+ * when each is due, in order: path dead / reuse checks, the probe tick (probes, rates, SLA, FEC
+ * adaptation, the all-paths-dead handshake), flow sweep, FEC flush, FEC expiry, keepalive.
+ */
+import { pathUsable, samplePathRate } from './pathmon/path.ts';
+import { PeerTimer, type Peer } from './peer.ts';
+import { sampleLinkRate } from './qos/egress.ts';
+
+const NO_TIMER = Infinity;
+
+export function peerTimeout(peer: Peer, nowMs: number): void {
+  const timers = peer.timers;
+  if (nowMs >= timers[PeerTimer.PathDead]! || nowMs >= timers[PeerTimer.Reuse]!) {
+    for (const p of peer.paths) {
+      if (!p.hasEndpoint) continue;
+      peer.steering.onTransition(nowMs, p, p.sm.onTimeout(nowMs));
+      peer.steering.onTransition(nowMs, p, p.sm.onReuseCheck(nowMs));
+    }
+  }
+  if (nowMs >= timers[PeerTimer.Probe]!) {
+    for (const p of peer.paths) {
+      if (!p.hasEndpoint) continue;
+      peer.tx.sendProbe(nowMs, p);
+      samplePathRate(nowMs, p);
+      sampleLinkRate(nowMs, peer.host.links[p.linkId]!);
+    }
+    peer.steering.evaluateSla(nowMs);
+    handshakeIfAllDead(peer, nowMs);
+    for (const fec of peer.fecTxList) fec.adapt(nowMs, peer.paths, (p) => peer.host.links[p.linkId]!.sched?.counters[fec.classId]?.dropped ?? 0);
+    peer.fecRx.mark(nowMs);
+    timers[PeerTimer.Probe] = nowMs + peer.host.probeIntervalMs;
+  }
+  if (nowMs >= timers[PeerTimer.FlowSweep]!) {
+    peer.steering.sweep(nowMs);
+    timers[PeerTimer.FlowSweep] = nowMs + 1000;
+  }
+  if (nowMs >= timers[PeerTimer.FecFlush]!) {
+    let next = Infinity;
+    for (const fec of peer.fecTxList) {
+      fec.encoder.onTimeout(nowMs);
+      peer.tx.sendParity(fec);
+      const d = fec.encoder.nextDeadlineMs();
+      if (d !== undefined && d < next) next = d;
+    }
+    timers[PeerTimer.FecFlush] = next;
+  }
+  if (nowMs >= peer.fecRx.expireAtMs) peer.fecRx.onTimeout(nowMs);
+  timers[PeerTimer.FecExpire] = peer.fecRx.expireAtMs;
+  if (nowMs >= timers[PeerTimer.Keepalive]!) persistentKeepalive(peer, nowMs);
+  rearmPathTimers(peer, nowMs);
+}
+
+/**
+ * Every path dead while we hold a session: the peer may have restarted and forgotten it (a hub
+ * behind which we are NATed cannot reach us first). Handshake now instead of after WireGuard's
+ * 15 s (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT); asked every probe interval, the session manager sends
+ * at most one initiation per REKEY_TIMEOUT. Measured in namespaces: a NATed spoke back 5.7 s after
+ * a hub restart instead of 15.4 s.
+ */
+function handshakeIfAllDead(peer: Peer, nowMs: number): void {
+  const sessions = peer.host.sessions;
+  if (!peer.sessionUp || sessions === undefined) return;
+  let any = false;
+  for (const p of peer.paths) {
+    if (!p.hasEndpoint) continue;
+    if (pathUsable(p)) return;
+    any = true;
+  }
+  if (!any) return;
+  sessions.connect(nowMs, peer.name);
+  peer.host.drainCrypto();
+}
+
+/** Persistent keepalive: every path idle for the configured time gets an authenticated empty packet. */
+function persistentKeepalive(peer: Peer, nowMs: number): void {
+  const every = peer.config.persistentKeepaliveMs ?? 0;
+  if (!(every > 0)) {
+    peer.timers[PeerTimer.Keepalive] = NO_TIMER;
+    return;
+  }
+  let next = nowMs + every;
+  for (const p of peer.paths) {
+    if (!p.hasEndpoint) continue;
+    if (peer.sessionUp && nowMs - p.lastTxMs >= every) peer.tx.sendKeepalive(p);
+    next = Math.min(next, p.lastTxMs + every);
+  }
+  peer.timers[PeerTimer.Keepalive] = Math.max(next, nowMs + 1);
+}
+
+/** Arms the path timers (dead, reuse) from the paths' state machines. */
+export function rearmPathTimers(peer: Peer, nowMs: number): void {
+  const timers = peer.timers;
+  if (peer.host.sessions && !peer.sessionUp) {
+    // No session, no probes: silence means nothing yet.
+    timers[PeerTimer.PathDead] = NO_TIMER;
+    timers[PeerTimer.Reuse] = NO_TIMER;
+    return;
+  }
+  let dead = Infinity;
+  let reuse = Infinity;
+  for (const p of peer.paths) {
+    if (!p.hasEndpoint) continue;
+    const d = p.sm.deadDeadlineMs();
+    if (d < dead) dead = d;
+    const r = p.sm.reuseCheckMs(nowMs);
+    if (r < reuse) reuse = r;
+  }
+  timers[PeerTimer.PathDead] = dead;
+  timers[PeerTimer.Reuse] = reuse <= nowMs ? nowMs + peer.host.probeIntervalMs : reuse;
+  if ((peer.config.persistentKeepaliveMs ?? 0) > 0 && timers[PeerTimer.Keepalive] === NO_TIMER) timers[PeerTimer.Keepalive] = nowMs + peer.config.persistentKeepaliveMs!;
+}
