@@ -110,6 +110,8 @@ export interface VoprRunResult {
   /** Per site, the engine's drop counters that grew after the heal (a diagnosis aid: noLink, noSession ...). */
   dropsAfterHeal: Record<string, Record<string, number>>;
   adversary?: AdversaryStats;
+  /** The long form's seeds replay with --long. */
+  long?: boolean;
 }
 
 export interface VoprSummary {
@@ -480,7 +482,7 @@ export function voprRun(seed: number, config: VoprConfig = DEFAULT_VOPR_CONFIG, 
     const grown = Object.entries(site.edge.snapshot(world.nowMs).drops).filter(([k, v]) => v > (before[k] ?? 0));
     if (grown.length > 0) dropsAfterHeal[site.name] = Object.fromEntries(grown.map(([k, v]) => [k, v - (before[k] ?? 0)]));
   }
-  return { seed, ok: violations.length === 0, violations, description, sent, delivered, wallMs: performance.now() - wallStart, dropsAfterHeal, ...(adversary ? { adversary } : {}) };
+  return { seed, ok: violations.length === 0, violations, description, sent, delivered, wallMs: performance.now() - wallStart, dropsAfterHeal, ...(adversary ? { adversary } : {}), ...(config.long ? { long: true } : {}) };
 }
 
 /** The flooder's address: every initiation comes from it, over FLOOD_PORTS source ports. */
@@ -655,7 +657,7 @@ export function vopr(options: VoprOptions): VoprSummary {
 
 export function formatFailure(r: VoprRunResult): string {
   return [
-    `VOPR seed ${r.seed} FAILED (${r.violations.length} violation${r.violations.length === 1 ? '' : 's'}); reproduce: braid sim vopr --seed ${r.seed}`,
+    `VOPR seed ${r.seed} FAILED (${r.violations.length} violation${r.violations.length === 1 ? '' : 's'}); reproduce: braid sim vopr --seed ${r.seed}${r.long ? ' --long' : ''}`,
     ...r.violations.map((v) => `  ${v}`),
     ...(Object.keys(r.dropsAfterHeal).length > 0 ? [`  drops after the heal: ${Object.entries(r.dropsAfterHeal).map(([site, d]) => `${site} ${JSON.stringify(d)}`).join('; ')}`] : []),
     `  world: ${r.description}`,

@@ -140,7 +140,7 @@ async function simVopr(opts: SimOptions, rest: string[]): Promise<number> {
   const secs = summary.wallMs / 1000;
   const line = `VOPR: ${summary.passed}/${summary.runs} seeds passed (${seed}..${seed + runs - 1}) in ${secs.toFixed(1)} s (${((summary.wallMs / runs) | 0)} ms/seed), ${summary.sent} packets sent, ${summary.delivered} delivered`;
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ firstSeed: seed, runs, passed: summary.passed, wallMs: Math.round(summary.wallMs), sent: summary.sent, delivered: summary.delivered, failures: summary.failures.map((f) => ({ seed: f.seed, violations: f.violations, world: f.description, reproduce: `braid sim vopr --seed ${f.seed}` })) })}\n`);
+    process.stdout.write(`${JSON.stringify({ firstSeed: seed, runs, passed: summary.passed, wallMs: Math.round(summary.wallMs), sent: summary.sent, delivered: summary.delivered, failures: summary.failures.map((f) => ({ seed: f.seed, violations: f.violations, world: f.description, reproduce: `braid sim vopr --seed ${f.seed}${f.long ? ' --long' : ''}` })) })}\n`);
   } else {
     process.stdout.write(`${line}\n`);
     for (const f of summary.failures) process.stdout.write(`${formatFailure(f)}\n`);
