@@ -40,7 +40,7 @@ export const KNOWN_ENDPOINT_BUGS: { name: string; why: string; matches: (r: Vopr
     name: 'a datagram of the previous epoch re-opens the dedupe window',
     why:
       'found by the VOPR adversary (seed 152 at commit cd66a36): after a hub restart, a datagram the old hub sent (lost on the wire, replayed ' +
-      'by the adversary; a late reordered one does the same) still opens under the old keypair; onPeerEpoch takes any different epoch as new ' +
+      'by the adversary; a second copy still in flight does the same: long-form seed 3 without the adversary, a restart racing the 240 s rekey) still opens under the old keypair; onPeerEpoch takes any different epoch as new ' +
       'and resets the window, so second copies of duplicated packets are delivered again. Fix in peer.ts: a stale epoch must not reset the ' +
       'window (keep the previous epoch\'s window, or drop data of an epoch older than the current one). Optional: may be fixed already',
     matches: (r) => r.violations.some((v) => v.startsWith('no dups:')) && / restart \w/.test(r.description),
