@@ -40,7 +40,7 @@ export const KNOWN_ENDPOINT_BUGS: { name: string; why: string; matches: (r: Vopr
     name: 'a datagram of the previous epoch re-opens the dedupe window',
     why:
       'found by the VOPR adversary (seed 152 at commit cd66a36): after a hub restart, a datagram the old hub sent (lost on the wire, replayed ' +
-      'by the adversary; a second copy still in flight does the same: long-form seed 3 without the adversary, a restart racing the 240 s rekey) still opens under the old keypair (the old session is still valid at the receiver) and its dupSeq is checked against the new epoch's ' +
+      'by the adversary; a second copy still in flight does the same: long-form seed 3 without the adversary, a restart racing the 240 s rekey) still opens under the old keypair (the old session is still valid at the receiver) and its dupSeq is checked against the new epoch\'s ' +
       'window, which never saw it: the second copy is delivered. No epoch flip is involved (checked: onPeerEpoch never sees an old epoch ' +
       'again). Fix in peer.ts: data opened under a keypair made before the current peer epoch was seen is from the old box: drop it ' +
       '(or check it against the previous epoch\'s window). Optional: may be fixed already',
