@@ -81,7 +81,7 @@ async function simRun(opts: SimOptions, rest: string[]): Promise<number> {
   let report;
   if (opts.real && scenario.sites) throw usage(`${scenario.name} has sites (a hub and branches): real-time runs take two-site scenarios for now; run it in virtual time`);
   if (opts.real) {
-    const { runReal } = await import('../../sim/scenario/run-real.ts');
+    const { runReal } = await import('../io/realtime/run-real.ts');
     try {
       report = await runReal(scenario, {
         ...(seed === undefined ? {} : { seed }),

@@ -6,7 +6,7 @@ import { createTopology, isRoot } from '../../sim/netns.ts';
 const ROOT = isRoot();
 if (!ROOT) console.warn('SKIP test/e2e/health.e2e.test.ts: needs root (raw sockets, namespaces); CI runs it as root');
 const RUN_TS = fileURLToPath(new URL('../../bin/run-ts.js', import.meta.url));
-const PROBE = fileURLToPath(new URL('../../sim/tools/health-probe.ts', import.meta.url));
+const PROBE = fileURLToPath(new URL('../io/helpers/health-probe.ts', import.meta.url));
 
 describe.skipIf(!ROOT)('external health target per WAN link', () => {
   it('tells reachable from unreachable through the bound interface only', async () => {

@@ -17,7 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { isRoot } from '../../../sim/netns.ts';
 import { parseNetemSpec } from '../../../sim/netem/spec.ts';
 import { reportText, type ScenarioReport } from '../../../sim/scenario/report.ts';
-import { runReal, tcCommandsFor } from '../../../sim/scenario/run-real.ts';
+import { runReal, tcCommandsFor } from '../../../src/io/realtime/run-real.ts';
 import { runVirtual } from '../../../sim/scenario/run-virtual.ts';
 import { loadScenario } from '../../../sim/scenario/schema.ts';
 

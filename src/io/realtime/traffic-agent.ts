@@ -16,8 +16,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { openUdpLink, type UdpLink } from '../../src/io/udp.ts';
-import { sharedNowMs } from '../relay.ts';
+import { openUdpLink, type UdpLink } from '../udp.ts';
+import { sharedNowMs } from './relay.ts';
 
 export interface AgentFlow {
   flowId: number;

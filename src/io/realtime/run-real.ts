@@ -9,7 +9,7 @@
  *   traffic agent, iperf3 client      impairment (backend):                traffic agent, iperf3 server
  *                                    tc: netem qdiscs on rb<i> (up) and ra<i> (down)
  *                                    userspace: policy routing into one TUN per link, where a
- *                                    relay process (sim/relay.ts) runs the NetemEngine
+ *                                    relay process (src/io/realtime/relay.ts) runs the NetemEngine
  *
  * Stages: checks (root, addon, iperf3) -> backend (detectNetemBackend unless forced) -> namespaces
  * -> impairment at the links' base specs -> both edges (startTwoSites over this topology, link
@@ -26,27 +26,27 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BraidError, ErrorCode } from '../../src/core/errors.ts';
-import type { ClassName } from '../../src/core/steer/classes.ts';
-import type { EdgeEvent, EdgeSnapshot } from '../../src/core/types.ts';
-import { tryLoadNative } from '../../src/io/native.ts';
-import { controlRequest, startTwoSites, type TwoSites } from '../e2e.ts';
-import { NAME_PREFIX, cleanupStale, isRoot, sh, type SiteLink, type Topology } from '../netns.ts';
-import { detectNetemBackend, formatNetemSpec, tcCommandLines, type NetemBackend, type NetemSpec } from '../netem/spec.ts';
-import { sharedNowMs, type RelayConfig } from '../relay.ts';
-import type { NetemCounters } from '../netem/engine.ts';
-import { analyzeTimeline, TrafficTracker, type ClassStats, type SiteEvent, type SiteName } from './metrics.ts';
-import { buildReport, edgeClassNumbers, type ScenarioReport } from './report.ts';
-import { activeLinks } from './run-virtual.ts';
-import type { Scenario, ScenarioStep, ScenarioTraffic } from './schema.ts';
-import { classActivity, classesOf, planFlows } from './traffic.ts';
+import { BraidError, ErrorCode } from '../../core/errors.ts';
+import type { ClassName } from '../../core/steer/classes.ts';
+import type { EdgeEvent, EdgeSnapshot } from '../../core/types.ts';
+import { tryLoadNative } from '../native.ts';
+import { controlRequest, startTwoSites, type TwoSites } from '../../../sim/e2e.ts';
+import { NAME_PREFIX, cleanupStale, isRoot, sh, type SiteLink, type Topology } from '../../../sim/netns.ts';
+import { detectNetemBackend, formatNetemSpec, tcCommandLines, type NetemBackend, type NetemSpec } from '../../../sim/netem/spec.ts';
+import { sharedNowMs, type RelayConfig } from './relay.ts';
+import type { NetemCounters } from '../../../sim/netem/engine.ts';
+import { analyzeTimeline, TrafficTracker, type ClassStats, type SiteEvent, type SiteName } from '../../../sim/scenario/metrics.ts';
+import { buildReport, edgeClassNumbers, type ScenarioReport } from '../../../sim/scenario/report.ts';
+import { activeLinks } from '../../../sim/scenario/run-virtual.ts';
+import type { Scenario, ScenarioStep, ScenarioTraffic } from '../../../sim/scenario/schema.ts';
+import { classActivity, classesOf, planFlows } from '../../../sim/scenario/traffic.ts';
 import type { AgentPlan, AgentResult } from './traffic-agent.ts';
 
 // From a clone these run as TypeScript through bin/run-ts.js; from the Debian package (compiled
 // JavaScript, no TypeScript loader) as the .js files next to this one.
 const COMPILED = import.meta.url.endsWith('.js');
-const RUN_TS = fileURLToPath(new URL('../../bin/run-ts.js', import.meta.url));
-const RELAY_ARGS = COMPILED ? [fileURLToPath(new URL('../relay.js', import.meta.url))] : [RUN_TS, fileURLToPath(new URL('../relay.ts', import.meta.url))];
+const RUN_TS = fileURLToPath(new URL('../../../bin/run-ts.js', import.meta.url));
+const RELAY_ARGS = COMPILED ? [fileURLToPath(new URL('./relay.js', import.meta.url))] : [RUN_TS, fileURLToPath(new URL('./relay.ts', import.meta.url))];
 const AGENT_ARGS = COMPILED ? [fileURLToPath(new URL('./traffic-agent.js', import.meta.url))] : [RUN_TS, fileURLToPath(new URL('./traffic-agent.ts', import.meta.url))];
 
 export interface RealRunOptions {

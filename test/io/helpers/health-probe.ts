@@ -1,6 +1,6 @@
 // Runs one HealthTarget (ICMP echo bound to an interface) and prints its changes as JSON lines.
 // usage: health-probe.ts INTERFACE TARGET DURATION_MS
-import { HealthTarget } from '../../src/io/health.ts';
+import { HealthTarget } from '../../../src/io/health.ts';
 
 const [ifname, target, durS] = process.argv.slice(2);
 const h = new HealthTarget({

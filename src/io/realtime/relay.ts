@@ -3,7 +3,7 @@
  * WAN link, inside the scenario's relay namespace, that applies the userspace NetemEngine to each
  * direction of the link in real time.
  *
- * Where it sits (sim/scenario/run-real.ts builds this):
+ * Where it sits (src/io/realtime/run-real.ts builds this):
  *
  *   ns a                     ns r (the "WAN")                                   ns b
  *   braid a -- wan0 ===== ra0 --\                                  /-- rb0 ===== wan0 -- braid b
@@ -30,10 +30,10 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { SeededRng } from '../src/core/rng.ts';
-import { openTun, type TunDevice } from '../src/io/tun.ts';
-import { NetemEngine, type NetemCounters } from './netem/engine.ts';
-import { parseNetemSpec } from './netem/spec.ts';
+import { SeededRng } from '../../core/rng.ts';
+import { openTun, type TunDevice } from '../tun.ts';
+import { NetemEngine, type NetemCounters } from '../../../sim/netem/engine.ts';
+import { parseNetemSpec } from '../../../sim/netem/spec.ts';
 
 export interface RelayConfig {
   tun: string;
