@@ -42,6 +42,7 @@ export const EVENT_METRICS = {
   detection_ms: 'slowest detection over the faults (set/add steps)',
   undetected: 'faults no edge reacted to',
   count: 'faults in the timeline',
+  health_down_ms: 'slowest time from a health target going unreachable to its site marking the link DOWN with a reason naming the target',
 } as const;
 export type EventMetric = keyof typeof EVENT_METRICS;
 

@@ -426,6 +426,7 @@ export function movesIn(events: readonly SiteEvent[], className: string, windows
 
 export function describeStep(step: ScenarioStep): string {
   const dir = step.direction === 'both' ? '' : ` (${step.direction} only)`;
+  if (step.action === 'health') return step.text;
   if (step.action === 'restore') return `restore${dir}`;
   return `${step.action} "${step.text}"${dir}`;
 }

@@ -97,6 +97,33 @@ export function edgeClassNumbers(
   return { recovered, duplicatesSuppressed: dups, moves: sum('moves') };
 }
 
+/**
+ * Slowest time from a health-unreachable step to its site saying the link's path is DOWN with a
+ * reason naming the health target; Infinity: not while the target stayed unreachable; undefined:
+ * no such step.
+ */
+export function healthDownMs(scenario: Scenario, events: readonly SiteEvent[]): number | undefined {
+  let worst: number | undefined;
+  for (const step of scenario.timeline) {
+    const h = step.health;
+    if (!h || h.reachable) continue;
+    const back = scenario.timeline.find((x) => x.health && x.health.site === h.site && x.health.link === h.link && x.health.reachable && x.atMs > step.atMs);
+    const untilMs = back ? back.atMs : scenario.durationMs;
+    const hit = events.find(
+      (e) =>
+        e.atMs >= step.atMs &&
+        e.atMs < untilMs &&
+        e.site === h.site &&
+        (e.kind === 'pathState' || e.kind === 'linkDown') &&
+        (e.link === h.link || e.link?.startsWith(`${h.link}>`) === true) &&
+        /-> down\b/.test(e.message) &&
+        e.message.includes(h.target),
+    );
+    worst = Math.max(worst ?? 0, hit ? hit.atMs - step.atMs : Infinity);
+  }
+  return worst;
+}
+
 export function buildReport(input: {
   scenario: Scenario;
   mode: 'virtual' | 'real';
@@ -131,6 +158,7 @@ export function buildReport(input: {
       if (metric === 'count') return faults.length;
       if (metric === 'undetected') return faults.filter((f) => !Number.isFinite(f.detectionMs)).length;
       if (metric === 'detection_ms') return faults.length === 0 ? undefined : Math.max(...faults.map((f) => f.detectionMs));
+      if (metric === 'health_down_ms') return healthDownMs(scenario, input.edgeEvents);
       return undefined;
     }
     const c = scope ? input.scoped?.(subject as ClassName, scope) : classes.find((x) => x.className === subject);

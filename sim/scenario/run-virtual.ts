@@ -15,11 +15,12 @@ import type { EdgeSnapshot } from '../../src/core/types.ts';
 import { formatNetemSpec } from '../netem/spec.ts';
 import { readPacketTag } from '../packets.ts';
 import { PacketFactory } from './fast-packet.ts';
-import { World } from '../world.ts';
+import { World, type Site } from '../world.ts';
+import type { Endpoint } from '../../src/core/endpoint.ts';
 import { analyzeTimeline, eventPeer, faultWindows, flowMoveOf, flowsMoved, movesIn, TrafficTracker, type FlowInfo, type SiteEvent, type SiteName, type StepEnd, type StepResult } from './metrics.ts';
 import { buildReport, edgeClassNumbers, type ClassReport, type PairReport, type ScenarioReport } from './report.ts';
 import type { ExpectScope } from './expect.ts';
-import type { Scenario } from './schema.ts';
+import type { Scenario, ScenarioStep } from './schema.ts';
 import { classActivity, classesOf, packetSpecOf, planFlows, siteHosts } from './traffic.ts';
 import type { AeadFactory } from '../../src/core/crypto/transport.ts';
 
@@ -99,6 +100,7 @@ export function runVirtual(scenario: Scenario, options: VirtualRunOptions = {}):
     world.at(step.atMs, () => {
       before[i] = { a: world.a.edge.snapshot(world.nowMs), b: world.b.edge.snapshot(world.nowMs) };
     });
+    if (step.health) scheduleHealth(world, world.a, step.atMs, step.health);
     for (const d of ['up', 'down'] as const) {
       const spec = step.result[d];
       if (spec) world.setNetemAt(step.atMs, step.link, formatNetemSpec(spec), d === 'up' ? 'ab' : 'ba');
@@ -147,6 +149,19 @@ export function runVirtual(scenario: Scenario, options: VirtualRunOptions = {}):
   }
   const report = buildReport({ scenario, mode: 'virtual', backend: 'userspace', seed, wallMs, steps, classes: stats, edgeEvents: events, notes });
   return { report, world };
+}
+
+/**
+ * A health step: at `atMs` the site's engine hears what its health prober (io/health.ts in
+ * `braid up`) would say about the link's external target.
+ */
+function scheduleHealth(world: World, site: Site<Endpoint>, atMs: number, health: NonNullable<ScenarioStep['health']>): void {
+  const linkId = site.linkNames.indexOf(health.link);
+  if (linkId < 0) throw new Error(`health step: site ${site.name} has no link "${health.link}" (have: ${site.linkNames.join(', ')})`);
+  world.at(atMs, () => {
+    site.edge.setLinkHealth(world.nowMs, linkId, health.reachable, health.target);
+    world.drain(site);
+  });
 }
 
 export function activeLinks(snap: EdgeSnapshot | undefined): Partial<Record<ClassName, string[]>> | undefined {
@@ -218,6 +233,7 @@ function runVirtualSites(scenario: Scenario, options: VirtualRunOptions): Virtua
     world.at(step.atMs, () => {
       before[i] = new Map(world.sites.map((x) => [x.name, x.edge.snapshot(world.nowMs)]));
     });
+    if (step.health) scheduleHealth(world, world.site(step.health.site), step.atMs, step.health);
     for (const c of step.connections ?? []) {
       for (const d of ['up', 'down'] as const) {
         const spec = c.result[d];

@@ -17,6 +17,7 @@
  *     - { at: 10s, link: mpls, set: "loss 100%" }          # replaces the spec, like `tc qdisc change`
  *     - { at: 15s, link: inet, add: "loss 2%", direction: up }  # merged onto the current spec
  *     - { at: 20s, link: mpls, restore: true }             # back to the link's own spec
+ *     - { at: 25s, link: inet, health: unreachable, target: isp-gw }  # its health target stops answering (the branch's)
  *   policies: { voice: { strategy: duplicate } }
  *   expect: ["voice.max_gap_ms < 400", "bulk.delivered_ratio > 0.99"]
  *
@@ -161,12 +162,18 @@ export interface ScenarioStep {
    */
   connections?: { name: string; up: 'ab' | 'ba'; result: { up?: NetemSpec; down?: NetemSpec } }[];
   direction: LinkDirection;
-  action: 'set' | 'add' | 'restore';
-  /** The spec as written (empty for restore). */
+  action: 'set' | 'add' | 'restore' | 'health';
+  /**
+   * Health steps: the link's external health target (probed by the site through that link) stops
+   * or starts answering. The site is SITE of SITE.LINK (many sites) or the branch, a (two sites).
+   * Nothing changes on the wire: pair it with a netem step for what the outage does to packets.
+   */
+  health?: { reachable: boolean; target: string; site: string; link: string };
+  /** The spec as written (empty for restore and health). */
   text: string;
   /** The full spec of each affected direction after this step (what gets installed). */
   result: { up?: NetemSpec; down?: NetemSpec };
-  /** set/add are faults (detection and reroute are measured); restore is a recovery. */
+  /** set/add and health unreachable are faults (detection and reroute are measured); restore and health reachable are recoveries. */
   kind: 'fault' | 'restore';
 }
 
@@ -259,6 +266,10 @@ const StepSchema = z.strictObject({
   add: netemText.optional(),
   restore: z.literal(true, { error: 'expected restore: true' }).optional(),
   direction: z.enum(['up', 'down', 'both'], { error: 'expected up, down or both' }).optional(),
+  /** The link's external health target (an ISP gateway) stops or starts answering; the link itself is untouched. */
+  health: z.enum(['unreachable', 'reachable'], { error: 'expected unreachable or reachable' }).optional(),
+  /** What the health target is called in the edge's reason (default "isp-gateway"). */
+  target: z.string({ error: 'expected a name like "isp-gateway" or an address' }).regex(/^[A-Za-z0-9.:_-]{1,64}$/, { error: 'expected a short name or address (letters, digits, . : _ -)' }).optional(),
 });
 
 const PolicySchema = z.strictObject({
@@ -546,8 +557,26 @@ function resolveScenario(doc: unknown, source: string): Scenario {
       if (!link) throw new ScenarioError(source, `${field}.link`, `no link named "${step.link}"`, `use one of ${links.map((l) => l.name).join(', ')}`);
       targets = [{ link, flip: false }];
     }
-    const actions = [step.set !== undefined, step.add !== undefined, step.restore === true].filter(Boolean).length;
-    if (actions !== 1) throw new ScenarioError(source, field, 'needs exactly one of set, add or restore', 'e.g. set: "loss 100%", add: "delay 50ms", or restore: true');
+    const actions = [step.set !== undefined, step.add !== undefined, step.restore === true, step.health !== undefined].filter(Boolean).length;
+    if (actions !== 1) throw new ScenarioError(source, field, 'needs exactly one of set, add, restore or health', 'e.g. set: "loss 100%", add: "delay 50ms", restore: true, or health: unreachable');
+    if (step.target !== undefined && step.health === undefined) throw new ScenarioError(source, `${field}.target`, 'only for health steps', 'add health: unreachable (or reachable), or remove target');
+    if (step.health !== undefined) {
+      if (step.direction !== undefined) throw new ScenarioError(source, `${field}.direction`, 'not used by health steps', 'remove it (a health target is reached over the whole link)');
+      const reachable = step.health === 'reachable';
+      const [siteName, linkName] = sites ? step.link.split('.') : ['a', targets[0]!.link.name];
+      return {
+        index: i,
+        atMs,
+        link: sites ? step.link : targets[0]!.link.name,
+        ...(sites ? { connections: targets.map(({ link, flip }) => ({ name: link.name, up: (flip ? 'ba' : 'ab') as 'ab' | 'ba', result: {} })) } : {}),
+        direction: 'both',
+        action: 'health',
+        health: { reachable, target: step.target ?? 'isp-gateway', site: siteName!, link: linkName! },
+        text: `health target ${step.target ?? 'isp-gateway'} ${step.health}`,
+        result: {},
+        kind: reachable ? 'restore' : 'fault',
+      } satisfies ScenarioStep;
+    }
     const direction = step.direction ?? 'both';
     const dirs = direction === 'both' ? (['up', 'down'] as const) : ([direction] as const);
     const action: ScenarioStep['action'] = step.restore ? 'restore' : step.set !== undefined ? 'set' : 'add';

@@ -470,6 +470,10 @@ export async function startRealBed(scenario: Scenario, options: RealRunOptions =
 export async function runReal(scenario: Scenario, options: RealRunOptions = {}): Promise<ScenarioReport> {
   const progress = options.onProgress ?? ((): void => undefined);
   const seed = options.seed ?? scenario.seed ?? 1;
+  const health = scenario.timeline.find((t) => t.action === 'health');
+  if (health) {
+    throw new BraidError(ErrorCode.USAGE, `this scenario has a health step (${health.text} at ${health.atMs / 1000} s), which only virtual time can play: real time has no fake health target yet`, { fix: 'run it --virtual' });
+  }
   const bulk = scenario.traffic.filter((t) => t.kind === 'bulk');
   if (bulk.length > 0) {
     await sh(['iperf3', '--version']).catch(() => {

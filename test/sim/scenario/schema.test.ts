@@ -31,6 +31,20 @@ timeline:
 expect: ["voice.max_gap_ms < 400", "bulk.delivered_ratio > 99%", "events.detection_ms <= 400"]
 `;
 
+describe('health steps (issue 16: the link\'s external health target)', () => {
+  it('resolve to a fault (unreachable) and a recovery (reachable) at the branch, with no netem change', () => {
+    const s = parseScenario(
+      BASE.replace('  - { at: 20s, link: mpls, restore: true }', '  - { at: 20s, link: mpls, restore: true }\n  - { at: 21s, link: inet, health: unreachable, target: isp-gw-1 }\n  - { at: 25s, link: inet, health: reachable }'),
+      't.yaml',
+    );
+    const [down, up] = s.timeline.slice(3);
+    expect(down).toMatchObject({ action: 'health', kind: 'fault', link: 'inet', result: {}, health: { reachable: false, target: 'isp-gw-1', site: 'a', link: 'inet' } });
+    expect(up).toMatchObject({ action: 'health', kind: 'restore', health: { reachable: true, target: 'isp-gateway', site: 'a', link: 'inet' } });
+    expect(down!.text).toBe('health target isp-gw-1 unreachable');
+    expect(parseExpectation('events.health_down_ms < 1000', ['voice']).metric).toBe('health_down_ms');
+  });
+});
+
 function errorOf(text: string): string {
   try {
     parseScenario(text, 't.yaml');
@@ -95,7 +109,10 @@ describe('scenario files', () => {
     expect(errorOf(BASE.replace('"voice.max_gap_ms < 400"', '"video.max_gap_ms < 400"'))).toMatch(/"video" is not a class with traffic in this scenario; fix: use events or one of voice, bulk/);
     expect(errorOf(BASE.replace('"voice.max_gap_ms < 400"', '"voice max gap small"'))).toMatch(/is not SUBJECT.METRIC OP NUMBER/);
     expect(errorOf(BASE.replace('  - { name: mpls, profile: mpls }', '  - { name: mpls }'))).toMatch(/links\[0\]: needs exactly one of profile or netem/);
-    expect(errorOf(BASE.replace('restore: true', 'restore: true, set: "delay 1ms"'))).toMatch(/timeline\[2\]: needs exactly one of set, add or restore/);
+    expect(errorOf(BASE.replace('restore: true', 'restore: true, set: "delay 1ms"'))).toMatch(/timeline\[2\]: needs exactly one of set, add, restore or health/);
+    expect(errorOf(BASE.replace('restore: true', 'restore: true, target: gw'))).toMatch(/timeline\[2\]\.target: only for health steps/);
+    expect(errorOf(BASE.replace('restore: true', 'health: unreachable, direction: up'))).toMatch(/timeline\[2\]\.direction: not used by health steps/);
+    expect(errorOf(BASE.replace('restore: true', 'health: down'))).toMatch(/timeline\[2\]\.health: expected unreachable or reachable/);
     expect(errorOf(BASE.replace('durationS: 30', 'durationS: "thirty"'))).toMatch(/durationS: expected the run length in seconds, got "thirty"/);
     expect(errorOf('name: [')).toMatch(/^t\.yaml:1:7: not valid YAML/);
     expect(errorOf(BASE.replace('at: 10s', 'at: 10 seconds'))).toMatch(/^t\.yaml:\d+:\d+: timeline\[0\]\.at: /);
