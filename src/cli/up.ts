@@ -166,6 +166,9 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
             ? `${l.name}: external target ${detail}: the ISP path works`
             : `${l.name}: external target ${detail}: the ISP or the link is down, not (only) the peer`;
           log[reachable ? 'info' : 'warn']({ event: 'health', link: l.name, reachable }, message);
+          // Into the core: an unreachable target takes the link's paths DOWN at once (ISP down).
+          const linkId = cfg.links.indexOf(l);
+          driver.command((e, now) => e.setLinkHealth(now, linkId, reachable, l.healthTarget!));
           opened.control?.publishEvent({ atMs: monotonicNowMs(), kind: 'pathState', link: l.name, message });
         },
       });

@@ -93,6 +93,8 @@ const classOverrideSchema = z.strictObject({
       targetResidualLossRatio: z.number().gt(0).lt(1).optional(),
       parityPlacement: z.enum(['spread', 'same']).optional(),
       maxOverheadRatio: z.number().gt(0).max(FEC_MAX_M).optional(),
+      /** Judge paths for this class on the loss left after FEC (default: voice on, others off). */
+      slaAfterFec: z.boolean().optional(),
     })
     .optional(),
   queue: z

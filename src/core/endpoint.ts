@@ -55,6 +55,7 @@ import { NO_PEER, PrefixTable } from './routing/prefix-table.ts';
 import { CLASS_NAMES, classOfDscp, DEFAULT_POLICIES, type ClassName, type ClassPolicy } from './steer/classes.ts';
 import { TimerHeap } from './timer-heap.ts';
 import { Fifo } from './fifo.ts';
+import { applyLinkHealth } from './pathmon/health.ts';
 import { checkPeerSet, mergeFec, publicFacts, sameKey, stripUndefined } from './peer-config.ts';
 import { DEFAULT_DSCP_TRUST, DscpTrust, type DscpTrustPolicy } from './steer/dscp-trust.ts';
 import { remarkDscp, RuleSet, type RuleSpec } from './steer/rules.ts';
@@ -348,7 +349,7 @@ export class Endpoint implements PeerHost {
     }
     const frame = decodeFrameStrict(opened.plaintext);
     if (!frame.ok) return this.drop(frame.reason);
-    peer.onFrame(nowMs, linkId, from, frame.value, datagram.length);
+    peer.onFrame(nowMs, linkId, from, frame.value, datagram.length, e.receiver);
     this.touch(peer);
   }
 
@@ -399,6 +400,18 @@ export class Endpoint implements PeerHost {
       peer.rearmPathTimers(nowMs);
       this.touch(peer);
     }
+    this.flush();
+  }
+
+  /**
+   * The link's external health target (an ISP gateway pinged through the link, io/health.ts):
+   * unreachable means the ISP is down, so every path on the link goes DOWN at once with that reason,
+   * sooner than probes would say when some still trickle through; reachable again, the paths are
+   * back to what their probes say (a path that is down by its probes still earns UP by hold-down).
+   */
+  setLinkHealth(nowMs: number, linkId: number, reachable: boolean, detail: string): void {
+    this.nowMs = nowMs;
+    for (const peer of this.peersByName.values()) if (applyLinkHealth(nowMs, peer, linkId, reachable, detail, (at, k, f) => this.emit(at, k, f))) this.touch(peer);
     this.flush();
   }
 

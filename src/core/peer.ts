@@ -19,6 +19,7 @@ import type { EventFields } from './events.ts';
 import type { ErasureCodec } from './fec/codec.ts';
 import { FecReceiver } from './fec/fec-rx.ts';
 import { FecTx, MAX_PATHS_PER_PEER } from './fec/fec-tx.ts';
+import { requiredParity, residualLossRatio } from './fec/adaptive.ts';
 import type { ClassFecPolicy } from './fec/policy.ts';
 import type { InnerInfo } from './inner.ts';
 import { createPath, pathName, pathUsable, samplePathRate, type PathRuntime } from './pathmon/path.ts';
@@ -122,6 +123,13 @@ export class Peer {
   private staged: Uint8Array[] = [];
   /** The peer's start epoch: per-peer receive state (dedupe, FEC decoders) belongs to it. */
   peerEpoch: number | undefined;
+  /**
+   * The window of the peer's previous life, and since when its sessions are the new life's: a
+   * second copy the old box sent, still in flight (or replayed) under a session made before the
+   * new epoch's, is checked against the old window, which saw its first copy (VOPR seeds 86, 152).
+   */
+  private prevDedupe: DedupeWindow | undefined;
+  private epochSessionSinceMs = -Infinity;
   /** Its previous epochs (a few): their late probes are ignored. */
   private readonly retiredEpochs: number[] = [];
   // Counters, `wg show` style plus ours.
@@ -147,6 +155,7 @@ export class Peer {
         policies: () => host.policies(),
         emit: (at, kind, f) => host.emit(at, kind, f),
         spareBps: (p) => spareBps(host.links[p.linkId]!),
+        fecView: (classId, lossRatio, now) => this.fecView(classId, lossRatio, now),
         pathStateChanged: (now) => this.rearmPathTimers(now),
       },
       host.rng,
@@ -169,6 +178,29 @@ export class Peer {
 
   get name(): string {
     return this.config.name;
+  }
+
+  /**
+   * The loss FEC would leave on a path losing `lossRatio` of the class's packets: at the m the
+   * adaptation would pick for that loss (within maxM and the overhead budget), for full groups.
+   * None while the controller suspects congestion (it caps m then: parity would feed the queue).
+   */
+  fecView(classId: number, lossRatio: number, nowMs: number): { residualRatio: number; k: number; m: number } | undefined {
+    const fec = this.fecTx[classId];
+    if (fec === undefined || fec.policy.slaAfterFec !== true || fec.adaptive.congested(nowMs)) return undefined;
+    const pol = fec.policy;
+    const c = fec.encoder.counters;
+    // The groups this class really makes (time-flushed groups at low rates are small) and the
+    // share of its packets FEC can protect (too-large ones go bare): a model of full k = 20 groups
+    // would keep a class on a path FEC cannot repair for it.
+    const k = c.groups > 0 ? Math.max(1, Math.min(pol.k, Math.round(c.protectedPackets / c.groups))) : pol.k;
+    const protectedShare = c.protectedPackets + fec.tooLarge > 0 ? c.protectedPackets / (c.protectedPackets + fec.tooLarge) : 1;
+    // The m the adaptation chose (it follows the measured loss within ~100 ms), within the budget
+    // for groups of this size: credit only for parity that is really being sent.
+    const budgetM = Math.max(pol.minM, Math.floor(pol.maxOverheadRatio * k));
+    const m = Math.min(fec.encoder.m, requiredParity(k, lossRatio, pol.targetResidualLossRatio, Math.min(pol.maxM, budgetM), 'packet'));
+    const residualRatio = protectedShare * residualLossRatio(k, m, lossRatio) + (1 - protectedShare) * lossRatio;
+    return { residualRatio, k, m };
   }
 
   makeFecTx(classId: number, pol: ClassFecPolicy, firstGroupId?: number): FecTx | undefined {
@@ -388,7 +420,7 @@ export class Peer {
     }
   }
 
-  onFrame(nowMs: number, linkId: number, from: Endpoint, frame: Frame, sizeBytes: number): void {
+  onFrame(nowMs: number, linkId: number, from: Endpoint, frame: Frame, sizeBytes: number, receiverIndex = 0): void {
     const remoteLink =
       frame.kind === 'data' ? frame.data.link
       : frame.kind === 'probe' ? frame.probe.link
@@ -414,7 +446,7 @@ export class Peer {
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
         path.rxDataPackets++;
         if (d.dupSeq !== 0) {
-          if (!this.dedupe.accept(d.dupSeq)) {
+          if (!this.dedupeFor(receiverIndex).accept(d.dupSeq)) {
             this.duplicatesSuppressed++;
             return;
           }
@@ -440,6 +472,7 @@ export class Peer {
             this.host.emit(nowMs, 'pathState', { peer: this.name, link: pathName(path), text: `${pathName(path)}: peer restarted (new epoch), path statistics reset` });
           }
           path.peerEpoch = p.epoch;
+          if (p.epoch !== this.peerEpoch) this.epochSessionSinceMs = this.host.sessions?.sessionCreatedMs(receiverIndex) ?? nowMs;
           this.onPeerEpoch(p.epoch);
         }
         path.stats.onReceiveSeq(nowMs, p.seq);
@@ -486,6 +519,12 @@ export class Peer {
     }
   }
 
+  private dedupeFor(receiverIndex: number): DedupeWindow {
+    if (this.prevDedupe === undefined || receiverIndex === 0) return this.dedupe;
+    const created = this.host.sessions?.sessionCreatedMs(receiverIndex);
+    return created !== undefined && created < this.epochSessionSinceMs ? this.prevDedupe : this.dedupe;
+  }
+
   /**
    * A new peer epoch (the remote box restarted): its duplicate and FEC numbering start over. The
    * epoch arrives in a probe, and the new life's data can come before it: a first copy accepted by
@@ -495,6 +534,7 @@ export class Peer {
   private onPeerEpoch(epoch: number): void {
     if (epoch === this.peerEpoch) return;
     if (this.peerEpoch !== undefined) {
+      this.prevDedupe = this.dedupe;
       this.retiredEpochs.push(this.peerEpoch);
       if (this.retiredEpochs.length > 4) this.retiredEpochs.shift();
       this.dedupe = new DedupeWindow();

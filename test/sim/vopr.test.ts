@@ -35,6 +35,9 @@ export const KNOWN_ENDPOINT_BUGS: { name: string; why: string; matches: (r: Vopr
       'a flow the hub creates toward a spoke before that spoke\'s path is learned (or after the spoke restarts) keeps pointing at a path ' +
       'with no endpoint: every packet is staged and dropped as noLink, forever (peer.ts sendInner); seeds 7, 10, 44, 48',
     matches: (r) => (r.dropsAfterHeal['a']?.['noLink'] ?? 0) > 0,
+    // Steered again since 489f6c7 (a flow with no path reselects on its next packet); a slower
+    // variant (seed 129: back 4.8 s after the heal) may remain.
+    optional: true,
   },
   {
     name: 'a datagram of the previous epoch re-opens the dedupe window',

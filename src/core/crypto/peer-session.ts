@@ -73,6 +73,8 @@ export class PeerState {
   // Initiator-side cookie from this peer's cookie reply.
   cookie: Uint8Array | null = null;
   cookieReceivedMs = Number.NEGATIVE_INFINITY;
+  /** The pending initiation (sender index) already resent at once on a cookie reply. */
+  cookieRetryFor = -1;
 
   constructor(
     readonly id: string,

@@ -41,6 +41,8 @@ export interface PathRuntime {
   stats: PathStats;
   /** The peer drained its end of this path: we do not send data on it either. */
   remoteDrained: boolean;
+  /** The link's external health target is unreachable (the ISP is down): why, or undefined. */
+  healthDown: string | undefined;
   /** Per-path sequence shared by probes and data frames. */
   txSeq: number;
   lastProbeSeqRx: number;
@@ -99,6 +101,7 @@ export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): Path
     sm: new PathStateMachine(sm, nowMs),
     stats: new PathStats(),
     remoteDrained: false,
+    healthDown: undefined,
     txSeq: 0,
     lastProbeSeqRx: -1,
     inSla: CLASS_NAMES.map(() => true),
@@ -124,13 +127,14 @@ export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): Path
 }
 
 export function effectiveState(p: PathRuntime): PathState {
+  if (p.healthDown !== undefined) return 'down';
   if (p.remoteDrained && p.sm.state !== 'down') return 'drained';
   return p.sm.state;
 }
 
 /** May carry data now: UP or DEGRADED, not drained at either end, and with somewhere to send. */
 export function pathUsable(p: PathRuntime): boolean {
-  return p.sm.usable && !p.remoteDrained && p.hasEndpoint;
+  return p.sm.usable && !p.remoteDrained && p.hasEndpoint && p.healthDown === undefined;
 }
 
 /**

@@ -45,6 +45,8 @@ const SLA_CONFIRM_WINDOW_MS = 3000;
 const SLA_REENTRY_MAX_PACKETS = 300;
 /** A recovered path takes back 'best' flows only if it is clearly better (score ratio). */
 const REVERT_SCORE_RATIO = 0.7;
+/** FEC-aware SLA: raw loss up to this many times the class's SLA loss may be repaired by FEC. */
+const FEC_CREDIT_MAX_FACTOR = 4;
 /** Flows listed in snapshot().topFlows. */
 export const TOP_FLOWS = 10;
 
@@ -69,6 +71,11 @@ export interface SteerHost {
   emit(atMs: number, kind: EdgeEventKind, fields: EventFields): void;
   /** Spare uplink capacity of the path's link for `balance` (0 = unknown). */
   spareBps(p: PathRuntime): number;
+  /**
+   * FEC of the class towards this peer, if any: the residual loss a path's raw loss leaves at the
+   * parity the adaptation would choose (k+m), for the FEC-aware SLA; undefined without FEC.
+   */
+  fecView?(classId: number, lossRatio: number, nowMs: number): { residualRatio: number; k: number; m: number } | undefined;
   /** A path's state changed: the peer re-arms its path timers. */
   pathStateChanged(nowMs: number): void;
 }
@@ -231,7 +238,7 @@ export class Steering {
       for (let c = 0; c < policies.length; c++) {
         const sla = policies[c]!.sla;
         if (p.inSla[c]) {
-          const breach = slaBreach(exitView, sla);
+          const breach = this.judge(nowMs, exitView, sla, c);
           if (breach) {
             p.inSla[c] = false;
             p.breach[c] = breach;
@@ -244,7 +251,7 @@ export class Steering {
         } else {
           const windowMs = this.slaReentryWindowMs(nowMs, p, c);
           const sinceMs = nowMs - p.slaOutAtMs[c]!;
-          if (sinceMs >= windowMs && !slaBreach(short, sla, SLA_REENTRY_SLACK) && this.reentryEvidence(nowMs, p, sla, windowMs, sinceMs)) {
+          if (sinceMs >= windowMs && !this.judge(nowMs, short, sla, c, SLA_REENTRY_SLACK) && this.reentryEvidence(nowMs, p, sla, windowMs, sinceMs, c)) {
             p.inSla[c] = true;
             p.breach[c] = undefined;
             this.host.emit(nowMs, 'sla', { peer: this.host.peerName, class: policies[c]!.name, link: pathName(p), reason: 'back within SLA' });
@@ -255,6 +262,23 @@ export class Steering {
       }
       this.onTransition(nowMs, p, p.sm.setDegraded(worst !== undefined, worst ?? 'every class within SLA'));
     }
+  }
+
+  /**
+   * A class with FEC judges a path on the loss FEC leaves (DESIGN: a path stays usable for voice
+   * while FEC keeps it within SLA); the breach names both figures. Without FEC: the raw metrics.
+   */
+  private judge(nowMs: number, m: PathMetrics, sla: Sla, classId: number, slack = 1): string | undefined {
+    const loss = m.txLossRatio;
+    // FEC earns a path credit only while it is not leaving the SLA far behind (at most
+    // FEC_CREDIT_MAX_FACTOR x the SLA's loss: the residual model assumes random loss, and heavy loss
+    // on a path is rarely random), and only to stay on it: re-entry is judged on the raw loss, so a
+    // path that lost a class does not take it back on a model's promise.
+    const fec = slack === 1 && loss !== undefined && loss > 0 && loss <= sla.lossRatio * FEC_CREDIT_MAX_FACTOR && this.host.fecView ? this.host.fecView(classId, loss, nowMs) : undefined;
+    if (fec === undefined || fec.m === 0) return slaBreach(m, sla, slack);
+    const breach = slaBreach({ ...m, txLossRatio: fec.residualRatio }, sla, slack);
+    if (breach === undefined || !breach.startsWith('loss')) return breach;
+    return `loss ${pctOf(loss!)}, ${pctOf(fec.residualRatio)} after FEC ${fec.k}+${fec.m} > ${pctOf(sla.lossRatio * slack)}`;
   }
 
   /** Live SLA change of class `c`: every path is judged afresh. */
@@ -270,7 +294,7 @@ export class Steering {
    * Has path `p` shown, since it left the SLA, that it is comfortably within it? Loss must be judged
    * over enough packets to tell the slack threshold from zero (125 for voice's 1%).
    */
-  private reentryEvidence(nowMs: number, p: PathRuntime, sla: Sla, windowMs: number, sinceMs: number): boolean {
+  private reentryEvidence(nowMs: number, p: PathRuntime, sla: Sla, windowMs: number, sinceMs: number, classId: number): boolean {
     const threshold = sla.lossRatio * SLA_REENTRY_SLACK;
     const packets = Math.min(SLA_REENTRY_MAX_PACKETS, Math.ceil(1 / Math.max(threshold, 1e-6)));
     let loss = p.stats.txLossEvidence(nowMs, windowMs, Math.min(sinceMs, LONG_WINDOW_MS), packets);
@@ -278,7 +302,7 @@ export class Steering {
       if (sinceMs < LONG_WINDOW_MS) return false;
       loss = p.stats.txLossRatio(nowMs, LONG_WINDOW_MS, 0);
     }
-    return !slaBreach({ txLossRatio: loss, rttMs: p.stats.srttMs, jitterMs: p.stats.txJitterMs(nowMs) }, sla, SLA_REENTRY_SLACK);
+    return !this.judge(nowMs, { txLossRatio: loss, rttMs: p.stats.srttMs, jitterMs: p.stats.txJitterMs(nowMs) }, sla, classId, SLA_REENTRY_SLACK);
   }
 
   private slaExitsNow(nowMs: number, p: PathRuntime, c: number): number {
@@ -356,4 +380,9 @@ export class Steering {
   static stateOf(p: PathRuntime): ReturnType<typeof effectiveState> {
     return effectiveState(p);
   }
+}
+
+function pctOf(r: number): string {
+  const p = r * 100;
+  return `${p < 0.1 ? p.toFixed(3) : p < 10 ? p.toFixed(1) : p.toFixed(0)}%`;
 }
