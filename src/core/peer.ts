@@ -19,10 +19,9 @@ import type { EventFields } from './events.ts';
 import type { ErasureCodec } from './fec/codec.ts';
 import { FecReceiver } from './fec/fec-rx.ts';
 import { FecTx, MAX_PATHS_PER_PEER } from './fec/fec-tx.ts';
-import { requiredParity, residualLossRatio } from './fec/adaptive.ts';
 import type { ClassFecPolicy } from './fec/policy.ts';
 import type { InnerInfo } from './inner.ts';
-import { createPath, pathName, pathUsable, samplePathRate, type PathRuntime } from './pathmon/path.ts';
+import { createPath, pathName, pathUsable, pathUsableMtu, samplePathRate, type PathRuntime } from './pathmon/path.ts';
 import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
 import { PeerTx } from './peer-tx.ts';
@@ -180,27 +179,9 @@ export class Peer {
     return this.config.name;
   }
 
-  /**
-   * The loss FEC would leave on a path losing `lossRatio` of the class's packets: at the m the
-   * adaptation would pick for that loss (within maxM and the overhead budget), for full groups.
-   * None while the controller suspects congestion (it caps m then: parity would feed the queue).
-   */
+  /** The loss FEC would leave for the class on a path losing `lossRatio` (fec-tx.ts slaView). */
   fecView(classId: number, lossRatio: number, nowMs: number): { residualRatio: number; k: number; m: number } | undefined {
-    const fec = this.fecTx[classId];
-    if (fec === undefined || fec.policy.slaAfterFec !== true || fec.adaptive.congested(nowMs)) return undefined;
-    const pol = fec.policy;
-    const c = fec.encoder.counters;
-    // The groups this class really makes (time-flushed groups at low rates are small) and the
-    // share of its packets FEC can protect (too-large ones go bare): a model of full k = 20 groups
-    // would keep a class on a path FEC cannot repair for it.
-    const k = c.groups > 0 ? Math.max(1, Math.min(pol.k, Math.round(c.protectedPackets / c.groups))) : pol.k;
-    const protectedShare = c.protectedPackets + fec.tooLarge > 0 ? c.protectedPackets / (c.protectedPackets + fec.tooLarge) : 1;
-    // The m the adaptation chose (it follows the measured loss within ~100 ms), within the budget
-    // for groups of this size: credit only for parity that is really being sent.
-    const budgetM = Math.max(pol.minM, Math.floor(pol.maxOverheadRatio * k));
-    const m = Math.min(fec.encoder.m, requiredParity(k, lossRatio, pol.targetResidualLossRatio, Math.min(pol.maxM, budgetM), 'packet'));
-    const residualRatio = protectedShare * residualLossRatio(k, m, lossRatio) + (1 - protectedShare) * lossRatio;
-    return { residualRatio, k, m };
+    return this.fecTx[classId]?.slaView(lossRatio, nowMs);
   }
 
   makeFecTx(classId: number, pol: ClassFecPolicy, firstGroupId?: number): FecTx | undefined {
@@ -263,12 +244,8 @@ export class Peer {
 
   // ---- send -------------------------------------------------------------------------------
 
-  /**
-   * The inner MTU a path carries without fragmenting the underlay: its datagram limit plus the
-   * outer headers, minus our worst-case overhead (wire/overhead.ts).
-   */
   usableMtu(p: PathRuntime): number {
-    return usableInnerMtu(this.host.maxDatagramBytes + (p.remote.address.includes(':') ? 48 : 28), p.remote.address.includes(':') ? 6 : 4);
+    return pathUsableMtu(p, this.host.maxDatagramBytes);
   }
 
   /** The smallest usable inner MTU over the paths with an endpoint (for MSS clamping). */
@@ -454,6 +431,10 @@ export class Peer {
           this.recentDupAtMs[this.recentDupHead] = nowMs;
           this.recentDupHead = (this.recentDupHead + 1) % RECENT_DUPS;
         }
+        // FEC state belongs to the epoch too: a protected frame of the peer's previous life met the
+        // reset decoders; its packet may have been rebuilt already (VOPR seed 167: a k = 1 parity
+        // of the old life, replayed late, delivered a voice packet twice). Nothing twice: drop it.
+        if (d.fecGroup !== 0 && this.oldLife(receiverIndex)) return this.host.drop('staleEpoch');
         if (d.fecGroup !== 0) return this.fecRx.onData(nowMs, d.fecGroup, d.fecIndex, d.fecK, d.packet);
         this.host.deliverFrom(this, d.packet);
         return;
@@ -513,6 +494,7 @@ export class Peer {
         // Parity shares the path's sequence with data and probes: count it, or it looks like loss.
         path.stats.onReceiveSeq(nowMs, f.pathSeq);
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
+        if (this.oldLife(receiverIndex)) return this.host.drop('staleEpoch');
         this.fecRx.onParity(nowMs, f);
         return;
       }
@@ -520,9 +502,14 @@ export class Peer {
   }
 
   private dedupeFor(receiverIndex: number): DedupeWindow {
-    if (this.prevDedupe === undefined || receiverIndex === 0) return this.dedupe;
+    return this.prevDedupe !== undefined && this.oldLife(receiverIndex) ? this.prevDedupe : this.dedupe;
+  }
+
+  /** Opened under a session made before the one that brought the peer's current epoch. */
+  private oldLife(receiverIndex: number): boolean {
+    if (this.prevDedupe === undefined || receiverIndex === 0) return false;
     const created = this.host.sessions?.sessionCreatedMs(receiverIndex);
-    return created !== undefined && created < this.epochSessionSinceMs ? this.prevDedupe : this.dedupe;
+    return created !== undefined && created < this.epochSessionSinceMs;
   }
 
   /**

@@ -47,6 +47,7 @@ export const DROP_REASONS = [
   'sourceNotAllowed', // inner source outside the sending peer's prefixes (AllowedIPs check)
   'unknownPeer', // authenticated packet for a peer removed since, or plaintext from no known peer
   'pathLimit', // a peer's new path refused: its path table is full
+  'staleEpoch', // a FEC frame of a restarted peer's previous life (its decoders were reset)
 ] as const;
 export type DropReason = (typeof DROP_REASONS)[number];
 

@@ -11,7 +11,7 @@
 import { MAX_LINKS } from '../constants.ts';
 import { pathUsable, type PathRuntime } from '../pathmon/path.ts';
 import { SHORT_WINDOW_MS } from '../pathmon/path-stats.ts';
-import { AdaptiveParity, parityTable } from './adaptive.ts';
+import { AdaptiveParity, parityTable, requiredParity, residualLossRatio } from './adaptive.ts';
 import { queueDelayInflated } from './congestion.ts';
 import type { ErasureCodec } from './codec.ts';
 import { FecEncoder, type FecParityShard } from './encoder.ts';
@@ -156,6 +156,28 @@ export class FecTx {
       if (pol.minM > 0) for (let k = 1; k <= pol.k; k++) this.table[k] = Math.max(this.table[k]!, pol.minM);
       this.encoder.setParityTable(this.table);
     }
+  }
+
+  /**
+   * The loss FEC would leave on a path losing `lossRatio` of the class's packets: at the m the
+   * adaptation would pick for that loss (within maxM and the overhead budget), for full groups.
+   * None while the controller suspects congestion (it caps m then: parity would feed the queue).
+   */
+  slaView(lossRatio: number, nowMs: number): { residualRatio: number; k: number; m: number } | undefined {
+    if (this.policy.slaAfterFec !== true || this.adaptive.congested(nowMs)) return undefined;
+    const pol = this.policy;
+    const c = this.encoder.counters;
+    // The groups this class really makes (time-flushed groups at low rates are small) and the
+    // share of its packets FEC can protect (too-large ones go bare): a model of full k = 20 groups
+    // would keep a class on a path FEC cannot repair for it.
+    const k = c.groups > 0 ? Math.max(1, Math.min(pol.k, Math.round(c.protectedPackets / c.groups))) : pol.k;
+    const protectedShare = c.protectedPackets + this.tooLarge > 0 ? c.protectedPackets / (c.protectedPackets + this.tooLarge) : 1;
+    // The m the adaptation chose (it follows the measured loss within ~100 ms), within the budget
+    // for groups of this size: credit only for parity that is really being sent.
+    const budgetM = Math.max(pol.minM, Math.floor(pol.maxOverheadRatio * k));
+    const m = Math.min(this.encoder.m, requiredParity(k, lossRatio, pol.targetResidualLossRatio, Math.min(pol.maxM, budgetM), 'packet'));
+    const residualRatio = protectedShare * residualLossRatio(k, m, lossRatio) + (1 - protectedShare) * lossRatio;
+    return { residualRatio, k, m };
   }
 
   /** Send-side fields of a class snapshot. */

@@ -12,6 +12,7 @@
  */
 import { CLASS_NAMES, type CostTier, type PathMetrics } from '../steer/classes.ts';
 import type { Endpoint } from '../types.ts';
+import { usableInnerMtu } from '../wire/overhead.ts';
 import { MIN_LOST_FOR_SLA, PathStats } from './path-stats.ts';
 import { PathStateMachine, type PathState, type PathStateConfig } from './path-state.ts';
 
@@ -159,4 +160,13 @@ export function samplePathRate(nowMs: number, p: PathRuntime): void {
 /** "mpls" or, once the peer named its end, "mpls>inet". */
 export function pathName(p: PathRuntime): string {
   return p.peerLinkName !== undefined && p.peerLinkName !== p.name ? `${p.name}>${p.peerLinkName}` : p.name;
+}
+
+/**
+ * The inner MTU a path carries without fragmenting the underlay: its datagram limit plus the
+ * outer headers, minus our worst-case overhead (wire/overhead.ts).
+ */
+export function pathUsableMtu(p: PathRuntime, maxDatagramBytes: number): number {
+  const v6 = p.remote.address.includes(':');
+  return usableInnerMtu(maxDatagramBytes + (v6 ? 48 : 28), v6 ? 6 : 4);
 }
