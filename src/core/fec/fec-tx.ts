@@ -172,10 +172,10 @@ export class FecTx {
     // would keep a class on a path FEC cannot repair for it.
     const k = c.groups > 0 ? Math.max(1, Math.min(pol.k, Math.round(c.protectedPackets / c.groups))) : pol.k;
     const protectedShare = c.protectedPackets + this.tooLarge > 0 ? c.protectedPackets / (c.protectedPackets + this.tooLarge) : 1;
-    // The m the adaptation chose (it follows the measured loss within ~100 ms), within the budget
-    // for groups of this size: credit only for parity that is really being sent.
+    // The m the adaptation would choose for this loss (it gets there within a few probe intervals
+    // of measuring it), within maxM and the budget for groups of this size.
     const budgetM = Math.max(pol.minM, Math.floor(pol.maxOverheadRatio * k));
-    const m = Math.min(this.encoder.m, requiredParity(k, lossRatio, pol.targetResidualLossRatio, Math.min(pol.maxM, budgetM), 'packet'));
+    const m = requiredParity(k, lossRatio, pol.targetResidualLossRatio, Math.min(pol.maxM, budgetM), 'packet');
     const residualRatio = protectedShare * residualLossRatio(k, m, lossRatio) + (1 - protectedShare) * lossRatio;
     return { residualRatio, k, m };
   }

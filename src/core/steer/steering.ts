@@ -46,7 +46,7 @@ const SLA_REENTRY_MAX_PACKETS = 300;
 /** A recovered path takes back 'best' flows only if it is clearly better (score ratio). */
 const REVERT_SCORE_RATIO = 0.7;
 /** FEC-aware SLA: raw loss up to this many times the class's SLA loss may be repaired by FEC. */
-const FEC_CREDIT_MAX_FACTOR = 4;
+const FEC_CREDIT_MAX_FACTOR = 6;
 /** Flows listed in snapshot().topFlows. */
 export const TOP_FLOWS = 10;
 

@@ -13,13 +13,10 @@ export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: str
   'fec-repairable': {
     failing: ['voice.moves == 0'],
     why:
-      'at 70f420d voice leaves mpls on 17 of 20 seeds (10-40 moves; stays on seeds 3, 8, 12) although residual loss ' +
-      'after FEC is under 0.1% on all 20 (0.005-0.058%). The move comes ~300 ms after the 3% loss starts, before FEC ' +
-      'has parity out: seed 2 "mpls loss 3.4% > 1.0%" at 5.302 s with no FEC credit (slaView credits min(encoder.m, ' +
-      'needed) and encoder.m is still ~0 on a path that was clean); seed 1 "mpls loss 4.8% > 1.0%" (short-window ' +
-      'estimate of a true 3% above the 4x credit cap, FEC_CREDIT_MAX_FACTOR). Re-entry is judged raw, so voice stays ' +
-      'off the 3% path for good (seed 2 came back at 38.2 s). Needs credit for the m the adaptation would choose ' +
-      '(issue 16 wording) or a grace period while FEC ramps, and the cap judged on more evidence than the short window.',
+      'voice stays on the 3% path on 18 of 20 seeds since FEC credit is given for the m the adaptation would choose ' +
+      '(was 3 of 20 at 70f420d, when credit needed parity already out) with the cap at 6x the SLA; it still moves on ' +
+      'seeds 17 (20 moves) and 20 (10): a short-window reading above the 6% cap, and re-entry is judged raw so voice ' +
+      'stays off. Residual loss after FEC is under 0.1% on all 20 seeds.',
   },
   'lte-jitter-storm': {
     failing: ['voice.p99_ms < 200', 'video.reroute_ms < 3000'],
