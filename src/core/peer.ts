@@ -127,7 +127,7 @@ export class Peer {
    * second copy the old box sent, still in flight (or replayed) under a session made before the
    * new epoch's, is checked against the old window, which saw its first copy (VOPR seeds 86, 152).
    */
-  private prevDedupe: DedupeWindow | undefined;
+  private readonly prevWindows: { sinceMs: number; window: DedupeWindow }[] = [];
   private epochSessionSinceMs = -Infinity;
   /** Its previous epochs (a few): their late probes are ignored. */
   private readonly retiredEpochs: number[] = [];
@@ -453,8 +453,7 @@ export class Peer {
             this.host.emit(nowMs, 'pathState', { peer: this.name, link: pathName(path), text: `${pathName(path)}: peer restarted (new epoch), path statistics reset` });
           }
           path.peerEpoch = p.epoch;
-          if (p.epoch !== this.peerEpoch) this.epochSessionSinceMs = this.host.sessions?.sessionCreatedMs(receiverIndex) ?? nowMs;
-          this.onPeerEpoch(p.epoch);
+          if (p.epoch !== this.peerEpoch) this.onPeerEpoch(p.epoch, this.host.sessions?.sessionCreatedMs(receiverIndex) ?? nowMs);
         }
         path.stats.onReceiveSeq(nowMs, p.seq);
         path.stats.onProbeArrival(nowMs, p.txUs / 1000);
@@ -501,13 +500,17 @@ export class Peer {
     }
   }
 
+  /** The window of the life whose session `receiverIndex` names (two restarts in a row: VOPR seed 104). */
   private dedupeFor(receiverIndex: number): DedupeWindow {
-    return this.prevDedupe !== undefined && this.oldLife(receiverIndex) ? this.prevDedupe : this.dedupe;
+    if (!this.oldLife(receiverIndex)) return this.dedupe;
+    const created = this.host.sessions!.sessionCreatedMs(receiverIndex)!;
+    for (let i = this.prevWindows.length - 1; i > 0; i--) if (created >= this.prevWindows[i]!.sinceMs) return this.prevWindows[i]!.window;
+    return this.prevWindows[0]!.window;
   }
 
   /** Opened under a session made before the one that brought the peer's current epoch. */
   private oldLife(receiverIndex: number): boolean {
-    if (this.prevDedupe === undefined || receiverIndex === 0) return false;
+    if (this.prevWindows.length === 0 || receiverIndex === 0) return false;
     const created = this.host.sessions?.sessionCreatedMs(receiverIndex);
     return created !== undefined && created < this.epochSessionSinceMs;
   }
@@ -518,16 +521,18 @@ export class Peer {
    * the old window must still suppress its second copy after the reset (VOPR seed 58 delivered six
    * packets twice), so what was accepted on the new session is carried into the new window.
    */
-  private onPeerEpoch(epoch: number): void {
+  private onPeerEpoch(epoch: number, sessionSinceMs: number): void {
     if (epoch === this.peerEpoch) return;
     if (this.peerEpoch !== undefined) {
-      this.prevDedupe = this.dedupe;
+      this.prevWindows.push({ sinceMs: this.epochSessionSinceMs, window: this.dedupe });
+      if (this.prevWindows.length > 3) this.prevWindows.shift();
       this.retiredEpochs.push(this.peerEpoch);
       if (this.retiredEpochs.length > 4) this.retiredEpochs.shift();
       this.dedupe = new DedupeWindow();
       for (let i = 0; i < RECENT_DUPS; i++) if (this.recentDupAtMs[i]! >= this.sessionSinceMs) this.dedupe.accept(this.recentDupSeq[i]!);
     }
     this.peerEpoch = epoch;
+    this.epochSessionSinceMs = sessionSinceMs;
     this.fecRx.onPeerEpoch(epoch);
   }
 
