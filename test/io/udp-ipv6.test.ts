@@ -197,6 +197,9 @@ describe.skipIf(!native || !isRoot)('DF on the underlay (root, netns brt-df-<pid
     for (const args of [
       ['netns', 'add', NETNS],
       ['-n', NETNS, 'link', 'add', 'brt-a', 'mtu', '1400', 'type', 'veth', 'peer', 'name', 'brt-b', 'mtu', '1400'],
+      // No link-local address: no router solicitations or MLD reports that would count as tx packets.
+      ['-n', NETNS, 'link', 'set', 'brt-a', 'addrgenmode', 'none'],
+      ['-n', NETNS, 'link', 'set', 'brt-b', 'addrgenmode', 'none'],
       ['-n', NETNS, 'addr', 'add', '10.199.80.1/24', 'dev', 'brt-a'],
       ['-n', NETNS, 'addr', 'add', 'fd00:199:80::1/64', 'dev', 'brt-a', 'nodad'],
       ['-n', NETNS, 'link', 'set', 'brt-a', 'up'],
@@ -207,6 +210,8 @@ describe.skipIf(!native || !isRoot)('DF on the underlay (root, netns brt-df-<pid
       const r = await run('ip', args);
       if (!r.ok) throw new Error(`ip ${args.join(' ')}: ${r.stderr}`);
     }
+    // Let the unsolicited MLD reports for the new address go out before counting.
+    await new Promise((r) => setTimeout(r, 1500));
   });
   afterAll(async () => {
     await run('ip', ['netns', 'del', NETNS]);

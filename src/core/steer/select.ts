@@ -25,9 +25,16 @@ export interface PathCandidate {
   lastHeardMs: number;
 }
 
+/**
+ * A path whose RTT is not measured yet scores as this: last, not first (at start-up the slow LTE
+ * path, its first probe reply still in flight, scored 0 and took voice for good once FEC kept it
+ * within SLA).
+ */
+const UNMEASURED_RTT_MS = 1000;
+
 /** Lower is better. Loss weighs heavily (1% ~ 20 ms), jitter counts double. */
 export function pathScore(m: PathMetrics): number {
-  return (m.rttMs ?? 0) + (m.txLossRatio ?? 0) * 2000 + m.jitterMs * 2;
+  return (m.rttMs ?? UNMEASURED_RTT_MS) + (m.txLossRatio ?? 0) * 2000 + m.jitterMs * 2;
 }
 
 export interface Selection {
