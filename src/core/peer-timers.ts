@@ -3,9 +3,8 @@
  * when each is due, in order: path dead / reuse checks, the probe tick (probes, rates, SLA, FEC
  * adaptation, the all-paths-dead handshake), flow sweep, FEC flush, FEC expiry, keepalive.
  */
-import { pathUsable, samplePathRate } from './pathmon/path.ts';
+import { pathUsable, sampleRate } from './pathmon/path.ts';
 import { PeerTimer, type Peer } from './peer.ts';
-import { sampleLinkRate } from './qos/egress.ts';
 
 const NO_TIMER = Infinity;
 
@@ -22,8 +21,8 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
     for (const p of peer.paths) {
       if (!p.hasEndpoint) continue;
       peer.tx.sendProbe(nowMs, p);
-      samplePathRate(nowMs, p);
-      sampleLinkRate(nowMs, peer.host.links[p.linkId]!);
+      sampleRate(nowMs, p);
+      sampleRate(nowMs, peer.host.links[p.linkId]!);
     }
     peer.steering.evaluateSla(nowMs);
     handshakeIfAllDead(peer, nowMs);

@@ -147,14 +147,22 @@ export function pathMetrics(nowMs: number, p: PathRuntime, windowMs: number, min
   return { txLossRatio: p.stats.txLossRatio(nowMs, windowMs, minLost), rttMs: p.stats.srttMs, jitterMs: p.stats.txJitterMs(nowMs) };
 }
 
-/** Smoothed send rate, sampled every probe interval (at least 250 ms apart). */
-export function samplePathRate(nowMs: number, p: PathRuntime): void {
-  const dt = nowMs - p.rateMarkMs;
+/** A counter of bytes sent with its smoothed rate (a path's, or a link's for all peers). */
+export interface RateMeter {
+  txBytes: number;
+  rateMarkBytes: number;
+  rateMarkMs: number;
+  txRateBps: number;
+}
+
+/** Smoothed send rate, sampled at most every 250 ms (every probe interval). */
+export function sampleRate(nowMs: number, r: RateMeter): void {
+  const dt = nowMs - r.rateMarkMs;
   if (dt < 250) return;
-  const rate = ((p.txBytes - p.rateMarkBytes) * 8 * 1000) / dt;
-  p.txRateBps = p.txRateBps === 0 ? rate : p.txRateBps + (rate - p.txRateBps) / 4;
-  p.rateMarkBytes = p.txBytes;
-  p.rateMarkMs = nowMs;
+  const rate = ((r.txBytes - r.rateMarkBytes) * 8 * 1000) / dt;
+  r.txRateBps = r.txRateBps === 0 ? rate : r.txRateBps + (rate - r.txRateBps) / 4;
+  r.rateMarkBytes = r.txBytes;
+  r.rateMarkMs = nowMs;
 }
 
 /** "mpls" or, once the peer named its end, "mpls>inet". */

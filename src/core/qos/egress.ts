@@ -94,16 +94,6 @@ export function createLink(
   };
 }
 
-/** Smoothed send rate of the link (all peers), sampled at most every 250 ms. */
-export function sampleLinkRate(nowMs: number, l: LinkRuntime): void {
-  const dt = nowMs - l.rateMarkMs;
-  if (dt < 250) return;
-  const rate = ((l.txBytes - l.rateMarkBytes) * 8 * 1000) / dt;
-  l.txRateBps = l.txRateBps === 0 ? rate : l.txRateBps + (rate - l.txRateBps) / 4;
-  l.rateMarkBytes = l.txBytes;
-  l.rateMarkMs = nowMs;
-}
-
 /** Spare capacity for `balance`: configured rate minus what goes out now (at least 5%); 0 = unknown. */
 export function spareBps(l: LinkRuntime): number {
   return l.bandwidthBps > 0 ? Math.max(l.bandwidthBps * 0.05, l.bandwidthBps - l.txRateBps) : 0;
