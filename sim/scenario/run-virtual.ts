@@ -144,7 +144,7 @@ export function runVirtual(scenario: Scenario, options: VirtualRunOptions = {}):
   if (tracker.anomalyTotal > 0) notes.push(`${tracker.anomalyTotal} misdelivered packets, e.g. ${tracker.anomalies[0]}`);
   if (virtualRunsInProcess++ === 0) {
     // A fresh process runs its first scenario partly in V8's interpreter: flapping-link (60 s)
-    // takes ~1.15 s cold and 0.28-0.33 s once the JIT has warmed up (test/sim/scenario/speed.test.ts).
+    // takes ~1.15 s cold and 0.28-0.33 s once the JIT has warmed up (bench/sim-speed.ts).
     notes.push('speed: the first run in a fresh process includes the JIT warm-up (~0.6-0.9 s); warm runs of a 60 s, 3-link scenario go 180-220x real time');
   }
   const report = buildReport({ scenario, mode: 'virtual', backend: 'userspace', seed, wallMs, steps, classes: stats, edgeEvents: events, notes });
