@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { encodeDataDatagram, encodeEnvelope, encodeFrame } from '../../src/core/wire/codec.ts';
 import {
   AEAD_TAG_BYTES,
+  BOND_SEQ_BYTES,
   dataOverheadBytes,
   outerHeaderBytes,
   parityOverheadBytes,
@@ -26,6 +27,18 @@ describe('overlay overhead and usable inner MTU', () => {
   it('stays within the design budget of 64 bytes on top of outer IP/UDP', () => {
     expect(dataOverheadBytes(1500)).toBeLessThanOrEqual(OVERHEAD_BUDGET_BYTES);
     expect(dataOverheadBytes(1500)).toBe(59);
+    // A bonded class's FEC-protected frame adds bond_seq: exactly the budget (issue 17).
+    expect(dataOverheadBytes(1500, true)).toBe(59 + BOND_SEQ_BYTES);
+    expect(dataOverheadBytes(1500, true)).toBeLessThanOrEqual(OVERHEAD_BUDGET_BYTES);
+  });
+
+  it('a bonded packet of the usable size less BOND_SEQ_BYTES fits the path with every field at its largest', () => {
+    for (const [mtu, family] of [[1500, 4], [1500, 6], [1280, 6], [9000, 4]] as const) {
+      const packet = usableInnerMtu(mtu, family) - BOND_SEQ_BYTES;
+      const frame = encodeFrame({ kind: 'data', data: { link: 15, pathSeq: 0xffffffff, packet: new Uint8Array(packet), fecGroup: 0xffffffff, fecIndex: 63, dupSeq: 0, fecK: 32, bondSeq: 0xffffffff } });
+      const env = encodeEnvelope({ version: 1, receiver: 0xffffffff, counter: 2 ** 52, sealed: new Uint8Array(frame.length + AEAD_TAG_BYTES) });
+      expect(env.length + outerHeaderBytes(family)).toBeLessThanOrEqual(mtu);
+    }
   });
 
   it('known figures: 1500-byte IPv4 path carries 1413, IPv6 1393; 1280 IPv6 carries 1173', () => {

@@ -23,7 +23,7 @@ const link = fc.integer({ min: 0, max: 15 });
 const report = fc.option(fc.record({ received: u32, highestSeq: u32, jitterUs: u32 }), { nil: null });
 /** Every frame kind the edge sends, with field values in their legal ranges. */
 const frames: fc.Arbitrary<Frame> = fc.oneof(
-  fc.record({ link, pathSeq: u32, packet: fc.uint8Array({ minLength: 1, maxLength: 300 }), fecGroup: u32, fecIndex: fc.integer({ min: 0, max: 63 }), dupSeq: u32, fecK: fc.integer({ min: 0, max: 32 }) }).map((data) => ({ kind: 'data' as const, data })),
+  fc.record({ link, pathSeq: u32, packet: fc.uint8Array({ minLength: 1, maxLength: 300 }), fecGroup: u32, fecIndex: fc.integer({ min: 0, max: 63 }), dupSeq: u32, fecK: fc.integer({ min: 0, max: 32 }), bondSeq: u32 }).map((data) => ({ kind: 'data' as const, data })),
   fc.record({ link, seq: u32, txUs: fc.maxSafeNat(), dscp: fc.integer({ min: 0, max: 63 }), report, epoch: u32 }).map((probe) => ({ kind: 'probe' as const, probe })),
   fc.record({ link, seq: u32, txUs: fc.maxSafeNat(), holdUs: u32, report }).map((probeReply) => ({ kind: 'probeReply' as const, probeReply })),
   fc.record({ link, pathSeq: u32, group: u32, index: fc.integer({ min: 0, max: 63 }), k: fc.integer({ min: 0, max: 32 }), m: fc.integer({ min: 0, max: 16 }), lengths: fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 32 }), shard: fc.uint8Array({ maxLength: 300 }), checksum: u32 }).map((fecParity) => ({ kind: 'fecParity' as const, fecParity })),

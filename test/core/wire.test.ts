@@ -79,9 +79,10 @@ describe('wire format v1', () => {
         fc.integer({ min: 0, max: 63 }),
         fc.integer({ min: 0, max: 0xffffffff }),
         fc.integer({ min: 0, max: 32 }),
-        (receiver, counter, link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK) => {
-          const fast = encodeDataDatagram(receiver, counter, link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK);
-          const frame = encodeFrame({ kind: 'data', data: { link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK } });
+        fc.integer({ min: 0, max: 0xffffffff }),
+        (receiver, counter, link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK, bondSeq) => {
+          const fast = encodeDataDatagram(receiver, counter, link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
+          const frame = encodeFrame({ kind: 'data', data: { link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK, bondSeq } });
           const slow = encodeEnvelope({ version: 1, receiver, counter, sealed: frame });
           expect(Buffer.from(fast).equals(Buffer.from(slow))).toBe(true);
           const env = decodeEnvelope(fast);
@@ -96,6 +97,7 @@ describe('wire format v1', () => {
             expect(f.value.data.link).toBe(link);
             expect(Buffer.from(f.value.data.packet).equals(Buffer.from(packet))).toBe(true);
             expect(f.value.data.fecK ?? 0).toBe(fecK);
+            expect(f.value.data.bondSeq ?? 0).toBe(bondSeq);
           }
         },
       ),
@@ -155,7 +157,7 @@ describe('wire format v1', () => {
     const u32 = fc.integer({ min: 0, max: 0xffffffff });
     const report = fc.option(fc.record({ received: u32, highestSeq: u32, jitterUs: u32 }), { nil: null });
     const frames: fc.Arbitrary<Frame> = fc.oneof(
-      fc.record({ link: fc.integer({ min: 0, max: 15 }), pathSeq: u32, packet: fc.uint8Array({ minLength: 1, maxLength: 300 }), fecGroup: u32, fecIndex: fc.integer({ min: 0, max: 63 }), dupSeq: u32, fecK: fc.integer({ min: 0, max: 32 }) }).map((data) => ({ kind: 'data' as const, data })),
+      fc.record({ link: fc.integer({ min: 0, max: 15 }), pathSeq: u32, packet: fc.uint8Array({ minLength: 1, maxLength: 300 }), fecGroup: u32, fecIndex: fc.integer({ min: 0, max: 63 }), dupSeq: u32, fecK: fc.integer({ min: 0, max: 32 }), bondSeq: u32 }).map((data) => ({ kind: 'data' as const, data })),
       fc.record({ link: fc.integer({ min: 0, max: 15 }), seq: u32, txUs: fc.maxSafeNat(), dscp: fc.integer({ min: 0, max: 63 }), report, epoch: u32 }).map((probe) => ({ kind: 'probe' as const, probe })),
       fc.record({ link: fc.integer({ min: 0, max: 15 }), seq: u32, txUs: fc.maxSafeNat(), holdUs: u32, report }).map((probeReply) => ({ kind: 'probeReply' as const, probeReply })),
       fc.record({ link: fc.integer({ min: 0, max: 15 }), pathSeq: u32, group: u32, index: fc.integer({ min: 0, max: 63 }), k: fc.integer({ min: 0, max: 32 }), m: fc.integer({ min: 0, max: 16 }), lengths: fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 32 }), shard: fc.uint8Array({ maxLength: 300 }), checksum: u32 }).map((fecParity) => ({ kind: 'fecParity' as const, fecParity })),
@@ -221,7 +223,9 @@ describe('wire format v1', () => {
     // FEC-protected: the copy already is the redundancy), so the two are separate worst cases.
     const fec = encodeDataDatagram(0xffffffff, 2 ** 40, 15, 0xfffffff0, packet, 0xfffffff0, 31, 0, 32);
     const dup = encodeDataDatagram(0xffffffff, 2 ** 40, 15, 0xfffffff0, packet, 0, 0, 0xfffffff0, 0);
-    const all = encodeDataDatagram(0xffffffff, 2 ** 40, 15, 0xfffffff0, packet, 0xfffffff0, 31, 0xfffffff0, 32);
+    // A bonded class's FEC-protected frame carries bond_seq too (issue 17): that is the worst case sent.
+    const bonded = encodeDataDatagram(0xffffffff, 2 ** 40, 15, 0xfffffff0, packet, 0xfffffff0, 31, 0, 32, 0xfffffff0);
+    const all = encodeDataDatagram(0xffffffff, 2 ** 40, 15, 0xfffffff0, packet, 0xfffffff0, 31, 0xfffffff0, 32, 0xfffffff0);
     const overhead = (dg: Uint8Array): number => dg.length - packet.length + AEAD_TAG_BYTES;
     console.log(
       `overlay overhead per 1420-byte data packet: FEC-protected ${overhead(fec)} bytes, duplicated ${overhead(dup)} bytes (envelope+frame ${fec.length - packet.length} / ${dup.length - packet.length}, AEAD tag ${AEAD_TAG_BYTES}); ` +
@@ -229,6 +233,8 @@ describe('wire format v1', () => {
     );
     expect(overhead(fec)).toBeLessThanOrEqual(OVERHEAD_BUDGET_BYTES);
     expect(overhead(dup)).toBeLessThanOrEqual(OVERHEAD_BUDGET_BYTES);
+    expect(overhead(bonded)).toBeLessThanOrEqual(OVERHEAD_BUDGET_BYTES);
+    expect(overhead(bonded)).toBe(overhead(fec) + 5);
   });
 });
 

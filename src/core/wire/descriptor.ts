@@ -114,6 +114,11 @@ export const overlayDescriptor = {
                   "type": "uint32",
                   "id": 7,
                   "protoName": "fec_k"
+                },
+                "bondSeq": {
+                  "type": "fixed32",
+                  "id": 8,
+                  "protoName": "bond_seq"
                 }
               }
             },

@@ -237,6 +237,7 @@ function fastData(b: Uint8Array, end: number): DataFrame | undefined {
   let fecIndex = 0;
   let dupSeq = 0;
   let fecK = 0;
+  let bondSeq = 0;
   while (fpos < end) {
     let v: number;
     switch (b[fpos++]) {
@@ -265,12 +266,15 @@ function fastData(b: Uint8Array, end: number): DataFrame | undefined {
       case 0x38:
         v = fecK = fUint32(b, end);
         break;
+      case 0x45:
+        v = bondSeq = fFixed32(b, end);
+        break;
       default:
         return undefined;
     }
     if (v < 0) return undefined;
   }
-  return { link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK };
+  return { link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK, bondSeq };
 }
 
 function fastReport(b: Uint8Array, end: number): PathReport | undefined {

@@ -30,6 +30,8 @@ export interface DataFrame {
   dupSeq: number;
   /** Sender's nominal FEC group size (0 when unprotected or not told). */
   fecK?: number;
+  /** Bonded classes: class id (top 4 bits) and the class's bond sequence (low 28); 0 = not bonded. */
+  bondSeq?: number;
 }
 
 export interface ProbeFrame {

@@ -5,8 +5,8 @@
  *
  * A data datagram is: outer IP (20 IPv4 / 40 IPv6) + UDP (8) + Envelope header (version 2,
  * receiver 5, counter 9, `sealed` tag + length 1 + 2) + Frame{Data} (tag + length 3, link 2,
- * path_seq up to 6, packet tag + length 3, FEC fields up to 10 or dup_seq up to 6) + the AEAD tag
- * (16). The worst case is computed, not assumed: counters and sequence numbers are taken at their
+ * path_seq up to 6, packet tag + length 3, FEC fields up to 10 or dup_seq up to 6, bond_seq 5 on
+ * bonded classes) + the AEAD tag (16). The worst case is computed, not assumed: counters and sequence numbers are taken at their
  * largest encodings, since a path's MTU must hold every packet, not the average one.
  *
  * FEC parity datagrams are bigger than the data they protect (a shard is as long as the group's
@@ -34,12 +34,20 @@ const U32_MAX = 0xffffffff;
 const COUNTER_MAX = 2 ** 52;
 
 /**
+ * Bytes a bonded class's data frame carries on top of an unbonded one (bond_seq, fixed32 with its
+ * tag). Bonded flows fit their packets to the usable MTU less this (peer.ts), so the figures of
+ * every other class stay as they were.
+ */
+export const BOND_SEQ_BYTES = 5;
+
+/**
  * Worst-case bytes of envelope + sealed Frame{Data} around an inner packet of `innerBytes`
  * (outer IP/UDP not included): the sender's largest link index, path_seq and counter, and the
- * larger of the FEC fields (the proto never sets them together with dup_seq).
+ * larger of the FEC fields (the proto never sets them together with dup_seq); with `bonded`, the
+ * bond_seq too (it may come with the FEC fields: 64 bytes, the budget).
  */
-export function dataOverheadBytes(innerBytes: number): number {
-  const withFec = dataFrameSize(MAX_LINKS - 1, U32_MAX, innerBytes, U32_MAX, FEC_MAX_K + FEC_MAX_M - 1, 0, FEC_MAX_K);
+export function dataOverheadBytes(innerBytes: number, bonded = false): number {
+  const withFec = dataFrameSize(MAX_LINKS - 1, U32_MAX, innerBytes, U32_MAX, FEC_MAX_K + FEC_MAX_M - 1, 0, FEC_MAX_K, bonded ? U32_MAX : 0);
   const withDup = dataFrameSize(MAX_LINKS - 1, U32_MAX, innerBytes, 0, 0, U32_MAX, 0);
   const sealed = Math.max(withFec, withDup) + AEAD_TAG_BYTES;
   return envelopeHeaderSize(U32_MAX, COUNTER_MAX, sealed) + sealed - innerBytes;

@@ -29,12 +29,12 @@ function writeVarint(buf: Uint8Array, pos: number, v: number): number {
 }
 
 /** Size of the encoded Data frame (inside Frame) for a packet, without writing it. */
-export function dataFrameSize(link: number, pathSeq: number, packetBytes: number, fecGroup = 0, fecIndex = 0, dupSeq = 0, fecK = 0): number {
-  const inner = dataInnerSize(link, pathSeq, packetBytes, fecGroup, fecIndex, dupSeq, fecK);
+export function dataFrameSize(link: number, pathSeq: number, packetBytes: number, fecGroup = 0, fecIndex = 0, dupSeq = 0, fecK = 0, bondSeq = 0): number {
+  const inner = dataInnerSize(link, pathSeq, packetBytes, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
   return 1 + varintSize(inner) + inner;
 }
 
-function dataInnerSize(link: number, pathSeq: number, packetBytes: number, fecGroup: number, fecIndex: number, dupSeq: number, fecK: number): number {
+function dataInnerSize(link: number, pathSeq: number, packetBytes: number, fecGroup: number, fecIndex: number, dupSeq: number, fecK: number, bondSeq: number): number {
   let n = 0;
   if (link !== 0) n += 1 + varintSize(link);
   if (pathSeq !== 0) n += 1 + varintSize(pathSeq);
@@ -43,6 +43,7 @@ function dataInnerSize(link: number, pathSeq: number, packetBytes: number, fecGr
   if (fecIndex !== 0) n += 1 + varintSize(fecIndex);
   if (dupSeq !== 0) n += 1 + varintSize(dupSeq);
   if (fecK !== 0) n += 1 + varintSize(fecK);
+  if (bondSeq !== 0) n += 5; // fixed32
   return n;
 }
 
@@ -60,8 +61,9 @@ export function writeDataFrame(
   fecIndex = 0,
   dupSeq = 0,
   fecK = 0,
+  bondSeq = 0,
 ): number {
-  const inner = dataInnerSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq, fecK);
+  const inner = dataInnerSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
   out[pos++] = 0x0a; // field 1 (data), wire type 2
   pos = writeVarint(out, pos, inner);
   if (link !== 0) {
@@ -91,6 +93,13 @@ export function writeDataFrame(
   if (fecK !== 0) {
     out[pos++] = 0x38;
     pos = writeVarint(out, pos, fecK);
+  }
+  if (bondSeq !== 0) {
+    out[pos++] = 0x45; // field 8, fixed32 little-endian
+    out[pos++] = bondSeq & 0xff;
+    out[pos++] = (bondSeq >>> 8) & 0xff;
+    out[pos++] = (bondSeq >>> 16) & 0xff;
+    out[pos++] = (bondSeq >>> 24) & 0xff;
   }
   return pos;
 }
@@ -147,12 +156,13 @@ export function encodeDataDatagram(
   fecIndex = 0,
   dupSeq = 0,
   fecK = 0,
+  bondSeq = 0,
 ): Uint8Array {
-  const frameBytes = dataFrameSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq, fecK);
+  const frameBytes = dataFrameSize(link, pathSeq, packet.length, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
   const header = envelopeHeaderSize(receiver, counter, frameBytes);
   const out = allocBytes(header + frameBytes);
   const pos = writeEnvelopeHeader(out, 0, receiver, counter, frameBytes);
-  writeDataFrame(out, pos, link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK);
+  writeDataFrame(out, pos, link, pathSeq, packet, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
   return out;
 }
 
