@@ -110,7 +110,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   };
   try {
     try {
-      opened.tun = await openTun({ name: cfg.tun.name, mtuBytes: cfg.tun.mtu, addressCidr: cfg.tun.address });
+      opened.tun = await openTun({ name: cfg.tun.name, mtuBytes: cfg.tun.mtu, addressCidr: cfg.tun.address, ...(cfg.tun.address6 ? { address6Cidr: cfg.tun.address6 } : {}) });
     } catch (e) {
       throw ioToBraid(e, ErrorCode.TUN_OPEN_FAILED, `tun ${cfg.tun.name}`, 'run as root (or with CAP_NET_ADMIN) and check tun.name/tun.address');
     }
@@ -127,7 +127,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
           sndbufBytes: SOCKET_BUFFER_BYTES,
         });
         opened.links.push(link);
-        log.info({ link: l.name, interface: l.interface, port: link.port, io: kind }, `link ${l.name} bound ${l.bind}:${link.port} on ${l.interface}`);
+        log.info({ link: l.name, interface: l.interface, port: link.port, io: kind }, `link ${l.name} bound ${l.bind.includes(':') ? `[${l.bind}]` : l.bind}:${link.port} on ${l.interface}`);
       } catch (e) {
         throw ioToBraid(e, ErrorCode.SOCKET_FAILED, `links[${i}] (${l.name})`, `check links[${i}].bind/port (is another process using port ${l.port}?)`);
       }
@@ -274,7 +274,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   const metricsListen = cfg.metrics?.listen ?? DEFAULT_METRICS_LISTEN;
   const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, () => edge.snapshot(monotonicNowMs()), cfg.metrics?.pathSeries === undefined ? {} : { pathSeries: cfg.metrics.pathSeries }).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
   process.on('SIGHUP', () => void reload('SIGHUP'));
-  log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}, ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
+  log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}${cfg.tun.address6 ? ` ${cfg.tun.address6}` : ''}, ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
 
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {

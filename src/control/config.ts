@@ -12,8 +12,10 @@ import { parseYamlSource, YamlSyntaxError, type YamlSource } from './yaml-source
 import { checkPeers, peersSchema } from './config-peers.ts';
 import { expandRules, rulesSchema } from './config-rules.ts';
 import type { RuleSpec } from '../core/steer/rules.ts';
+import { formatAddress, parsePrefix } from '../core/routing/prefix.ts';
 import { DEFAULT_LISTEN_PORT, DEFAULT_TUN_MTU, MAX_LINKS } from '../core/constants.ts';
-import { CLASS_NAMES, DEFAULT_POLICIES, type ClassName, type ClassPolicy } from '../core/steer/classes.ts';
+import { CLASS_NAMES, DEFAULT_POLICIES, NO_BOND_CLASSES, STRATEGIES, type ClassName, type ClassPolicy } from '../core/steer/classes.ts';
+import { RESEQ_MAX_BOUND_MS } from '../core/constants.ts';
 import { DEFAULT_FEC_POLICIES, checkFecPolicy, type ClassFecPolicy } from '../core/fec/policy.ts';
 import { FEC_MAX_FLUSH_MS, FEC_MAX_K, FEC_MAX_M } from '../core/fec/limits.ts';
 import { MAX_QUEUE_PACKETS, type ClassQueuePolicy } from '../core/qos/policy.ts';
@@ -45,12 +47,43 @@ const endpoint = z
     return { address: s.slice(0, i), port: Number(s.slice(i + 1)) };
   })
   .refine((e) => e.port > 0 && e.port < 65536, 'port must be 1..65535');
+/** A local address to bind a link's socket to: IPv4, or IPv6 ('::' binds both families). */
+const bindAddress = z.string().transform((s, ctx): string => {
+  const t = s.trim();
+  if (/^[\d.]+$/.test(t) && ipv4.safeParse(t).success) return t;
+  if (t.includes(':')) {
+    const text = t.startsWith('[') && t.endsWith(']') ? t.slice(1, -1) : t;
+    try {
+      const p = parsePrefix(text);
+      if (p.family === 6) return formatAddress(p.bytes);
+    } catch {
+      // reported below
+    }
+  }
+  ctx.addIssue({ code: 'custom', message: `expected an IPv4 address like 192.0.2.10 or an IPv6 one like 2001:db8::10 or "::" (both families), got "${s}"` });
+  return z.NEVER;
+});
+/** An IPv6 prefix with the host's address, e.g. fd99::1/64 (the TUN's IPv6 address). */
+const cidr6 = z.string().transform((s, ctx): string => {
+  const m = /^([0-9A-Fa-f:.]+)\/(\d{1,3})$/.exec(s.trim());
+  if (m && m[1]!.includes(':') && Number(m[2]) <= 128) {
+    try {
+      const p = parsePrefix(m[1]!);
+      if (p.family === 6) return `${formatAddress(p.bytes)}/${m[2]}`;
+    } catch {
+      // reported below
+    }
+  }
+  ctx.addIssue({ code: 'custom', message: `expected an IPv6 address with its prefix length like fd99::1/64, got "${s}"` });
+  return z.NEVER;
+});
 const key = z.string().regex(/^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw480]=$/, 'expected a base64 X25519 key (44 characters, as printed by `braid pubkey`)');
 
 export const linkSchema = z.strictObject({
   name: z.string().regex(NAME_RE, 'expected a short lowercase name like "mpls" (a-z, 0-9, - and _, at most 32)'),
   interface: z.string().regex(IFNAME_RE, 'expected a Linux interface name like "eth1"'),
-  bind: ipv4.default('0.0.0.0'),
+  /** Local address: IPv4, IPv6 (an IPv6-only link), or '::' (both families); default 0.0.0.0. */
+  bind: bindAddress.default('0.0.0.0'),
   port: z.number().int().min(1).max(65535).default(DEFAULT_LISTEN_PORT),
   bandwidthUp: bandwidth.optional(),
   bandwidthDown: bandwidth.optional(),
@@ -75,7 +108,10 @@ export { peerSchema } from './config-peers.ts';
 const classOverrideSchema = z.strictObject({
   /** DSCP on this class's underlay packets. */
   outerDscp: z.number().int().min(0).max(63).optional(),
-  strategy: z.enum(['best', 'balance', 'duplicate']).optional(),
+  /** best | balance | duplicate | bond (issue 17: one flow's packets over every usable link; never voice). */
+  strategy: z.enum(STRATEGIES, { error: (iss) => `expected best, balance, duplicate or bond, got ${JSON.stringify(iss.input)}` }).optional(),
+  /** strategy bond: paths whose one-way delay exceeds the fastest's by more than this stay out of the bond. */
+  bond: z.strictObject({ maxDelayGapMs: z.number().positive().max(RESEQ_MAX_BOUND_MS) }).optional(),
   sla: z
     .strictObject({
       lossRatio: z.number().min(0).max(1).optional(),
@@ -129,6 +165,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       name: z.string().regex(IFNAME_RE, 'expected an interface name like "braid0"').default('braid0'),
       address: cidr,
+      /** Optional IPv6 address of the TUN (IPv6 inner traffic), e.g. fd99::1/64. */
+      address6: cidr6.optional(),
       mtu: z.number().int().min(576).max(9000).default(DEFAULT_TUN_MTU),
     }),
   links: z.array(linkSchema).min(1, 'at least one link is needed').max(MAX_LINKS, `at most ${MAX_LINKS} links`),
@@ -225,9 +263,39 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
       });
     }
   }
+  for (const name of NO_BOND_CLASSES) {
+    if (cfg.classes?.[name as ClassName]?.strategy !== 'bond') continue;
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: classes.${name}.strategy: ${name} may not bond: the receiver holds bonded packets up to the links' delay difference to put them in order, a delay a call cannot take`, {
+      field: `classes.${name}.strategy`,
+      fix: `use best or duplicate for ${name}; bond suits default, bulk and business`,
+    });
+  }
   checkPeers(cfg.peers, { source, linkNames: cfg.links.map((l) => l.name), requirePublicKeys: !cfg.insecurePlaintext });
+  checkEndpointFamilies(cfg, source);
   RULE_SPECS.set(cfg, expandRules(cfg.rules ?? [], source));
   return cfg;
+}
+
+/**
+ * A link's socket reaches one family unless it is bound to '::' (both): an IPv6 endpoint over a
+ * link bound to an IPv4 address (0.0.0.0 included) could never be sent to, nor an IPv4 one over
+ * a link bound to a specific IPv6 address.
+ */
+function checkEndpointFamilies(cfg: BraidConfig, source: string): void {
+  cfg.peers.forEach((p, pi) => {
+    for (const [linkName, e] of Object.entries(p.endpoints ?? {})) {
+      const li = cfg.links.findIndex((l) => l.name === linkName);
+      const bind = cfg.links[li]?.bind;
+      if (bind === undefined || bind === '::') continue;
+      const bindFamily = bind.includes(':') ? 6 : 4;
+      if (bindFamily === e.family) continue;
+      const field = `peers[${pi}].endpoints.${linkName}`;
+      throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: ${field}: an IPv${e.family} endpoint, but link "${linkName}" is bound to IPv${bindFamily} address ${bind}`, {
+        field,
+        fix: `set links[${li}].bind to an IPv${e.family} address of ${cfg.links[li]!.interface} (or "::" for both families), or give the peer's IPv${bindFamily} endpoint`,
+      });
+    }
+  });
 }
 
 /** Rules with the catalogues expanded, per loaded config (expandRules reads profiles/apps/). */
@@ -319,6 +387,7 @@ export function classPolicies(cfg: Pick<BraidConfig, 'classes'>): ClassPolicy[] 
       ...p,
       ...(o.outerDscp !== undefined ? { outerDscp: o.outerDscp } : {}),
       ...(o.strategy !== undefined ? { strategy: o.strategy } : {}),
+      ...(o.bond?.maxDelayGapMs !== undefined ? { bondMaxDelayGapMs: o.bond.maxDelayGapMs } : {}),
       sla: { ...p.sla, ...defined(o.sla) },
     };
   });

@@ -14,11 +14,11 @@
  *   5. re-arm the timer if the Edge's next deadline moved earlier
  */
 import type { Endpoint as Edge } from '../core/endpoint.ts';
-import type { EdgeEvent, Endpoint } from '../core/types.ts';
+import type { EdgeEvent } from '../core/types.ts';
 import { monotonicNowMs } from './clock.ts';
 import type { TunDevice, PacketBatch } from './tun.ts';
 import { SendBatch, type UdpLink, type DatagramBatch } from './udp.ts';
-import { formatIpv4 } from './ipv4.ts';
+import { SourceEndpointCache } from './source-endpoints.ts';
 
 export interface DriverOptions {
   edge: Edge;
@@ -29,9 +29,6 @@ export interface DriverOptions {
   now?: () => number;
 }
 
-/** Source endpoints are cached per (address, port): no string formatting per packet. */
-const MAX_ENDPOINT_CACHE = 4096;
-
 export class Driver {
   private readonly edge: Edge;
   private readonly tun: TunDevice;
@@ -40,7 +37,8 @@ export class Driver {
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
   private armedAtMs = Infinity;
-  private readonly endpoints = new Map<number, Endpoint>();
+  /** Source endpoints of received datagrams (both families), one object per source. */
+  private readonly endpoints = new SourceEndpointCache();
   /** Per link (same index), reused for every flush; undefined for links without sendBatch. */
   private readonly sendBatches: (SendBatch | undefined)[];
   private stopped = false;
@@ -84,20 +82,9 @@ export class Driver {
   private onLinkBatch(linkId: number, batch: DatagramBatch): void {
     const now = this.now();
     for (let i = 0; i < batch.count; i++) {
-      this.edge.handleDatagram(now, linkId, this.endpoint(batch.fromAddressU32(i), batch.fromPort(i)), batch.datagram(i));
+      this.edge.handleDatagram(now, linkId, this.endpoints.get(batch, i), batch.datagram(i));
     }
     this.flush();
-  }
-
-  private endpoint(addr: number, port: number): Endpoint {
-    const key = addr * 65536 + port;
-    let e = this.endpoints.get(key);
-    if (!e) {
-      if (this.endpoints.size >= MAX_ENDPOINT_CACHE) this.endpoints.clear();
-      e = { address: formatIpv4(addr), port };
-      this.endpoints.set(key, e);
-    }
-    return e;
   }
 
   private onTimer(): void {

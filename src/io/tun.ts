@@ -60,6 +60,8 @@ export interface OpenTunOptions {
   readonly mtuBytes: number;
   /** Address with prefix, e.g. '10.10.0.1/24' (IPv6 works too: `ip` parses it). */
   readonly addressCidr?: string;
+  /** A second address, e.g. the IPv6 one ('fd99::1/64'), added without duplicate address detection. */
+  readonly address6Cidr?: string;
   /**
    * Network namespace to move the device into before addressing it (it must exist). The fd
    * keeps working across the move, so one process can serve a device inside a test namespace.
@@ -75,6 +77,9 @@ const CIDR_PATTERN = /^[0-9a-fA-F:.]+\/\d{1,3}$/;
 /** Opens, configures and addresses a TUN. Throws BraidError (TUN_OPEN_FAILED / TUN_ADDRESS_FAILED). */
 export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
   const native = loadNative();
+  if (options.address6Cidr !== undefined && !CIDR_PATTERN.test(options.address6Cidr)) {
+    throw new BraidError(ErrorCode.TUN_ADDRESS_FAILED, `TUN ${options.name}: address '${options.address6Cidr}' is not ADDRESS/PREFIX (e.g. fd99::1/64)`);
+  }
   if (options.addressCidr !== undefined && !CIDR_PATTERN.test(options.addressCidr)) {
     throw new BraidError(
       ErrorCode.TUN_ADDRESS_FAILED,
@@ -98,6 +103,11 @@ export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
     if (options.addressCidr !== undefined) {
       const nsArgs = ns === undefined ? [] : ['-n', ns];
       await runIp([...nsArgs, 'addr', 'add', options.addressCidr, 'dev', opened.name], timeoutMs);
+    }
+    if (options.address6Cidr !== undefined) {
+      // nodad: usable at once (nothing else is on a TUN to collide with).
+      const nsArgs = ns === undefined ? [] : ['-n', ns];
+      await runIp([...nsArgs, 'addr', 'add', options.address6Cidr, 'dev', opened.name, 'nodad'], timeoutMs);
     }
   } catch (error) {
     native.closeFd(opened.fd); // the device goes away with its only fd
