@@ -7,7 +7,15 @@ export const CLASS_NAMES = ['control', 'voice', 'video', 'signaling', 'business'
 export type ClassName = (typeof CLASS_NAMES)[number];
 export type ClassId = number; // index into CLASS_NAMES
 
-export type Strategy = 'best' | 'balance' | 'duplicate';
+/**
+ * best / balance / duplicate: flows stick to their path(s). bond (issue 17): the packets of one
+ * flow spread over the usable paths (steer/bond.ts) and the receiver puts them back in order
+ * (steer/reseq.ts); never for voice (config.ts rejects it: resequencing holds packets).
+ */
+export type Strategy = 'best' | 'balance' | 'duplicate' | 'bond';
+export const STRATEGIES: readonly Strategy[] = ['best', 'balance', 'duplicate', 'bond'];
+/** Classes that may not bond (config.ts says why). */
+export const NO_BOND_CLASSES: readonly string[] = ['voice'];
 export type CostTier = 'primary' | 'overflow' | 'backup';
 export const COST_TIERS: readonly CostTier[] = ['primary', 'overflow', 'backup'];
 
@@ -26,6 +34,12 @@ export interface ClassPolicy {
   strategy: Strategy;
   /** Outer DSCP put on this class's underlay packets. */
   outerDscp: number;
+  /**
+   * strategy bond: the largest one-way delay difference a path may have to the fastest one and
+   * still be in the bond (default BOND_DEFAULT_MAX_DELAY_GAP_MS); the receiver holds packets about
+   * that long waiting for the slower paths' ones.
+   */
+  bondMaxDelayGapMs?: number;
 }
 
 /** RFC 4594 figure 3 DSCPs -> our seven classes. */

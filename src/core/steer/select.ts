@@ -53,14 +53,15 @@ export function selectPaths(paths: readonly PathCandidate[], strategy: Strategy,
     set = paths.filter((p) => p.usable && p.tier !== 'backup');
     if (set.length === 0) set = paths.filter((p) => p.usable);
     // Least bad only: balancing over paths that all break the SLA would spread the damage.
-    if (set.length > 0 && strategy === 'balance') strategy = 'best';
+    if (set.length > 0 && (strategy === 'balance' || strategy === 'bond')) strategy = 'best';
   }
   if (set.length === 0) {
     let best: PathCandidate | undefined;
     for (const p of paths) if (!best || p.lastHeardMs > best.lastHeardMs) best = p;
     return { primary: best ? best.id : -1, secondary: -1 };
   }
-  if (strategy === 'balance' && set.length > 1) {
+  // bond: the flow's own path is its fallback (no bond member yet) and its MTU; placed as balance.
+  if ((strategy === 'balance' || strategy === 'bond') && set.length > 1) {
     const weights = set.map((p) => (p.spareBps > 0 ? p.spareBps : 1));
     const allKnown = set.every((p) => p.spareBps > 0);
     const w = allKnown ? weights : set.map(() => 1);

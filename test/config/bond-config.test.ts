@@ -1,0 +1,62 @@
+/**
+ * `classes.<name>.strategy: bond` (issue 17): accepted for the classes that may bond, off by
+ * default, a bad value and voice each give one line naming the field, with the reason.
+ */
+import { describe, expect, it } from 'vitest';
+import { classPolicies, parseConfigText } from '../../src/control/config.ts';
+import { BraidError } from '../../src/core/errors.ts';
+
+const BASE = `
+site: branch-1
+insecurePlaintext: true
+tun: { address: 10.99.0.1/24 }
+links:
+  - { name: mpls, interface: eth1, port: 51900 }
+  - { name: inet, interface: eth2, port: 51901 }
+peers:
+  - name: hub
+    endpoints: { mpls: 192.0.2.20:51900, inet: 198.51.100.7:51901 }
+`;
+
+function fails(text: string): BraidError {
+  try {
+    parseConfigText(text, 'braid.yaml');
+  } catch (e) {
+    if (e instanceof BraidError) return e;
+    throw e;
+  }
+  throw new Error('the config was accepted');
+}
+
+describe('strategy: bond in the config', () => {
+  it('is off by default: no class bonds', () => {
+    const cfg = parseConfigText(BASE, 'braid.yaml');
+    expect(classPolicies(cfg).filter((p) => p.strategy === 'bond')).toEqual([]);
+  });
+
+  it('bulk and default bond when the site opts in, with an optional delay gap', () => {
+    const cfg = parseConfigText(`${BASE}classes:\n  bulk: { strategy: bond, bond: { maxDelayGapMs: 40 } }\n  default: { strategy: bond }\n`, 'braid.yaml');
+    const p = classPolicies(cfg);
+    expect(p.find((c) => c.name === 'bulk')).toMatchObject({ strategy: 'bond', bondMaxDelayGapMs: 40 });
+    expect(p.find((c) => c.name === 'default')!.strategy).toBe('bond');
+    expect(p.find((c) => c.name === 'default')!.bondMaxDelayGapMs).toBeUndefined();
+  });
+
+  it('a bad strategy is one line naming the field and the values', () => {
+    const e = fails(`${BASE}classes:\n  bulk: { strategy: bonded }\n`);
+    expect(e.message.split('\n')).toHaveLength(1);
+    expect(e.message).toMatch(/classes\.bulk\.strategy: expected best, balance, duplicate or bond, got "bonded"/);
+  });
+
+  it('voice may not bond, and the line says why', () => {
+    const e = fails(`${BASE}classes:\n  voice: { strategy: bond }\n`);
+    expect(e.message.split('\n')).toHaveLength(1);
+    expect(e.message).toMatch(/classes\.voice\.strategy: voice may not bond: .*delay/);
+    expect(e.fix).toMatch(/best or duplicate/);
+  });
+
+  it('a delay gap beyond the resequencing cap is refused', () => {
+    const e = fails(`${BASE}classes:\n  bulk: { strategy: bond, bond: { maxDelayGapMs: 5000 } }\n`);
+    expect(e.message).toMatch(/classes\.bulk\.bond\.maxDelayGapMs/);
+  });
+});
