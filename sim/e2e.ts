@@ -22,6 +22,8 @@ const BRAID_BIN = fileURLToPath(new URL('../bin/braid.js', import.meta.url));
 export interface RunningSite {
   name: 'a' | 'b';
   tunAddress: string;
+  /** The TUN's IPv6 address (fd99::1 or ::2) when started with innerIpv6. */
+  tunAddress6?: string;
   configPath: string;
   controlSocket: string;
   proc: ChildProcess;
@@ -43,6 +45,10 @@ export interface TwoSitesOptions {
   links?: string[];
   logLevel?: string;
   mtu?: number;
+  /** IPv6-only underlay: the links have IPv6 addresses only, bound and reached over IPv6 (createTopology family 6). */
+  underlayIpv6?: boolean;
+  /** Give each TUN an IPv6 address too (fd99::1/64, fd99::2/64) for IPv6 inner traffic. */
+  innerIpv6?: boolean;
   /** Links in the backup cost tier (default: every link primary). */
   backupLinks?: string[];
   /** Extra settings merged into both site configs. */
@@ -119,7 +125,7 @@ export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
     throw new Error(`startTwoSites: the given topology has ${opts.topo.a.links.length} links, links has ${links.length}`);
   }
   const ownTopo = opts.topo === undefined;
-  const topo = opts.topo ?? (await createTopology({ tag: opts.tag, links }));
+  const topo = opts.topo ?? (await createTopology({ tag: opts.tag, links, ...(opts.underlayIpv6 ? { family: 6 as const } : {}) }));
   const stopTimeoutMs = opts.stopTimeoutMs ?? 3000;
   const dir = mkdtempSync(join(tmpdir(), `braid-${opts.tag}-`));
   const procs: ChildProcess[] = [];
@@ -152,15 +158,17 @@ export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
       const me = site === 'a' ? topo.a : topo.b;
       const peer = site === 'a' ? topo.b : topo.a;
       const tunAddress = site === 'a' ? '10.99.0.1' : '10.99.0.2';
+      const tunAddress6 = opts.innerIpv6 ? (site === 'a' ? 'fd99::1' : 'fd99::2') : undefined;
+      const hostPort = (address: string): string => (address.includes(':') ? `[${address}]:51900` : `${address}:51900`);
       const controlSocket = join(dir, `${site}.sock`);
       const privateKeyFile = join(dir, `${site}.key`);
       writeFileSync(privateKeyFile, `${keys[site].privateKey}\n`, { mode: 0o600 });
       const config = {
         site: `site-${site}`,
         privateKeyFile,
-        tun: { name: `brt${opts.tag}${site}`.slice(0, 15), address: `${tunAddress}/24`, mtu: opts.mtu ?? 1420 },
+        tun: { name: `brt${opts.tag}${site}`.slice(0, 15), address: `${tunAddress}/24`, ...(tunAddress6 ? { address6: `${tunAddress6}/64` } : {}), mtu: opts.mtu ?? 1420 },
         links: links.map((name, i) => ({ name, interface: me.links[i]!.ifname, bind: me.links[i]!.address, port: 51900, ...(opts.backupLinks?.includes(name) ? { costTier: 'backup' } : {}) })),
-        peers: [{ name: `site-${site === 'a' ? 'b' : 'a'}`, publicKey: keys[site === 'a' ? 'b' : 'a'].publicKey, endpoints: Object.fromEntries(links.map((name, i) => [name, `${peer.links[i]!.address}:51900`])) }],
+        peers: [{ name: `site-${site === 'a' ? 'b' : 'a'}`, publicKey: keys[site === 'a' ? 'b' : 'a'].publicKey, endpoints: Object.fromEntries(links.map((name, i) => [name, hostPort(peer.links[i]!.address)])) }],
         control: { socket: controlSocket },
         log: { level: opts.logLevel ?? 'info' },
         ...opts.extraConfig,
@@ -174,7 +182,7 @@ export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
       let out = '';
       proc.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
       proc.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-200_000)));
-      return { name: site, tunAddress, configPath, controlSocket, proc, output: () => out };
+      return { name: site, tunAddress, ...(tunAddress6 ? { tunAddress6 } : {}), configPath, controlSocket, proc, output: () => out };
     };
     const a = mk('a');
     const b = mk('b');

@@ -18,7 +18,7 @@ export interface SiteLink {
   name: string;
   /** veth interface name inside the site namespace. */
   ifname: string;
-  /** IPv4 address of this end. */
+  /** Address of this end: IPv4, or IPv6 (no brackets) in a `family: 6` topology. */
   address: string;
 }
 
@@ -65,8 +65,10 @@ export async function cleanupStale(tag: string): Promise<void> {
 /**
  * Creates namespaces `brt-<tag>-a` and `brt-<tag>-b` and one veth pair per link; link i gets
  * 10.<200+i>.<subnet>.1 (site a) and .2 (site b) on a /24, where subnet is derived from the tag.
+ * With `family: 6` the links are IPv6 only: fd00:<200+i>:<subnet>::1 and ::2 on a /64 (no DAD, so
+ * usable at once), no IPv4 address at all.
  */
-export async function createTopology(opts: { tag: string; links: string[]; subnet?: number }): Promise<Topology> {
+export async function createTopology(opts: { tag: string; links: string[]; subnet?: number; family?: 4 | 6 }): Promise<Topology> {
   if (!/^[a-z0-9]{1,6}$/.test(opts.tag)) throw new Error('topology tag: 1-6 lowercase letters/digits (interface names are at most 15 chars)');
   if (opts.links.length > 8) throw new Error('topology: at most 8 links');
   const tag = opts.tag;
@@ -94,14 +96,15 @@ export async function createTopology(opts: { tag: string; links: string[]; subne
       const tmpB = `${NAME_PREFIX}${tag}${i}y`;
       const ifname = `wan${i}`;
       await sh(['ip', 'link', 'add', tmpA, 'netns', nsA, 'type', 'veth', 'peer', 'name', tmpB, 'netns', nsB]);
-      const addrA = `10.${200 + i}.${subnet}.1`;
-      const addrB = `10.${200 + i}.${subnet}.2`;
+      const v6 = opts.family === 6;
+      const addrA = v6 ? `fd00:${200 + i}:${subnet}::1` : `10.${200 + i}.${subnet}.1`;
+      const addrB = v6 ? `fd00:${200 + i}:${subnet}::2` : `10.${200 + i}.${subnet}.2`;
       for (const [ns, tmp, addr] of [
         [nsA, tmpA, addrA],
         [nsB, tmpB, addrB],
       ] as const) {
         await sh(['ip', '-n', ns, 'link', 'set', tmp, 'name', ifname]);
-        await sh(['ip', '-n', ns, 'addr', 'add', `${addr}/24`, 'dev', ifname]);
+        await sh(['ip', '-n', ns, 'addr', 'add', ...(v6 ? [`${addr}/64`, 'dev', ifname, 'nodad'] : [`${addr}/24`, 'dev', ifname])]);
         await sh(['ip', '-n', ns, 'link', 'set', ifname, 'up']);
       }
       a.links.push({ name, ifname, address: addrA });
