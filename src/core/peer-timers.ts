@@ -3,7 +3,8 @@
  * when each is due, in order: path dead / reuse checks, the probe tick (probes, rates, SLA, FEC
  * adaptation, the all-paths-dead handshake), flow sweep, FEC flush, FEC expiry, keepalive.
  */
-import { pathUsable, sampleRate } from './pathmon/path.ts';
+import { pathUsable, sampleRate, type PathRuntime } from './pathmon/path.ts';
+import { sameEndpoint } from './types.ts';
 import { PeerTimer, type Peer } from './peer.ts';
 
 const NO_TIMER = Infinity;
@@ -20,6 +21,7 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
   if (nowMs >= timers[PeerTimer.Probe]!) {
     for (const p of peer.paths) {
       if (!p.hasEndpoint) continue;
+      backToConfiguredEndpoint(peer, nowMs, p);
       peer.tx.sendProbe(nowMs, p);
       sampleRate(nowMs, p);
       sampleRate(nowMs, peer.host.links[p.linkId]!);
@@ -69,6 +71,23 @@ function handshakeIfAllDead(peer: Peer, nowMs: number): void {
   if (!any) return;
   sessions.connect(nowMs, peer.name);
   peer.host.drainCrypto();
+}
+
+/**
+ * A configured path that roamed to a learned endpoint (the source of an authenticated packet, as
+ * WireGuard roams) and then went silent and DOWN goes back to the configured endpoint. The learned
+ * one may be gone for good: a copy of a real datagram sent from a stranger's address that arrives
+ * first moves the endpoint there, and when the peer restarts before its next datagram can move it
+ * back (a restarted hub knows no spoke address), every probe and handshake would go to the
+ * stranger forever (VOPR long-form seed 12). The configured address is what the operator vouched
+ * for; a peer that really moved is followed again by its next authenticated packet.
+ */
+function backToConfiguredEndpoint(peer: Peer, nowMs: number, p: PathRuntime): void {
+  if (!p.configured || p.sm.state !== 'down') return;
+  const ep = peer.config.endpoints?.[peer.host.links[p.linkId]!.name];
+  if (ep === undefined || sameEndpoint(p.remote, ep)) return;
+  if (nowMs - (p.sm.lastHeardMs ?? -Infinity) < peer.host.pathConfig.deadAfterMs) return;
+  peer.moveEndpoint(nowMs, p, ep, 'silent: back to the configured endpoint');
 }
 
 /** Persistent keepalive: every path idle for the configured time gets an authenticated empty packet. */

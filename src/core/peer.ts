@@ -202,7 +202,7 @@ export class Peer {
       if (ep === undefined || !this.linkAllowed(link.id)) continue;
       const existing = this.paths.find((p) => p.linkId === link.id && p.configured);
       if (existing) {
-        if (!sameEndpoint(existing.remote, ep)) this.moveEndpoint(nowMs, existing, ep, true);
+        if (!sameEndpoint(existing.remote, ep)) this.moveEndpoint(nowMs, existing, ep, 'configuration');
         continue;
       }
       this.newPath(nowMs, link, ep, true, -1);
@@ -233,13 +233,14 @@ export class Peer {
     return p;
   }
 
-  private moveEndpoint(nowMs: number, p: PathRuntime, to: Endpoint, configured = false): void {
+  /** `reason` when the move is ours (configuration, silence), not the peer's packet. */
+  moveEndpoint(nowMs: number, p: PathRuntime, to: Endpoint, reason?: string): void {
     const from = p.hasEndpoint ? formatEndpoint(p.remote) : 'none';
     p.remote = { address: to.address, port: to.port };
     p.hasEndpoint = true;
     p.endpointMovedAtMs = nowMs;
     p.endpointMoves++;
-    this.host.emit(nowMs, 'endpointMoved', { peer: this.name, link: pathName(p), from, to: formatEndpoint(to), ...(configured ? { reason: 'configuration' } : {}) });
+    this.host.emit(nowMs, 'endpointMoved', { peer: this.name, link: pathName(p), from, to: formatEndpoint(to), ...(reason !== undefined ? { reason } : {}) });
   }
 
   // ---- send -------------------------------------------------------------------------------

@@ -1,0 +1,61 @@
+/**
+ * Liveness bugs the VOPR found (sim/vopr.ts), each reduced to a small deterministic World run that
+ * fails without its fix. The seed that found it is named in the test.
+ */
+import { describe, expect, it } from 'vitest';
+import { World } from '../../sim/world.ts';
+import { makePacket, readPacketTag } from '../../sim/packets.ts';
+import type { Endpoint as CoreEndpoint } from '../../src/core/endpoint.ts';
+
+function pkt(src: [number, number, number, number], dst: [number, number, number, number], flowId: number, seq: number): Uint8Array {
+  return makePacket({ src, dst, srcPort: 10000 + flowId, dstPort: 5000, sizeBytes: 200, dscp: 0, flowId, seq });
+}
+
+describe('VOPR-found liveness bugs', () => {
+  it('a spoke whose configured path was redirected to a stranger falls back to the configured endpoint once that goes silent (long-form seed 12)', () => {
+    // Long-form seed 12: the adversary's copy of a hub datagram, sent from a stranger's address and
+    // arriving before the original, moved the spoke's path endpoint to the stranger (authenticated
+    // and fresh: roaming, as WireGuard does); the original was then a replay. The hub restarted
+    // before its next datagram could move the endpoint back, and a restarted hub knows no spoke
+    // address: the spoke's probes and handshakes all went to the stranger, forever.
+    const w = new World({
+      seed: 12,
+      sites: [
+        { name: 'hub', role: 'hub', links: ['inet'], prefixes: ['10.0.0.0/16'] },
+        { name: 's1', links: ['inet'], prefixes: ['10.1.0.0/16'] },
+      ],
+      connections: [{ a: 's1.inet', b: 'hub.inet', delayMs: 20 }],
+    });
+    const stranger = { address: '203.0.113.66', port: 40000 };
+    let armed = false;
+    let copiedAtMs = NaN;
+    w.tap = (site, _linkId, bytes, atMs) => {
+      // The first datagram the hub sends once armed: a copy reaches s1 from the stranger at once,
+      // 20 ms ahead of the original; the hub restarts 50 ms later (before it sends to s1 again).
+      if (!armed || site !== 'hub') return;
+      armed = false;
+      copiedAtMs = atMs;
+      w.injectAt(atMs + 0.1, 's1', 'inet', stranger, bytes.slice());
+      w.restartAt(atMs + 50, 'hub');
+    };
+    let seq = 0;
+    w.every(20, { startMs: 100, untilMs: 10_000 }, () => w.site('s1').sendTun(pkt([10, 1, 0, 2], [10, 0, 0, 2], 1, seq++)));
+    w.runFor(2000);
+    armed = true;
+    w.runFor(200);
+    expect(Number.isNaN(copiedAtMs)).toBe(false);
+    const s1 = w.site('s1').edge as unknown as CoreEndpoint;
+    const hubPath = s1.peersByName.get('hub')!.paths[0]!;
+    // The copy did move the endpoint (else this test shows nothing).
+    expect(`${hubPath.remote.address}:${hubPath.remote.port}`).toBe(`${stranger.address}:${stranger.port}`);
+    const sentAtRestart = seq;
+    w.runFor(8000);
+    const back = w.site('hub').delivered.filter((d) => (readPacketTag(d.bytes)?.seq ?? -1) >= sentAtRestart);
+    const firstMs = back.length > 0 ? back[0]!.atMs - copiedAtMs : NaN;
+    console.log(`s1 -> hub back ${firstMs.toFixed(0)} ms after the copy and the hub restart; path endpoint now ${hubPath.remote.address}:${hubPath.remote.port}`);
+    expect(back.length).toBeGreaterThan(0);
+    // Silence (300 ms) plus a handshake: well inside the VOPR's restart bound (6 s).
+    expect(firstMs).toBeLessThan(6000);
+    expect(hubPath.remote).toEqual(w.site('hub').visibleEndpoint('inet'));
+  }, 60_000);
+});
