@@ -6,7 +6,7 @@
  */
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../core/types.ts';
-import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, controlRequest, type ClassStatus, type LinkStatus } from '../control/control-socket.ts';
+import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, controlRequest, type ClassStatus, type EdgeStatus, type LinkStatus } from '../control/control-socket.ts';
 import { fmtAgo, fmtBpsLong, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUptime, sessionText } from '../ui/format.ts';
 import { colorEnabled } from '../ui/theme.ts';
 import { escapeJsonForTerminal, sanitizeStrings } from '../core/sanitize.ts';
@@ -87,6 +87,14 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
   const hsDrops = Object.entries(snap.session?.handshakeDrops ?? {}).filter(([, n]) => n > 0);
   if (hsDrops.length) kv('handshake drops', hsDrops.map(([r, n]) => `${r} ${fmtCount(n)}`).join(', '));
   kv('drops', drops.length ? drops.join(', ') : 'none');
+  const dev = (snap as EdgeStatus).tunDevice;
+  if (dev) {
+    // The kernel's side of the TUN: drops here happen before Braid reads or after it writes.
+    kv(
+      `tun device ${dev.name}`,
+      `${fmtCount(dev.txPackets)} read by braid, ${fmtCount(dev.txDropped)} dropped before braid read them (queue full); ${fmtCount(dev.rxPackets)} written, ${fmtCount(dev.rxDropped)} dropped after${dev.writeRefused ? `, ${fmtCount(dev.writeRefused)} writes refused` : ''}${dev.txErrors + dev.rxErrors ? `, ${fmtCount(dev.txErrors + dev.rxErrors)} errors` : ''}`,
+    );
+  }
 
   const peers = peersOf(snap);
   const manyPeers = peers.length > 1;

@@ -8,13 +8,14 @@ import { DEFAULT_DSCP_TRUST, type DscpTrustPolicy } from '../core/steer/dscp-tru
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { SOCKET_BUFFER_BYTES } from '../core/constants.ts';
 import { checkInterfaces, classOverrides, classPolicies, loadConfig, ruleSpecs, type BraidConfig } from '../control/config.ts';
-import { ControlServer } from '../control/control-socket.ts';
+import { ControlServer, type EdgeStatus } from '../control/control-socket.ts';
 import { DEFAULT_METRICS_LISTEN, startMetricsServer } from '../control/metrics.ts';
 import { createLogger, eventLogFields, type LogLevel } from '../control/logger.ts';
 import { drainHandler } from '../control/drain.ts';
 import { SystemRng, monotonicNowMs } from '../io/clock.ts';
 import { Driver } from '../io/driver.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
+import { DeviceCounterReader } from '../io/tun-stats.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
 import { decodeKey } from '../core/crypto/keys.ts';
 import { HealthTarget } from '../io/health.ts';
@@ -256,9 +257,17 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     log.info({ trigger, applied, restartNeeded }, `config reloaded${applied.length ? `: applied ${applied.join(', ')}` : ': nothing to apply live'}${restartNeeded.length ? `; changes to ${restartNeeded.join(', ')} take effect at the next restart` : ''}`);
     return undefined;
   };
+  // The TUN's kernel counters (drops before Braid reads, after it writes) next to the core's.
+  const tunCounters = new DeviceCounterReader(tun.name);
+  const status = (): EdgeStatus => {
+    const snap: EdgeStatus = edge.snapshot(monotonicNowMs());
+    const c = tunCounters.read();
+    if (c) snap.tunDevice = { name: tun.name, ...c, writeRefused: tun.counters.txDropped };
+    return snap;
+  };
   try {
     opened.control = await ControlServer.listen(cfg.control.socket, {
-      status: () => edge.snapshot(monotonicNowMs()),
+      status,
       reload: async () => reload('control socket'),
       // By link for every peer, or by (peer, link); peers are read per request (reloads change them).
       drain: drainHandler(
@@ -272,7 +281,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   }
   // Metrics are optional: a busy port is one warning, not a failed edge.
   const metricsListen = cfg.metrics?.listen ?? DEFAULT_METRICS_LISTEN;
-  const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, () => edge.snapshot(monotonicNowMs()), cfg.metrics?.pathSeries === undefined ? {} : { pathSeries: cfg.metrics.pathSeries }).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
+  const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, status, cfg.metrics?.pathSeries === undefined ? {} : { pathSeries: cfg.metrics.pathSeries }).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
   process.on('SIGHUP', () => void reload('SIGHUP'));
   log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}${cfg.tun.address6 ? ` ${cfg.tun.address6}` : ''}, ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
 
@@ -287,6 +296,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   driver.stop();
   await metrics?.close();
   for (const h of healthTargets) h.close();
+  tunCounters.close();
   const snap = edge.snapshot(monotonicNowMs());
   log.info({ final: snap }, 'final counters');
   await syncRoutes(tun.name, [], routesInstalled).catch(() => undefined);

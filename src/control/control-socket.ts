@@ -76,6 +76,31 @@ export interface LinkExtraFields {
 }
 export type LinkStatus = LinkSnapshot & LinkExtraFields;
 
+/**
+ * The TUN device's own kernel counters (`ip -s link show DEV`, src/io/tun-stats.ts), which the
+ * shell adds to the snapshot: where packets die before Braid ever sees them (docs/MTU.md says
+ * what each means). tx is the site-to-overlay direction (packets Braid reads), rx the other.
+ */
+export interface TunDeviceStatus {
+  name: string;
+  /** Packets Braid read from the TUN; packets the kernel dropped because its queue was full (Braid read too slowly). */
+  txPackets: number;
+  txDropped: number;
+  /** Packets Braid wrote into the TUN; packets the kernel dropped after taking them. */
+  rxPackets: number;
+  rxDropped: number;
+  txErrors: number;
+  rxErrors: number;
+  /** Braid's writes the kernel refused (EAGAIN, EIO while down, EINVAL). */
+  writeRefused: number;
+}
+
+/** Fields the shell adds to the core's snapshot. */
+export interface StatusExtraFields {
+  tunDevice?: TunDeviceStatus;
+}
+export type EdgeStatus = EdgeSnapshot & StatusExtraFields;
+
 export interface ControlHandlers {
   status(): EdgeSnapshot;
   /** Drains (undrains) `link` for every peer, or only its path to `peer`; error text, or undefined when done. */

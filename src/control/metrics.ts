@@ -25,6 +25,8 @@
  *   braid_class_queue_drops_total{class}, braid_class_queue_delay_seconds{class,stat}        (when the core reports FEC/QoS)
  *   braid_drops_total{reason}, braid_flows, braid_flow_moves_total, braid_tun_received_packets_total,
  *   braid_delivered_packets_total, braid_duplicates_suppressed_total
+ *   braid_tun_device_packets_total{direction}, braid_tun_device_dropped_total{direction},
+ *   braid_tun_device_errors_total{direction}, braid_tun_write_refused_total  (the TUN's kernel counters, braid up)
  *   braid_session_encrypted, braid_session_established, braid_session_age_seconds,
  *   braid_session_handshake_attempts, braid_handshake_drops_total{reason}, braid_session_under_load
  *   braid_peer_state{peer,state}, braid_peer_paths_up, braid_peer_bytes_total{peer,direction},
@@ -36,7 +38,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { DROP_REASONS, type EdgeSnapshot, type LinkSnapshot, type LinkState, type PeerSnapshot } from '../core/types.ts';
-import type { ClassStatus, LinkStatus } from './control-socket.ts';
+import type { ClassStatus, EdgeStatus, LinkStatus, TunDeviceStatus } from './control-socket.ts';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9731';
 /** How often each path's RTT goes into the histogram: the probe-driven srtt moves on this scale. */
@@ -278,6 +280,25 @@ export class BraidMetrics {
     counter('braid_flow_moves_total', 'Flow moves between paths, all classes.', [], (s, set) => set({}, s.flowMoves));
     counter('braid_tun_received_packets_total', 'Packets read from the TUN device (site to overlay).', [], (s, set) => set({}, s.tunPacketsIn));
     counter('braid_delivered_packets_total', 'Packets delivered to the TUN device (overlay to site).', [], (s, set) => set({}, s.deliveredPackets));
+    // The TUN device's kernel counters (braid up adds them to its snapshots): tx = site to overlay
+    // (Braid reads), rx = overlay to site (Braid writes), in the kernel's own sense.
+    const tunDev = (s: EdgeSnapshot): TunDeviceStatus | undefined => (s as EdgeStatus).tunDevice;
+    counter('braid_tun_device_packets_total', "The TUN device's kernel packet counters: tx read by Braid (site to overlay), rx written by Braid.", ['direction'], (s, set) => {
+      const t = tunDev(s);
+      if (t) for (const [d, v] of [['tx', t.txPackets], ['rx', t.rxPackets]] as const) set({ direction: d }, v);
+    });
+    counter('braid_tun_device_dropped_total', "The TUN device's kernel drops: tx = its queue was full before Braid read (Braid too slow), rx = dropped after Braid wrote.", ['direction'], (s, set) => {
+      const t = tunDev(s);
+      if (t) for (const [d, v] of [['tx', t.txDropped], ['rx', t.rxDropped]] as const) set({ direction: d }, v);
+    });
+    counter('braid_tun_device_errors_total', "The TUN device's kernel error counters.", ['direction'], (s, set) => {
+      const t = tunDev(s);
+      if (t) for (const [d, v] of [['tx', t.txErrors], ['rx', t.rxErrors]] as const) set({ direction: d }, v);
+    });
+    counter('braid_tun_write_refused_total', 'Writes into the TUN the kernel refused (EAGAIN, EIO while down).', [], (s, set) => {
+      const t = tunDev(s);
+      if (t) set({}, t.writeRefused);
+    });
     counter('braid_duplicates_suppressed_total', 'Duplicate copies dropped at the receiver (duplicate strategy, FEC).', [], (s, set) => set({}, s.duplicatesSuppressed));
 
     // ---- session ----------------------------------------------------------------------------

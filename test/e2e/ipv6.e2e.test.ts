@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTwoSites, type TwoSites } from '../../sim/e2e.ts';
 import { isRoot } from '../../sim/netns.ts';
+import type { EdgeStatus } from '../../src/control/control-socket.ts';
 
 const ROOT = isRoot();
 if (!ROOT) console.warn('SKIP test/e2e/ipv6.e2e.test.ts: needs root (network namespaces, TUN); CI runs it as root');
@@ -39,6 +40,19 @@ describe.skipIf(!ROOT)('end-to-end: IPv6-only underlay, IPv4 and IPv6 inner traf
     expect(ping.stdout).toMatch(/10 packets transmitted, 10 received/);
     const mbps = await iperfTcp(h, h.b.tunAddress, []);
     console.log(`e2e IPv6 underlay, IPv4 inner iperf3 TCP: ${mbps.toFixed(1)} Mbit/s`);
+  });
+
+  it("status carries the TUN device's kernel counters, and they move with the traffic", async () => {
+    const before = (await h.status('a')) as EdgeStatus;
+    await h.topo.execIn('a', ['ping', '-c', '20', '-i', '0.05', '-W', '2', h.b.tunAddress]);
+    const after = (await h.status('a')) as EdgeStatus;
+    expect(after.tunDevice?.name).toMatch(/^brt/);
+    // 20 echo requests read from the TUN by Braid, 20 replies written into it (and maybe a few more: IPv6 ND/MLD).
+    expect(after.tunDevice!.txPackets - before.tunDevice!.txPackets).toBeGreaterThanOrEqual(20);
+    expect(after.tunDevice!.rxPackets - before.tunDevice!.rxPackets).toBeGreaterThanOrEqual(20);
+    // Queue drops are counted, not zero: the iperf3 run before this one can overflow the TUN's queue.
+    expect(after.tunDevice!.txDropped).toBeGreaterThanOrEqual(before.tunDevice!.txDropped);
+    expect(after.tunDevice!.writeRefused).toBeGreaterThanOrEqual(0);
   });
 
   it('IPv6 inner: ping -6 and an iperf3 TCP run (3 s) over IPv6 in IPv6', async () => {
