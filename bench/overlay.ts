@@ -23,7 +23,9 @@
 //
 // Usage: node bin/run-ts.js bench/overlay.ts   (root; needs iproute2 iputils-ping iperf3
 // wireguard-go wireguard-tools openvpn openssl python3, checked first)
-// Env: BENCH_IPERF_SECONDS (default 10), BENCH_OVERLAY_KEEP_PROFILE=DIR (copy the .cpuprofile there).
+// Env: BENCH_IPERF_SECONDS (default 10), BENCH_OVERLAY_KEEP_PROFILE=DIR (copy the .cpuprofile there),
+// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,aes,plaintext,fec,profile (the stages to run;
+// default all: a subset is for quick comparisons, with BENCH_DOCS pointing at a scratch file).
 
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -46,6 +48,13 @@ const LINKS = ['mpls', 'inet', 'lte'];
 const IPERF_SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 10);
 const PING_COUNT = 50;
 const PING_INTERVAL_S = 0.05;
+/** Pings during each iperf3 run (overlay-rtt-load): one every 0.1 s, from 1 s in to 1 s before the end. */
+const LOADED_PING_INTERVAL_S = 0.1;
+const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'aes', 'plaintext', 'fec', 'profile'] as const;
+type Stage = (typeof ALL_STAGES)[number];
+const STAGES = new Set<string>(process.env.BENCH_OVERLAY_STAGES ? process.env.BENCH_OVERLAY_STAGES.split(',').map((x) => x.trim()) : ALL_STAGES);
+for (const st of STAGES) if (!(ALL_STAGES as readonly string[]).includes(st)) throw new Error(`BENCH_OVERLAY_STAGES: unknown stage "${st}" (known: ${ALL_STAGES.join(', ')})`);
+const stage = (st: Stage): boolean => STAGES.has(st);
 const PACKET_BYTES = 1400;
 /**
  * Before each iperf3 run, wait up to QUIET_WAIT_MS for the box to be under QUIET_BUSY_BELOW busy
@@ -55,7 +64,7 @@ const QUIET_WAIT_MS = 20_000;
 const QUIET_WAIT_TOTAL_MS = 60_000;
 const QUIET_BUSY_BELOW = 0.3;
 /** The whole benchmark, setup to teardown; normally ~2 minutes. */
-const HARD_LIMIT_MS = 300_000;
+const HARD_LIMIT_MS = 420_000;
 const REQUIRED_TOOLS: [tool: string, aptPackage: string][] = [
   ['ip', 'iproute2'],
   ['ping', 'iputils-ping'],
@@ -203,12 +212,25 @@ async function measurePath(
   const backgroundBusy = await quiet();
   log(`${name}: iperf3 TCP ${IPERF_SECONDS} s (machine ${pct(backgroundBusy)} busy before)`);
   const machine = machineCpu();
-  const tcp = await iperf3Tcp(topo, address, { seconds: IPERF_SECONDS, cpuOf, onWindow });
+  const tcp = await iperf3Tcp(topo, address, { seconds: IPERF_SECONDS, cpuOf, ...(onWindow ? { onWindow } : {}), pingDuringIntervalS: LOADED_PING_INTERVAL_S });
   const machineBusy = machine.stop();
   const udp1 = [await udpCounters(topo, 'a'), await udpCounters(topo, 'b')];
   const udpBufErrors = [0, 1].reduce((s, i) => s + udp1[i]!.rcvbufErrors - udp0[i]!.rcvbufErrors + udp1[i]!.sndbufErrors - udp0[i]!.sndbufErrors, 0);
-  log(`${name}: ${tcp.mbps.toFixed(1)} Mbit/s (${tcp.retransmits} retransmits), ping avg ${ping.avgMs.toFixed(3)} ms p50 ${ping.p50Ms.toFixed(3)} ms`);
+  log(
+    `${name}: ${tcp.mbps.toFixed(1)} Mbit/s (${tcp.retransmits} retransmits), ping avg ${ping.avgMs.toFixed(3)} ms p50 ${ping.p50Ms.toFixed(3)} ms, ` +
+      `under load avg ${tcp.loadedPing?.avgMs.toFixed(3) ?? '-'} ms p50 ${tcp.loadedPing?.p50Ms.toFixed(3) ?? '-'} ms, ${efficiency({ tcp })?.toFixed(0) ?? '-'} Mbit per CPU-second`,
+  );
   return { name, describe, tcp, ping, machineBusy, backgroundBusy, udpBufErrors };
+}
+
+/**
+ * overlay-efficiency: Mbit carried per CPU-second of the two tunnel processes (both sites), i.e.
+ * the TCP rate over the sum of their CPU shares during the run. Undefined without tunnel processes.
+ */
+function efficiency(p: { tcp: TcpResult }): number | undefined {
+  const { a, b } = p.tcp.cpu;
+  if (a === undefined || b === undefined || a + b <= 0) return undefined;
+  return p.tcp.mbps / (a + b);
 }
 
 async function withPeer(topo: Topology, start: () => Promise<PeerTunnel>): Promise<PathResult> {
@@ -223,14 +245,16 @@ async function withPeer(topo: Topology, start: () => Promise<PeerTunnel>): Promi
 async function withBraid(
   topo: Topology,
   state: { harness?: TwoSites },
-  opts: { profileDir?: string; plaintext?: boolean; mtu?: number; fec?: { k: number; m: number } } = {},
+  opts: { profileDir?: string; plaintext?: boolean; mtu?: number; fec?: { k: number; m: number }; cipher?: string } = {},
 ): Promise<{ result: PathResult; window?: [number, number] }> {
-  const { profileDir, plaintext, mtu, fec } = opts;
+  const { profileDir, plaintext, mtu, fec, cipher } = opts;
   const name = profileDir
     ? 'braid (profiled)'
     : plaintext
       ? 'braid plaintext'
-      : fec
+      : cipher
+        ? `braid ${cipher}`
+        : fec
         ? `braid fec ${fec.k}+${fec.m} mtu ${mtu ?? 1420}`
         : mtu
           ? `braid mtu ${mtu}`
@@ -248,6 +272,7 @@ async function withBraid(
     // FEC forced on iperf3's class (DSCP 0: default) with a fixed k+m: what parity costs where
     // loss calls for it (adaptive FEC keeps m at 0 on these clean links).
     ...(fec ? { extraConfig: { classes: { default: { fec: { enabled: true, k: fec.k, minM: fec.m, maxM: fec.m } } } } } : {}),
+    ...(cipher ? { extraConfig: { cipher } } : {}),
   });
   state.harness = h;
   let window: [number, number] | undefined;
@@ -335,16 +360,22 @@ function notesMarkdown(opts: {
   L.push(
     `Harness: namespaces brt-${TAG}-a/b joined by ${LINKS.length} veth pairs. veth, wireguard-go and OpenVPN run over link 0 only; ` +
       `Braid runs over all ${LINKS.length} (a single TCP flow sticks to one of them). Sender is site a: \`iperf3 -c ADDR -t ${IPERF_SECONDS} -J\` ` +
-      `(one TCP stream, received rate), then ${PING_COUNT} pings at ${PING_INTERVAL_S} s before it, on an idle tunnel.`,
+      `(one TCP stream, received rate), ${PING_COUNT} pings at ${PING_INTERVAL_S} s before it on an idle tunnel, and pings every ${LOADED_PING_INTERVAL_S} s during it ` +
+      `(from 1 s in to 1 s before the end: the RTT under load). Mbit per CPU-second: the TCP rate over the CPU share of both tunnel processes (sites a and b) during the run.`,
   );
   L.push('');
-  L.push('| path | TCP Mbit/s | retransmits | ping avg / p50 / max ms | tunnel CPU a / b (of one core) | machine busy before / during | UDP buffer drops |');
-  L.push('| --- | ---: | ---: | --- | --- | --- | ---: |');
+  L.push(
+    '| path | TCP Mbit/s | retransmits | ping idle avg / p50 / max ms | ping under load avg / p50 / max ms (lost) | tunnel CPU a / b (of one core) | Mbit per CPU-second | machine busy before / during | UDP buffer drops |',
+  );
+  L.push('| --- | ---: | ---: | --- | --- | --- | ---: | --- | ---: |');
   const rows = opts.profiled ? [...opts.paths, opts.profiled] : opts.paths;
   for (const p of rows) {
     const cpu = p.tcp.cpu.a === undefined ? '' : `${pct(p.tcp.cpu.a)} / ${pct(p.tcp.cpu.b ?? 0)}`;
+    const lp = p.tcp.loadedPing;
+    const loaded = lp ? `${lp.avgMs.toFixed(3)} / ${lp.p50Ms.toFixed(3)} / ${lp.maxMs.toFixed(3)} (${lp.sent - lp.received})` : '';
+    const eff = efficiency(p);
     L.push(
-      `| ${p.name} | ${p.tcp.mbps.toFixed(1)} | ${p.tcp.retransmits} | ${p.ping.avgMs.toFixed(3)} / ${p.ping.p50Ms.toFixed(3)} / ${p.ping.maxMs.toFixed(3)} | ${cpu} | ${pct(p.backgroundBusy)} / ${pct(p.machineBusy)} | ${p.udpBufErrors} |`,
+      `| ${p.name} | ${p.tcp.mbps.toFixed(1)} | ${p.tcp.retransmits} | ${p.ping.avgMs.toFixed(3)} / ${p.ping.p50Ms.toFixed(3)} / ${p.ping.maxMs.toFixed(3)} | ${loaded} | ${cpu} | ${eff === undefined ? '' : eff.toFixed(0)} | ${pct(p.backgroundBusy)} / ${pct(p.machineBusy)} | ${p.udpBufErrors} |`,
     );
   }
   L.push('');
@@ -491,18 +522,17 @@ async function main(): Promise<number> {
   cleanups.push(() => cleanupStaleWireguard(IF_PREFIX));
   cleanups.push(async () => rmSync(profileDir, { recursive: true, force: true }));
 
-  const veth = await attempt('veth', () =>
-    measurePath(topo, 'veth', 'the veth pair itself, no tunnel', topo.b.links[0]!.address, {}),
-  );
-  const wg = await attempt('wireguard-go', () => withPeer(topo, () => startWireguardGo(topo, { ifPrefix: IF_PREFIX, net: '10.98.0' })));
-  const ovpn = await attempt('openvpn', () => withPeer(topo, () => startOpenvpn(topo, { ifPrefix: IF_PREFIX, net: '10.97.0' })));
-  const braid = await attempt('braid', () => withBraid(topo, state));
-  const plain = await attempt('braid plaintext', () => withBraid(topo, state, { plaintext: true }));
+  const veth = stage('veth') ? await attempt('veth', () => measurePath(topo, 'veth', 'the veth pair itself, no tunnel', topo.b.links[0]!.address, {})) : undefined;
+  const wg = stage('wireguard-go') ? await attempt('wireguard-go', () => withPeer(topo, () => startWireguardGo(topo, { ifPrefix: IF_PREFIX, net: '10.98.0' }))) : undefined;
+  const ovpn = stage('openvpn') ? await attempt('openvpn', () => withPeer(topo, () => startOpenvpn(topo, { ifPrefix: IF_PREFIX, net: '10.97.0' }))) : undefined;
+  const braid = stage('braid') ? await attempt('braid', () => withBraid(topo, state)) : undefined;
+  const aes = stage('aes') ? await attempt('braid aes-256-gcm', () => withBraid(topo, state, { cipher: 'aes-256-gcm' })) : undefined;
+  const plain = stage('plaintext') ? await attempt('braid plaintext', () => withBraid(topo, state, { plaintext: true })) : undefined;
   // FEC on vs off at TUN MTU 1360: a full-size packet's parity shard must still fit a 1500-byte
   // link (at the default 1420 full-size packets go unprotected, fecTooLarge).
-  const mtuOnly = await attempt('braid mtu 1360', () => withBraid(topo, state, { mtu: FEC_MTU }));
-  const withFec = await attempt('braid fec 16+4', () => withBraid(topo, state, { mtu: FEC_MTU, fec: { k: 16, m: 4 } }));
-  const profiled = await attempt('braid (profiled)', () => withBraid(topo, state, { profileDir }));
+  const mtuOnly = stage('fec') ? await attempt('braid mtu 1360', () => withBraid(topo, state, { mtu: FEC_MTU })) : undefined;
+  const withFec = stage('fec') ? await attempt('braid fec 16+4', () => withBraid(topo, state, { mtu: FEC_MTU, fec: { k: 16, m: 4 } })) : undefined;
+  const profiled = stage('profile') ? await attempt('braid (profiled)', () => withBraid(topo, state, { profileDir })) : undefined;
   const profile = profiled ? await attempt('profile', () => analyseProfile(profileDir, profiled.window)) : undefined;
 
   if (stopping) return new Promise<number>(() => undefined); // bail() is cleaning up and exits
@@ -510,7 +540,7 @@ async function main(): Promise<number> {
   clearTimeout(hardLimit);
   const load1 = loadavg()[0]!;
 
-  const paths = [veth, wg, ovpn, braid?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
+  const paths = [veth, wg, ovpn, braid?.result, aes?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
   const cryptoRatio = braid && plain ? braid.result.tcp.mbps / plain.result.tcp.mbps : undefined;
   if (cryptoRatio !== undefined) log(`encrypted / plaintext: ${pct(cryptoRatio)} (issue 3 wants at least 75%)`);
   const notes = notesMarkdown({ paths, profiled: profiled?.result, profile, encodeDecodeNs, corePathUs, failures, load: [load0, load1], microBusy, cryptoRatio });
@@ -533,6 +563,31 @@ async function main(): Promise<number> {
     figures.push({ bench: 'overlay-tcp', value: r1(braid.result.tcp.mbps), unit: 'Mbit/s', peers: peers((p) => r1(p.tcp.mbps)) });
     figures.push({ bench: 'overlay-ping-rtt', value: r3(braid.result.ping.avgMs), unit: 'ms', peers: peers((p) => r3(p.ping.avgMs)) });
     figures.push({ bench: 'overlay-ping-rtt-p50', value: r3(braid.result.ping.p50Ms), unit: 'ms', peers: peers((p) => r3(p.ping.p50Ms)) });
+  }
+  // Issue 13: latency idle and under load, and throughput per CPU-second, against the same peers.
+  // Each figure is the default cipher's; `braid aes-256-gcm` is a peer column when that stage ran.
+  const tunnelPeers = (f: (p: PathResult) => number | undefined): Record<string, number> => {
+    const out: Record<string, number> = {};
+    for (const [k, p] of [
+      ['veth', veth],
+      ['wireguard-go', wg],
+      ['openvpn', ovpn],
+      ['braid aes-256-gcm', aes?.result],
+    ] as const) {
+      const v = p ? f(p) : undefined;
+      if (v !== undefined) out[k] = v;
+    }
+    return out;
+  };
+  if (braid) {
+    figures.push({ bench: 'overlay-rtt-idle', value: r3(braid.result.ping.avgMs), unit: 'ms', peers: tunnelPeers((p) => r3(p.ping.avgMs)) });
+    const lp = braid.result.tcp.loadedPing;
+    if (lp) figures.push({ bench: 'overlay-rtt-load', value: r3(lp.avgMs), unit: 'ms', peers: tunnelPeers((p) => (p.tcp.loadedPing ? r3(p.tcp.loadedPing.avgMs) : undefined)) });
+    const eff = efficiency(braid.result);
+    if (eff !== undefined) figures.push({ bench: 'overlay-efficiency', value: r1(eff), unit: 'Mbit/CPU-s', peers: tunnelPeers((p) => {
+      const e = efficiency(p);
+      return e === undefined ? undefined : r1(e);
+    }) });
   }
   if (plain) {
     const withEncrypted = braid ? { braid: r1(braid.result.tcp.mbps) } : {};

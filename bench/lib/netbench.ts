@@ -148,6 +148,8 @@ export interface TcpResult {
   seconds: number;
   /** Fraction of one core used by each process passed as `cpuOf`, during the run. */
   cpu: Record<string, number>;
+  /** Pings sent during the run (opts.pingDuringIntervalS): the RTT under load. */
+  loadedPing?: PingResult;
 }
 
 interface IperfJson {
@@ -165,7 +167,13 @@ interface IperfJson {
 export async function iperf3Tcp(
   topo: Topology,
   serverAddress: string,
-  opts: { seconds: number; cpuOf?: Record<string, number | undefined>; onWindow?: (fromUs: number, toUs: number) => void },
+  opts: {
+    seconds: number;
+    cpuOf?: Record<string, number | undefined>;
+    onWindow?: (fromUs: number, toUs: number) => void;
+    /** Also ping serverAddress at this interval from 1 s after the start to 1 s before the end (RTT under load). */
+    pingDuringIntervalS?: number;
+  },
 ): Promise<TcpResult> {
   const server = track(topo.spawnIn('b', ['iperf3', '-s', '-1', '--forceflush', '-B', serverAddress]));
   const serverOut = captureOutput(server);
@@ -173,6 +181,12 @@ export async function iperf3Tcp(
     await serverOut.waitFor(/Server listening/, 5000, `iperf3 server on ${serverAddress}`);
     const meter = await cpuMeter(opts.cpuOf ?? {});
     const fromUs = Number(process.hrtime.bigint() / 1000n);
+    const pingEvery = opts.pingDuringIntervalS;
+    const pingCount = pingEvery ? Math.floor((opts.seconds - 2) / pingEvery) : 0;
+    const loaded =
+      pingEvery && pingCount > 0
+        ? sleep(1000).then(() => pingRtt(topo, serverAddress, pingCount, pingEvery).catch((e: Error) => e))
+        : undefined;
     const r = await topo
       .execIn('a', ['iperf3', '-c', serverAddress, '-t', String(opts.seconds), '-J'], { timeoutMs: (opts.seconds + 20) * 1000 })
       .catch((e: Error) => {
@@ -182,13 +196,16 @@ export async function iperf3Tcp(
     const toUs = Number(process.hrtime.bigint() / 1000n);
     const cpu = meter.stop();
     opts.onWindow?.(fromUs, toUs);
+    const loadedPing = await loaded;
     const j = JSON.parse(r.stdout) as IperfJson;
     if (j.error || !j.end?.sum_received) throw new Error(`iperf3 to ${serverAddress}: ${j.error ?? 'no sum_received in the JSON'}`);
+    if (loadedPing instanceof Error) throw new Error(`ping during iperf3 to ${serverAddress}: ${loadedPing.message}`);
     return {
       mbps: j.end.sum_received.bits_per_second / 1e6,
       retransmits: j.end.sum_sent?.retransmits ?? 0,
       seconds: j.end.sum_received.seconds,
       cpu,
+      ...(loadedPing ? { loadedPing } : {}),
     };
   } finally {
     await stopProcess(server, 1000);

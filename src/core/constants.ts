@@ -57,6 +57,12 @@ export const RESEQ_FLOW_IDLE_MS = 30_000;
 export const RESEQ_MAX_BOUND_MS = 500;
 /** Shortest hold bound: below it a few ms of scheduling noise would skip holes that were in flight. */
 export const RESEQ_MIN_BOUND_MS = 2;
+/**
+ * strategy bond: a path whose one-way delay exceeds the fastest bonded path's by more than this
+ * stays out of the bond (config: classes.<name>.bond.maxDelayGapMs); the receiver holds packets
+ * about that long at most.
+ */
+export const BOND_DEFAULT_MAX_DELAY_GAP_MS = 80;
 /** Paths a bond and a resequenced flow track (ids 0..BOND_MAX_PATHS-1; = fec-tx's MAX_PATHS_PER_PEER). */
 export const BOND_MAX_PATHS = 32;
 /** Outgoing datagrams queued for the shell before we start dropping (per Edge). */

@@ -27,6 +27,7 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
       sampleRate(nowMs, peer.host.links[p.linkId]!);
     }
     peer.steering.evaluateSla(nowMs);
+    peer.bond.tick(nowMs);
     handshakeIfAllDead(peer, nowMs);
     for (const fec of peer.fecTxList) fec.adapt(nowMs, peer.paths, (p) => peer.host.links[p.linkId]!.sched?.counters[fec.classId]?.dropped ?? 0);
     peer.fecRx.mark(nowMs);
@@ -47,6 +48,7 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
     timers[PeerTimer.FecFlush] = next;
   }
   if (nowMs >= peer.fecRx.expireAtMs) peer.fecRx.onTimeout(nowMs);
+  if (nowMs >= peer.bond.deadlineMs) peer.bond.onTimeout(nowMs);
   timers[PeerTimer.FecExpire] = peer.fecRx.expireAtMs;
   if (nowMs >= timers[PeerTimer.Keepalive]!) persistentKeepalive(peer, nowMs);
   rearmPathTimers(peer, nowMs);

@@ -61,9 +61,11 @@ export class PeerTx {
   sendData(p: PathRuntime, packet: Uint8Array, dscp: number, dupSeq: number, classId: number, fecGroup = 0, fecIndex = 0, fecK = 0): boolean {
     const peer = this.peer;
     const sched = this.link(p).sched;
+    // A bonded class's number in the order the flow sent (peer-bond.ts); none for a staged packet.
+    const bondSeq = this.encrypted && !peer.sessionUp ? 0 : peer.bond.nextSeq(classId);
     if (sched !== undefined) {
       if (this.encrypted && !peer.sessionUp) return false;
-      const size = this.datagramSizeFor(dataFrameSize(p.linkId, (p.txSeq + 1) >>> 0, packet.length, fecGroup, fecIndex, dupSeq, fecK));
+      const size = this.datagramSizeFor(dataFrameSize(p.linkId, (p.txSeq + 1) >>> 0, packet.length, fecGroup, fecIndex, dupSeq, fecK, bondSeq));
       if (!sched.admit(classId, size, peer.slot)) {
         peer.host.drop('queueFull');
         return true;
@@ -74,32 +76,33 @@ export class PeerTx {
       item.fecGroup = fecGroup;
       item.fecIndex = fecIndex;
       item.fecK = fecK;
+      item.bondSeq = bondSeq;
       peer.host.enqueue(this.link(p), item);
       return true;
     }
-    const bytes = this.buildData(p, packet, dupSeq, classId, fecGroup, fecIndex, fecK);
+    const bytes = this.buildData(p, packet, dupSeq, classId, fecGroup, fecIndex, fecK, bondSeq);
     if (bytes === undefined) return false;
     this.transmit(p, p.remote, bytes, dscp);
     return true;
   }
 
   /** Numbers, frames and seals a data frame on `p` now; undefined without a session. */
-  buildData(p: PathRuntime, packet: Uint8Array, dupSeq: number, classId: number, fecGroup: number, fecIndex: number, fecK: number): Uint8Array | undefined {
+  buildData(p: PathRuntime, packet: Uint8Array, dupSeq: number, classId: number, fecGroup: number, fecIndex: number, fecK: number, bondSeq = 0): Uint8Array | undefined {
     const peer = this.peer;
     const sessions = peer.host.sessions;
     const seq = (p.txSeq + 1) >>> 0;
     let bytes: Uint8Array;
     if (sessions === undefined) {
-      bytes = encodeDataDatagram(0, 0, p.linkId, seq, packet, fecGroup, fecIndex, dupSeq, fecK);
+      bytes = encodeDataDatagram(0, 0, p.linkId, seq, packet, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
     } else {
       // One buffer per datagram: the frame is written after room for the largest envelope header,
       // sealed in place, and the header written just before the ciphertext (the frame buffer and
       // envelope copy this replaces cost 3.7-5 us per packet plus GC: bench/overlay.ts profile).
-      const frameLen = dataFrameSize(p.linkId, seq, packet.length, fecGroup, fecIndex, dupSeq, fecK);
+      const frameLen = dataFrameSize(p.linkId, seq, packet.length, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
       const sealedLen = frameLen + AEAD_TAG_BYTES;
       const room = envelopeHeaderSize(0xffffffff, 2 ** 52, sealedLen);
       const buf = allocBytes(room + sealedLen);
-      writeDataFrame(buf, room, p.linkId, seq, packet, fecGroup, fecIndex, dupSeq, fecK);
+      writeDataFrame(buf, room, p.linkId, seq, packet, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
       const r = sessions.seal(peer.host.nowMs, peer.name, buf.subarray(room, room + frameLen), buf.subarray(room));
       if (!r.ok) {
         peer.host.drainCrypto();
@@ -122,7 +125,8 @@ export class PeerTx {
     const enc = fec.encoder;
     const dscp = peer.host.policies()[fec.classId]!.outerDscp;
     for (let s = enc.pollParity(); s !== undefined; s = enc.pollParity()) {
-      const p = fec.parityPath(peer.paths, s, () => peer.bestUsablePath());
+      // A bonded class's parity spreads over the bond, by the same scheduler as its data.
+      const p = peer.bond.parityPath(peer.host.nowMs, fec.classId, s.shard.length) ?? fec.parityPath(peer.paths, s, () => peer.bestUsablePath());
       if (p === undefined) {
         fec.parityUnsent++;
         continue;
@@ -237,7 +241,7 @@ export class PeerTx {
       case TxKind.Sealed:
         return item.bytes;
       case TxKind.Data:
-        return this.buildData(p, item.bytes, item.dupSeq, item.classId, item.fecGroup, item.fecIndex, item.fecK);
+        return this.buildData(p, item.bytes, item.dupSeq, item.classId, item.fecGroup, item.fecIndex, item.fecK, item.bondSeq);
       case TxKind.Parity: {
         const fec = this.peer.fecTx[item.classId];
         if (fec === undefined) return undefined;

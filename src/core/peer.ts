@@ -25,6 +25,7 @@ import { createPath, pathName, pathUsable, pathUsableMtu, type PathRuntime } fro
 import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
 import { PeerTx } from './peer-tx.ts';
+import { PeerBond } from './peer-bond.ts';
 import { peerTimeout, rearmPathTimers } from './peer-timers.ts';
 import { spareBps, type LinkRuntime, type PendingTx } from './qos/egress.ts';
 import { CLASS_NAMES, type ClassPolicy } from './steer/classes.ts';
@@ -100,6 +101,7 @@ export class Peer {
   readonly fecTx: (FecTx | undefined)[];
   fecTxList: FecTx[];
   readonly fecRx: FecReceiver;
+  readonly bond: PeerBond = new PeerBond(this);
   readonly timers = new Float64Array(PeerTimer.Count).fill(NO_TIMER);
   readonly classTx = CLASS_NAMES.map(() => ({ packets: 0, bytes: 0 }));
   readonly classWireBytes = new Float64Array(CLASS_NAMES.length);
@@ -166,7 +168,7 @@ export class Peer {
     this.fecTx = host.fecPolicies().map((pol, c) => this.makeFecTx(c, pol));
     this.fecTxList = this.fecTx.filter((f): f is FecTx => f !== undefined);
     this.fecRx = new FecReceiver(host.fecCodec, {
-      deliver: (pkt) => host.deliverFrom(this, pkt),
+      deliver: (pkt) => this.bond.deliverFec(pkt),
       countDrop: (r, n = 1) => host.drop(r, n),
       countDuplicate: () => this.duplicatesSuppressed++,
     }, nowMs);
@@ -278,7 +280,7 @@ export class Peer {
       return;
     }
     const second = flow.path2 >= 0 ? this.paths[flow.path2] : undefined;
-    let usable = this.usableMtu(path);
+    let usable = this.bond.usableMtu(classId, path);
     if (second !== undefined && second.hasEndpoint) usable = Math.min(usable, this.usableMtu(second));
     // Stage "fit": SYNs carry an MSS the path can take; bigger packets are cut (IPv4 without DF)
     // or answered with Frag Needed / Packet Too Big so the hosts' own PMTU discovery works. The
@@ -287,13 +289,13 @@ export class Peer {
     if (packet.length > usable) {
       const f = host.innerMtu.fit(nowMs, packet, usable);
       if (f.kind === 'fragments') {
-        for (const frag of f.fragments) this.sendOnPaths(nowMs, frag, flow, classId, path, second);
+        for (const frag of f.fragments) this.sendOnPaths(nowMs, frag, flow, classId, this.bond.pick(nowMs, flow, classId, path, frag.length), second);
         return;
       }
       if (f.kind === 'tooBig' && f.icmp !== undefined) host.deliverLocal(f.icmp);
       return host.drop(f.kind === 'tooBig' ? 'tooLarge' : 'badInner');
     }
-    this.sendOnPaths(nowMs, packet, flow, classId, path, second);
+    this.sendOnPaths(nowMs, packet, flow, classId, this.bond.pick(nowMs, flow, classId, path, packet.length), second);
   }
 
   private sendOnPaths(nowMs: number, packet: Uint8Array, flow: FlowEntry, classId: number, path: PathRuntime, second: PathRuntime | undefined): void {
@@ -303,8 +305,8 @@ export class Peer {
     // FEC for single-path flows once a session exists (a staged packet must not hold a group slot).
     // Duplicated flows are redundant already; a frame never carries dup_seq and FEC fields together.
     if (fec !== undefined && flow.path2 < 0 && (host.sessions === undefined || this.sessionUp) && packet.length <= fec.maxPacketBytes) {
-      fec.pathPackets[flow.path]!++;
-      const stamp = fec.encoder.push(nowMs, packet, flow.path);
+      fec.pathPackets[path.id]!++;
+      const stamp = fec.encoder.push(nowMs, packet, path.id);
       if (stamp !== undefined) {
         if (stamp.index === 0) {
           const due = nowMs + fec.policy.flushMs;
@@ -436,7 +438,7 @@ export class Peer {
         // reset decoders; its packet may have been rebuilt already (VOPR seed 167: a k = 1 parity
         // of the old life, replayed late, delivered a voice packet twice). Nothing twice: drop it.
         if (d.fecGroup !== 0 && this.oldLife(receiverIndex)) return this.host.drop('staleEpoch');
-        if (d.fecGroup !== 0) return this.fecRx.onData(nowMs, d.fecGroup, d.fecIndex, d.fecK, d.packet);
+        if (d.fecGroup !== 0 || d.bondSeq) return this.bond.onData(nowMs, path, d);
         this.host.deliverFrom(this, d.packet);
         return;
       }
@@ -560,7 +562,7 @@ export class Peer {
   // ---- timers -----------------------------------------------------------------------------
 
   nextDeadlineMs(): number {
-    let t = Infinity;
+    let t = this.bond.deadlineMs;
     const timers = this.timers;
     for (let i = 0; i < PeerTimer.Count; i++) if (timers[i]! < t) t = timers[i]!;
     return t;

@@ -28,6 +28,8 @@ const NO_LENGTHS: readonly number[] = Object.freeze([]);
 /** A datagram waiting in a shaped link's queue, framed and sealed by its peer when it leaves. */
 export class PendingTx {
   dupSeq = 0;
+  /** Data of a bonded class: its bond_seq, given when queued (the order the flow sent in). */
+  bondSeq = 0;
   fecGroup = 0;
   fecIndex = 0;
   /** Data: the nominal k; parity: the group's k. */

@@ -14,8 +14,11 @@ export type ClassId = number; // index into CLASS_NAMES
  */
 export type Strategy = 'best' | 'balance' | 'duplicate' | 'bond';
 export const STRATEGIES: readonly Strategy[] = ['best', 'balance', 'duplicate', 'bond'];
-/** Classes that may not bond (config.ts says why). */
-export const NO_BOND_CLASSES: readonly string[] = ['voice'];
+/**
+ * Classes that may not bond (config.ts says why): the bond_seq's class bits rely on it too (never
+ * 0 on the wire, peer-bond.ts).
+ */
+export const NO_BOND_CLASSES: readonly string[] = ['control', 'voice'];
 export type CostTier = 'primary' | 'overflow' | 'backup';
 export const COST_TIERS: readonly CostTier[] = ['primary', 'overflow', 'backup'];
 

@@ -61,6 +61,14 @@ export interface FlowEntry {
   createdMs: number;
   packets: number;
   bytes: number;
+  /** strategy bond: packets sent per path id (the flow's share per path in `braid status`). */
+  bondPathPackets?: number[];
+  /**
+   * Rebalancing (steer/rebalance.ts): the path this flow moves to once it has been idle for
+   * moveGapMs (longer than the paths' delay difference: TCP sees no reordering), or -1.
+   */
+  movePath: number;
+  moveGapMs: number;
 }
 
 /** What steering needs from its peer. */
@@ -90,6 +98,8 @@ export class Steering {
   readonly flows: FlowTable<FlowEntry>;
   readonly classMoves: number[] = CLASS_NAMES.map(() => 0);
   flowMoves = 0;
+  /** Flows moved by rebalancing (steer/rebalance.ts), part of flowMoves. */
+  rebalanceMoves = 0;
 
   constructor(
     private readonly host: SteerHost,
@@ -104,6 +114,7 @@ export class Steering {
   flowFor(nowMs: number, packet: Uint8Array, info: InnerInfo, classId: number): FlowEntry {
     let flow = this.flows.lookup(nowMs, packet, info);
     if (flow && flow.classId === classId) {
+      if (flow.movePath >= 0 && nowMs - flow.lastSeenMs >= flow.moveGapMs) this.applyMove(nowMs, flow);
       flow.lastSeenMs = nowMs;
       return flow;
     }
@@ -117,9 +128,24 @@ export class Steering {
       flow.lastSeenMs = nowMs;
       return flow;
     }
-    flow = { hash, classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs, createdMs: nowMs, packets: 0, bytes: 0 };
+    flow = { hash, classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs, createdMs: nowMs, packets: 0, bytes: 0, movePath: -1, moveGapMs: 0 };
     this.flows.insert(nowMs, packet, info, flow);
     return flow;
+  }
+
+  /** A rebalancing move whose idle gap came: the flow takes its new path now (one event). */
+  private applyMove(nowMs: number, flow: FlowEntry): void {
+    const to = flow.movePath;
+    flow.movePath = -1;
+    const p = this.host.paths[to];
+    if (p === undefined || !pathUsable(p) || flow.path2 >= 0 || to === flow.path) return;
+    const from = this.pathLabel(flow.path, -1);
+    flow.path = to;
+    this.flowMoves++;
+    this.rebalanceMoves++;
+    this.classMoves[flow.classId]!++;
+    const idleMs = nowMs - flow.lastSeenMs;
+    this.host.emit(nowMs, 'flowMoved', { peer: this.host.peerName, class: CLASS_NAMES[flow.classId]!, from, to: pathName(p), reason: `rebalance: ${pathName(p)} under its share, moved after ${idleMs.toFixed(1)} ms idle`, flows: 1 });
   }
 
   /** Chooses the flow's paths again without an event (it had none to leave); returns its path. */

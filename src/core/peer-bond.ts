@@ -1,0 +1,337 @@
+/**
+ * Bonding of one peer (issue 17): the send side's bond scheduler and bond sequence per bonded
+ * class, and the receive side's resequencer per class the peer bonds towards us.
+ *
+ * Send, per packet of a flow of a class whose strategy is `bond` (peer.ts sendInner):
+ *   usableMtu  the packet must fit every bonded path, less the bond_seq's 5 bytes;
+ *   pick       the path (steer/bond.ts: earliest arrival by capacity, RTT and our queue; paths
+ *              too far behind the fastest one way, or losing 5% or more, are left out); the
+ *              flow's own path when no path is a member;
+ *   nextSeq    (peer-tx.ts, as the frame is built or queued) class id << 28 | a 28-bit counter
+ *              that starts at random; FEC parity of the class goes through `parityPath` (the bond).
+ * Receive, per data frame with a bond_seq (peer.ts onFrame): the class in the top 4 bits picks a
+ * Resequencer (steer/reseq.ts, one sequence per class, so one buffer per (peer, class)); the 28-bit
+ * counter is unwrapped into the resequencer's 32-bit serial space; what it releases goes to the
+ * Endpoint in order. FEC-protected bonded data is passed through the FEC receiver first (it must
+ * see the packet), and the packet comes back here through `deliverFec`; packets FEC rebuilds carry
+ * no bond_seq and are delivered at once (they fill a hole, so they come in order).
+ * Timers: `deadlineMs` (the oldest held packet's bound) is part of the peer's nextDeadlineMs;
+ * `tick` runs every probe interval (peer-timers.ts): the schedulers' paths, the hold bounds from
+ * the paths that carried bonded packets lately, idle flows forgotten.
+ */
+import { BOND_DEFAULT_MAX_DELAY_GAP_MS, BOND_MAX_PATHS, RESEQ_MAX_BOUND_MS } from './constants.ts';
+import { pathMetrics, pathUsable, type PathRuntime } from './pathmon/path.ts';
+import { SHORT_WINDOW_MS } from './pathmon/path-stats.ts';
+import type { Peer } from './peer.ts';
+import { BondScheduler, type BondPath, type BondPathSnapshot } from './steer/bond.ts';
+import { CLASS_NAMES } from './steer/classes.ts';
+import { Rebalancer } from './steer/rebalance.ts';
+import { bondBoundMs, emptyReseqCounters, Resequencer, RESEQ_PATH_MEMORY_MS, type ReseqCounters } from './steer/reseq.ts';
+import type { FlowEntry } from './steer/steering.ts';
+import type { DataFrame } from './wire/codec.ts';
+import { BOND_SEQ_BYTES } from './wire/overhead.ts';
+
+const SEQ_BITS = 28;
+const SEQ_MASK = (1 << SEQ_BITS) - 1;
+const NO_PATH = -1;
+
+/** Per bonded class: what `braid status` shows (snapshot.ts). */
+export interface BondClassSnapshot {
+  class: string;
+  /** Send side: paths in the bond and the packets each took. */
+  paths: BondPathSnapshot[];
+  /** Receive side (what the peer bonds towards us). */
+  boundMs: number;
+  heldPackets: number;
+  reseq: ReseqCounters;
+}
+
+interface TxClass {
+  sched: BondScheduler;
+  counter: number;
+  /** Smallest usable inner MTU over the paths with an endpoint, less bond_seq. */
+  mtuBytes: number;
+}
+
+interface RxClass {
+  reseq: Resequencer;
+  last28: number;
+  ext: number;
+  /** Largest hold bound this class ever had (the test's invariant: no hold beyond it). */
+  boundMaxMs: number;
+}
+
+export class PeerBond {
+  private readonly txc: (TxClass | undefined)[] = CLASS_NAMES.map(() => undefined);
+  private readonly rxc: (RxClass | undefined)[] = CLASS_NAMES.map(() => undefined);
+  /** When each of our paths last carried a bonded packet from the peer (for the hold bound). */
+  private readonly lastBondRxMs = new Float64Array(BOND_MAX_PATHS).fill(-Infinity);
+  private readonly scratch: BondPath[] = [];
+  /** The bonded data frame being passed through the FEC receiver (deliverFec). */
+  private fecPacket: Uint8Array | undefined;
+  private fecSeq = 0;
+  private fecPath = NO_PATH;
+  private fecNowMs = 0;
+  /** Earliest bound of a held packet (Infinity: none held); part of the peer's deadline. */
+  deadlineMs = Infinity;
+  /** bond_seq with a class id we do not know: delivered unordered. */
+  badClass = 0;
+  /** Balanced classes' flows back onto recovered capacity (made at the first tick: steering exists then). */
+  private rebalancer: Rebalancer | undefined;
+
+  constructor(private readonly peer: Peer) {}
+
+  /** Classes 0 and 1 (control, voice) never bond (NO_BOND_CLASSES): bond_seq is never 0. */
+  bonded(classId: number): boolean {
+    return classId >= 2 && this.peer.host.policies()[classId]?.strategy === 'bond';
+  }
+
+  // ---- send -----------------------------------------------------------------------------
+
+  /** Largest inner packet for the flow's class on `path`: every bonded path must take it. */
+  usableMtu(classId: number, path: PathRuntime): number {
+    if (!this.bonded(classId)) return this.peer.usableMtu(path);
+    return this.peer.smallestUsableMtu() - BOND_SEQ_BYTES;
+  }
+
+  /** The path this packet of `flow` takes: the bond's pick for a bonded class, else `path`. */
+  pick(nowMs: number, flow: FlowEntry, classId: number, path: PathRuntime, sizeBytes: number): PathRuntime {
+    if (flow.path2 >= 0 || !this.bonded(classId)) return path;
+    const peer = this.peer;
+    if (peer.host.sessions !== undefined && !peer.sessionUp) return path;
+    const t = this.txClass(nowMs, classId);
+    let id = t.sched.pick(nowMs, sizeBytes);
+    let p = id >= 0 ? peer.paths[id] : undefined;
+    if (p !== undefined && !pathUsable(p)) {
+      // It went down since the last refresh: the bond changes now, not at the next probe tick.
+      this.refreshClass(nowMs, classId, t);
+      id = t.sched.pick(nowMs, sizeBytes);
+      p = id >= 0 ? peer.paths[id] : undefined;
+    }
+    if (p === undefined) return path;
+    const shares = (flow.bondPathPackets ??= []);
+    while (shares.length <= p.id) shares.push(0);
+    shares[p.id]!++;
+    return p;
+  }
+
+  /** The bond_seq of the next data frame of `classId` (0: not bonded). */
+  nextSeq(classId: number): number {
+    const t = this.txc[classId];
+    if (t === undefined || !this.bonded(classId)) return 0;
+    t.counter = (t.counter + 1) & SEQ_MASK;
+    return ((classId << SEQ_BITS) | t.counter) >>> 0;
+  }
+
+  /** Parity of a bonded class goes where the bond sends (spread by the same scheduler). */
+  parityPath(nowMs: number, classId: number, shardBytes: number): PathRuntime | undefined {
+    if (!this.bonded(classId)) return undefined;
+    const t = this.txc[classId];
+    if (t === undefined) return undefined;
+    const id = t.sched.pick(nowMs, shardBytes);
+    const p = id >= 0 ? this.peer.paths[id] : undefined;
+    return p !== undefined && pathUsable(p) ? p : undefined;
+  }
+
+  private txClass(nowMs: number, classId: number): TxClass {
+    let t = this.txc[classId];
+    if (t === undefined) {
+      const pol = this.peer.host.policies()[classId]!;
+      t = {
+        sched: new BondScheduler({ kind: 'eat', maxDelayGapMs: pol.bondMaxDelayGapMs ?? BOND_DEFAULT_MAX_DELAY_GAP_MS }),
+        // Class id in the top bits (classes 0 and 1 never bond), so bond_seq is never 0.
+        counter: this.peer.host.rng.nextU32() & SEQ_MASK,
+        mtuBytes: 0,
+      };
+      this.txc[classId] = t;
+      this.refreshClass(nowMs, classId, t);
+    }
+    return t;
+  }
+
+  /**
+   * The class's bond candidates: usable paths within the class's SLA (all usable ones when none
+   * is), backup-tier paths only when nothing else is usable.
+   */
+  private refreshClass(nowMs: number, classId: number, t: TxClass): void {
+    const peer = this.peer;
+    const out = this.scratch;
+    out.length = 0;
+    let anyInSla = false;
+    let anyNonBackup = false;
+    for (const p of peer.paths) {
+      if (!pathUsable(p)) continue;
+      if (p.inSla[classId]) anyInSla = true;
+      if (p.tier !== 'backup') anyNonBackup = true;
+    }
+    for (const p of peer.paths) {
+      if (!pathUsable(p) || (anyInSla && !p.inSla[classId]) || (anyNonBackup && p.tier === 'backup')) continue;
+      const link = peer.host.links[p.linkId]!;
+      const base = p.stats.minRttMs;
+      out.push({
+        id: p.id,
+        // The link's configured rate: the scheduler's clocks count what the bond itself sends.
+        spareBps: link.bandwidthBps,
+        srttMs: p.stats.srttMs,
+        ...(Number.isFinite(base) && base > 0 ? { baseRttMs: base } : {}),
+        lossRatio: pathMetrics(nowMs, p, SHORT_WINDOW_MS).txLossRatio,
+        mtuBytes: peer.usableMtu(p) - BOND_SEQ_BYTES,
+        queueBytes: link.sched?.queuedBytesOf(classId) ?? 0,
+      });
+    }
+    t.sched.setPaths(nowMs, out);
+    t.mtuBytes = peer.smallestUsableMtu() - BOND_SEQ_BYTES;
+  }
+
+  // ---- receive --------------------------------------------------------------------------
+
+  /**
+   * A data frame that is FEC-protected or bonded (peer.ts onFrame, after dedupe and the epoch
+   * checks): FEC first when protected, then the class's resequencer.
+   */
+  onData(nowMs: number, path: PathRuntime, d: DataFrame): void {
+    const seq = d.bondSeq ?? 0;
+    if (d.fecGroup !== 0) {
+      this.fecPacket = seq !== 0 ? d.packet : undefined;
+      this.fecSeq = seq;
+      this.fecPath = path.id;
+      this.fecNowMs = nowMs;
+      this.peer.fecRx.onData(nowMs, d.fecGroup, d.fecIndex, d.fecK, d.packet);
+      this.fecPacket = undefined;
+      return;
+    }
+    this.push(nowMs, path.id, seq, d.packet);
+  }
+
+  /** The FEC receiver delivers a packet: the bonded frame in hand goes through its resequencer. */
+  deliverFec(packet: Uint8Array): void {
+    if (this.fecPacket !== undefined && packet === this.fecPacket) {
+      this.fecPacket = undefined;
+      this.push(this.fecNowMs, this.fecPath, this.fecSeq, packet);
+      return;
+    }
+    this.peer.host.deliverFrom(this.peer, packet);
+  }
+
+  private push(nowMs: number, pathId: number, seq: number, packet: Uint8Array): void {
+    const peer = this.peer;
+    const classId = seq >>> SEQ_BITS;
+    if (seq === 0 || classId >= CLASS_NAMES.length) {
+      if (seq !== 0) this.badClass++;
+      peer.host.deliverFrom(peer, packet);
+      return;
+    }
+    const c28 = seq & SEQ_MASK;
+    let r = this.rxc[classId];
+    if (r === undefined) {
+      r = { reseq: new Resequencer(this.boundFor(nowMs)), last28: c28, ext: c28 === 0 ? 1 : c28, boundMaxMs: 0 };
+      r.boundMaxMs = r.reseq.getBoundMs();
+      this.rxc[classId] = r;
+      seq = r.ext;
+    } else {
+      // Unwrap the 28-bit counter into the resequencer's 32-bit serial space (which skips 0).
+      const delta = ((c28 - r.last28) << (32 - SEQ_BITS)) >> (32 - SEQ_BITS);
+      let ext = (r.ext + delta) >>> 0;
+      if (delta > 0 && ext < r.ext) ext = (ext + 1) >>> 0;
+      else if (delta < 0 && ext > r.ext) ext = (ext - 1) >>> 0;
+      if (ext === 0) ext = delta < 0 ? 0xffffffff : 1;
+      if (delta > 0) {
+        r.last28 = c28;
+        r.ext = ext;
+      }
+      seq = ext;
+    }
+    if (pathId >= 0 && pathId < BOND_MAX_PATHS) this.lastBondRxMs[pathId] = nowMs;
+    const out = r.reseq.push(nowMs, 0, seq, packet, pathId);
+    for (let i = 0; i < out.length; i++) peer.host.deliverFrom(peer, out[i]!);
+    this.rearm();
+  }
+
+  /** At deadlineMs: release what reached its bound. */
+  onTimeout(nowMs: number): void {
+    const peer = this.peer;
+    for (const r of this.rxc) {
+      if (r === undefined) continue;
+      const out = r.reseq.handleTimeout(nowMs);
+      for (let i = 0; i < out.length; i++) peer.host.deliverFrom(peer, out[i]!);
+    }
+    this.rearm();
+  }
+
+  private rearm(): void {
+    let t = Infinity;
+    for (const r of this.rxc) if (r !== undefined) t = Math.min(t, r.reseq.nextDeadlineMs());
+    this.deadlineMs = t;
+  }
+
+  /**
+   * The hold bound: the delay difference of the paths that carried bonded packets lately (our RTT
+   * of each, taken as symmetric) plus twice their jitter; all usable paths before any did.
+   */
+  private boundFor(nowMs: number): number {
+    const paths: { rttMs: number | undefined; jitterMs: number }[] = [];
+    for (const p of this.peer.paths) {
+      if (p.id < BOND_MAX_PATHS && nowMs - this.lastBondRxMs[p.id]! <= RESEQ_PATH_MEMORY_MS) paths.push({ rttMs: p.stats.srttMs, jitterMs: p.stats.jitterMs });
+    }
+    if (paths.length === 0) for (const p of this.peer.paths) if (pathUsable(p)) paths.push({ rttMs: p.stats.srttMs, jitterMs: p.stats.jitterMs });
+    return paths.length === 0 ? RESEQ_MAX_BOUND_MS : bondBoundMs(paths);
+  }
+
+  // ---- timers and snapshot --------------------------------------------------------------
+
+  /** Every probe interval: bonded classes' paths, hold bounds, idle state, rebalancing. */
+  tick(nowMs: number): void {
+    const peer = this.peer;
+    this.rebalancer ??= new Rebalancer(peer.steering, peer.paths, (p) => peer.host.links[p.linkId]!.bandwidthBps, (c) => peer.host.policies()[c]!.strategy);
+    this.rebalancer.tick(nowMs, CLASS_NAMES.length);
+    for (let c = 0; c < this.txc.length; c++) {
+      const t = this.txc[c];
+      if (t === undefined) continue;
+      if (!this.bonded(c)) this.txc[c] = undefined;
+      else this.refreshClass(nowMs, c, t);
+    }
+    let bound = -1;
+    for (const r of this.rxc) {
+      if (r === undefined) continue;
+      if (bound < 0) bound = this.boundFor(nowMs);
+      r.reseq.setBoundMs(bound);
+      r.boundMaxMs = Math.max(r.boundMaxMs, r.reseq.getBoundMs());
+      r.reseq.forgetIdle(nowMs);
+    }
+    this.rearm();
+  }
+
+  /** Released at once (the peer went away or restarted): what is held goes out in order. */
+  flushAll(nowMs: number): void {
+    const peer = this.peer;
+    for (const r of this.rxc) {
+      if (r === undefined) continue;
+      const out = r.reseq.flush(nowMs, 0);
+      for (let i = 0; i < out.length; i++) peer.host.deliverFrom(peer, out[i]!);
+    }
+    this.rearm();
+  }
+
+  /** Largest hold bound class `classId`'s resequencer ever had (tests' invariant). */
+  boundMaxMs(classId: number): number {
+    return this.rxc[classId]?.boundMaxMs ?? 0;
+  }
+
+  snapshot(): BondClassSnapshot[] {
+    const out: BondClassSnapshot[] = [];
+    for (let c = 0; c < CLASS_NAMES.length; c++) {
+      const t = this.txc[c];
+      const r = this.rxc[c];
+      if (t === undefined && r === undefined) continue;
+      const s = r?.reseq.snapshot(1);
+      out.push({
+        class: CLASS_NAMES[c]!,
+        paths: t?.sched.snapshot() ?? [],
+        boundMs: s?.boundMs ?? 0,
+        heldPackets: s?.heldPackets ?? 0,
+        reseq: s?.totals ?? emptyReseqCounters(),
+      });
+    }
+    return out;
+  }
+}
