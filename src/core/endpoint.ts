@@ -46,6 +46,7 @@ import type { ClassFecPolicy } from './fec/policy.ts';
 import { newInnerInfo, parseInner, type InnerInfo } from './inner.ts';
 import { DEAD_AFTER_PROBES, DEFAULT_PROBE_INTERVAL_MS, HOLD_DOWN_PROBES, type PathStateConfig } from './pathmon/path-state.ts';
 import { Peer, type HandshakeSource, type PeerHost } from './peer.ts';
+import { learnFromInitiation } from './peer-roam.ts';
 import type { EndpointConfig } from './endpoint-config.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { createLink, PendingTx, releaseLink, TxKind, type LinkRuntime } from './qos/egress.ts';
@@ -332,8 +333,10 @@ export class Endpoint implements PeerHost {
       return this.touch(peer);
     }
     if (e.handshake && e.handshake.length > 0) {
-      // Unauthenticated until the handshake code says otherwise: no path state is touched.
-      sessions.handleHandshake(nowMs, { linkId, from }, formatEndpoint(from), e.handshake);
+      // Unauthenticated until the handshake code says otherwise: only an initiation it authenticated
+      // teaches a path (peer-roam.ts), and only on a link where we had none to that peer.
+      const initiator = sessions.handleHandshake(nowMs, { linkId, from }, formatEndpoint(from), e.handshake);
+      if (initiator !== undefined) learnFromInitiation(this.peersByName.get(initiator), nowMs, linkId, from);
       this.drainCrypto();
       return;
     }

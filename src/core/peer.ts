@@ -224,7 +224,7 @@ export class Peer {
     }
   }
 
-  private newPath(nowMs: number, link: LinkRuntime, ep: Endpoint | undefined, configured: boolean, remoteLink: number): PathRuntime | undefined {
+  newPath(nowMs: number, link: LinkRuntime, ep: Endpoint | undefined, configured: boolean, remoteLink: number): PathRuntime | undefined {
     if (this.paths.length >= MAX_PATHS_PER_PEER) {
       this.host.drop('pathLimit');
       return undefined;

@@ -58,4 +58,33 @@ describe('VOPR-found liveness bugs', () => {
     expect(firstMs).toBeLessThan(6000);
     expect(hubPath.remote).toEqual(w.site('hub').visibleEndpoint('inet'));
   }, 60_000);
+
+  it('a hub whose handshake response to a NATed spoke was lost reaches the spoke without waiting for its 5 s retry (seed 129)', () => {
+    // Seed 129: the hub's response to NATed spoke d's first initiation was corrupted on the wire; the
+    // hub, which knows no spoke address until the spoke's first data frame, could only wait for d's
+    // retransmit (REKEY_TIMEOUT, 5 s; that one fell in a blackout, so the a -> d flow was back 4.8 s
+    // after the heal). Now the hub learns where d is from the authenticated initiation and, with
+    // data for d and no confirmation after AWAIT_CONFIRMATION_MS, starts its own handshake there.
+    const w = new World({
+      seed: 129,
+      sites: [
+        { name: 'hub', role: 'hub', links: ['inet'], prefixes: ['10.0.0.0/16'] },
+        { name: 's1', links: [{ name: 'inet', nat: true }], prefixes: ['10.1.0.0/16'], persistentKeepaliveMs: 2000 },
+      ],
+      connections: [{ name: 'c', a: 's1.inet', b: 'hub.inet', delayMs: 20 }],
+    });
+    // Everything the hub sends in its first 40 ms is lost: its response to s1's first initiation.
+    w.impairAt(0, 'c', { up: false }, 'ba');
+    w.impairAt(40, 'c', { up: true }, 'ba');
+    let seq = 0;
+    w.every(20, { startMs: 100, untilMs: 6000 }, () => w.site('hub').sendTun(pkt([10, 0, 0, 2], [10, 1, 0, 2], 1, seq++)));
+    w.runFor(6000);
+    const got = w.site('s1').delivered.filter((d) => readPacketTag(d.bytes)?.flowId === 1);
+    const hubDrops = w.site('hub').edge.snapshot(w.nowMs).drops;
+    console.log(`hub -> NATed s1: first delivery at ${got[0]?.atMs.toFixed(0) ?? 'never'} ms, ${got.length} of ${seq} delivered; hub drops noLink ${hubDrops.noLink}, noSession ${hubDrops.noSession}`);
+    expect(got.length).toBeGreaterThan(0);
+    // Before: nothing until s1's retry at 5 s + jitter (and nothing at all in this 6 s run when the
+    // jitter is large); now about a second and a round trip.
+    expect(got[0]!.atMs).toBeLessThan(2500);
+  }, 60_000);
 });

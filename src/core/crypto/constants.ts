@@ -23,6 +23,11 @@ export const KEEPALIVE_TIMEOUT_MS = 10_000;
 export const COOKIE_REFRESH_TIME_MS = 120_000;
 /** Retransmits before giving up (REKEY_ATTEMPT_TIME / REKEY_TIMEOUT). */
 export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME_MS / REKEY_TIMEOUT_MS;
+/**
+ * A responder with data and no session of its own waits this long for the initiator to confirm the
+ * session it answered (a round trip) before starting its own handshake (its response may be lost).
+ */
+export const AWAIT_CONFIRMATION_MS = 1_000;
 /** A peer may not make us run more than this many handshakes per second (WireGuard's limit). */
 export const INITIATIONS_PER_SECOND = 50;
 export const MIN_INITIATION_INTERVAL_MS = 1000 / INITIATIONS_PER_SECOND;

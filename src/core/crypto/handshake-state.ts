@@ -54,6 +54,7 @@ import type { KeyedBlake2s } from './blake2s.ts';
 import { WIRE_VERSION } from '../constants.ts';
 import { consumeCookieReply, CookieChecker, mac1Key, rateLimitKey, TokenBucketLimiter, verifyMac1 } from './cookie.ts';
 import {
+  AWAIT_CONFIRMATION_MS,
   COOKIE_REFRESH_TIME_MS,
   KEEPALIVE_TIMEOUT_MS,
   MAX_PEERS,
@@ -188,7 +189,9 @@ export class SessionManager<Source = string> {
     if (peer === undefined) return { ok: false, reason: 'unknownPeer' };
     const keypair = peer.current;
     if (keypair === null || !this.usableForSend(keypair, nowMs)) {
-      this.initiate(peer, nowMs, false);
+      // A session we just answered is confirmed by the initiator's first packet within a round trip:
+      // no crossing handshake for that (one after AWAIT_CONFIRMATION_MS: our response may be lost).
+      if (peer.next === null || nowMs - peer.next.createdMs >= AWAIT_CONFIRMATION_MS) this.initiate(peer, nowMs, false);
       return { ok: false, reason: 'noSession' };
     }
     const counter = keypair.sendCounter++;
@@ -244,21 +247,22 @@ export class SessionManager<Source = string> {
    * Consumes a handshake message from `source`. `sourceAddress` is the source's address as text
    * (e.g. "203.0.113.7:51900", "[2001:db8::1]:51900"): cookies are bound to all of it (WireGuard: IP and
    * port), the per-source rate limit under load to its IP (/64 for IPv6, see rateLimitKey). Replies
-   * are queued for `source`.
+   * are queued for `source`. Returns the peer whose initiation was authenticated and answered (its
+   * source is where that peer can be reached: WireGuard roams on it too), else undefined.
    */
-  handleHandshake(nowMs: number, source: Source, sourceAddress: string, message: Uint8Array): void {
+  handleHandshake(nowMs: number, source: Source, sourceAddress: string, message: Uint8Array): string | undefined {
     switch (peekMessageType(message)) {
       case MESSAGE_INITIATION:
-        this.handleInitiation(nowMs, source, sourceAddress, message);
-        return;
+        return this.handleInitiation(nowMs, source, sourceAddress, message);
       case MESSAGE_RESPONSE:
         this.handleResponse(nowMs, message);
-        return;
+        return undefined;
       case MESSAGE_COOKIE_REPLY:
         this.handleCookieReply(nowMs, message);
-        return;
+        return undefined;
       default:
         this.handshakeDrops.malformed++;
+        return undefined;
     }
   }
 
@@ -268,7 +272,7 @@ export class SessionManager<Source = string> {
     if (peer !== undefined) this.initiate(peer, nowMs, false);
   }
 
-  private handleInitiation(nowMs: number, source: Source, sourceAddress: string, message: Uint8Array): void {
+  private handleInitiation(nowMs: number, source: Source, sourceAddress: string, message: Uint8Array): string | undefined {
     // Cheapest check first: garbage costs one MAC and leaves no state.
     if (!verifyMac1(message, this.localMac1Key)) {
       this.handshakeDrops.badMac1++;
@@ -329,6 +333,7 @@ export class SessionManager<Source = string> {
     peer.keepaliveAtMs = Infinity;
     this.pushTransmit({ kind: 'reply', to: source, bytes: result.response });
     this.pushEvent(nowMs, 'sessionEstablished', peer.id, `responded to handshake from ${peer.id} (${keypair.cipher}), awaiting confirmation`);
+    return peer.id;
   }
 
   private handleResponse(nowMs: number, message: Uint8Array): void {
