@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  AWAIT_CONFIRMATION_MS,
   KEEPALIVE_TIMEOUT_MS,
   MAX_TIMER_HANDSHAKES,
   REJECT_AFTER_TIME_MS,
@@ -133,6 +134,24 @@ describe('SessionManager', () => {
     expect(deliver(p.b, 10, sealOk(p.a, 10, text('data'))).ok).toBe(true);
     expect(p.b.mgr.snapshot(10).peers[0]).toMatchObject({ hasSession: true, awaitingConfirmation: false });
     expect(deliver(p.a, 11, sealOk(p.b, 11, text('reply'))).ok).toBe(true);
+  });
+
+  it('a responder with data waits AWAIT_CONFIRMATION_MS for the confirmation, then starts its own handshake (its response may be lost)', () => {
+    const p = makePair(22);
+    p.a.mgr.connect(0, 'b');
+    // The responder's response is lost (VOPR seed 129: corrupted on the way to a NATed spoke).
+    pump(p, 0, { deliver: (from) => from !== 'b' });
+    expect(p.b.mgr.snapshot(0).peers[0]).toMatchObject({ hasSession: false, awaitingConfirmation: true });
+    events(p.b);
+    // Data for the initiator within a round trip: no crossing handshake.
+    expect(p.b.mgr.seal(AWAIT_CONFIRMATION_MS - 1, 'a', text('early'))).toEqual({ ok: false, reason: 'noSession' });
+    expect(p.b.mgr.pollTransmit()).toBeUndefined();
+    // Later: the responder initiates, and both sides end with a session.
+    expect(p.b.mgr.seal(AWAIT_CONFIRMATION_MS, 'a', text('late'))).toEqual({ ok: false, reason: 'noSession' });
+    expect(events(p.b)).toEqual(['handshakeStarted']);
+    pump(p, AWAIT_CONFIRMATION_MS);
+    expect(deliver(p.a, AWAIT_CONFIRMATION_MS + 1, sealOk(p.b, AWAIT_CONFIRMATION_MS + 1, text('to a'))).ok).toBe(true);
+    expect(deliver(p.b, AWAIT_CONFIRMATION_MS + 2, sealOk(p.a, AWAIT_CONFIRMATION_MS + 2, text('to b'))).ok).toBe(true);
   });
 
   it('rekeys after REKEY_AFTER_TIME without losing packets in flight on the old session', () => {
