@@ -9,6 +9,7 @@ import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../core/types.t
 import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, controlRequest, type ClassStatus, type EdgeStatus, type LinkStatus } from '../control/control-socket.ts';
 import { fmtAgo, fmtBpsLong, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUptime, sessionText } from '../ui/format.ts';
 import { colorEnabled } from '../ui/theme.ts';
+import type { RegistryStatus } from '../control/registry-record.ts';
 import { escapeJsonForTerminal, sanitizeStrings } from '../core/sanitize.ts';
 import { PEER_SUMMARY_THRESHOLD, WORST_PEERS_SHOWN, linkTotalsLines, peerBlock, peerCountsText, countPeers, peerSummaryLines, peersOf, selectPeer, worstPeers } from './status-peers.ts';
 
@@ -87,6 +88,8 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
   const hsDrops = Object.entries(snap.session?.handshakeDrops ?? {}).filter(([, n]) => n > 0);
   if (hsDrops.length) kv('handshake drops', hsDrops.map(([r, n]) => `${r} ${fmtCount(n)}`).join(', '));
   kv('drops', drops.length ? drops.join(', ') : 'none');
+  const reg = (snap as EdgeStatus).registry;
+  if (reg) kv('registry', registryText(reg));
   const dev = (snap as EdgeStatus).tunDevice;
   if (dev) {
     // The kernel's side of the TUN: drops here happen before Braid reads or after it writes.
@@ -167,6 +170,16 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
     for (const e of snap.recentEvents.slice(-TEXT_EVENTS)) out.push(`  ${fmtUptime(e.atMs).padStart(8)}  ${e.message}`);
   }
   return out.join('\n') + '\n';
+}
+
+/** The fleet registry in one line: reachable or for how long not, sites and peers, bad values. */
+export function registryText(r: RegistryStatus): string {
+  const where = `etcd ${r.endpoints.join(',')}${r.prefix}`;
+  const counts = `${fmtCount(r.sites)} sites, ${fmtCount(r.peers ?? 0)} peers from it${r.invalidValues ? `, ${fmtCount(r.invalidValues)} invalid values ignored` : ''}${r.published ? '' : ', this site not published'}`;
+  if (r.state === 'unreachable') {
+    return `UNREACHABLE for ${fmtUptime(r.unreachableForMs ?? 0)} (${where}: ${r.lastError ?? 'no answer'}); running on the last known ${counts}`;
+  }
+  return `${r.state === 'connected' ? 'connected' : 'connecting'} (${where}), ${counts}`;
 }
 
 export function statusJson(snap: EdgeSnapshot): string {

@@ -23,6 +23,7 @@ import type { AeadFactory } from '../core/crypto/transport.ts';
 import { nativeAeadFactory } from '../io/native-aead.ts';
 import { readPrivateKeyFile } from './keys.ts';
 import { listRoutes, syncRoutes } from '../io/routes.ts';
+import { startFleetRegistry, type FleetRegistry } from '../control/registry-up.ts';
 
 
 function ioToBraid(e: unknown, code: ErrorCode, what: string, fix: string): BraidError {
@@ -111,7 +112,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   };
   try {
     try {
-      opened.tun = await openTun({ name: cfg.tun.name, mtuBytes: cfg.tun.mtu, addressCidr: cfg.tun.address, ...(cfg.tun.address6 ? { address6Cidr: cfg.tun.address6 } : {}) });
+      opened.tun = await openTun({ name: cfg.tun.name, mtuBytes: cfg.tun.mtu, addressCidr: cfg.tun.address, txQueueLen: cfg.tun.txQueueLen, ...(cfg.tun.address6 ? { address6Cidr: cfg.tun.address6 } : {}) });
     } catch (e) {
       throw ioToBraid(e, ErrorCode.TUN_OPEN_FAILED, `tun ${cfg.tun.name}`, 'run as root (or with CAP_NET_ADMIN) and check tun.name/tun.address');
     }
@@ -186,6 +187,10 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
    * touching flows or the session; anything else is named as needing a restart.
    */
   let running = cfg;
+  // Fleet registry (issue 12): sites in etcd become peers next to the YAML's (which win), through
+  // the same setPeers path as a reload; set by startFleetRegistry below when registry: is configured.
+  let fleet: FleetRegistry | undefined;
+  const withRegistry = (c: BraidConfig): BraidConfig => (fleet ? { ...c, peers: [...c.peers, ...fleet.peersFor(c.peers)] } : c);
   const startedQueues = classOverrides(cfg).queues;
   const reload = async (trigger: string): Promise<string | undefined> => {
     let next: BraidConfig;
@@ -233,9 +238,9 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
       try {
         let result: { added: string[]; removed: string[]; changed: string[] } = { added: [], removed: [], changed: [] };
         driver.command((e, now) => {
-          result = e.setPeers(now, peerConfigsFrom(next));
+          result = e.setPeers(now, peerConfigsFrom(withRegistry(next)));
         });
-        await syncRoutes(tun.name, routedPrefixes(next), routesInstalled);
+        await syncRoutes(tun.name, routedPrefixes(withRegistry(next)), routesInstalled);
         applied.push(...result.added.map((n) => `peers+${n}`), ...result.removed.map((n) => `peers-${n}`), ...result.changed.map((n) => `peers~${n}`));
         peersNow = next.peers;
       } catch (e) {
@@ -263,6 +268,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     const snap: EdgeStatus = edge.snapshot(monotonicNowMs());
     const c = tunCounters.read();
     if (c) snap.tunDevice = { name: tun.name, ...c, writeRefused: tun.counters.txDropped };
+    if (fleet) snap.registry = fleet.status();
     return snap;
   };
   try {
@@ -282,6 +288,24 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   // Metrics are optional: a busy port is one warning, not a failed edge.
   const metricsListen = cfg.metrics?.listen ?? DEFAULT_METRICS_LISTEN;
   const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, status, cfg.metrics?.pathSeries === undefined ? {} : { pathSeries: cfg.metrics.pathSeries }).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
+  if (cfg.registry) {
+    fleet = startFleetRegistry({
+      cfg,
+      registry: cfg.registry,
+      privateKey: privateKey!,
+      log,
+      yamlPeers: () => running.peers,
+      apply: async (peers) => {
+        const all = { ...running, peers: [...running.peers, ...peers] };
+        let result: { added: string[]; removed: string[]; changed: string[] } = { added: [], removed: [], changed: [] };
+        driver.command((e, now) => {
+          result = e.setPeers(now, peerConfigsFrom(all));
+        });
+        await syncRoutes(tun.name, routedPrefixes(all), routesInstalled);
+        return result;
+      },
+    });
+  }
   process.on('SIGHUP', () => void reload('SIGHUP'));
   log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}${cfg.tun.address6 ? ` ${cfg.tun.address6}` : ''}, ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
 
@@ -294,6 +318,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   driver.stop();
+  await fleet?.close();
   await metrics?.close();
   for (const h of healthTargets) h.close();
   tunCounters.close();

@@ -91,8 +91,8 @@ export const peerSchema = z.strictObject({
   persistentKeepalive: z.number().int('expected whole seconds').min(0).max(65535).optional(),
 });
 
-/** The `peers:` list. */
-export const peersSchema = z.array(peerSchema).min(1, 'at least one peer is needed').max(MAX_PEERS, `at most ${MAX_PEERS} peers per edge`);
+/** The `peers:` list (empty or absent only with a `registry:` section: config.ts checks that). */
+export const peersSchema = z.array(peerSchema).max(MAX_PEERS, `at most ${MAX_PEERS} peers per edge`).default([]);
 
 export type PeerConfig = z.output<typeof peerSchema>;
 

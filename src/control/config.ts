@@ -10,9 +10,11 @@ import { z } from 'zod';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { parseYamlSource, YamlSyntaxError, type YamlSource } from './yaml-source.ts';
 import { checkPeers, peersSchema } from './config-peers.ts';
+import { checkRegistry, registrySchema } from './config-registry.ts';
 import { expandRules, rulesSchema } from './config-rules.ts';
 import type { RuleSpec } from '../core/steer/rules.ts';
 import { formatAddress, parsePrefix } from '../core/routing/prefix.ts';
+import { DEFAULT_TUN_TX_QUEUE_LEN } from '../io/tun.ts';
 import { DEFAULT_LISTEN_PORT, DEFAULT_TUN_MTU, MAX_LINKS } from '../core/constants.ts';
 import { CLASS_NAMES, DEFAULT_POLICIES, NO_BOND_CLASSES, STRATEGIES, type ClassName, type ClassPolicy } from '../core/steer/classes.ts';
 import { RESEQ_MAX_BOUND_MS } from '../core/constants.ts';
@@ -167,6 +169,8 @@ export const configSchema = z.strictObject({
       address: cidr,
       /** Optional IPv6 address of the TUN (IPv6 inner traffic), e.g. fd99::1/64. */
       address6: cidr6.optional(),
+      /** The TUN's queue in packets: the delay in front of Braid under load (kernel default 500). */
+      txQueueLen: z.number().int().min(16).max(10000).default(DEFAULT_TUN_TX_QUEUE_LEN),
       mtu: z.number().int().min(576).max(9000).default(DEFAULT_TUN_MTU),
     }),
   links: z.array(linkSchema).min(1, 'at least one link is needed').max(MAX_LINKS, `at most ${MAX_LINKS} links`),
@@ -188,6 +192,8 @@ export const configSchema = z.strictObject({
       voiceCap: bandwidth.optional(),
     })
     .optional(),
+  /** The fleet registry in etcd (config-registry.ts): publish this site, peer with the ones listed. */
+  registry: registrySchema.optional(),
   metrics: z.strictObject({ listen: z.string().regex(/^[^:]+:\d+$/, 'expected "address:port" like 127.0.0.1:9731').default('127.0.0.1:9731'), enabled: z.boolean().default(true), pathSeries: z.boolean().optional() }).optional(),
 });
 
@@ -270,6 +276,10 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
       fix: `use best or duplicate for ${name}; bond suits default, bulk and business`,
     });
   }
+  if (cfg.peers.length === 0 && !cfg.registry) {
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: peers: missing (at least one peer is needed)`, { field: 'peers', fix: 'list the remote sites under peers:, or add a registry: section to find them in etcd' });
+  }
+  if (cfg.registry) checkRegistry(cfg.registry, source, cfg.links.map((l) => l.name), !cfg.insecurePlaintext);
   checkPeers(cfg.peers, { source, linkNames: cfg.links.map((l) => l.name), requirePublicKeys: !cfg.insecurePlaintext });
   checkEndpointFamilies(cfg, source);
   RULE_SPECS.set(cfg, expandRules(cfg.rules ?? [], source));

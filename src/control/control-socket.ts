@@ -22,6 +22,7 @@
  * Clients: controlRequest (one request, one reply: `braid status`, drain) and subscribeControl
  * (`braid dash`). Both turn "socket missing / nobody listening / not root" into one BraidError line.
  */
+import type { RegistryStatus } from './registry-record.ts';
 import { chmodSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -98,6 +99,8 @@ export interface TunDeviceStatus {
 /** Fields the shell adds to the core's snapshot. */
 export interface StatusExtraFields {
   tunDevice?: TunDeviceStatus;
+  /** The fleet registry (etcd), when `registry:` is configured. */
+  registry?: RegistryStatus;
 }
 export type EdgeStatus = EdgeSnapshot & StatusExtraFields;
 
