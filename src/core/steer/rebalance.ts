@@ -3,6 +3,10 @@
  * long-lived flows of a `balance` class move back to it gradually, so its capacity is used again
  * (before: eight flows stayed on two links after the third came back; only new flows used it).
  *
+ * Only for REBALANCE_WINDOW_MS after a path came back (steering's onPathRecovered: hold-down
+ * passed, or SLA re-entry) or a link's capacity changed: flows placed by their hash at start are
+ * left where they are (two paths whose RTTs cross cause no moves).
+ *
  * Every probe interval (tick), for one class at a time: the active long-lived flows per path of
  * the class's selection set (usable, within SLA, best cost tier: select.ts) are compared with each
  * path's share of them by capacity (the link's configured rate; equal shares when any is unknown).
@@ -28,6 +32,8 @@ const MOVE_WAIT_MS = 2000;
 const SETTLE_MS = 500;
 /** The idle gap asked for never goes below this (timer and scheduling noise). */
 const MIN_GAP_MS = 1;
+/** How long after a recovery or a capacity change rebalancing runs. */
+export const REBALANCE_WINDOW_MS = 30_000;
 
 export class Rebalancer {
   private moving: FlowEntry | undefined;
@@ -35,6 +41,8 @@ export class Rebalancer {
   private nextMs = 0;
   /** Marks that timed out without an idle gap. */
   gaveUp = 0;
+  private readonly capacities = new Map<number, number>();
+  private capacityChangedMs = -Infinity;
 
   constructor(
     private readonly steering: Steering,
@@ -58,6 +66,13 @@ export class Rebalancer {
       this.gaveUp++;
     }
     if (nowMs < this.nextMs) return;
+    for (const p of this.paths) {
+      const cap = this.capacityBps(p);
+      const was = this.capacities.get(p.id);
+      if (was !== undefined && was !== cap) this.capacityChangedMs = nowMs;
+      this.capacities.set(p.id, cap);
+    }
+    if (nowMs - Math.max(this.steering.lastRecoveryMs, this.capacityChangedMs) > REBALANCE_WINDOW_MS) return;
     for (let c = 0; c < classCount; c++) {
       if (this.strategyOf(c) !== 'balance') continue;
       if (this.plan(nowMs, c)) return;

@@ -100,6 +100,8 @@ export class Steering {
   flowMoves = 0;
   /** Flows moved by rebalancing (steer/rebalance.ts), part of flowMoves. */
   rebalanceMoves = 0;
+  /** When a path last came back (hold-down or SLA re-entry): rebalancing runs for a while after. */
+  lastRecoveryMs = -Infinity;
 
   constructor(
     private readonly host: SteerHost,
@@ -347,6 +349,7 @@ export class Steering {
    * returning path has also been the better one over the long window.
    */
   onPathRecovered(nowMs: number, p: PathRuntime, onlyClass = -1): void {
+    this.lastRecoveryMs = nowMs;
     const paths = this.host.paths;
     const policies = this.host.policies();
     const recScore = pathScore(pathMetrics(nowMs, p, SHORT_WINDOW_MS));
