@@ -60,6 +60,8 @@ export interface OpenTunOptions {
   readonly mtuBytes: number;
   /** Address with prefix, e.g. '10.10.0.1/24' (IPv6 works too: `ip` parses it). */
   readonly addressCidr?: string;
+  /** The device's queue length in packets (`ip link set DEV txqueuelen N`); the kernel's default (500) when absent. */
+  readonly txQueueLen?: number;
   /** A second address, e.g. the IPv6 one ('fd99::1/64'), added without duplicate address detection. */
   readonly address6Cidr?: string;
   /**
@@ -72,6 +74,14 @@ export interface OpenTunOptions {
 }
 
 const DEFAULT_IP_TIMEOUT_MS = 5_000;
+
+/**
+ * The TUN's queue, in packets (the kernel's default is 500): the ring where the site's packets
+ * wait for Braid to read them. When Braid's CPU is the bottleneck, TCP fills it whatever its size,
+ * so its length is the delay under load: 500 packets at 250 Mbit/s is ~23 ms. 64 is ~3 ms there
+ * (OpenVPN sets 100). docs/BENCHMARKS.md "Latency under load" has the measurement.
+ */
+export const DEFAULT_TUN_TX_QUEUE_LEN = 64;
 const CIDR_PATTERN = /^[0-9a-fA-F:.]+\/\d{1,3}$/;
 
 /** Opens, configures and addresses a TUN. Throws BraidError (TUN_OPEN_FAILED / TUN_ADDRESS_FAILED). */
@@ -103,6 +113,10 @@ export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
     if (options.addressCidr !== undefined) {
       const nsArgs = ns === undefined ? [] : ['-n', ns];
       await runIp([...nsArgs, 'addr', 'add', options.addressCidr, 'dev', opened.name], timeoutMs);
+    }
+    if (options.txQueueLen !== undefined) {
+      const nsArgs = ns === undefined ? [] : ['-n', ns];
+      await runIp([...nsArgs, 'link', 'set', 'dev', opened.name, 'txqueuelen', String(options.txQueueLen)], timeoutMs);
     }
     if (options.address6Cidr !== undefined) {
       // nodad: usable at once (nothing else is on a TUN to collide with).

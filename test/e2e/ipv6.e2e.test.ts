@@ -33,6 +33,9 @@ describe.skipIf(!ROOT)('end-to-end: IPv6-only underlay, IPv4 and IPv6 inner traf
     expect(st.links[0]!.remote).toBe(`[${h.topo.b.links[0]!.address}]:51900`);
     expect(st.links[0]!.state).toBe('up');
     expect(h.a.output()).toMatch(new RegExp(`link wan bound \\[${h.topo.a.links[0]!.address}\\]:51900`));
+    // The TUN's queue is Braid's default (tun.txQueueLen 64), not the kernel's 500: the delay under load.
+    const st0 = (await h.status('a')) as EdgeStatus;
+    expect((await h.topo.execIn('a', ['ip', 'link', 'show', 'dev', st0.tunDevice!.name])).stdout).toMatch(/ qlen 64\b/);
   });
 
   it('IPv4 inner: ping and an iperf3 TCP run (3 s) cross the IPv6 underlay', async () => {
