@@ -91,6 +91,12 @@ export interface Impairment {
   rateBps: number;
   /** Queue limit in packets when rate-limited (netem's `limit`); excess is dropped. */
   queueLimitPackets: number;
+  /**
+   * Path MTU (outer packet bytes: the datagram plus 28 for IPv4/UDP); 0 = unlimited. A bigger
+   * datagram is dropped here (DF: never fragmented) without an ICMP error (a black hole, what
+   * packetization-layer PMTU discovery must cope with), counted in DirectionStats.tooBig.
+   */
+  mtuBytes: number;
 }
 
 /** How a connection's directions are impaired: simple fields, or netem syntax (userspace engine). */
@@ -187,6 +193,8 @@ export interface DirectionStats {
   bytes: number;
   /** Dropped by the receiving link's NAT (filtered, or sent to a port the NAT no longer maps). */
   natDropped: number;
+  /** Dropped for being bigger than the direction's mtuBytes (also in sent, not in lost). */
+  tooBig: number;
 }
 
 export interface Delivery {
@@ -206,7 +214,7 @@ export interface SiteEngine {
   snapshot(nowMs: number): EdgeSnapshot;
 }
 
-const DEFAULT_IMPAIRMENT: Impairment = { up: true, delayMs: 10, jitterMs: 0, lossRatio: 0, rateBps: 0, queueLimitPackets: 1000 };
+const DEFAULT_IMPAIRMENT: Impairment = { up: true, delayMs: 10, jitterMs: 0, lossRatio: 0, rateBps: 0, queueLimitPackets: 1000, mtuBytes: 0 };
 
 /** A datagram on its way: source link's uplink (if shaped) -> connection direction -> target link's downlink (if shaped). */
 interface WirePacket {
@@ -223,7 +231,7 @@ interface WirePacket {
 
 class Direction {
   impairment: Impairment;
-  readonly stats: DirectionStats = { sent: 0, lost: 0, delivered: 0, bytes: 0, natDropped: 0 };
+  readonly stats: DirectionStats = { sent: 0, lost: 0, delivered: 0, bytes: 0, natDropped: 0, tooBig: 0 };
   /** Userspace netem replacing the simple impairment, when a netem spec is set. */
   netem: NetemEngine<WirePacket> | undefined;
   /** Time of the poll already scheduled for `netem` (avoids one event per packet). */
@@ -812,6 +820,12 @@ export class World {
 
   /** Offers a datagram to one stage (a netem engine, or the simple impairment). */
   private through(d: Direction, p: WirePacket): void {
+    if (d.impairment.mtuBytes > 0 && p.bytes.length + 28 > d.impairment.mtuBytes) {
+      d.stats.sent++;
+      d.stats.bytes += p.bytes.length;
+      d.stats.tooBig++;
+      return;
+    }
     if (d.netem) {
       d.stats.sent++;
       d.stats.bytes += p.bytes.length;
@@ -928,5 +942,6 @@ function stripUndefined(l: Partial<Impairment>): Partial<Impairment> {
   if (l.lossRatio !== undefined) out.lossRatio = l.lossRatio;
   if (l.rateBps !== undefined) out.rateBps = l.rateBps;
   if (l.queueLimitPackets !== undefined) out.queueLimitPackets = l.queueLimitPackets;
+  if (l.mtuBytes !== undefined) out.mtuBytes = l.mtuBytes;
   return out;
 }

@@ -1,11 +1,12 @@
 /**
  * A peer's timers (peer.ts PeerTimer), one table per peer behind the Endpoint's heap: what runs
- * when each is due, in order: path dead / reuse checks, the probe tick (probes, rates, SLA, FEC
+ * when each is due, in order: path dead / reuse checks, the probe tick (probes, rates, PMTU probes, SLA, FEC
  * adaptation, the all-paths-dead handshake), flow sweep, FEC flush, FEC expiry, keepalive.
  */
 import { pathUsable, sampleRate, type PathRuntime } from './pathmon/path.ts';
 import { sameEndpoint } from './types.ts';
 import { PeerTimer, type Peer } from './peer.ts';
+import { pmtuTick } from './peer-pmtu.ts';
 
 const NO_TIMER = Infinity;
 
@@ -26,6 +27,7 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
       sampleRate(nowMs, p);
       sampleRate(nowMs, peer.host.links[p.linkId]!);
     }
+    pmtuTick(peer, nowMs);
     peer.steering.evaluateSla(nowMs);
     peer.bond.tick(nowMs);
     handshakeIfAllDead(peer, nowMs);

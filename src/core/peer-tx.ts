@@ -24,6 +24,7 @@ import {
   type ParityFields,
 } from './wire/codec.ts';
 import type { Peer } from './peer.ts';
+import { padFrame } from './wire/padding.ts';
 
 const AEAD_TAG_BYTES = 16;
 /** Queue accounting size of a probe (epoch, 64-bit timestamp, report, envelope, tag: ~60-80 bytes). */
@@ -215,7 +216,8 @@ export class PeerTx {
   }
 
   buildProbe(nowMs: number, p: PathRuntime): Uint8Array | undefined {
-    const seq = (p.txSeq + 1) >>> 0;
+    // Seq 0 marks a PMTU probe (peer-pmtu.ts): a wrapped sequence skips it.
+    const seq = (p.txSeq + 1) >>> 0 || 1;
     const frame = encodeFrame({
       kind: 'probe',
       probe: { link: p.linkId, seq, txUs: Math.round(nowMs * 1000), dscp: p.dscp, report: p.stats.report(nowMs), epoch: this.peer.host.epoch },
@@ -226,6 +228,20 @@ export class PeerTx {
       p.stats.onSent(nowMs, seq);
     }
     return bytes;
+  }
+
+  /**
+   * A PMTU probe on `p` (peer-pmtu.ts): a seq-0 Probe padded so that the datagram (UDP payload)
+   * is `datagramBytes`, sent now (DF like every datagram; a shaped link queues it as control).
+   * Outside the path's sequence: a probe too big for the path is not path loss.
+   */
+  sendPmtuProbe(p: PathRuntime, datagramBytes: number, txUs: number): void {
+    const frame = encodeFrame({ kind: 'probe', probe: { link: p.linkId, seq: 0, txUs, dscp: p.dscp } });
+    // Plaintext datagrams carry no AEAD tag: pad for it (benchmarks only).
+    const padded = padFrame(frame, this.encrypted ? datagramBytes : datagramBytes + AEAD_TAG_BYTES, 1, 1);
+    if (padded === undefined) return;
+    const bytes = this.wrap(padded);
+    if (bytes !== undefined) this.transmit(p, p.remote, bytes, p.dscp);
   }
 
   /** A probe reply on `p`: echoes the probe's timestamp, carries what we received on the path. */

@@ -21,7 +21,8 @@ import { FecReceiver } from './fec/fec-rx.ts';
 import { FecTx, MAX_PATHS_PER_PEER } from './fec/fec-tx.ts';
 import type { ClassFecPolicy } from './fec/policy.ts';
 import type { InnerInfo } from './inner.ts';
-import { createPath, pathName, pathUsable, pathUsableMtu, type PathRuntime } from './pathmon/path.ts';
+import { createPath, pathName, pathUsable, pathUsableMtu, retargetPmtu, type PathRuntime } from './pathmon/path.ts';
+import { onPmtuReply, PMTU_PROBE_SEQ } from './peer-pmtu.ts';
 import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
 import { PeerTx } from './peer-tx.ts';
@@ -229,7 +230,7 @@ export class Peer {
       this.host.drop('pathLimit');
       return undefined;
     }
-    const p = createPath({ id: this.paths.length, linkId: link.id, name: link.name, tier: link.tier, dscp: link.dscp, remote: ep, configured, remoteLink }, this.host.pathConfig, nowMs);
+    const p = createPath({ id: this.paths.length, linkId: link.id, name: link.name, tier: link.tier, dscp: link.dscp, remote: ep, configured, remoteLink, linkMtuBytes: link.mtuBytes, maxDatagramBytes: this.host.maxDatagramBytes }, this.host.pathConfig, nowMs);
     if (this.sessionUp) p.sm.resetSilenceClock(nowMs);
     this.paths.push(p);
     return p;
@@ -239,6 +240,7 @@ export class Peer {
   moveEndpoint(nowMs: number, p: PathRuntime, to: Endpoint, reason?: string): void {
     const from = p.hasEndpoint ? formatEndpoint(p.remote) : 'none';
     p.remote = { address: to.address, port: to.port };
+    retargetPmtu(p, this.host.links[p.linkId]!.mtuBytes, this.host.maxDatagramBytes, nowMs);
     p.hasEndpoint = true;
     p.endpointMovedAtMs = nowMs;
     p.endpointMoves++;
@@ -248,7 +250,7 @@ export class Peer {
   // ---- send -------------------------------------------------------------------------------
 
   usableMtu(p: PathRuntime): number {
-    return pathUsableMtu(p, this.host.maxDatagramBytes);
+    return pathUsableMtu(p);
   }
 
   /** The smallest usable inner MTU over the paths with an endpoint (for MSS clamping). */
@@ -419,6 +421,7 @@ export class Peer {
     if (path === undefined) return;
     path.rxPackets++;
     path.rxBytes += sizeBytes;
+    path.pmtu.onPathHeard(nowMs);
     switch (frame.kind) {
       case 'data': {
         const d = frame.data;
@@ -444,6 +447,8 @@ export class Peer {
       }
       case 'probe': {
         const p = frame.probe;
+        // A PMTU probe (padded, seq 0): answered, kept out of the path's statistics (peer-pmtu.ts).
+        if (p.seq === PMTU_PROBE_SEQ) return this.tx.sendFrame(path, from, this.tx.encodeProbeReply(path, PMTU_PROBE_SEQ, p.txUs, nowMs), p.dscp);
         // A probe of the peer's previous life (late on a slow path, or replayed) must not switch the
         // peer back to that epoch: that would reset its receive state a second time.
         if (p.epoch && p.epoch !== this.peerEpoch && this.retiredEpochs.includes(p.epoch)) return;
@@ -472,6 +477,7 @@ export class Peer {
       }
       case 'probeReply': {
         const r = frame.probeReply;
+        if (r.seq === PMTU_PROBE_SEQ) return onPmtuReply(this, path, r.txUs, nowMs);
         path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
         if (r.report) this.takePeerReport(nowMs, path, r.report);
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));

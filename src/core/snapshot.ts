@@ -72,6 +72,12 @@ export function buildSnapshot(ep: Endpoint, nowMs: number): EdgeSnapshot {
         peerLinkName: p.peerLinkName,
         ...(sched ? { shaperRateBps: sched.rateBps, queuedPackets: sched.queuedPackets, queueDrops: totalQueueDrops(sched) } : {}),
         ...(peer.fecTxList.length > 0 ? { fecParitySent: p.fecParitySent } : {}),
+        pathMtuBytes: p.pmtu.currentPmtu,
+        usableMtuBytes: p.usableMtuBytes,
+        pmtuPhase: p.pmtu.phase,
+        pmtuProbes: p.pmtu.probesSent,
+        pmtuProbesLost: p.pmtu.probesLost,
+        pmtuBlackHoles: p.pmtu.blackHoles,
       });
     }
   }

@@ -160,6 +160,18 @@ export interface LinkSnapshot {
   queueDrops?: number;
   /** FEC parity datagrams sent on this link. */
   fecParitySent?: number;
+  /**
+   * Path MTU discovery (RFC 8899 padded probes): the largest outer packet the path carries now
+   * (IP header included), the inner MTU that leaves (what the TUN's packets are fitted to: MSS
+   * clamp, Frag Needed / Packet Too Big, inner fragments), and the search's phase.
+   */
+  pathMtuBytes?: number;
+  usableMtuBytes?: number;
+  pmtuPhase?: string;
+  /** PMTU probes sent and lost, and black holes detected (a confirmed size stopped getting through). */
+  pmtuProbes?: number;
+  pmtuProbesLost?: number;
+  pmtuBlackHoles?: number;
 }
 
 export interface ClassSnapshot {
@@ -290,6 +302,11 @@ export interface LinkConfig {
   dscp?: number;
   /** Token bucket depth of the shaper (bytes) when bandwidthBps is set. */
   shaperBurstBytes?: number;
+  /**
+   * The link interface's MTU (default 1500): where path MTU discovery starts and the most it
+   * searches up to on this link's paths (the shell reads it from the interface).
+   */
+  mtuBytes?: number;
 }
 
 /** One remote site. */

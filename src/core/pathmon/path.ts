@@ -12,9 +12,10 @@
  */
 import { CLASS_NAMES, type CostTier, type PathMetrics } from '../steer/classes.ts';
 import type { Endpoint } from '../types.ts';
-import { usableInnerMtu } from '../wire/overhead.ts';
+import { outerHeaderBytes, usableInnerMtu, type IpFamily } from '../wire/overhead.ts';
 import { MIN_LOST_FOR_SLA, PathStats } from './path-stats.ts';
 import { PathStateMachine, type PathState, type PathStateConfig } from './path-state.ts';
+import { PmtuDiscovery } from './pmtu.ts';
 
 export interface PathRuntime {
   /** Index in the peer's path list (stable for the path's life). */
@@ -71,6 +72,13 @@ export interface PathRuntime {
   /** Per class: the link queue's drops of this class at the last FEC adaptation. */
   classDropsSeen: Float64Array;
   fecParitySent: number;
+  /** Path MTU discovery (RFC 8899 padded probes, pmtu.ts); recreated when the endpoint changes family. */
+  pmtu: PmtuDiscovery;
+  /** The inner MTU the path carries now (pathUsableMtu), refreshed when the PMTU changes. */
+  usableMtuBytes: number;
+  /** tx_us of the PMTU probe in flight (its reply echoes it) and the size it tests; -1: none. */
+  pmtuProbeTxUs: number;
+  pmtuProbeBytes: number;
 }
 
 export interface NewPath {
@@ -82,11 +90,15 @@ export interface NewPath {
   remote: Endpoint | undefined;
   configured: boolean;
   remoteLink: number;
+  /** The local link's interface MTU: the largest packet the path could carry (PMTU search ceiling). */
+  linkMtuBytes: number;
+  /** The largest datagram (UDP payload) the endpoint sends or parses (EndpointConfig.maxDatagramBytes). */
+  maxDatagramBytes: number;
 }
 
 export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): PathRuntime {
   const n = CLASS_NAMES.length;
-  return {
+  const path: PathRuntime = {
     id: p.id,
     linkId: p.linkId,
     name: p.name,
@@ -124,7 +136,40 @@ export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): Path
     peerEpoch: undefined,
     classDropsSeen: new Float64Array(n),
     fecParitySent: 0,
+    pmtu: newPmtu(p.remote, p.linkMtuBytes, p.maxDatagramBytes, nowMs),
+    usableMtuBytes: 0,
+    pmtuProbeTxUs: -1,
+    pmtuProbeBytes: 0,
   };
+  refreshUsableMtu(path);
+  return path;
+}
+
+/** Outer IP version of a path to `remote` (IPv6 text has a colon). */
+export function pathFamily(remote: Endpoint | undefined): IpFamily {
+  return remote !== undefined && remote.address.includes(':') ? 6 : 4;
+}
+
+/**
+ * PMTU discovery for a path over `remote`: the search ceiling is the link's MTU, and never more
+ * than the largest datagram the endpoints send and parse (maxDatagramBytes plus the outer headers).
+ */
+export function newPmtu(remote: Endpoint | undefined, linkMtuBytes: number, maxDatagramBytes: number, nowMs: number): PmtuDiscovery {
+  const family = pathFamily(remote);
+  return new PmtuDiscovery({ family, maxMtuBytes: Math.min(linkMtuBytes, maxDatagramBytes + outerHeaderBytes(family)) }, nowMs);
+}
+
+/** The endpoint moved: a new address family is a new path as far as its MTU goes. */
+export function retargetPmtu(p: PathRuntime, linkMtuBytes: number, maxDatagramBytes: number, nowMs: number): void {
+  if (pathFamily(p.remote) === p.pmtu.config.family) return;
+  p.pmtu = newPmtu(p.remote, linkMtuBytes, maxDatagramBytes, nowMs);
+  p.pmtuProbeTxUs = -1;
+  refreshUsableMtu(p);
+}
+
+/** Recomputes usableMtuBytes from the PMTU (after a change). */
+export function refreshUsableMtu(p: PathRuntime): void {
+  p.usableMtuBytes = usableInnerMtu(p.pmtu.currentPmtu, p.pmtu.config.family);
 }
 
 export function effectiveState(p: PathRuntime): PathState {
@@ -171,10 +216,10 @@ export function pathName(p: PathRuntime): string {
 }
 
 /**
- * The inner MTU a path carries without fragmenting the underlay: its datagram limit plus the
- * outer headers, minus our worst-case overhead (wire/overhead.ts).
+ * The inner MTU a path carries without fragmenting the underlay: its discovered PMTU (pmtu.ts,
+ * starting optimistic at the link MTU) minus the outer headers and our worst-case overhead
+ * (wire/overhead.ts). Cached on the path: refreshUsableMtu after the PMTU moves.
  */
-export function pathUsableMtu(p: PathRuntime, maxDatagramBytes: number): number {
-  const v6 = p.remote.address.includes(':');
-  return usableInnerMtu(maxDatagramBytes + (v6 ? 48 : 28), v6 ? 6 : 4);
+export function pathUsableMtu(p: PathRuntime): number {
+  return p.usableMtuBytes;
 }

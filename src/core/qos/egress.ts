@@ -9,6 +9,7 @@
  * then never leaves a gap in the sequence either. So the peer's loss reports, which steering and
  * adaptive FEC read, see the path and not our queue.
  */
+import { DEFAULT_LINK_MTU_BYTES } from '../constants.ts';
 import type { CostTier } from '../steer/classes.ts';
 import type { Endpoint, Transmit } from '../types.ts';
 import type { Fifo } from '../fifo.ts';
@@ -59,6 +60,8 @@ export interface LinkRuntime {
   tier: CostTier;
   bandwidthBps: number;
   dscp: number;
+  /** The interface MTU (LinkConfig.mtuBytes): the PMTU search's ceiling on this link's paths. */
+  mtuBytes: number;
   /** Operator drain of the whole link (all peers). */
   drained: boolean;
   sched: LinkScheduler<PendingTx> | undefined;
@@ -73,7 +76,7 @@ export interface LinkRuntime {
 
 export function createLink(
   id: number,
-  l: { name: string; costTier?: CostTier; bandwidthBps?: number; dscp?: number; shaperBurstBytes?: number },
+  l: { name: string; costTier?: CostTier; bandwidthBps?: number; dscp?: number; shaperBurstBytes?: number; mtuBytes?: number },
   queues: readonly ClassQueuePolicy[],
   nowMs: number,
 ): LinkRuntime {
@@ -84,6 +87,7 @@ export function createLink(
     tier: l.costTier ?? 'primary',
     bandwidthBps: bw,
     dscp: l.dscp ?? 48, // probes are network control (CS6) unless told otherwise
+    mtuBytes: l.mtuBytes ?? DEFAULT_LINK_MTU_BYTES,
     drained: false,
     sched: bw > 0 ? new LinkScheduler<PendingTx>({ rateBps: bw, classes: queues, ...(l.shaperBurstBytes ? { burstBytes: l.shaperBurstBytes } : {}) }, nowMs) : undefined,
     txPackets: 0,
