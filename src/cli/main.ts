@@ -119,6 +119,25 @@ const COMMANDS: Record<string, Command> = {
       return runDash(v);
     },
   },
+  fleet: {
+    summary: 'the fleet registry in etcd: list the sites, show one, add a static one, remove one',
+    usage: 'braid fleet list [--json] | show NAME | add NAME --key PUB --link L[=ADDR:PORT],... [--role hub|spoke] [--prefix P,...] [--mesh] | remove NAME   (-c FILE, or --etcd URL[,URL] [--key-prefix /braid/])',
+    options: {
+      config: { type: 'string', short: 'c' },
+      etcd: { type: 'string' },
+      'key-prefix': { type: 'string' },
+      json: { type: 'boolean' },
+      role: { type: 'string' },
+      key: { type: 'string' },
+      prefix: { type: 'string' },
+      link: { type: 'string' },
+      mesh: { type: 'boolean' },
+    },
+    async run(v, positionals) {
+      const { runFleet } = await import('./fleet.ts');
+      return runFleet(v, positionals);
+    },
+  },
   'install-service': {
     summary: 'write the systemd unit (default /etc/systemd/system/braid.service) and print the next steps',
     usage: 'braid install-service [--config FILE] [--path FILE]',

@@ -37,6 +37,8 @@ export const ErrorCode = {
   PREFIX_LIMIT: 'BRAID_PREFIX_LIMIT',
   /** Installing or removing a kernel route into the TUN failed (io/routes.ts). */
   ROUTE_FAILED: 'BRAID_ROUTE_FAILED',
+  /** The fleet registry (etcd) did not answer (`braid fleet`; `braid up` keeps running without it). */
+  REGISTRY_UNAVAILABLE: 'BRAID_REGISTRY_UNAVAILABLE',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -17,7 +17,7 @@ const CRASH = /internal error|ReferenceError|SyntaxError|ERR_MODULE_NOT_FOUND|ER
 /** Per test: several node starts each, some seconds apiece on a loaded 2-core box. */
 const SLOW_MS = 240_000;
 
-export const VERBS = ['up', 'check', 'keygen', 'pubkey', 'demo', 'sim', 'status', 'dash', 'install-service'] as const;
+export const VERBS = ['up', 'check', 'keygen', 'pubkey', 'demo', 'sim', 'status', 'dash', 'install-service', 'fleet'] as const;
 
 /** A config that passes `braid check` on any box: every link on `lo`. */
 export function loConfig(keyFile: string): string {

@@ -11,6 +11,7 @@ import { createTestEtcd, etcdAvailable, freeLoopbackPort, type TestEtcd } from '
 import { registrySchema } from '../../src/control/config-registry.ts';
 import { Registry, withEtcd } from '../../src/control/registry.ts';
 import { encodeSiteRecord, type SiteRecord } from '../../src/control/registry-record.ts';
+import { runFleet } from '../../src/cli/fleet.ts';
 
 const K1 = 'hjV0rQ3Zq9X2bW5tV4Q8n1Jk6Lm7Op8Rs9Tu0Vw1Xy8=';
 const K2 = 'AjV0rQ3Zq9X2bW5tV4Q8n1Jk6Lm7Op8Rs9Tu0Vw1Xy8=';
@@ -93,8 +94,30 @@ describe.skipIf(!have)('registry on a real etcd (loopback)', () => {
       await c.delete().key(`${prefix}bad`);
     });
     await waitFor('branch-2 seen by both after the restart', () => seen.every((m) => m.has('branch-2')), 60_000);
-    await withEtcd(config, (c, prefix) => c.delete().key(`${prefix}branch-2`));
+    await withEtcd(config, async (c, prefix) => void (await c.delete().key(`${prefix}branch-2`)));
     await waitFor('branch-2 gone at both', () => seen.every((m) => !m.has('branch-2')), 30_000);
     expect(logs.some((l) => /registry: etcd reachable again after/.test(l))).toBe(true);
   }, 180_000);
+
+  it('braid fleet: add a static site, list (leased and static), show, remove; garbage listed as invalid', async () => {
+    let out = '';
+    const o = { write: (t: string) => void (out += t) };
+    const v = { etcd: etcd.url, 'key-prefix': '/brt/' };
+    await runFleet({ ...v, key: K3, link: 'inet=192.0.2.33:51900,lte', prefix: '10.3.0.0/16' }, ['add', 'branch-3'], o);
+    expect(out).toBe('/brt/sites/branch-3: spoke, 10.3.0.0/16, links inet,lte (static: no lease)\n');
+    out = '';
+    await runFleet(v, ['list'], o);
+    expect(out).toMatch(/^NAME +ROLE +KEY +PREFIXES +LINKS +LISTED$/m);
+    expect(out).toMatch(/^branch-3 +spoke +BjV0rQ3Z\.\.\. +10\.3\.0\.0\/16 +inet=192\.0\.2\.33:51900 lte\(learned\) +static$/m);
+    expect(out).toMatch(/^hub +hub .* lease \d+s$/m);
+    expect(out).toMatch(/^worse +INVALID .*publicKey: expected a base64/m);
+    out = '';
+    await runFleet({ ...v, json: true }, ['show', 'branch-3'], o);
+    expect(JSON.parse(out)).toMatchObject({ name: 'branch-3', role: 'spoke', prefixes: ['10.3.0.0/16'], links: { inet: { endpoint: '192.0.2.33:51900' }, lte: {} }, static: true });
+    out = '';
+    await runFleet(v, ['remove', 'branch-3'], o);
+    expect(out).toMatch(/^\/brt\/sites\/branch-3 removed/);
+    await expect(runFleet(v, ['remove', 'branch-3'], o)).rejects.toThrow(/no such site in the registry/);
+    await expect(runFleet({ ...v, key: 'nope', link: 'inet' }, ['add', 'branch-9'], o)).rejects.toThrow(/--key nope: not an X25519 public key/);
+  }, 60_000);
 });
