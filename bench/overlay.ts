@@ -34,6 +34,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeEnvelope, decodeFrame, encodeDataDatagram } from '../src/core/wire/codec.ts';
 import { nativeAeadFactory } from '../src/io/native-aead.ts';
 import { startTwoSites, type TwoSites } from '../sim/e2e.ts';
+import type { EdgeStatus } from '../src/control/control-socket.ts';
 import { createTopology, isRoot, sh, type Topology } from '../sim/netns.ts';
 import { flowSpec, makePacket } from '../sim/packets.ts';
 import { World } from '../sim/world.ts';
@@ -277,19 +278,24 @@ async function withBraid(
   state.harness = h;
   let window: [number, number] | undefined;
   try {
-    const before = await h.status('a');
+    const before: EdgeStatus = await h.status('a');
+    const beforeB: EdgeStatus = await h.status('b');
     const result = await measurePath(topo, name, `braid up, ${LINKS.length} links, ${cipherOf(before)}`, h.b.tunAddress, { a: h.a.proc.pid, b: h.b.proc.pid }, (f, t) => {
       window = [f, t];
     });
-    const after = await h.status('a');
-    const afterB = await h.status('b');
+    const after: EdgeStatus = await h.status('a');
+    const afterB: EdgeStatus = await h.status('b');
     const perLink = after.links.map((l, i) => `${l.name} ${l.txDataPackets - before.links[i]!.txDataPackets}`).join(', ');
     const drops = (snap: typeof after): string =>
       Object.entries(snap.drops)
         .filter(([, n]) => n > 0)
         .map(([k, n]) => `${k} ${n}`)
         .join(', ') || 'none';
-    result.extra = `data packets sent per link (site a): ${perLink}; core drops: a ${drops(after)}, b ${drops(afterB)}`;
+    // The TUN's own queue drops (tun.txQueueLen: where TCP's excess dies when Braid is the bottleneck).
+    const tunDrops = (b: EdgeStatus, a: EdgeStatus): string => (a.tunDevice && b.tunDevice ? String(a.tunDevice.txDropped - b.tunDevice.txDropped) : '?');
+    result.extra =
+      `data packets sent per link (site a): ${perLink}; core drops: a ${drops(after)}, b ${drops(afterB)}; ` +
+      `TUN queue drops during the run: a ${tunDrops(before, after)}, b ${tunDrops(beforeB, afterB)}`;
     return { result, window };
   } finally {
     state.harness = undefined;

@@ -171,6 +171,8 @@ export async function iperf3Tcp(
     seconds: number;
     cpuOf?: Record<string, number | undefined>;
     onWindow?: (fromUs: number, toUs: number) => void;
+    /** TCP streams (iperf3 -P); default 1. */
+    parallel?: number;
     /** Also ping serverAddress at this interval from 1 s after the start to 1 s before the end (RTT under load). */
     pingDuringIntervalS?: number;
   },
@@ -188,7 +190,7 @@ export async function iperf3Tcp(
         ? sleep(1000).then(() => pingRtt(topo, serverAddress, pingCount, pingEvery).catch((e: Error) => e))
         : undefined;
     const r = await topo
-      .execIn('a', ['iperf3', '-c', serverAddress, '-t', String(opts.seconds), '-J'], { timeoutMs: (opts.seconds + 20) * 1000 })
+      .execIn('a', ['iperf3', '-c', serverAddress, '-t', String(opts.seconds), ...(opts.parallel && opts.parallel > 1 ? ['-P', String(opts.parallel)] : []), '-J'], { timeoutMs: (opts.seconds + 20) * 1000 })
       .catch((e: Error) => {
         // iperf3 -J prints its error inside the JSON on stdout; sh() reports stderr.
         throw new Error(`iperf3 to ${serverAddress}: ${e.message}`);
