@@ -5,6 +5,7 @@
 import type { ReactElement } from 'react';
 import { Box, Text } from 'ink';
 import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../../core/types.ts';
+import type { EdgeStatus } from '../../control/control-socket.ts';
 import { cell, fmtBpsShort, fmtBytes, fmtCount, sessionText } from '../format.ts';
 import { stateColor, tint, type Theme } from '../theme.ts';
 import { pathKey, pathLabel } from '../peers.ts';
@@ -42,6 +43,10 @@ export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; the
   const barWidth = Math.max(4, Math.min(50, columns - nameWidth - 16));
   const maxFlows = Math.max(1, ...rows.map((r) => r.flows));
   const drops = DROP_REASONS.filter((r) => (s.drops[r] ?? 0) > 0).map((r) => `${r} ${fmtCount(s.drops[r])}`);
+  // The TUN device's kernel drops (braid up adds them): the queue before Braid reads, and after it writes.
+  const dev = (s as EdgeStatus).tunDevice;
+  const devDrops = dev ? dev.txDropped + dev.rxDropped : 0;
+  const devText = dev ? `; tun ${dev.name}: ${fmtCount(dev.txDropped)} queue drops, ${fmtCount(dev.rxDropped)} rx drops` : '';
   return (
     <Box flexDirection="column">
       {rows.map((r) => (
@@ -52,7 +57,7 @@ export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; the
         </Text>
       ))}
       <Text wrap="truncate">{`  total ${fmtCount(s.flows)} flows, ${fmtCount(s.flowMoves)} moves; tun in ${fmtCount(s.tunPacketsIn)}, delivered ${fmtCount(s.deliveredPackets)}, duplicates suppressed ${fmtCount(s.duplicatesSuppressed)}`}</Text>
-      <Text wrap="truncate" {...tint(theme, drops.length ? 'yellow' : undefined)}>{`  drops: ${drops.length ? drops.join(', ') : 'none'}`}</Text>
+      <Text wrap="truncate" {...tint(theme, drops.length || devDrops ? 'yellow' : undefined)}>{`  drops: ${drops.length ? drops.join(', ') : 'none'}${devText}`}</Text>
       <Text wrap="truncate" {...tint(theme, s.session?.encrypted && !s.session.established ? 'red' : undefined)}>{`  session: ${sessionText(s.session)}`}</Text>
       {top.length > 0 ? <Text wrap="truncate" {...tint(theme, 'gray')}>{`  ${cell('sent', 11, true)} ${cell('rate', 6, true)}  ${cell('class', 9)} ${cell('links', 10)} flow (top ${top.length} by bytes sent)`}</Text> : null}
       {top.map((f) => (
