@@ -17,6 +17,8 @@ import { Driver } from '../io/driver.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { DeviceCounterReader } from '../io/tun-stats.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
+import { readInterfaceMtu } from '../control/mtu-check.ts';
+import { linkTooBig } from '../core/peer-pmtu.ts';
 import { decodeKey } from '../core/crypto/keys.ts';
 import { HealthTarget } from '../io/health.ts';
 import type { AeadFactory } from '../core/crypto/transport.ts';
@@ -71,12 +73,20 @@ export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefi
     links: cfg.links.map((l) => ({
       name: l.name,
       costTier: l.costTier,
+      // Path MTU discovery starts at, and searches up to, the interface's MTU (default 1500).
+      ...linkMtu(l.interface),
       ...(l.bandwidthUp ? { bandwidthBps: l.bandwidthUp } : {}),
     })),
     peers: peerConfigsFrom(cfg),
     rules: ruleSpecs(cfg),
     dscpTrust: dscpTrustFrom(cfg),
   };
+}
+
+/** The link's interface MTU, when it can be read (the interface may not exist in tests). */
+function linkMtu(ifname: string): { mtuBytes?: number } {
+  const mtu = readInterfaceMtu(ifname);
+  return mtu === undefined ? {} : { mtuBytes: mtu };
 }
 
 /** The LAN trust boundary from the config (defaults: control 2 Mbit/s, voice 20 Mbit/s). */
@@ -127,6 +137,9 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
           device: l.interface,
           rcvbufBytes: SOCKET_BUFFER_BYTES,
           sndbufBytes: SOCKET_BUFFER_BYTES,
+          // Never fragment the underlay: DF on every datagram, the kernel's PMTU ignored; the
+          // core's path MTU discovery decides what fits (EMSGSIZE is a counted drop, see below).
+          dontFragment: true,
         });
         opened.links.push(link);
         log.info({ link: l.name, interface: l.interface, port: link.port, io: kind }, `link ${l.name} bound ${l.bind.includes(':') ? `[${l.bind}]` : l.bind}:${link.port} on ${l.interface}`);
@@ -154,6 +167,22 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     },
   });
   driver.start();
+
+  // EMSGSIZE (a datagram over the interface MTU with DF: the interface's MTU was lowered while we
+  // run): the interface's MTU goes to path MTU discovery as a trusted too-big hint, once a second.
+  const tooBigSeen = opened.links.map((l) => l.counters.txTooBig ?? 0);
+  const tooBigWatch = setInterval(() => {
+    opened.links.forEach((l, id) => {
+      const n = l.counters.txTooBig ?? 0;
+      if (n === tooBigSeen[id]) return;
+      tooBigSeen[id] = n;
+      const mtu = readInterfaceMtu(cfg.links[id]!.interface);
+      if (mtu === undefined) return;
+      log.warn({ link: cfg.links[id]!.name, mtu }, `${cfg.links[id]!.name}: datagrams over ${cfg.links[id]!.interface}'s MTU ${mtu} refused (EMSGSIZE); path MTU lowered to it`);
+      driver.command((e, now) => linkTooBig(e.links, e.peersByName.values(), id, mtu, now));
+    });
+  }, 1000);
+  tooBigWatch.unref();
 
   // External health targets: "ISP down" vs "peer down", one ICMP echo per second per link.
   const healthTargets: HealthTarget[] = [];
@@ -317,6 +346,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  clearInterval(tooBigWatch);
   driver.stop();
   await fleet?.close();
   await metrics?.close();

@@ -73,8 +73,13 @@ export const MAX_DELIVERY_QUEUE = 4096;
 export const MAX_EVENT_QUEUE = 1024;
 /** Recent events kept in the snapshot for the dashboard. */
 export const RECENT_EVENTS_KEPT = 50;
-/** Default TUN MTU on 1500-byte links (1500 - outer IPv4/UDP 28 - overlay overhead, like WireGuard). */
-export const DEFAULT_TUN_MTU = 1420;
+/**
+ * Default TUN MTU: the largest inner packet a 1500-byte path carries in one datagram over IPv6,
+ * worst case (1500 - outer IPv6/UDP 48 - overlay overhead 59 = usableInnerMtu(1500, 6); IPv4
+ * leaves 1413), so the defaults never need a Frag Needed, an inner fragment or an underlay
+ * fragment on either family (1420, WireGuard's figure, is over both: docs/MTU.md).
+ */
+export const DEFAULT_TUN_MTU = 1393;
 /** Default underlay UDP port. */
 export const DEFAULT_LISTEN_PORT = 51900;
 /** Default socket buffer size (DESIGN.md "Hot path": 208 KiB default overflows under TCP). */

@@ -66,3 +66,14 @@ export function pmtuChanged(peer: Peer, p: PathRuntime, nowMs: number): void {
     text: `${name}: path MTU ${c.fromBytes} -> ${c.toBytes} (${c.reason}); inner MTU ${before} -> ${p.usableMtuBytes}`,
   });
 }
+
+/**
+ * The shell saw EMSGSIZE on link `linkId` (its interface MTU is now `interfaceMtuBytes`): the
+ * link's ceiling moves for new paths, and every path on it takes the MTU as a too-big hint.
+ */
+export function linkTooBig(links: readonly { id: number; mtuBytes: number }[], peers: Iterable<Peer>, linkId: number, interfaceMtuBytes: number, nowMs: number): void {
+  const link = links[linkId];
+  if (link === undefined || !(interfaceMtuBytes > 0)) return;
+  link.mtuBytes = interfaceMtuBytes;
+  for (const peer of peers) for (const p of peer.paths) if (p.linkId === linkId) onLocalTooBig(peer, p, interfaceMtuBytes, nowMs);
+}

@@ -65,6 +65,11 @@ export interface UdpLinkCounters {
   txDropped: number;
   /** The errno name of the last failed send ('EAGAIN', 'ENETUNREACH', 'EINVAL' for an address). */
   lastTxError: string | undefined;
+  /**
+   * Of txDropped: datagrams bigger than the interface MTU with DF (EMSGSIZE). The shell reads the
+   * interface MTU again and hands it to path MTU discovery (src/cli/up.ts). Optional: fakes omit it.
+   */
+  txTooBig?: number;
 }
 
 /** What the kernel answers when it will not take a UDP GSO send (see NativeUdpLink.gso). */
@@ -286,6 +291,7 @@ export class NativeUdpLink implements UdpLink {
     txDatagrams: 0,
     txDropped: 0,
     lastTxError: undefined,
+    txTooBig: 0,
   };
   /** Buffer sizes as the kernel reports them (double the granted request). */
   readonly rcvbufBytes: number;
@@ -502,6 +508,7 @@ export class NativeUdpLink implements UdpLink {
   private drop(reason: string): false {
     this.counters.txDropped++;
     this.counters.lastTxError = reason;
+    if (reason === 'EMSGSIZE') this.counters.txTooBig = (this.counters.txTooBig ?? 0) + 1;
     return false;
   }
 
@@ -580,6 +587,7 @@ export class NodeDgramLink implements UdpLink {
     txDatagrams: 0,
     txDropped: 0,
     lastTxError: undefined,
+    txTooBig: 0,
   };
   private closed = false;
   private datagramCallback: ((batch: DatagramBatch) => void) | undefined;
@@ -675,6 +683,7 @@ export class NodeDgramLink implements UdpLink {
   private drop(reason: string): false {
     this.counters.txDropped++;
     this.counters.lastTxError = reason;
+    if (reason === 'EMSGSIZE') this.counters.txTooBig = (this.counters.txTooBig ?? 0) + 1;
     return false;
   }
 }

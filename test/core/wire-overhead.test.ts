@@ -9,7 +9,7 @@ import {
   parityOverheadBytes,
   usableInnerMtu,
 } from '../../src/core/wire/overhead.ts';
-import { OVERHEAD_BUDGET_BYTES } from '../../src/core/constants.ts';
+import { DEFAULT_TUN_MTU, OVERHEAD_BUDGET_BYTES } from '../../src/core/constants.ts';
 
 // The datagram as the edge sends it: envelope(counter, receiver) around the sealed frame (frame
 // bytes + the AEAD tag; the tag's content does not change sizes, so a zero tag stands in).
@@ -98,5 +98,12 @@ describe('overlay overhead and usable inner MTU', () => {
       expect(env.length + 28).toBeLessThanOrEqual(1500);
       expect(parityOverheadBytes(inner, k)).toBeGreaterThan(dataOverheadBytes(inner));
     }
+  });
+});
+
+describe('the default TUN MTU', () => {
+  it('is the largest inner packet a 1500-byte path carries over IPv6 (and so over IPv4), worst case', () => {
+    expect(DEFAULT_TUN_MTU).toBe(usableInnerMtu(1500, 6));
+    expect(DEFAULT_TUN_MTU).toBeLessThanOrEqual(usableInnerMtu(1500, 4));
   });
 });
