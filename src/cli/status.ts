@@ -7,7 +7,7 @@
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../core/types.ts';
 import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, controlRequest, type ClassStatus, type EdgeStatus, type LinkStatus } from '../control/control-socket.ts';
-import { fmtAgo, fmtBpsLong, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUptime, sessionText } from '../ui/format.ts';
+import { bondClassText, flowLinksText, fmtAgo, fmtBpsLong, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUptime, sessionText } from '../ui/format.ts';
 import { colorEnabled } from '../ui/theme.ts';
 import type { RegistryStatus } from '../control/registry-record.ts';
 import { escapeJsonForTerminal, sanitizeStrings } from '../core/sanitize.ts';
@@ -162,7 +162,11 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
   const top = snap.topFlows ?? [];
   if (top.length) {
     out.push('', p.heading(`top flows sent (${top.length} largest of ${fmtCount(snap.flows)}):`));
-    for (const f of top) out.push(`  ${fmtBytes(f.bytes).padStart(11)}  ${fmtBpsLong(f.rateBps).padStart(13)}  ${f.class.padEnd(9)} ${f.links.padEnd(10)} ${f.flow}`);
+    for (const f of top) out.push(`  ${fmtBytes(f.bytes).padStart(11)}  ${fmtBpsLong(f.rateBps).padStart(13)}  ${f.class.padEnd(9)} ${flowLinksText(f).padEnd(10)} ${f.flow}`);
+  }
+  if (snap.bond?.length) {
+    out.push('', p.heading('bonded classes (links: what we send; reseq: what the peer bonds to us):'));
+    for (const b of snap.bond) out.push(`  ${bondClassText(b)}`);
   }
 
   if (snap.recentEvents.length) {

@@ -20,7 +20,7 @@
  * the paths that carried bonded packets lately, idle flows forgotten.
  */
 import { BOND_DEFAULT_MAX_DELAY_GAP_MS, BOND_MAX_PATHS, RESEQ_MAX_BOUND_MS } from './constants.ts';
-import { pathMetrics, pathUsable, type PathRuntime } from './pathmon/path.ts';
+import { pathMetrics, pathName, pathUsable, type PathRuntime } from './pathmon/path.ts';
 import { SHORT_WINDOW_MS } from './pathmon/path-stats.ts';
 import type { Peer } from './peer.ts';
 import { BondScheduler, type BondPath, type BondPathSnapshot } from './steer/bond.ts';
@@ -28,6 +28,7 @@ import { CLASS_NAMES } from './steer/classes.ts';
 import { Rebalancer } from './steer/rebalance.ts';
 import { bondBoundMs, emptyReseqCounters, Resequencer, RESEQ_PATH_MEMORY_MS, type ReseqCounters } from './steer/reseq.ts';
 import type { FlowEntry } from './steer/steering.ts';
+import type { BondClassStatus } from './types.ts';
 import type { DataFrame } from './wire/codec.ts';
 import { BOND_SEQ_BYTES } from './wire/overhead.ts';
 
@@ -334,4 +335,36 @@ export class PeerBond {
     }
     return out;
   }
+}
+
+/** The snapshot's `bond` section: every peer's bonded classes (absent when none bonds). */
+export function bondStatus(peers: readonly Peer[], many: boolean): { bond?: BondClassStatus[] } {
+  const out: BondClassStatus[] = [];
+  for (const peer of peers) {
+    for (const c of peer.bond.snapshot()) {
+      let total = 0;
+      for (const p of c.paths) total += p.packets;
+      const r = c.reseq;
+      out.push({
+        ...(many ? { peer: peer.name } : {}),
+        class: c.class,
+        links: c.paths.map((p) => {
+          const path = peer.paths[p.id];
+          return { link: path ? pathName(path) : String(p.id), member: p.member, ...(p.reason !== undefined ? { reason: p.reason } : {}), packets: p.packets, ratio: total > 0 ? p.packets / total : 0 };
+        }),
+        boundMs: c.boundMs,
+        heldPackets: c.heldPackets,
+        maxDepth: r.maxDepth,
+        holdMaxMs: r.holdMaxMs,
+        holdAvgMs: r.heldReleased > 0 ? r.holdSumMs / r.heldReleased : 0,
+        timeouts: r.timeouts,
+        holesSkipped: r.holesSkipped,
+        evidenceSkips: r.evidenceSkips,
+        overflowSkips: r.overflowSkips,
+        late: r.late,
+        delivered: r.delivered,
+      });
+    }
+  }
+  return out.length > 0 ? { bond: out } : {};
 }

@@ -9,6 +9,7 @@ import { effectiveState, pathName, pathUsable } from './pathmon/path.ts';
 import type { Peer } from './peer.ts';
 import { totalQueueDrops } from './qos/egress.ts';
 import { CLASS_NAMES } from './steer/classes.ts';
+import { bondStatus } from './peer-bond.ts';
 import { TOP_FLOWS } from './steer/steering.ts';
 import type { ClassSnapshot, EdgeSnapshot, FlowSnapshot, LinkSnapshot, PeerSnapshot } from './types.ts';
 
@@ -125,6 +126,7 @@ export function buildSnapshot(ep: Endpoint, nowMs: number): EdgeSnapshot {
     drops: { ...ep.drops },
     recentEvents: ep.events.recent.slice(),
     peers: peers.map((p) => peerSnapshot(ep, p, nowMs)),
+    ...bondStatus(peers, many),
   };
 }
 

@@ -105,6 +105,39 @@ export interface FlowSnapshot {
   rateBps: number;
   /** The peer it goes to (edges with several peers). */
   peer?: string;
+  /** A bonded flow (strategy bond): its packets per link, and each link's share of them. */
+  bond?: { shares: BondShareSnapshot[] };
+}
+
+export interface BondShareSnapshot {
+  link: string;
+  packets: number;
+  ratio: number;
+}
+
+/**
+ * A bonded class towards one peer (issue 17): the send side's bond (links in it, or why not, and
+ * the packets each took) and the receive side's resequencing of what the peer bonds towards us.
+ */
+export interface BondClassStatus {
+  /** The peer (edges with several peers). */
+  peer?: string;
+  class: string;
+  links: { link: string; member: boolean; reason?: string; packets: number; ratio: number }[];
+  /** Hold bound now: the links' delay difference plus jitter. */
+  boundMs: number;
+  /** Packets held now, and most held at once. */
+  heldPackets: number;
+  maxDepth: number;
+  holdMaxMs: number;
+  holdAvgMs: number;
+  /** The bound expired with a hole at the head (a lost packet released what waited behind it). */
+  timeouts: number;
+  holesSkipped: number;
+  evidenceSkips: number;
+  overflowSkips: number;
+  late: number;
+  delivered: number;
 }
 
 export interface LinkSnapshot {
@@ -260,6 +293,8 @@ export interface EdgeSnapshot {
   recentEvents: EdgeEvent[];
   /** Every remote site (`wg show` style); `links` above lists every path of every peer. */
   peers?: PeerSnapshot[];
+  /** Bonded classes per peer (present when a class bonds or a peer bonds towards us). */
+  bond?: BondClassStatus[];
 }
 
 /** One remote site as `braid status` shows it. */

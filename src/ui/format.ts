@@ -2,7 +2,7 @@
  * Pure formatting for the dashboard and `braid status`: numbers to short, fixed-width-friendly
  * strings. Nothing here knows about React, so the text status output and the tests share it.
  */
-import type { EdgeSnapshot } from '../core/types.ts';
+import type { BondClassStatus, EdgeSnapshot, FlowSnapshot } from '../core/types.ts';
 
 /** "24.1ms", "245ms", "1.24s"; "-" when not measured yet. */
 export function fmtMs(ms: number | undefined): string {
@@ -119,4 +119,16 @@ export function sessionText(session: EdgeSnapshot['session'] | undefined): strin
   if (!session.established) return `not established (${session.handshakeAttempts} handshake attempts)${load}`;
   const age = session.ageMs === undefined ? '' : `, ${fmtUptime(session.ageMs)} old`;
   return `established${session.cipher ? `, ${session.cipher}` : ''}${age}${load}`;
+}
+
+/** A flow's links: its path(s), or a bonded flow's share per link ("bond mpls 52% inet 48%"). */
+export function flowLinksText(f: FlowSnapshot): string {
+  if (f.bond === undefined || f.bond.shares.length === 0) return f.links;
+  return `bond ${f.bond.shares.map((s) => `${s.link} ${Math.round(s.ratio * 100)}%`).join(' ')}`;
+}
+
+/** One bonded class in one line: its links' shares, then the resequencing of what it receives. */
+export function bondClassText(b: BondClassStatus): string {
+  const links = b.links.map((l) => (l.member ? `${l.link} ${Math.round(l.ratio * 100)}%` : `${l.link} out (${l.reason ?? '?'})`)).join(' ');
+  return `${b.peer !== undefined ? `${b.peer} ` : ''}${b.class}: ${links ? `${links}; ` : ''}reseq bound ${fmtMs(b.boundMs)}, depth ${fmtCount(b.heldPackets)} (max ${fmtCount(b.maxDepth)}), held ${fmtMs(b.holdAvgMs)} avg ${fmtMs(b.holdMaxMs)} max, ${fmtCount(b.timeouts)} timeouts, ${fmtCount(b.late)} late`;
 }

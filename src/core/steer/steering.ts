@@ -24,7 +24,7 @@ import { FlowTable } from './flow-table.ts';
 import { effectiveState, pathMetrics, pathName, pathUsable, type PathRuntime } from '../pathmon/path.ts';
 import { LONG_WINDOW_MS, SHORT_WINDOW_MS } from '../pathmon/path-stats.ts';
 import type { PathTransition } from '../pathmon/path-state.ts';
-import type { EdgeEventKind, FlowSnapshot } from '../types.ts';
+import type { BondShareSnapshot, EdgeEventKind, FlowSnapshot } from '../types.ts';
 import { CLASS_NAMES, slaBreach, type ClassPolicy, type CostTier, type PathMetrics, type Sla } from './classes.ts';
 import { pathScore, selectPaths, type PathCandidate } from './select.ts';
 
@@ -401,8 +401,21 @@ export class Steering {
         ageMs: Math.max(0, nowMs - f.createdMs),
         rateBps: activeMs >= 1 ? Math.round((f.bytes * 8 * 1000) / activeMs) : 0,
         ...(peer !== undefined ? { peer } : {}),
+        ...(f.bondPathPackets !== undefined ? { bond: { shares: this.bondShares(f.bondPathPackets) } } : {}),
       };
     });
+  }
+
+  /** A bonded flow's packets per path as shares (snapshot). */
+  private bondShares(perPath: readonly number[]): BondShareSnapshot[] {
+    let total = 0;
+    for (const n of perPath) total += n;
+    const out: BondShareSnapshot[] = [];
+    perPath.forEach((n, id) => {
+      const p = this.host.paths[id];
+      if (n > 0 && p !== undefined) out.push({ link: pathName(p), packets: n, ratio: n / total });
+    });
+    return out;
   }
 
   /** Paths' states for snapshots (kept here so effectiveState has one home). */

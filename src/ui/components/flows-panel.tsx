@@ -6,7 +6,7 @@ import type { ReactElement } from 'react';
 import { Box, Text } from 'ink';
 import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../../core/types.ts';
 import type { EdgeStatus } from '../../control/control-socket.ts';
-import { cell, fmtBpsShort, fmtBytes, fmtCount, sessionText } from '../format.ts';
+import { bondClassText, cell, fmtBpsShort, fmtBytes, fmtCount, flowLinksText, sessionText } from '../format.ts';
 import { stateColor, tint, type Theme } from '../theme.ts';
 import { pathKey, pathLabel } from '../peers.ts';
 
@@ -61,7 +61,10 @@ export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; the
       <Text wrap="truncate" {...tint(theme, s.session?.encrypted && !s.session.established ? 'red' : undefined)}>{`  session: ${sessionText(s.session)}`}</Text>
       {top.length > 0 ? <Text wrap="truncate" {...tint(theme, 'gray')}>{`  ${cell('sent', 11, true)} ${cell('rate', 6, true)}  ${cell('class', 9)} ${cell('links', 10)} flow (top ${top.length} by bytes sent)`}</Text> : null}
       {top.map((f) => (
-        <Text key={f.flow} wrap="truncate">{`  ${cell(fmtBytes(f.bytes), 11, true)} ${cell(fmtBpsShort(f.rateBps), 6, true)}  ${cell(f.class, 9)} ${cell(f.links, 10)} ${f.flow}`}</Text>
+        <Text key={f.flow} wrap="truncate">{`  ${cell(fmtBytes(f.bytes), 11, true)} ${cell(fmtBpsShort(f.rateBps), 6, true)}  ${cell(f.class, 9)} ${f.bond ? flowLinksText(f) + ' ' : cell(f.links, 10)} ${f.flow}`}</Text>
+      ))}
+      {(s.bond ?? []).map((b) => (
+        <Text key={`bond ${b.peer ?? ''} ${b.class}`} wrap="truncate">{`  bond ${bondClassText(b)}`}</Text>
       ))}
     </Box>
   );
