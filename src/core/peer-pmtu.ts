@@ -9,8 +9,10 @@
  *   receive: a seq-0 Probe is a PMTU probe: answered with a seq-0 ProbeReply echoing its tx_us,
  *     and kept out of the path's sequence, loss and jitter statistics (a too-big probe that never
  *     arrives is not loss). A seq-0 ProbeReply whose tx_us matches the probe in flight acks its size.
- *   anything heard on a path -> pmtu.onPathHeard (a probe lost while the whole path is silent says
- *     nothing about the MTU).
+ *   a regular probe's reply -> pmtu.onPathHeard(its send time): our direction carried a small
+ *     probe sent then, so a PMTU probe lost before it is the size's fault; a probe lost while our
+ *     direction carries nothing says nothing about the MTU (hearing the peer is not enough: a
+ *     one-way cut toward it is not a small MTU, VOPR seed 22).
  *
  * Per-path sequences never use 0 for a regular probe: path.txSeq starts at 0 and is incremented
  * before use, wrapping (`>>> 0`) only after 2^32 packets, where buildProbe skips 0.

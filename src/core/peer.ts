@@ -421,7 +421,6 @@ export class Peer {
     if (path === undefined) return;
     path.rxPackets++;
     path.rxBytes += sizeBytes;
-    path.pmtu.onPathHeard(nowMs);
     switch (frame.kind) {
       case 'data': {
         const d = frame.data;
@@ -478,6 +477,8 @@ export class Peer {
       case 'probeReply': {
         const r = frame.probeReply;
         if (r.seq === PMTU_PROBE_SEQ) return onPmtuReply(this, path, r.txUs, nowMs);
+        // Our direction carried a probe sent then: what blames the size of a lost PMTU probe (peer-pmtu.ts).
+        path.pmtu.onPathHeard(r.txUs / 1000);
         path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
         if (r.report) this.takePeerReport(nowMs, path, r.report);
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));

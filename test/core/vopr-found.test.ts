@@ -87,4 +87,36 @@ describe('VOPR-found liveness bugs', () => {
     // jitter is large); now about a second and a round trip.
     expect(got[0]!.atMs).toBeLessThan(2500);
   }, 60_000);
+
+  it('a one-way cut toward a spoke does not pass for a small path MTU (seed 22 at ec2b8c4)', () => {
+    // Seed 22 (after the path MTU discovery of 9afec11): the hub -> spoke b direction of a path was
+    // cut while b -> hub still worked. The hub heard the path (b's packets), so its PMTU probes'
+    // losses counted against their size: PMTU 1500 -> 1200 (black hole, then error), and the
+    // hub's LAN got Frag Needed for its 1400-byte DF packets. Only an acknowledgement of what we
+    // sent (a probe reply) shows that the forward direction works and the size is the problem.
+    const w = new World({
+      seed: 22,
+      sites: [
+        { name: 'hub', role: 'hub', links: ['inet'], prefixes: ['10.0.0.0/16'] },
+        { name: 's1', links: ['inet'], prefixes: ['10.1.0.0/16'] },
+      ],
+      connections: [{ name: 'c', a: 's1.inet', b: 'hub.inet', delayMs: 20 }],
+    });
+    let up = 0;
+    let down = 0;
+    w.every(25, { startMs: 100, untilMs: 9000 }, () => w.site('s1').sendTun(pkt([10, 1, 0, 2], [10, 0, 0, 2], 1, up++)));
+    w.every(25, { startMs: 100, untilMs: 9000 }, () => w.site('hub').sendTun(makePacket({ src: [10, 0, 0, 2], dst: [10, 1, 0, 2], srcPort: 10002, dstPort: 5000, sizeBytes: 1400, dscp: 0, flowId: 2, seq: down++ })));
+    w.impairAt(2000, 'c', { up: false }, 'ba');
+    w.impairAt(6000, 'c', { up: true }, 'ba');
+    const hub = (): CoreEndpoint => w.site('hub').edge as unknown as CoreEndpoint;
+    let lowestPmtu = Infinity;
+    w.every(50, { startMs: 1000, untilMs: 9500 }, () => {
+      for (const p of hub().peersByName.get('s1')?.paths ?? []) lowestPmtu = Math.min(lowestPmtu, p.pmtu.currentPmtu);
+    });
+    w.runFor(9500);
+    const drops = hub().snapshot(w.nowMs).drops;
+    console.log(`hub -> s1 path MTU during and after a 4 s one-way cut: lowest ${lowestPmtu}; hub tooLarge drops ${drops.tooLarge}`);
+    expect(lowestPmtu).toBe(1500);
+    expect(drops.tooLarge).toBe(0);
+  }, 60_000);
 });

@@ -232,8 +232,9 @@ export class PmtuDiscovery {
   }
 
   /**
-   * Something (a probe reply, a data packet) arrived on the path. When the caller reports this, a
-   * lost probe counts against its size only if the path was heard after the probe left: probes
+   * The path carried what we sent at `nowMs` (the caller passes a probe reply's echoed send time).
+   * When the caller reports this, a lost probe counts against its size only if the path was heard
+   * (so) after the probe left: probes
    * lost while the whole path is down say nothing about the MTU, and a link outage must not send
    * the PMTU back to base (hosts would get Frag Needed for ten minutes of cached PMTU).
    */
