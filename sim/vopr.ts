@@ -11,6 +11,7 @@
  *   integrity    every delivered packet is byte-identical to a packet its flow sent
  *   no dups      no packet is delivered twice
  *   right site   a packet arrives only at the site its flow sends to
+ *   pmtu         no edge answers its LAN with Frag Needed (every path carries 1500 bytes)
  *   liveness     once faults stop, every flow delivers again within recoveryBoundMs (a flow
  *                through a site restarted in the faults phase: within restartRecoveryBoundMs)
  *   no crash     the engines and the World never throw
@@ -417,7 +418,13 @@ export function voprRun(seed: number, config: VoprConfig = DEFAULT_VOPR_CONFIG, 
   const onDeliver = (site: string) => (bytes: Uint8Array, atMs: number): void => {
     delivered++;
     const tag = readPacketTag(bytes);
-    if (!tag) return violate(`integrity: site ${site} got ${bytes.length} bytes at ${atMs.toFixed(1)} ms that carry no flow tag`);
+    if (!tag) {
+      // The edge's own Frag Needed for a LAN packet: no VOPR path is under 1500, so a false PMTU.
+      if (bytes.length >= 28 && bytes[0]! >> 4 === 4 && bytes[9] === 1 && bytes[20] === 3 && bytes[21] === 4) {
+        return violate(`pmtu: site ${site}'s edge answered a LAN packet with Frag Needed (MTU ${(bytes[26]! << 8) | bytes[27]!}) at ${atMs.toFixed(1)} ms, but every path carries 1500`);
+      }
+      return violate(`integrity: site ${site} got ${bytes.length} bytes at ${atMs.toFixed(1)} ms that carry no flow tag`);
+    }
     const f = byId.get(tag.flowId);
     if (!f) return violate(`integrity: site ${site} got a packet of flow ${tag.flowId}, which does not exist`);
     if (f.dest !== site) return violate(`right site: site ${site} got flow ${f.flowId} seq ${tag.seq}, which ${f.origin} sends to ${f.dest}`);
