@@ -129,6 +129,10 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
     const ls: LinkStatus = l;
     if (ls.shaperRateBps !== undefined) kv('shaper', `${fmtBpsLong(ls.shaperRateBps)}, ${fmtCount(ls.queuedPackets ?? 0)} queued, ${fmtCount(ls.queueDrops ?? 0)} tail drops`);
     if (ls.fecParitySent) kv('fec parity sent', fmtCount(ls.fecParitySent));
+    if (l.pathMtuBytes !== undefined) {
+      const search = l.pmtuPhase === 'complete' ? '' : `, ${l.pmtuPhase ?? '?'}`;
+      kv('path mtu', `${l.pathMtuBytes} (inner ${l.usableMtuBytes ?? '?'}${search}; ${fmtCount(l.pmtuProbes ?? 0)} probes, ${fmtCount(l.pmtuBlackHoles ?? 0)} black holes)`);
+    }
   }
 
   const classes: readonly ClassStatus[] = snap.classes;

@@ -76,6 +76,8 @@ describe('braid status (text)', () => {
     expect(t).toMatch(/\nlink: mpls\n {2}state: down, 1 flaps\n {2}tier: primary\n {2}remote: b-mpls:51900 \(peer's mpls\)\n/);
     expect(t).toMatch(/\nlink: inet\n {2}state: (up|degraded)/);
     expect(t).toMatch(/\nlink: lte\n/);
+    // Path MTU discovery on the World's 1500-byte paths: confirmed at the link MTU.
+    expect(t).toMatch(/\n {2}path mtu: 1500 \(inner 1413; \d+ probes, 0 black holes\)\n/);
     expect(t).toMatch(/\nclass: voice\n {2}strategy: best\n {2}flows: 8 on \w+/);
     expect(t).toMatch(/\nidle classes: control, video, signaling, business, bulk\n/);
     expect(t).toMatch(/\ntop flows sent \(\d+ largest of \d+\):\n +[\d.]+ (B|KiB|MiB) +[\d.]+ (k|M)?bit\/s +(voice|default) +\w+ +10\.1\.0\.2:\d+ > 10\.2\.0\.2:5000 udp\n/);
