@@ -237,9 +237,15 @@ export class PeerTx {
    */
   sendPmtuProbe(p: PathRuntime, datagramBytes: number, txUs: number): void {
     const frame = encodeFrame({ kind: 'probe', probe: { link: p.linkId, seq: 0, txUs, dscp: p.dscp } });
-    // Plaintext datagrams carry no AEAD tag: pad for it (benchmarks only).
-    const padded = padFrame(frame, this.encrypted ? datagramBytes : datagramBytes + AEAD_TAG_BYTES, 1, 1);
+    let padded = padFrame(frame, this.encrypted ? datagramBytes : datagramBytes + AEAD_TAG_BYTES, 1, 1);
     if (padded === undefined) return;
+    if (!this.encrypted) {
+      // Plaintext (benchmarks only): no AEAD tag, and the envelope leaves its zero fields out;
+      // wrapping costs nothing here, so measure and pad again by what is missing.
+      const short = datagramBytes - this.wrap(padded)!.length;
+      if (short !== 0) padded = padFrame(frame, datagramBytes + AEAD_TAG_BYTES + short, 1, 1);
+      if (padded === undefined) return;
+    }
     const bytes = this.wrap(padded);
     if (bytes !== undefined) this.transmit(p, p.remote, bytes, p.dscp);
   }

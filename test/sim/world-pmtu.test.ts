@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { World } from '../../sim/world.ts';
 import { flowSpec, makePacket, readPacketTag } from '../../sim/packets.ts';
 import { usableInnerMtu } from '../../src/core/wire/overhead.ts';
+import { linkTooBig } from '../../src/core/peer-pmtu.ts';
 
 const SEED = Number(process.env.BRAID_SEED ?? 20261206);
 
@@ -60,6 +61,27 @@ describe(`World: path MTU discovery and inner packets fitted to it (seed ${SEED}
     expect(delivered.has(0)).toBe(false);
     expect(w.linkStats('inet').ab.tooBig, 'no datagram over the path MTU once it was known').toBe(probesTooBig);
     expect(w.a.edge.snapshot(w.nowMs).drops.tooLarge).toBe(1);
+  });
+
+  it('probes are exactly the size they test, encrypted or not: a 1400-byte path reads 1400, a 1420-byte one 1420', () => {
+    for (const insecurePlaintext of [false, true]) {
+      for (const mtu of [1400, 1420, 1492]) {
+        const w = new World({ seed: SEED, insecurePlaintext, links: [{ name: 'inet', delayMs: 5, mtuBytes: mtu }] });
+        w.runFor(6000);
+        expect(linkSnap(w).pathMtuBytes, `${insecurePlaintext ? 'plaintext' : 'encrypted'} path MTU ${mtu}`).toBe(mtu);
+      }
+    }
+  });
+
+  it('a local EMSGSIZE (the interface MTU lowered under a running edge) lowers the link\'s paths at once', () => {
+    const w = new World({ seed: SEED, links: [{ name: 'inet', delayMs: 5 }] });
+    w.runFor(2000);
+    expect(linkSnap(w).pathMtuBytes).toBe(1500);
+    const e = w.a.edge;
+    linkTooBig(e.links, e.peersByName.values(), 0, 1400, w.nowMs);
+    expect(linkSnap(w)).toMatchObject({ pathMtuBytes: 1400, usableMtuBytes: usableInnerMtu(1400, 4) });
+    expect(e.links[0]!.mtuBytes).toBe(1400);
+    expect(w.a.edge.snapshot(w.nowMs).recentEvents.at(-1)?.message).toMatch(/path MTU 1500 -> 1400 \(packet-too-big\); inner MTU 1413 -> 1313/);
   });
 
   it('the path MTU drops to 1280 mid-run: noticed within 5 s, TCP keeps going; it grows back after the raise timer', () => {
