@@ -53,6 +53,8 @@ export interface TwoSitesOptions {
   backupLinks?: string[];
   /** Extra settings merged into both site configs. */
   extraConfig?: Record<string, unknown>;
+  /** Extra settings merged into every link of both sites (e.g. `{ bandwidthUp: '95mbit' }`). */
+  linkConfig?: Record<string, unknown>;
   /**
    * Extra node arguments per site, placed before the braid script (e.g. the overlay benchmark's
    * `['--cpu-prof', '--cpu-prof-dir', DIR]`; node writes the profile when `braid up` exits on SIGTERM).
@@ -167,7 +169,7 @@ export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
         site: `site-${site}`,
         privateKeyFile,
         tun: { name: `brt${opts.tag}${site}`.slice(0, 15), address: `${tunAddress}/24`, ...(tunAddress6 ? { address6: `${tunAddress6}/64` } : {}), mtu: opts.mtu ?? 1420 },
-        links: links.map((name, i) => ({ name, interface: me.links[i]!.ifname, bind: me.links[i]!.address, port: 51900, ...(opts.backupLinks?.includes(name) ? { costTier: 'backup' } : {}) })),
+        links: links.map((name, i) => ({ name, interface: me.links[i]!.ifname, bind: me.links[i]!.address, port: 51900, ...(opts.backupLinks?.includes(name) ? { costTier: 'backup' } : {}), ...opts.linkConfig })),
         peers: [{ name: `site-${site === 'a' ? 'b' : 'a'}`, publicKey: keys[site === 'a' ? 'b' : 'a'].publicKey, endpoints: Object.fromEntries(links.map((name, i) => [name, hostPort(peer.links[i]!.address)])) }],
         control: { socket: controlSocket },
         log: { level: opts.logLevel ?? 'info' },

@@ -35,6 +35,11 @@ import { BOND_SEQ_BYTES } from './wire/overhead.ts';
 const SEQ_BITS = 28;
 const SEQ_MASK = (1 << SEQ_BITS) - 1;
 const NO_PATH = -1;
+/** A late packet lengthens the hold bound by this share of it (at least LATE_STEP_MIN_MS)... */
+const LATE_STEP_RATIO = 0.25;
+const LATE_STEP_MIN_MS = 2;
+/** ...and the extra decays by this factor every probe interval (half-life ~3.5 s at 100 ms). */
+const LATE_EXTRA_DECAY = 0.98;
 
 /** Per bonded class: what `braid status` shows (snapshot.ts). */
 export interface BondClassSnapshot {
@@ -58,6 +63,10 @@ interface RxClass {
   reseq: Resequencer;
   last28: number;
   ext: number;
+  /** The bound from the paths' figures, and what late packets added to it (decays). */
+  baseMs: number;
+  extraMs: number;
+  lateSeen: number;
   /** Largest hold bound this class ever had (the test's invariant: no hold beyond it). */
   boundMaxMs: number;
 }
@@ -225,7 +234,8 @@ export class PeerBond {
     const c28 = seq & SEQ_MASK;
     let r = this.rxc[classId];
     if (r === undefined) {
-      r = { reseq: new Resequencer(this.boundFor(nowMs)), last28: c28, ext: c28 === 0 ? 1 : c28, boundMaxMs: 0 };
+      const baseMs = this.boundFor(nowMs);
+      r = { reseq: new Resequencer(baseMs), last28: c28, ext: c28 === 0 ? 1 : c28, baseMs, extraMs: 0, lateSeen: 0, boundMaxMs: 0 };
       r.boundMaxMs = r.reseq.getBoundMs();
       this.rxc[classId] = r;
       seq = r.ext;
@@ -245,6 +255,14 @@ export class PeerBond {
     if (pathId >= 0 && pathId < BOND_MAX_PATHS) this.lastBondRxMs[pathId] = nowMs;
     const out = r.reseq.push(nowMs, 0, seq, packet, pathId);
     for (let i = 0; i < out.length; i++) peer.host.deliverFrom(peer, out[i]!);
+    const late = r.reseq.flowCounters(0)?.late ?? r.lateSeen;
+    if (late > r.lateSeen) {
+      // A packet came after its hole was given up: the bound was shorter than the real delay
+      // difference (probes skip the data queues). Lengthen it; tick() lets it decay again.
+      r.lateSeen = late;
+      r.extraMs = Math.min(RESEQ_MAX_BOUND_MS, r.extraMs + Math.max(LATE_STEP_MIN_MS, (r.baseMs + r.extraMs) * LATE_STEP_RATIO));
+      this.setBound(r);
+    }
     this.rearm();
   }
 
@@ -295,11 +313,17 @@ export class PeerBond {
     for (const r of this.rxc) {
       if (r === undefined) continue;
       if (bound < 0) bound = this.boundFor(nowMs);
-      r.reseq.setBoundMs(bound);
-      r.boundMaxMs = Math.max(r.boundMaxMs, r.reseq.getBoundMs());
+      r.baseMs = bound;
+      r.extraMs *= LATE_EXTRA_DECAY;
+      this.setBound(r);
       r.reseq.forgetIdle(nowMs);
     }
     this.rearm();
+  }
+
+  private setBound(r: RxClass): void {
+    r.reseq.setBoundMs(r.baseMs + r.extraMs);
+    r.boundMaxMs = Math.max(r.boundMaxMs, r.reseq.getBoundMs());
   }
 
   /** Released at once (the peer went away or restarted): what is held goes out in order. */

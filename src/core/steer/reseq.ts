@@ -199,6 +199,11 @@ export class Resequencer {
     }
   }
 
+  /** One flow's live counters (no copy; undefined when the flow is not tracked). */
+  flowCounters(flowKey: number): Readonly<ReseqCounters> | undefined {
+    return this.flows.get(flowKey)?.c;
+  }
+
   snapshot(maxFlows = 16): ReseqSnapshot & { top: ReseqFlowSnapshot[] } {
     const totals = { ...this.retired };
     const all: ReseqFlowSnapshot[] = [];
