@@ -119,4 +119,31 @@ describe('VOPR-found liveness bugs', () => {
     expect(lowestPmtu).toBe(1500);
     expect(drops.tooLarge).toBe(0);
   }, 60_000);
+
+  it('a path whose direction toward the hub never carried anything does not pass for a small path MTU (seed 153)', () => {
+    // Seed 153: spoke b restarted while its sat uplink was cut one way; the new path never got a
+    // probe reply, and a path never heard counted every lost PMTU probe against the size: 1500 ->
+    // 1200, and b's LAN got Frag Needed for its 1400-byte DF packets.
+    const w = new World({
+      seed: 153,
+      sites: [
+        { name: 'hub', role: 'hub', links: ['inet', 'sat'], prefixes: ['10.0.0.0/16'] },
+        { name: 's1', links: ['inet', 'sat'], prefixes: ['10.1.0.0/16'] },
+      ],
+      connections: [
+        { name: 'inet', a: 's1.inet', b: 'hub.inet', delayMs: 20 },
+        { name: 'sat', a: 's1.sat', b: 'hub.sat', delayMs: 40, ab: { up: false } },
+      ],
+    });
+    const s1 = (): CoreEndpoint => w.site('s1').edge as unknown as CoreEndpoint;
+    let lowestPmtu = Infinity;
+    w.every(50, { startMs: 500, untilMs: 6000 }, () => {
+      for (const p of s1().peersByName.get('hub')?.paths ?? []) if (p.name === 'sat') lowestPmtu = Math.min(lowestPmtu, p.pmtu.currentPmtu);
+    });
+    w.runFor(6000);
+    const sat = s1().peersByName.get('hub')!.paths.find((p) => p.name === 'sat')!;
+    console.log(`s1 sat (uplink cut from the start): lowest path MTU ${lowestPmtu}, ${sat.pmtu.probesSent} PMTU probes sent, ${sat.pmtu.probesUnattributed} losses not blamed on the size`);
+    expect(sat.pmtu.probesSent).toBeGreaterThan(0);
+    expect(lowestPmtu).toBe(1500);
+  }, 60_000);
 });

@@ -156,7 +156,11 @@ export function pathFamily(remote: Endpoint | undefined): IpFamily {
  */
 export function newPmtu(remote: Endpoint | undefined, linkMtuBytes: number, maxDatagramBytes: number, nowMs: number): PmtuDiscovery {
   const family = pathFamily(remote);
-  return new PmtuDiscovery({ family, maxMtuBytes: Math.min(linkMtuBytes, maxDatagramBytes + outerHeaderBytes(family)) }, nowMs);
+  const pmtu = new PmtuDiscovery({ family, maxMtuBytes: Math.min(linkMtuBytes, maxDatagramBytes + outerHeaderBytes(family)) }, nowMs);
+  // Probe replies say when the path carries what we send (peer-pmtu.ts); until the first, a lost
+  // probe is not the size's fault (a path whose direction is cut from the start: VOPR seed 153).
+  pmtu.onPathHeard(-Infinity);
+  return pmtu;
 }
 
 /** The endpoint moved: a new address family is a new path as far as its MTU goes. */
