@@ -31,6 +31,8 @@
  *   Short window ~1 s (fast reaction), long window ~30 s (what the dashboard shows).
  */
 
+import { lossUpperBound } from './loss-bounds.ts';
+
 export const SHORT_WINDOW_MS = 1000;
 export const LONG_WINDOW_MS = 30_000;
 /** Ring of recent RTT samples for percentiles (30 s of 100 ms probes). */
@@ -482,25 +484,47 @@ export class PathStats {
   }
 
   /**
-   * Loss of the us -> peer direction over the shortest window that is at least `minWindowMs` long
-   * and holds at least `minPackets` settled packets, looking back no further than `maxWindowMs`.
-   * Undefined when that much evidence is not there yet. Every loss counts (no minimum), so this is
-   * for judging recovery: 0 lost of 50 probes says little about a 1% threshold, 0 of 125 does.
+   * Lost and sent packets of the us -> peer direction over about the last `windowMs` (the same
+   * window as txLossRatio), for confidence bounds; undefined with too few samples.
    */
-  txLossEvidence(nowMs: number, minWindowMs: number, maxWindowMs: number, minPackets: number): number | undefined {
+  txLossCounts(nowMs: number, windowMs: number): { lost: number; sent: number } | undefined {
     const n = this.reports.length;
     if (n < 2) return undefined;
     const last = this.reports[n - 1]!;
-    if (nowMs - last.atMs > minWindowMs + LONG_WINDOW_MS) return undefined;
+    if (nowMs - last.atMs > windowMs + LONG_WINDOW_MS) return undefined;
+    let first = last;
+    for (let i = n - 2; i >= 0; i--) {
+      first = this.reports[i]!;
+      if (last.atMs - first.atMs >= windowMs) break;
+    }
+    const sent = (last.highestSeq - first.highestSeq) >>> 0;
+    if (sent < MIN_LOSS_SAMPLES) return undefined;
+    return { lost: sent - Math.min((last.received - first.received) >>> 0, sent), sent };
+  }
+
+  /**
+   * The lowest upper confidence bound (Wilson, `z`) on the us -> peer loss over the windows that
+   * end at the last report, are at least `minWindowMs` long and start no more than `maxWindowMs`
+   * ago: "the loss is below this, with confidence, over some recent stretch". 1 when no such window
+   * holds a packet. Every loss counts: this judges recovery.
+   */
+  txLossBestUpperBound(nowMs: number, minWindowMs: number, maxWindowMs: number, z: number): number {
+    const n = this.reports.length;
+    let best = 1;
+    if (n < 2) return best;
+    const last = this.reports[n - 1]!;
+    if (nowMs - last.atMs > minWindowMs + LONG_WINDOW_MS) return best;
     for (let i = n - 2; i >= 0; i--) {
       const first = this.reports[i]!;
-      if (nowMs - first.atMs > maxWindowMs) return undefined;
-      const expected = (last.highestSeq - first.highestSeq) >>> 0;
-      if (last.atMs - first.atMs < minWindowMs || expected < minPackets) continue;
-      const received = (last.received - first.received) >>> 0;
-      return Math.max(0, Math.min(1, 1 - received / expected));
+      if (nowMs - first.atMs > maxWindowMs) break;
+      if (last.atMs - first.atMs < minWindowMs) continue;
+      const sent = (last.highestSeq - first.highestSeq) >>> 0;
+      if (sent === 0) continue;
+      const lost = sent - Math.min((last.received - first.received) >>> 0, sent);
+      const ub = lossUpperBound(lost, sent, z);
+      if (ub < best) best = ub;
     }
-    return undefined;
+    return best;
   }
 
   /** Loss of the us -> peer direction since the first report (the whole session). */

@@ -181,27 +181,62 @@ describe('PathStats loss evidence for SLA re-entry', () => {
     }
     return t;
   }
+  /** More reports after `feed` (time `t0`, `sent0` packets so far, all received so far but the lost). */
+  function feed2(s: PathStats, t0: number, reports: number, perReport: number, lostEvery: number, sent0: number): number {
+    const last = (s as unknown as { reports: { received: number; highestSeq: number }[] }).reports.at(-1)!;
+    let sent = last.highestSeq;
+    let received = last.received;
+    let t = t0;
+    void sent0;
+    for (let r = 0; r < reports; r++) {
+      t += 100;
+      for (let i = 0; i < perReport; i++) {
+        sent++;
+        if (sent % lostEvery !== 0) received++;
+      }
+      s.onPeerReport(t, received, sent);
+    }
+    return t;
+  }
 
-  it('wants the packets the threshold needs: 50 probes are not enough to judge 0.8%', () => {
+  it('an idle path needs the packets the bound needs: 0 lost of 60 probes proves nothing about 1%, 0 of 200 does', () => {
     const s = new PathStats();
-    const now = feed(s, 60, 1, 1_000_000); // 6 s of an idle path, 60 probes, none lost
-    expect(s.txLossEvidence(now, 5000, 30_000, 125)).toBeUndefined();
-    expect(s.txLossEvidence(now, 5000, 30_000, 50)).toBe(0);
+    let now = feed(s, 60, 1, 1_000_000); // 6 s of an idle path, 60 probes, none lost
+    expect(s.txLossBestUpperBound(now, 5000, 30_000, 1)).toBeGreaterThan(0.01);
+    now = feed2(s, now, 140, 1, 1_000_000, 60); // 20 s, 200 probes
+    expect(s.txLossBestUpperBound(now, 5000, 30_000, 1)).toBeLessThan(0.01);
   });
 
-  it('looks back further to find the packets, but never past maxWindowMs', () => {
+  it('0.9% loss does not pass for under 1% where a point estimate under 0.8% did (1 lost of 125)', () => {
     const s = new PathStats();
-    const now = feed(s, 200, 1, 50); // 20 s at 10/s, 2% lost
-    const loss = s.txLossEvidence(now, 5000, 30_000, 125)!;
-    expect(loss).toBeGreaterThan(0.01);
-    expect(loss).toBeLessThan(0.03);
-    expect(s.txLossEvidence(now, 5000, 8000, 125)).toBeUndefined();
+    const now = feed(s, 125, 1, 125); // 125 probes, 1 lost: reads 0.8%
+    expect(s.txLossRatio(now, 12_500)).toBeLessThan(0.0081);
+    expect(s.txLossBestUpperBound(now, 5000, 30_000, 1)).toBeGreaterThan(0.01);
+  });
+
+  it('looks back no further than maxWindowMs and no shorter than minWindowMs', () => {
+    const s = new PathStats();
+    let now = feed(s, 100, 20, 50); // 10 s at 200/s, 2% lost
+    now = feed2(s, now, 20, 20, 1_000_000, 100 * 20); // then 2 s clean (400 packets)
+    // Every window of 5 s or more holds 3 s or more of the 2% loss: over 1%.
+    expect(s.txLossBestUpperBound(now, 5000, 30_000, 1)).toBeGreaterThan(0.01);
+    // From 1.5 s on, the 2 s clean window counts: 0 lost of 400, bound 0.47%.
+    expect(s.txLossBestUpperBound(now, 1500, 30_000, 1)).toBeLessThan(0.005);
+    // Looking back only 1 s, no window is 1.5 s long.
+    expect(s.txLossBestUpperBound(now, 1500, 1000, 1)).toBe(1);
   });
 
   it('under traffic the minimum window is enough', () => {
     const s = new PathStats();
     const now = feed(s, 100, 20, 1000); // 200 packets/s, 0.1% lost
-    const loss = s.txLossEvidence(now, 5000, 30_000, 125)!;
-    expect(loss).toBeLessThan(0.008);
+    expect(s.txLossBestUpperBound(now, 5000, 30_000, 1)).toBeLessThan(0.005);
+  });
+
+  it('counts lost and sent over a window', () => {
+    const s = new PathStats();
+    const now = feed(s, 100, 20, 100); // 1% lost
+    const c = s.txLossCounts(now, 3000)!;
+    expect(c.sent).toBe(600);
+    expect(c.lost).toBe(6);
   });
 });
