@@ -47,6 +47,11 @@ export interface TwoSitesOptions {
   mtu?: number;
   /** IPv6-only underlay: the links have IPv6 addresses only, bound and reached over IPv6 (createTopology family 6). */
   underlayIpv6?: boolean;
+  /**
+   * Dual-stack underlay: the links have both families, every link is bound to '::' (one socket for
+   * both), site a reaches b over IPv6 and site b reaches a over IPv4 (createTopology family 'dual').
+   */
+  underlayDual?: boolean;
   /** Give each TUN an IPv6 address too (fd99::1/64, fd99::2/64) for IPv6 inner traffic. */
   innerIpv6?: boolean;
   /** Links in the backup cost tier (default: every link primary). */
@@ -127,7 +132,7 @@ export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
     throw new Error(`startTwoSites: the given topology has ${opts.topo.a.links.length} links, links has ${links.length}`);
   }
   const ownTopo = opts.topo === undefined;
-  const topo = opts.topo ?? (await createTopology({ tag: opts.tag, links, ...(opts.underlayIpv6 ? { family: 6 as const } : {}) }));
+  const topo = opts.topo ?? (await createTopology({ tag: opts.tag, links, ...(opts.underlayIpv6 ? { family: 6 as const } : opts.underlayDual ? { family: 'dual' as const } : {}) }));
   const stopTimeoutMs = opts.stopTimeoutMs ?? 3000;
   const dir = mkdtempSync(join(tmpdir(), `braid-${opts.tag}-`));
   const procs: ChildProcess[] = [];
@@ -169,8 +174,8 @@ export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
         site: `site-${site}`,
         privateKeyFile,
         tun: { name: `brt${opts.tag}${site}`.slice(0, 15), address: `${tunAddress}/24`, ...(tunAddress6 ? { address6: `${tunAddress6}/64` } : {}), mtu: opts.mtu ?? 1420 },
-        links: links.map((name, i) => ({ name, interface: me.links[i]!.ifname, bind: me.links[i]!.address, port: 51900, ...(opts.backupLinks?.includes(name) ? { costTier: 'backup' } : {}), ...opts.linkConfig })),
-        peers: [{ name: `site-${site === 'a' ? 'b' : 'a'}`, publicKey: keys[site === 'a' ? 'b' : 'a'].publicKey, endpoints: Object.fromEntries(links.map((name, i) => [name, hostPort(peer.links[i]!.address)])) }],
+        links: links.map((name, i) => ({ name, interface: me.links[i]!.ifname, bind: opts.underlayDual ? '::' : me.links[i]!.address, port: 51900, ...(opts.backupLinks?.includes(name) ? { costTier: 'backup' } : {}), ...opts.linkConfig })),
+        peers: [{ name: `site-${site === 'a' ? 'b' : 'a'}`, publicKey: keys[site === 'a' ? 'b' : 'a'].publicKey, endpoints: Object.fromEntries(links.map((name, i) => [name, hostPort(opts.underlayDual && site === 'a' ? peer.links[i]!.address6! : peer.links[i]!.address)])) }],
         control: { socket: controlSocket },
         log: { level: opts.logLevel ?? 'info' },
         ...opts.extraConfig,

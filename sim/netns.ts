@@ -20,6 +20,8 @@ export interface SiteLink {
   ifname: string;
   /** Address of this end: IPv4, or IPv6 (no brackets) in a `family: 6` topology. */
   address: string;
+  /** The IPv6 address too, in a `family: 'dual'` topology (address is the IPv4 one). */
+  address6?: string;
 }
 
 export interface TopoSite {
@@ -66,9 +68,9 @@ export async function cleanupStale(tag: string): Promise<void> {
  * Creates namespaces `brt-<tag>-a` and `brt-<tag>-b` and one veth pair per link; link i gets
  * 10.<200+i>.<subnet>.1 (site a) and .2 (site b) on a /24, where subnet is derived from the tag.
  * With `family: 6` the links are IPv6 only: fd00:<200+i>:<subnet>::1 and ::2 on a /64 (no DAD, so
- * usable at once), no IPv4 address at all.
+ * usable at once), no IPv4 address at all; with `family: 'dual'` both.
  */
-export async function createTopology(opts: { tag: string; links: string[]; subnet?: number; family?: 4 | 6 }): Promise<Topology> {
+export async function createTopology(opts: { tag: string; links: string[]; subnet?: number; family?: 4 | 6 | 'dual' }): Promise<Topology> {
   if (!/^[a-z0-9]{1,6}$/.test(opts.tag)) throw new Error('topology tag: 1-6 lowercase letters/digits (interface names are at most 15 chars)');
   if (opts.links.length > 8) throw new Error('topology: at most 8 links');
   const tag = opts.tag;
@@ -97,6 +99,7 @@ export async function createTopology(opts: { tag: string; links: string[]; subne
       const ifname = `wan${i}`;
       await sh(['ip', 'link', 'add', tmpA, 'netns', nsA, 'type', 'veth', 'peer', 'name', tmpB, 'netns', nsB]);
       const v6 = opts.family === 6;
+      const dual = opts.family === 'dual';
       const addrA = v6 ? `fd00:${200 + i}:${subnet}::1` : `10.${200 + i}.${subnet}.1`;
       const addrB = v6 ? `fd00:${200 + i}:${subnet}::2` : `10.${200 + i}.${subnet}.2`;
       for (const [ns, tmp, addr] of [
@@ -105,10 +108,11 @@ export async function createTopology(opts: { tag: string; links: string[]; subne
       ] as const) {
         await sh(['ip', '-n', ns, 'link', 'set', tmp, 'name', ifname]);
         await sh(['ip', '-n', ns, 'addr', 'add', ...(v6 ? [`${addr}/64`, 'dev', ifname, 'nodad'] : [`${addr}/24`, 'dev', ifname])]);
+        if (dual) await sh(['ip', '-n', ns, 'addr', 'add', `fd00:${200 + i}:${subnet}::${ns === nsA ? 1 : 2}/64`, 'dev', ifname, 'nodad']);
         await sh(['ip', '-n', ns, 'link', 'set', ifname, 'up']);
       }
-      a.links.push({ name, ifname, address: addrA });
-      b.links.push({ name, ifname, address: addrB });
+      a.links.push({ name, ifname, address: addrA, ...(dual ? { address6: `fd00:${200 + i}:${subnet}::1` } : {}) });
+      b.links.push({ name, ifname, address: addrB, ...(dual ? { address6: `fd00:${200 + i}:${subnet}::2` } : {}) });
     }
   } catch (e) {
     await destroy();
