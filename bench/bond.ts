@@ -15,12 +15,16 @@
  * path really carries 70 Mbit/s, the scheduler believes 100; 250 offered), and 20 + 80 ms paths
  * with 1% loss on the slow one (190 offered). `sticky` is today's per-flow pinning: everything on
  * the fastest path.
+ * As root it then runs the namespace part (bench/bond-ns.ts: real `braid up` over three tbf-shaped
+ * 100 Mbit/s links, iperf3; about 2 minutes); BENCH_BOND_NS=0 skips it.
  * Run: node bin/run-ts.js bench/bond.ts, or `npm run bench -- bond`. Last stdout lines: figures.
  */
 import { writeFileSync } from 'node:fs';
 import { BondScheduler, type BondPath, type BondSchedulerKind } from '../src/core/steer/bond.ts';
 import { Resequencer, bondBoundMs } from '../src/core/steer/reseq.ts';
 import { SeededRng } from '../src/core/rng.ts';
+import { isRoot } from '../sim/netns.ts';
+import { runNamespaceBench } from './bond-ns.ts';
 
 const PACKET_BYTES = 1400;
 const DURATION_MS = 5000;
@@ -221,6 +225,10 @@ for (const sc of SCENARIOS) {
   figures.push({ bench: `bond-model-${sc.name}-depth-max`, value: eat.depthMax, unit: 'packets', peers: { wrr: wrr.depthMax } });
 }
 
+const ns = isRoot() && process.env['BENCH_BOND_NS'] !== '0' ? await runNamespaceBench((s) => process.stderr.write(s)) : undefined;
+if (ns === undefined) process.stderr.write('bond: namespace part skipped (needs root; BENCH_BOND_NS=0 skips it too)\n');
+else figures.push(...ns.figures);
+
 const notesFile = process.env['BENCH_NOTES_FILE'];
 if (notesFile) {
   writeFileSync(
@@ -241,6 +249,18 @@ if (notesFile) {
       '| scenario | scheduler | Mbit/s | share per path % | reseq wait mean / p99 / max ms | held mean / max | one-way ms | holes skipped at the bound / on evidence / late | queue drops |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
       ...rows,
+      '',
+      ...(ns === undefined
+        ? ['Namespace part (bond-ns-*) not run: needs root.']
+        : [
+            'Namespaces (bench/bond-ns.ts, `bond-ns-*`): two `braid up` over three veth links shaped to 100 Mbit/s each with tbf on both ends, Braid\'s shaper at 95 Mbit/s',
+            '(bandwidthUp), iperf3 TCP through the overlay, the default class bonded (`strategy: bond`) or balanced; Mbit/s received. On this 2-core box shared with other',
+            "engineers' work the tunnel is CPU-bound, so these are low: rerun on a quiet box with `sudo npm run bench -- bond`.",
+            '',
+            '| run | | | |',
+            '| --- | --- | --- | --- |',
+            ...ns.rows,
+          ]),
       '',
     ].join('\n'),
   );

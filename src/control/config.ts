@@ -271,7 +271,7 @@ export function validateConfig(doc: unknown, source: string): BraidConfig {
   }
   for (const name of NO_BOND_CLASSES) {
     if (cfg.classes?.[name as ClassName]?.strategy !== 'bond') continue;
-    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: classes.${name}.strategy: ${name} may not bond: the receiver holds bonded packets up to the links' delay difference to put them in order, a delay a call cannot take`, {
+    throw new BraidError(ErrorCode.CONFIG_INVALID, `config ${source}: classes.${name}.strategy: ${name} may not bond: the receiver holds bonded packets up to the links' delay difference to put them in order, a delay calls and network control cannot take`, {
       field: `classes.${name}.strategy`,
       fix: `use best or duplicate for ${name}; bond suits default, bulk and business`,
     });
