@@ -140,6 +140,8 @@ const classOverrideSchema = z.strictObject({
       weight: z.number().int().min(1).max(100).optional(),
       maxPackets: z.number().int().min(1).max(MAX_QUEUE_PACKETS).optional(),
       maxBytes: z.number().int().min(1500).optional(),
+      /** CoDel on this class's queue of a shaped link (WFQ classes): the sojourn target in ms, e.g. 5. */
+      codelTargetMs: z.number().min(0.5).max(1000).optional(),
     })
     .optional(),
 });

@@ -276,7 +276,7 @@ export class Endpoint implements PeerHost {
     const slot = this.router.lookup(packet, info.ipVersion, info.dstAt);
     const peer = slot === NO_PEER ? undefined : this.peerSlots[slot];
     if (peer === undefined) return this.drop('noRoute');
-    peer.sendInner(nowMs, packet, info, this.classify(nowMs, packet, info));
+    peer.sendInner(nowMs, packet, info, this.classify(nowMs, packet, info), this.rules.lastMatch);
     this.touch(peer);
   }
 

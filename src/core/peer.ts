@@ -261,9 +261,9 @@ export class Peer {
   }
 
   /** An inner packet routed to this peer: flow, MTU, FEC, then out on its path(s). */
-  sendInner(nowMs: number, packet: Uint8Array, info: InnerInfo, classId: number): void {
+  sendInner(nowMs: number, packet: Uint8Array, info: InnerInfo, classId: number, rule?: FlowEntry['rule']): void {
     const host = this.host;
-    const flow = this.steering.flowFor(nowMs, packet, info, classId);
+    const flow = this.steering.flowFor(nowMs, packet, info, classId, rule);
     flow.packets++;
     flow.bytes += packet.length;
     this.txInnerPackets++;

@@ -127,6 +127,7 @@ export function buildSnapshot(ep: Endpoint, nowMs: number): EdgeSnapshot {
     recentEvents: ep.events.recent.slice(),
     peers: peers.map((p) => peerSnapshot(ep, p, nowMs)),
     ...bondStatus(peers, many),
+    ...(ep.rules.size > 0 ? { rules: ep.rules.counters() } : {}),
   };
 }
 

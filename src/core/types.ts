@@ -1,4 +1,5 @@
 /** Types shared by the core's inputs and outputs (the Edge's public surface). */
+import type { RuleCounters } from './steer/rules.ts';
 
 /** A UDP endpoint as the shell knows it. The core treats it as opaque, compares by value. */
 export interface Endpoint {
@@ -95,6 +96,8 @@ export interface FlowSnapshot {
   /** "10.1.0.5:5060 > 10.2.0.9:5060 udp". */
   flow: string;
   class: string;
+  /** The application rule that chose the class (config `rules:`); absent when the DSCP did. */
+  rule?: string;
   /** Its path, or both paths of a duplicated class ("mpls+inet"). */
   links: string;
   packets: number;
@@ -295,6 +298,8 @@ export interface EdgeSnapshot {
   peers?: PeerSnapshot[];
   /** Bonded classes per peer (present when a class bonds or a peer bonds towards us). */
   bond?: BondClassStatus[];
+  /** Application rules in match order with what each matched (present when rules are configured). */
+  rules?: RuleCounters[];
 }
 
 /** One remote site as `braid status` shows it. */

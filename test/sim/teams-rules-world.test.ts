@@ -17,7 +17,16 @@ import type { RuleSpec } from '../../src/core/steer/rules.ts';
 const SEED = Number(process.env.BRAID_SEED ?? 16);
 const PACKETS = 500;
 
-function run(rules: readonly RuleSpec[] | undefined): { a: Record<string, number>; b: Record<string, number>; delivered: { a: number; b: number }; topA: string[] } {
+interface Run {
+  a: Record<string, number>;
+  b: Record<string, number>;
+  delivered: { a: number; b: number };
+  topA: string[];
+  /** Site a's rules that matched anything, as the snapshot counts them. */
+  rulesA: { name: string; class?: string; packets: number; bytes: number; flows: number }[] | undefined;
+}
+
+function run(rules: readonly RuleSpec[] | undefined): Run {
   const w = new World({
     seed: SEED,
     links: [
@@ -47,7 +56,8 @@ function run(rules: readonly RuleSpec[] | undefined): { a: Record<string, number
     a: classes('a'),
     b: classes('b'),
     delivered: { a: w.a.deliveredCount, b: w.b.deliveredCount },
-    topA: w.a.edge.snapshot(w.nowMs).topFlows.map((f) => `${f.flow} ${f.class}`),
+    topA: w.a.edge.snapshot(w.nowMs).topFlows.map((f) => `${f.flow} ${f.class}${f.rule !== undefined ? ` rule=${f.rule}` : ''}`),
+    rulesA: w.a.edge.snapshot(w.nowMs).rules?.filter((r) => r.packets > 0),
   };
 }
 
@@ -68,7 +78,16 @@ describe(`shipped catalogue classifies unmarked Teams media as voice (World, see
     // The far site classifies the relay's replies (source port 3479) as voice as well.
     expect(withRules.b['voice']).toBe(PACKETS);
     expect(withRules.b['default']).toBe(2 * PACKETS);
-    expect(withRules.topA.some((f) => f.includes(':50004 ') && f.endsWith(' voice'))).toBe(true);
+    // The flows view names the rule that chose the class; flows classified by DSCP name none.
+    const teamsFlow = withRules.topA.find((f) => f.includes(':50004 '));
+    expect(teamsFlow).toMatch(/ voice rule=\S+$/);
+    expect(withRules.topA.filter((f) => f.includes(' rule='))).toHaveLength(1);
+    // Per-rule counters: one rule matched, its 500 packets of 200 bytes, in one flow.
+    console.log(`  rules matched at a: ${JSON.stringify(withRules.rulesA)}`);
+    expect(withRules.rulesA).toHaveLength(1);
+    expect(withRules.rulesA![0]).toMatchObject({ class: 'voice', packets: PACKETS, bytes: 200 * PACKETS, flows: 1 });
+    expect(teamsFlow).toContain(`rule=${withRules.rulesA![0]!.name}`);
+    expect(without.rulesA).toBeUndefined();
     // Without the catalogue the same unmarked packets are default, all of them.
     expect(without.a['voice']).toBeUndefined();
     expect(without.a['default']).toBe(3 * PACKETS);

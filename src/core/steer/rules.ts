@@ -9,7 +9,8 @@
  *   2. the addresses and ports are read once into numbers (IPv4: one uint32 each; IPv6: four)
  *   3. rules are tried in order; within a rule every given field must match (AND), and a field
  *      given as a list matches when any entry does (OR); the first matching rule wins
- *   4. its counters go up (packets, bytes); the caller gets its index, class and DSCP
+ *   4. its counters go up (packets, bytes; steering counts the flows it starts); the caller gets
+ *      its index, class and DSCP
  *
  * Compiled for speed: RuleSet turns the specs into flat typed arrays once (at config load or
  * reload); matching allocates nothing and reads the packet in place. Measured in bench/rules.ts
@@ -65,14 +66,27 @@ export interface RuleSpec {
 /** Per-rule counters, in rule order. */
 export interface RuleCounters {
   name: string;
+  /** The class the rule sets (absent when it sets only a DSCP: that DSCP's class follows). */
+  class?: ClassName;
+  /** Packets and bytes the rule classified (LAN -> WAN, before remarking). */
   packets: number;
   bytes: number;
+  /** Flows the rule started: new flows, and flows it moved to another class. */
+  flows: number;
+}
+
+/** A rule as flows remember it: its name, and the flows it started (new, or moved to its class). */
+export interface RuleRef {
+  readonly name: string;
+  flows: number;
 }
 
 /** What classifyInner decided for one packet. Reused: valid until the next call. */
 export interface RuleVerdict {
   /** Index of the matching rule, -1 when none matched (classified by DSCP). */
   rule: number;
+  /** The matching rule's ref, undefined when none matched. */
+  ref: RuleRef | undefined;
   classId: ClassId;
   /** The packet's DSCP after the rule (remarked or as it arrived). */
   dscp: number;
@@ -185,9 +199,11 @@ export class RuleSet {
   /** Counters per rule. */
   readonly packets: Float64Array;
   readonly bytes: Float64Array;
+  /** Per rule: its name and the flows it started (steering counts them, flow-table.ts FlowEntry.rule). */
+  readonly refs: RuleRef[];
   /** Scratch for an IPv6 address (src words 0..3, dst 4..7). */
   private readonly addr6 = new Uint32Array(8);
-  private readonly verdict: RuleVerdict = { rule: -1, classId: 0, dscp: 0, remark: false };
+  private readonly verdict: RuleVerdict = { rule: -1, ref: undefined, classId: 0, dscp: 0, remark: false };
 
   constructor(specs: readonly RuleSpec[]) {
     if (specs.length > MAX_RULES) bad(String(specs.length), `at most ${MAX_RULES} rules`);
@@ -210,6 +226,7 @@ export class RuleSet {
     this.hasAddr = new Uint8Array(n);
     this.packets = new Float64Array(n);
     this.bytes = new Float64Array(n);
+    this.refs = this.names.map((name) => ({ name, flows: 0 }));
     const v4: number[] = [];
     const v6: number[] = [];
     const ports: number[] = [];
@@ -304,6 +321,7 @@ export class RuleSet {
     const v = this.verdict;
     const r = this.match(packet, info);
     v.rule = r;
+    v.ref = this.refs[r];
     if (r < 0) {
       v.dscp = info.dscp;
       v.classId = classOfDscp(info.dscp);
@@ -318,6 +336,11 @@ export class RuleSet {
     const sc = this.setClass[r]!;
     v.classId = sc >= 0 ? sc : classOfDscp(v.dscp);
     return v;
+  }
+
+  /** The rule the last classifyInner matched (undefined: none, the DSCP classified the packet). */
+  get lastMatch(): RuleRef | undefined {
+    return this.verdict.ref;
   }
 
   /** Index of the first matching rule, or -1. Counts nothing. */
@@ -415,7 +438,10 @@ export class RuleSet {
 
   /** Counters per rule, in order (for the snapshot, status and metrics). */
   counters(): RuleCounters[] {
-    return this.names.map((name, i) => ({ name, packets: this.packets[i]!, bytes: this.bytes[i]! }));
+    return this.names.map((name, i) => {
+      const c = this.setClass[i]!;
+      return { name, ...(c >= 0 ? { class: CLASS_NAMES[c]! } : {}), packets: this.packets[i]!, bytes: this.bytes[i]!, flows: this.refs[i]!.flows };
+    });
   }
 
   /** After a reload: keep the counts of rules that kept their name and position. */
@@ -425,6 +451,7 @@ export class RuleSet {
       if (this.names[i] !== old.names[i]) continue;
       this.packets[i] = old.packets[i]!;
       this.bytes[i] = old.bytes[i]!;
+      this.refs[i]!.flows = old.refs[i]!.flows;
     }
   }
 }

@@ -22,6 +22,7 @@ import type { EventFields } from '../events.ts';
 import { formatFlowTuple, type InnerInfo } from '../inner.ts';
 import type { Rng } from '../rng.ts';
 import { FlowTable } from './flow-table.ts';
+import type { RuleRef } from './rules.ts';
 import { effectiveState, pathMetrics, pathName, pathUsable, type PathRuntime } from '../pathmon/path.ts';
 import { LONG_WINDOW_MS, SHORT_WINDOW_MS } from '../pathmon/path-stats.ts';
 import { lossLowerBound, lossUpperBound } from '../pathmon/loss-bounds.ts';
@@ -79,6 +80,8 @@ export interface FlowEntry {
   createdMs: number;
   packets: number;
   bytes: number;
+  /** The application rule that classified the flow's latest packet (undefined: its DSCP did). */
+  rule: RuleRef | undefined;
   /** strategy bond: packets sent per path id (the flow's share per path in `braid status`). */
   bondPathPackets?: number[];
   /**
@@ -131,13 +134,16 @@ export class Steering {
   }
 
   /** The packet's flow entry, created or re-steered as needed. Hot path: one keyed lookup. */
-  flowFor(nowMs: number, packet: Uint8Array, info: InnerInfo, classId: number): FlowEntry {
+  flowFor(nowMs: number, packet: Uint8Array, info: InnerInfo, classId: number, rule?: RuleRef): FlowEntry {
     let flow = this.flows.lookup(nowMs, packet, info);
     if (flow && flow.classId === classId) {
       if (flow.movePath >= 0 && nowMs - flow.lastSeenMs >= flow.moveGapMs) this.applyMove(nowMs, flow);
       flow.lastSeenMs = nowMs;
+      flow.rule = rule;
       return flow;
     }
+    // A flow starts (new, or moved to another class): the rule that chose its class counts it.
+    if (rule) rule.flows++;
     const hash = flow ? flow.hash : this.flows.hashOf(packet, info);
     const sel = selectPaths(this.candidates(nowMs, classId), this.host.policies()[classId]!.strategy, hash);
     if (flow) {
@@ -146,9 +152,10 @@ export class Steering {
       flow.path = sel.primary;
       flow.path2 = sel.secondary;
       flow.lastSeenMs = nowMs;
+      flow.rule = rule;
       return flow;
     }
-    flow = { hash, classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs, createdMs: nowMs, packets: 0, bytes: 0, movePath: -1, moveGapMs: 0 };
+    flow = { hash, classId, path: sel.primary, path2: sel.secondary, lastSeenMs: nowMs, createdMs: nowMs, packets: 0, bytes: 0, movePath: -1, moveGapMs: 0, rule };
     this.flows.insert(nowMs, packet, info, flow);
     return flow;
   }
@@ -416,6 +423,7 @@ export class Steering {
       return {
         flow: formatFlowTuple(tuple),
         class: CLASS_NAMES[f.classId]!,
+        ...(f.rule !== undefined ? { rule: f.rule.name } : {}),
         links: this.pathLabel(f.path, f.path2),
         packets: f.packets,
         bytes: f.bytes,

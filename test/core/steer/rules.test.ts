@@ -100,11 +100,14 @@ describe('application rules', () => {
     const other = ipv4Packet({ src: '10.1.0.5', dst: '10.2.0.9', protocol: 17, sport: 1, dport: 2 });
     rs.classifyInner(other, parsed(other));
     const c = rs.counters();
-    expect(c.find((r) => r.name === 'rtp')).toEqual({ name: 'rtp', packets: 5, bytes: 1000 });
+    expect(c.find((r) => r.name === 'rtp')).toEqual({ name: 'rtp', class: 'voice', packets: 5, bytes: 1000, flows: 0 });
+    expect(c.find((r) => r.name === 'backup-src')!.class).toBeUndefined(); // sets only a DSCP
     expect(c.reduce((s, r) => s + r.packets, 0)).toBe(5);
     const next = new RuleSet(RULES);
+    rs.refs[2]!.flows = 2; // steering counts the flows a rule starts (World test: teams-rules-world)
     next.carryCountersFrom(rs);
     expect(next.counters()[2]!.packets).toBe(5);
+    expect(next.counters()[2]!.flows).toBe(2);
     const reordered = new RuleSet([RULES[2]!, ...RULES.slice(0, 2)]);
     reordered.carryCountersFrom(rs);
     expect(reordered.counters()[0]!.packets).toBe(0); // moved: counted afresh
