@@ -149,6 +149,11 @@ export interface WorldSiteConfig {
   prefixes: string[];
   /** persistentKeepaliveMs on every peer of this site (a site behind NAT). */
   persistentKeepaliveMs?: number;
+  /**
+   * A hub whose prefixes already cover every spoke (10.0.0.0/8): its peers are given only those,
+   * not every other spoke's prefixes too (a thousand spokes would pass the per-peer prefix cap).
+   */
+  coversSpokes?: boolean;
   /** Endpoint settings for this site only (over WorldConfig.endpoint). */
   endpoint?: EndpointExtras;
 }
@@ -526,7 +531,7 @@ export class World {
       const neighbours = this.neighbours(site);
       const peers: PeerConfig[] = [...neighbours.keys()].map((peer) => {
         const prefixes = [...peer.prefixes];
-        if (peer.role === 'hub') {
+        if (peer.role === 'hub' && siteConfigs.get(peer.name)!.coversSpokes !== true) {
           for (const other of this.sites) if (other !== site && other !== peer && !neighbours.has(other)) prefixes.push(...other.prefixes);
         }
         const pairs = neighbours.get(peer)!;

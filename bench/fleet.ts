@@ -1,0 +1,372 @@
+// Fleet scale (issue 12), in virtual time: one hub and BENCH_FLEET_SPOKES (default 1,000) spokes
+// with 2 paths each (mpls, inet), every site a real core Endpoint in the World (sim/world.ts),
+// encrypted (Noise IK handshakes, AEAD per frame). Measured in one run:
+//   1. established and idle (10 s): hub CPU for probes and keepalives per simulated second (time
+//      spent inside the hub engine's calls), hub transmits per 10 ms bucket (max / mean), and the
+//      simulation's own speed (simulated / wall seconds, the whole World);
+//   2. 10% of the spokes carry voice (spoke -> hub, 200 B every 20 ms) and business (hub -> spoke,
+//      1,000 B every 40 ms) for 10 s: the same figures;
+//   3. `braid status --json` (the CLI against a control socket serving the hub's snapshot) and a
+//      /metrics scrape (the real metrics server), each with 1,000 peers, and the series count;
+//   4. hub heap per spoke: heap after GC with the hub, minus heap after GC with an empty hub in
+//      its place, divided by the spokes;
+//   5. hub restart: every spoke sends one packet per 100 ms to the hub's LAN; the time until each
+//      spoke's packets arrive again (slowest, p99, p50) after the hub restarts;
+//   6. the same restart in a second World (same seed) while 50,000 forged initiations (valid mac1,
+//      an unknown key) arrive from one address over 4,096 ports during the first 5 s.
+// Prints one JSON object per figure as its last stdout lines; notes go to $BENCH_NOTES_FILE.
+//
+// Usage: node bin/run-ts.js bench/fleet.ts   (or npm run bench -- fleet)
+// Env: BENCH_FLEET_SPOKES (default 1000), BENCH_FLEET_SEED (default 12).
+
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { World, type Site } from '../sim/world.ts';
+import { makePacket } from '../sim/packets.ts';
+import { Endpoint } from '../src/core/endpoint.ts';
+import { SeededRng } from '../src/core/rng.ts';
+import { generateKeyPair } from '../src/core/crypto/keys.ts';
+import { BRAID_PROLOGUE, createInitiation } from '../src/core/crypto/noise.ts';
+import { encodeEnvelope } from '../src/core/wire/codec.ts';
+import { ControlServer } from '../src/control/control-socket.ts';
+import { startMetricsServer } from '../src/control/metrics.ts';
+import { nativeAeadFactory } from '../src/io/native-aead.ts';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const execFileP = promisify(execFile);
+const BRAID_BIN = fileURLToPath(new URL('../bin/braid.js', import.meta.url));
+
+const SPOKES = Math.max(10, Number(process.env.BENCH_FLEET_SPOKES ?? 1000));
+const SEED = Number(process.env.BENCH_FLEET_SEED ?? 12);
+const ESTABLISH_MS = 4000;
+const WINDOW_MS = Number(process.env.BENCH_FLEET_WINDOW_MS ?? 5000);
+const RESTART_BUDGET_MS = 30_000;
+const FLOOD = 50_000;
+const FLOOD_PORTS = 4096;
+const FLOOD_SPREAD_MS = 5000;
+const ATTACKER = '198.51.100.7';
+const EF = 46;
+const AF21 = 18;
+
+const log = (m: string): void => void process.stderr.write(`[fleet] ${m}\n`);
+const r1 = (x: number): number => Math.round(x * 10) / 10;
+const r2 = (x: number): number => Math.round(x * 100) / 100;
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+/** Spoke i (1-based): prefix 10.(1 + i/256).(i%256).0/24, LAN host .5. */
+const spokeAddr = (i: number, host: number): [number, number, number, number] => [10, 1 + (i >> 8), i & 255, host];
+const spokeName = (i: number): string => `s${i}`;
+
+function buildWorld(): World {
+  const sites = [{ name: 'hub', role: 'hub' as const, links: ['mpls', 'inet'], prefixes: ['10.0.0.0/8'], coversSpokes: true }];
+  const connections = [];
+  for (let i = 1; i <= SPOKES; i++) {
+    const a = spokeAddr(i, 0);
+    sites.push({ name: spokeName(i), role: 'spoke' as unknown as 'hub', links: ['mpls', 'inet'], prefixes: [`${a.join('.')}/24`], coversSpokes: false });
+    connections.push({ a: `${spokeName(i)}.mpls`, b: 'hub.mpls', delayMs: 10 + (i % 7) }, { a: `${spokeName(i)}.inet`, b: 'hub.inet', delayMs: 18 + (i % 11) });
+  }
+  // The data AEAD braid up uses when the native addon loads (OpenSSL contexts kept per key).
+  const aead = nativeAeadFactory();
+  return new World({ seed: SEED, recordDeliveries: false, sites, connections, ...(aead ? { aead: aead.factory } : {}) });
+}
+
+/**
+ * The hub's own cost: process CPU time (getrusage, not wall time: the box is shared) spent inside
+ * the hub engine's calls; its probe sends per 10 ms bucket (each peer's tx.sendProbe counted) and
+ * all its transmits per bucket.
+ */
+class HubMeter {
+  cpuUs = 0;
+  counting = false;
+  probes = new Map<number, number>();
+  transmits = new Map<number, number>();
+  constructor(private readonly w: World) {}
+  private bump(m: Map<number, number>): void {
+    if (!this.counting) return;
+    const b = Math.floor(this.w.nowMs / 10);
+    m.set(b, (m.get(b) ?? 0) + 1);
+  }
+  wrap(site: Site): void {
+    const e = site.edge as unknown as Record<string, (...args: unknown[]) => unknown>;
+    for (const m of ['handleTunPacket', 'handleDatagram', 'handleTimeout', 'pollTransmit'] as const) {
+      const orig = e[m]!.bind(e);
+      e[m] = (...args: unknown[]) => {
+        const t = process.cpuUsage();
+        const r = orig(...args);
+        const d = process.cpuUsage(t);
+        this.cpuUs += d.user + d.system;
+        if (m === 'pollTransmit' && r !== undefined) this.bump(this.transmits);
+        return r;
+      };
+    }
+    const hub = site.edge as unknown as Endpoint;
+    for (const peer of hub.peersByName.values()) {
+      const tx = peer.tx as unknown as { sendProbe: (...a: unknown[]) => void };
+      const orig = tx.sendProbe.bind(tx);
+      tx.sendProbe = (...a: unknown[]) => {
+        this.bump(this.probes);
+        orig(...a);
+      };
+    }
+  }
+  /** max / mean per 10 ms bucket over [fromMs, toMs) (empty buckets count). */
+  spread(m: Map<number, number>, fromMs: number, toMs: number): { max: number; mean: number } {
+    let max = 0;
+    let sum = 0;
+    let n = 0;
+    for (let b = Math.ceil(fromMs / 10); b < Math.floor(toMs / 10); b++) {
+      const c = m.get(b) ?? 0;
+      max = Math.max(max, c);
+      sum += c;
+      n++;
+    }
+    return { max, mean: sum / Math.max(1, n) };
+  }
+}
+
+interface Window {
+  simS: number;
+  wallS: number;
+  /** Process CPU seconds for the whole World (every site). */
+  cpuS: number;
+  hubCpuMsPerSimS: number;
+  probeMax: number;
+  probeMean: number;
+  txMax: number;
+  txMean: number;
+}
+
+function runWindow(w: World, meter: HubMeter, durationMs: number): Window {
+  const from = w.nowMs;
+  meter.cpuUs = 0;
+  meter.probes.clear();
+  meter.transmits.clear();
+  meter.counting = true;
+  const wall = performance.now();
+  const cpu = process.cpuUsage();
+  w.runFor(durationMs);
+  const c = process.cpuUsage(cpu);
+  const wallS = (performance.now() - wall) / 1000;
+  meter.counting = false;
+  const p = meter.spread(meter.probes, from, w.nowMs);
+  const t = meter.spread(meter.transmits, from, w.nowMs);
+  return { simS: durationMs / 1000, wallS, cpuS: (c.user + c.system) / 1e6, hubCpuMsPerSimS: meter.cpuUs / 1000 / (durationMs / 1000), probeMax: p.max, probeMean: p.mean, txMax: t.max, txMean: t.mean };
+}
+
+function establishedCount(w: World): { peers: number; paths: number } {
+  const snap = w.site('hub').edge.snapshot(w.nowMs);
+  const peers = (snap.peers ?? []).filter((p) => p.session.established);
+  return { peers: peers.length, paths: peers.reduce((a, p) => a + p.pathsUp, 0) };
+}
+
+/** Every spoke sends one packet per 100 ms to the hub's LAN; returns each spoke's first arrival after `sinceMs`. */
+function restartRecovery(w: World, restartAtMs: number, flood?: (w: World) => void): { slowestMs: number; p99Ms: number; p50Ms: number; recovered: number; wallS: number } {
+  const hub = w.site('hub');
+  const firstAt = new Map<number, number>();
+  hub.onDeliver = (p, atMs) => {
+    if (atMs < restartAtMs || p[12] !== 10) return;
+    const i = ((p[13]! - 1) << 8) | p[14]!;
+    if (!firstAt.has(i)) firstAt.set(i, atMs);
+  };
+  w.every(100, { startMs: w.nowMs + 1, untilMs: restartAtMs + RESTART_BUDGET_MS }, (k) => {
+    for (let i = 1; i <= SPOKES; i++) {
+      w.site(spokeName(i)).sendTun(makePacket({ src: spokeAddr(i, 5), dst: [10, 0, 0, 5], srcPort: 40_000, dstPort: 7000, sizeBytes: 100, flowId: 100_000 + i, seq: k }));
+    }
+  });
+  w.restartAt(restartAtMs, 'hub');
+  flood?.(w);
+  const wall = performance.now();
+  for (let t = restartAtMs; t < restartAtMs + RESTART_BUDGET_MS && firstAt.size < SPOKES; t += 500) w.run(t + 500);
+  const wallS = (performance.now() - wall) / 1000;
+  const times = [...firstAt.values()].map((t) => t - restartAtMs).sort((a, b) => a - b);
+  const q = (f: number): number => times[Math.min(times.length - 1, Math.floor(f * times.length))] ?? NaN;
+  return { slowestMs: firstAt.size < SPOKES ? Infinity : times[times.length - 1]!, p99Ms: q(0.99), p50Ms: q(0.5), recovered: firstAt.size, wallS };
+}
+
+/** 50,000 initiations from one address over 4,096 ports, valid mac1 for the hub, from a key it does not know. */
+function floodHub(w: World, startMs: number): void {
+  const rng = new SeededRng(SEED ^ 0xf100d);
+  const attacker = generateKeyPair(rng);
+  const msgs: Uint8Array[] = [];
+  for (let i = 0; i < FLOOD_PORTS; i++) {
+    const m = createInitiation({
+      local: attacker,
+      remoteStatic: w.keys['hub']!.publicKey,
+      prologue: BRAID_PROLOGUE,
+      senderIndex: i,
+      nowMs: 0,
+      wallClockEpochMs: 1_800_000_000_000,
+      ciphers: { preferred: 'chacha20-poly1305', accepted: ['chacha20-poly1305'] },
+      cookie: null,
+      rng,
+    })!.message;
+    msgs.push(encodeEnvelope({ version: 1, receiver: 0, counter: 0, sealed: new Uint8Array(0), handshake: m }));
+  }
+  for (let i = 0; i < FLOOD; i++) {
+    const port = i % FLOOD_PORTS;
+    w.injectAt(startMs + (i * FLOOD_SPREAD_MS) / FLOOD, 'hub', i % 2 ? 'inet' : 'mpls', { address: ATTACKER, port: 20_000 + port }, msgs[port]!);
+  }
+}
+
+async function timeStatusAndMetrics(w: World): Promise<{ cliMs: number; inProcessMs: number; jsonBytes: number; scrapeMs: number; series: number; perPeerSeries: number; lightScrapeMs: number; lightSeries: number }> {
+  const hub = w.site('hub');
+  const snapshot = (): ReturnType<typeof hub.edge.snapshot> => hub.edge.snapshot(w.nowMs);
+  const dir = mkdtempSync(join(tmpdir(), 'braid-fleet-bench-'));
+  const sock = join(dir, 'hub.sock');
+  const server = await ControlServer.listen(sock, { status: snapshot, drain: () => 'not here' });
+  const metrics = await startMetricsServer('127.0.0.1:0', snapshot, {});
+  // metrics.pathSeries: false, the switch for many peers (per-peer series only, no per-path ones).
+  const light = await startMetricsServer('127.0.0.1:0', snapshot, { pathSeries: false });
+  try {
+    const cli: number[] = [];
+    const inproc: number[] = [];
+    const scrape: number[] = [];
+    let jsonBytes = 0;
+    let body = '';
+    let lightBody = '';
+    const lightScrape: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      let t = performance.now();
+      const { stdout } = await execFileP(process.execPath, [BRAID_BIN, 'status', '--json', '--socket', sock], { maxBuffer: 256 * 1024 * 1024 });
+      cli.push(performance.now() - t);
+      jsonBytes = stdout.length;
+      t = performance.now();
+      JSON.stringify(snapshot());
+      inproc.push(performance.now() - t);
+      t = performance.now();
+      body = await (await fetch(`http://127.0.0.1:${metrics.port}/metrics`)).text();
+      scrape.push(performance.now() - t);
+      t = performance.now();
+      lightBody = await (await fetch(`http://127.0.0.1:${light.port}/metrics`)).text();
+      lightScrape.push(performance.now() - t);
+    }
+    const lightSeries = lightBody.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+    const series = body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+    // Series that name a peer, per peer.
+    const peerSeries = body.split('\n').filter((l) => /peer="/.test(l) && !l.startsWith('#')).length;
+    return { cliMs: median(cli), inProcessMs: median(inproc), jsonBytes, scrapeMs: median(scrape), series, perPeerSeries: peerSeries / SPOKES, lightScrapeMs: median(lightScrape), lightSeries };
+  } finally {
+    server.close();
+    await metrics.close();
+    await light.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function heapMb(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed / 1e6;
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  log(`building a World: hub + ${SPOKES} spokes, 2 paths each (seed ${SEED})`);
+  const w = buildWorld();
+  const meter = new HubMeter(w);
+  meter.wrap(w.site('hub'));
+  const buildS = (performance.now() - t0) / 1000;
+  let wall = performance.now();
+  w.runFor(ESTABLISH_MS);
+  const est = establishedCount(w);
+  log(`built in ${buildS.toFixed(1)} s; after ${ESTABLISH_MS / 1000} s simulated (${((performance.now() - wall) / 1000).toFixed(1)} s wall): ${est.peers} peers established, ${est.paths} paths up`);
+  if (est.peers !== SPOKES) throw new Error(`only ${est.peers} of ${SPOKES} spokes established`);
+
+  const idle = runWindow(w, meter, WINDOW_MS);
+  log(`idle ${WINDOW_MS / 1000} s: hub ${idle.hubCpuMsPerSimS.toFixed(1)} ms CPU per simulated s; probes per 10 ms max ${idle.probeMax} mean ${idle.probeMean.toFixed(1)}, all transmits max ${idle.txMax} mean ${idle.txMean.toFixed(1)}; sim ${(idle.simS / idle.wallS).toFixed(2)}x real time wall, ${(idle.simS / idle.cpuS).toFixed(2)}x per CPU second`);
+
+  // 10% of the spokes: voice up, business down.
+  const busy = Array.from({ length: Math.floor(SPOKES / 10) }, (_, k) => 1 + k * 10);
+  const start = w.nowMs + 1;
+  const end = start + WINDOW_MS;
+  w.every(20, { startMs: start, untilMs: end }, (k) => {
+    for (const i of busy) w.site(spokeName(i)).sendTun(makePacket({ src: spokeAddr(i, 5), dst: [10, 0, 0, 5], srcPort: 50_000, dstPort: 3479, sizeBytes: 200, dscp: EF, flowId: i, seq: k }));
+  });
+  w.every(40, { startMs: start + 7, untilMs: end }, (k) => {
+    for (const i of busy) w.site('hub').sendTun(makePacket({ src: [10, 0, 0, 5], dst: spokeAddr(i, 5), srcPort: 443, dstPort: 50_001, sizeBytes: 1000, dscp: AF21, flowId: 10_000 + i, seq: k }));
+  });
+  const delivered0 = busy.reduce((a, i) => a + w.site(spokeName(i)).deliveredCount, 0);
+  const hubDelivered0 = w.site('hub').deliveredCount;
+  const traffic = runWindow(w, meter, WINDOW_MS + 1);
+  const voiceIn = w.site('hub').deliveredCount - hubDelivered0;
+  const businessIn = busy.reduce((a, i) => a + w.site(spokeName(i)).deliveredCount, 0) - delivered0;
+  const sent = (every: number): number => busy.length * Math.floor(WINDOW_MS / every);
+  log(`traffic ${WINDOW_MS / 1000} s (${busy.length} spokes): hub ${traffic.hubCpuMsPerSimS.toFixed(1)} ms CPU per simulated s; sim ${(traffic.simS / traffic.wallS).toFixed(2)}x real time wall, ${(traffic.simS / traffic.cpuS).toFixed(2)}x per CPU second; voice delivered ${voiceIn} of ~${sent(20)}, business ${businessIn} of ~${sent(40)}`);
+
+  const ops = await timeStatusAndMetrics(w);
+  log(`status --json (CLI, node start included) ${ops.cliMs.toFixed(0)} ms, snapshot+JSON in process ${ops.inProcessMs.toFixed(1)} ms (${(ops.jsonBytes / 1e6).toFixed(1)} MB); /metrics ${ops.scrapeMs.toFixed(0)} ms, ${ops.series} series (${ops.perPeerSeries.toFixed(1)} per peer); with pathSeries: false ${ops.lightScrapeMs.toFixed(0)} ms, ${ops.lightSeries} series`);
+
+  // Heap: the hub with its spokes, then an empty hub in its place.
+  const hub = w.site('hub');
+  const withHub = heapMb();
+  hub.setEdge(new Endpoint({ site: 'hub', links: [{ name: 'mpls' }, { name: 'inet' }], peers: [], crypto: { privateKey: w.keys['hub']!.privateKey, wallClockEpochMs: 1_800_000_000_000 } }, w.nowMs, new SeededRng(1)));
+  const emptyHub = heapMb();
+  const heapPerSpokeKb = ((withHub - emptyHub) * 1e6) / SPOKES / 1024;
+  log(`heap: ${withHub.toFixed(1)} MB with the hub, ${emptyHub.toFixed(1)} MB with an empty hub: ${heapPerSpokeKb.toFixed(1)} KB per spoke`);
+
+  // Restart (the factory builds a full hub again).
+  wall = performance.now();
+  const restartAt = w.nowMs + 100;
+  const rec = restartRecovery(w, restartAt);
+  log(`hub restart: ${rec.recovered} of ${SPOKES} spokes carry traffic again; slowest ${rec.slowestMs} ms, p99 ${rec.p99Ms} ms, p50 ${rec.p50Ms} ms (${rec.wallS.toFixed(1)} s wall)`);
+
+  // The same restart in a fresh World, with the flood.
+  log('second World: the restart under 50,000 forged initiations');
+  const w2 = buildWorld();
+  w2.runFor(ESTABLISH_MS);
+  const restartAt2 = w2.nowMs + 100;
+  floodHub(w2, restartAt2);
+  const recFlood = restartRecovery(w2, restartAt2);
+  const hsDrops = w2.site('hub').edge.snapshot(w2.nowMs).session.handshakeDrops;
+  log(`under the flood: ${recFlood.recovered} of ${SPOKES} back; slowest ${recFlood.slowestMs} ms, p99 ${recFlood.p99Ms} ms, p50 ${recFlood.p50Ms} ms; hub handshake drops ${JSON.stringify(hsDrops)}`);
+  const floodChange = (recFlood.slowestMs - rec.slowestMs) / rec.slowestMs;
+
+  const totalS = (performance.now() - t0) / 1000;
+  const notesFile = process.env['BENCH_NOTES_FILE'];
+  const box = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, load ${loadavg()[0]!.toFixed(2)} at the end; node ${process.version}`;
+  if (notesFile) {
+    writeFileSync(
+      notesFile,
+      [
+        `Virtual time (sim/world.ts): one hub and ${SPOKES} spokes, 2 paths each (mpls 10-16 ms, inet 18-28 ms one way), every site a core Endpoint, encrypted; seed ${SEED}; ${box}. Whole run ${totalS.toFixed(0)} s wall.`,
+        'Hub CPU is the process CPU time (getrusage) spent inside the hub engine\'s calls, per simulated second. Probes per 10 ms counts the hub\'s own probe sends (each peer\'s sendProbe); all transmits adds its answers to the spokes\' probes, which follow the spokes\' phases (every spoke of the World starts at t = 0).',
+        'Simulation speed: simulated seconds per wall second (shared, loaded box) and per CPU second of this process (the whole World: hub and every spoke).',
+        '',
+        '| figure | value | target |',
+        '| --- | --- | --- |',
+        `| spokes established / paths up after ${ESTABLISH_MS / 1000} s | ${est.peers} / ${est.paths} | all |`,
+        `| hub CPU, idle (probes and keepalives) | ${r1(idle.hubCpuMsPerSimS)} ms per simulated s = ${r2(idle.hubCpuMsPerSimS / 10)}% of a core | < 5% |`,
+        `| hub CPU, 10% of spokes with voice + business | ${r1(traffic.hubCpuMsPerSimS)} ms per simulated s = ${r2(traffic.hubCpuMsPerSimS / 10)}% of a core | - |`,
+        `| hub probe sends per 10 ms bucket, idle: max / mean | ${idle.probeMax} / ${r1(idle.probeMean)} = ${r2(idle.probeMax / idle.probeMean)} | < 2 |`,
+        `| all hub transmits per 10 ms bucket, idle: max / mean | ${idle.txMax} / ${r1(idle.txMean)} = ${r2(idle.txMax / idle.txMean)} | - |`,
+        `| simulation speed, idle / with traffic: per wall s; per CPU s | ${r2(idle.simS / idle.wallS)}x / ${r2(traffic.simS / traffic.wallS)}x; ${r2(idle.simS / idle.cpuS)}x / ${r2(traffic.simS / traffic.cpuS)}x | >= 10x |`,
+        `| hub heap per spoke (after GC, minus an empty hub) | ${r1(heapPerSpokeKb)} KB | < 50 KB |`,
+        `| \`braid status --json\` with ${SPOKES} peers (CLI, node start included) | ${r1(ops.cliMs)} ms (${r1(ops.jsonBytes / 1e6)} MB JSON; snapshot + JSON in the edge ${r1(ops.inProcessMs)} ms) | < 1 s |`,
+        `| /metrics scrape with ${SPOKES} peers, default (per-path series) | ${r1(ops.scrapeMs)} ms, ${ops.series} series (${r1(ops.perPeerSeries)} per peer) | < 1 s |`,
+        `| /metrics scrape with ${SPOKES} peers, \`metrics.pathSeries: false\` | ${r1(ops.lightScrapeMs)} ms, ${ops.lightSeries} series | < 1 s |`,
+        `| hub restart: all spokes carry traffic again (slowest / p99 / p50) | ${rec.slowestMs} / ${rec.p99Ms} / ${rec.p50Ms} ms | < 10 s |`,
+        `| the same under 50,000 forged initiations from one address, 4,096 ports | ${recFlood.slowestMs} / ${recFlood.p99Ms} / ${recFlood.p50Ms} ms (slowest ${floodChange >= 0 ? '+' : ''}${r1(floodChange * 100)}%) | < 10% change |`,
+        '',
+      ].join('\n'),
+    );
+  }
+  const fig = (bench: string, value: number, unit: string, peers?: Record<string, number>): void => console.log(JSON.stringify({ bench, value, unit, ...(peers ? { peers } : {}) }));
+  fig('fleet-hub-cpu-idle', r3(idle.hubCpuMsPerSimS / 10), '% of a core', { withTraffic: r3(traffic.hubCpuMsPerSimS / 10) });
+  fig('fleet-probe-bucket-max-over-mean', r2(idle.probeMax / idle.probeMean), 'ratio', { allTransmits: r2(idle.txMax / idle.txMean) });
+  fig('fleet-sim-speed', r2(Math.min(idle.simS / idle.wallS, traffic.simS / traffic.wallS)), 'x real time', { idlePerCpuS: r2(idle.simS / idle.cpuS), trafficPerCpuS: r2(traffic.simS / traffic.cpuS) });
+  fig('fleet-hub-heap-per-spoke', r1(heapPerSpokeKb), 'KB');
+  fig('fleet-status-json', r1(ops.cliMs), 'ms', { inProcess: r1(ops.inProcessMs) });
+  fig('fleet-metrics-scrape', r1(ops.scrapeMs), 'ms', { series: ops.series, pathSeriesOffMs: r1(ops.lightScrapeMs), pathSeriesOffSeries: ops.lightSeries });
+  fig('fleet-restart-slowest', rec.slowestMs, 'ms', { p99: rec.p99Ms, p50: rec.p50Ms });
+  fig('fleet-restart-slowest-flood', recFlood.slowestMs, 'ms', { changePct: r1(floodChange * 100) });
+}
+
+await main();
