@@ -166,8 +166,9 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
   const top = snap.topFlows ?? [];
   if (top.length) {
     out.push('', p.heading(`top flows sent (${top.length} largest of ${fmtCount(snap.flows)}):`));
-    for (const f of top) out.push(`  ${fmtBytes(f.bytes).padStart(11)}  ${fmtBpsLong(f.rateBps).padStart(13)}  ${f.class.padEnd(9)} ${flowLinksText(f).padEnd(10)} ${f.flow}`);
+    for (const f of top) out.push(`  ${fmtBytes(f.bytes).padStart(11)}  ${fmtBpsLong(f.rateBps).padStart(13)}  ${f.class.padEnd(9)} ${flowLinksText(f).padEnd(10)} ${f.flow}${f.rule !== undefined ? `  (rule ${f.rule})` : ''}`);
   }
+  out.push(...rulesLines(snap, p.heading));
   if (snap.bond?.length) {
     out.push('', p.heading('bonded classes (links: what we send; reseq: what the peer bonds to us):'));
     for (const b of snap.bond) out.push(`  ${bondClassText(b)}`);
@@ -178,6 +179,24 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
     for (const e of snap.recentEvents.slice(-TEXT_EVENTS)) out.push(`  ${fmtUptime(e.atMs).padStart(8)}  ${e.message}`);
   }
   return out.join('\n') + '\n';
+}
+
+/** Matched rules listed by the text status. */
+const RULES_SHOWN = 20;
+
+/** Rules that matched anything, in match order (at most RULES_SHOWN), and how many matched nothing. */
+export function rulesLines(snap: EdgeSnapshot, heading: (s: string) => string = (s) => s): string[] {
+  const rules = snap.rules;
+  if (rules === undefined || rules.length === 0) return [];
+  const hit = rules.filter((r) => r.packets > 0);
+  const idle = rules.length - hit.length;
+  const out = ['', heading(`application rules (${fmtCount(rules.length)}, first match wins${idle ? `; ${fmtCount(idle)} matched nothing yet` : ''}):`)];
+  const width = Math.min(24, Math.max(4, ...hit.map((r) => r.name.length)));
+  for (const r of hit.slice(0, RULES_SHOWN)) {
+    out.push(`  ${r.name.padEnd(width)}  ${(r.class ?? 'by dscp').padEnd(9)} ${fmtCount(r.packets)} packets, ${fmtBytes(r.bytes)}, ${fmtCount(r.flows)} ${r.flows === 1 ? 'flow' : 'flows'}`);
+  }
+  if (hit.length > RULES_SHOWN) out.push(`  ... ${fmtCount(hit.length - RULES_SHOWN)} more (braid status --json)`);
+  return out;
 }
 
 /** The fleet registry in one line: reachable or for how long not, sites and peers, bad values. */

@@ -69,7 +69,8 @@ export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefi
   return {
     site: cfg.site,
     ...(crypto ? { crypto } : {}),
-    ...(cfg.classes ? { policies: classPolicies(cfg), ...classOverrides(cfg) } : {}),
+    // Queue policies always: CoDel is on for the WFQ classes' queues by default (classOverrides).
+    ...(cfg.classes ? { policies: classPolicies(cfg), ...classOverrides(cfg) } : { queues: classOverrides(cfg).queues }),
     links: cfg.links.map((l) => ({
       name: l.name,
       costTier: l.costTier,

@@ -20,7 +20,7 @@ import { CLASS_NAMES, DEFAULT_POLICIES, NO_BOND_CLASSES, STRATEGIES, type ClassN
 import { RESEQ_MAX_BOUND_MS } from '../core/constants.ts';
 import { DEFAULT_FEC_POLICIES, checkFecPolicy, type ClassFecPolicy } from '../core/fec/policy.ts';
 import { FEC_MAX_FLUSH_MS, FEC_MAX_K, FEC_MAX_M } from '../core/fec/limits.ts';
-import { MAX_QUEUE_PACKETS, type ClassQueuePolicy } from '../core/qos/policy.ts';
+import { CODEL_TARGET_MS, DEFAULT_QUEUE_POLICIES, MAX_QUEUE_PACKETS, type ClassQueuePolicy } from '../core/qos/policy.ts';
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const IFNAME_RE = /^[A-Za-z0-9_.:@-]{1,15}$/;
@@ -140,8 +140,11 @@ const classOverrideSchema = z.strictObject({
       weight: z.number().int().min(1).max(100).optional(),
       maxPackets: z.number().int().min(1).max(MAX_QUEUE_PACKETS).optional(),
       maxBytes: z.number().int().min(1500).optional(),
-      /** CoDel on this class's queue of a shaped link (WFQ classes): the sojourn target in ms, e.g. 5. */
-      codelTargetMs: z.number().min(0.5).max(1000).optional(),
+      /**
+       * CoDel on this class's queue of a shaped link (WFQ classes: video, signaling, business,
+       * default, bulk): the sojourn-time target in ms; default 5, "off" for tail drop only.
+       */
+      codelTargetMs: z.union([z.number().min(0.5).max(1000), z.literal('off')]).optional(),
     })
     .optional(),
 });
@@ -420,7 +423,13 @@ export function classOverrides(cfg: Pick<BraidConfig, 'classes'>): {
   for (const name of CLASS_NAMES) {
     const o = cfg.classes?.[name];
     if (o?.fec) fec[name] = defined(o.fec);
-    if (o?.queue) queues[name] = defined(o.queue);
+    // CoDel (5 ms) on every WFQ class's queue unless the config says otherwise ("off": tail drop only).
+    const { codelTargetMs, ...rest } = o?.queue ?? {};
+    const q: Partial<ClassQueuePolicy> = defined(rest);
+    const wfq = !DEFAULT_QUEUE_POLICIES[CLASS_NAMES.indexOf(name)]!.priority;
+    if (typeof codelTargetMs === 'number') q.codelTargetMs = codelTargetMs;
+    else if (codelTargetMs === undefined && wfq) q.codelTargetMs = CODEL_TARGET_MS;
+    if (Object.keys(q).length > 0) queues[name] = q;
   }
   return { fec, queues };
 }

@@ -23,6 +23,7 @@
  *   braid_class_fec_unrecoverable_packets_total{class}, braid_class_residual_loss_ratio{class},
  *   braid_class_fec_protected_packets_total, braid_class_fec_parity_packets_total, braid_class_fec_parity_bytes_total,
  *   braid_class_queue_drops_total{class}, braid_class_queue_delay_seconds{class,stat}        (when the core reports FEC/QoS)
+ *   braid_rule_packets_total{rule,class}, braid_rule_bytes_total{rule,class}, braid_rule_flows_total{rule,class}  (when rules are configured)
  *   braid_drops_total{reason}, braid_flows, braid_flow_moves_total, braid_tun_received_packets_total,
  *   braid_delivered_packets_total, braid_duplicates_suppressed_total
  *   braid_tun_device_packets_total{direction}, braid_tun_device_dropped_total{direction},
@@ -220,6 +221,16 @@ export class BraidMetrics {
     counter('braid_link_fec_parity_packets_total', 'FEC parity datagrams sent on the link.', ['link', 'peer'], (s, set) => {
       for (const l of paths(s)) if (l.fecParitySent !== undefined) set(pathLabels(s, l), l.fecParitySent);
     });
+
+    // ---- application rules (config `rules:`) ------------------------------------------------
+    // One series per rule, labelled with its name and the class it sets ("dscp" when it sets only a
+    // DSCP); rules sharing a name add up. A reload that removes a rule removes its series.
+    const ruleSeries = (field: 'packets' | 'bytes' | 'flows') => (s: EdgeSnapshot, set: Setter<'rule' | 'class'>): void => {
+      for (const r of s.rules ?? []) set({ rule: r.name, class: r.class ?? 'dscp' }, r[field]);
+    };
+    counter('braid_rule_packets_total', 'Inner packets an application rule classified (first match wins).', ['rule', 'class'], ruleSeries('packets'));
+    counter('braid_rule_bytes_total', 'Inner bytes an application rule classified.', ['rule', 'class'], ruleSeries('bytes'));
+    counter('braid_rule_flows_total', 'Flows an application rule started (new flows, or flows moved to its class).', ['rule', 'class'], ruleSeries('flows'));
 
     // ---- classes ----------------------------------------------------------------------------
     const classes = (s: EdgeSnapshot): readonly ClassStatus[] => s.classes;

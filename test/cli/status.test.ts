@@ -98,6 +98,30 @@ describe('braid status (text)', () => {
     expect(coloured).toContain('\x1b[31mdown\x1b[0m');
   });
 
+  it('shows per-rule counters and each top flow\'s rule; the JSON with them validates against the schema', () => {
+    const base = failoverSnapshot();
+    const snap = failoverSnapshot({
+      topFlows: base.topFlows.map((f) => (f.class === 'voice' ? { ...f, rule: 'teams-audio' } : f)),
+      rules: [
+        { name: 'teams-audio', class: 'voice', packets: 2_764, bytes: 552_800, flows: 1 },
+        { name: 'teams-video', class: 'video', packets: 0, bytes: 0, flows: 0 },
+        { name: 'backup-remark', packets: 12, bytes: 1_008, flows: 1 },
+      ],
+    });
+    const t = formatStatusText(snap, false);
+    expect(t).toContain('10.1.0.31:16384 > 10.2.0.44:16384 udp  (rule teams-audio)');
+    expect(t).toContain('application rules (3, first match wins; 1 matched nothing yet):');
+    expect(t).toMatch(/ {2}teams-audio {4}voice {5}2,764 packets, [^,]+, 1 flow\n/);
+    expect(t).toMatch(/ {2}backup-remark {2}by dscp {3}12 packets, [^,]+, 1 flow\n/);
+    expect(t).not.toContain('teams-video');
+    expect(formatStatusText(base, false)).not.toContain('application rules');
+    const report = checkSchema(schema, { version: 1, status: snap });
+    expect(report.errors).toEqual([]);
+    expect(report.undocumented).toEqual([]);
+    const bad = checkSchema(schema, { version: 1, status: { ...snap, rules: [{ name: 'x', packets: -1, bytes: 0 }] } });
+    expect(bad.errors.length).toBeGreaterThan(0);
+  });
+
   it('without braid up: one line, exit 1', async () => {
     const errs: string[] = [];
     const orig = process.stderr.write.bind(process.stderr);

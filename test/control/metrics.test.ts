@@ -116,6 +116,28 @@ describe('metrics exporter fed by a World-driven edge', () => {
     expect(m.find('braid_link_flows', { link: 'lte' })).toHaveLength(0);
   });
 
+  it('exports per-rule packets, bytes and flows from the snapshot, and drops the series of a removed rule', async () => {
+    const w = buildDemoWorld(1, 10);
+    w.run(2_000);
+    let rules: EdgeSnapshot['rules'] = [
+      { name: 'teams-audio', class: 'voice', packets: 500, bytes: 100_000, flows: 2 },
+      { name: 'backup-remark', packets: 7, bytes: 9000, flows: 1 },
+    ];
+    const metrics = new BraidMetrics(() => ({ ...w.a.edge.snapshot(w.nowMs), ...(rules ? { rules } : {}) }));
+    let m = parseExposition(await metrics.render());
+    expect(m.value('braid_rule_packets_total', { rule: 'teams-audio', class: 'voice' })).toBe(500);
+    expect(m.value('braid_rule_bytes_total', { rule: 'teams-audio', class: 'voice' })).toBe(100_000);
+    expect(m.value('braid_rule_flows_total', { rule: 'teams-audio', class: 'voice' })).toBe(2);
+    expect(m.value('braid_rule_packets_total', { rule: 'backup-remark', class: 'dscp' })).toBe(7);
+    expect(m.types.get('braid_rule_flows_total')).toBe('counter');
+    rules = [rules[0]!];
+    m = parseExposition(await metrics.render());
+    expect(m.find('braid_rule_packets_total')).toHaveLength(1);
+    rules = undefined;
+    m = parseExposition(await metrics.render());
+    expect(m.find('braid_rule_packets_total')).toHaveLength(0);
+  });
+
   it('answers / and unknown paths, and refuses other methods', async () => {
     const w = buildDemoWorld(1, 5);
     server = await startMetricsServer('127.0.0.1:0', () => w.a.edge.snapshot(w.nowMs));

@@ -1,6 +1,7 @@
 /**
  * Where the flows are: flows per link, totals, drops by reason and the session, then the top
- * flows by bytes sent (the snapshot carries the 10 largest; the flow table can hold thousands).
+ * flows by bytes sent (the snapshot carries the 10 largest; the flow table can hold thousands),
+ * each with its class and, when an application rule chose it, the rule in brackets.
  */
 import type { ReactElement } from 'react';
 import { Box, Text } from 'ink';
@@ -59,9 +60,9 @@ export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; the
       <Text wrap="truncate">{`  total ${fmtCount(s.flows)} flows, ${fmtCount(s.flowMoves)} moves; tun in ${fmtCount(s.tunPacketsIn)}, delivered ${fmtCount(s.deliveredPackets)}, duplicates suppressed ${fmtCount(s.duplicatesSuppressed)}`}</Text>
       <Text wrap="truncate" {...tint(theme, drops.length || devDrops ? 'yellow' : undefined)}>{`  drops: ${drops.length ? drops.join(', ') : 'none'}${devText}`}</Text>
       <Text wrap="truncate" {...tint(theme, s.session?.encrypted && !s.session.established ? 'red' : undefined)}>{`  session: ${sessionText(s.session)}`}</Text>
-      {top.length > 0 ? <Text wrap="truncate" {...tint(theme, 'gray')}>{`  ${cell('sent', 11, true)} ${cell('rate', 6, true)}  ${cell('class', 9)} ${cell('links', 10)} flow (top ${top.length} by bytes sent)`}</Text> : null}
+      {top.length > 0 ? <Text wrap="truncate" {...tint(theme, 'gray')}>{`  ${cell('sent', 11, true)} ${cell('rate', 6, true)}  ${cell('class', 9)} ${cell('links', 10)} flow [rule that chose the class] (top ${top.length} by bytes sent)`}</Text> : null}
       {top.map((f) => (
-        <Text key={f.flow} wrap="truncate">{`  ${cell(fmtBytes(f.bytes), 11, true)} ${cell(fmtBpsShort(f.rateBps), 6, true)}  ${cell(f.class, 9)} ${f.bond ? flowLinksText(f) + ' ' : cell(f.links, 10)} ${f.flow}`}</Text>
+        <Text key={f.flow} wrap="truncate">{`  ${cell(fmtBytes(f.bytes), 11, true)} ${cell(fmtBpsShort(f.rateBps), 6, true)}  ${cell(f.class, 9)} ${f.bond ? flowLinksText(f) + ' ' : cell(f.links, 10)} ${f.flow}${f.rule !== undefined ? ` [${f.rule}]` : ''}`}</Text>
       ))}
       {(s.bond ?? []).map((b) => (
         <Text key={`bond ${b.peer ?? ''} ${b.class}`} wrap="truncate">{`  bond ${bondClassText(b)}`}</Text>
