@@ -9,6 +9,7 @@
  *                          restore as % of the pre-fault rate (peers: both rates).
  * Each run is short (6-20 s); on a shared 2-core box the figures are CPU-bound and low.
  */
+import { loadavg } from 'node:os';
 import { iperf, longestStallS, startBondSites, type BondSites } from '../sim/bond-ns.ts';
 
 export interface NsFigure {
@@ -40,8 +41,9 @@ function rateBetween(intervalBytes: number[], intervalS: number, fromS: number, 
   return xs.length === 0 ? 0 : (xs.reduce((s, x) => s + x, 0) * 8) / (xs.length * intervalS) / 1e6;
 }
 
-export async function runNamespaceBench(log: (s: string) => void): Promise<{ figures: NsFigure[]; rows: string[] }> {
+export async function runNamespaceBench(log: (s: string) => void): Promise<{ figures: NsFigure[]; rows: string[]; loadAvg: number }> {
   const tag = `bn${process.pid % 10000}`;
+  const loadAvg = loadavg()[0]!;
   const rows: string[] = [];
   const figures: NsFigure[] = [];
   // One flow: bonded, then the same flow balanced (sticky), then through one link.
@@ -86,5 +88,5 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
     `| bonded flow, one link cut 5 s | ${bonded.cut.mbps.toFixed(1)} over 16 s | longest stall ${stall.toFixed(2)} s | |`,
     `| 8 balanced flows, one link cut 5 s | pre-fault ${pre.toFixed(1)} | 5-10 s after restore ${post.toFixed(1)} (${pre > 0 ? ((post / pre) * 100).toFixed(0) : '-'}%) | |`,
   );
-  return { figures, rows };
+  return { figures, rows, loadAvg };
 }

@@ -255,7 +255,7 @@ if (notesFile) {
         : [
             'Namespaces (bench/bond-ns.ts, `bond-ns-*`): two `braid up` over three veth links shaped to 100 Mbit/s each with tbf on both ends, Braid\'s shaper at 95 Mbit/s',
             '(bandwidthUp), iperf3 TCP through the overlay, the default class bonded (`strategy: bond`) or balanced; Mbit/s received. On this 2-core box shared with other',
-            "engineers' work the tunnel is CPU-bound, so these are low: rerun on a quiet box with `sudo npm run bench -- bond`.",
+            `engineers' work (1-minute load average ${ns.loadAvg.toFixed(1)} when it started) the tunnel is CPU-bound, so these are low: rerun on a quiet box with \`sudo npm run bench -- bond\`.`,
             '',
             '| run | | | |',
             '| --- | --- | --- | --- |',

@@ -55,6 +55,11 @@ describe('strategy: bond in the config', () => {
     expect(e.fix).toMatch(/best or duplicate/);
   });
 
+  it('control may not bond either', () => {
+    const e = fails(`${BASE}classes:\n  control: { strategy: bond }\n`);
+    expect(e.message).toMatch(/classes\.control\.strategy: control may not bond/);
+  });
+
   it('a delay gap beyond the resequencing cap is refused', () => {
     const e = fails(`${BASE}classes:\n  bulk: { strategy: bond, bond: { maxDelayGapMs: 5000 } }\n`);
     expect(e.message).toMatch(/classes\.bulk\.bond\.maxDelayGapMs/);
