@@ -46,8 +46,8 @@ const SLA_EXIT_HALF_LIFE_MS = 60_000;
 const SLA_CONFIRM_WINDOW_MS = 3000;
 /**
  * Cap on the packets re-entry wants as evidence: a tight SLA (0.1% would ask for 1,870 packets
- * without a loss, 93 s of an idle path's probes and replies) is judged against the bound 400 clean
- * packets give (0.47%).
+ * without a loss, 187 s of an idle path's 10 probes a second) is judged against the bound 400
+ * clean packets give (0.47%).
  */
 const SLA_REENTRY_MAX_PACKETS = 400;
 /**
