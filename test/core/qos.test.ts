@@ -255,7 +255,8 @@ peers: [{ name: hub, endpoints: { mpls: "192.0.2.1:51900" } }]
     expect(e.policies!.find((p) => p.name === 'video')!.outerDscp).toBe(32);
     expect(e.policies!.find((p) => p.name === 'voice')!.sla).toEqual({ ...DEFAULT_POLICIES[1]!.sla, lossRatio: 0.02 });
     expect(e.fec).toEqual({ voice: { k: 16, maxM: 6 }, bulk: { enabled: true, minM: 4, maxM: 4 } });
-    expect(e.queues).toEqual({ bulk: { weight: 2 } });
+    // CoDel (5 ms) on every WFQ class's queue by default (test/core/qos-codel.test.ts).
+    expect(e.queues).toEqual({ video: { codelTargetMs: 5 }, signaling: { codelTargetMs: 5 }, business: { codelTargetMs: 5 }, default: { codelTargetMs: 5 }, bulk: { weight: 2, codelTargetMs: 5 } });
     expect(e.links[0]!.bandwidthBps).toBe(10_000_000);
     // The Edge takes it: shaped link, bulk FEC fixed at 16+4.
     const edge = new Endpoint(e, 0, new SeededRng(1));

@@ -17,7 +17,18 @@ export interface ClassQueuePolicy {
   maxPackets: number;
   /** Most bytes queued; undefined = max(MIN_QUEUE_BYTES, rate x DEFAULT_QUEUE_MS). */
   maxBytes?: number;
+  /**
+   * CoDel (RFC 8289) on this class's queue, WFQ classes only: once the head's sojourn time stays
+   * above this target for CODEL_INTERVAL_MS, heads are dropped at the control law's rate until it
+   * falls back (a TCP sender slows down; the queue stays near the target instead of at maxBytes).
+   * Raised to two full packets' transmission time on slow links. Undefined: tail drop only.
+   */
+  codelTargetMs?: number;
 }
+
+/** CoDel's interval (RFC 8289: 100 ms, a worst-case RTT) and its usual target. */
+export const CODEL_INTERVAL_MS = 100;
+export const CODEL_TARGET_MS = 5;
 
 /** DRR quantum per unit of weight: one full-size outer packet. */
 export const QUANTUM_BYTES = 1514;
@@ -46,4 +57,5 @@ export function checkQueuePolicy(p: ClassQueuePolicy, where: string): void {
   if (!Number.isInteger(p.weight) || p.weight < 1 || p.weight > 100) bad(`weight=${p.weight} must be 1..100`);
   if (!Number.isInteger(p.maxPackets) || p.maxPackets < 1 || p.maxPackets > MAX_QUEUE_PACKETS) bad(`maxPackets=${p.maxPackets} must be 1..${MAX_QUEUE_PACKETS}`);
   if (p.maxBytes !== undefined && !(Number.isInteger(p.maxBytes) && p.maxBytes >= 1500)) bad(`maxBytes=${p.maxBytes} must be an integer >= 1500`);
+  if (p.codelTargetMs !== undefined && !(p.codelTargetMs >= 0.5 && p.codelTargetMs <= 1000)) bad(`codelTargetMs=${p.codelTargetMs} must be 0.5..1000`);
 }

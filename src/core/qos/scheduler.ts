@@ -9,7 +9,11 @@
  *                                  round robin over the others, weighted
  *   3. shape                       a token bucket at the link's uplink rate (bytes + outer IP/UDP
  *                                  header per datagram) decides whether the selected head may go now
- *   4. dequeue(now)                returns it, or undefined; nextReleaseMs() says when to try again
+ *   4. dequeue(now)                returns it, or undefined; nextReleaseMs() says when to try again.
+ *                                  A WFQ class with codelTargetMs drops heads here by CoDel
+ *                                  (RFC 8289) when its sojourn time stays above the target: counted
+ *                                  in dropped and aqmDropped, never numbered or sealed (frames are
+ *                                  built when they leave: the peer sees no path loss)
  * The queue forms here, where we choose the order, instead of in the modem (DESIGN.md).
  *
  * Bucket depth: the shell's one timer fires late by up to a millisecond or two (Node timers), and
@@ -20,7 +24,7 @@
  * Hot path: no allocation per packet. Each class has a ring of item slots and enqueue times sized
  * to its packet bound.
  */
-import { OUTER_HEADER_BYTES, QUANTUM_BYTES, DEFAULT_QUEUE_MS, MIN_QUEUE_BYTES, type ClassQueuePolicy } from './policy.ts';
+import { CODEL_INTERVAL_MS, OUTER_HEADER_BYTES, QUANTUM_BYTES, DEFAULT_QUEUE_MS, MIN_QUEUE_BYTES, type ClassQueuePolicy } from './policy.ts';
 
 /** Rounding slack: a deadline computed from the bucket must find the tokens there when it comes. */
 const TOKEN_EPSILON_BYTES = 1e-6;
@@ -48,6 +52,55 @@ export interface ClassQueueCounters {
   /** Sum and maximum of the time packets spent queued (ms). */
   delaySumMs: number;
   delayMaxMs: number;
+  /** Of `dropped`: heads dropped by CoDel (the class's codelTargetMs), not for lack of room. */
+  aqmDropped: number;
+}
+
+/** CoDel's state for one class queue (RFC 8289 section 5 names). */
+class CodelState {
+  /** When the sojourn time went above target and stayed (+ interval); 0 = below. */
+  firstAboveMs = 0;
+  dropNextMs = 0;
+  count = 0;
+  lastCount = 0;
+  dropping = false;
+  constructor(readonly targetMs: number) {}
+
+  /** RFC 8289 ok_to_drop: the sojourn has been above target for an interval, with more than a packet queued. */
+  private okToDrop(sojournMs: number, bytesLeft: number, nowMs: number): boolean {
+    if (sojournMs < this.targetMs || bytesLeft <= QUANTUM_BYTES) {
+      this.firstAboveMs = 0;
+      return false;
+    }
+    if (this.firstAboveMs === 0) {
+      this.firstAboveMs = nowMs + CODEL_INTERVAL_MS;
+      return false;
+    }
+    return nowMs >= this.firstAboveMs;
+  }
+
+  /** Whether the head about to leave (queued `sojournMs`, leaving `bytesLeft` behind it) is dropped instead. */
+  drop(sojournMs: number, bytesLeft: number, nowMs: number): boolean {
+    const ok = this.okToDrop(sojournMs, bytesLeft, nowMs);
+    if (this.dropping) {
+      if (!ok) {
+        this.dropping = false;
+        return false;
+      }
+      if (nowMs < this.dropNextMs) return false;
+      this.count++;
+      this.dropNextMs += CODEL_INTERVAL_MS / Math.sqrt(this.count);
+      return true;
+    }
+    if (!ok) return false;
+    this.dropping = true;
+    // Re-entering soon after the last dropping state: start near the drop rate that worked then.
+    const delta = this.count - this.lastCount;
+    this.count = delta > 1 && nowMs - this.dropNextMs < 16 * CODEL_INTERVAL_MS ? delta : 1;
+    this.lastCount = this.count;
+    this.dropNextMs = nowMs + CODEL_INTERVAL_MS / Math.sqrt(this.count);
+    return true;
+  }
 }
 
 /** One key's (peer's) FIFO inside a class: grows as needed, bounded by the class's caps. */
@@ -174,6 +227,8 @@ export class LinkScheduler<T extends Queued> {
   private readonly drrOrder: number[];
   private readonly quantum: Float64Array;
   private readonly deficit: Float64Array;
+  /** Per class: CoDel's state when the class has codelTargetMs (WFQ classes only). */
+  private readonly codel: (CodelState | undefined)[];
   private drrCursor = 0;
   private drrGranted = false;
   private tokens: number;
@@ -198,7 +253,11 @@ export class LinkScheduler<T extends Queued> {
       this.quantum[i] = c.weight * QUANTUM_BYTES;
       (c.priority ? this.priorityOrder : this.drrOrder).push(i);
     });
-    this.counters = config.classes.map(() => ({ enqueued: 0, sent: 0, sentBytes: 0, dropped: 0, droppedBytes: 0, delaySumMs: 0, delayMaxMs: 0 }));
+    this.counters = config.classes.map(() => ({ enqueued: 0, sent: 0, sentBytes: 0, dropped: 0, droppedBytes: 0, delaySumMs: 0, delayMaxMs: 0, aqmDropped: 0 }));
+    // CoDel's target is at least two full packets' time at the rate (RFC 8289 section 4.4: a slow
+    // link needs more than one MTU's transmission time of standing queue).
+    const twoPacketsMs = (2 * (QUANTUM_BYTES + OUTER_HEADER_BYTES)) / this.bytesPerMs;
+    this.codel = config.classes.map((c) => (c.codelTargetMs !== undefined && !c.priority ? new CodelState(Math.max(c.codelTargetMs, twoPacketsMs)) : undefined));
     this.tokens = this.burstBytes;
     this.lastRefillMs = nowMs;
   }
@@ -273,25 +332,34 @@ export class LinkScheduler<T extends Queued> {
   dequeue(nowMs: number): T | undefined {
     if (this.queued === 0) return undefined;
     this.refill(nowMs);
-    const cls = this.select();
-    if (cls < 0) return undefined;
-    const r = this.rings[cls]!;
-    const sq = r.head();
-    const size = sq.items[sq.head]!.sizeBytes;
-    const cost = size + OUTER_HEADER_BYTES;
-    if (this.tokens + TOKEN_EPSILON_BYTES < cost) return undefined;
-    this.tokens = Math.max(0, this.tokens - cost);
+    let cls: number;
+    let r: ClassQueue<T>;
+    let sq: SubQueue<T>;
+    let size: number;
+    for (;;) {
+      cls = this.select();
+      if (cls < 0) return undefined;
+      r = this.rings[cls]!;
+      sq = r.head();
+      size = sq.items[sq.head]!.sizeBytes;
+      if (this.tokens + TOKEN_EPSILON_BYTES < size + OUTER_HEADER_BYTES) return undefined;
+      const codel = this.codel[cls];
+      if (codel === undefined || !codel.drop(nowMs - sq.atMs[sq.head]!, r.bytes - size, nowMs)) break;
+      // CoDel drops the head (no tokens spent) and looks at the next one.
+      r.take(sq);
+      this.queued--;
+      this.afterDrrTake(cls, r, 0);
+      const c = this.counters[cls]!;
+      c.dropped++;
+      c.droppedBytes += size;
+      c.aqmDropped++;
+      if (this.queued === 0) return undefined;
+    }
+    this.tokens = Math.max(0, this.tokens - (size + OUTER_HEADER_BYTES));
     const { item, atMs } = r.take(sq);
     const delay = nowMs - atMs;
     this.queued--;
-    if (!this.isPriority(cls)) {
-      this.deficit[cls]! -= size;
-      if (r.count === 0) {
-        // Standard DRR: an emptied queue keeps no credit, and its turn ends.
-        this.deficit[cls] = 0;
-        this.advanceDrr();
-      }
-    }
+    if (!this.isPriority(cls)) this.afterDrrTake(cls, r, size);
     const c = this.counters[cls]!;
     c.sent++;
     c.sentBytes += size;
@@ -355,6 +423,16 @@ export class LinkScheduler<T extends Queued> {
       }
       const sq = r.head();
       if (this.deficit[c]! >= sq.items[sq.head]!.sizeBytes) return c;
+      this.advanceDrr();
+    }
+  }
+
+  /** DRR bookkeeping after a WFQ class's head left (`sentBytes` 0 for a CoDel drop). */
+  private afterDrrTake(cls: number, r: ClassQueue<T>, sentBytes: number): void {
+    this.deficit[cls]! -= sentBytes;
+    if (r.count === 0) {
+      // Standard DRR: an emptied queue keeps no credit, and its turn ends.
+      this.deficit[cls] = 0;
       this.advanceDrr();
     }
   }
