@@ -226,6 +226,7 @@ export class PeerTx {
     if (bytes !== undefined) {
       p.txSeq = seq;
       p.stats.onSent(nowMs, seq);
+      p.pmtu.onSmallProbeSent(Math.round(nowMs * 1000) / 1000);
     }
     return bytes;
   }

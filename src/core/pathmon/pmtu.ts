@@ -23,9 +23,13 @@
  * carried that size. With onPathHeard, a loss counts only if the path was heard after the probe
  * left (a dead path is not a small one).
  *
+ * On a lossy path a size is blamed only after more losses in a row, as many as the path's own loss
+ * makes unlikely (LOSS_EXPLAINS_RUN_BELOW): loss learned from confirmation probes and from the
+ * small probes sent while the run lasted.
+ *
  * Inputs: nextProbeSize(now) (when the caller may send: returns a size to probe now, and counts
  * it as sent), onProbeAcked(size, now), onProbeLost(size, now), onPacketTooBig(mtu, now),
- * onPathHeard(now).
+ * onPathHeard(sentAt) and onSmallProbeSent(sentAt) (the regular probes and their replies).
  * Outputs: currentPmtu, pollChange() (one coalesced change for an event), nextDeadlineMs().
  * Time is an argument; no clock, no timers.
  */
@@ -48,6 +52,28 @@ export const DEFAULT_BLACK_HOLE_PROBES = 4;
 export const DEFAULT_PROBE_INTERVAL_MS = 100;
 export const DEFAULT_PROBE_TIMEOUT_MS = 500;
 export const DEFAULT_CONFIRM_INTERVAL_MS = 1000;
+/**
+ * On a lossy path a run of lost probes may be the loss, not the size: a size is blamed only after
+ * so many losses in a row that the path's loss ratio L explains them with probability
+ * L^k < LOSS_EXPLAINS_RUN_BELOW (VOPR long seed 6: 4 confirmation probes lost in a row on a path
+ * losing 36% sent a 1500-byte path to base), never more than MAX_LOSSES_TO_BLAME. L is learned
+ * from probes of a size the path is known to carry (the confirmation probes): their losses are the
+ * path's, not the size's. (The path's data loss will not do: a black hole loses the big data too.)
+ * A run is folded into L when an ack ends it, so a real black hole does not raise the bar for itself.
+ */
+export const LOSS_EXPLAINS_RUN_BELOW = 1e-6;
+export const MAX_LOSSES_TO_BLAME = 30;
+/** L is the lost share of the last LOSS_HISTORY such outcomes, once there are LOSS_MIN_OUTCOMES. */
+const LOSS_HISTORY = 32;
+const LOSS_MIN_OUTCOMES = 8;
+/**
+ * The small (regular) probes sent while a run of losses lasted, and which came back, measure L
+ * now, when a lossy spell starts on a path whose history is clean (VOPR long seed 14: a reverse
+ * direction turned 36% lossy, 4 confirmations lost in a row). The last SMALL_PROBES_KEPT (12.8 s
+ * of 100 ms probes); at least SMALL_PROBES_MIN in the run to count.
+ */
+const SMALL_PROBES_KEPT = 128;
+const SMALL_PROBES_MIN = 5;
 /** RFC 8899 5.1.1 PMTU_RAISE_TIMER (600 s). */
 export const DEFAULT_RAISE_INTERVAL_MS = 600_000;
 
@@ -65,6 +91,8 @@ export interface PmtuConfig {
   blackHoleProbes?: number;
   confirmIntervalMs?: number;
   raiseIntervalMs?: number;
+  /** Learn the path's loss from confirmation probes and blame a size only past it (default on). */
+  learnPathLoss?: boolean;
 }
 
 export type PmtuChangeReason = 'probe-acked' | 'link-mtu-lost' | 'black-hole' | 'packet-too-big';
@@ -95,6 +123,15 @@ export class PmtuDiscovery {
   private nextProbeAtMs: number;
   private raiseAtMs = Infinity;
   private change: PmtuChange | undefined;
+  /** Outcomes of probes of a size the path carries (1 lost, 0 acked), a ring: L (LOSS_EXPLAINS_RUN_BELOW). */
+  private readonly outcomes = new Uint8Array(LOSS_HISTORY);
+  private outcomeCount = 0;
+  /** Small probes: when each was sent (onSmallProbeSent) and whether it came back (onPathHeard). */
+  private readonly smallSentAtMs = new Float64Array(SMALL_PROBES_KEPT).fill(NaN);
+  private readonly smallBack = new Uint8Array(SMALL_PROBES_KEPT);
+  private smallHead = 0;
+  /** When the first probe of the current run of losses was sent. */
+  private runStartMs = 0;
   /** Last time anything arrived on the path (onPathHeard); undefined: the caller does not say. */
   private lastHeardMs: number | undefined;
   readonly baseBytes: number;
@@ -217,6 +254,9 @@ export class PmtuDiscovery {
         break;
       case 'complete':
         if (sizeBytes >= this.confirmedBytes) {
+          // The run of losses this ack ends, then the ack: what L learns.
+          for (let i = 0; i < this.failures; i++) this.outcomes[this.outcomeCount++ % LOSS_HISTORY] = 1;
+          this.outcomes[this.outcomeCount++ % LOSS_HISTORY] = 0;
           this.failures = 0;
           this.raise(sizeBytes);
           this.nextProbeAtMs = nowMs + this.confirmIntervalMs;
@@ -240,6 +280,46 @@ export class PmtuDiscovery {
    */
   onPathHeard(nowMs: number): void {
     if (this.lastHeardMs === undefined || nowMs > this.lastHeardMs) this.lastHeardMs = nowMs;
+    for (let i = 1; i <= SMALL_PROBES_KEPT; i++) {
+      const k = (this.smallHead - i + SMALL_PROBES_KEPT) % SMALL_PROBES_KEPT;
+      if (this.smallSentAtMs[k] === nowMs) {
+        this.smallBack[k] = 1;
+        break;
+      }
+    }
+  }
+
+  /** A small (regular) probe left at `sentAtMs`; onPathHeard(sentAtMs) says it came back. */
+  onSmallProbeSent(sentAtMs: number): void {
+    this.smallSentAtMs[this.smallHead] = sentAtMs;
+    this.smallBack[this.smallHead] = 0;
+    this.smallHead = (this.smallHead + 1) % SMALL_PROBES_KEPT;
+  }
+
+  /** The lost share of the small probes sent in [fromMs, toMs], if there were enough. */
+  private smallLoss(fromMs: number, toMs: number): number | undefined {
+    let n = 0;
+    let lost = 0;
+    for (let k = 0; k < SMALL_PROBES_KEPT; k++) {
+      const t = this.smallSentAtMs[k]!;
+      if (!(t >= fromMs && t <= toMs)) continue;
+      n++;
+      lost += 1 - this.smallBack[k]!;
+    }
+    return n >= SMALL_PROBES_MIN ? lost / n : undefined;
+  }
+
+  /** Losses in a row before a size is blamed: `base`, or more when the path's loss explains the run. */
+  private lossesToBlame(base: number, nowMs: number): number {
+    if (this.config.learnPathLoss === false) return base;
+    const n = Math.min(this.outcomeCount, LOSS_HISTORY);
+    let lost = 0;
+    for (let i = 0; i < n; i++) lost += this.outcomes[i]!;
+    // Small probes answered in time: sent no later than a probe timeout ago.
+    const l = Math.max(n >= LOSS_MIN_OUTCOMES ? lost / n : 0, this.smallLoss(this.runStartMs, nowMs - this.probeTimeoutMs) ?? 0);
+    if (l <= 0) return base;
+    if (l >= 1) return MAX_LOSSES_TO_BLAME;
+    return Math.min(MAX_LOSSES_TO_BLAME, Math.max(base, Math.ceil(Math.log(LOSS_EXPLAINS_RUN_BELOW) / Math.log(l))));
   }
 
   /**
@@ -278,11 +358,11 @@ export class PmtuDiscovery {
       this.nextProbeAtMs = nowMs + this.confirmIntervalMs;
       return;
     }
-    this.failures++;
+    if (this.failures++ === 0) this.runStartMs = sentAtMs;
     this.nextProbeAtMs = nowMs + this.probeIntervalMs;
     switch (this.phase) {
       case 'start':
-        if (this.failures >= this.maxProbes) {
+        if (this.failures >= this.lossesToBlame(this.maxProbes, nowMs)) {
           this.setConfirmed(this.baseBytes, 'link-mtu-lost');
           this.ceilingBytes = sizeBytes - 1;
           this.phase = 'base';
@@ -290,7 +370,7 @@ export class PmtuDiscovery {
         }
         break;
       case 'base':
-        if (this.failures >= this.maxProbes) {
+        if (this.failures >= this.lossesToBlame(this.maxProbes, nowMs)) {
           this.phase = 'error';
           this.failures = 0;
           this.nextProbeAtMs = nowMs + this.confirmIntervalMs;
@@ -300,14 +380,14 @@ export class PmtuDiscovery {
         this.nextProbeAtMs = nowMs + this.confirmIntervalMs;
         break;
       case 'search':
-        if (this.failures >= this.maxProbes) {
+        if (this.failures >= this.lossesToBlame(this.maxProbes, nowMs)) {
           this.ceilingBytes = Math.min(this.ceilingBytes, sizeBytes - 1);
           this.failures = 0;
           if (this.nextCandidate() === undefined) this.complete(nowMs);
         }
         break;
       case 'complete':
-        if (this.failures >= this.blackHoleProbes) {
+        if (this.failures >= this.lossesToBlame(this.blackHoleProbes, nowMs)) {
           // The size that used to go through does not any more: fall back to the base size
           // (which nearly every path carries) and find the new PMTU from there.
           this.blackHoles++;
