@@ -35,6 +35,8 @@ import { BOND_SEQ_BYTES } from './wire/overhead.ts';
 const SEQ_BITS = 28;
 const SEQ_MASK = (1 << SEQ_BITS) - 1;
 const NO_PATH = -1;
+/** Fills the sequence number of a packet FEC already delivered (never handed to the Endpoint). */
+const TOMBSTONE = new Uint8Array(0);
 /** A late packet lengthens the hold bound by this share of it (at least LATE_STEP_MIN_MS)... */
 const LATE_STEP_RATIO = 0.25;
 const LATE_STEP_MIN_MS = 2;
@@ -207,7 +209,12 @@ export class PeerBond {
       this.fecPath = path.id;
       this.fecNowMs = nowMs;
       this.peer.fecRx.onData(nowMs, d.fecGroup, d.fecIndex, d.fecK, d.packet);
-      this.fecPacket = undefined;
+      if (seq !== 0 && this.fecPacket !== undefined) {
+        // Not delivered: FEC rebuilt it before it came (it went out then, without its bond_seq).
+        // Its number still fills the hole, or the packets behind it would wait for the bound.
+        this.fecPacket = undefined;
+        this.push(nowMs, path.id, seq, TOMBSTONE);
+      }
       return;
     }
     this.push(nowMs, path.id, seq, d.packet);
@@ -254,7 +261,7 @@ export class PeerBond {
     }
     if (pathId >= 0 && pathId < BOND_MAX_PATHS) this.lastBondRxMs[pathId] = nowMs;
     const out = r.reseq.push(nowMs, 0, seq, packet, pathId);
-    for (let i = 0; i < out.length; i++) peer.host.deliverFrom(peer, out[i]!);
+    this.deliver(out);
     const late = r.reseq.flowCounters(0)?.late ?? r.lateSeen;
     if (late > r.lateSeen) {
       // A packet came after its hole was given up: the bound was shorter than the real delay
@@ -268,13 +275,17 @@ export class PeerBond {
 
   /** At deadlineMs: release what reached its bound. */
   onTimeout(nowMs: number): void {
-    const peer = this.peer;
     for (const r of this.rxc) {
       if (r === undefined) continue;
-      const out = r.reseq.handleTimeout(nowMs);
-      for (let i = 0; i < out.length; i++) peer.host.deliverFrom(peer, out[i]!);
+      this.deliver(r.reseq.handleTimeout(nowMs));
     }
     this.rearm();
+  }
+
+  /** What a resequencer released, in order, to the Endpoint (tombstones are not packets). */
+  private deliver(out: readonly Uint8Array[]): void {
+    const peer = this.peer;
+    for (let i = 0; i < out.length; i++) if (out[i]!.length > 0) peer.host.deliverFrom(peer, out[i]!);
   }
 
   private rearm(): void {
@@ -328,11 +339,9 @@ export class PeerBond {
 
   /** Released at once (the peer went away or restarted): what is held goes out in order. */
   flushAll(nowMs: number): void {
-    const peer = this.peer;
     for (const r of this.rxc) {
       if (r === undefined) continue;
-      const out = r.reseq.flush(nowMs, 0);
-      for (let i = 0; i < out.length; i++) peer.host.deliverFrom(peer, out[i]!);
+      this.deliver(r.reseq.flush(nowMs, 0));
     }
     this.rearm();
   }
