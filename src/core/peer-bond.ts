@@ -56,6 +56,8 @@ export interface BondClassSnapshot {
 
 interface TxClass {
   sched: BondScheduler;
+  /** The class's delay gap the scheduler was made with (a live change makes a new one). */
+  maxDelayGapMs: number;
   counter: number;
   /** Smallest usable inner MTU over the paths with an endpoint, less bond_seq. */
   mtuBytes: number;
@@ -148,9 +150,10 @@ export class PeerBond {
   private txClass(nowMs: number, classId: number): TxClass {
     let t = this.txc[classId];
     if (t === undefined) {
-      const pol = this.peer.host.policies()[classId]!;
+      const maxDelayGapMs = this.maxDelayGapMs(classId);
       t = {
-        sched: new BondScheduler({ kind: 'eat', maxDelayGapMs: pol.bondMaxDelayGapMs ?? BOND_DEFAULT_MAX_DELAY_GAP_MS }),
+        sched: new BondScheduler({ kind: 'eat', maxDelayGapMs }),
+        maxDelayGapMs,
         // Class id in the top bits (classes 0 and 1 never bond), so bond_seq is never 0.
         counter: this.peer.host.rng.nextU32() & SEQ_MASK,
         mtuBytes: 0,
@@ -159,6 +162,10 @@ export class PeerBond {
       this.refreshClass(nowMs, classId, t);
     }
     return t;
+  }
+
+  private maxDelayGapMs(classId: number): number {
+    return this.peer.host.policies()[classId]!.bondMaxDelayGapMs ?? BOND_DEFAULT_MAX_DELAY_GAP_MS;
   }
 
   /**
@@ -318,6 +325,7 @@ export class PeerBond {
       const t = this.txc[c];
       if (t === undefined) continue;
       if (!this.bonded(c)) this.txc[c] = undefined;
+      else if (t.maxDelayGapMs !== this.maxDelayGapMs(c)) this.txc[c] = undefined; // made again at the next packet
       else this.refreshClass(nowMs, c, t);
     }
     let bound = -1;

@@ -79,6 +79,25 @@ describe(`World: a bonded flow (seed ${SEED})`, () => {
     });
   }
 
+  it('a path that starts losing is weighted down within a second (out of the bond at 10% loss)', () => {
+    const w = new World({ seed: SEED, links: [{ name: 'l0', delayMs: 10 }, { name: 'l1', delayMs: 12 }], edge: { policies: bondPolicies() } });
+    w.every(0.5, { startMs: 2000, count: 12_000 }, (i) => w.a.sendTun(makePacket({ ...flowSpec(1, 1000), seq: i })));
+    const LOSS_AT = 4000;
+    w.impairAt(LOSS_AT, 'l1', { lossRatio: 0.1 });
+    const shares: number[][] = [];
+    const sample = (): void => {
+      const f = [...[...w.a.edge.peersByName.values()][0]!.steering.flows.values()].find((x) => x.classId === DEFAULT_CLASS)!;
+      shares.push([...(f.bondPathPackets ?? [])]);
+    };
+    for (const t of [LOSS_AT - 1000, LOSS_AT, LOSS_AT + 1000, LOSS_AT + 2000]) w.at(t, sample);
+    w.runFor(LOSS_AT + 2500);
+    const on = (i: number, p: number): number => (shares[i + 1]![p] ?? 0) - (shares[i]![p] ?? 0);
+    console.log(`lossy path: l1 took ${on(0, 1)} of ${on(0, 0) + on(0, 1)} packets in the second before the loss, ${on(1, 1)} of ${on(1, 0) + on(1, 1)} in the first second of it, ${on(2, 1)} of ${on(2, 0) + on(2, 1)} in the second after the first one`);
+    expect(on(0, 1)).toBeGreaterThan(500);
+    // From one second after the loss began, the losing path takes (almost) nothing.
+    expect(on(2, 1)).toBeLessThan((on(2, 0) + on(2, 1)) * 0.05);
+  });
+
   it('FEC of a bonded class: parity spreads over the bond, repairs the lossy path, nothing twice', () => {
     const w = new World({
       seed: SEED,
