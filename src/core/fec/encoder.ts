@@ -36,6 +36,9 @@ import {
   FEC_UNPROTECTED_GROUP_ID,
 } from './limits.ts';
 
+/** The empty shard for unused slots of shardRefs (never written: the codec sees only k + m slots). */
+const NO_SHARD = new Uint8Array(0);
+
 export interface FecEncoderConfig {
   /** Data packets per group, 1..FEC_MAX_K. */
   k: number;
@@ -234,7 +237,8 @@ export class FecEncoder {
     // Start with one shard of credit, so the first small group of a call is protected.
     this.credit = ratio === undefined ? Infinity : 1;
     for (let i = 0; i < FEC_PARITY_RING_GROUPS; i++) this.ring.push({ shards: [], emitted: 0, polled: 0 });
-    for (let i = 0; i < FEC_MAX_K + FEC_MAX_M; i++) this.shardRefs.push(new Uint8Array(0));
+    // One shared empty view for the unused slots: a fresh Uint8Array each cost a hub ~25 KB per idle peer (issue 12).
+    for (let i = 0; i < FEC_MAX_K + FEC_MAX_M; i++) this.shardRefs.push(NO_SHARD);
   }
 
   /** Parity per group from the next group on. */
