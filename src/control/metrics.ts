@@ -9,7 +9,8 @@
  * being the single peer's name on a one-peer edge; per-peer series carry `peer`):
  *   braid_info{version}                                   1
  *   braid_path_state{link,peer,state}                          1 for the current state, 0 for the others
- *   braid_path_srtt_seconds{link,peer}, braid_path_rtt_percentile_seconds{link,peer,percentile}, braid_path_jitter_seconds{link,peer}
+ *   braid_path_srtt_seconds{link,peer}, braid_path_rtt_percentile_seconds{link,peer,percentile}, braid_path_jitter_seconds{link,peer},
+ *   braid_path_mtu_bytes{link,peer}, braid_path_inner_mtu_bytes{link,peer}
  *   braid_path_rtt_seconds{link,peer}                          histogram, sampled every second
  *   braid_path_loss_ratio{link,peer,direction,window}          direction tx|rx, window 1s|30s|total
  *   braid_path_last_heard_seconds{link,peer}, braid_path_flaps_total{link,peer}, braid_path_suppressed{link,peer}
@@ -53,10 +54,11 @@ const PEER_STATES: readonly PeerSnapshot['state'][] = ['up', 'down', 'idle'];
  * session established 1, session age 1, flows 1. Per path (pathSeries on): state 4, srtt 1, RTT
  * percentiles 2, jitter 1, loss 6, last heard 1, flaps 1, suppressed 1, RTT histogram 18 (15
  * buckets, +Inf, sum, count), link bytes 2, packets 2, data packets 2, transmit rate 1, flows 1,
- * FEC parity 1. A shaped local link adds 3 series (rate, queued, queue drops), whatever the peers.
+ * FEC parity 1, path MTU 1, inner MTU 1. A shaped local link adds 3 series (rate, queued, queue
+ * drops), whatever the peers.
  */
 export const PEER_SERIES = 13;
-export const PATH_SERIES = 44;
+export const PATH_SERIES = 46;
 const VERSION = '0.1.0';
 
 type Setter<L extends string> = (labels: LabelValues<L>, value: number) => void;
@@ -146,6 +148,12 @@ export class BraidMetrics {
         maybe(set, { ...pathLabels(s, l), percentile: '50' }, seconds(l.rttP50Ms));
         maybe(set, { ...pathLabels(s, l), percentile: '99' }, seconds(l.rttP99Ms));
       }
+    });
+    gauge('braid_path_mtu_bytes', 'Path MTU found by path MTU discovery: the largest outer packet (IP header included) the path carries now.', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) maybe(set, pathLabels(s, l), l.pathMtuBytes);
+    });
+    gauge('braid_path_inner_mtu_bytes', 'Largest inner packet the path carries in one unfragmented datagram (the path MTU minus the overlay overhead).', ['link', 'peer'], (s, set) => {
+      for (const l of paths(s)) maybe(set, pathLabels(s, l), l.usableMtuBytes);
     });
     gauge('braid_path_jitter_seconds', 'RFC 3550 interarrival jitter of the peer probes.', ['link', 'peer'], (s, set) => {
       for (const l of paths(s)) maybe(set, pathLabels(s, l), seconds(l.jitterMs));

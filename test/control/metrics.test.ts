@@ -44,6 +44,8 @@ describe('metrics exporter fed by a World-driven edge', () => {
       expect(m.find('braid_path_state', ln).filter((x) => x.value === 1)).toHaveLength(1);
       expect(m.value('braid_path_srtt_seconds', ln)).toBeCloseTo(l.rttMs! / 1000, 9);
       expect(m.value('braid_path_jitter_seconds', ln)).toBeCloseTo(l.jitterMs / 1000, 9);
+      expect(m.value('braid_path_mtu_bytes', ln)).toBe(1500);
+      expect(m.value('braid_path_inner_mtu_bytes', ln)).toBe(l.usableMtuBytes);
       expect(m.value('braid_path_rtt_percentile_seconds', { ...ln, percentile: '99' })).toBeCloseTo(l.rttP99Ms! / 1000, 9);
       expect(m.value('braid_path_rtt_percentile_seconds', { ...ln, percentile: '50' })).toBeCloseTo(l.rttP50Ms! / 1000, 9);
       expect(m.value('braid_link_transmit_rate_bytes_per_second', ln)).toBeCloseTo(l.txRateBps / 8, 9);
