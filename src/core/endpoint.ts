@@ -1,8 +1,7 @@
 /**
- * Endpoint: the whole overlay protocol of one box as a deterministic state machine (quinn-proto's
- * design): its local links, the session manager, the routing table and the shared egress, with a
- * Peer (peer.ts) per remote site. It owns no socket, file or timer and never reads the clock: time
- * arrives as `nowMs` (monotonic ms), randomness from an injected Rng.
+ * Endpoint: the whole overlay protocol of one box as a deterministic state machine (quinn-proto's design): its local links,
+ * the session manager, the routing table and the shared egress, with a Peer (peer.ts) per remote site. It owns no
+ * socket, file or timer and never reads the clock: time arrives as `nowMs` (monotonic ms), randomness from an injected Rng.
  *
  * Call order (the shell's loop, src/io/driver.ts; the simulator's World does the same in virtual time):
  *   inputs   handleTunPacket(now, packet)          an inner IP packet from the site
@@ -16,22 +15,20 @@
  *            snapshot(now)   -> EdgeSnapshot           counters, paths, classes, peers
  * After any input, the shell drains the poll* outputs and re-arms its one timer to pollTimeout().
  *
- * Buffer contract: `handleDatagram` may hand out views into `datagram` through pollDelivery, so the
- * shell must not reuse that buffer until it has drained pollDelivery. `handleTunPacket` copies what
- * it needs: the packet buffer may be reused as soon as the call returns.
+ * Buffer contract: `handleDatagram` may hand out views into `datagram` through pollDelivery, so the shell must not
+ * reuse that buffer until it has drained pollDelivery. `handleTunPacket` copies what it needs: the packet buffer may be
+ * reused as soon as the call returns.
  *
  * Send path, in stages: parse (inner.ts) -> route (routing/prefix-table.ts: destination -> peer,
  * `noRoute` drop) -> classify (steer/classes.ts: DSCP) -> [peer.ts] flow -> path -> FEC ->
  * [peer-tx.ts] queue (qos: shared shaper per link, DRR across peers) -> seal -> transmit.
- * Receive path: envelope -> handshake (crypto) or open (receiver index -> peer) -> frame ->
- * [peer.ts] path by (arrival link, sender link) -> statistics / dedupe / FEC -> deliverFrom: the
- * inner source must lie in the sender's prefixes (`sourceNotAllowed`), then the TUN, or, when the
- * destination belongs to another peer (a hub between spokes), that peer's send path: forwarded
- * inside the core with the class and DSCP kept, no trip through the kernel.
+ * Receive path: envelope -> handshake (crypto) or open (receiver index -> peer) -> frame -> [peer.ts] path by
+ * (arrival link, sender link) -> statistics / dedupe / FEC -> deliverFrom: the inner source must lie in the sender's
+ * prefixes (`sourceNotAllowed`), then the TUN, or, when the destination belongs to another peer (a hub between
+ * spokes), that peer's send path: forwarded inside the core with the class and DSCP kept, no trip through the kernel.
  *
- * Per-packet problems never throw: they are counted in snapshot().drops. Timers: the session
- * manager's and the shapers' here, each peer's in its own table (peer.ts PeerTimer) with the
- * earliest kept in a heap across peers.
+ * Per-packet problems never throw: they are counted in snapshot().drops. Timers: the session manager's and the shapers'
+ * here, each peer's in its own table (peer.ts PeerTimer) with the earliest kept in a heap across peers.
  */
 import { MAX_DELIVERY_QUEUE, MAX_INNER_PACKET_BYTES, MAX_LINKS, MAX_TRANSMIT_QUEUE } from './constants.ts';
 import { SessionManager, type CryptoEvent } from './crypto/handshake-state.ts';
@@ -95,6 +92,7 @@ export class Endpoint implements PeerHost {
   private readonly heap = new TimerHeap<Peer>();
   private readonly dirty: Peer[] = [];
   private readonly timers = new Float64Array(Timer.Count).fill(Infinity);
+  private cryptoWalkAtMs = -Infinity; // next walk of every peer's session timers (drainCrypto)
   private readonly transmits = new Fifo<Transmit>();
   private readonly deliveries = new Fifo<Uint8Array>();
   readonly events = new EventLog();
@@ -224,7 +222,7 @@ export class Endpoint implements PeerHost {
   }
 
   /** Moves handshake messages onto the wire and session events into ours. */
-  drainCrypto(): void {
+  drainCrypto(onePeer?: string): void {
     const sessions = this.sessions;
     if (!sessions) return;
     const nowMs = this.nowMs;
@@ -245,7 +243,9 @@ export class Endpoint implements PeerHost {
       }
     }
     for (let e = sessions.pollEvent(); e; e = sessions.pollEvent()) this.onCryptoEvent(nowMs, e);
-    this.timers[Timer.Crypto] = sessions.nextDeadlineMs() ?? Infinity;
+    // An opened data packet arms only its peer's timers: fold those in (O(1)); walk all peers at most every 100 ms (issue 12).
+    if (onePeer !== undefined && nowMs < this.cryptoWalkAtMs) this.timers[Timer.Crypto] = Math.min(this.timers[Timer.Crypto]!, sessions.nextDeadlineMs(onePeer) ?? Infinity);
+    else [this.timers[Timer.Crypto], this.cryptoWalkAtMs] = [sessions.nextDeadlineMs() ?? Infinity, nowMs + 100];
   }
 
   private onCryptoEvent(nowMs: number, e: CryptoEvent): void {
@@ -345,7 +345,7 @@ export class Endpoint implements PeerHost {
     if (!opened.ok) return this.drop(opened.reason);
     const peer = this.peersByName.get(opened.peerId);
     if (!peer) return this.drop('unknownPeer');
-    this.drainCrypto();
+    this.drainCrypto(opened.peerId);
     if (opened.plaintext.length === 0) {
       peer.onKeepalive(nowMs, linkId, from);
       return this.touch(peer);

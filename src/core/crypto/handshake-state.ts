@@ -433,11 +433,11 @@ export class SessionManager<Source = string> {
     }
   }
 
-  /** Earliest armed timer across peers, or undefined when none is armed. O(peers). */
-  nextDeadlineMs(): number | undefined {
+  /** Earliest armed timer across peers (O(peers)), or of one peer (O(1)); undefined when none is armed. */
+  nextDeadlineMs(peerId?: string): number | undefined {
     let earliest = Infinity;
-    for (const peer of this.peers.values()) {
-      earliest = Math.min(earliest, peer.retransmitAtMs, peer.keepaliveAtMs, peer.newHandshakeAtMs, peer.zeroKeysAtMs);
+    for (const peer of peerId === undefined ? this.peers.values() : [this.peers.get(peerId)]) {
+      if (peer) earliest = Math.min(earliest, peer.retransmitAtMs, peer.keepaliveAtMs, peer.newHandshakeAtMs, peer.zeroKeysAtMs);
     }
     return earliest === Infinity ? undefined : earliest;
   }
