@@ -24,11 +24,25 @@ const r1 = (x: number): number => Math.round(x * 10) / 10;
 const RATE_MBIT = 100;
 const SECONDS = 8;
 
+/** The sites up now: what a SIGTERM from the bench runner (timeout) or a ^C must take down. */
+let current: BondSites | undefined;
+let signalled = false;
+function onSignal(code: number): void {
+  if (signalled) return;
+  signalled = true;
+  process.stderr.write(`bond-ns: signal: removing the brt- namespaces and processes\n`);
+  const force = setTimeout(() => process.exit(code), 20_000);
+  force.unref();
+  void (current?.stop() ?? Promise.resolve()).catch(() => undefined).finally(() => process.exit(code));
+}
+
 async function withSites<T>(tag: string, strategy: 'bond' | 'balance', fn: (h: BondSites) => Promise<T>, links?: string[]): Promise<T> {
   const h = await startBondSites({ tag, rateMbit: RATE_MBIT, strategy, ...(links ? { links } : {}) });
+  current = h;
   try {
     return await fn(h);
   } finally {
+    current = undefined;
     await h.stop();
   }
 }
@@ -43,6 +57,8 @@ function rateBetween(intervalBytes: number[], intervalS: number, fromS: number, 
 
 export async function runNamespaceBench(log: (s: string) => void): Promise<{ figures: NsFigure[]; rows: string[]; loadAvg: number }> {
   const tag = `bn${process.pid % 10000}`;
+  process.once('SIGTERM', () => onSignal(143));
+  process.once('SIGINT', () => onSignal(130));
   const loadAvg = loadavg()[0]!;
   const rows: string[] = [];
   const figures: NsFigure[] = [];
