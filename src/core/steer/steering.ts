@@ -11,7 +11,9 @@
  *
  * SLA rules (each measured; see docs/STEERING.md):
  * - a loss breach must show over 1 s AND 3 s, needs MIN_LOST_FOR_SLA losses in the window, and
- *   the loss must be surely (95% lower confidence bound) above the re-entry line over 3 s or 10 s;
+ *   the loss must be surely (95% lower confidence bound) above the re-entry line over 3 s or 10 s
+ *   (or, a sudden jump, at 99% over the last second above 1.5x the line);
+ * - FEC credit (the loss after FEC is judged) while the loss is not surely over 6x the SLA's;
  * - re-entry is judged only on evidence gathered after the breach, over 5 s, then 10 s, then 20 s
  *   as a path keeps failing: the loss's 84% upper confidence bound must be under the SLA;
  * - with no path in SLA, the least bad is judged over 30 s with every loss counted;
@@ -62,6 +64,13 @@ const SLA_EXIT_CONFIDENCE_Z = 1.645;
 const SLA_REENTRY_CONFIDENCE_Z = 1;
 /** The longer window a loss exit's confidence may come from (1.3% is sure over 10 s, not over 3 s). */
 const SLA_EXIT_EVIDENCE_LONG_MS = 10_000;
+/**
+ * A sudden jump: the last second's loss sure at 99% above SLA_JUMP_FACTOR x the re-entry line.
+ * (lte-jitter-storm's late packets read 3-5% loss in the storm's first half second: the 3 s window
+ * cannot be sure of that yet.)
+ */
+const SLA_JUMP_CONFIDENCE_Z = 2.33;
+const SLA_JUMP_FACTOR = 1.5;
 /** A recovered path takes back 'best' flows only if it is clearly better (score ratio). */
 const REVERT_SCORE_RATIO = 0.7;
 /** FEC-aware SLA: raw loss up to this many times the class's SLA loss may be repaired by FEC. */
@@ -288,15 +297,21 @@ export class Steering {
       const exitView: PathMetrics =
         short.txLossRatio !== undefined && confirm.txLossRatio !== undefined && confirm.txLossRatio < short.txLossRatio ? { ...short, txLossRatio: confirm.txLossRatio } : short;
       // ...and only when the loss is, with confidence, above the re-entry line over the last 3 s
-      // or the last 10 s (lossSureAbove): 7 of 630 packets read 1.1% on a path losing 0.5%.
-      const lossSureAbove = Math.max(lossLowerBoundOver(nowMs, p, SLA_CONFIRM_WINDOW_MS), lossLowerBoundOver(nowMs, p, SLA_EXIT_EVIDENCE_LONG_MS));
+      // or 10 s (lossSureAbove): 7 of 630 packets read 1.1% on a path losing 0.5%; 1.3% is sure
+      // over 10 s. A sudden jump stays quicker: the last second's loss, sure at 99% above 1.5 x the
+      // line (1.2% for voice: 7 of 210 packets, which a path losing 0.9% shows 0.3% of the time).
+      const lossSureAbove = Math.max(
+        lossLowerBoundOver(nowMs, p, SLA_CONFIRM_WINDOW_MS),
+        lossLowerBoundOver(nowMs, p, SLA_EXIT_EVIDENCE_LONG_MS),
+        lossLowerBoundOver(nowMs, p, SHORT_WINDOW_MS, SLA_JUMP_CONFIDENCE_Z) / SLA_JUMP_FACTOR,
+      );
       let worst: string | undefined;
       for (let c = 0; c < policies.length; c++) {
         const sla = policies[c]!.sla;
         if (p.inSla[c]) {
           const line = sla.lossRatio * SLA_REENTRY_SLACK;
           const view = exitView.txLossRatio !== undefined && exitView.txLossRatio > line && lossSureAbove <= line ? { ...exitView, txLossRatio: line } : exitView;
-          const breach = this.judge(nowMs, view, sla, c);
+          const breach = this.judge(nowMs, view, sla, c, 1, lossSureAbove);
           if (breach) {
             p.inSla[c] = false;
             p.breach[c] = breach;
@@ -326,13 +341,17 @@ export class Steering {
    * A class with FEC judges a path on the loss FEC leaves (DESIGN: a path stays usable for voice
    * while FEC keeps it within SLA); the breach names both figures. Without FEC: the raw metrics.
    */
-  private judge(nowMs: number, m: PathMetrics, sla: Sla, classId: number, slack = 1): string | undefined {
+  private judge(nowMs: number, m: PathMetrics, sla: Sla, classId: number, slack = 1, lossSureAbove = Infinity): string | undefined {
     const loss = m.txLossRatio;
     // FEC earns a path credit only while it is not leaving the SLA far behind (at most
     // FEC_CREDIT_MAX_FACTOR x the SLA's loss: the residual model assumes random loss, and heavy loss
     // on a path is rarely random), and only to stay on it: re-entry is judged on the raw loss, so a
-    // path that lost a class does not take it back on a model's promise.
-    const fec = slack === 1 && loss !== undefined && loss > 0 && loss <= sla.lossRatio * FEC_CREDIT_MAX_FACTOR && this.host.fecView ? this.host.fecView(classId, loss, nowMs) : undefined;
+    // path that lost a class does not take it back on a model's promise. Over the cap means surely
+    // over it (`lossSureAbove`, the exit's 95% lower bound): 3% random loss read 7.4% over the first
+    // 0.4 s of a call (fec-repairable seed 20), and voice left a path FEC was repairing.
+    const cap = sla.lossRatio * FEC_CREDIT_MAX_FACTOR;
+    const credit = slack === 1 && loss !== undefined && loss > 0 && (loss <= cap || lossSureAbove <= cap);
+    const fec = credit && this.host.fecView ? this.host.fecView(classId, loss!, nowMs) : undefined;
     if (fec === undefined || fec.m === 0) return slaBreach(m, sla, slack);
     const breach = slaBreach({ ...m, txLossRatio: fec.residualRatio }, sla, slack);
     if (breach === undefined || !breach.startsWith('loss')) return breach;
@@ -458,8 +477,8 @@ function pctOf(r: number): string {
   return `${p < 0.1 ? p.toFixed(3) : p < 10 ? p.toFixed(1) : p.toFixed(0)}%`;
 }
 
-/** Lower confidence bound (SLA_EXIT_CONFIDENCE_Z) on the path's tx loss over `windowMs`; 0 without data. */
-function lossLowerBoundOver(nowMs: number, p: PathRuntime, windowMs: number): number {
+/** Lower confidence bound (at `z`) on the path's tx loss over `windowMs`; 0 without data. */
+function lossLowerBoundOver(nowMs: number, p: PathRuntime, windowMs: number, z = SLA_EXIT_CONFIDENCE_Z): number {
   const c = p.stats.txLossCounts(nowMs, windowMs);
-  return c ? lossLowerBound(c.lost, c.sent, SLA_EXIT_CONFIDENCE_Z) : 0;
+  return c ? lossLowerBound(c.lost, c.sent, z) : 0;
 }
