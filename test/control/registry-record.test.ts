@@ -150,3 +150,15 @@ ${registry}
     expect(err(text)).toMatch(/peers: missing \(at least one peer is needed\).*fix: .*registry:/);
   });
 });
+
+describe('braid status: the registry line', () => {
+  it('says connected with the counts, or UNREACHABLE with how long and the last known set', async () => {
+    const { registryText } = await import('../../src/cli/status.ts');
+    const base = { endpoints: ['http://10.9.0.5:2379'], prefix: '/braid/', sites: 41, peers: 40, invalidValues: 0, published: true };
+    expect(registryText({ ...base, state: 'connected' })).toBe('connected (etcd http://10.9.0.5:2379/braid/), 41 sites, 40 peers from it');
+    expect(registryText({ ...base, state: 'unreachable', unreachableForMs: 12_345, lastError: 'connect ECONNREFUSED', invalidValues: 2 })).toBe(
+      'UNREACHABLE for 12.3s (etcd http://10.9.0.5:2379/braid/: connect ECONNREFUSED); running on the last known 41 sites, 40 peers from it, 2 invalid values ignored',
+    );
+    expect(registryText({ ...base, state: 'connecting', published: false })).toMatch(/^connecting .*this site not published$/);
+  });
+});
