@@ -54,6 +54,7 @@ import { CLASS_NAMES, classOfDscp, DEFAULT_POLICIES, type ClassName, type ClassP
 import { TimerHeap } from './timer-heap.ts';
 import { Fifo } from './fifo.ts';
 import { applyLinkHealth } from './pathmon/health.ts';
+import { notePathTx } from './pathmon/path.ts';
 import { checkPeerSet, mergeFec, publicFacts, sameKey, stripUndefined } from './peer-config.ts';
 import { DEFAULT_DSCP_TRUST, DscpTrust, type DscpTrustPolicy } from './steer/dscp-trust.ts';
 import { remarkDscp, RuleSet, type RuleSpec } from './steer/rules.ts';
@@ -584,11 +585,7 @@ export class Endpoint implements PeerHost {
     if (peer === null || this.peerSlots[peer.slot] !== peer) return undefined;
     const bytes = peer.tx.buildQueued(nowMs, item);
     const p = peer.paths[item.pathId];
-    if (bytes !== undefined && p !== undefined) {
-      p.txPackets++;
-      p.txBytes += bytes.length;
-      p.lastTxMs = nowMs;
-    }
+    if (bytes !== undefined && p !== undefined) notePathTx(p, bytes.length, nowMs);
     return bytes;
   }
 

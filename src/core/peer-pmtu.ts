@@ -18,6 +18,7 @@
  * before use, wrapping (`>>> 0`) only after 2^32 packets, where buildProbe skips 0.
  */
 import { pathName, refreshUsableMtu, type PathRuntime } from './pathmon/path.ts';
+import { CONFIRM_BIG_TX_RECENT_MS } from './pathmon/pmtu.ts';
 import type { Peer } from './peer.ts';
 
 /** Probe seq that marks a PMTU probe (and its reply). */
@@ -28,7 +29,7 @@ export function pmtuTick(peer: Peer, nowMs: number): void {
   if (peer.host.sessions !== undefined && !peer.sessionUp) return;
   for (const p of peer.paths) {
     if (!p.hasEndpoint) continue;
-    const size = p.pmtu.nextProbeSize(nowMs);
+    const size = p.pmtu.nextProbeSize(nowMs, nowMs - p.bigTxAtMs <= CONFIRM_BIG_TX_RECENT_MS);
     if (size !== undefined) {
       p.pmtuProbeTxUs = Math.round(nowMs * 1000);
       p.pmtuProbeBytes = size;

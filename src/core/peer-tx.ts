@@ -8,7 +8,7 @@
  */
 import { allocBytes, copyBytes } from './bytes.ts';
 import type { FecTx } from './fec/fec-tx.ts';
-import type { PathRuntime } from './pathmon/path.ts';
+import { notePathTx, type PathRuntime } from './pathmon/path.ts';
 import { PendingTx, TxKind, type LinkRuntime } from './qos/egress.ts';
 import type { Endpoint } from './types.ts';
 import {
@@ -248,7 +248,10 @@ export class PeerTx {
       if (padded === undefined) return;
     }
     const bytes = this.wrap(padded);
-    if (bytes !== undefined) this.transmit(p, p.remote, bytes, p.dscp);
+    if (bytes === undefined) return;
+    const bigTxAtMs = p.bigTxAtMs; // a probe is not traffic a black hole could hurt: it must not keep confirmations going
+    this.transmit(p, p.remote, bytes, p.dscp);
+    p.bigTxAtMs = bigTxAtMs;
   }
 
   /** A probe reply on `p`: echoes the probe's timestamp, carries what we received on the path. */
@@ -323,9 +326,7 @@ export class PeerTx {
 
   /** A sealed datagram out on the path's link (through the shaper as control when shaped). */
   transmit(p: PathRuntime, to: Endpoint, bytes: Uint8Array, dscp: number, classId = CONTROL_CLASS): void {
-    p.txPackets++;
-    p.txBytes += bytes.length;
-    p.lastTxMs = this.peer.host.nowMs;
+    notePathTx(p, bytes.length, this.peer.host.nowMs);
     this.peer.host.transmit(this.link(p), this.peer.slot, p.id, to, bytes, dscp, classId);
   }
 }

@@ -63,6 +63,25 @@ describe(`World: path MTU discovery and inner packets fitted to it (seed ${SEED}
     expect(w.a.edge.snapshot(w.nowMs).drops.tooLarge).toBe(1);
   });
 
+  it('a settled path is confirmed only while big datagrams cross it: idle, no full-size probes (a hub with 1,000 idle spokes)', () => {
+    const w = new World({ seed: SEED, links: [{ name: 'inet', delayMs: 10, mtuBytes: 1400 }] });
+    w.runFor(6000);
+    expect(linkSnap(w)).toMatchObject({ pathMtuBytes: 1400, pmtuPhase: 'complete' });
+    const probesOf = (): number => (w.a.edge.snapshot(w.nowMs).links[0] as { pmtuProbes: number }).pmtuProbes;
+    const idleFrom = probesOf();
+    w.runFor(20_000);
+    expect(probesOf() - idleFrom, 'no confirmation probe in 20 s without big datagrams').toBe(0);
+
+    // 1300-byte packets (above the 1200-byte UDP payload line once framed) for 10 s: confirmed about once a second.
+    w.every(10, { count: 1000 }, () => w.a.sendTun(makePacket({ ...flowSpec(1, 1300), protocol: 17 })));
+    const busyFrom = probesOf();
+    w.runFor(10_000);
+    const busy = probesOf() - busyFrom;
+    expect(busy).toBeGreaterThanOrEqual(8);
+    expect(busy).toBeLessThanOrEqual(12);
+    expect(linkSnap(w)).toMatchObject({ pathMtuBytes: 1400, pmtuPhase: 'complete', pmtuBlackHoles: 0 });
+  });
+
   it('probes are exactly the size they test, encrypted or not: a 1400-byte path reads 1400, a 1420-byte one 1420', () => {
     for (const insecurePlaintext of [false, true]) {
       for (const mtu of [1400, 1420, 1492]) {

@@ -15,7 +15,7 @@ import type { Endpoint } from '../types.ts';
 import { outerHeaderBytes, usableInnerMtu, type IpFamily } from '../wire/overhead.ts';
 import { MIN_LOST_FOR_SLA, PathStats } from './path-stats.ts';
 import { PathStateMachine, type PathState, type PathStateConfig } from './path-state.ts';
-import { PmtuDiscovery } from './pmtu.ts';
+import { CONFIRM_ONLY_ABOVE_DATAGRAM_BYTES, PmtuDiscovery } from './pmtu.ts';
 
 export interface PathRuntime {
   /** Index in the peer's path list (stable for the path's life). */
@@ -79,6 +79,8 @@ export interface PathRuntime {
   /** tx_us of the PMTU probe in flight (its reply echoes it) and the size it tests; -1: none. */
   pmtuProbeTxUs: number;
   pmtuProbeBytes: number;
+  /** When the path last carried a datagram over CONFIRM_ONLY_ABOVE_DATAGRAM_BYTES (PMTU confirmation). */
+  bigTxAtMs: number;
 }
 
 export interface NewPath {
@@ -140,9 +142,18 @@ export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): Path
     usableMtuBytes: 0,
     pmtuProbeTxUs: -1,
     pmtuProbeBytes: 0,
+    bigTxAtMs: -Infinity,
   };
   refreshUsableMtu(path);
   return path;
+}
+
+/** A datagram of `sizeBytes` went out on `p`: counters, and whether a PMTU confirmation is worth sending. */
+export function notePathTx(p: PathRuntime, sizeBytes: number, nowMs: number): void {
+  p.txPackets++;
+  p.txBytes += sizeBytes;
+  p.lastTxMs = nowMs;
+  if (sizeBytes > CONFIRM_ONLY_ABOVE_DATAGRAM_BYTES) p.bigTxAtMs = nowMs;
 }
 
 /** Outer IP version of a path to `remote` (IPv6 text has a colon). */

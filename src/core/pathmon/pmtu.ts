@@ -53,6 +53,14 @@ export const DEFAULT_PROBE_INTERVAL_MS = 100;
 export const DEFAULT_PROBE_TIMEOUT_MS = 500;
 export const DEFAULT_CONFIRM_INTERVAL_MS = 1000;
 /**
+ * A settled path is confirmed only while it carries datagrams bigger than this (UDP payload): a
+ * black hole can only hurt packets above the 1280-byte IPv6 minimum, and a hub with 1,000 idle
+ * spokes would otherwise spend ~12 kbit/s per path (24 Mbit/s for 2,000 paths) on full-size probes.
+ */
+export const CONFIRM_ONLY_ABOVE_DATAGRAM_BYTES = 1200;
+/** ...carried within this long (two confirmation intervals). */
+export const CONFIRM_BIG_TX_RECENT_MS = 2000;
+/**
  * On a lossy path a run of lost probes may be the loss, not the size: a size is blamed only after
  * so many losses in a row that the path's loss ratio L explains them with probability
  * L^k < LOSS_EXPLAINS_RUN_BELOW (VOPR long seed 6: 4 confirmation probes lost in a row on a path
@@ -189,7 +197,7 @@ export class PmtuDiscovery {
    * The size to probe now, or undefined. A returned size counts as sent: the caller sends one
    * probe datagram of probeDatagramBytes(size) bytes (UDP payload) with DF set on this path.
    */
-  nextProbeSize(nowMs: number): number | undefined {
+  nextProbeSize(nowMs: number, confirmWanted = true): number | undefined {
     if (this.outstanding !== undefined && nowMs >= this.outstanding.deadlineMs) {
       this.lost(this.outstanding.sizeBytes, nowMs);
     }
@@ -220,6 +228,9 @@ export class PmtuDiscovery {
         break;
       }
       case 'complete':
+        // Nothing big crossed the path lately: nothing a black hole could eat. The probe goes
+        // out as soon as big datagrams do again (nextProbeAtMs is left where it was).
+        if (!confirmWanted) return undefined;
         size = this.confirmedBytes;
         break;
     }
