@@ -25,7 +25,7 @@ import type { AeadFactory } from '../core/crypto/transport.ts';
 import { nativeAeadFactory } from '../io/native-aead.ts';
 import { readPrivateKeyFile } from './keys.ts';
 import { listRoutes, syncRoutes } from '../io/routes.ts';
-import { startFleetRegistry, type FleetRegistry } from '../control/registry-up.ts';
+import type { FleetRegistry } from '../control/registry-up.ts';
 
 
 function ioToBraid(e: unknown, code: ErrorCode, what: string, fix: string): BraidError {
@@ -319,6 +319,8 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   const metricsListen = cfg.metrics?.listen ?? DEFAULT_METRICS_LISTEN;
   const metrics = cfg.metrics?.enabled === false ? undefined : await startMetricsServer(metricsListen, status, cfg.metrics?.pathSeries === undefined ? {} : { pathSeries: cfg.metrics.pathSeries }).catch((e: Error) => void log.warn({ listen: metricsListen }, `metrics unavailable (${e.message})`));
   if (cfg.registry) {
+    // Loaded only with a registry: the etcd client (gRPC) costs every other start time.
+    const { startFleetRegistry } = await import('../control/registry-up.ts');
     fleet = startFleetRegistry({
       cfg,
       registry: cfg.registry,
