@@ -12,7 +12,8 @@
  * SLA rules (each measured; see docs/STEERING.md):
  * - a loss breach must show over 1 s AND 3 s, needs MIN_LOST_FOR_SLA losses in the window, and
  *   the loss must be surely (95% lower confidence bound) above the re-entry line over 3 s or 10 s
- *   (or, a sudden jump, at 99% over the last second above 1.5x the line);
+ *   (or, a sudden jump, at 99% over the last second above 1.5x the line, or above the line after
+ *   a clean 9 s);
  * - FEC credit (the loss after FEC is judged) while the loss is not surely over 6x the SLA's;
  * - re-entry is judged only on evidence gathered after the breach, over 5 s, then 10 s, then 20 s
  *   as a path keeps failing: the loss's 84% upper confidence bound must be under the SLA;
@@ -70,6 +71,8 @@ const SLA_EXIT_EVIDENCE_LONG_MS = 10_000;
  * cannot be sure of that yet.)
  */
 const SLA_JUMP_CONFIDENCE_Z = 2.33;
+/** ...or above the line itself when the 9 s before it were clean (under this fraction of the line). */
+const SLA_JUMP_CLEAN_FRACTION = 0.25;
 const SLA_JUMP_FACTOR = 1.5;
 /** A recovered path takes back 'best' flows only if it is clearly better (score ratio). */
 const REVERT_SCORE_RATIO = 0.7;
@@ -305,12 +308,14 @@ export class Steering {
         lossLowerBoundOver(nowMs, p, SLA_EXIT_EVIDENCE_LONG_MS),
         lossLowerBoundOver(nowMs, p, SHORT_WINDOW_MS, SLA_JUMP_CONFIDENCE_Z) / SLA_JUMP_FACTOR,
       );
+      const jump = lossJump(nowMs, p);
       let worst: string | undefined;
       for (let c = 0; c < policies.length; c++) {
         const sla = policies[c]!.sla;
         if (p.inSla[c]) {
           const line = sla.lossRatio * SLA_REENTRY_SLACK;
-          const view = exitView.txLossRatio !== undefined && exitView.txLossRatio > line && lossSureAbove <= line ? { ...exitView, txLossRatio: line } : exitView;
+          const sure = lossSureAbove > line || (jump.low > line && jump.before <= line * SLA_JUMP_CLEAN_FRACTION);
+          const view = exitView.txLossRatio !== undefined && exitView.txLossRatio > line && !sure ? { ...exitView, txLossRatio: line } : exitView;
           const breach = this.judge(nowMs, view, sla, c, 1, lossSureAbove);
           if (breach) {
             p.inSla[c] = false;
@@ -475,6 +480,17 @@ export class Steering {
 function pctOf(r: number): string {
   const p = r * 100;
   return `${p < 0.1 ? p.toFixed(3) : p < 10 ? p.toFixed(1) : p.toFixed(0)}%`;
+}
+
+/**
+ * The last second against the 9 s before it: the last second's 99% lower bound on loss, and the
+ * loss before (1 without data, so no jump is seen without a clean history).
+ */
+function lossJump(nowMs: number, p: PathRuntime): { low: number; before: number } {
+  const last = p.stats.txLossCounts(nowMs, SHORT_WINDOW_MS);
+  const all = p.stats.txLossCounts(nowMs, SLA_EXIT_EVIDENCE_LONG_MS);
+  if (!last || !all || all.sent - last.sent < 10) return { low: 0, before: 1 };
+  return { low: lossLowerBound(last.lost, last.sent, SLA_JUMP_CONFIDENCE_Z), before: Math.max(0, all.lost - last.lost) / (all.sent - last.sent) };
 }
 
 /** Lower confidence bound (at `z`) on the path's tx loss over `windowMs`; 0 without data. */
