@@ -146,4 +146,28 @@ describe('VOPR-found liveness bugs', () => {
     expect(sat.pmtu.probesSent).toBeGreaterThan(0);
     expect(lowestPmtu).toBe(1500);
   }, 60_000);
+
+  it('a lost handshake response is resent: a spoke with data for the hub (and none back) is not left waiting 5 s for its retry (seed 425)', () => {
+    // Seed 425: spoke c's response from the hub was lost twice (a 52%-lossy fault, then healed); c's
+    // next retry came 4.3 s after the heal and its flows, all toward the hub, had nothing to show.
+    // The hub (no data for c, so no handshake of its own) now resends its response while the
+    // session waits for confirmation.
+    const w = new World({
+      seed: 425,
+      sites: [
+        { name: 'hub', role: 'hub', links: ['inet'], prefixes: ['10.0.0.0/16'] },
+        { name: 's1', links: ['inet'], prefixes: ['10.1.0.0/16'] },
+      ],
+      connections: [{ name: 'c', a: 's1.inet', b: 'hub.inet', delayMs: 20 }],
+    });
+    w.impairAt(0, 'c', { up: false }, 'ba');
+    w.impairAt(40, 'c', { up: true }, 'ba');
+    let seq = 0;
+    w.every(20, { startMs: 100, untilMs: 6000 }, () => w.site('s1').sendTun(pkt([10, 1, 0, 2], [10, 0, 0, 2], 1, seq++)));
+    w.runFor(6000);
+    const got = w.site('hub').delivered.filter((d) => readPacketTag(d.bytes)?.flowId === 1);
+    console.log(`s1 -> hub after a lost response: first delivery at ${got[0]?.atMs.toFixed(0) ?? 'never'} ms, ${got.length} of ${seq}`);
+    expect(got.length).toBeGreaterThan(0);
+    expect(got[0]!.atMs).toBeLessThan(2500);
+  }, 60_000);
 });

@@ -28,6 +28,8 @@ export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME_MS / REKEY_TIMEOUT_MS;
  * session it answered (a round trip) before starting its own handshake (its response may be lost).
  */
 export const AWAIT_CONFIRMATION_MS = 1_000;
+/** Times a responder resends its response while the session waits for confirmation (peer-session.ts). */
+export const MAX_RESPONSE_RESENDS = 3;
 /** A peer may not make us run more than this many handshakes per second (WireGuard's limit). */
 export const INITIATIONS_PER_SECOND = 50;
 export const MIN_INITIATION_INTERVAL_MS = 1000 / INITIATIONS_PER_SECOND;

@@ -83,7 +83,7 @@ import {
   readHeaderIndex,
   type CipherPolicy,
 } from './noise.ts';
-import { Keypair, peerSessionSnapshot, PeerState, retireKeypair, zeroPeerKeys, type IndexEntry } from './peer-session.ts';
+import { dueResponse, Keypair, peerSessionSnapshot, PeerState, retireKeypair, zeroPeerKeys, zeroRecord, type IndexEntry } from './peer-session.ts';
 import {
   DATA_DROP_REASONS,
   DEFAULT_CIPHER_POLICY,
@@ -103,12 +103,6 @@ import type { Rng } from './types.ts';
 
 export { Keypair } from './peer-session.ts';
 export * from './session-types.ts';
-
-function zeroRecord<K extends string>(keys: readonly K[]): Record<K, number> {
-  const record = {} as Record<K, number>;
-  for (const key of keys) record[key] = 0;
-  return record;
-}
 
 export class SessionManager<Source = string> {
   private readonly local: X25519KeyPair;
@@ -332,6 +326,8 @@ export class SessionManager<Source = string> {
     peer.zeroKeysAtMs = nowMs + 3 * REJECT_AFTER_TIME_MS;
     peer.keepaliveAtMs = Infinity;
     this.pushTransmit({ kind: 'reply', to: source, bytes: result.response });
+    peer.response = { bytes: result.response, to: source, forKeypair: keypair, resends: 0 };
+    peer.responseResendAtMs = nowMs + AWAIT_CONFIRMATION_MS;
     this.pushEvent(nowMs, 'sessionEstablished', peer.id, `responded to handshake from ${peer.id} (${keypair.cipher}), awaiting confirmation`);
     return peer.id;
   }
@@ -403,6 +399,8 @@ export class SessionManager<Source = string> {
 
   handleTimeout(nowMs: number): void {
     for (const peer of this.peers.values()) {
+      const resend = dueResponse(peer, nowMs);
+      if (resend !== undefined) this.pushTransmit({ kind: 'reply', to: resend.to as Source, bytes: resend.bytes });
       if (peer.retransmitAtMs <= nowMs) {
         peer.retransmitAtMs = Infinity;
         if (peer.handshakeAttempts >= MAX_TIMER_HANDSHAKES) {
@@ -437,7 +435,7 @@ export class SessionManager<Source = string> {
   nextDeadlineMs(peerId?: string): number | undefined {
     let earliest = Infinity;
     for (const peer of peerId === undefined ? this.peers.values() : [this.peers.get(peerId)]) {
-      if (peer) earliest = Math.min(earliest, peer.retransmitAtMs, peer.keepaliveAtMs, peer.newHandshakeAtMs, peer.zeroKeysAtMs);
+      if (peer) earliest = Math.min(earliest, peer.responseResendAtMs, peer.retransmitAtMs, peer.keepaliveAtMs, peer.newHandshakeAtMs, peer.zeroKeysAtMs);
     }
     return earliest === Infinity ? undefined : earliest;
   }
@@ -544,6 +542,7 @@ export class SessionManager<Source = string> {
     peer.previous = peer.current;
     peer.current = peer.next;
     peer.next = null;
+    peer.responseResendAtMs = Infinity;
     this.pushEvent(nowMs, 'sessionConfirmed', peer.id, `session with ${peer.id} confirmed (${peer.current?.cipher}, responder)`);
   }
 

@@ -8,12 +8,30 @@
  * true when they drop, retire or zero keys. A dropped Keypair's AEADs are disposed at once. No
  * timers, no clock: deadlines are numbers the manager compares with its `nowMs`.
  */
-import { REJECT_AFTER_TIME_MS } from './constants.ts';
+import { AWAIT_CONFIRMATION_MS, MAX_RESPONSE_RESENDS, REJECT_AFTER_TIME_MS } from './constants.ts';
 import type { PendingInitiation, TransportKeys } from './noise.ts';
 import { ReplayWindow } from './replay.ts';
 import { nodeCryptoAeadFactory, type Aead, type AeadFactory } from './transport.ts';
 import type { PeerSessionSnapshot } from './session-types.ts';
 import type { DataCipher } from './types.ts';
+
+/** The response to resend now (PeerState.response), if one is due; rearms the timer. */
+export function dueResponse(peer: PeerState, nowMs: number): { to: unknown; bytes: Uint8Array } | undefined {
+  if (peer.responseResendAtMs > nowMs) return undefined;
+  const r = peer.response;
+  peer.responseResendAtMs = Infinity;
+  if (r === null || peer.next !== r.forKeypair || r.resends >= MAX_RESPONSE_RESENDS) return undefined;
+  r.resends++;
+  peer.responseResendAtMs = nowMs + AWAIT_CONFIRMATION_MS;
+  return r;
+}
+
+/** Counters per reason, all at zero. */
+export function zeroRecord<K extends string>(keys: readonly K[]): Record<K, number> {
+  const record = {} as Record<K, number>;
+  for (const key of keys) record[key] = 0;
+  return record;
+}
 
 /** Rotated-out sessions kept per peer for receiving in-flight packets. */
 const RETIRED_KEYPAIRS = 3;
@@ -61,7 +79,15 @@ export class PeerState {
   lastInitiationSentMs = Number.NEGATIVE_INFINITY;
   handshakeAttempts = 0;
   sentLastMinuteHandshake = false;
+  /**
+   * Responder: our response for `next`, resent to where the initiation came from every
+   * AWAIT_CONFIRMATION_MS (at most MAX_RESPONSE_RESENDS times) while `next` waits for its
+   * confirmation: a lost response otherwise costs the initiator's 5 s retry (VOPR seed 425). The
+   * same bytes anyone on the path could replay; the initiator takes one and drops the others.
+   */
+  response: { bytes: Uint8Array; to: unknown; forKeypair: Keypair; resends: number } | null = null;
   // Timers: absolute deadlines, Infinity when unarmed.
+  responseResendAtMs = Infinity;
   retransmitAtMs = Infinity;
   keepaliveAtMs = Infinity;
   needAnotherKeepalive = false;

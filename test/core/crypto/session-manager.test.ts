@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   AWAIT_CONFIRMATION_MS,
   KEEPALIVE_TIMEOUT_MS,
+  MAX_RESPONSE_RESENDS,
   MAX_TIMER_HANDSHAKES,
   REJECT_AFTER_TIME_MS,
   REKEY_AFTER_TIME_MS,
@@ -152,6 +153,37 @@ describe('SessionManager', () => {
     pump(p, AWAIT_CONFIRMATION_MS);
     expect(deliver(p.a, AWAIT_CONFIRMATION_MS + 1, sealOk(p.b, AWAIT_CONFIRMATION_MS + 1, text('to a'))).ok).toBe(true);
     expect(deliver(p.b, AWAIT_CONFIRMATION_MS + 2, sealOk(p.a, AWAIT_CONFIRMATION_MS + 2, text('to b'))).ok).toBe(true);
+  });
+
+  it('a responder resends its response every AWAIT_CONFIRMATION_MS while unconfirmed, at most MAX_RESPONSE_RESENDS times (VOPR seed 425)', () => {
+    const p = makePair(425);
+    p.a.mgr.connect(0, 'b');
+    // The response is lost; the initiator has nothing else to send.
+    pump(p, 0, { deliver: (from) => from !== 'b' });
+    const replies = (side: Side): number => {
+      let n = 0;
+      for (let t = side.mgr.pollTransmit(); t !== undefined; t = side.mgr.pollTransmit()) if (t.kind === 'reply') n++;
+      return n;
+    };
+    expect(p.b.mgr.nextDeadlineMs()).toBe(AWAIT_CONFIRMATION_MS);
+    // Lost again, and again: three resends, then the initiator's own retry is what is left.
+    for (let k = 1; k <= MAX_RESPONSE_RESENDS; k++) {
+      p.b.mgr.handleTimeout(k * AWAIT_CONFIRMATION_MS);
+      expect(replies(p.b)).toBe(1);
+    }
+    p.b.mgr.handleTimeout((MAX_RESPONSE_RESENDS + 1) * AWAIT_CONFIRMATION_MS);
+    expect(replies(p.b)).toBe(0);
+    // A fresh handshake whose response is lost once: the resend completes it, before a's retry.
+    const q = makePair(426);
+    q.a.mgr.connect(0, 'b');
+    pump(q, 0, { deliver: (from) => from !== 'b' });
+    q.b.mgr.handleTimeout(AWAIT_CONFIRMATION_MS);
+    pump(q, AWAIT_CONFIRMATION_MS);
+    expect(q.a.mgr.snapshot(AWAIT_CONFIRMATION_MS).peers[0]).toMatchObject({ hasSession: true });
+    expect(q.b.mgr.snapshot(AWAIT_CONFIRMATION_MS).peers[0]).toMatchObject({ hasSession: true, awaitingConfirmation: false });
+    // Confirmed: nothing more is resent.
+    q.b.mgr.handleTimeout(2 * AWAIT_CONFIRMATION_MS);
+    expect(replies(q.b)).toBe(0);
   });
 
   it('rekeys after REKEY_AFTER_TIME without losing packets in flight on the old session', () => {
