@@ -28,6 +28,11 @@ export interface EndpointConfig {
   links: LinkConfig[];
   peers: PeerConfig[];
   probeIntervalMs?: number;
+  /**
+   * A peer with no data either way for this long probes once a second, one side per path
+   * (peer-idle.ts). Default PEER_IDLE_AFTER_MS (15 s); 0 = always probe at probeIntervalMs.
+   */
+  idleProbeAfterMs?: number;
   /** Nothing heard for this long: path DOWN. Default 3 probe intervals. */
   deadAfterMs?: number;
   holdDownProbes?: number;

@@ -55,6 +55,7 @@ import { TimerHeap } from './timer-heap.ts';
 import { Fifo } from './fifo.ts';
 import { applyLinkHealth } from './pathmon/health.ts';
 import { notePathTx } from './pathmon/path.ts';
+import { PEER_IDLE_AFTER_MS } from './peer-idle.ts';
 import { checkPeerSet, mergeFec, publicFacts, sameKey, stripUndefined } from './peer-config.ts';
 import { DEFAULT_DSCP_TRUST, DscpTrust, type DscpTrustPolicy } from './steer/dscp-trust.ts';
 import { remarkDscp, RuleSet, type RuleSpec } from './steer/rules.ts';
@@ -78,6 +79,7 @@ export class Endpoint implements PeerHost {
   readonly sessions: SessionManager<HandshakeSource> | undefined;
   nowMs: number;
   readonly probeIntervalMs: number;
+  readonly idleProbeAfterMs: number;
   readonly pathConfig: PathStateConfig;
   readonly maxDatagramBytes: number;
   readonly fecCodec: ErasureCodec;
@@ -126,6 +128,7 @@ export class Endpoint implements PeerHost {
       });
     }
     this.probeIntervalMs = config.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
+    this.idleProbeAfterMs = config.idleProbeAfterMs === 0 ? Infinity : (config.idleProbeAfterMs ?? PEER_IDLE_AFTER_MS);
     this.pathConfig = {
       deadAfterMs: config.deadAfterMs ?? DEAD_AFTER_PROBES * this.probeIntervalMs,
       holdDownProbes: config.holdDownProbes ?? HOLD_DOWN_PROBES,
@@ -253,7 +256,6 @@ export class Endpoint implements PeerHost {
     const peer = e.peerId !== undefined ? this.peersByName.get(e.peerId) : undefined;
     this.emit(nowMs, 'session', { ...(peer ? { peer: peer.name } : {}), text: `session: ${e.message}` });
     if (!peer) return;
-    if (e.kind === 'sessionEstablished' || e.kind === 'sessionConfirmed') peer.sessionSinceMs = nowMs;
     peer.setSessionUp(nowMs, this.sessions!.hasSession(nowMs, peer.name));
     this.touch(peer);
     if ((e.kind === 'sessionEstablished' || e.kind === 'sessionConfirmed') && peer.sessionUp && peer.stagedCount > 0) this.resendStaged(peer);

@@ -7,6 +7,7 @@ import { pathUsable, sampleRate, type PathRuntime } from './pathmon/path.ts';
 import { sameEndpoint } from './types.ts';
 import { PeerTimer, type Peer } from './peer.ts';
 import { pmtuTick } from './peer-pmtu.ts';
+import { idleTick, probeIntervalFor, skipProbe } from './peer-idle.ts';
 
 const NO_TIMER = Infinity;
 
@@ -20,10 +21,11 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
     }
   }
   if (nowMs >= timers[PeerTimer.Probe]!) {
+    const slow = idleTick(peer, nowMs);
     for (const p of peer.paths) {
       if (!p.hasEndpoint) continue;
       backToConfiguredEndpoint(peer, nowMs, p);
-      peer.tx.sendProbe(nowMs, p);
+      if (!skipProbe(p, slow, peer.host.epoch, nowMs)) peer.tx.sendProbe(nowMs, p);
       sampleRate(nowMs, p);
       sampleRate(nowMs, peer.host.links[p.linkId]!);
     }
@@ -33,7 +35,7 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
     handshakeIfAllDead(peer, nowMs);
     for (const fec of peer.fecTxList) fec.adapt(nowMs, peer.paths, (p) => peer.host.links[p.linkId]!.sched?.counters[fec.classId]?.dropped ?? 0);
     peer.fecRx.mark(nowMs);
-    timers[PeerTimer.Probe] = nowMs + peer.host.probeIntervalMs;
+    timers[PeerTimer.Probe] = nowMs + probeIntervalFor(peer);
   }
   if (nowMs >= timers[PeerTimer.FlowSweep]!) {
     peer.steering.sweep(nowMs);

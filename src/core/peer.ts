@@ -1,9 +1,7 @@
 /**
- * Peer: one remote site as seen by the Endpoint: its paths, flows and steering, FEC send and
- * receive, duplicate suppression, staged packets and timers. The Endpoint owns the sockets'
- * side (links, shapers, the session manager, routing) and calls in here; this class never sees
- * another peer.
- *
+ * Peer: one remote site as seen by the Endpoint: paths, flows, steering, FEC, dedupe, staging and
+ * timers. The Endpoint owns the sockets' side (links, shapers, sessions, routing); a Peer never sees
+ * another peer. Idle peers probe slowly, one side per path (peer-idle.ts).
  * Send path (sendInner, after the Endpoint classified and routed the packet):
  *   flow (sticky path, steer/steering.ts) -> FEC stamp (fec/fec-tx.ts) -> dup seq -> data frame on
  *   the path(s) (peer-tx.ts: queue or seal) -> parity of a group that closed.
@@ -27,6 +25,7 @@ import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
 import { PeerTx } from './peer-tx.ts';
 import { PeerBond } from './peer-bond.ts';
+import { IdleProbing, noteData } from './peer-idle.ts';
 import { peerTimeout, rearmPathTimers } from './peer-timers.ts';
 import { spareBps, type LinkRuntime, type PendingTx } from './qos/egress.ts';
 import { CLASS_NAMES, type ClassPolicy } from './steer/classes.ts';
@@ -74,10 +73,10 @@ export interface PeerHost {
   readonly nowMs: number;
   readonly rng: Rng;
   readonly probeIntervalMs: number;
+  readonly idleProbeAfterMs: number;
   readonly pathConfig: PathStateConfig;
   readonly fecCodec: ErasureCodec;
-  readonly maxFlows: number | undefined;
-  readonly flowIdleTimeoutMs: number | undefined;
+  readonly maxFlows: number | undefined; readonly flowIdleTimeoutMs: number | undefined;
   policies(): readonly ClassPolicy[];
   fecPolicies(): readonly ClassFecPolicy[];
   transmit(link: LinkRuntime, peerSlot: number, pathId: number, to: Endpoint, bytes: Uint8Array, dscp: number, classId: number): void;
@@ -103,6 +102,7 @@ export class Peer {
   fecTxList: FecTx[];
   readonly fecRx: FecReceiver;
   readonly bond: PeerBond = new PeerBond(this);
+  readonly idle: IdleProbing;
   readonly timers = new Float64Array(PeerTimer.Count).fill(NO_TIMER);
   readonly classTx = CLASS_NAMES.map(() => ({ packets: 0, bytes: 0 }));
   readonly classWireBytes = new Float64Array(CLASS_NAMES.length);
@@ -116,12 +116,10 @@ export class Peer {
    * previous life does not take the new numbers for old copies (nor the reverse).
    */
   private dupSeq: number;
-  /** Duplicate numbers accepted lately and when (see onPeerEpoch). */
+  /** Duplicate numbers accepted lately and the session (receiver index) each came in (see onPeerEpoch). */
   private readonly recentDupSeq = new Uint32Array(RECENT_DUPS);
-  private readonly recentDupAtMs = new Float64Array(RECENT_DUPS).fill(-Infinity);
+  private readonly recentDupIndex = new Uint32Array(RECENT_DUPS);
   private recentDupHead = 0;
-  /** When the current session with this peer was made (a restarted peer makes a new one). */
-  sessionSinceMs = -Infinity;
   private staged: Uint8Array[] = [];
   /** The peer's start epoch: per-peer receive state (dedupe, FEC decoders) belongs to it. */
   peerEpoch: number | undefined;
@@ -165,6 +163,7 @@ export class Peer {
       host.flowIdleTimeoutMs,
     );
     this.tx = new PeerTx(this);
+    this.idle = new IdleProbing(nowMs);
     this.dupSeq = Math.imul(host.epoch ^ 0x5bd1e995, 0x9e3779b1) >>> 0;
     this.fecTx = host.fecPolicies().map((pol, c) => this.makeFecTx(c, pol));
     this.fecTxList = this.fecTx.filter((f): f is FecTx => f !== undefined);
@@ -263,6 +262,7 @@ export class Peer {
   /** An inner packet routed to this peer: flow, MTU, FEC, then out on its path(s). */
   sendInner(nowMs: number, packet: Uint8Array, info: InnerInfo, classId: number, rule?: FlowEntry['rule']): void {
     const host = this.host;
+    noteData(this, nowMs);
     const flow = this.steering.flowFor(nowMs, packet, info, classId, rule);
     flow.packets++;
     flow.bytes += packet.length;
@@ -272,11 +272,9 @@ export class Peer {
     cls.packets++;
     cls.bytes += packet.length;
     let path = this.paths[flow.path];
-    // A flow made before any path had an endpoint (a hub waiting for a spoke), or whose path lost
-    // it: choose again now that there may be one.
+    // A flow made before any path had an endpoint (a hub waiting for a spoke: staged below), or whose path lost it.
     if (path === undefined || !path.hasEndpoint) path = this.paths[this.steering.reselect(nowMs, flow)];
     if (path === undefined || !path.hasEndpoint) {
-      // No path with an endpoint yet (a hub waiting for a spoke's first packet): nowhere to send.
       if (this.staged.length >= MAX_STAGED_PACKETS) return host.drop('noLink');
       this.staged.push(copyBytes(packet));
       return;
@@ -284,9 +282,8 @@ export class Peer {
     const second = flow.path2 >= 0 ? this.paths[flow.path2] : undefined;
     let usable = this.bond.usableMtu(classId, path);
     if (second !== undefined && second.hasEndpoint) usable = Math.min(usable, this.usableMtu(second));
-    // Stage "fit": SYNs carry an MSS the path can take; bigger packets are cut (IPv4 without DF)
-    // or answered with Frag Needed / Packet Too Big so the hosts' own PMTU discovery works. The
-    // underlay is never fragmented.
+    // Stage "fit": SYNs get an MSS the path takes; bigger packets are cut (IPv4 without DF) or get
+    // Frag Needed / Packet Too Big for the hosts' PMTU discovery. The underlay is never fragmented.
     if (info.protocol === 6) host.innerMtu.clampMss(packet, info, usable);
     if (packet.length > usable) {
       const f = host.innerMtu.fit(nowMs, packet, usable);
@@ -423,6 +420,7 @@ export class Peer {
     path.rxBytes += sizeBytes;
     switch (frame.kind) {
       case 'data': {
+        noteData(this, nowMs);
         const d = frame.data;
         path.stats.onReceiveSeq(nowMs, d.pathSeq);
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
@@ -433,12 +431,11 @@ export class Peer {
             return;
           }
           this.recentDupSeq[this.recentDupHead] = d.dupSeq;
-          this.recentDupAtMs[this.recentDupHead] = nowMs;
+          this.recentDupIndex[this.recentDupHead] = receiverIndex;
           this.recentDupHead = (this.recentDupHead + 1) % RECENT_DUPS;
         }
-        // FEC state belongs to the epoch too: a protected frame of the peer's previous life met the
-        // reset decoders; its packet may have been rebuilt already (VOPR seed 167: a k = 1 parity
-        // of the old life, replayed late, delivered a voice packet twice). Nothing twice: drop it.
+        // FEC state belongs to the epoch: a protected frame of the peer's previous life may have been
+        // rebuilt already (VOPR seed 167: an old-life k = 1 parity replayed late delivered voice twice).
         if (d.fecGroup !== 0 && this.oldLife(receiverIndex)) return this.host.drop('staleEpoch');
         if (d.fecGroup !== 0 || d.bondSeq) return this.bond.onData(nowMs, path, d);
         this.host.deliverFrom(this, d.packet);
@@ -467,6 +464,7 @@ export class Peer {
         if (p.report) this.takePeerReport(nowMs, path, p.report);
         const inOrder = path.lastProbeSeqRx < 0 || ((p.seq - path.lastProbeSeqRx) | 0) > 0;
         path.lastProbeSeqRx = p.seq;
+        path.peerProbeAtMs = nowMs;
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, true, inOrder));
         // Reply on the reverse of the probe's path, echoing its timestamp (STAMP-style).
         const reply = this.tx.encodeProbeReply(path, p.seq, p.txUs, nowMs);
@@ -481,7 +479,8 @@ export class Peer {
         path.pmtu.onPathHeard(r.txUs / 1000);
         path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
         if (r.report) this.takePeerReport(nowMs, path, r.report);
-        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, false, true));
+        // Idle, the other side may send no probes (peer-idle.ts): replies earn the hold-down.
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, this.idle.slow, true));
         return;
       }
       case 'control': {
@@ -529,7 +528,9 @@ export class Peer {
    * A new peer epoch (the remote box restarted): its duplicate and FEC numbering start over. The
    * epoch arrives in a probe, and the new life's data can come before it: a first copy accepted by
    * the old window must still suppress its second copy after the reset (VOPR seed 58 delivered six
-   * packets twice), so what was accepted on the new session is carried into the new window.
+   * packets twice): what the new life's sessions accepted is carried into the new window, chosen
+   * by session, not time (a late or replayed old-life copy opened after the new session came up
+   * carried its number in; the new life's read as ancient: VOPR seed 540).
    */
   private onPeerEpoch(epoch: number, sessionSinceMs: number): void {
     if (epoch === this.peerEpoch) return;
@@ -539,7 +540,7 @@ export class Peer {
       this.retiredEpochs.push(this.peerEpoch);
       if (this.retiredEpochs.length > 4) this.retiredEpochs.shift();
       this.dedupe = new DedupeWindow();
-      for (let i = 0; i < RECENT_DUPS; i++) if (this.recentDupAtMs[i]! >= this.sessionSinceMs) this.dedupe.accept(this.recentDupSeq[i]!);
+      for (let i = 0; i < RECENT_DUPS; i++) if ((this.host.sessions?.sessionCreatedMs(this.recentDupIndex[i]!) ?? -Infinity) >= sessionSinceMs) this.dedupe.accept(this.recentDupSeq[i]!);
     }
     this.peerEpoch = epoch;
     this.epochSessionSinceMs = sessionSinceMs;

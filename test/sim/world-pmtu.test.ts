@@ -73,7 +73,7 @@ describe(`World: path MTU discovery and inner packets fitted to it (seed ${SEED}
     expect(probesOf() - idleFrom, 'no confirmation probe in 20 s without big datagrams').toBe(0);
 
     // 1300-byte packets (above the 1200-byte UDP payload line once framed) for 10 s: confirmed about once a second.
-    w.every(10, { count: 1000 }, () => w.a.sendTun(makePacket({ ...flowSpec(1, 1300), protocol: 17 })));
+    w.every(10, { count: 1000 }, () => w.a.sendTun(makePacket({ ...flowSpec(1, 1300), protocol: 17, seq: 0 })));
     const busyFrom = probesOf();
     w.runFor(10_000);
     const busy = probesOf() - busyFrom;

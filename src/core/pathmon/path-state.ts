@@ -44,12 +44,24 @@ export class PathStateMachine {
   flaps = 0;
   private drained = false;
   private startMs: number;
+  /** Silence before DOWN: the config's, or an idle peer's longer one (peer-idle.ts). */
+  private deadAfterMs: number;
+  /** Silence counts from here at the earliest (a switch to fast probing must not read the slow past as silence). */
+  private graceFromMs = -Infinity;
 
   constructor(
     private readonly config: PathStateConfig,
     nowMs: number,
   ) {
     this.startMs = nowMs;
+    this.deadAfterMs = config.deadAfterMs;
+  }
+
+  /** The peer's probing pace changed (peer-idle.ts): silence is judged against `deadAfterMs` from now on. */
+  setDeadAfter(deadAfterMs: number, nowMs: number): void {
+    if (deadAfterMs === this.deadAfterMs) return;
+    this.deadAfterMs = deadAfterMs;
+    this.graceFromMs = nowMs;
   }
 
   /** Restart the "nothing heard yet" clock (when the session that carries probes comes up). */
@@ -64,7 +76,7 @@ export class PathStateMachine {
   /** Deadline at which the path falls DOWN if nothing more is heard. */
   deadDeadlineMs(): number {
     if (!this.usable) return Infinity;
-    return (this.lastHeardMs ?? this.startMs) + this.config.deadAfterMs;
+    return Math.max(this.lastHeardMs ?? this.startMs, this.graceFromMs) + this.deadAfterMs;
   }
 
   currentPenalty(nowMs: number): number {
@@ -117,7 +129,7 @@ export class PathStateMachine {
     if (!this.suppressed || this.state !== 'down') return undefined;
     if (this.currentPenalty(nowMs) > REUSE_PENALTY) return undefined;
     this.suppressed = false;
-    if (this.goodProbesInRow >= this.config.holdDownProbes && this.lastHeardMs !== undefined && nowMs - this.lastHeardMs < this.config.deadAfterMs) {
+    if (this.goodProbesInRow >= this.config.holdDownProbes && this.lastHeardMs !== undefined && nowMs - this.lastHeardMs < this.deadAfterMs) {
       this.state = 'up';
       this.goodProbesInRow = 0;
       return { from: 'down', to: 'up', reason: 'flap damping released: stable again' };

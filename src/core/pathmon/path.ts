@@ -48,6 +48,8 @@ export interface PathRuntime {
   /** Per-path sequence shared by probes and data frames. */
   txSeq: number;
   lastProbeSeqRx: number;
+  /** When the peer's last regular probe arrived on this path (peer-idle.ts). */
+  peerProbeAtMs: number;
   /** Per class: is this path within the class's SLA (with hysteresis). */
   inSla: boolean[];
   /** Per class: the current breach in words, for move reasons. */
@@ -119,6 +121,7 @@ export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): Path
     healthDown: undefined,
     txSeq: 0,
     lastProbeSeqRx: -1,
+    peerProbeAtMs: -Infinity,
     inSla: CLASS_NAMES.map(() => true),
     breach: CLASS_NAMES.map(() => undefined),
     slaOutAtMs: new Float64Array(n),

@@ -1,0 +1,81 @@
+/**
+ * Idle probing: a peer that carried no data either way for PEER_IDLE_AFTER_MS probes its paths
+ * once a second instead of every probe interval, and only one side of each path probes.
+ *
+ * Why (issue 12): a hub with 1,000 idle spokes x 2 paths, both sides probing every 100 ms and
+ * answering each other, handles ~80,000 sealed datagrams a second just to watch paths nobody uses:
+ * 137% of a core in bench/fleet.ts. Idle paths do not need 300 ms failure detection (Cisco
+ * SD-WAN's BFD defaults to a 1 s hello and a 7 s multiplier); they need it the moment traffic
+ * starts, which is when a peer switches back to fast probing (on its first data packet, sent or
+ * received) with a grace period so the slower past does not read as silence.
+ *
+ * One prober per path: of two idle sides, the one with the larger start epoch skips its probe on a
+ * path where the peer's probe arrived within the last PROBER_HEARD_WITHIN_MS (the peer's probes
+ * and our replies already tell both sides the path is alive). A fixed order, not "whoever probed
+ * first": two sides whose ticks fall close together would both skip every other second. If the
+ * prober stops (restart, a one-way cut toward us), the other probes again within 1.5 s. A path
+ * that is down always probes. While slow, in-order probe replies count toward the hold-down
+ * (10 good in a row), since the silent side sends no probes for the prober to count.
+ *
+ * Idle paths: dead after IDLE_DEAD_AFTER_MS of silence, about 3.5 slow probe intervals.
+ */
+import { pathUsable, type PathRuntime } from './pathmon/path.ts';
+import type { Peer } from './peer.ts';
+import { PeerTimer } from './peer.ts';
+
+/** No data sent or received for this long: the peer probes slowly. */
+export const PEER_IDLE_AFTER_MS = 15_000;
+/** Probe interval of an idle peer's paths. */
+export const IDLE_PROBE_INTERVAL_MS = 1_000;
+/** An idle path is dead after this long without hearing anything on it. */
+export const IDLE_DEAD_AFTER_MS = 3_500;
+/** The silent side probes again when the peer's probes stop for this long. */
+export const PROBER_HEARD_WITHIN_MS = 1_500;
+
+export class IdleProbing {
+  /** Last data packet sent to or received from the peer (creation counts: a new peer probes fast). */
+  lastDataMs: number;
+  /** Probing slowly now. */
+  slow = false;
+  /** Mode switches so far (status, tests). */
+  switches = 0;
+
+  constructor(nowMs: number) {
+    this.lastDataMs = nowMs;
+  }
+}
+
+/** A data packet to or from `peer`: back to fast probing now if it was idle. Hot path: one compare. */
+export function noteData(peer: Peer, nowMs: number): void {
+  const idle = peer.idle;
+  idle.lastDataMs = nowMs;
+  if (!idle.slow) return;
+  idle.slow = false;
+  idle.switches++;
+  const deadAfterMs = peer.host.pathConfig.deadAfterMs;
+  for (const p of peer.paths) p.sm.setDeadAfter(deadAfterMs, nowMs);
+  // A fast probe goes out now (the caller re-arms the peer in the Endpoint's heap).
+  peer.timers[PeerTimer.Probe] = nowMs;
+}
+
+/** At the probe tick: switch to slow probing when idle long enough. Returns whether slow. */
+export function idleTick(peer: Peer, nowMs: number): boolean {
+  const idle = peer.idle;
+  if (!idle.slow && nowMs - idle.lastDataMs >= peer.host.idleProbeAfterMs) {
+    idle.slow = true;
+    idle.switches++;
+  }
+  // Every tick while slow: a path made since (a learned endpoint) takes the idle pace too (no-op otherwise).
+  if (idle.slow) for (const p of peer.paths) p.sm.setDeadAfter(IDLE_DEAD_AFTER_MS, nowMs);
+  return idle.slow;
+}
+
+/** Whether our probe on `p` can be left out now (slow, up, ours the larger epoch, the peer probing it). */
+export function skipProbe(p: PathRuntime, slow: boolean, ourEpoch: number, nowMs: number): boolean {
+  return slow && pathUsable(p) && p.peerEpoch !== undefined && ourEpoch > p.peerEpoch && nowMs - p.peerProbeAtMs <= PROBER_HEARD_WITHIN_MS;
+}
+
+/** The probe interval the peer runs at now. */
+export function probeIntervalFor(peer: Peer): number {
+  return peer.idle.slow ? IDLE_PROBE_INTERVAL_MS : peer.host.probeIntervalMs;
+}
