@@ -143,7 +143,21 @@ export class FecTx {
       }
     }
     this.pathPackets.fill(0);
-    if (shares.length === 0) return; // idle: the next burst starts with the last m
+    if (shares.length === 0) {
+      // Idle: the next burst starts with the m for the cleanest usable path's probe-measured loss
+      // (a call starting on a 5% path was unprotected until the first tick with data: 10 of a
+      // seed's 21 residual losses in sim/tools/fec-single-link.ts were in its first 2 s). A clean
+      // path reads 0: nothing is sent idle, and a clean start costs nothing.
+      let best = Infinity;
+      for (const p of paths) {
+        if (!pathUsable(p) || p.tier === 'backup') continue;
+        const loss = Math.max(p.stats.txLossRatio(nowMs, SHORT_WINDOW_MS) ?? 0, p.stats.txLossRatio(nowMs, FEC_LOSS_LONG_MS) ?? 0);
+        if (loss < best) best = loss;
+      }
+      if (best === Infinity) return;
+      losses.push(best);
+      shares.push(1);
+    }
     const pol = this.policy;
     this.adaptTicks++;
     const withRate = this.adaptTicks % FEC_RATE_TEST_TICKS === 0;
