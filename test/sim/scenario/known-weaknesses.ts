@@ -12,6 +12,15 @@
  * the FEC credit judged on sure loss (seeds 17 and 20 left mpls on a 6-7% early reading of 3%).
  */
 export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: string }> = {
+  'hub-and-branches': {
+    failing: ['b2.business.fault_moves == 0'],
+    why:
+      'seed 6 (since the rebalancer of issue 17, with 43dec84\'s SLA re-entry timing): the hub moves one of b2\'s ' +
+      'business flows from its inet path to the path that reaches b2\'s LTE ("inet>lte under its share") while b1\'s ' +
+      'MPLS is dark. b2\'s LTE is a backup link at b2, but a path\'s cost tier is the local link\'s (the hub\'s inet), ' +
+      'so the hub sees two equal paths; its gemodel bursts take LTE out of business SLA and back, and each re-entry opens ' +
+      'a 30 s rebalance window. Fix: the peer announces its link tier in its hello and a path takes the worse of the two.',
+  },
   'lte-jitter-storm': {
     failing: ['voice.p99_ms < 200', 'video.reroute_ms < 3000', 'bulk.delivered_ratio > 0.99'],
     why:
