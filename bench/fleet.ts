@@ -1,7 +1,7 @@
 // Fleet scale (issue 12), in virtual time: one hub and BENCH_FLEET_SPOKES (default 1,000) spokes
 // with 2 paths each (mpls, inet), every site a real core Endpoint in the World (sim/world.ts),
 // encrypted (Noise IK handshakes, AEAD per frame). Measured in one run:
-//   1. established and idle (10 s): hub CPU for probes and keepalives per simulated second (time
+//   1. established, then idle (past PEER_IDLE_AFTER_MS: idle probing): hub CPU for probes and keepalives per simulated second (time
 //      spent inside the hub engine's calls), hub transmits per 10 ms bucket (max / mean), and the
 //      simulation's own speed (simulated / wall seconds, the whole World);
 //   2. 10% of the spokes carry voice (spoke -> hub, 200 B every 20 ms) and business (hub -> spoke,
@@ -37,6 +37,7 @@ import { encodeEnvelope } from '../src/core/wire/codec.ts';
 import { ControlServer } from '../src/control/control-socket.ts';
 import { startMetricsServer } from '../src/control/metrics.ts';
 import { nativeAeadFactory } from '../src/io/native-aead.ts';
+import { PEER_IDLE_AFTER_MS } from '../src/core/peer-idle.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -279,6 +280,12 @@ async function main(): Promise<void> {
   const est = establishedCount(w);
   log(`built in ${buildS.toFixed(1)} s; after ${ESTABLISH_MS / 1000} s simulated (${((performance.now() - wall) / 1000).toFixed(1)} s wall): ${est.peers} peers established, ${est.paths} paths up`);
   if (est.peers !== SPOKES) throw new Error(`only ${est.peers} of ${SPOKES} spokes established`);
+  // Idle means idle probing (src/core/peer-idle.ts): no data for PEER_IDLE_AFTER_MS, then one probe
+  // a second, one side per path. Run the World past that before measuring.
+  wall = performance.now();
+  w.runFor(PEER_IDLE_AFTER_MS + 2000);
+  const hubPeers = (w.site('hub').edge.snapshot(w.nowMs).peers ?? []).length;
+  log(`settled into idle probing: ${(PEER_IDLE_AFTER_MS + 2000) / 1000} s more simulated in ${((performance.now() - wall) / 1000).toFixed(1)} s wall (${hubPeers} peers)`);
 
   const idle = runWindow(w, meter, WINDOW_MS);
   log(`idle ${WINDOW_MS / 1000} s: hub ${idle.hubCpuMsPerSimS.toFixed(1)} ms CPU per simulated s; probes per 10 ms max ${idle.probeMax} mean ${idle.probeMean.toFixed(1)}, all transmits max ${idle.txMax} mean ${idle.txMean.toFixed(1)}; sim ${(idle.simS / idle.wallS).toFixed(2)}x real time wall, ${(idle.simS / idle.cpuS).toFixed(2)}x per CPU second`);

@@ -39,6 +39,8 @@ export class IdleProbing {
   slow = false;
   /** Mode switches so far (status, tests). */
   switches = 0;
+  /** The first slow tick comes after this (then every IDLE_PROBE_INTERVAL_MS); 0 once used. */
+  firstSlowTickMs = 0;
 
   constructor(nowMs: number) {
     this.lastDataMs = nowMs;
@@ -64,6 +66,9 @@ export function idleTick(peer: Peer, nowMs: number): boolean {
   if (!idle.slow && nowMs - idle.lastDataMs >= peer.host.idleProbeAfterMs) {
     idle.slow = true;
     idle.switches++;
+    // Peers that went idle together (a fleet started at once) would tick within the same 100 ms of
+    // every second: spread their slow ticks over the whole second, by slot (golden-ratio steps).
+    idle.firstSlowTickMs = Math.max(1, Math.floor(((peer.slot * 0.6180339887) % 1) * IDLE_PROBE_INTERVAL_MS));
   }
   // Every tick while slow: a path made since (a learned endpoint) takes the idle pace too (no-op otherwise).
   if (idle.slow) for (const p of peer.paths) p.sm.setDeadAfter(IDLE_DEAD_AFTER_MS, nowMs);
@@ -77,5 +82,9 @@ export function skipProbe(p: PathRuntime, slow: boolean, ourEpoch: number, nowMs
 
 /** The probe interval the peer runs at now. */
 export function probeIntervalFor(peer: Peer): number {
-  return peer.idle.slow ? IDLE_PROBE_INTERVAL_MS : peer.host.probeIntervalMs;
+  const idle = peer.idle;
+  if (!idle.slow) return peer.host.probeIntervalMs;
+  const first = idle.firstSlowTickMs;
+  idle.firstSlowTickMs = 0;
+  return first > 0 ? first : IDLE_PROBE_INTERVAL_MS;
 }
