@@ -21,7 +21,7 @@ function datagramsPerSecond(w: World, seconds: number): number {
 const state = (w: World): string => w.a.edge.snapshot(w.nowMs).links[0]!.state;
 
 describe(`World: idle peers probe slowly, one side per path (seed ${SEED})`, () => {
-  it('idle: ~2 datagrams a second on the link (one probe and its reply) instead of ~20; traffic brings fast probing back', () => {
+  it('idle: one probe and its reply per slow interval on the link instead of ~20 datagrams a second; traffic brings fast probing back', () => {
     const w = new World({ seed: SEED, links: [{ name: 'inet', delayMs: 10 }] });
     w.runFor(3000);
     const busy = datagramsPerSecond(w, 5);
@@ -29,8 +29,8 @@ describe(`World: idle peers probe slowly, one side per path (seed ${SEED})`, () 
     expect(busy).toBeGreaterThan((4 * 1000) / DEFAULT_PROBE_INTERVAL_MS * 0.9);
     w.runFor(PEER_IDLE_AFTER_MS + 2000);
     const idle = datagramsPerSecond(w, 20);
-    expect(idle).toBeGreaterThanOrEqual(1.5);
-    expect(idle).toBeLessThanOrEqual((2 * 1000) / IDLE_PROBE_INTERVAL_MS + 0.3);
+    expect(idle).toBeGreaterThanOrEqual(((2 * 1000) / IDLE_PROBE_INTERVAL_MS) * 0.75);
+    expect(idle).toBeLessThanOrEqual(((2 * 1000) / IDLE_PROBE_INTERVAL_MS) * 1.25);
     expect(state(w)).toBe('up');
 
     // Traffic: fast probing again within one probe interval of the first packet.
@@ -49,12 +49,12 @@ describe(`World: idle peers probe slowly, one side per path (seed ${SEED})`, () 
     const idleDetectMs = w.nowMs - cutAt;
     expect(state(w)).toBe('down');
     expect(idleDetectMs).toBeLessThanOrEqual(IDLE_DEAD_AFTER_MS + IDLE_PROBE_INTERVAL_MS + 100);
-    expect(idleDetectMs).toBeGreaterThan(1000); // it was idle: not the 300 ms fast detection
+    expect(idleDetectMs).toBeGreaterThan(IDLE_PROBE_INTERVAL_MS); // it was idle: not the 300 ms fast detection
 
     // Restore; the hold-down is earned by replies alone when the other side stays silent.
     w.impair('inet', { up: true });
     const upAt = w.nowMs;
-    while (state(w) !== 'up' && w.nowMs - upAt < 30_000) w.runFor(100);
+    while (state(w) !== 'up' && w.nowMs - upAt < 60_000) w.runFor(100);
     expect(state(w)).toBe('up');
 
     // Now traffic, and a cut under it: the 3-probe-interval detection.
