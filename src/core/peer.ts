@@ -479,8 +479,7 @@ export class Peer {
         path.pmtu.onPathHeard(r.txUs / 1000);
         path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
         if (r.report) this.takePeerReport(nowMs, path, r.report);
-        // Idle, the other side may send no probes (peer-idle.ts): replies earn the hold-down.
-        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, this.idle.slow, true));
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, this.idle.slow, true)); // idle: replies earn the hold-down
         return;
       }
       case 'control': {
