@@ -56,7 +56,7 @@ function rateBetween(intervalBytes: number[], intervalS: number, fromS: number, 
 }
 
 export async function runNamespaceBench(log: (s: string) => void): Promise<{ figures: NsFigure[]; rows: string[]; loadAvg: number }> {
-  const tag = `bn${process.pid % 10000}`;
+  const tag = `bn${process.pid % 1000}`; // + one letter: 6 at most (sim/netns.ts tags)
   process.once('SIGTERM', () => onSignal(143));
   process.once('SIGINT', () => onSignal(130));
   const loadAvg = loadavg()[0]!;
