@@ -55,7 +55,8 @@ export function parseEndpoint(text: string): PeerEndpoint | string {
   }
 }
 
-const endpointSchema = z.string().transform((s, ctx): PeerEndpoint => {
+/** "ADDRESS:PORT" (IPv6 in brackets) to a PeerEndpoint, with parseEndpoint's message on error. */
+export const endpointSchema = z.string().transform((s, ctx): PeerEndpoint => {
   const r = parseEndpoint(s);
   if (typeof r === 'string') {
     ctx.addIssue({ code: 'custom', message: r });

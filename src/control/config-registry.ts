@@ -25,7 +25,7 @@ import { z } from 'zod';
 import { MAX_PEER_PREFIXES } from '../core/constants.ts';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { parsePrefix } from '../core/routing/prefix.ts';
-import { parseEndpoint, type PeerEndpoint } from './config-peers.ts';
+import { endpointSchema } from './config-peers.ts';
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 
@@ -39,15 +39,6 @@ const prefixSchema = z.string().transform((s, ctx): string => {
     ctx.addIssue({ code: 'custom', message: e instanceof BraidError ? `${e.message}; ${e.fix ?? ''}`.replace(/; $/, '') : String(e) });
     return z.NEVER;
   }
-});
-
-const endpointSchema = z.string().transform((s, ctx): PeerEndpoint => {
-  const r = parseEndpoint(s);
-  if (typeof r === 'string') {
-    ctx.addIssue({ code: 'custom', message: r });
-    return z.NEVER;
-  }
-  return r;
 });
 
 export const registrySchema = z.strictObject({
