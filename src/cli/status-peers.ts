@@ -121,7 +121,8 @@ export function peerBlock(snap: EdgeSnapshot, p: PeerSnapshot, paint: PeerPaint)
   };
   const site = p.site !== undefined && p.site !== p.name ? ` (site ${p.site})` : '';
   out.push(`${paint.heading('peer:')} ${p.name}${site}`);
-  kv('state', `${p.state}, ${p.pathsUp}/${p.paths} paths up`);
+  const pace = p.probeIntervalMs === undefined ? '' : p.probeIntervalMs >= 1000 ? `, no data lately: probed every ${p.probeIntervalMs / 1000} s, one side per path` : '';
+  kv('state', `${p.state}, ${p.pathsUp}/${p.paths} paths up${pace}`);
   const paths = pathsOf(snap, p.name);
   if (paths.length === 0) kv('endpoints', 'none known yet (learned from the first authenticated packet)');
   else {

@@ -11,6 +11,7 @@ import { totalQueueDrops } from './qos/egress.ts';
 import { CLASS_NAMES } from './steer/classes.ts';
 import { bondStatus } from './peer-bond.ts';
 import { TOP_FLOWS } from './steer/steering.ts';
+import { IDLE_PROBE_INTERVAL_MS } from './peer-idle.ts';
 import type { ClassSnapshot, EdgeSnapshot, FlowSnapshot, LinkSnapshot, PeerSnapshot } from './types.ts';
 
 export function buildSnapshot(ep: Endpoint, nowMs: number): EdgeSnapshot {
@@ -154,6 +155,7 @@ export function peerSnapshot(ep: Endpoint, peer: Peer, nowMs: number): PeerSnaps
     pathsUp,
     paths,
     state: paths === 0 ? 'idle' : pathsUp > 0 ? 'up' : 'down',
+    probeIntervalMs: peer.idle.slow ? IDLE_PROBE_INTERVAL_MS : ep.probeIntervalMs,
     session: {
       established: ep.sessions ? (s?.hasSession ?? false) : true,
       ...(s?.sessionAgeMs !== undefined ? { ageMs: s.sessionAgeMs } : {}),

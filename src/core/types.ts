@@ -313,6 +313,8 @@ export interface PeerSnapshot {
   paths: number;
   /** 'up' (some path usable), 'down' (paths but none usable), 'idle' (no endpoint known yet). */
   state: 'up' | 'down' | 'idle';
+  /** The pace its paths are probed at now: the probe interval, or the idle pace (peer-idle.ts) after 15 s without data. */
+  probeIntervalMs?: number;
   session: { established: boolean; ageMs?: number; cipher?: string; handshakeAttempts: number };
   txPackets: number;
   txBytes: number;

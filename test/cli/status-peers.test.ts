@@ -51,6 +51,15 @@ describe('braid status with a few peers', () => {
     expect(t).not.toContain('worst');
   });
 
+  it('says when a peer is probed at the idle pace (no data lately) and not when it is probed every 100 ms', () => {
+    const snap = hubSnapshot(3);
+    snap.peers![0] = { ...snap.peers![0]!, probeIntervalMs: 2000 };
+    snap.peers![2] = { ...snap.peers![2]!, probeIntervalMs: 100 };
+    const t = formatStatusText(snap);
+    expect(t).toMatch(new RegExp(`\\npeer: ${snap.peers![0]!.name}\\n {2}state: \\w+, \\d/\\d paths up, no data lately: probed every 2 s, one side per path\\n`));
+    expect(t).toMatch(new RegExp(`\\npeer: ${snap.peers![2]!.name}\\n {2}state: \\w+, \\d/\\d paths up\\n`));
+  });
+
   it('a single-peer edge keeps its link blocks and gains the peer block', () => {
     const t = formatStatusText(failoverSnapshot({ peers: [peer('hq', { site: 'hq-site' })] }));
     expect(t).toMatch(/\npeer: hq \(site hq-site\)\n {2}state: up, 2\/2 paths up\n {2}endpoints:\n {4}mpls > mpls: 198\.51\.100\.7:51900, down, rtt 20\.0ms, loss 100%\/100%\n/);

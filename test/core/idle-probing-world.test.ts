@@ -32,12 +32,14 @@ describe(`World: idle peers probe slowly, one side per path (seed ${SEED})`, () 
     expect(idle).toBeGreaterThanOrEqual(((2 * 1000) / IDLE_PROBE_INTERVAL_MS) * 0.75);
     expect(idle).toBeLessThanOrEqual(((2 * 1000) / IDLE_PROBE_INTERVAL_MS) * 1.25);
     expect(state(w)).toBe('up');
+    expect(w.a.edge.snapshot(w.nowMs).peers![0]!.probeIntervalMs).toBe(IDLE_PROBE_INTERVAL_MS);
 
     // Traffic: fast probing again within one probe interval of the first packet.
     w.every(20, { count: 250 }, () => w.a.sendTun(makePacket({ ...flowSpec(1, 200), protocol: 17, seq: 0 })));
     w.runFor(200);
     const active = datagramsPerSecond(w, 4);
     expect(active).toBeGreaterThan(40 + (4 * 1000) / DEFAULT_PROBE_INTERVAL_MS * 0.9); // 50 data/s + probes
+    expect(w.a.edge.snapshot(w.nowMs).peers![0]!.probeIntervalMs).toBe(DEFAULT_PROBE_INTERVAL_MS);
   });
 
   it('a link cut while idle is noticed within the idle dead time; cut while carrying traffic, within the fast one', () => {
