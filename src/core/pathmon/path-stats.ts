@@ -32,9 +32,11 @@
  */
 
 import { lossUpperBound } from './loss-bounds.ts';
+import { REPORT_WINDOW_MAX_MS, ReportRing, type Report } from './report-ring.ts';
 
 export const SHORT_WINDOW_MS = 1000;
-export const LONG_WINDOW_MS = 30_000;
+/** The longest window any caller asks for (the report ring drops what no window reaches). */
+export const LONG_WINDOW_MS = REPORT_WINDOW_MAX_MS;
 /** Ring of recent RTT samples for percentiles (30 s of 100 ms probes). */
 const RTT_SAMPLES_KEPT = 300;
 /** |D| samples kept for the short-window jitter (2 s of 100 ms probes, with room). */
@@ -49,8 +51,6 @@ export const DECISION_JITTER_LONG_WINDOW_MS = 2000;
 const RTT_BASE_PERCENTILE = 10;
 /** A peer jitter report older than this is not used (our own view stands in). */
 const PEER_JITTER_FRESH_MS = 1000;
-/** Reports kept for tx-loss windows (about 30 s at one per 100 ms). */
-const REPORTS_KEPT = 320;
 /** Receive-side buckets of 100 ms for rx loss windows. */
 const RX_BUCKET_MS = 100;
 const RX_BUCKETS = LONG_WINDOW_MS / RX_BUCKET_MS + 1;
@@ -71,12 +71,6 @@ const OVERDUE_MARGIN_MS = 150;
 export const MIN_LOST_FOR_SLA = 3;
 /** Below this many packets in a window the loss estimate is not trusted. */
 export const MIN_LOSS_SAMPLES = 10;
-
-interface Report {
-  atMs: number;
-  received: number;
-  highestSeq: number;
-}
 
 export class PathStats {
   srttMs: number | undefined;
@@ -122,7 +116,7 @@ export class PathStats {
   rxExpectedTotal = 0;
 
   // tx direction
-  private readonly reports: Report[] = [];
+  private readonly reports = new ReportRing();
   /** Ring of (time, highest seq sent) marks, for overdue detection in onPeerReport. */
   private readonly sentMarkTimeMs = new Float64Array(SENT_MARKS);
   private readonly sentMarkSeq = new Uint32Array(SENT_MARKS);
@@ -456,25 +450,29 @@ export class PathStats {
       const due = this.sentBy(nowMs - this.srttMs - REORDER_GRACE_MS - OVERDUE_MARGIN_MS);
       if (due !== undefined && ((due - highestSeq) | 0) > 0) highestSeq = due;
     }
-    const last = this.reports[this.reports.length - 1];
-    if (last && ((highestSeq - last.highestSeq) | 0) < 0) return; // stale (reordered) report
-    const r = { atMs: nowMs, received: received >>> 0, highestSeq: highestSeq >>> 0 };
-    this.reports.push(r);
-    this.firstReport ??= r;
-    if (this.reports.length > REPORTS_KEPT) this.reports.shift();
+    const n = this.reports.length;
+    if (n > 0 && ((highestSeq - this.reports.highestOf(n - 1)) | 0) < 0) return; // stale (reordered) report
+    this.reports.push(nowMs, received >>> 0, highestSeq >>> 0);
+    this.firstReport ??= { atMs: nowMs, received: received >>> 0, highestSeq: highestSeq >>> 0 };
   }
+
+  /** The window of reports ending at the newest and at least `windowMs` long (or all of them): its first and last. */
+  private txWindow(windowMs: number): { first: Report; last: Report } {
+    const r = this.reports;
+    const n = r.length;
+    const last = r.at(n - 1, this.lastScratch)!;
+    let i = n - 2;
+    for (; i > 0; i--) if (last.atMs - r.atMsOf(i) >= windowMs) break;
+    return { first: r.at(i, this.firstScratch)!, last };
+  }
+  private readonly lastScratch: Report = { atMs: 0, received: 0, highestSeq: 0 };
+  private readonly firstScratch: Report = { atMs: 0, received: 0, highestSeq: 0 };
 
   /** Loss of the us -> peer direction over about the last `windowMs`; undefined with too few samples. */
   txLossRatio(nowMs: number, windowMs: number, minLost = 0): number | undefined {
-    const n = this.reports.length;
-    if (n < 2) return undefined;
-    const last = this.reports[n - 1]!;
+    if (this.reports.length < 2) return undefined;
+    const { first, last } = this.txWindow(windowMs);
     if (nowMs - last.atMs > windowMs + LONG_WINDOW_MS) return undefined;
-    let first = last;
-    for (let i = n - 2; i >= 0; i--) {
-      first = this.reports[i]!;
-      if (last.atMs - first.atMs >= windowMs) break;
-    }
     const expected = (last.highestSeq - first.highestSeq) >>> 0;
     const received = (last.received - first.received) >>> 0;
     if (expected < MIN_LOSS_SAMPLES) return undefined;
@@ -488,15 +486,9 @@ export class PathStats {
    * window as txLossRatio), for confidence bounds; undefined with too few samples.
    */
   txLossCounts(nowMs: number, windowMs: number): { lost: number; sent: number } | undefined {
-    const n = this.reports.length;
-    if (n < 2) return undefined;
-    const last = this.reports[n - 1]!;
+    if (this.reports.length < 2) return undefined;
+    const { first, last } = this.txWindow(windowMs);
     if (nowMs - last.atMs > windowMs + LONG_WINDOW_MS) return undefined;
-    let first = last;
-    for (let i = n - 2; i >= 0; i--) {
-      first = this.reports[i]!;
-      if (last.atMs - first.atMs >= windowMs) break;
-    }
     const sent = (last.highestSeq - first.highestSeq) >>> 0;
     if (sent < MIN_LOSS_SAMPLES) return undefined;
     return { lost: sent - Math.min((last.received - first.received) >>> 0, sent), sent };
@@ -509,13 +501,15 @@ export class PathStats {
    * holds a packet. Every loss counts: this judges recovery.
    */
   txLossBestUpperBound(nowMs: number, minWindowMs: number, maxWindowMs: number, z: number): number {
-    const n = this.reports.length;
+    const r = this.reports;
+    const n = r.length;
     let best = 1;
     if (n < 2) return best;
-    const last = this.reports[n - 1]!;
+    const last = r.at(n - 1, this.lastScratch)!;
     if (nowMs - last.atMs > minWindowMs + LONG_WINDOW_MS) return best;
+    const first = this.firstScratch;
     for (let i = n - 2; i >= 0; i--) {
-      const first = this.reports[i]!;
+      r.at(i, first);
       if (nowMs - first.atMs > maxWindowMs) break;
       if (last.atMs - first.atMs < minWindowMs) continue;
       const sent = (last.highestSeq - first.highestSeq) >>> 0;
@@ -529,9 +523,9 @@ export class PathStats {
 
   /** Loss of the us -> peer direction since the first report (the whole session). */
   txLossTotalRatio(): number | undefined {
-    const last = this.reports[this.reports.length - 1];
     const first = this.firstReport;
-    if (!first || !last) return undefined;
+    if (!first || this.reports.length === 0) return undefined;
+    const last = this.reports.at(this.reports.length - 1, this.lastScratch)!;
     const expected = (last.highestSeq - first.highestSeq) >>> 0;
     if (expected < MIN_LOSS_SAMPLES) return undefined;
     return Math.max(0, 1 - ((last.received - first.received) >>> 0) / expected);
@@ -545,7 +539,7 @@ export class PathStats {
 
   /** Forget the direction measurements (after the peer restarted). */
   resetTx(): void {
-    this.reports.length = 0;
+    this.reports.clear();
     this.firstReport = undefined;
     this.peerJitterMs = undefined;
   }
