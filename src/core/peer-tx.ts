@@ -288,7 +288,9 @@ export class PeerTx {
 
   sendHello(p: PathRuntime): void {
     p.helloSent = true;
-    this.sendFrame(p, p.remote, encodeFrame({ kind: 'control', control: { hello: { link: p.linkId, linkName: p.name, site: this.peer.host.site } } }), p.dscp);
+    // The link's tier only when not primary: a primary link's hello stays what older peers take.
+    const tier = p.linkTier === 'backup' ? 2 : p.linkTier === 'overflow' ? 1 : 0;
+    this.sendFrame(p, p.remote, encodeFrame({ kind: 'control', control: { hello: { link: p.linkId, linkName: p.name, site: this.peer.host.site, ...(tier ? { tier } : {}) } } }), p.dscp);
   }
 
   /** Seals (or, in plaintext mode, wraps) an encoded frame and sends it on `p` to `to`. */

@@ -488,11 +488,11 @@ export class Peer {
         // Peer-supplied strings are made safe here, before any terminal or log sees them.
         const linkName = hello ? sanitizeText(hello.linkName, 64) : undefined;
         if (hello && linkName !== path.peerLinkName) {
-          const site = sanitizeText(hello.site, 64);
           path.peerLinkName = linkName;
-          this.siteName = site;
-          this.host.emit(nowMs, 'peerHello', { peer: this.name, link: path.name, text: `${path.name}: peer ${site} link ${linkName}` });
+          this.siteName = sanitizeText(hello.site, 64);
+          this.host.emit(nowMs, 'peerHello', { peer: this.name, link: path.name, text: `${path.name}: peer ${this.siteName} link ${linkName}` });
         }
+        if (hello) this.steering.onPeerTier(nowMs, path, hello.tier ?? 0);
         if (drain) this.onRemoteDrain(nowMs, drain.link, drain.drained);
         return;
       }

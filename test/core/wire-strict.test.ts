@@ -27,7 +27,7 @@ const frames: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ link, seq: u32, txUs: fc.maxSafeNat(), dscp: fc.integer({ min: 0, max: 63 }), report, epoch: u32 }).map((probe) => ({ kind: 'probe' as const, probe })),
   fc.record({ link, seq: u32, txUs: fc.maxSafeNat(), holdUs: u32, report }).map((probeReply) => ({ kind: 'probeReply' as const, probeReply })),
   fc.record({ link, pathSeq: u32, group: u32, index: fc.integer({ min: 0, max: 63 }), k: fc.integer({ min: 0, max: 32 }), m: fc.integer({ min: 0, max: 16 }), lengths: fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 32 }), shard: fc.uint8Array({ maxLength: 300 }), checksum: u32 }).map((fecParity) => ({ kind: 'fecParity' as const, fecParity })),
-  fc.record({ link, linkName: fc.string({ unit: 'grapheme', maxLength: 16 }), site: fc.string({ unit: 'grapheme', maxLength: 16 }) }).map((hello) => ({ kind: 'control' as const, control: { hello } })),
+  fc.record({ link, linkName: fc.string({ unit: 'grapheme', maxLength: 16 }), site: fc.string({ unit: 'grapheme', maxLength: 16 }), tier: fc.integer({ min: 0, max: 2 }) }).map((hello) => ({ kind: 'control' as const, control: { hello } })),
   fc.record({ link, drained: fc.boolean() }).map((drain) => ({ kind: 'control' as const, control: { drain } })),
 );
 
@@ -99,5 +99,15 @@ describe('strict receive decoders (issue 14, finding 6)', () => {
     expect(decodeEnvelopeStrict(jumbo).ok).toBe(false);
     expect(decodeEnvelopeStrict(jumbo, receiveCapBytes(9000)).ok).toBe(true);
     expect(decodeEnvelopeStrict(huge, receiveCapBytes(9000))).toEqual({ ok: false, reason: 'tooLarge' });
+  });
+
+  it("take a hello's link tier (issue 16); a primary link's hello is the bytes it was before the field", () => {
+    const hello = { link: 2, linkName: 'lte', site: 'b2' };
+    const backup = decodeFrameStrict(encodeFrame({ kind: 'control', control: { hello: { ...hello, tier: 2 } } }));
+    expect(backup.ok && backup.value.kind === 'control' ? backup.value.control.hello?.tier : undefined).toBe(2);
+    const old = encodeFrame({ kind: 'control', control: { hello } });
+    expect([...encodeFrame({ kind: 'control', control: { hello: { ...hello, tier: 0 } } })]).toEqual([...old]);
+    const plainHello = decodeFrameStrict(old);
+    expect(plainHello.ok && plainHello.value.kind === 'control' ? plainHello.value.control.hello?.tier : undefined).toBe(0);
   });
 });

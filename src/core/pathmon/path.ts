@@ -36,7 +36,14 @@ export interface PathRuntime {
   /** Last time the endpoint moved (rate limit). */
   endpointMovedAtMs: number;
   endpointMoves: number;
+  /**
+   * The path's cost tier, what steering judges: the worse of the local link's (linkTier) and the
+   * peer's link's as its hello announced it (peerTier; primary until then, and from a peer that
+   * does not announce tiers). A hub's inet path to a branch's backup LTE is a backup path.
+   */
   tier: CostTier;
+  linkTier: CostTier;
+  peerTier: CostTier;
   dscp: number;
   sm: PathStateMachine;
   /** Replaced when the peer restarts. */
@@ -114,6 +121,8 @@ export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): Path
     endpointMovedAtMs: -Infinity,
     endpointMoves: 0,
     tier: p.tier,
+    linkTier: p.tier,
+    peerTier: 'primary',
     dscp: p.dscp,
     sm: new PathStateMachine(sm, nowMs),
     stats: new PathStats(),

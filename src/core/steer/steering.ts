@@ -288,6 +288,28 @@ export class Steering {
     this.host.pathStateChanged(nowMs);
   }
 
+  /**
+   * The peer's hello announced its link's cost tier (`wireTier`: 0 primary, 1 overflow, 2 backup;
+   * other values read as primary). The path's tier becomes the worse of its two links': flows on a
+   * path that got worse leave it for a better tier within their SLA; a path that got better takes
+   * flows back from worse tiers.
+   */
+  onPeerTier(nowMs: number, p: PathRuntime, wireTier: number): void {
+    const peerTier = wireTier === 1 ? 'overflow' : wireTier === 2 ? 'backup' : 'primary';
+    p.peerTier = peerTier;
+    const tier = tierRank(peerTier) > tierRank(p.linkTier) ? peerTier : p.linkTier;
+    if (tier === p.tier) return;
+    const worse = tierRank(tier) > tierRank(p.tier);
+    const was = p.tier;
+    p.tier = tier;
+    const name = pathName(p);
+    const text = `${this.host.peerName} ${name}: cost tier ${was} -> ${tier} (the peer's link is ${peerTier}, ours ${p.linkTier})`;
+    this.host.emit(nowMs, 'pathState', { peer: this.host.peerName, link: name, from: was, to: tier, text });
+    if (!worse) return this.onPathRecovered(nowMs, p);
+    const betterInSla = (c: number): boolean => this.host.paths.some((q) => q.hasEndpoint && pathUsable(q) && q.inSla[c] && tierRank(q.tier) < tierRank(tier));
+    this.resteer(nowMs, (f) => (f.path === p.id || f.path2 === p.id) && betterInSla(f.classId), `${name} reaches the peer's ${peerTier} link`);
+  }
+
   /** Every probe interval: SLA per class per path, with hysteresis; moves flows off breaches. */
   evaluateSla(nowMs: number): void {
     const policies = this.host.policies();

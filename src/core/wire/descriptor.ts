@@ -241,6 +241,10 @@ export const overlayDescriptor = {
                 "site": {
                   "type": "string",
                   "id": 3
+                },
+                "tier": {
+                  "type": "uint32",
+                  "id": 4
                 }
               }
             },

@@ -203,10 +203,14 @@ function fastControl(b: Uint8Array, end: number): ControlFrame | undefined {
     let link = 0;
     let linkName = '';
     let site = '';
+    let tier = 0;
     while (fpos < end) {
       switch (b[fpos++]) {
         case 0x08:
           if ((link = fUint32(b, end)) < 0) return undefined;
+          break;
+        case 0x20:
+          if ((tier = fUint32(b, end)) < 0) return undefined;
           break;
         case 0x12: {
           const t = fString(b, end);
@@ -224,7 +228,7 @@ function fastControl(b: Uint8Array, end: number): ControlFrame | undefined {
           return undefined;
       }
     }
-    return { hello: { link, linkName, site } };
+    return { hello: { link, linkName, site, tier } };
   }
   return undefined;
 }

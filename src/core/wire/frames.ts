@@ -60,6 +60,8 @@ export interface HelloControl {
   link: number;
   linkName: string;
   site: string;
+  /** The sender's link cost tier (0 primary or not sent, 1 overflow, 2 backup; others: primary). */
+  tier?: number;
 }
 
 export interface ControlFrame {

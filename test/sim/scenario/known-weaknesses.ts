@@ -10,17 +10,11 @@
  * is judged over the long window). gray-failure removed at 43dec84 (24-48 voice moves on 16 of 20
  * seeds -> 16 on all 20: SLA exit and re-entry on confidence bounds); fec-repairable removed with
  * the FEC credit judged on sure loss (seeds 17 and 20 left mpls on a 6-7% early reading of 3%).
+ * hub-and-branches removed when a path's cost tier became the worse of its two links' (the peer
+ * announces its tier in its hello): seed 6's hub moved a b2 business flow onto the path to b2's
+ * backup LTE, which it took for a path as good as any, its own end being inet.
  */
 export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: string }> = {
-  'hub-and-branches': {
-    failing: ['b2.business.fault_moves == 0'],
-    why:
-      'seed 6 (since the rebalancer of issue 17, with 43dec84\'s SLA re-entry timing): the hub moves one of b2\'s ' +
-      'business flows from its inet path to the path that reaches b2\'s LTE ("inet>lte under its share") while b1\'s ' +
-      'MPLS is dark. b2\'s LTE is a backup link at b2, but a path\'s cost tier is the local link\'s (the hub\'s inet), ' +
-      'so the hub sees two equal paths; its gemodel bursts take LTE out of business SLA and back, and each re-entry opens ' +
-      'a 30 s rebalance window. Fix: the peer announces its link tier in its hello and a path takes the worse of the two.',
-  },
   'lte-jitter-storm': {
     failing: ['voice.p99_ms < 200', 'video.reroute_ms < 3000', 'bulk.delivered_ratio > 0.99'],
     why:
