@@ -16,8 +16,9 @@
  * see the packet), and the packet comes back here through `deliverFec`; packets FEC rebuilds carry
  * no bond_seq and are delivered at once (they fill a hole, so they come in order).
  * Timers: `deadlineMs` (the oldest held packet's bound) is part of the peer's nextDeadlineMs;
- * `tick` runs every probe interval (peer-timers.ts): the schedulers' paths, the hold bounds from
- * the paths that carried bonded packets lately, idle flows forgotten.
+ * `tick` runs every probe interval (peer-timers.ts): the schedulers' paths (and each member link's
+ * CoDel slack: the queue 'eat' builds there on purpose), the hold bounds from the paths that
+ * carried bonded packets lately, idle flows forgotten.
  */
 import { BOND_DEFAULT_MAX_DELAY_GAP_MS, BOND_MAX_PATHS, RESEQ_MAX_BOUND_MS } from './constants.ts';
 import { pathMetrics, pathName, pathUsable, type PathRuntime } from './pathmon/path.ts';
@@ -200,6 +201,8 @@ export class PeerBond {
     }
     t.sched.setPaths(nowMs, out);
     t.mtuBytes = peer.smallestUsableMtu() - BOND_SEQ_BYTES;
+    // The queue the bond builds on a fast path on purpose is not for CoDel to drop (scheduler.ts).
+    for (const b of out) peer.host.links[peer.paths[b.id]!.linkId]!.sched?.setCodelSlack(nowMs, classId, t.sched.slackMs(b.id));
   }
 
   // ---- receive --------------------------------------------------------------------------

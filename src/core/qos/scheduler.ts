@@ -13,7 +13,9 @@
  *                                  A WFQ class with codelTargetMs drops heads here by CoDel
  *                                  (RFC 8289) when its sojourn time stays above the target: counted
  *                                  in dropped and aqmDropped, never numbered or sealed (frames are
- *                                  built when they leave: the peer sees no path loss)
+ *                                  built when they leave: the peer sees no path loss).
+ *                                  A bonded class's slack (setCodelSlack) is taken off the
+ *                                  sojourn first: the queue the bond builds on purpose
  * The queue forms here, where we choose the order, instead of in the modem (DESIGN.md).
  *
  * Bucket depth: the shell's one timer fires late by up to a millisecond or two (Node timers), and
@@ -28,6 +30,11 @@ import { CODEL_INTERVAL_MS, OUTER_HEADER_BYTES, QUANTUM_BYTES, DEFAULT_QUEUE_MS,
 
 /** Rounding slack: a deadline computed from the bucket must find the tokens there when it comes. */
 const TOKEN_EPSILON_BYTES = 1e-6;
+/**
+ * How long a CoDel slack holds after it was last set (a bond refreshes it every probe interval;
+ * when it stops, e.g. the flow ended, CoDel goes back to the plain target).
+ */
+export const CODEL_SLACK_HOLD_MS = 3000;
 
 /** What the scheduler queues: anything that knows the size of the datagram it will become. */
 export interface Queued {
@@ -64,7 +71,18 @@ class CodelState {
   count = 0;
   lastCount = 0;
   dropping = false;
+  /** Sojourn CoDel does not count (setCodelSlack), until slackUntilMs. */
+  slackMs = 0;
+  slackUntilMs = -Infinity;
   constructor(readonly targetMs: number) {}
+
+  /** The largest slack set within CODEL_SLACK_HOLD_MS wins (several peers may bond over one link). */
+  setSlack(nowMs: number, slackMs: number): void {
+    if (slackMs >= this.slackMs || nowMs > this.slackUntilMs) {
+      this.slackMs = Math.max(0, slackMs);
+      this.slackUntilMs = nowMs + CODEL_SLACK_HOLD_MS;
+    }
+  }
 
   /** RFC 8289 ok_to_drop: the sojourn has been above target for an interval, with more than a packet queued. */
   private okToDrop(sojournMs: number, bytesLeft: number, nowMs: number): boolean {
@@ -81,7 +99,7 @@ class CodelState {
 
   /** Whether the head about to leave (queued `sojournMs`, leaving `bytesLeft` behind it) is dropped instead. */
   drop(sojournMs: number, bytesLeft: number, nowMs: number): boolean {
-    const ok = this.okToDrop(sojournMs, bytesLeft, nowMs);
+    const ok = this.okToDrop(nowMs <= this.slackUntilMs ? sojournMs - this.slackMs : sojournMs, bytesLeft, nowMs);
     if (this.dropping) {
       if (!ok) {
         this.dropping = false;
@@ -273,6 +291,19 @@ export class LinkScheduler<T extends Queued> {
 
   queuedBytesOf(classId: number): number {
     return this.rings[classId]?.bytes ?? 0;
+  }
+
+  /**
+   * Bonding (issue 17): class `classId`'s CoDel leaves `slackMs` of sojourn alone for the next
+   * CODEL_SLACK_HOLD_MS. The bond's earliest-arrival scheduler queues a fast path on purpose, up to
+   * the slowest member's extra one-way delay, so that arrivals interleave in order; CoDel judging
+   * that queue against its 5 ms target would drop the bonded flow's packets until it never reaches
+   * the slow paths. What stands above the slack is still bufferbloat and is still dropped; the
+   * class's byte and packet caps still apply. The largest slack set lately wins; no-op for a class
+   * without CoDel.
+   */
+  setCodelSlack(nowMs: number, classId: number, slackMs: number): void {
+    this.codel[classId]?.setSlack(nowMs, slackMs);
   }
 
   /**

@@ -188,6 +188,23 @@ export class BondScheduler {
     return this.members.map((m) => m.id);
   }
 
+  /**
+   * How much longer than member `id` the slowest member takes one way (0 for the slowest, or a
+   * path that is not a member): the queue 'eat' may build on `id` on purpose so that arrivals over
+   * every member line up. The link's CoDel leaves that much sojourn alone (setCodelSlack). 'wrr'
+   * builds no such queue (the receiver holds instead): 0.
+   */
+  slackMs(id: number): number {
+    if (this.kind !== 'eat' || !this.ratesKnown) return 0;
+    let self: Member | undefined;
+    let maxOwd = -Infinity;
+    for (const m of this.members) {
+      if (m.id === id) self = m;
+      maxOwd = Math.max(maxOwd, m.owdMs);
+    }
+    return self === undefined ? 0 : maxOwd - self.owdMs;
+  }
+
   snapshot(): BondPathSnapshot[] {
     const out: BondPathSnapshot[] = [];
     for (const m of this.members) out.push({ id: m.id, member: true, rateBps: m.rateBps, packets: this.packets[m.id]!, bytes: this.bytes[m.id]! });
