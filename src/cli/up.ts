@@ -18,6 +18,7 @@ import { openTun, type TunDevice } from '../io/tun.ts';
 import { DeviceCounterReader } from '../io/tun-stats.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
 import { readInterfaceMtu } from '../control/mtu-check.ts';
+import { hasAesInstructions } from '../io/cpu-features.ts';
 import { linkTooBig } from '../core/peer-pmtu.ts';
 import { decodeKey } from '../core/crypto/keys.ts';
 import { HealthTarget } from '../io/health.ts';
@@ -53,7 +54,7 @@ function routedPrefixes(cfg: BraidConfig): string[] {
   return cfg.peers.flatMap((p) => p.prefixes);
 }
 
-export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefined, aead?: AeadFactory): EndpointConfig {
+export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefined, aead?: AeadFactory, aesAccelerated = false): EndpointConfig {
   const crypto =
     cfg.insecurePlaintext || !privateKey
       ? undefined
@@ -62,6 +63,7 @@ export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefi
           // Handshake timestamps are wall clock (anti-replay across restarts); the core sees only monotonic time.
           wallClockEpochMs: Date.now() - monotonicNowMs(),
           cipher: cfg.cipher,
+          aesAccelerated,
           ...(aead ? { aead } : {}),
         };
   // FEC codec: the core's default, the pure TypeScript one, is faster here than the wasm build of
@@ -157,7 +159,13 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   // than node:crypto's object per packet), else node:crypto; handed to the Edge in its config.
   const aead = cfg.insecurePlaintext ? undefined : nativeAeadFactory();
   if (!cfg.insecurePlaintext) log.info({ aead: aead ? 'native' : 'node:crypto' }, `data AEAD: ${aead ? `native (${aead.openssl})` : 'node:crypto (native addon unavailable)'}`);
-  const edge = new Endpoint(edgeConfigFrom(cfg, privateKey, aead?.factory), monotonicNowMs(), new SystemRng());
+  // cipher: auto needs this machine's answer (the peer announces its own in the handshake).
+  // BRAID_CPUINFO: read the CPU flags from another file (tests of a peer without AES).
+  const aesAccelerated = hasAesInstructions(process.env.BRAID_CPUINFO);
+  if (!cfg.insecurePlaintext) {
+    log.info({ cipher: cfg.cipher, aesAccelerated }, `data cipher: ${cfg.cipher}${cfg.cipher === 'auto' ? (aesAccelerated ? ' (AES instructions here: AES-256-GCM with peers that have them too, else ChaCha20-Poly1305)' : ' (no AES instructions here: ChaCha20-Poly1305 unless the peer sets aes-256-gcm)') : ''}`);
+  }
+  const edge = new Endpoint(edgeConfigFrom(cfg, privateKey, aead?.factory, aesAccelerated), monotonicNowMs(), new SystemRng());
   const driver = new Driver({
     edge,
     tun,

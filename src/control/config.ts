@@ -166,8 +166,12 @@ export const configSchema = z.strictObject({
   privateKeyFile: z.string().min(1).optional(),
   /** Benchmarks only: carry frames unencrypted and unauthenticated. Never on a real network. */
   insecurePlaintext: z.boolean().default(false),
-  /** Data cipher: chacha20-poly1305 (default) or aes-256-gcm (faster where AES-NI is present). */
-  cipher: z.enum(['chacha20-poly1305', 'aes-256-gcm']).default('chacha20-poly1305'),
+  /**
+   * Data cipher: auto (default: AES-256-GCM when both ends have AES instructions, else
+   * ChaCha20-Poly1305, negotiated in the handshake), chacha20-poly1305 or aes-256-gcm (an explicit
+   * setting wins over the peer's auto; two explicit settings that differ give ChaCha20-Poly1305).
+   */
+  cipher: z.enum(['auto', 'chacha20-poly1305', 'aes-256-gcm']).default('auto'),
   tun: z
     .strictObject({
       name: z.string().regex(IFNAME_RE, 'expected an interface name like "braid0"').default('braid0'),

@@ -3,7 +3,7 @@
  * every peer shares. The shell makes it from the YAML config (src/cli/up.ts edgeConfigFrom); the
  * simulator from its World description.
  */
-import type { DataCipher } from './crypto/types.ts';
+import type { CipherSetting } from './crypto/cipher-choice.ts';
 import type { AeadFactory } from './crypto/transport.ts';
 import type { ErasureCodec } from './fec/codec.ts';
 import type { ClassFecPolicy } from './fec/policy.ts';
@@ -17,7 +17,10 @@ export interface EndpointCryptoConfig {
   privateKey: Uint8Array;
   /** Wall-clock ms since the epoch at nowMs = 0: only for the handshake's anti-replay timestamp. */
   wallClockEpochMs: number;
-  cipher?: DataCipher;
+  /** The data cipher, or 'auto' (default): AES-256-GCM when both ends have AES instructions (crypto/cipher-choice.ts). */
+  cipher?: CipherSetting;
+  /** This machine has AES instructions (the shell reads the CPU's flags; default false). */
+  aesAccelerated?: boolean;
   /** Who seals and opens data packets (the shell passes the native addon's when it loads). */
   aead?: AeadFactory;
 }

@@ -33,7 +33,7 @@
 import { MAX_DELIVERY_QUEUE, MAX_INNER_PACKET_BYTES, MAX_LINKS, MAX_TRANSMIT_QUEUE } from './constants.ts';
 import { SessionManager, type CryptoEvent } from './crypto/handshake-state.ts';
 import { keyPairFromPrivate } from './crypto/keys.ts';
-import type { DataCipher } from './crypto/types.ts';
+import { cipherPolicy } from './crypto/cipher-choice.ts';
 import type { AeadFactory } from './crypto/transport.ts';
 import { BraidError, ErrorCode } from './errors.ts';
 import { EventLog, type EventFields } from './events.ts';
@@ -123,7 +123,7 @@ export class Endpoint implements PeerHost {
         local: keyPairFromPrivate(c.privateKey),
         rng,
         wallClockEpochMs: c.wallClockEpochMs,
-        ciphers: { preferred: c.cipher ?? 'chacha20-poly1305', accepted: ['chacha20-poly1305', 'aes-256-gcm'] },
+        ciphers: cipherPolicy(c.cipher ?? 'auto', c.aesAccelerated ?? false),
         ...(c.aead ? { aead: c.aead } : {}),
       });
     }

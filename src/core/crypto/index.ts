@@ -27,7 +27,6 @@ export {
   peekMessageType,
   readHeaderIndex,
   tai64n,
-  type CipherPolicy,
   type ConsumeInitiationParams,
   type ConsumeInitiationResult,
   type ConsumeResponseResult,
@@ -42,3 +41,4 @@ export {
 export { blake2s, KeyedBlake2s } from './blake2s.ts';
 export { CookieChecker, TokenBucketLimiter, consumeCookieReply, cookieKey, mac1Key, verifyMac1, writeMacs } from './cookie.ts';
 export * from './handshake-state.ts';
+export * from './cipher-choice.ts';

@@ -14,10 +14,12 @@
  *
  * Message layouts (integers little-endian; `enc(x)` is x plus a 16-byte tag):
  *   initiation, 156 bytes: type=1 u8 | 3 zero | sender u32 | e 32 | enc(s) 48
- *                          | enc(sender u32 | tai64n 12 | preferred cipher u8 | accepted mask u8 | 2 zero) 36
+ *                          | enc(sender u32 | tai64n 12 | preferred cipher u8 | accepted mask u8 | cipher flags u8 | 1 zero) 36
  *                          | mac1 16 | mac2 16
  *   response, 100 bytes:   type=2 u8 | 3 zero | receiver u32 | e 32
- *                          | enc(sender u32 | receiver u32 | chosen cipher u8 | 3 zero) 28 | mac1 16 | mac2 16
+ *                          | enc(sender u32 | receiver u32 | chosen cipher u8 | cipher flags u8 | 2 zero) 28 | mac1 16 | mac2 16
+ * The cipher flags (cipher-choice.ts: `cipher: auto`, AES instructions) were zero bytes before;
+ * an old peer leaves them zero and ignores ours.
  * The cleartext indices are routing hints (the responder must address a cookie reply before doing
  * any DH); the copies inside the encrypted payloads authenticate them, so a tampered index fails the
  * handshake instead of silently misrouting the session.
@@ -38,6 +40,9 @@ import type { KeyedBlake2s } from './blake2s.ts';
 import { mac1Key, writeMacs, verifyMac1 } from './cookie.ts';
 import { AEAD_TAG_LENGTH } from './transport.ts';
 import { DATA_CIPHER_IDS, dataCipherFromId, type DataCipher, type Rng } from './types.ts';
+import { CIPHER_FLAG_DIFFERENT, CIPHER_FLAG_NEGOTIATES, chooseCipher, cipherFlags, type CipherPolicy } from './cipher-choice.ts';
+
+export type { CipherPolicy } from './cipher-choice.ts';
 
 export const NOISE_PROTOCOL_NAME = 'Noise_IK_25519_ChaChaPoly_BLAKE2s';
 /** Default prologue: binds both sides to this protocol and version, so a mismatch fails the handshake. */
@@ -326,12 +331,6 @@ function writeU32(bytes: Uint8Array, offset: number, value: number): void {
   bytes[offset + 3] = value >>> 24;
 }
 
-/** Which data ciphers a side prefers and accepts. */
-export interface CipherPolicy {
-  readonly preferred: DataCipher;
-  readonly accepted: readonly DataCipher[];
-}
-
 /** Why a handshake message was refused. Stable names: they become drop counters. */
 export const HANDSHAKE_FAILURES = [
   'malformed', // wrong length, type or reserved bytes
@@ -355,6 +354,8 @@ export interface TransportKeys {
   /** Index we put in packets for the peer (it chose it). */
   readonly remoteIndex: number;
   readonly cipher: DataCipher;
+  /** Why this cipher, in words (cipher-choice.ts), for the session event. */
+  readonly cipherWhy?: string;
   readonly isInitiator: boolean;
   readonly remoteStatic: Uint8Array;
   /** Noise handshake hash: a channel binding both sides share. */
@@ -407,6 +408,7 @@ export function createInitiation(p: CreateInitiationParams): { message: Uint8Arr
   payload.set(tai64n(p.wallClockEpochMs + p.nowMs), 4);
   payload[16] = DATA_CIPHER_IDS[p.ciphers.preferred];
   payload[17] = cipherMask(p.ciphers.accepted);
+  payload[18] = cipherFlags(p.ciphers);
   const body = noise.writeMessage(payload, p.rng);
   if (body === null) return null;
   const message = new Uint8Array(INITIATION_LENGTH);
@@ -424,6 +426,8 @@ export interface ReceivedInitiation {
   readonly timestamp: Uint8Array;
   readonly preferredCipher: DataCipher | null;
   readonly acceptedCipherMask: number;
+  /** The initiator's cipher flags (cipher-choice.ts); 0 from a peer that predates them. */
+  readonly cipherFlags: number;
 }
 
 export interface ConsumeInitiationParams {
@@ -447,13 +451,6 @@ export type ConsumeInitiationResult =
   | { readonly ok: true; readonly response: Uint8Array; readonly keys: TransportKeys; readonly initiation: ReceivedInitiation }
   | { readonly ok: false; readonly reason: HandshakeFailure };
 
-function chooseCipher(preferred: DataCipher | null, offeredMask: number, policy: CipherPolicy): DataCipher | null {
-  if (preferred !== null && policy.accepted.includes(preferred)) return preferred;
-  if ((offeredMask & (1 << DATA_CIPHER_IDS[policy.preferred])) !== 0) return policy.preferred;
-  for (const cipher of policy.accepted) if ((offeredMask & (1 << DATA_CIPHER_IDS[cipher])) !== 0) return cipher;
-  return null;
-}
-
 /** Responder: verifies an initiation and, if `authorize` agrees, returns the response and session keys. */
 export function consumeInitiation(p: ConsumeInitiationParams): ConsumeInitiationResult {
   const message = p.message;
@@ -470,16 +467,19 @@ export function consumeInitiation(p: ConsumeInitiationParams): ConsumeInitiation
     timestamp: new Uint8Array(payload.subarray(4, 16)),
     preferredCipher: dataCipherFromId(payload[16]),
     acceptedCipherMask: payload[17],
+    cipherFlags: payload[18],
   };
   const refusal = p.authorize(initiation);
   if (refusal !== null) return { ok: false, reason: refusal };
-  const cipher = chooseCipher(initiation.preferredCipher, initiation.acceptedCipherMask, p.ciphers);
-  if (cipher === null) return { ok: false, reason: 'noCommonCipher' };
+  const choice = chooseCipher(initiation.preferredCipher, initiation.acceptedCipherMask, initiation.cipherFlags, p.ciphers);
+  if (choice === null) return { ok: false, reason: 'noCommonCipher' };
+  const cipher = choice.cipher;
 
   const responsePayload = new Uint8Array(RESPONSE_PAYLOAD_LENGTH);
   writeU32(responsePayload, 0, p.responderIndex);
   writeU32(responsePayload, 4, senderIndex);
   responsePayload[8] = DATA_CIPHER_IDS[cipher];
+  responsePayload[9] = cipherFlags(p.ciphers) | (choice.different ? CIPHER_FLAG_DIFFERENT : 0);
   const body = noise.writeMessage(responsePayload, p.rng);
   const keys = noise.split();
   if (body === null || keys === null) return { ok: false, reason: 'decryptFailed' }; // peer sent a low-order static key
@@ -497,6 +497,7 @@ export function consumeInitiation(p: ConsumeInitiationParams): ConsumeInitiation
       localIndex: p.responderIndex,
       remoteIndex: senderIndex,
       cipher,
+      cipherWhy: choice.why,
       isInitiator: false,
       remoteStatic: initiation.remoteStatic,
       handshakeHash: noise.handshakeHash,
@@ -520,6 +521,7 @@ export function consumeResponse(pending: PendingInitiation, message: Uint8Array)
   const cipher = dataCipherFromId(payload[8]);
   if (cipher === null || !pending.ciphers.accepted.includes(cipher)) return { ok: false, reason: 'noCommonCipher' };
   const keys = noise.split()!;
+  const cipherWhy = initiatorCipherWhy(cipher, payload[9], pending.ciphers);
   return {
     ok: true,
     keys: {
@@ -527,6 +529,7 @@ export function consumeResponse(pending: PendingInitiation, message: Uint8Array)
       localIndex: pending.senderIndex,
       remoteIndex: readU32(payload, 0),
       cipher,
+      cipherWhy,
       isInitiator: true,
       remoteStatic: pending.remoteStatic,
       handshakeHash: noise.handshakeHash,
@@ -534,3 +537,15 @@ export function consumeResponse(pending: PendingInitiation, message: Uint8Array)
   };
 }
 
+
+/**
+ * The initiator's words for the responder's choice: the same rule seen from this end (the
+ * responder's explicit setting is the chosen cipher, or with DIFFERENT the other one).
+ */
+function initiatorCipherWhy(cipher: DataCipher, responderFlags: number, local: CipherPolicy): string {
+  if ((responderFlags & CIPHER_FLAG_NEGOTIATES) === 0) return 'chosen by a peer that predates cipher: auto';
+  const different = (responderFlags & CIPHER_FLAG_DIFFERENT) !== 0;
+  const theirs: DataCipher = different ? (local.preferred === 'aes-256-gcm' ? 'chacha20-poly1305' : 'aes-256-gcm') : cipher;
+  const all = cipherMask(['chacha20-poly1305', 'aes-256-gcm']);
+  return chooseCipher(theirs, all, responderFlags & ~CIPHER_FLAG_DIFFERENT, local)?.why ?? 'chosen by the peer';
+}

@@ -41,6 +41,8 @@ export class Keypair {
   readonly localIndex: number;
   readonly remoteIndex: number;
   readonly cipher: DataCipher;
+  /** The cipher and why, for session events: "aes-256-gcm; auto: both ends have AES instructions". */
+  readonly cipherText: string;
   readonly isInitiator: boolean;
   readonly createdMs: number;
   readonly sender: Aead;
@@ -53,6 +55,7 @@ export class Keypair {
     this.localIndex = keys.localIndex;
     this.remoteIndex = keys.remoteIndex;
     this.cipher = keys.cipher;
+    this.cipherText = keys.cipherWhy === undefined ? keys.cipher : `${keys.cipher}; ${keys.cipherWhy}`;
     this.isInitiator = keys.isInitiator;
     this.createdMs = createdMs;
     this.sender = aead(keys.sendKey, keys.cipher);

@@ -14,7 +14,7 @@ export interface Rng {
   fillBytes(out: Uint8Array): void;
 }
 
-/** Data-plane AEADs we can run per session; both come from node:crypto (OpenSSL). */
+/** Data-plane AEADs we can run per session; both come from OpenSSL (node:crypto or the addon). */
 export type DataCipher = 'chacha20-poly1305' | 'aes-256-gcm';
 
 /** Wire ids of the data ciphers, carried in the handshake payloads. Never renumber. */

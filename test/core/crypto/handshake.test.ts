@@ -18,6 +18,7 @@ import {
   type ReceivedInitiation,
 } from '../../../src/core/crypto/noise.ts';
 import { AeadSession } from '../../../src/core/crypto/transport.ts';
+import { CIPHER_FLAG_AES, CIPHER_FLAG_AUTO, CIPHER_FLAG_NEGOTIATES, chooseCipher, cipherPolicy } from '../../../src/core/crypto/cipher-choice.ts';
 import { SeededRng, toHex } from './helpers.ts';
 
 const BOTH: CipherPolicy = { preferred: 'chacha20-poly1305', accepted: ['chacha20-poly1305', 'aes-256-gcm'] };
@@ -114,10 +115,55 @@ describe('handshake messages', () => {
       const i = consumeResponse(pending, r.response);
       return i.ok ? i.keys.cipher : i.reason;
     };
-    expect(run(aesFirst, BOTH)).toBe('aes-256-gcm');
+    // Explicit settings on both ends (cipher-choice.ts): equal ones hold, different ones give
+    // ChaCha20-Poly1305 whoever initiates (before, the initiator's preference won).
+    expect(run(aesFirst, aesFirst)).toBe('aes-256-gcm');
+    expect(run(aesFirst, BOTH)).toBe('chacha20-poly1305');
     expect(run(BOTH, aesFirst)).toBe('chacha20-poly1305');
     expect(run(aesFirst, chachaOnly)).toBe('chacha20-poly1305');
     expect(run(chachaOnly, aesOnly)).toBe('noCommonCipher');
+  });
+
+  it('cipher: auto takes AES-256-GCM only when both ends have AES instructions; an explicit setting wins over auto', () => {
+    const s = setup();
+    const run = (initiator: CipherPolicy, responder: CipherPolicy): string => {
+      const { message, pending } = initiate(s, { ciphers: initiator });
+      const r = respond(s, message, { ciphers: responder });
+      if (!r.ok) return r.reason;
+      const i = consumeResponse(pending, r.response);
+      if (!i.ok) return i.reason;
+      // Both ends agree, and each says why in its own words.
+      expect(i.keys.cipher).toBe(r.keys.cipher);
+      return `${i.keys.cipher} | ${i.keys.cipherWhy} | ${r.keys.cipherWhy}`;
+    };
+    const autoAes = cipherPolicy('auto', true);
+    const autoNoAes = cipherPolicy('auto', false);
+    expect(run(autoAes, autoAes)).toBe('aes-256-gcm | auto: both ends have AES instructions | auto: both ends have AES instructions');
+    expect(run(autoAes, autoNoAes)).toBe('chacha20-poly1305 | auto: the peer has no AES instructions | auto: this machine has no AES instructions');
+    expect(run(autoNoAes, autoAes)).toBe('chacha20-poly1305 | auto: this machine has no AES instructions | auto: the peer has no AES instructions');
+    expect(run(autoNoAes, autoNoAes)).toBe('chacha20-poly1305 | auto: neither end has AES instructions | auto: neither end has AES instructions');
+    // Explicit beats auto, on either end and whatever the AES instructions.
+    expect(run(cipherPolicy('aes-256-gcm', false), autoNoAes)).toBe('aes-256-gcm | set here, the peer is auto | set by the peer, auto here');
+    expect(run(autoAes, cipherPolicy('chacha20-poly1305', true))).toBe('chacha20-poly1305 | set by the peer, auto here | set here, the peer is auto');
+    expect(run(cipherPolicy('aes-256-gcm', true), cipherPolicy('aes-256-gcm', false))).toBe('aes-256-gcm | set on both ends | set on both ends');
+    expect(run(cipherPolicy('aes-256-gcm', true), cipherPolicy('chacha20-poly1305', true))).toBe(
+      "chacha20-poly1305 | the ends' cipher settings differ (here aes-256-gcm, the peer chacha20-poly1305): set the same on both, or auto" +
+        " | the ends' cipher settings differ (here chacha20-poly1305, the peer aes-256-gcm): set the same on both, or auto",
+    );
+  });
+
+  it('towards a peer from before cipher: auto (flags byte zero) the old rule holds: the initiator\'s preference', () => {
+    const old = 0; // what an old initiator puts in the flags byte (it was a zero pad)
+    const mask = (1 << 1) | (1 << 2);
+    expect(chooseCipher('aes-256-gcm', mask, old, cipherPolicy('auto', false))?.cipher).toBe('aes-256-gcm');
+    expect(chooseCipher('chacha20-poly1305', mask, old, cipherPolicy('auto', true))?.cipher).toBe('chacha20-poly1305');
+    expect(chooseCipher('chacha20-poly1305', mask, old, cipherPolicy('aes-256-gcm', true))?.cipher).toBe('chacha20-poly1305');
+    // And an auto initiator offers ChaCha20-Poly1305 as its preference, which is what an old responder takes.
+    const s = setup();
+    const r = respond(s, initiate(s, { ciphers: cipherPolicy('auto', true) }).message);
+    if (!r.ok) throw new Error(r.reason);
+    expect(r.initiation.preferredCipher).toBe('chacha20-poly1305');
+    expect(r.initiation.cipherFlags & (CIPHER_FLAG_NEGOTIATES | CIPHER_FLAG_AUTO | CIPHER_FLAG_AES)).toBe(CIPHER_FLAG_NEGOTIATES | CIPHER_FLAG_AUTO | CIPHER_FLAG_AES);
   });
 
   it('fails when the initiator uses the wrong responder static key', () => {
