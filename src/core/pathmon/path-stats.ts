@@ -47,6 +47,15 @@ export const FAST_JITTER_MIN_SAMPLES = 6;
 const JITTER_OUTLIER_MEDIANS = 4;
 /** The decision estimator's longer window: a rise must hold this long. */
 export const DECISION_JITTER_LONG_WINDOW_MS = 2000;
+/**
+ * A sure rise counts sooner (jitterSureMs): over the last 500 ms (at least the last 4 probes of the
+ * last second: a storm's late probes thin out) the median |D| and half the median lateness
+ * (transit over the 10th percentile of the ring's older probes) must both be high.
+ */
+export const JITTER_SURE_WINDOW_MS = 500;
+const JITTER_SURE_MIN_SAMPLES = 4;
+const JITTER_SURE_MIN_BASE = 8; // older probes the lateness base needs (of D_KEPT), and its percentile:
+const JITTER_SURE_BASE_PERCENTILE = 10;
 /** Percentile of recent RTT samples taken as the path's base RTT (queue-free delay). */
 const RTT_BASE_PERCENTILE = 10;
 /** A peer jitter report older than this is not used (our own view stands in). */
@@ -90,6 +99,9 @@ export class PathStats {
   private readonly dRingMs = new Float64Array(D_KEPT);
   private readonly dRingAtMs = new Float64Array(D_KEPT);
   private readonly dScratch = new Float64Array(D_KEPT);
+  /** Each |D| sample's probe transit (arrival minus the peer's send time), for jitterSureMs. */
+  private readonly dTransitMs = new Float64Array(D_KEPT);
+  private readonly lateScratch = new Float64Array(D_KEPT);
   private dHead = 0;
   private dCount = 0;
   /** Jitter the peer last reported for our direction, and when. */
@@ -155,6 +167,7 @@ export class PathStats {
       this.jitterMs += (d - this.jitterMs) / 16;
       this.dRingMs[this.dHead] = d;
       this.dRingAtMs[this.dHead] = nowMs;
+      this.dTransitMs[this.dHead] = transit;
       this.dHead = (this.dHead + 1) % D_KEPT;
       if (this.dCount < D_KEPT) this.dCount++;
     }
@@ -219,7 +232,42 @@ export class PathStats {
   jitterDecisionMs(nowMs: number): number {
     const short = this.jitterFastMs(nowMs, SHORT_WINDOW_MS) ?? this.jitterMs;
     const long = this.jitterFastMs(nowMs, DECISION_JITTER_LONG_WINDOW_MS) ?? this.jitterMs;
-    return short < long ? short : long;
+    const held = short < long ? short : long;
+    return Math.max(held, this.jitterSureMs(nowMs, held));
+  }
+
+  /**
+   * A sure jitter rise over the last JITTER_SURE_WINDOW_MS, before the 2 s window holds it: the
+   * lower of the window's median |D| and half its probes' median lateness (transit above the 10th
+   * percentile of the ring's older probes, ~3 s). Both must be high: one late probe makes two large
+   * |D| (the median ignores them); a delay step makes every probe late but |D| small; a jittery
+   * path's median of 5 |D| reads over its mean now and then, its lateness rarely. 0 when there are
+   * too few probes or the median |D| is not over `aboveMs` (no second sort).
+   */
+  jitterSureMs(nowMs: number, aboveMs = 0): number {
+    const d = this.dScratch;
+    const late = this.lateScratch;
+    let n = 0;
+    let i = 0;
+    for (; i < this.dCount; i++) {
+      const idx = (this.dHead - 1 - i + D_KEPT) % D_KEPT;
+      const ageMs = nowMs - this.dRingAtMs[idx]!;
+      if (ageMs > JITTER_SURE_WINDOW_MS && (n >= JITTER_SURE_MIN_SAMPLES || ageMs > SHORT_WINDOW_MS)) break;
+      d[n] = this.dRingMs[idx]!;
+      late[n++] = this.dTransitMs[idx]!;
+    }
+    const older = this.dCount - i;
+    if (n < JITTER_SURE_MIN_SAMPLES || older < JITTER_SURE_MIN_BASE) return 0;
+    const medD = medianOf(d.subarray(0, n).sort());
+    if (medD <= aboveMs) return 0;
+    const base = late.subarray(n, n + older);
+    for (let k = 0; k < older; k++) base[k] = this.dTransitMs[(this.dHead - 1 - n - k + 2 * D_KEPT) % D_KEPT]!;
+    base.sort();
+    const baseMs = base[Math.floor((older * JITTER_SURE_BASE_PERCENTILE) / 100)]!;
+    const w = late.subarray(0, n);
+    for (let k = 0; k < n; k++) w[k] = w[k]! - baseMs;
+    const medLate = medianOf(w.sort());
+    return Math.min(medD, medLate / 2);
   }
 
   /**
@@ -543,4 +591,10 @@ export class PathStats {
     this.firstReport = undefined;
     this.peerJitterMs = undefined;
   }
+}
+
+/** Median of a sorted, non-empty array. */
+function medianOf(sorted: Float64Array): number {
+  const n = sorted.length;
+  return n % 2 === 1 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
 }

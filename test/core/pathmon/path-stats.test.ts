@@ -137,6 +137,47 @@ describe('PathStats decision jitter (the fast estimator) beside RFC 3550', () =>
     expect(s.jitterMs).toBeGreaterThan(10); // RFC 3550 took both |D| of 200 ms
   });
 
+  it('a sure rise (issue 16, lte-jitter-storm): a storm counts after half a second of probes, a delay step and steady jitter do not', () => {
+    const rng = new SeededRng(19);
+    const VOICE_SLA_MS = 30;
+    // 3 s calm (sigma 3 ms), then a storm as a rate-limited uplink shows it: every probe 60-260 ms
+    // late, consecutive ones far apart (|D| 40-200 ms).
+    const storm = new PathStats();
+    let t = probes(storm, normalTransits(rng, 30, 3));
+    const late = [120, 260, 150, 60, 230];
+    t = probes(storm, late.map((x) => 40 + x), t - 40);
+    const sure = storm.jitterSureMs(t);
+    const held = Math.min(storm.jitterFastMs(t)!, storm.jitterFastMs(t, 2000)!);
+    console.log(`storm after 0.5 s: sure ${sure.toFixed(1)} ms, the 1 s / 2 s windows' lower ${held.toFixed(1)} ms, RFC 3550 ${storm.jitterMs.toFixed(1)} ms`);
+    expect(sure).toBeGreaterThan(VOICE_SLA_MS);
+    expect(held).toBeLessThan(VOICE_SLA_MS); // what decided before: not yet
+    expect(storm.jitterDecisionMs(t)).toBe(sure);
+
+    // A step of +150 ms in delay with the same small jitter: every probe late, |D| small.
+    const step = new PathStats();
+    t = probes(step, normalTransits(rng, 30, 3));
+    t = probes(step, normalTransits(rng, 5, 3).map((x) => x + 150), t - 40);
+    expect(step.jitterSureMs(t)).toBeLessThan(5);
+
+    // One probe 300 ms late in a calm second: its two |D| are not the median.
+    const one = new PathStats();
+    t = probes(one, normalTransits(rng, 30, 3));
+    t = probes(one, [40, 40, 340, 40, 40], t - 40);
+    expect(one.jitterSureMs(t)).toBeLessThan(5);
+
+    // Steady jitter at 2/3 of the SLA (RFC 3550 20 ms), judged at every probe for 10 minutes.
+    const steady = new PathStats();
+    const sigma = (20 * Math.sqrt(Math.PI)) / 2;
+    t = probes(steady, normalTransits(rng, 50, sigma));
+    let overSure = 0;
+    for (let i = 0; i < 6000; i++) {
+      t = probes(steady, normalTransits(rng, 1, sigma), t - 40);
+      if (steady.jitterSureMs(t) > VOICE_SLA_MS) overSure++;
+    }
+    console.log(`steady 20 ms jitter, 6,000 probes: the sure figure above 30 ms at ${overSure}`);
+    expect(overSure).toBeLessThan(6); // < 0.1% of probes
+  });
+
   it('falls back to RFC 3550 when the last second holds fewer than 6 probes', () => {
     const s = new PathStats();
     const end = probes(s, [10, 30, 10, 30]);

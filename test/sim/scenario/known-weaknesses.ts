@@ -12,22 +12,12 @@
  * the FEC credit judged on sure loss (seeds 17 and 20 left mpls on a 6-7% early reading of 3%).
  * hub-and-branches removed when a path's cost tier became the worse of its two links' (the peer
  * announces its tier in its hello): seed 6's hub moved a b2 business flow onto the path to b2's
- * backup LTE, which it took for a path as good as any, its own end being inet.
+ * backup LTE, which it took for a path as good as any, its own end being inet. lte-jitter-storm
+ * removed with the sure jitter rise (pathmon/path-stats.ts jitterSureMs: the last 0.5 s's median
+ * |D| and half its median lateness): voice p99 was over 200 ms on seeds 4, 11, 13, 19 (250, 214,
+ * 208, 206 ms); 82-192 ms on seeds 1-20 with it, video reroute 0.5-2.3 s, bulk delivered 99.6-100%.
  */
-export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: string }> = {
-  'lte-jitter-storm': {
-    failing: ['voice.p99_ms < 200', 'video.reroute_ms < 3000', 'bulk.delivered_ratio > 0.99'],
-    why:
-      'voice p99 marginal: the storm\'s 90 ms paretonormal tail reaches the calls until voice has moved on both ' +
-      'sides, and p99 straddles the 200 ms bound (p99 146-250 ms over seeds 1-20; which seeds fail moves with ' +
-      'any change to the run). At c6d2169+1 it fails on seeds 4, 11, 13, 19 (p99 250, 214, 208, 206 ms; 16 of 20 ' +
-      'pass, 17 of 20 at 5678fa9). Reroute takes 0.6-1.7 s: the storm\'s late packets read 3-5% "loss" in its first ' +
-      'half second, a loss exit now needs sure evidence (docs/STEERING.md; a jump from a clean 9 s counts at 99% ' +
-      'over the last second), else voice moves on jitter, which must hold ~1.5 s. Video reroute hit 3000 ms on ' +
-      'seed 6 at c6d2169 (1.5-2 s since). Bulk delivered 98.71% on seed 14 at 5678fa9 (bulk flows placed during ' +
-      'the start-up second), 99.4-100% on every seed since.',
-  },
-};
+export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: string }> = {};
 
 /**
  * Runs `run(seed)` for each seed, prints one line of figures per seed, and returns what an
