@@ -191,7 +191,9 @@ function floodDuringRekey(): FloodRun {
     const rekeyStartMs = realInitiations.find((r) => r.site === firstInitiator!.name)?.atMs;
     const since = rekeyStartMs ?? Infinity;
     const initiatorUpMs = sessionEvents(firstInitiator!, /established .*initiator/, since)[0];
-    const responderUpMs = sessionEvents(victim, /confirmed/, since)[0];
+    // The responder's side is up when it confirms the rekey, or when its own handshake (both sides
+    // may start one at once: a session each way) made a new session first; both end on one session.
+    const responderUpMs = sessionEvents(victim, /confirmed|established/, since)[0];
     const delta = (k: string): number => (after[k as keyof typeof after] ?? 0) - (before[k as keyof typeof before] ?? 0);
     const reachedDh = AFTER_DH.reduce((n, k) => n + delta(k), 0);
     const rateLimited = delta('rateLimited');

@@ -1,7 +1,8 @@
 /**
  * Issue 12, functional side of the hub restart (the timing is bench/fleet.ts at 1,000 spokes): a
  * hub and 40 spokes with 2 paths each in the World; the hub restarts (all sessions gone, every
- * spoke handshakes again at once, the hub under load and asking for cookies); every spoke carries
+ * spoke handshakes again at once, within the hub's handshake budget: no cookies, see
+ * src/core/crypto/handshake-load.ts; the flood's one address needs them); every spoke carries
  * traffic again. The same while 20,000 forged initiations (valid mac1, an unknown key) arrive from
  * one address over 4,096 ports. The recovery times are printed, not asserted.
  */

@@ -52,14 +52,31 @@ export const REKEY_AFTER_MESSAGES = 2 ** 48;
  */
 export const REPLAY_RING_WORDS = 512;
 
-/** Above this many valid-mac1 initiations per second we are "under load" and demand cookies. */
+/**
+ * The global budget of initiations that reach Diffie-Hellman without a cookie (handshake-load.ts):
+ * a token bucket refilled at this rate; past it we are "under load" and every source needs a cookie.
+ */
 export const UNDER_LOAD_INITIATIONS_PER_SECOND = 64;
-/** Once under load, stay there this long after the last second that crossed the threshold. */
+/**
+ * The budget's burst on top of that rate, per configured peer: after a restart every peer
+ * handshakes at once, on each of its links (one per link, up to four links), and they all go
+ * straight through; the burst refills at the rate above (1,000 peers: 31 s to refill half of it).
+ */
+export const HANDSHAKE_BURST_PER_PEER = 4;
+/** Once the budget is spent, stay under load this long (WireGuard's UnderLoadAfterTime). */
 export const UNDER_LOAD_HOLD_MS = 1_000;
-/** Per-source-IP (IPv6: /64) token bucket applied under load (WireGuard ratelimiter: 20/s, burst 5). */
+/**
+ * Initiations one source IP (IPv6: /64) may send without a cookie: a token bucket, so a flood
+ * from one address needs cookies after its first few while every other source goes straight
+ * through. Anyone can spend a forged address's allowance; its owner then pays one round trip (the
+ * cookie reply) and is judged by the cookie-checked limiter below, which forgers cannot reach.
+ */
+export const COOKIE_FREE_PER_SOURCE_PER_SECOND = 2;
+export const COOKIE_FREE_PER_SOURCE_BURST = 8;
+/** Per-source-IP (IPv6: /64) token bucket for initiations that needed and showed a cookie (WireGuard ratelimiter: 20/s, burst 5). */
 export const RATE_LIMIT_INITIATIONS_PER_SECOND = 20;
 export const RATE_LIMIT_BURST = 5;
-/** Cap on sources tracked by the rate limiter; beyond it the least recently used source is forgotten. */
+/** Cap on sources tracked by each per-source bucket table; beyond it the least recently used source is forgotten. */
 export const RATE_LIMIT_MAX_SOURCES = 4_096;
 /** Cap on configured peers per session manager. */
 export const MAX_PEERS = 4_096;

@@ -242,6 +242,16 @@ export class TokenBucketLimiter {
     return true;
   }
 
+  /**
+   * Takes a token whatever the bucket holds (it may go below zero and refills from there): for
+   * what reached the handshake another way (handshake-load.ts: a source's cookie-free allowance),
+   * so that per source the two together stay within this bucket's rate.
+   */
+  charge(nowMs: number, source: string): void {
+    if (this.allow(nowMs, source)) return;
+    this.buckets.get(source)!.tokens -= 1;
+  }
+
   private makeRoom(nowMs: number): void {
     for (const [source, bucket] of this.buckets) {
       if (nowMs - bucket.lastMs < this.refillMs) break; // recency order: the rest are younger

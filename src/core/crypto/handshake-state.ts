@@ -36,9 +36,9 @@
  * receiving on one close to REJECT_AFTER_TIME; nobody sends or accepts on a session older than
  * REJECT_AFTER_TIME. Only the session's initiator rekeys on age, so the two sides do not both start.
  *
- * Handshake floods (see cookie.ts): mac1 first (one MAC, no state), then, only when more than
- * UNDER_LOAD_INITIATIONS_PER_SECOND valid-mac1 initiations arrive, mac2 with a cookie reply and a
- * per-source token bucket; initiations are also refused from a peer more often than every
+ * Handshake floods (see cookie.ts): mac1 first (one MAC, no state), then mac2 with a cookie reply
+ * and a per-source token bucket from a source past its cookie-free allowance, and from everyone
+ * once the global budget is spent (handshake-load.ts); initiations are also refused from a peer more often than every
  * MIN_INITIATION_INTERVAL_MS and when their TAI64N timestamp is not newer than the last one.
  *
  * Data packets: the AAD is (wire version, receiver index, counter); an empty plaintext is a
@@ -53,6 +53,7 @@ import { BraidError, ErrorCode } from '../errors.ts';
 import type { KeyedBlake2s } from './blake2s.ts';
 import { WIRE_VERSION } from '../constants.ts';
 import { consumeCookieReply, CookieChecker, mac1Key, rateLimitKey, TokenBucketLimiter, verifyMac1 } from './cookie.ts';
+import { CookieDemand, HandshakeLoad } from './handshake-load.ts';
 import {
   AWAIT_CONFIRMATION_MS,
   COOKIE_REFRESH_TIME_MS,
@@ -66,7 +67,7 @@ import {
   REKEY_AFTER_TIME_MS,
   REKEY_TIMEOUT_JITTER_MAX_MS,
   REKEY_TIMEOUT_MS,
-  UNDER_LOAD_HOLD_MS,
+  HANDSHAKE_BURST_PER_PEER,
   UNDER_LOAD_INITIATIONS_PER_SECOND,
 } from './constants.ts';
 import { encodeKey, KEY_LENGTH, type X25519KeyPair } from './keys.ts';
@@ -124,11 +125,8 @@ export class SessionManager<Source = string> {
   private readonly handshakeDrops = zeroRecord(HANDSHAKE_DROP_REASONS);
   private readonly dataDrops = zeroRecord(DATA_DROP_REASONS);
   private outputsDropped = 0;
-  // Load detection: valid-mac1 initiations counted per 1-second window.
-  private readonly underLoadThreshold: number;
-  private loadWindowStartMs = Number.NEGATIVE_INFINITY;
-  private loadWindowCount = 0;
-  private underLoadUntilMs = Number.NEGATIVE_INFINITY;
+  /** Who must show a cookie (handshake-load.ts): per source, within a global budget. */
+  private readonly load: HandshakeLoad;
 
   constructor(options: SessionManagerOptions) {
     if (options.local.privateKey.length !== KEY_LENGTH || options.local.publicKey.length !== KEY_LENGTH) {
@@ -140,7 +138,7 @@ export class SessionManager<Source = string> {
     this.prologue = options.prologue ?? BRAID_PROLOGUE;
     this.ciphers = options.ciphers ?? DEFAULT_CIPHER_POLICY;
     this.wireVersion = options.wireVersion ?? WIRE_VERSION;
-    this.underLoadThreshold = options.underLoadInitiationsPerSecond ?? UNDER_LOAD_INITIATIONS_PER_SECOND;
+    this.load = new HandshakeLoad(options.underLoadInitiationsPerSecond ?? UNDER_LOAD_INITIATIONS_PER_SECOND, options.handshakeBurstPerPeer ?? HANDSHAKE_BURST_PER_PEER);
     this.aeadFactory = options.aead ?? nodeCryptoAeadFactory;
     this.localMac1Key = mac1Key(options.local.publicKey);
     this.cookieChecker = new CookieChecker(options.local.publicKey, options.rng);
@@ -272,7 +270,10 @@ export class SessionManager<Source = string> {
       this.handshakeDrops.badMac1++;
       return;
     }
-    if (this.noteInitiationLoad(nowMs)) {
+    const sourceKey = rateLimitKey(sourceAddress);
+    const demand = this.load.demand(nowMs, sourceKey, this.peers.size);
+    if (demand === CookieDemand.GlobalStarts) this.pushEvent(nowMs, 'underLoad', undefined, `handshake budget spent (${this.load.ratePerSecond}/s, burst ${this.load.ratePerSecond} + ${this.load.burstPerPeer} per peer): requiring cookies`);
+    if (demand !== CookieDemand.None) {
       if (!this.cookieChecker.verifyMac2(nowMs, message, sourceAddress)) {
         this.handshakeDrops.cookieRequired++;
         this.pushTransmit({
@@ -282,10 +283,12 @@ export class SessionManager<Source = string> {
         });
         return;
       }
-      if (!this.limiter.allow(nowMs, rateLimitKey(sourceAddress))) {
+      if (!this.limiter.allow(nowMs, sourceKey)) {
         this.handshakeDrops.rateLimited++;
         return;
       }
+    } else {
+      this.limiter.charge(nowMs, sourceKey);
     }
     const responderIndex = this.allocateIndex();
     let authorizedPeer: PeerState | null = null;
@@ -459,7 +462,7 @@ export class SessionManager<Source = string> {
 
   /** Handshake drop counters and load state, without walking the peers. */
   counters(nowMs: number): Pick<SessionManagerSnapshot, 'underLoad' | 'handshakeDrops' | 'dataDrops' | 'outputsDropped'> {
-    return { underLoad: nowMs < this.underLoadUntilMs, handshakeDrops: { ...this.handshakeDrops }, dataDrops: { ...this.dataDrops }, outputsDropped: this.outputsDropped };
+    return { underLoad: nowMs < this.load.underLoadUntilMs, handshakeDrops: { ...this.handshakeDrops }, dataDrops: { ...this.dataDrops }, outputsDropped: this.outputsDropped };
   }
 
   // ---- outputs ----
@@ -477,7 +480,7 @@ export class SessionManager<Source = string> {
     for (const peer of this.peers.values()) peers.push(peerSessionSnapshot(peer, nowMs));
     return {
       peers,
-      underLoad: nowMs < this.underLoadUntilMs,
+      underLoad: nowMs < this.load.underLoadUntilMs,
       handshakeDrops: { ...this.handshakeDrops },
       dataDrops: { ...this.dataDrops },
       outputsDropped: this.outputsDropped,
@@ -557,22 +560,6 @@ export class SessionManager<Source = string> {
 
   private jitterMs(): number {
     return this.rng.nextU32() % (REKEY_TIMEOUT_JITTER_MAX_MS + 1);
-  }
-
-  /** Counts a valid-mac1 initiation and says whether we are under load. */
-  private noteInitiationLoad(nowMs: number): boolean {
-    if (nowMs - this.loadWindowStartMs >= 1000) {
-      this.loadWindowStartMs = nowMs;
-      this.loadWindowCount = 0;
-    }
-    this.loadWindowCount++;
-    if (this.loadWindowCount > this.underLoadThreshold) {
-      if (nowMs >= this.underLoadUntilMs) {
-        this.pushEvent(nowMs, 'underLoad', undefined, `over ${this.underLoadThreshold} handshakes/s: requiring cookies`);
-      }
-      this.underLoadUntilMs = nowMs + UNDER_LOAD_HOLD_MS;
-    }
-    return nowMs < this.underLoadUntilMs;
   }
 
   private dropData(reason: DataDropReason): OpenResult {

@@ -89,7 +89,10 @@ export interface SessionManagerOptions {
   readonly ciphers?: CipherPolicy;
   /** Envelope version bound into the data AAD. */
   readonly wireVersion?: number;
+  /** The global budget's rate (UNDER_LOAD_INITIATIONS_PER_SECOND; 0 with handshakeBurstPerPeer 0: always under load). */
   readonly underLoadInitiationsPerSecond?: number;
+  /** The global budget's burst per configured peer (HANDSHAKE_BURST_PER_PEER). */
+  readonly handshakeBurstPerPeer?: number;
   /**
    * Builds each session's data AEADs. Default: `nodeCryptoAeadFactory` (node:crypto); the Edge
    * passes EdgeCryptoConfig.aead (the shell gives it the native addon's).

@@ -45,6 +45,8 @@ function makePair(seed: number, options: { bUnderLoadPerSecond?: number; ciphers
     rng: rng.fork(),
     wallClockEpochMs: EPOCH_MS + 12_345,
     underLoadInitiationsPerSecond: options.bUnderLoadPerSecond,
+    // A budget of 0 a second with no burst per peer: every initiation needs a cookie.
+    ...(options.bUnderLoadPerSecond === 0 ? { handshakeBurstPerPeer: 0 } : {}),
     ciphers: options.ciphers,
   });
   a.addPeer('b', keys.b.publicKey);
