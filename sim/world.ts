@@ -296,6 +296,9 @@ interface SiteLink {
   privateEndpoint: Endpoint;
   nat: NatState | undefined;
   connections: Connection[];
+  /** The connections by the far end's visible endpoint (a hub's link has one per spoke); rebuilt after a NAT rebinding. */
+  farIndex: Map<string, Connection> | undefined;
+  farIndexVersion: number;
   /** The shared access line, when shaped (WorldSiteLinkConfig.uplinkNetem / downlinkNetem). */
   uplink: Direction | undefined;
   downlink: Direction | undefined;
@@ -340,6 +343,11 @@ export class Site<E extends SiteEngine = SiteEngine> {
   /** N-site shape. */
   role: 'hub' | 'spoke' = 'spoke';
   prefixes: string[] = [];
+  /** The World's wake-up for this site: the engine's deadline when last asked, and its entry in the World's timer heap (-1: none). */
+  wakeAtMs = Infinity;
+  wakeSeq = -1;
+  /** Configuration order: due sites are woken in this order, as when the World polled every site. */
+  index = 0;
 
   constructor(
     readonly name: string,
@@ -386,6 +394,15 @@ export class World {
   private readonly connections: Connection[] = [];
   private readonly queue = new MinHeap<Scheduled>();
   private seqCounter = 0;
+  /**
+   * Every site's next engine deadline (pollTimeout), so an event costs O(log sites), not a poll of
+   * every site. Entries are left in place when a site's deadline moves; an entry is live while its
+   * seq is the site's wakeSeq.
+   */
+  private readonly wakeups = new MinHeap<{ atMs: number; seq: number; site: Site }>();
+  private wakeSeqCounter = 0;
+  /** Bumped by every NAT rebinding: visible endpoints changed, the links' farIndex is stale. */
+  private natVersion = 0;
   private readonly record: boolean;
   private readonly twoSite: boolean;
   /** Sees every datagram an engine hands to a link (before impairment): captures, attacks. */
@@ -423,6 +440,7 @@ export class World {
     if (ba) conn.ba.netem = new NetemEngine(parseNetemSpec(ba), this.rng.fork());
     a.connections.push(conn);
     b.connections.push(conn);
+    a.farIndex = b.farIndex = undefined;
     this.connections.push(conn);
     return conn;
   }
@@ -440,10 +458,13 @@ export class World {
         privateEndpoint: endpoints[i]!,
         nat: n ? { publicEndpoint: { address: `nat-${name}-${l}`, port: 30000 + i * 1000 }, contacted: new Set(), idleTimeoutMs: typeof n === 'object' ? n.idleTimeoutMs : undefined, lastOutboundMs: -Infinity, rebinds: 0 } : undefined,
         connections: [],
+        farIndex: undefined,
+        farIndexVersion: -1,
         uplink: this.accessLine(lines[i]?.uplinkNetem),
         downlink: this.accessLine(lines[i]?.downlinkNetem),
       });
     });
+    site.index = this.sites.length;
     this.sites.push(site as unknown as Site);
     this.siteByName.set(name, site as unknown as Site);
     return site;
@@ -727,6 +748,7 @@ export class World {
 
   private rebind(nat: NatState): void {
     nat.rebinds++;
+    this.natVersion++;
     nat.publicEndpoint = { address: nat.publicEndpoint.address, port: nat.publicEndpoint.port + 1 };
     nat.contacted.clear();
   }
@@ -766,6 +788,8 @@ export class World {
 
   /** Runs until virtual time `untilMs` (inclusive of events at exactly that time). */
   run(untilMs: number): void {
+    // Engines may have been called directly since the last run (tests reconfigure them).
+    this.rearmAll();
     let budget = this.maxEventsPerRun;
     for (;;) {
       if (--budget < 0) throw new Error(`World(seed=${this.seed}): more than ${this.maxEventsPerRun} events before ${untilMs} ms: livelock?`);
@@ -781,29 +805,75 @@ export class World {
     this.run(this.nowMs + durationMs);
   }
 
-  private nextEventMs(): number | undefined {
-    let t = this.queue.peek()?.atMs ?? Infinity;
-    for (const s of this.sites) {
-      const ts = s.edge.pollTimeout() ?? Infinity;
-      if (ts < t) t = ts;
+  /** Asks the site's engine for its deadline and files it in the wake-up heap when it changed. */
+  private rearm(site: Site): void {
+    const t = site.edge.pollTimeout() ?? Infinity;
+    if (t === site.wakeAtMs && site.wakeSeq >= 0) return;
+    site.wakeAtMs = t;
+    site.wakeSeq = -1;
+    if (t === Infinity) return;
+    site.wakeSeq = this.wakeSeqCounter++;
+    this.wakeups.push({ atMs: t, seq: site.wakeSeq, site });
+    // Moved deadlines leave dead entries behind: rebuild when they outnumber the live ones.
+    if (this.wakeups.size > 4 * this.sites.length + 1024) this.compactWakeups();
+  }
+
+  private rearmAll(): void {
+    for (const s of this.sites) this.rearm(s);
+  }
+
+  private compactWakeups(): void {
+    const live: { atMs: number; seq: number; site: Site }[] = [];
+    for (let e = this.wakeups.pop(); e; e = this.wakeups.pop()) if (e.seq === e.site.wakeSeq) live.push(e);
+    for (const e of live) this.wakeups.push(e);
+  }
+
+  /** The earliest live wake-up (dead entries on top are dropped). */
+  private peekWakeup(): { atMs: number; seq: number; site: Site } | undefined {
+    for (let top = this.wakeups.peek(); top; top = this.wakeups.peek()) {
+      if (top.seq === top.site.wakeSeq) return top;
+      this.wakeups.pop();
     }
+    return undefined;
+  }
+
+  private nextEventMs(): number | undefined {
+    const t = Math.min(this.queue.peek()?.atMs ?? Infinity, this.peekWakeup()?.atMs ?? Infinity);
     return t === Infinity ? undefined : t;
   }
 
+  /**
+   * One event: every site whose deadline is due, in configuration order (a site made due by an
+   * earlier one's callbacks in this pass too, if it comes later in the order), then one queued event.
+   */
   private step(): void {
     const now = this.nowMs;
-    for (const site of this.sites) {
-      const t = site.edge.pollTimeout();
-      if (t !== undefined && t <= now) {
-        site.edge.handleTimeout(now);
-        this.drain(site);
+    let last = -1;
+    const due: Site[] = [];
+    for (;;) {
+      for (let top = this.peekWakeup(); top && top.atMs <= now; top = this.peekWakeup()) {
+        this.wakeups.pop();
+        top.site.wakeSeq = -1;
+        due.push(top.site);
       }
+      let pick = -1;
+      for (let i = 0; i < due.length; i++) if (due[i]!.index > last && (pick < 0 || due[i]!.index < due[pick]!.index)) pick = i;
+      if (pick < 0) break;
+      const site = due[pick]!;
+      due[pick] = due[due.length - 1]!;
+      due.pop();
+      last = site.index;
+      site.edge.handleTimeout(now);
+      this.drain(site);
     }
+    // Due again, but earlier in the order than a site woken after them: the next pass.
+    for (const site of due) this.rearm(site);
     const top = this.queue.peek();
     if (top && top.atMs <= now) {
       this.queue.pop();
       if (top.kind === 'call') {
         top.fn();
+        this.rearmAll();
       } else if (top.kind === 'netemPoll') {
         this.pollNetem(top.dir);
       } else if (top.injected) {
@@ -876,17 +946,8 @@ export class World {
         nat.lastOutboundMs = this.nowMs;
         nat.contacted.add(endpointKey(t.to));
       }
-      let conn: Connection | undefined;
-      let far: SiteLink | undefined;
-      for (const c of link.connections) {
-        const f = c.a === link ? c.b : c.a;
-        const v = visibleEndpoint(f);
-        if (v.port === t.to.port && v.address === t.to.address) {
-          conn = c;
-          far = f;
-          break;
-        }
-      }
+      const conn = this.connectionTo(link, t.to);
+      const far = conn && (conn.a === link ? conn.b : conn.a);
       if (!conn || !far) {
         // To a NAT's address on a port it no longer maps (after a rebinding): the NAT drops it.
         const stale = link.connections.find((c) => (c.a === link ? c.b : c.a).nat?.publicEndpoint.address === t.to.address);
@@ -907,6 +968,28 @@ export class World {
       if (this.record) site.delivered.push({ atMs: this.nowMs, bytes: p });
     }
     for (let e = edge.pollEvent(); e; e = edge.pollEvent()) site.events.push(e);
+    this.rearm(site);
+  }
+
+  /** The first of the link's connections whose far end is visible at `to`. */
+  private connectionTo(link: SiteLink, to: Endpoint): Connection | undefined {
+    if (link.connections.length <= 8) {
+      for (const c of link.connections) {
+        const v = visibleEndpoint(c.a === link ? c.b : c.a);
+        if (v.port === to.port && v.address === to.address) return c;
+      }
+      return undefined;
+    }
+    if (link.farIndex === undefined || link.farIndexVersion !== this.natVersion) {
+      const index = new Map<string, Connection>();
+      for (const c of link.connections) {
+        const key = endpointKey(visibleEndpoint(c.a === link ? c.b : c.a));
+        if (!index.has(key)) index.set(key, c);
+      }
+      link.farIndex = index;
+      link.farIndexVersion = this.natVersion;
+    }
+    return link.farIndex.get(endpointKey(to));
   }
 
   private scheduleNetemPoll(dir: Direction): void {
