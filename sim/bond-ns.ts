@@ -8,6 +8,8 @@
  */
 import { startTwoSites, type TwoSites } from './e2e.ts';
 import { createTopology, type Topology } from './netns.ts';
+import { parseNetemSpec } from './netem/spec.ts';
+import { createRelayTopology, startRelays, type JsonLineProcess } from '../src/io/realtime/run-real.ts';
 import type { EdgeSnapshot } from '../src/core/types.ts';
 
 export interface BondSitesOptions {
@@ -17,17 +19,45 @@ export interface BondSitesOptions {
   /** default class: bond (one flow over every link) or balance (flows stick to a link). */
   strategy: 'bond' | 'balance';
   links?: string[];
+  /**
+   * One-way delay added on each link, both directions (ms, one per link): the links then go through
+   * a WAN namespace where the userspace netem relay (src/io/realtime/relay.ts, one process per link)
+   * delays them, as `braid sim run --real` does on kernels without sch_netem. The tbf shaping stays
+   * on the edges' ends.
+   */
+  delayMs?: number[];
+  /** Seed of the relays' netem engines (delayMs). */
+  seed?: number;
+  /** Both sites' TUN queue (`tun.txQueueLen`); the config's default when absent. */
+  tunTxQueueLen?: number;
+  /** Extra settings of the default class (merged after `strategy`). */
+  defaultClass?: Record<string, unknown>;
 }
 
 export interface BondSites extends TwoSites {
   ifnames: string[];
+  /** The relays' counters (delayMs), one JSON object per link. */
+  relayStats(): Promise<Array<Record<string, unknown>>>;
 }
 
 /** tbf on every link, both ends; then the two edges with bandwidthUp a little under the rate. */
 export async function startBondSites(opts: BondSitesOptions): Promise<BondSites> {
   const links = opts.links ?? ['mpls', 'inet', 'lte'];
-  const topo: Topology = await createTopology({ tag: opts.tag, links });
+  const delays = opts.delayMs;
+  if (delays !== undefined && delays.length !== links.length) throw new Error(`startBondSites: ${delays.length} delays for ${links.length} links`);
+  const relays: JsonLineProcess[] = [];
+  const relayTopo = delays !== undefined ? await createRelayTopology(opts.tag, links) : undefined;
+  const topo: Topology = relayTopo ?? (await createTopology({ tag: opts.tag, links }));
+  const destroy = async (): Promise<void> => {
+    for (const relay of relays) await relay.stop(2000).catch(() => undefined);
+    await topo.destroy();
+  };
   try {
+    if (relayTopo !== undefined && delays !== undefined) {
+      const specs = links.map((name, i) => ({ name, up: parseNetemSpec(`delay ${delays[i]}ms`), down: parseNetemSpec(`delay ${delays[i]}ms`) }));
+      // Ahead of the edges: the relays are the network, their lateness is not Braid's.
+      await startRelays(relayTopo, specs, opts.seed ?? 1, relays, { niceness: -10 });
+    }
     for (const site of ['a', 'b'] as const) {
       for (const l of topo[site].links) {
         // burst: 2 ms at the rate, at least 32 KiB (tbf needs burst >= rate / HZ); latency bounds the queue.
@@ -39,15 +69,26 @@ export async function startBondSites(opts: BondSitesOptions): Promise<BondSites>
       tag: opts.tag,
       topo,
       linkConfig: { bandwidthUp: `${Math.round(opts.rateMbit * 0.95)}mbit` },
-      extraConfig: { classes: { default: { strategy: opts.strategy } } },
+      extraConfig: { classes: { default: { strategy: opts.strategy, ...opts.defaultClass } } },
+      ...(opts.tunTxQueueLen !== undefined ? { tunConfig: { txQueueLen: opts.tunTxQueueLen } } : {}),
     });
     const stop = async (): Promise<void> => {
       await h.stop();
-      await topo.destroy();
+      await destroy();
     };
-    return { ...h, stop, ifnames: topo.a.links.map((l) => l.ifname) };
+    const relayStats = async (): Promise<Array<Record<string, unknown>>> => {
+      const out: Array<Record<string, unknown>> = [];
+      for (const relay of relays) {
+        const seen = relay.lines.length;
+        relay.send({ cmd: 'stats' });
+        const m = await relay.waitFor((x) => x.stats !== undefined && relay.lines.indexOf(x) >= seen, 2000, 'stats').catch(() => undefined);
+        if (m) out.push(m.stats as Record<string, unknown>);
+      }
+      return out;
+    };
+    return { ...h, stop, relayStats, ifnames: topo.a.links.map((l) => l.ifname) };
   } catch (e) {
-    await topo.destroy();
+    await destroy();
     throw e;
   }
 }
@@ -60,12 +101,12 @@ export interface IperfResult {
   intervalS: number;
 }
 
-/** One iperf3 TCP run from a to b through the overlay: `parallel` flows for `seconds`. */
-export async function iperf(h: TwoSites, seconds: number, parallel = 1, intervalS = 0.5): Promise<IperfResult> {
+/** One iperf3 TCP run from a to b through the overlay: `parallel` flows for `seconds` (`extraArgs`: more iperf3 client options, e.g. `-C cubic`). */
+export async function iperf(h: TwoSites, seconds: number, parallel = 1, intervalS = 0.5, extraArgs: readonly string[] = []): Promise<IperfResult> {
   const server = h.topo.spawnIn('b', ['iperf3', '-s', '-1', '-B', h.b.tunAddress]);
   try {
     await new Promise((r) => setTimeout(r, 400));
-    const r = await h.topo.execIn('a', ['iperf3', '-c', h.b.tunAddress, '-t', String(seconds), '-P', String(parallel), '-i', String(intervalS), '-J'], { timeoutMs: (seconds + 30) * 1000 });
+    const r = await h.topo.execIn('a', ['iperf3', '-c', h.b.tunAddress, '-t', String(seconds), '-P', String(parallel), '-i', String(intervalS), '-J', ...extraArgs], { timeoutMs: (seconds + 30) * 1000 });
     const j = JSON.parse(r.stdout) as {
       end: { sum_received: { bits_per_second: number }; sum_sent: { retransmits?: number } };
       intervals: { sum: { bytes: number } }[];

@@ -60,6 +60,8 @@ export interface TwoSitesOptions {
   extraConfig?: Record<string, unknown>;
   /** Extra settings merged into every link of both sites (e.g. `{ bandwidthUp: '95mbit' }`). */
   linkConfig?: Record<string, unknown>;
+  /** Extra settings merged into both sites' `tun` section (e.g. `{ txQueueLen: 1000 }`). */
+  tunConfig?: Record<string, unknown>;
   /**
    * Extra node arguments per site, placed before the braid script (e.g. the overlay benchmark's
    * `['--cpu-prof', '--cpu-prof-dir', DIR]`; node writes the profile when `braid up` exits on SIGTERM).
@@ -173,7 +175,7 @@ export async function startTwoSites(opts: TwoSitesOptions): Promise<TwoSites> {
       const config = {
         site: `site-${site}`,
         privateKeyFile,
-        tun: { name: `brt${opts.tag}${site}`.slice(0, 15), address: `${tunAddress}/24`, ...(tunAddress6 ? { address6: `${tunAddress6}/64` } : {}), mtu: opts.mtu ?? 1420 },
+        tun: { name: `brt${opts.tag}${site}`.slice(0, 15), address: `${tunAddress}/24`, ...(tunAddress6 ? { address6: `${tunAddress6}/64` } : {}), mtu: opts.mtu ?? 1420, ...opts.tunConfig },
         links: links.map((name, i) => ({ name, interface: me.links[i]!.ifname, bind: opts.underlayDual ? '::' : me.links[i]!.address, port: 51900, ...(opts.backupLinks?.includes(name) ? { costTier: 'backup' } : {}), ...opts.linkConfig })),
         peers: [{ name: `site-${site === 'a' ? 'b' : 'a'}`, publicKey: keys[site === 'a' ? 'b' : 'a'].publicKey, endpoints: Object.fromEntries(links.map((name, i) => [name, hostPort(opts.underlayDual && site === 'a' ? peer.links[i]!.address6! : peer.links[i]!.address)])) }],
         control: { socket: controlSocket },

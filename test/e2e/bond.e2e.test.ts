@@ -5,13 +5,18 @@
  *   - one bonded TCP flow uses all three links and the receiver's resequencer delivers it;
  *   - a link cut for 5 s under a bonded flow: no stall over 1 s, and the flow uses all three links
  *     again within 5 s of the restore;
- *   - eight balanced flows: after a link's blackout and recovery, flows move back onto it.
+ *   - eight balanced flows: after a link's blackout and recovery, flows move back onto it;
+ *   - with 10 / 30 / 60 ms added one way on the three links (userspace netem relay, one process per
+ *     link in a WAN namespace): every link stays in the bond (50 ms apart is inside the default
+ *     80 ms gap), the relays delayed what they should, the fast links' CoDel leaves the bond's own
+ *     queue alone, and the receiver puts the flow back in order.
  * Skipped with a printed reason when not root; CI runs it as root. Namespaces and interfaces carry
  * the `brt-` prefix and are deleted even on failure.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iperf, linkDataDelta, longestStallS, startBondSites, type BondSites } from '../../sim/bond-ns.ts';
 import { isRoot } from '../../sim/netns.ts';
+import { BOND_DEFAULT_MAX_DELAY_GAP_MS } from '../../src/core/constants.ts';
 
 const ROOT = isRoot();
 if (!ROOT) console.warn('SKIP test/e2e/bond.e2e.test.ts: needs root (network namespaces, TUN, tc tbf); CI runs it as root');
@@ -61,6 +66,49 @@ describe.skipIf(!ROOT)('bonding end-to-end: three links shaped to 100 Mbit/s', (
       console.log(`e2e bond cut/restore: ${r.mbps.toFixed(1)} Mbit/s over 16 s, longest stall ${stallS.toFixed(2)} s, data per link in the 5 s after the restore ${[...delta].map(([n, v]) => `${n} ${v}`).join(', ')}`);
       expect(stallS).toBeLessThanOrEqual(1);
       for (const [name, n] of delta) expect(n, `${name} carried nothing in the 5 s after the restore`).toBeGreaterThan(100);
+    }, 90_000);
+  });
+
+  describe('default class bonded, 10 / 30 / 60 ms added one way (userspace relay)', () => {
+    const DELAYS_MS = [10, 30, 60];
+    let h: BondSites;
+    beforeAll(async () => {
+      h = await startBondSites({ tag: `bz${process.pid % 10000}`, rateMbit: 100, strategy: 'bond', delayMs: DELAYS_MS, tunTxQueueLen: 1000 });
+      // A window for ~130 ms of RTT at a few hundred Mbit/s (the defaults cap it at 4-6 MB).
+      for (const site of ['a', 'b'] as const) await h.topo.execIn(site, ['sysctl', '-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 33554432', 'net.ipv4.tcp_wmem=4096 16384 33554432']);
+    }, 90_000);
+    afterAll(async () => {
+      await h?.stop();
+    });
+
+    it('every link stays in the bond, the relays delay each link, CoDel spares the bond queue, the receiver orders the flow', async () => {
+      const before = await h.status('a');
+      const r = await iperf(h, 8);
+      const after = await h.status('a');
+      const rxB = (await h.status('b')).bond?.find((c) => c.class === 'default');
+      const txA = after.bond?.find((c) => c.class === 'default');
+      const delta = linkDataDelta(before, after);
+      const data = [...delta.values()].reduce((a, b) => a + b, 0);
+      const queueDrops = after.links.reduce((n, l) => n + (l.queueDrops ?? 0), 0) - before.links.reduce((n, l) => n + (l.queueDrops ?? 0), 0);
+      const rtt = after.links.map((l) => l.rttMs ?? 0);
+      const relays = await h.relayStats();
+      console.log(
+        `e2e bond delayed: 1 TCP flow ${r.mbps.toFixed(1)} Mbit/s (${r.retransmits} retransmits; box load applies, figures in npm run bench -- bond); RTT per link ${rtt.map((x) => x.toFixed(0)).join(' / ')} ms; data per link ${[...delta].map(([n, v]) => `${n} ${v}`).join(', ')}; shaper drops ${queueDrops}; bond ${JSON.stringify(txA?.links)}; receiver reseq ${JSON.stringify(rxB)}; relays late max ${relays.map((x) => x.maxLateMs).join(' / ')} ms`,
+      );
+      expect(r.intervalBytes.reduce((a, b) => a + b, 0)).toBeGreaterThan(1_000_000);
+      // The relays add 2 x 10 / 30 / 60 ms of RTT: the links' RTTs are that far apart at least.
+      expect(rtt[1]! - rtt[0]!).toBeGreaterThan(2 * (DELAYS_MS[1]! - DELAYS_MS[0]!) - 5);
+      expect(rtt[2]! - rtt[1]!).toBeGreaterThan(2 * (DELAYS_MS[2]! - DELAYS_MS[1]!) - 5);
+      // 50 ms apart one way is inside the default class's gap: all three are members.
+      expect(DELAYS_MS[2]! - DELAYS_MS[0]!).toBeLessThan(BOND_DEFAULT_MAX_DELAY_GAP_MS);
+      expect(txA?.links.map((l) => [l.link, l.member])).toEqual(after.links.map((l) => [l.name, true]));
+      // The fast links hold the bond's queue (up to the slowest link's extra delay) without CoDel
+      // dropping it (before the CoDel slack: 0.5-1.7% of the data packets, thousands of retransmits).
+      expect(queueDrops, `${queueDrops} shaper drops of ${data} data packets`).toBeLessThan(data * 0.002);
+      // In order for TCP: packets released after their hole was given up are a small minority.
+      expect(rxB, 'the receiver has no resequencer for the bonded class').toBeDefined();
+      expect(rxB!.delivered).toBeGreaterThan(1000);
+      expect(rxB!.late).toBeLessThan(rxB!.delivered * 0.01);
     }, 90_000);
   });
 

@@ -149,8 +149,37 @@ export function tcCommandsFor(topo: Pick<RelayTopology, 'r'>, index: number, dir
   return tcCommandLines(dir === 'up' ? link.toB : link.toA, spec, { namespace: topo.r.ns });
 }
 
+/**
+ * The userspace backend's relays: one process per link of `t` (src/io/realtime/relay.ts) at the
+ * link's base specs, and the WAN namespace's policy routes from the link's two interfaces into its
+ * TUN. Each relay goes into `into` as soon as it runs, so the caller's stop() ends those started
+ * before a failure. Also used by sim/bond-ns.ts (bonding over delayed links). `niceness` (e.g. -10)
+ * runs them ahead of the edges under test: on a busy box a relay that waits for a CPU delivers
+ * late, which is the test bed's jitter, not the network's (the relays' `maxLateMs`).
+ */
+export async function startRelays(
+  t: Pick<RelayTopology, 'r'>,
+  links: ReadonlyArray<{ name: string; up: NetemSpec; down: NetemSpec }>,
+  seed: number,
+  into: JsonLineProcess[],
+  opts: { niceness?: number } = {},
+): Promise<void> {
+  for (let i = 0; i < links.length; i++) {
+    const l = links[i]!;
+    const rl = t.r.links[i]!;
+    const config: RelayConfig = { tun: rl.tun, link: l.name, aAddress: rl.aAddress, up: formatNetemSpec(l.up), down: formatNetemSpec(l.down), seed: (seed + i * 7919) >>> 0 };
+    const nice = opts.niceness !== undefined ? ['nice', '-n', String(opts.niceness)] : [];
+    const proc = spawn('ip', ['netns', 'exec', t.r.ns, ...nice, process.execPath, ...RELAY_ARGS, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const relay = new JsonLineProcess(`relay ${l.name}`, proc);
+    into.push(relay);
+    await relay.waitFor((m) => m.ready === true, 30_000, 'ready line');
+    await sh(['ip', '-n', t.r.ns, 'route', 'add', 'default', 'dev', rl.tun, 'table', String(rl.table)]);
+    for (const dev of [rl.toA, rl.toB]) await sh(['ip', '-n', t.r.ns, 'rule', 'add', 'iif', dev, 'lookup', String(rl.table)]);
+  }
+}
+
 /** A child process speaking JSON lines on stdout. */
-class JsonLineProcess {
+export class JsonLineProcess {
   private buffer = '';
   private readonly waiters: Array<{ match: (m: Record<string, unknown>) => boolean; resolve: (m: Record<string, unknown>) => void }> = [];
   readonly lines: Array<Record<string, unknown>> = [];
@@ -409,17 +438,7 @@ export async function startRealBed(scenario: Scenario, options: RealRunOptions =
       return typeof m.atMs === 'number' ? m.atMs : sharedNowMs();
     };
     if (backend === 'userspace') {
-      for (let i = 0; i < scenario.links.length; i++) {
-        const l = scenario.links[i]!;
-        const rl = t.r.links[i]!;
-        const config: RelayConfig = { tun: rl.tun, link: l.name, aAddress: rl.aAddress, up: formatNetemSpec(l.up), down: formatNetemSpec(l.down), seed: (seed + i * 7919) >>> 0 };
-        const proc = spawn('ip', ['netns', 'exec', t.r.ns, process.execPath, ...RELAY_ARGS, JSON.stringify(config)], { stdio: ['pipe', 'pipe', 'pipe'] });
-        const relay = new JsonLineProcess(`relay ${l.name}`, proc);
-        relays.push(relay);
-        await relay.waitFor((m) => m.ready === true, 30_000, 'ready line');
-        await sh(['ip', '-n', t.r.ns, 'route', 'add', 'default', 'dev', rl.tun, 'table', String(rl.table)]);
-        for (const dev of [rl.toA, rl.toB]) await sh(['ip', '-n', t.r.ns, 'rule', 'add', 'iif', dev, 'lookup', String(rl.table)]);
-      }
+      await startRelays(t, scenario.links, seed, relays);
     } else {
       for (let i = 0; i < scenario.links.length; i++) {
         await apply(i, 'up', scenario.links[i]!.up);
