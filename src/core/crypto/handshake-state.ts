@@ -331,7 +331,7 @@ export class SessionManager<Source = string> {
     this.pushTransmit({ kind: 'reply', to: source, bytes: result.response });
     peer.response = { bytes: result.response, to: source, forKeypair: keypair, resends: 0 };
     peer.responseResendAtMs = nowMs + AWAIT_CONFIRMATION_MS;
-    this.pushEvent(nowMs, 'sessionEstablished', peer.id, `responded to handshake from ${peer.id} (${keypair.cipher}), awaiting confirmation`);
+    this.pushEvent(nowMs, 'sessionEstablished', peer.id, `responded to handshake from ${peer.id} (${keypair.cipherText}), awaiting confirmation`);
     return peer.id;
   }
 
@@ -369,7 +369,7 @@ export class SessionManager<Source = string> {
     peer.zeroKeysAtMs = nowMs + 3 * REJECT_AFTER_TIME_MS;
     // Confirm the session to the responder now rather than with the next data packet.
     this.pushTransmit({ kind: 'keepalive', peerId: peer.id });
-    this.pushEvent(nowMs, 'sessionEstablished', peer.id, `session with ${peer.id} established (${keypair.cipher}, initiator)`);
+    this.pushEvent(nowMs, 'sessionEstablished', peer.id, `session with ${peer.id} established (${keypair.cipherText}; initiator)`);
   }
 
   private handleCookieReply(nowMs: number, message: Uint8Array): void {
@@ -546,7 +546,7 @@ export class SessionManager<Source = string> {
     peer.current = peer.next;
     peer.next = null;
     peer.responseResendAtMs = Infinity;
-    this.pushEvent(nowMs, 'sessionConfirmed', peer.id, `session with ${peer.id} confirmed (${peer.current?.cipher}, responder)`);
+    this.pushEvent(nowMs, 'sessionConfirmed', peer.id, `session with ${peer.id} confirmed (${peer.current?.cipherText}; responder)`);
   }
 
   private allocateIndex(): number {
