@@ -11,8 +11,10 @@
  *                          (both directions: RTTs +20 / +60 / +120 ms) by the userspace netem relay
  *                          (one process per link in a WAN namespace, src/io/realtime/relay.ts; this
  *                          kernel has no sch_netem), tbf 100 Mbit/s still on the edges' ends: bonded
- *                          with the box's congestion control; peers: bonded with CUBIC, and the same
- *                          flow balanced (sticky) in the same run. TCP buffers 32 MB in both
+ *                          with the box's congestion control; peers: bonded with CUBIC, the same
+ *                          flow balanced (sticky) in the same run, and a control: bonded over three
+ *                          links of 60 ms each (`equal-delay`: the same ~120 ms RTT on every path,
+ *                          what TCP and this bed reach at that RTT whatever the scheduler). TCP buffers 32 MB in both
  *                          namespaces (the bond's RTT under load is the slowest link's, ~130 ms:
  *                          4.5 MB in flight at 280 Mbit/s) and tun.txQueueLen 1000 (the default 64
  *                          drops the bursts a 130 ms window sends: 6,667 TUN drops in 10 s).
@@ -120,6 +122,7 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
   const delayOpts: Partial<BondSitesOptions> = { delayMs: DELAYS_MS, tunTxQueueLen: 1000 };
   const bondDelay = await withSites(`${tag}d`, 'bond', async (h) => ({ def: await delayed(h), cubic: await delayed(h, ['-C', 'cubic']) }), undefined, delayOpts);
   const stickyDelay = await withSites(`${tag}e`, 'balance', (h) => delayed(h), undefined, delayOpts);
+  const equalDelay = await withSites(`${tag}q`, 'bond', (h) => delayed(h), undefined, { ...delayOpts, delayMs: DELAYS_MS.map(() => Math.max(...DELAYS_MS)) });
   const pre = rateBetween(sticky.eight.intervalBytes, 1, 1, 5);
   const post = rateBetween(sticky.eight.intervalBytes, 1, 15, 20);
   const stall = longestStallS(bonded.cut);
@@ -129,12 +132,12 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
   const perLink = (m: Map<string, number>): string => [...m].map(([n, v]) => `${n} ${v}`).join(' / ');
   const delayRow = (what: string, d: { r: IperfResult; perLink: Map<string, number>; relayLateMs: number }): string =>
     `| ${what} | ${d.r.mbps.toFixed(1)} | ${d.r.retransmits} | ${perLink(d.perLink)} | ${d.relayLateMs.toFixed(1)} |`;
-  log(`namespaces, 3 x ${RATE_MBIT} Mbit/s (tbf), ${DELAYS_MS.join(' / ')} ms added one way (userspace relay), 1 TCP flow ${DELAY_SECONDS} s: bonded (${cc}) ${bondDelay.def.r.mbps.toFixed(1)} Mbit/s (${bondDelay.def.r.retransmits} retr.), bonded (cubic) ${bondDelay.cubic.r.mbps.toFixed(1)} (${bondDelay.cubic.r.retransmits}), balanced (sticky, ${cc}) ${stickyDelay.r.mbps.toFixed(1)} (${stickyDelay.r.retransmits})\n`);
+  log(`namespaces, 3 x ${RATE_MBIT} Mbit/s (tbf), ${DELAYS_MS.join(' / ')} ms added one way (userspace relay), 1 TCP flow ${DELAY_SECONDS} s: bonded (${cc}) ${bondDelay.def.r.mbps.toFixed(1)} Mbit/s (${bondDelay.def.r.retransmits} retr.), bonded (cubic) ${bondDelay.cubic.r.mbps.toFixed(1)} (${bondDelay.cubic.r.retransmits}), balanced (sticky, ${cc}) ${stickyDelay.r.mbps.toFixed(1)} (${stickyDelay.r.retransmits}); control, every link ${Math.max(...DELAYS_MS)} ms, bonded (${cc}) ${equalDelay.r.mbps.toFixed(1)} (${equalDelay.r.retransmits})\n`);
   log(`  per 0.5 s bonded (${cc}): ${bondDelay.def.r.intervalBytes.map((b) => ((b * 8) / 0.5 / 1e6).toFixed(0)).join(' ')}; data packets per link ${perLink(bondDelay.def.perLink)}\n`);
   log(`  per 0.5 s bonded (cubic): ${bondDelay.cubic.r.intervalBytes.map((b) => ((b * 8) / 0.5 / 1e6).toFixed(0)).join(' ')}; data packets per link ${perLink(bondDelay.cubic.perLink)}\n`);
   figures.push({ bench: 'bond-ns-one-flow', value: r1(bonded.one.mbps), unit: 'Mbit/s', peers: { sticky: r1(sticky.one.mbps), 'one-link': r1(oneLink.mbps) } });
   figures.push({ bench: 'bond-ns-cut-stall', value: stall, unit: 's' });
-  figures.push({ bench: 'bond-ns-delay-tcp', value: r1(bondDelay.def.r.mbps), unit: 'Mbit/s', peers: { cubic: r1(bondDelay.cubic.r.mbps), sticky: r1(stickyDelay.r.mbps) } });
+  figures.push({ bench: 'bond-ns-delay-tcp', value: r1(bondDelay.def.r.mbps), unit: 'Mbit/s', peers: { cubic: r1(bondDelay.cubic.r.mbps), sticky: r1(stickyDelay.r.mbps), 'equal-delay': r1(equalDelay.r.mbps) } });
   figures.push({ bench: 'bond-ns-recovery', value: pre > 0 ? r1((post / pre) * 100) : 0, unit: '% of pre-fault', peers: { 'pre-fault Mbit/s': r1(pre), 'after restore Mbit/s': r1(post) } });
   rows.push(
     `| one TCP flow, ${SECONDS} s | bond ${bonded.one.mbps.toFixed(1)} (${bonded.one.retransmits} retr.) | balance/sticky ${sticky.one.mbps.toFixed(1)} (${sticky.one.retransmits}) | one link ${oneLink.mbps.toFixed(1)} (${oneLink.retransmits}) |`,
@@ -148,6 +151,7 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
     delayRow(`bonded, ${cc}`, bondDelay.def),
     delayRow('bonded, cubic', bondDelay.cubic),
     delayRow(`balanced (sticky), ${cc}`, stickyDelay),
+    delayRow(`control: every link ${Math.max(...DELAYS_MS)} ms, bonded, ${cc}`, equalDelay),
   );
   return { figures, rows, loadAvg };
 }
