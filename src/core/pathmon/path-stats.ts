@@ -32,7 +32,7 @@
  */
 
 import { lossUpperBound } from './loss-bounds.ts';
-import { REPORT_WINDOW_MAX_MS, ReportRing, type Report } from './report-ring.ts';
+import { REPORT_WINDOW_MAX_MS, ReportRing, SentMarks, type Report } from './report-ring.ts';
 
 export const SHORT_WINDOW_MS = 1000;
 /** The longest window any caller asks for (the report ring drops what no window reaches). */
@@ -68,8 +68,6 @@ const SEEN_WINDOW = 4096;
 /** Sequence numbers that became "behind the highest" less than this long ago are not yet judged lost (they may be reordered). */
 export const REORDER_GRACE_MS = 100;
 const HIGH_MARKS = 64;
-/** Sent-sequence marks kept (one per 10 ms: 2.5 s, more than any RTT we steer on). */
-const SENT_MARKS = 256;
 /** Extra time before an unreported packet counts as lost (scheduling, report interval jitter). */
 const OVERDUE_MARGIN_MS = 150;
 /**
@@ -81,6 +79,9 @@ export const MIN_LOST_FOR_SLA = 3;
 /** Below this many packets in a window the loss estimate is not trusted. */
 export const MIN_LOSS_SAMPLES = 10;
 
+/** The RTT sort buffer every PathStats shares, and whose samples it holds. */
+const rttSort = { scratch: new Float64Array(RTT_SAMPLES_KEPT), ownerId: -1, atCount: -1, nextId: 0 };
+
 export class PathStats {
   srttMs: number | undefined;
   rttVarMs = 0;
@@ -90,10 +91,14 @@ export class PathStats {
   /** Mean |difference| between successive RTT samples (RFC 3550's gain), both directions' variation. */
   rttJitterMs = 0;
   private readonly rttRing = new Float64Array(RTT_SAMPLES_KEPT);
-  private readonly rttScratch = new Float64Array(RTT_SAMPLES_KEPT);
   private rttCount = 0;
-  /** rttCount when rttScratch was last sorted: percentiles re-sort only after a new sample. */
-  private rttSortedAtCount = -1;
+  /** Which PathStats this is (the shared sort buffer's owner). */
+  private readonly id = rttSort.nextId++;
+  /** Percentiles taken at rttCount = pctAtCount (NaN: not yet). */
+  private pctAtCount = -1;
+  private pctBase = NaN;
+  private pct50 = NaN;
+  private pct99 = NaN;
   private lastProbeTransit: number | undefined;
   /** Recent |D| samples (RFC 3550) with their times, for jitterRecentMs. */
   private readonly dRingMs = new Float64Array(D_KEPT);
@@ -130,10 +135,7 @@ export class PathStats {
   // tx direction
   private readonly reports = new ReportRing();
   /** Ring of (time, highest seq sent) marks, for overdue detection in onPeerReport. */
-  private readonly sentMarkTimeMs = new Float64Array(SENT_MARKS);
-  private readonly sentMarkSeq = new Uint32Array(SENT_MARKS);
-  private sentMarkHead = 0;
-  private sentMarkCount = 0;
+  private readonly sentMarks = new SentMarks();
   private firstReport: Report | undefined;
 
   // ---- RTT and jitter --------------------------------------------------------------------
@@ -307,18 +309,15 @@ export class PathStats {
     return this.rttPercentileMs(RTT_BASE_PERCENTILE);
   }
 
-  /**
-   * The recent samples sorted, re-sorted only when a sample arrived since the last call: the FEC
-   * adapter asks every class's tick and the snapshot asks twice per path, while samples come one
-   * probe interval apart (the sort of 300 samples per call was ~10% of a virtual-time run).
-   */
+  /** The recent samples sorted in the buffer all paths share (a hub has thousands of paths). */
   private sortedRtts(): Float64Array {
     const n = Math.min(this.rttCount, RTT_SAMPLES_KEPT);
-    const sorted = this.rttScratch.subarray(0, n);
-    if (this.rttSortedAtCount !== this.rttCount) {
+    const sorted = rttSort.scratch.subarray(0, n);
+    if (rttSort.ownerId !== this.id || rttSort.atCount !== this.rttCount) {
       sorted.set(this.rttRing.subarray(0, n));
       sorted.sort();
-      this.rttSortedAtCount = this.rttCount;
+      rttSort.ownerId = this.id;
+      rttSort.atCount = this.rttCount;
     }
     return sorted;
   }
@@ -328,12 +327,26 @@ export class PathStats {
     return this.rttCount;
   }
 
-  /** RTT percentile (0..100) over the recent samples; undefined before any. */
+  /**
+   * RTT percentile (0..100) over the recent samples; undefined before any. The base percentile
+   * and the snapshot's p50/p99 are remembered until the next sample: the FEC adapter asks for the
+   * base at every class's tick (the sort of 300 samples per call was ~10% of a virtual-time run).
+   */
   rttPercentileMs(p: number): number | undefined {
+    if (this.rttCount === 0) return undefined;
+    if (this.pctAtCount !== this.rttCount) {
+      this.pctAtCount = this.rttCount;
+      this.pctBase = this.pct50 = this.pct99 = NaN;
+    }
+    const cached = p === RTT_BASE_PERCENTILE ? this.pctBase : p === 50 ? this.pct50 : p === 99 ? this.pct99 : NaN;
+    if (!Number.isNaN(cached)) return cached;
     const sorted = this.sortedRtts();
     const n = sorted.length;
-    if (n === 0) return undefined;
-    return sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))];
+    const v = sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]!;
+    if (p === RTT_BASE_PERCENTILE) this.pctBase = v;
+    else if (p === 50) this.pct50 = v;
+    else if (p === 99) this.pct99 = v;
+    return v;
   }
 
   // ---- rx direction ----------------------------------------------------------------------
@@ -465,24 +478,7 @@ export class PathStats {
 
   /** We sent sequence `seq` on this path now (one mark per 10 ms is kept). */
   onSent(nowMs: number, seq: number): void {
-    const last = (this.sentMarkHead - 1 + SENT_MARKS) % SENT_MARKS;
-    if (this.sentMarkCount > 0 && nowMs - this.sentMarkTimeMs[last]! < 10) {
-      this.sentMarkSeq[last] = seq;
-      return;
-    }
-    this.sentMarkTimeMs[this.sentMarkHead] = nowMs;
-    this.sentMarkSeq[this.sentMarkHead] = seq;
-    this.sentMarkHead = (this.sentMarkHead + 1) % SENT_MARKS;
-    if (this.sentMarkCount < SENT_MARKS) this.sentMarkCount++;
-  }
-
-  /** Highest sequence we had sent by `atMs`, from the marks; undefined if none is that old. */
-  private sentBy(atMs: number): number | undefined {
-    for (let i = 0; i < this.sentMarkCount; i++) {
-      const idx = (this.sentMarkHead - 1 - i + SENT_MARKS) % SENT_MARKS;
-      if (this.sentMarkTimeMs[idx]! <= atMs) return this.sentMarkSeq[idx];
-    }
-    return undefined;
+    this.sentMarks.note(nowMs, seq);
   }
 
   /**
@@ -495,7 +491,7 @@ export class PathStats {
    */
   onPeerReport(nowMs: number, received: number, highestSeq: number): void {
     if (this.srttMs !== undefined) {
-      const due = this.sentBy(nowMs - this.srttMs - REORDER_GRACE_MS - OVERDUE_MARGIN_MS);
+      const due = this.sentMarks.sentBy(nowMs - this.srttMs - REORDER_GRACE_MS - OVERDUE_MARGIN_MS);
       if (due !== undefined && ((due - highestSeq) | 0) > 0) highestSeq = due;
     }
     const n = this.reports.length;

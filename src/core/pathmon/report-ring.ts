@@ -1,5 +1,7 @@
 /**
- * The ring of the peer's receive reports one path keeps for its tx-loss windows (path-stats.ts).
+ * Rings one path keeps for its tx-loss figures (path-stats.ts): the peer's receive reports, and
+ * marks of what we had sent when. Both grow with the rate and shrink when the path goes quiet: a
+ * hub keeps them for two paths of each of a thousand spokes.
  */
 
 /** The windows callers ask for are at most this long (path-stats.ts LONG_WINDOW_MS). */
@@ -95,5 +97,84 @@ export class ReportRing {
     this.atMs = this.received = this.highest = undefined;
     this.head = 0;
     this.length = 0;
+  }
+}
+
+/** Sent-sequence marks kept at most (one per 10 ms: 2.56 s, more than any RTT we steer on). */
+export const SENT_MARKS = 256;
+/** The span the marks always cover (what SENT_MARKS covers at a mark per 10 ms). */
+export const SENT_MARK_SPAN_MS = SENT_MARKS * 10;
+const SENT_MARKS_FIRST = 16;
+
+/**
+ * Marks of (time, highest sequence sent by then), one per 10 ms at most, newest last: what
+ * PathStats.onPeerReport asks "what had we sent by then" (about one RTT + 250 ms ago). Kept in
+ * typed arrays that start at 16 marks and grow to SENT_MARKS with the send rate; a mark goes once
+ * the next one is itself SENT_MARK_SPAN_MS old (it can no longer answer a question about the last
+ * SENT_MARK_SPAN_MS), and the arrays halve when a quarter is in use: an idle path sending a probe
+ * a second keeps three marks, not 256. Answers about the last SENT_MARK_SPAN_MS are the same as
+ * a full 256-mark ring's; older ones (an RTT above ~2.3 s) may find no mark, as at 100 packets/s.
+ */
+export class SentMarks {
+  private timeMs: Float64Array | undefined;
+  private seq: Uint32Array | undefined;
+  private head = 0;
+  private count = 0;
+
+  private cap(): number {
+    return this.timeMs?.length ?? 0;
+  }
+
+  private idx(i: number): number {
+    return (this.head + i) % this.cap();
+  }
+
+  /** We had sent up to `seq` at `nowMs`. */
+  note(nowMs: number, seq: number): void {
+    if (this.count > 0) {
+      const last = this.idx(this.count - 1);
+      if (nowMs - this.timeMs![last]! < 10) {
+        this.seq![last] = seq;
+        return;
+      }
+    }
+    while (this.count >= 2 && this.timeMs![this.idx(1)]! <= nowMs - SENT_MARK_SPAN_MS) this.shift();
+    if (this.count === SENT_MARKS) this.shift();
+    if (this.count === this.cap()) this.resize(Math.min(SENT_MARKS, Math.max(SENT_MARKS_FIRST, this.cap() * 2)));
+    else if (this.cap() > SENT_MARKS_FIRST && this.count * 4 <= this.cap()) this.resize(this.cap() / 2);
+    const k = this.idx(this.count);
+    this.timeMs![k] = nowMs;
+    this.seq![k] = seq;
+    this.count++;
+  }
+
+  /** Highest sequence sent by `atMs`; undefined if no mark is that old. */
+  sentBy(atMs: number): number | undefined {
+    for (let i = this.count - 1; i >= 0; i--) {
+      const k = this.idx(i);
+      if (this.timeMs![k]! <= atMs) return this.seq![k];
+    }
+    return undefined;
+  }
+
+  get length(): number {
+    return this.count;
+  }
+
+  private shift(): void {
+    this.head = (this.head + 1) % this.cap();
+    this.count--;
+  }
+
+  private resize(cap: number): void {
+    const t = new Float64Array(cap);
+    const s = new Uint32Array(cap);
+    for (let i = 0; i < this.count; i++) {
+      t[i] = this.timeMs![this.idx(i)]!;
+      s[i] = this.seq![this.idx(i)]!;
+    }
+    this.timeMs = t;
+    this.seq = s;
+    this.head = 0;
   }
 }

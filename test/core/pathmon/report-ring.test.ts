@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LONG_WINDOW_MS, PathStats, SHORT_WINDOW_MS } from '../../../src/core/pathmon/path-stats.ts';
 import { lossUpperBound } from '../../../src/core/pathmon/loss-bounds.ts';
-import { ReportRing, REPORTS_KEPT } from '../../../src/core/pathmon/report-ring.ts';
+import { ReportRing, REPORTS_KEPT, SENT_MARK_SPAN_MS, SentMarks } from '../../../src/core/pathmon/report-ring.ts';
 
 /** The tx-loss queries as they were over a plain array of the last 320 reports (before the ring). */
 class Reference {
@@ -102,5 +102,45 @@ describe('ReportRing (PathStats tx-loss reports)', () => {
     expect(r.length).toBeLessThanOrEqual(17);
     expect(cap()).toBeLessThanOrEqual(64);
     expect(r.atMsOf(1)).toBeGreaterThanOrEqual(t - 30_000);
+  });
+});
+
+describe('SentMarks (what we had sent when)', () => {
+  it('answers every question about the last SENT_MARK_SPAN_MS as a full 256-mark ring, and keeps few marks on a quiet path', () => {
+    // The ring as it was: the last 256 marks, one per 10 ms at most.
+    const ref: { t: number; s: number }[] = [];
+    const refNote = (t: number, s: number): void => {
+      const last = ref[ref.length - 1];
+      if (last && t - last.t < 10) last.s = s;
+      else {
+        ref.push({ t, s });
+        if (ref.length > 256) ref.shift();
+      }
+    };
+    const refBy = (at: number): number | undefined => {
+      for (let i = ref.length - 1; i >= 0; i--) if (ref[i]!.t <= at) return ref[i]!.s;
+      return undefined;
+    };
+    let seed = 11;
+    const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const m = new SentMarks();
+    let t = 0;
+    let seq = 0;
+    let maxQuiet = 0;
+    for (const [gapMs, count] of [[3, 3000], [1000, 100], [25, 500], [2000, 50]] as const) {
+      for (let k = 0; k < count; k++) {
+        t += gapMs * (0.5 + rand());
+        seq++;
+        m.note(t, seq);
+        refNote(t, seq);
+        for (let q = 0; q < 5; q++) {
+          const at = t - rand() * SENT_MARK_SPAN_MS;
+          expect(m.sentBy(at)).toBe(refBy(at));
+        }
+        if (gapMs >= 1000 && k > 10) maxQuiet = Math.max(maxQuiet, m.length);
+      }
+    }
+    // A mark a second or so: the marks of the last 2.56 s and one before.
+    expect(maxQuiet).toBeLessThanOrEqual(6);
   });
 });
