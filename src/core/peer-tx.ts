@@ -30,6 +30,11 @@ const AEAD_TAG_BYTES = 16;
 /** Queue accounting size of a probe (epoch, 64-bit timestamp, report, envelope, tag: ~60-80 bytes). */
 const PROBE_DATAGRAM_BYTES = 96;
 const NO_BYTES = new Uint8Array(0);
+/**
+ * A path's hello goes again after this long (when the peer's next probe arrives): a lost hello
+ * would otherwise leave the peer without our link's name and cost tier until one side restarts.
+ */
+export const HELLO_REFRESH_MS = 30_000;
 const NO_LENGTHS: readonly number[] = Object.freeze([]);
 /** Network control: probes, handshakes, hellos and drains are queued as this class. */
 export const CONTROL_CLASS = 0;
@@ -286,8 +291,8 @@ export class PeerTx {
     }
   }
 
-  sendHello(p: PathRuntime): void {
-    p.helloSent = true;
+  sendHello(nowMs: number, p: PathRuntime): void {
+    p.helloAtMs = nowMs;
     // The link's tier only when not primary: a primary link's hello stays what older peers take.
     const tier = p.linkTier === 'backup' ? 2 : p.linkTier === 'overflow' ? 1 : 0;
     this.sendFrame(p, p.remote, encodeFrame({ kind: 'control', control: { hello: { link: p.linkId, linkName: p.name, site: this.peer.host.site, ...(tier ? { tier } : {}) } } }), p.dscp);

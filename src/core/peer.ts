@@ -23,7 +23,7 @@ import { createPath, pathName, pathUsable, pathUsableMtu, retargetPmtu, type Pat
 import { onPmtuReply, PMTU_PROBE_SEQ } from './peer-pmtu.ts';
 import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
-import { PeerTx } from './peer-tx.ts';
+import { HELLO_REFRESH_MS, PeerTx } from './peer-tx.ts';
 import { PeerBond } from './peer-bond.ts';
 import { IdleProbing, noteData } from './peer-idle.ts';
 import { peerTimeout, rearmPathTimers } from './peer-timers.ts';
@@ -453,7 +453,7 @@ export class Peer {
             // The peer restarted: its sequences start over, old statistics no longer apply.
             path.stats = new PathStats();
             path.lastProbeSeqRx = -1;
-            path.helloSent = false;
+            path.helloAtMs = -Infinity;
             this.host.emit(nowMs, 'pathState', { peer: this.name, link: pathName(path), text: `${pathName(path)}: peer restarted (new epoch), path statistics reset` });
           }
           path.peerEpoch = p.epoch;
@@ -469,7 +469,7 @@ export class Peer {
         // Reply on the reverse of the probe's path, echoing its timestamp (STAMP-style).
         const reply = this.tx.encodeProbeReply(path, p.seq, p.txUs, nowMs);
         this.tx.sendFrame(path, from, reply, p.dscp);
-        if (!path.helloSent) this.tx.sendHello(path);
+        if (nowMs - path.helloAtMs >= HELLO_REFRESH_MS) this.tx.sendHello(nowMs, path);
         return;
       }
       case 'probeReply': {

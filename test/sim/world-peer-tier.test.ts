@@ -3,12 +3,13 @@
  * announces its link's tier in its hello; a hub with two equal links must not put flows towards a
  * spoke on the path that ends at the spoke's backup LTE while the spoke's other link is in SLA,
  * even when that path is the faster one. With the spoke's primary link dark, the backup path
- * still carries everything.
+ * still carries everything. A lost hello goes again (HELLO_REFRESH_MS).
  */
 import { describe, expect, it } from 'vitest';
 import { World } from '../../sim/world.ts';
 import { makePacket } from '../../sim/packets.ts';
 import type { LinkSnapshot } from '../../src/core/types.ts';
+import { HELLO_REFRESH_MS } from '../../src/core/peer-tx.ts';
 
 const SEEDS = [1, 2, 3];
 
@@ -37,9 +38,9 @@ function hubToSpoke(w: World, startMs: number, count: number): void {
   });
 }
 
-/** The hub's path to s1 that ends at s1's `peerLink`. */
-function hubPath(w: World, peerLink: string): LinkSnapshot {
-  const links = w.site('hub').edge.snapshot(w.nowMs).links.filter((l) => (l.peer ?? 's1') === 's1' && l.peerLinkName === peerLink);
+/** The hub's path to s1 that ends at s1's `peerLink` (or, before s1's hello, on the hub's `hubLink`). */
+function hubPath(w: World, peerLink: string, hubLink?: string): LinkSnapshot {
+  const links = w.site('hub').edge.snapshot(w.nowMs).links.filter((l) => (l.peer ?? 's1') === 's1' && (l.peerLinkName === peerLink || (l.peerLinkName === undefined && l.name === hubLink)));
   expect(links, `hub has one path to s1.${peerLink}`).toHaveLength(1);
   return links[0]!;
 }
@@ -72,4 +73,27 @@ describe('a path takes the worse of its two links\' cost tiers (the peer announc
       expect(lteAfter.txDataPackets).toBeGreaterThan(12 * 150);
     }, 60_000);
   }
+
+  it('a lost hello goes again: the hub learns the backup tier within HELLO_REFRESH_MS of losing it', () => {
+    const seed = 1;
+    // Where s1's hello on lte reaches the hub (its peerHello event), in a clean run.
+    const clean = world(seed);
+    clean.runFor(5000);
+    const heard = clean.site('hub').events.find((e) => e.kind === 'peerHello' && e.link === 'inet2');
+    expect(heard, 'the hub heard s1\'s lte hello').toBeDefined();
+    const sentMs = heard!.atMs - 5; // the lte connection's delay, no jitter
+    // The same run with s1's lte cut for the millisecond that hello crosses it.
+    const w = world(seed);
+    w.impairAt(sentMs - 0.5, 'lte', { up: false }, 'ab');
+    w.impairAt(sentMs + 0.5, 'lte', { up: true }, 'ab');
+    w.runFor(sentMs + 5000);
+    const before = hubPath(w, 'lte', 'inet2');
+    w.runFor(HELLO_REFRESH_MS);
+    const after = hubPath(w, 'lte', 'inet2');
+    console.log(`seed ${seed}: hello lost at ${sentMs.toFixed(1)} ms; 5 s later the hub's inet2 path is ${before.tier} (peer link ${before.peerLinkName}), ${HELLO_REFRESH_MS / 1000} s later ${after.tier} (${after.peerLinkName})`);
+    expect(before.peerLinkName).toBeUndefined();
+    expect(before.tier).toBe('primary');
+    expect(after.peerLinkName).toBe('lte');
+    expect(after.tier).toBe('backup');
+  }, 60_000);
 });

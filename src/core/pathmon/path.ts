@@ -75,7 +75,8 @@ export interface PathRuntime {
   txRateBps: number;
   /** Last time anything was sent on the path (persistent keepalive). */
   lastTxMs: number;
-  helloSent: boolean;
+  /** When our hello last went on this path (peer-tx.ts HELLO_REFRESH_MS); -Infinity: not yet. */
+  helloAtMs: number;
   /** The peer's start epoch as last seen in its probes on this path. */
   peerEpoch: number | undefined;
   /** Per class: the link queue's drops of this class at the last FEC adaptation. */
@@ -146,7 +147,7 @@ export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): Path
     rateMarkMs: nowMs,
     txRateBps: 0,
     lastTxMs: nowMs,
-    helloSent: false,
+    helloAtMs: -Infinity,
     peerEpoch: undefined,
     classDropsSeen: new Float64Array(n),
     fecParitySent: 0,
