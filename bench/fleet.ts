@@ -285,7 +285,7 @@ async function main(): Promise<void> {
   log(`built in ${buildS.toFixed(1)} s; after ${ESTABLISH_MS / 1000} s simulated (${((performance.now() - wall) / 1000).toFixed(1)} s wall): ${est.peers} peers established, ${est.paths} paths up`);
   if (est.peers !== SPOKES) throw new Error(`only ${est.peers} of ${SPOKES} spokes established`);
   // Idle means idle probing (src/core/peer-idle.ts): no data for PEER_IDLE_AFTER_MS, then one probe
-  // a second, one side per path. Run the World past that before measuring.
+  // every 2 s, one side per path (the hub's). Run the World past that before measuring.
   wall = performance.now();
   w.runFor(PEER_IDLE_AFTER_MS + 2000);
   const hubPeers = (w.site('hub').edge.snapshot(w.nowMs).peers ?? []).length;
@@ -362,8 +362,8 @@ async function main(): Promise<void> {
       notesFile,
       [
         `Virtual time (sim/world.ts): one hub and ${SPOKES} spokes, 2 paths each (mpls 10-16 ms, inet 18-28 ms one way), every site a core Endpoint, encrypted; seed ${SEED}; ${box}. Whole run ${totalS.toFixed(0)} s wall.`,
-        'Hub CPU is the process CPU time (getrusage) spent inside the hub engine\'s calls, per simulated second. Probes per 10 ms counts the hub\'s own probe sends (each peer\'s sendProbe); all transmits adds its answers to the spokes\' probes, which follow the spokes\' phases (every spoke of the World starts at t = 0).',
-        'Simulation speed: simulated seconds per wall second (shared, loaded box) and per CPU second of this process (the whole World: hub and every spoke).',
+        'Hub CPU is the process CPU time (getrusage) spent inside the hub engine\'s calls, per simulated second. Probes per 10 ms counts the hub\'s own probe sends (each peer\'s sendProbe); all transmits adds everything else it sends. The World gives the sites their roles: on idle paths the hub is the one prober (src/core/peer-idle.ts epochForRole), each of its peers\' slow ticks at a fixed place in the 2 s interval, spread by slot; the spokes only answer.',
+        'Simulation speed: simulated seconds per wall second (shared, loaded box) and per CPU second of this process (the whole World: hub and every spoke). The figure fleet-sim-speed is the lower of the idle and the with-traffic windows, per wall second.',
         '',
         '| figure | value | target |',
         '| --- | --- | --- |',

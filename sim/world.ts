@@ -585,6 +585,8 @@ export class World {
         ...config.endpoint,
         ...sc.endpoint,
         site: site.name,
+        // A hub probes its spokes' idle paths, they yield (peer-idle.ts epochForRole).
+        role: site.role,
         links: linkConfigs,
         peers: site.peerConfigs,
       });

@@ -32,6 +32,12 @@ export interface EndpointConfig {
   peers: PeerConfig[];
   probeIntervalMs?: number;
   /**
+   * The site's role in a hub-and-spokes fleet (peer-idle.ts): on idle paths between a hub and a
+   * spoke the hub is the one prober, so it paces its own probes evenly over the slow interval.
+   * Unset: no preference, as before (the larger start epoch yields).
+   */
+  role?: 'hub' | 'spoke';
+  /**
    * A peer with no data either way for this long probes once a second, one side per path
    * (peer-idle.ts). Default PEER_IDLE_AFTER_MS (15 s); 0 = always probe at probeIntervalMs.
    */

@@ -55,7 +55,7 @@ import { TimerHeap } from './timer-heap.ts';
 import { Fifo } from './fifo.ts';
 import { applyLinkHealth } from './pathmon/health.ts';
 import { notePathTx } from './pathmon/path.ts';
-import { PEER_IDLE_AFTER_MS } from './peer-idle.ts';
+import { epochForRole, PEER_IDLE_AFTER_MS } from './peer-idle.ts';
 import { checkPeerSet, mergeFec, publicFacts, sameKey, stripUndefined } from './peer-config.ts';
 import { DEFAULT_DSCP_TRUST, DscpTrust, type DscpTrustPolicy } from './steer/dscp-trust.ts';
 import { remarkDscp, RuleSet, type RuleSpec } from './steer/rules.ts';
@@ -116,7 +116,7 @@ export class Endpoint implements PeerHost {
     this.site = config.site;
     this.rng = rng;
     this.nowMs = nowMs;
-    this.epoch = rng.nextU32() || 1;
+    this.epoch = epochForRole(rng.nextU32(), config.role);
     if (config.crypto) {
       const c = config.crypto;
       this.sessions = new SessionManager<HandshakeSource>({

@@ -18,6 +18,13 @@
  * that is down always probes. While slow, in-order probe replies count toward the hold-down
  * (10 good in a row), since the silent side sends no probes for the prober to count.
  *
+ * A hub probes, its spokes yield (EndpointConfig.role, carried in the epoch's top bit: see
+ * epochForRole): the hub then sends its probes on its own schedule, each peer's slow tick at a
+ * fixed place in the interval (golden-ratio steps by slot), instead of answering its spokes' on
+ * theirs (random phases: Poisson bursts). bench/fleet.ts, 1,000 idle spokes: hub probe sends per
+ * 10 ms bucket max/mean 3.04 with a random half of the paths probed by the hub, see BENCHMARKS.md
+ * for the figure with this.
+ *
  * Idle paths: dead after IDLE_DEAD_AFTER_MS of silence, 3.5 slow probe intervals.
  */
 import { pathUsable, type PathRuntime } from './pathmon/path.ts';
@@ -36,6 +43,21 @@ export const IDLE_PROBE_INTERVAL_MS = 2_000;
 export const IDLE_DEAD_AFTER_MS = 7_000;
 /** The silent side probes again when the peer's probes stop for this long (1.5 slow intervals). */
 export const PROBER_HEARD_WITHIN_MS = 3_000;
+/** Flow sweep period while the peer has flows (none: no sweep timer until the next data packet). */
+export const FLOW_SWEEP_INTERVAL_MS = 1_000;
+
+/**
+ * The start epoch from a random 32-bit draw and the site's role. The epoch says "this start" in
+ * every probe (a new one: the peer restarted) and orders the sides of an idle path (the larger
+ * yields, skipProbe). A hub's has the top bit clear, a spoke's set, so a hub is the smaller
+ * against every spoke and probes every idle path to them, whatever either side's version (the
+ * rule is the same comparison); 31 random bits are left to tell starts apart. No role: the draw.
+ */
+export function epochForRole(draw: number, role: 'hub' | 'spoke' | undefined): number {
+  if (role === 'hub') return draw >>> 1 || 1;
+  if (role === 'spoke') return (draw | 0x80000000) >>> 0;
+  return draw || 1;
+}
 
 export class IdleProbing {
   /** Last data packet sent to or received from the peer (creation counts: a new peer probes fast). */
@@ -44,8 +66,8 @@ export class IdleProbing {
   slow = false;
   /** Mode switches so far (status, tests). */
   switches = 0;
-  /** The first slow tick comes after this (then every IDLE_PROBE_INTERVAL_MS); 0 once used. */
-  firstSlowTickMs = 0;
+  /** Where in every IDLE_PROBE_INTERVAL_MS (of absolute time) this peer's slow ticks fall. */
+  slowPhaseMs = 0;
 
   constructor(nowMs: number) {
     this.lastDataMs = nowMs;
@@ -56,6 +78,8 @@ export class IdleProbing {
 export function noteData(peer: Peer, nowMs: number): void {
   const idle = peer.idle;
   idle.lastDataMs = nowMs;
+  // Flows come with data: sweep them again (the sweep timer stops while the peer has none).
+  if (peer.timers[PeerTimer.FlowSweep] === Infinity) peer.timers[PeerTimer.FlowSweep] = nowMs + FLOW_SWEEP_INTERVAL_MS;
   if (!idle.slow) return;
   idle.slow = false;
   idle.switches++;
@@ -73,9 +97,11 @@ export function idleTick(peer: Peer, nowMs: number): boolean {
     idle.switches++;
     // Peers that went idle together (a fleet started at once) would tick within the same 100 ms of
     // every slow interval: spread their ticks over all of it, by our random epoch and the peer's
-    // slot (a hub's peers differ by slot, a fleet's spokes, each with slot 0, by epoch).
+    // slot (a hub's peers differ by slot: golden-ratio steps, even for any count; a fleet's
+    // spokes, each with slot 0, by epoch). The place is in absolute time, not after the switch
+    // (peers switch at their own fast ticks: that would jitter an even spread by up to 100 ms).
     const spread = ((peer.host.epoch + Math.imul(peer.slot, 0x9e3779b1)) >>> 0) / 2 ** 32;
-    idle.firstSlowTickMs = Math.max(1, Math.floor(spread * IDLE_PROBE_INTERVAL_MS));
+    idle.slowPhaseMs = Math.floor(spread * IDLE_PROBE_INTERVAL_MS);
   }
   // Every tick while slow: a path made since (a learned endpoint) takes the idle pace too (no-op otherwise).
   if (idle.slow) for (const p of peer.paths) p.sm.setDeadAfter(IDLE_DEAD_AFTER_MS, nowMs);
@@ -87,11 +113,10 @@ export function skipProbe(p: PathRuntime, slow: boolean, ourEpoch: number, nowMs
   return slow && pathUsable(p) && p.peerEpoch !== undefined && ourEpoch > p.peerEpoch && nowMs - p.peerProbeAtMs <= PROBER_HEARD_WITHIN_MS;
 }
 
-/** The probe interval the peer runs at now. */
-export function probeIntervalFor(peer: Peer): number {
+/** Time from `nowMs` to the peer's next probe tick: the probe interval, or while slow the next slow-tick place (0 < t <= the slow interval). */
+export function probeIntervalFor(peer: Peer, nowMs: number): number {
   const idle = peer.idle;
   if (!idle.slow) return peer.host.probeIntervalMs;
-  const first = idle.firstSlowTickMs;
-  idle.firstSlowTickMs = 0;
-  return first > 0 ? first : IDLE_PROBE_INTERVAL_MS;
+  const into = (((nowMs - idle.slowPhaseMs) % IDLE_PROBE_INTERVAL_MS) + IDLE_PROBE_INTERVAL_MS) % IDLE_PROBE_INTERVAL_MS;
+  return IDLE_PROBE_INTERVAL_MS - into;
 }

@@ -7,7 +7,7 @@ import { pathUsable, sampleRate, type PathRuntime } from './pathmon/path.ts';
 import { sameEndpoint } from './types.ts';
 import { PeerTimer, type Peer } from './peer.ts';
 import { pmtuTick } from './peer-pmtu.ts';
-import { idleTick, probeIntervalFor, skipProbe } from './peer-idle.ts';
+import { FLOW_SWEEP_INTERVAL_MS, idleTick, probeIntervalFor, skipProbe } from './peer-idle.ts';
 
 const NO_TIMER = Infinity;
 
@@ -35,11 +35,12 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
     handshakeIfAllDead(peer, nowMs);
     for (const fec of peer.fecTxList) fec.adapt(nowMs, peer.paths, (p) => peer.host.links[p.linkId]!.sched?.counters[fec.classId]?.dropped ?? 0);
     peer.fecRx.mark(nowMs);
-    timers[PeerTimer.Probe] = nowMs + probeIntervalFor(peer);
+    timers[PeerTimer.Probe] = nowMs + probeIntervalFor(peer, nowMs);
   }
   if (nowMs >= timers[PeerTimer.FlowSweep]!) {
     peer.steering.sweep(nowMs);
-    timers[PeerTimer.FlowSweep] = nowMs + 1000;
+    // No flows, nothing to sweep until data comes (noteData re-arms): a thousand idle peers need no wake-up a second.
+    timers[PeerTimer.FlowSweep] = peer.steering.flows.size > 0 ? nowMs + FLOW_SWEEP_INTERVAL_MS : NO_TIMER;
   }
   if (nowMs >= timers[PeerTimer.FecFlush]!) {
     let next = Infinity;
