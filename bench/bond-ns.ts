@@ -146,7 +146,7 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
     '',
     `One TCP flow, ${DELAY_SECONDS} s, ${DELAYS_MS.join(' / ')} ms added one way on the three links (userspace relay), tbf ${RATE_MBIT} Mbit/s:`,
     '',
-    '| flow | Mbit/s | retransmits | data packets per link | relay late max ms |',
+    '| flow | Mbit/s | retransmits | data packets per link | relay late max ms (since the sites started) |',
     '| --- | ---: | ---: | --- | ---: |',
     delayRow(`bonded, ${cc}`, bondDelay.def),
     delayRow('bonded, cubic', bondDelay.cubic),
