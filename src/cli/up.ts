@@ -14,6 +14,7 @@ import { createLogger, eventLogFields, type LogLevel } from '../control/logger.t
 import { drainHandler } from '../control/drain.ts';
 import { SystemRng, monotonicNowMs } from '../io/clock.ts';
 import { Driver } from '../io/driver.ts';
+import { lowerTierUpBudget, warmUpDataPath } from '../io/jit-warmup.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { DeviceCounterReader } from '../io/tun-stats.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
@@ -165,7 +166,19 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   if (!cfg.insecurePlaintext) {
     log.info({ cipher: cfg.cipher, aesAccelerated }, `data cipher: ${cfg.cipher}${cfg.cipher === 'auto' ? (aesAccelerated ? ' (AES instructions here: AES-256-GCM with peers that have them too, else ChaCha20-Poly1305)' : ' (no AES instructions here: ChaCha20-Poly1305 unless the peer sets aes-256-gcm)') : ''}`);
   }
-  const edge = new Endpoint(edgeConfigFrom(cfg, privateKey, aead?.factory, aesAccelerated), monotonicNowMs(), new SystemRng());
+  const edgeConfig = edgeConfigFrom(cfg, privateKey, aead?.factory, aesAccelerated);
+  // Compile the data path before the first packet: an idle tunnel would otherwise run it in V8's
+  // interpreter for minutes, 4 times per echo (src/io/jit-warmup.ts; BRAID_JIT_WARMUP=0 skips it).
+  if (process.env.BRAID_JIT_WARMUP !== '0') {
+    lowerTierUpBudget();
+    try {
+      const w = warmUpDataPath(edgeConfig);
+      log.debug({ warmup: w }, `data path warmed up: ${w.roundTrips} round trips in ${w.elapsedMs.toFixed(0)} ms`);
+    } catch (e) {
+      log.debug({ err: String(e) }, 'data path warm-up skipped');
+    }
+  }
+  const edge = new Endpoint(edgeConfig, monotonicNowMs(), new SystemRng());
   const driver = new Driver({
     edge,
     tun,
