@@ -24,7 +24,7 @@
 // Usage: node bin/run-ts.js bench/overlay.ts   (root; needs iproute2 iputils-ping iperf3
 // wireguard-go wireguard-tools openvpn openssl python3, checked first)
 // Env: BENCH_IPERF_SECONDS (default 10), BENCH_OVERLAY_KEEP_PROFILE=DIR (copy the .cpuprofile there),
-// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,aes,plaintext,fec,profile (the stages to run;
+// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,aes,chacha,plaintext,fec,profile (the stages to run;
 // default all: a subset is for quick comparisons, with BENCH_DOCS pointing at a scratch file).
 
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,7 +51,7 @@ const PING_COUNT = 50;
 const PING_INTERVAL_S = 0.05;
 /** Pings during each iperf3 run (overlay-rtt-load): one every 0.1 s, from 1 s in to 1 s before the end. */
 const LOADED_PING_INTERVAL_S = 0.1;
-const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'aes', 'plaintext', 'fec', 'profile'] as const;
+const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'aes', 'chacha', 'plaintext', 'fec', 'profile'] as const;
 type Stage = (typeof ALL_STAGES)[number];
 const STAGES = new Set<string>(process.env.BENCH_OVERLAY_STAGES ? process.env.BENCH_OVERLAY_STAGES.split(',').map((x) => x.trim()) : ALL_STAGES);
 for (const st of STAGES) if (!(ALL_STAGES as readonly string[]).includes(st)) throw new Error(`BENCH_OVERLAY_STAGES: unknown stage "${st}" (known: ${ALL_STAGES.join(', ')})`);
@@ -533,6 +533,8 @@ async function main(): Promise<number> {
   const ovpn = stage('openvpn') ? await attempt('openvpn', () => withPeer(topo, () => startOpenvpn(topo, { ifPrefix: IF_PREFIX, net: '10.97.0' }))) : undefined;
   const braid = stage('braid') ? await attempt('braid', () => withBraid(topo, state)) : undefined;
   const aes = stage('aes') ? await attempt('braid aes-256-gcm', () => withBraid(topo, state, { cipher: 'aes-256-gcm' })) : undefined;
+  // The default is cipher: auto (AES-256-GCM on a box with AES instructions): ChaCha20 set explicitly.
+  const chacha = stage('chacha') ? await attempt('braid chacha20-poly1305', () => withBraid(topo, state, { cipher: 'chacha20-poly1305' })) : undefined;
   const plain = stage('plaintext') ? await attempt('braid plaintext', () => withBraid(topo, state, { plaintext: true })) : undefined;
   // FEC on vs off at TUN MTU 1360: a full-size packet's parity shard must still fit a 1500-byte
   // link (at the default 1420 full-size packets go unprotected, fecTooLarge).
@@ -546,7 +548,7 @@ async function main(): Promise<number> {
   clearTimeout(hardLimit);
   const load1 = loadavg()[0]!;
 
-  const paths = [veth, wg, ovpn, braid?.result, aes?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
+  const paths = [veth, wg, ovpn, braid?.result, aes?.result, chacha?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
   const cryptoRatio = braid && plain ? braid.result.tcp.mbps / plain.result.tcp.mbps : undefined;
   if (cryptoRatio !== undefined) log(`encrypted / plaintext: ${pct(cryptoRatio)} (issue 3 wants at least 75%)`);
   const notes = notesMarkdown({ paths, profiled: profiled?.result, profile, encodeDecodeNs, corePathUs, failures, load: [load0, load1], microBusy, cryptoRatio });
@@ -571,7 +573,7 @@ async function main(): Promise<number> {
     figures.push({ bench: 'overlay-ping-rtt-p50', value: r3(braid.result.ping.p50Ms), unit: 'ms', peers: peers((p) => r3(p.ping.p50Ms)) });
   }
   // Issue 13: latency idle and under load, and throughput per CPU-second, against the same peers.
-  // Each figure is the default cipher's; `braid aes-256-gcm` is a peer column when that stage ran.
+  // Each figure is the default cipher's (auto); `braid aes-256-gcm` and `braid chacha20-poly1305` are peer columns when those stages ran.
   const tunnelPeers = (f: (p: PathResult) => number | undefined): Record<string, number> => {
     const out: Record<string, number> = {};
     for (const [k, p] of [
@@ -579,6 +581,7 @@ async function main(): Promise<number> {
       ['wireguard-go', wg],
       ['openvpn', ovpn],
       ['braid aes-256-gcm', aes?.result],
+      ['braid chacha20-poly1305', chacha?.result],
     ] as const) {
       const v = p ? f(p) : undefined;
       if (v !== undefined) out[k] = v;
