@@ -14,7 +14,7 @@ import { createLogger, eventLogFields, type LogLevel } from '../control/logger.t
 import { drainHandler } from '../control/drain.ts';
 import { SystemRng, monotonicNowMs } from '../io/clock.ts';
 import { Driver } from '../io/driver.ts';
-import { lowerTierUpBudget, warmUpDataPath } from '../io/jit-warmup.ts';
+import { warmUpDataPath } from '../io/jit-warmup.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { DeviceCounterReader } from '../io/tun-stats.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
@@ -170,7 +170,6 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   // Compile the data path before the first packet: an idle tunnel would otherwise run it in V8's
   // interpreter for minutes, 4 times per echo (src/io/jit-warmup.ts; BRAID_JIT_WARMUP=0 skips it).
   if (process.env.BRAID_JIT_WARMUP !== '0') {
-    lowerTierUpBudget();
     try {
       const w = warmUpDataPath(edgeConfig);
       log.debug({ warmup: w }, `data path warmed up: ${w.roundTrips} round trips in ${w.elapsedMs.toFixed(0)} ms`);

@@ -20,9 +20,15 @@
  *
  * Bounded: WARMUP_ROUND_TRIPS round trips, and it stops early past WARMUP_BUDGET_MS of wall time
  * (a slow or busy box starts a little colder rather than later).
+ *
+ * Limits, measured (docs/BENCHMARKS.md): part of the compiled code deoptimizes at the first real
+ * packets (node --trace-deopt: "wrong map" in sendInner, buildData, decodeEnvelopeStrict, ...: the
+ * real peer's objects are not the pair's), and V8 then recompiles it at its usual pace, so the gain
+ * is largest for the first few dozen packets after start. Lowering V8's tier-up budget
+ * (--interrupt-budget=4096) made that recompiling quicker but cost each edge ~80% more CPU at 50
+ * pings/s (compile churn), so it is not done.
  */
 import { Buffer } from 'node:buffer';
-import { setFlagsFromString } from 'node:v8';
 import { Endpoint, type EndpointConfig } from '../core/endpoint.ts';
 import { generateKeyPair, type X25519KeyPair } from '../core/crypto/keys.ts';
 import type { Endpoint as UdpEndpoint } from '../core/types.ts';
@@ -32,26 +38,12 @@ import { SendBatch } from './udp.ts';
 
 /** Round trips of the warm-up: 4 packets each (data, echo; ACK, reply). ~1,000 compile the path (node --trace-opt). */
 export const WARMUP_ROUND_TRIPS = 1000;
-/** Round trips run whatever the wall clock says (with the lowered tier-up budget they compile the core path). */
+/** Round trips run whatever the wall clock says (fewer compile too little to matter). */
 const MIN_ROUND_TRIPS = 256;
 /** Wall-clock bound of the whole warm-up (past MIN_ROUND_TRIPS). */
 export const WARMUP_BUDGET_MS = 400;
 /** Virtual time the pair may take for the handshake and the paths' first probes before data flows. */
 const SETTLE_MS = 3000;
-
-/**
- * V8's tier-up budget for `braid up`'s data path (bytes of bytecode run before a function is
- * considered for optimizing; V8's default is 67,584). The warm-up's compiled code meets the real
- * peer's objects and some of it deoptimizes at the first real packets (other object shapes,
- * branches the pair never took: node --trace-deopt); with the default budget an idle tunnel then
- * runs it interpreted again for hundreds of packets, with this one for a few dozen.
- */
-export const TIER_UP_BUDGET_BYTES = 4096;
-
-/** Lowers V8's tier-up budget for the rest of the process (see TIER_UP_BUDGET_BYTES). */
-export function lowerTierUpBudget(): void {
-  setFlagsFromString(`--interrupt-budget=${TIER_UP_BUDGET_BYTES}`);
-}
 
 export interface WarmupResult {
   roundTrips: number;
