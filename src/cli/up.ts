@@ -71,6 +71,8 @@ export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefi
   // reed-solomon-erasure (bench/fec.ts: 8+2 ~33 vs ~51 us per group), so no wasm is loaded.
   return {
     site: cfg.site,
+    // The fleet role (registry.role): a hub probes its spokes' idle paths on its own even schedule.
+    ...(cfg.registry ? { role: cfg.registry.role } : {}),
     ...(crypto ? { crypto } : {}),
     // Queue policies always: CoDel is on for the WFQ classes' queues by default (classOverrides).
     ...(cfg.classes ? { policies: classPolicies(cfg), ...classOverrides(cfg) } : { queues: classOverrides(cfg).queues }),
