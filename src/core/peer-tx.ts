@@ -31,8 +31,9 @@ const AEAD_TAG_BYTES = 16;
 const PROBE_DATAGRAM_BYTES = 96;
 const NO_BYTES = new Uint8Array(0);
 /**
- * A path's hello goes again after this long (when the peer's next probe arrives): a lost hello
- * would otherwise leave the peer without our link's name and cost tier until one side restarts.
+ * An overflow or backup link's hello goes again after this long (at the peer's next probe): a lost
+ * one would leave the peer taking the path for a primary one until one side restarts. A primary
+ * link's hello goes once, as before (lost, the peer's default is right; only the name is missing).
  */
 export const HELLO_REFRESH_MS = 30_000;
 const NO_LENGTHS: readonly number[] = Object.freeze([]);
@@ -292,9 +293,9 @@ export class PeerTx {
   }
 
   sendHello(nowMs: number, p: PathRuntime): void {
-    p.helloAtMs = nowMs;
     // The link's tier only when not primary: a primary link's hello stays what older peers take.
     const tier = p.linkTier === 'backup' ? 2 : p.linkTier === 'overflow' ? 1 : 0;
+    p.helloAtMs = tier ? nowMs : Infinity;
     this.sendFrame(p, p.remote, encodeFrame({ kind: 'control', control: { hello: { link: p.linkId, linkName: p.name, site: this.peer.host.site, ...(tier ? { tier } : {}) } } }), p.dscp);
   }
 

@@ -75,7 +75,7 @@ export interface PathRuntime {
   txRateBps: number;
   /** Last time anything was sent on the path (persistent keepalive). */
   lastTxMs: number;
-  /** When our hello last went on this path (peer-tx.ts HELLO_REFRESH_MS); -Infinity: not yet. */
+  /** When our hello last went on this path (peer-tx.ts HELLO_REFRESH_MS); -Infinity: not yet, Infinity: never again. */
   helloAtMs: number;
   /** The peer's start epoch as last seen in its probes on this path. */
   peerEpoch: number | undefined;
