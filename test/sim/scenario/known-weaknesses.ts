@@ -15,7 +15,7 @@
  * backup LTE, which it took for a path as good as any, its own end being inet. lte-jitter-storm
  * removed with the sure jitter rise (pathmon/path-stats.ts jitterSureMs: the last 0.5 s's median
  * |D| and half its median lateness): voice p99 was over 200 ms on seeds 4, 11, 13, 19 (250, 214,
- * 208, 206 ms); 82-192 ms on seeds 1-20 with it, video reroute 0.5-2.3 s, bulk delivered 99.6-100%.
+ * 208, 206 ms); 82-192 ms on seeds 1-20 with it, video reroute 0.5-2.3 s, bulk delivered 100%.
  */
 export const KNOWN_EDGE_WEAKNESSES: Record<string, { failing: string[]; why: string }> = {};
 
