@@ -79,6 +79,8 @@ export const MIN_LOST_FOR_SLA = 3;
 /** Below this many packets in a window the loss estimate is not trusted. */
 export const MIN_LOSS_SAMPLES = 10;
 
+/** jitterSureMs's scratch, shared by every PathStats (a hub has thousands). */
+const lateScratch = new Float64Array(D_KEPT);
 /** The RTT sort buffer every PathStats shares, and whose samples it holds. */
 const rttSort = { scratch: new Float64Array(RTT_SAMPLES_KEPT), ownerId: -1, atCount: -1, nextId: 0 };
 
@@ -106,7 +108,6 @@ export class PathStats {
   private readonly dScratch = new Float64Array(D_KEPT);
   /** Each |D| sample's probe transit (arrival minus the peer's send time), for jitterSureMs. */
   private readonly dTransitMs = new Float64Array(D_KEPT);
-  private readonly lateScratch = new Float64Array(D_KEPT);
   private dHead = 0;
   private dCount = 0;
   /** Jitter the peer last reported for our direction, and when. */
@@ -248,7 +249,7 @@ export class PathStats {
    */
   jitterSureMs(nowMs: number, aboveMs = 0): number {
     const d = this.dScratch;
-    const late = this.lateScratch;
+    const late = lateScratch;
     let n = 0;
     let i = 0;
     for (; i < this.dCount; i++) {
