@@ -51,6 +51,11 @@ export const REKEY_AFTER_MESSAGES = 2 ** 48;
  * difference at 90 kpps is ~9000 packets).
  */
 export const REPLAY_RING_WORDS = 512;
+/**
+ * Words a session's replay ring starts with (replay.ts): it doubles up to REPLAY_RING_WORDS only while
+ * a hole (a lost or late packet) inside the window needs it; an in-order session keeps 16 bytes.
+ */
+export const REPLAY_FIRST_WORDS = 4;
 
 /**
  * The global budget of initiations that reach Diffie-Hellman without a cookie (handshake-load.ts):

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { REJECT_AFTER_MESSAGES, REPLAY_RING_WORDS } from '../../../src/core/crypto/constants.ts';
+import { REJECT_AFTER_MESSAGES, REPLAY_FIRST_WORDS, REPLAY_RING_WORDS } from '../../../src/core/crypto/constants.ts';
 import { ReplayWindow } from '../../../src/core/crypto/replay.ts';
 
 /** Reference model: a set of seen counters and the largest one; accept iff new and within the window. */
@@ -131,5 +131,92 @@ describe('ReplayWindow (RFC 6479)', () => {
   it('refuses a ring size that is not a power of two', () => {
     expect(() => new ReplayWindow(100)).toThrow();
     expect(() => new ReplayWindow(1)).toThrow();
+  });
+});
+
+describe('ReplayWindow grows only as far as its holes need (issue 12)', () => {
+  it('agrees with the reference model from a 2-word start to a 64-word ring (loss, reordering, replays, jumps)', () => {
+    const step = fc.oneof(
+      { weight: 40, arbitrary: fc.constant(1) }, // in order: full words leave the ring
+      { weight: 1, arbitrary: fc.integer({ min: 2, max: 3 }) }, // a lost counter: the ring grows
+      { weight: 3, arbitrary: fc.integer({ min: -2100, max: 40 }) }, // late, replayed, near the window's end
+      { weight: 1, arbitrary: fc.integer({ min: 60, max: 2500 }) }, // jumps, some past the whole window
+      { weight: 1, arbitrary: fc.constant(0) }, // exact replays of the front
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 1500 }), fc.nat({ max: 2 ** 20 }), (steps, start) => {
+        const window = new ReplayWindow(64, 2);
+        const model = new ModelWindow(window.windowSize);
+        let front = start;
+        for (const delta of steps) {
+          const counter = Math.max(0, front + delta);
+          const expected = model.update(counter);
+          expect(window.check(counter)).toBe(expected);
+          expect(window.update(counter)).toBe(expected);
+          front = Math.max(front, counter);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('agrees with the reference model when packets come late by up to more than the window, or twice, or never', () => {
+    const fate = fc.oneof(
+      { weight: 30, arbitrary: fc.constant(0) }, // on time
+      { weight: 2, arbitrary: fc.integer({ min: 1, max: 2200 }) }, // late by this many places (window 2016)
+      { weight: 1, arbitrary: fc.constant(-1) }, // lost
+      { weight: 1, arbitrary: fc.constant(-2) }, // duplicated, the copy 5 places later
+    );
+    fc.assert(
+      fc.property(fc.array(fate, { minLength: 100, maxLength: 3000 }), fc.nat({ max: 2 ** 20 }), (fates, start) => {
+        const arrivals: [number, number][] = [];
+        fates.forEach((f, i) => {
+          if (f === -1) return;
+          arrivals.push([i + Math.max(0, f), start + i]);
+          if (f === -2) arrivals.push([i + 5, start + i]);
+        });
+        arrivals.sort((a, b) => a[0] - b[0]);
+        const window = new ReplayWindow(64, 2);
+        const model = new ModelWindow(window.windowSize);
+        for (const [, counter] of arrivals) {
+          const expected = model.update(counter);
+          expect(window.check(counter)).toBe(expected);
+          expect(window.update(counter)).toBe(expected);
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('keeps its first size for an in-order session, grows to span a hole, and reaches full size at most', () => {
+    const inOrder = new ReplayWindow();
+    for (let c = 0; c < 100_000; c++) expect(inOrder.update(c)).toBe(true);
+    expect(inOrder.ringWords).toBe(REPLAY_FIRST_WORDS);
+    const holed = new ReplayWindow();
+    for (let c = 0; c < 1000; c++) if (c !== 10) holed.update(c);
+    expect(holed.ringWords).toBe(32); // counter 10 (block 0) to 999 (block 31): 32 words
+    expect(holed.check(10)).toBe(true);
+    expect(holed.check(11)).toBe(false);
+    for (let c = 1000; c < 40_000; c++) holed.update(c);
+    expect(holed.ringWords).toBe(REPLAY_RING_WORDS);
+    expect(holed.check(10)).toBe(false); // out of the window now
+  });
+
+  it('after growing, the counters of words that left the ring full are still refused', () => {
+    const window = new ReplayWindow();
+    for (let c = 0; c < 1000; c++) window.update(c);
+    expect(window.ringWords).toBe(REPLAY_FIRST_WORDS);
+    for (let c = 1001; c < 1300; c++) window.update(c); // 1000 lost
+    expect(window.ringWords).toBe(16);
+    for (const c of [0, 500, 999, 1001]) expect(window.check(c)).toBe(false);
+    expect(window.check(1000)).toBe(true);
+  });
+
+  it('a jump over unseen counters still inside the window keeps them acceptable', () => {
+    const window = new ReplayWindow();
+    for (let c = 0; c < 100; c++) window.update(c);
+    expect(window.update(5000)).toBe(true);
+    for (const c of [100, 1234, 4999]) expect(window.check(c)).toBe(true);
+    expect(window.check(99)).toBe(false);
   });
 });
