@@ -2,7 +2,10 @@
  * World: core engines joined by in-memory WAN connections, in virtual time.
  *
  * The loop jumps from event to event (a datagram arriving, an engine timer, a scheduled action),
- * so a minute of traffic runs in milliseconds. One seed drives everything: the engines' Rngs, the
+ * so a minute of traffic runs in milliseconds. Engine timers are kept in a heap of the sites'
+ * pollTimeout deadlines, re-read after every call the World makes into an engine (drain), after
+ * every scheduled action (`at`, `every`) and at the start of every run: code that calls an engine
+ * directly from elsewhere (a tap or onDeliver callback) calls w.drain(site) after it. One seed drives everything: the engines' Rngs, the
  * sites' keys and every loss/jitter draw, so a failing run is reproduced by its seed
  * (TigerBeetle's VOPR idea).
  *
