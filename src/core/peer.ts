@@ -29,7 +29,7 @@ import { IdleProbing, noteData } from './peer-idle.ts';
 import { peerTimeout, rearmPathTimers } from './peer-timers.ts';
 import { spareBps, type LinkRuntime, type PendingTx } from './qos/egress.ts';
 import { CLASS_NAMES, type ClassPolicy } from './steer/classes.ts';
-import { DedupeWindow } from './steer/dedupe.ts';
+import { DedupeWindow, RecentDups } from './steer/dedupe.ts';
 import { Steering, type FlowEntry } from './steer/steering.ts';
 import { formatEndpoint, sameEndpoint, type DropReason, type EdgeEventKind, type Endpoint, type PeerConfig } from './types.ts';
 import type { Frame, PathReport } from './wire/codec.ts';
@@ -41,8 +41,6 @@ import { sanitizeText } from './sanitize.ts';
 
 /** Inner packets held while the first session is being set up (WireGuard stages 128 too). */
 const MAX_STAGED_PACKETS = 128;
-/** Duplicate numbers remembered for the epoch handover (a second of CS6 at 256 pps). */
-const RECENT_DUPS = 256;
 /** An endpoint moves at most this often per path (a replayed copy racing the real one cannot flap it). */
 const ENDPOINT_MOVE_MIN_INTERVAL_MS = 200;
 const NO_TIMER = Infinity;
@@ -117,9 +115,7 @@ export class Peer {
    */
   private dupSeq: number;
   /** Duplicate numbers accepted lately and the session (receiver index) each came in (see onPeerEpoch). */
-  private readonly recentDupSeq = new Uint32Array(RECENT_DUPS);
-  private readonly recentDupIndex = new Uint32Array(RECENT_DUPS);
-  private recentDupHead = 0;
+  private readonly recentDups = new RecentDups();
   private staged: Uint8Array[] = [];
   /** The peer's start epoch: per-peer receive state (dedupe, FEC decoders) belongs to it. */
   peerEpoch: number | undefined;
@@ -430,9 +426,7 @@ export class Peer {
             this.duplicatesSuppressed++;
             return;
           }
-          this.recentDupSeq[this.recentDupHead] = d.dupSeq;
-          this.recentDupIndex[this.recentDupHead] = receiverIndex;
-          this.recentDupHead = (this.recentDupHead + 1) % RECENT_DUPS;
+          this.recentDups.note(d.dupSeq, receiverIndex);
         }
         // FEC state belongs to the epoch: a protected frame of the peer's previous life may have been
         // rebuilt already (VOPR seed 167: an old-life k = 1 parity replayed late delivered voice twice).
@@ -539,7 +533,9 @@ export class Peer {
       this.retiredEpochs.push(this.peerEpoch);
       if (this.retiredEpochs.length > 4) this.retiredEpochs.shift();
       this.dedupe = new DedupeWindow();
-      for (let i = 0; i < RECENT_DUPS; i++) if ((this.host.sessions?.sessionCreatedMs(this.recentDupIndex[i]!) ?? -Infinity) >= sessionSinceMs) this.dedupe.accept(this.recentDupSeq[i]!);
+      this.recentDups.forEach((seq, index) => {
+        if ((this.host.sessions?.sessionCreatedMs(index) ?? -Infinity) >= sessionSinceMs) this.dedupe.accept(seq);
+      });
     }
     this.peerEpoch = epoch;
     this.epochSessionSinceMs = sessionSinceMs;
