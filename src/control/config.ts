@@ -112,8 +112,12 @@ const classOverrideSchema = z.strictObject({
   outerDscp: z.number().int().min(0).max(63).optional(),
   /** best | balance | duplicate | bond (issue 17: one flow's packets over every usable link; never voice). */
   strategy: z.enum(STRATEGIES, { error: (iss) => `expected best, balance, duplicate or bond, got ${JSON.stringify(iss.input)}` }).optional(),
-  /** strategy bond: paths whose one-way delay exceeds the fastest's by more than this stay out of the bond. */
-  bond: z.strictObject({ maxDelayGapMs: z.number().positive().max(RESEQ_MAX_BOUND_MS) }).optional(),
+  /**
+   * strategy bond: maxDelayGapMs: paths whose one-way delay exceeds the fastest's by more than this
+   * stay out of the bond. equalizeDelay: the receiver gives every packet of the class the slowest
+   * member's delay (one RTT for TCP whatever path a packet took; docs/STEERING.md "Bonding").
+   */
+  bond: z.strictObject({ maxDelayGapMs: z.number().positive().max(RESEQ_MAX_BOUND_MS).optional(), equalizeDelay: z.boolean().optional() }).optional(),
   sla: z
     .strictObject({
       lossRatio: z.number().min(0).max(1).optional(),
@@ -407,6 +411,7 @@ export function classPolicies(cfg: Pick<BraidConfig, 'classes'>): ClassPolicy[] 
       ...(o.outerDscp !== undefined ? { outerDscp: o.outerDscp } : {}),
       ...(o.strategy !== undefined ? { strategy: o.strategy } : {}),
       ...(o.bond?.maxDelayGapMs !== undefined ? { bondMaxDelayGapMs: o.bond.maxDelayGapMs } : {}),
+      ...(o.bond?.equalizeDelay !== undefined ? { bondEqualizeDelay: o.bond.equalizeDelay } : {}),
       sla: { ...p.sla, ...defined(o.sla) },
     };
   });

@@ -63,6 +63,13 @@ export const RESEQ_MIN_BOUND_MS = 2;
  * about that long at most.
  */
 export const BOND_DEFAULT_MAX_DELAY_GAP_MS = 80;
+/**
+ * bond.equalizeDelay (src/core/steer/equalize.ts): longest a receiver holds a bonded packet to give
+ * it the slowest member's delay, and what one class may hold so (past it the oldest goes early).
+ */
+export const BOND_EQUALIZE_MAX_HOLD_MS = RESEQ_MAX_BOUND_MS;
+export const BOND_EQUALIZE_MAX_PACKETS = 16384;
+export const BOND_EQUALIZE_MAX_BYTES = 16 * 1024 * 1024;
 /** Paths a bond and a resequenced flow track (ids 0..BOND_MAX_PATHS-1; = fec-tx's MAX_PATHS_PER_PEER). */
 export const BOND_MAX_PATHS = 32;
 /** Outgoing datagrams queued for the shell before we start dropping (per Edge). */

@@ -19,12 +19,17 @@
  * `tick` runs every probe interval (peer-timers.ts): the schedulers' paths (and each member link's
  * CoDel slack: the queue 'eat' builds there on purpose), the hold bounds from the paths that
  * carried bonded packets lately, idle flows forgotten.
+ * Delay equalization (a class with bond.equalizeDelay, steer/equalize.ts): on receive, a bonded
+ * packet first waits D_max - D_path (one-way delays from our paths' lowest RTTs, D_max over the
+ * class's members) and then goes to the resequencer, so every packet of the class sees the slowest
+ * member's delay; on send, the scheduler then takes every member's delay as the slowest's.
  */
 import { BOND_DEFAULT_MAX_DELAY_GAP_MS, BOND_MAX_PATHS, RESEQ_MAX_BOUND_MS } from './constants.ts';
 import { pathMetrics, pathName, pathUsable, type PathRuntime } from './pathmon/path.ts';
 import { SHORT_WINDOW_MS } from './pathmon/path-stats.ts';
 import type { Peer } from './peer.ts';
 import { BondScheduler, type BondPath, type BondPathSnapshot } from './steer/bond.ts';
+import { DelayEqualizer, type EqualizeCounters } from './steer/equalize.ts';
 import { CLASS_NAMES } from './steer/classes.ts';
 import { Rebalancer } from './steer/rebalance.ts';
 import { bondBoundMs, emptyReseqCounters, Resequencer, RESEQ_PATH_MEMORY_MS, type ReseqCounters } from './steer/reseq.ts';
@@ -53,12 +58,15 @@ export interface BondClassSnapshot {
   boundMs: number;
   heldPackets: number;
   reseq: ReseqCounters;
+  /** Delay equalization (absent when the class does not equalize). */
+  equalize?: EqualizeCounters & { heldPackets: number; holdMs: number[] };
 }
 
 interface TxClass {
   sched: BondScheduler;
-  /** The class's delay gap the scheduler was made with (a live change makes a new one). */
+  /** The class's delay gap and equalization the scheduler was made with (a live change makes a new one). */
   maxDelayGapMs: number;
+  equalizeDelay: boolean;
   counter: number;
   /** Smallest usable inner MTU over the paths with an endpoint, less bond_seq. */
   mtuBytes: number;
@@ -74,6 +82,8 @@ interface RxClass {
   lateSeen: number;
   /** Largest hold bound this class ever had (the test's invariant: no hold beyond it). */
   boundMaxMs: number;
+  /** bond.equalizeDelay: packets wait here before the resequencer (made when the class first equalizes). */
+  eq: DelayEqualizer | undefined;
 }
 
 export class PeerBond {
@@ -152,9 +162,11 @@ export class PeerBond {
     let t = this.txc[classId];
     if (t === undefined) {
       const maxDelayGapMs = this.maxDelayGapMs(classId);
+      const equalizeDelay = this.equalizes(classId);
       t = {
-        sched: new BondScheduler({ kind: 'eat', maxDelayGapMs }),
+        sched: new BondScheduler({ kind: 'eat', maxDelayGapMs, equalizeDelay }),
         maxDelayGapMs,
+        equalizeDelay,
         // Class id in the top bits (classes 0 and 1 never bond), so bond_seq is never 0.
         counter: this.peer.host.rng.nextU32() & SEQ_MASK,
         mtuBytes: 0,
@@ -167,6 +179,10 @@ export class PeerBond {
 
   private maxDelayGapMs(classId: number): number {
     return this.peer.host.policies()[classId]!.bondMaxDelayGapMs ?? BOND_DEFAULT_MAX_DELAY_GAP_MS;
+  }
+
+  private equalizes(classId: number): boolean {
+    return this.peer.host.policies()[classId]!.bondEqualizeDelay === true;
   }
 
   /**
@@ -252,9 +268,10 @@ export class PeerBond {
     let r = this.rxc[classId];
     if (r === undefined) {
       const baseMs = this.boundFor(nowMs);
-      r = { reseq: new Resequencer(baseMs), last28: c28, ext: c28 === 0 ? 1 : c28, baseMs, extraMs: 0, lateSeen: 0, boundMaxMs: 0 };
+      r = { reseq: new Resequencer(baseMs), last28: c28, ext: c28 === 0 ? 1 : c28, baseMs, extraMs: 0, lateSeen: 0, boundMaxMs: 0, eq: undefined };
       r.boundMaxMs = r.reseq.getBoundMs();
       this.rxc[classId] = r;
+      this.setHolds(classId, r);
       seq = r.ext;
     } else {
       // Unwrap the 28-bit counter into the resequencer's 32-bit serial space (which skips 0).
@@ -270,6 +287,16 @@ export class PeerBond {
       seq = ext;
     }
     if (pathId >= 0 && pathId < BOND_MAX_PATHS) this.lastBondRxMs[pathId] = nowMs;
+    if (r.eq !== undefined) {
+      r.eq.push(nowMs, pathId, seq, packet);
+      this.rearm();
+      return;
+    }
+    this.toReseq(r, nowMs, pathId, seq, packet);
+  }
+
+  /** A bonded packet into its class's resequencer (at arrival, or when the equalizer lets it go). */
+  private toReseq(r: RxClass, nowMs: number, pathId: number, seq: number, packet: Uint8Array): void {
     const out = r.reseq.push(nowMs, 0, seq, packet, pathId);
     this.deliver(out);
     const late = r.reseq.flowCounters(0)?.late ?? r.lateSeen;
@@ -287,6 +314,7 @@ export class PeerBond {
   onTimeout(nowMs: number): void {
     for (const r of this.rxc) {
       if (r === undefined) continue;
+      r.eq?.release(nowMs);
       this.deliver(r.reseq.handleTimeout(nowMs));
     }
     this.rearm();
@@ -300,8 +328,37 @@ export class PeerBond {
 
   private rearm(): void {
     let t = Infinity;
-    for (const r of this.rxc) if (r !== undefined) t = Math.min(t, r.reseq.nextDeadlineMs());
+    for (const r of this.rxc) if (r !== undefined) t = Math.min(t, r.reseq.nextDeadlineMs(), r.eq?.nextReleaseMs() ?? Infinity);
     this.deadlineMs = t;
+  }
+
+  /**
+   * bond.equalizeDelay: each path's hold, D_max - D_path. D = half the path's lowest RTT (its
+   * propagation delay; queueing is the resequencer's business), D_max over the paths the peer's
+   * scheduler would bond for the class: usable, not backup-tier while others are, within the
+   * class's delay gap of the fastest. Not equalizing: holds 0 (what is held still goes in time).
+   */
+  private setHolds(classId: number, r: RxClass): void {
+    if (!this.equalizes(classId)) {
+      r.eq?.clearHolds();
+      return;
+    }
+    r.eq ??= new DelayEqualizer((t, pathId, seq, packet) => this.toReseq(r, t, pathId, seq, packet));
+    const paths = this.peer.paths;
+    let anyNonBackup = false;
+    for (const p of paths) if (pathUsable(p) && p.tier !== 'backup') anyNonBackup = true;
+    let minOwd = Infinity;
+    for (const p of paths) if (pathUsable(p) && !(anyNonBackup && p.tier === 'backup')) minOwd = Math.min(minOwd, owdMs(p));
+    const gapMs = this.maxDelayGapMs(classId);
+    let maxOwd = -Infinity;
+    for (const p of paths) {
+      const d = owdMs(p);
+      if (pathUsable(p) && !(anyNonBackup && p.tier === 'backup') && d - minOwd <= gapMs) maxOwd = Math.max(maxOwd, d);
+    }
+    for (const p of paths) {
+      const d = owdMs(p);
+      r.eq.setHoldMs(p.id, Number.isFinite(d) && d <= maxOwd ? maxOwd - d : 0);
+    }
   }
 
   /**
@@ -328,12 +385,14 @@ export class PeerBond {
       const t = this.txc[c];
       if (t === undefined) continue;
       if (!this.bonded(c)) this.txc[c] = undefined;
-      else if (t.maxDelayGapMs !== this.maxDelayGapMs(c)) this.txc[c] = undefined; // made again at the next packet
+      else if (t.maxDelayGapMs !== this.maxDelayGapMs(c) || t.equalizeDelay !== this.equalizes(c)) this.txc[c] = undefined; // made again at the next packet
       else this.refreshClass(nowMs, c, t);
     }
     let bound = -1;
-    for (const r of this.rxc) {
+    for (let c = 0; c < this.rxc.length; c++) {
+      const r = this.rxc[c];
       if (r === undefined) continue;
+      this.setHolds(c, r);
       if (bound < 0) bound = this.boundFor(nowMs);
       r.baseMs = bound;
       r.extraMs *= LATE_EXTRA_DECAY;
@@ -352,6 +411,7 @@ export class PeerBond {
   flushAll(nowMs: number): void {
     for (const r of this.rxc) {
       if (r === undefined) continue;
+      r.eq?.flush(nowMs);
       this.deliver(r.reseq.flush(nowMs, 0));
     }
     this.rearm();
@@ -375,6 +435,7 @@ export class PeerBond {
         boundMs: s?.boundMs ?? 0,
         heldPackets: s?.heldPackets ?? 0,
         reseq: s?.totals ?? emptyReseqCounters(),
+        ...(r?.eq !== undefined ? { equalize: { ...r.eq.c, heldPackets: r.eq.heldPackets, holdMs: this.peer.paths.map((p) => r.eq!.getHoldMs(p.id)) } } : {}),
       });
     }
     return out;
@@ -407,8 +468,29 @@ export function bondStatus(peers: readonly Peer[], many: boolean): { bond?: Bond
         overflowSkips: r.overflowSkips,
         late: r.late,
         delivered: r.delivered,
+        ...(c.equalize !== undefined
+          ? {
+              equalize: {
+                holdMs: c.equalize.holdMs,
+                heldPackets: c.equalize.heldPackets,
+                held: c.equalize.held,
+                holdAvgMs: c.equalize.held > 0 ? c.equalize.holdSumMs / c.equalize.held : 0,
+                holdMaxMs: c.equalize.holdMaxMs,
+                maxDepth: c.equalize.maxDepth,
+                early: c.equalize.early,
+              },
+            }
+          : {}),
       });
     }
   }
   return out.length > 0 ? { bond: out } : {};
+}
+
+/** A path's one-way delay for equalization: half its lowest RTT (its smoothed RTT before one). */
+function owdMs(p: PathRuntime): number {
+  const base = p.stats.minRttMs;
+  if (Number.isFinite(base) && base > 0) return base / 2;
+  const srtt = p.stats.srttMs;
+  return srtt !== undefined && Number.isFinite(srtt) ? srtt / 2 : Infinity;
 }

@@ -141,6 +141,12 @@ export interface BondClassStatus {
   overflowSkips: number;
   late: number;
   delivered: number;
+  /**
+   * bond.equalizeDelay (what the peer bonds towards us): each link's hold now (D_max - D_link, by
+   * path index), packets held now and in total, their mean and longest wait, most held at once,
+   * and packets a cap sent on early.
+   */
+  equalize?: { holdMs: number[]; heldPackets: number; held: number; holdAvgMs: number; holdMaxMs: number; maxDepth: number; early: number };
 }
 
 export interface LinkSnapshot {

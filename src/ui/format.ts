@@ -130,5 +130,7 @@ export function flowLinksText(f: FlowSnapshot): string {
 /** One bonded class in one line: its links' shares, then the resequencing of what it receives. */
 export function bondClassText(b: BondClassStatus): string {
   const links = b.links.map((l) => (l.member ? `${l.link} ${Math.round(l.ratio * 100)}%` : `${l.link} out (${l.reason ?? '?'})`)).join(' ');
-  return `${b.peer !== undefined ? `${b.peer} ` : ''}${b.class}: ${links ? `${links}; ` : ''}reseq bound ${fmtMs(b.boundMs)}, depth ${fmtCount(b.heldPackets)} (max ${fmtCount(b.maxDepth)}), held ${fmtMs(b.holdAvgMs)} avg ${fmtMs(b.holdMaxMs)} max, ${fmtCount(b.timeouts)} timeouts, ${fmtCount(b.late)} late`;
+  const e = b.equalize;
+  const eq = e === undefined ? '' : `; equalize hold ${e.holdMs.map((h) => fmtMs(h)).join('/')}, depth ${fmtCount(e.heldPackets)} (max ${fmtCount(e.maxDepth)}), waited ${fmtMs(e.holdAvgMs)} avg ${fmtMs(e.holdMaxMs)} max, ${fmtCount(e.early)} early`;
+  return `${b.peer !== undefined ? `${b.peer} ` : ''}${b.class}: ${links ? `${links}; ` : ''}reseq bound ${fmtMs(b.boundMs)}, depth ${fmtCount(b.heldPackets)} (max ${fmtCount(b.maxDepth)}), held ${fmtMs(b.holdAvgMs)} avg ${fmtMs(b.holdMaxMs)} max, ${fmtCount(b.timeouts)} timeouts, ${fmtCount(b.late)} late${eq}`;
 }

@@ -62,6 +62,12 @@ export interface BondOptions {
   maxDelayGapMs: number;
   /** Loss at which a path's weight reaches zero (default 5%). */
   lossCutoff?: number;
+  /**
+   * The receiver equalizes the class's delay (bond.equalizeDelay, equalize.ts): every member's
+   * packets arrive with the slowest member's delay, so 'eat' takes every member's one-way delay as
+   * that one and builds no queue on a fast path on purpose (slackMs 0): it fills paths by rate.
+   */
+  equalizeDelay?: boolean;
 }
 
 /** Rate used for paths whose spare capacity is unknown when others are unknown too (equal shares). */
@@ -93,6 +99,7 @@ export class BondScheduler {
   readonly kind: BondSchedulerKind;
   private readonly maxDelayGapMs: number;
   private readonly lossCutoff: number;
+  private readonly equalizeDelay: boolean;
   private members: Member[] = [];
   private totalRateBps = 0;
   /** Every member's capacity is known: 'eat' needs real rates for its clocks, else it picks as 'wrr'. */
@@ -109,6 +116,7 @@ export class BondScheduler {
     this.kind = opts.kind;
     this.maxDelayGapMs = opts.maxDelayGapMs;
     this.lossCutoff = opts.lossCutoff ?? DEFAULT_LOSS_CUTOFF;
+    this.equalizeDelay = opts.equalizeDelay ?? false;
   }
 
   /** The usable paths of the class now. Members are recomputed; per-path clocks carry over. */
@@ -163,6 +171,11 @@ export class BondScheduler {
       m.busyUntilMs = Math.max(m.busyUntilMs, nowMs + queueMs);
       members.push(m);
       total += c.rateBps;
+    }
+    if (this.equalizeDelay) {
+      let maxOwd = 0;
+      for (const m of members) maxOwd = Math.max(maxOwd, m.owdMs);
+      for (const m of members) m.owdMs = maxOwd;
     }
     // A path that left the bond starts fresh when it returns (no stale credit or backlog).
     for (const id of [...this.state.keys()]) if (!members.some((m) => m.id === id)) this.state.delete(id);

@@ -43,6 +43,12 @@ export interface ClassPolicy {
    * that long waiting for the slower paths' ones.
    */
   bondMaxDelayGapMs?: number;
+  /**
+   * strategy bond: the receiver holds each bonded packet for the slowest member's extra one-way
+   * delay (steer/equalize.ts), so the class's delay is the same over every path (TCP's minimum RTT
+   * is its RTT at full rate); the sender's scheduler then fills paths by rate.
+   */
+  bondEqualizeDelay?: boolean;
 }
 
 /** RFC 4594 figure 3 DSCPs -> our seven classes. */
