@@ -203,7 +203,7 @@ export class PeerTx {
     p.fecParitySent++;
     fec.paritySent++;
     fec.parityBytes += bytes.length;
-    fec.pathPackets[p.id]!++;
+    fec.countPacket(p.id);
     return bytes;
   }
 

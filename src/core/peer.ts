@@ -300,7 +300,7 @@ export class Peer {
     // FEC for single-path flows once a session exists (a staged packet must not hold a group slot).
     // Duplicated flows are redundant already; a frame never carries dup_seq and FEC fields together.
     if (fec !== undefined && flow.path2 < 0 && (host.sessions === undefined || this.sessionUp) && packet.length <= fec.maxPacketBytes) {
-      fec.pathPackets[path.id]!++;
+      fec.countPacket(path.id);
       const stamp = fec.encoder.push(nowMs, packet, path.id);
       if (stamp !== undefined) {
         if (stamp.index === 0) {

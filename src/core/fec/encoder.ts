@@ -190,7 +190,8 @@ export class FecEncoder {
   private openedAtMs = 0;
   private extended = false;
   private pathMask = 0;
-  private readonly lengths = new Int32Array(FEC_MAX_K);
+  /** Made at the first push, as the ring's slots and shardRefs at the first close: a hub's idle peers never send (issue 12). */
+  private lengths: Int32Array | undefined;
   private readonly dataBufs: ShardBuffer[] = [];
 
   // Closed groups' parity, oldest at ringHead.
@@ -236,9 +237,6 @@ export class FecEncoder {
     this.creditCap = ratio === undefined ? Infinity : Math.max(1, ratio * k);
     // Start with one shard of credit, so the first small group of a call is protected.
     this.credit = ratio === undefined ? Infinity : 1;
-    for (let i = 0; i < FEC_PARITY_RING_GROUPS; i++) this.ring.push({ shards: [], emitted: 0, polled: 0 });
-    // One shared empty view for the unused slots: a fresh Uint8Array each cost a hub ~25 KB per idle peer (issue 12).
-    for (let i = 0; i < FEC_MAX_K + FEC_MAX_M; i++) this.shardRefs.push(NO_SHARD);
   }
 
   /** Parity per group from the next group on. */
@@ -296,7 +294,7 @@ export class FecEncoder {
       this.dataBufs[index] = buf;
     }
     buf.bytes.set(packet);
-    this.lengths[index] = packet.length;
+    (this.lengths ??= new Int32Array(FEC_MAX_K))[index] = packet.length;
     if (Number.isInteger(pathId) && pathId >= 0 && pathId < 32) this.pathMask |= 1 << pathId;
     this.count = index + 1;
     this.counters.protectedPackets++;
@@ -371,13 +369,16 @@ export class FecEncoder {
     if (m === 0) return; // the budget had nothing for this group: its data went out unprotected by parity
 
     let shardBytes = 1; // the codec needs non-empty shards, even for a group of empty packets
-    for (let i = 0; i < k; i++) if (this.lengths[i]! > shardBytes) shardBytes = this.lengths[i]!;
+    const lengthsOf = this.lengths!; // a group has had a push
+    for (let i = 0; i < k; i++) if (lengthsOf[i]! > shardBytes) shardBytes = lengthsOf[i]!;
+    // One shared empty view for the unused slots: a fresh Uint8Array each cost a hub ~25 KB per idle peer (issue 12).
+    if (this.shardRefs.length === 0) for (let i = 0; i < FEC_MAX_K + FEC_MAX_M; i++) this.shardRefs.push(NO_SHARD);
     // Zero-pad to the checksum's 16-byte blocks (the codec itself reads only shardBytes).
     const paddedBytes = checksumPaddedBytes(shardBytes);
     const lengths: number[] = new Array<number>(k);
     for (let i = 0; i < k; i++) {
       let buf = this.dataBufs[i]!;
-      const len = this.lengths[i]!;
+      const len = lengthsOf[i]!;
       if (buf.bytes.length < paddedBytes) {
         // A longer packet came later in the group: this slot must hold the whole padded shard.
         const bigger = newShardBuffer(paddedBytes);
@@ -405,7 +406,7 @@ export class FecEncoder {
       slot.polled = 0;
       return;
     }
-    const checksum = shardBuffersChecksum(groupId, this.lengths, this.dataBufs, k, shardBytes);
+    const checksum = shardBuffersChecksum(groupId, lengthsOf, this.dataBufs, k, shardBytes);
     for (let r = 0; r < m; r++) {
       const p = slot.shards[r]!;
       p.groupId = groupId;
@@ -432,7 +433,8 @@ export class FecEncoder {
       this.ringHead = (this.ringHead + 1) % FEC_PARITY_RING_GROUPS;
       this.ringCount--;
     }
-    const slot = this.ring[(this.ringHead + this.ringCount) % FEC_PARITY_RING_GROUPS]!;
+    // Slots are claimed in ring order from 0, so a missing one is the next to push.
+    const slot = (this.ring[(this.ringHead + this.ringCount) % FEC_PARITY_RING_GROUPS] ??= { shards: [], emitted: 0, polled: 0 });
     this.ringCount++;
     slot.emitted = 0;
     slot.polled = 0;

@@ -39,11 +39,19 @@ export function parityOverheadBytes(k: number): number {
   return 19 + 16 + 29 + 3 + 2 * k;
 }
 
+/**
+ * Scratch every FecTx shares (parityPath's candidates, adapt's per-path loss and share lists): both
+ * are filled and read within one call. Per FecTx they were ~0.6 KB a hub peer with two FEC classes (issue 12).
+ */
+const candidateScratch = new Int32Array(MAX_PATHS_PER_PEER);
+const lossScratch: number[] = [];
+const shareScratch: number[] = [];
+
 export class FecTx {
   readonly encoder: FecEncoder;
   readonly adaptive: AdaptiveParity;
-  /** Datagrams (data and parity) of the class per path since the last adaptation. */
-  readonly pathPackets = new Float64Array(MAX_PATHS_PER_PEER);
+  /** Datagrams (data and parity) of the class per path since the last adaptation; made at the first (countPacket). */
+  private pathPackets: Float64Array | undefined;
   /** m per early-flushed group size, rebuilt at each adaptation. */
   readonly table: Uint8Array;
   lossRatio = 0;
@@ -57,9 +65,6 @@ export class FecTx {
   tooLarge = 0;
   protectedBefore = 0;
   cappedBefore = 0;
-  private readonly scratch = new Int32Array(MAX_PATHS_PER_PEER);
-  private readonly losses: number[] = [];
-  private readonly shares: number[] = [];
 
   /**
    * Group ids start at a value derived from the edge's random epoch (no extra Rng draw), tagged
@@ -106,25 +111,30 @@ export class FecTx {
       let n = 0;
       for (const p of paths) {
         if (p.id < 32 && (mask & (1 << p.id)) !== 0) continue;
-        if (p.tier !== 'backup' && pathUsable(p)) this.scratch[n++] = p.id;
+        if (p.tier !== 'backup' && pathUsable(p)) candidateScratch[n++] = p.id;
       }
-      if (n > 0) return paths[this.scratch[this.rotor++ % n]!];
+      if (n > 0) return paths[candidateScratch[this.rotor++ % n]!];
     }
     for (const p of paths) if (p.id < 32 && (mask & (1 << p.id)) !== 0 && pathUsable(p)) return p;
     return fallback();
   }
 
+  /** A datagram of the class (data or parity) went out on path `pathId`. */
+  countPacket(pathId: number): void {
+    (this.pathPackets ??= new Float64Array(MAX_PATHS_PER_PEER))[pathId]!++;
+  }
+
   /** Every probe interval. `dropsOf(p)`: the class's queue drops on the path's link so far. */
   adapt(nowMs: number, paths: readonly PathRuntime[], dropsOf: (p: PathRuntime) => number): void {
-    const losses = this.losses;
-    const shares = this.shares;
+    const losses = lossScratch;
+    const shares = shareScratch;
     losses.length = 0;
     shares.length = 0;
     let rate = 0;
     let congested = false;
     let delayInflated = false;
     for (const p of paths) {
-      const n = this.pathPackets[p.id]!;
+      const n = this.pathPackets?.[p.id] ?? 0;
       const dropped = dropsOf(p);
       const droppedNow = dropped > p.classDropsSeen[this.classId]!;
       p.classDropsSeen[this.classId] = dropped;
@@ -142,7 +152,7 @@ export class FecTx {
         if (Math.max(short, long) >= FEC_CONGESTION_MIN_LOSS_RATIO) congested = true;
       }
     }
-    this.pathPackets.fill(0);
+    this.pathPackets?.fill(0);
     if (shares.length === 0) {
       // Idle: the next burst starts with the m for the cleanest usable path's probe-measured loss
       // (a call starting on a 5% path was unprotected until the first tick with data: 10 of a
