@@ -33,12 +33,11 @@
 
 import { lossUpperBound } from './loss-bounds.ts';
 import { REPORT_WINDOW_MAX_MS, ReportRing, SentMarks, type Report } from './report-ring.ts';
+import { RTT_BASE_PERCENTILE, RttSamples } from './rtt-samples.ts';
 
 export const SHORT_WINDOW_MS = 1000;
 /** The longest window any caller asks for (the report ring drops what no window reaches). */
 export const LONG_WINDOW_MS = REPORT_WINDOW_MAX_MS;
-/** Ring of recent RTT samples for percentiles (30 s of 100 ms probes). */
-const RTT_SAMPLES_KEPT = 300;
 /** |D| samples kept for the short-window jitter (2 s of 100 ms probes, with room). */
 const D_KEPT = 32;
 /** Fewest probes in the window for the fast jitter estimate (below: RFC 3550 stands in). */
@@ -56,8 +55,6 @@ export const JITTER_SURE_WINDOW_MS = 500;
 const JITTER_SURE_MIN_SAMPLES = 4;
 const JITTER_SURE_MIN_BASE = 8; // older probes the lateness base needs (of D_KEPT), and its percentile:
 const JITTER_SURE_BASE_PERCENTILE = 10;
-/** Percentile of recent RTT samples taken as the path's base RTT (queue-free delay). */
-const RTT_BASE_PERCENTILE = 10;
 /** A peer jitter report older than this is not used (our own view stands in). */
 const PEER_JITTER_FRESH_MS = 1000;
 /** Receive-side buckets of 100 ms for rx loss windows. */
@@ -67,7 +64,11 @@ const RX_BUCKETS = LONG_WINDOW_MS / RX_BUCKET_MS + 1;
 const SEEN_WINDOW = 4096;
 /** Sequence numbers that became "behind the highest" less than this long ago are not yet judged lost (they may be reordered). */
 export const REORDER_GRACE_MS = 100;
-const HIGH_MARKS = 64;
+/**
+ * Marks are >= 10 ms apart, so the 11th newest is >= 100 ms (REORDER_GRACE_MS) old and report()'s
+ * pick is always among the newest 11: 16 give the answers 64 did (issue 12: 0.6 KB less a path).
+ */
+const HIGH_MARKS = 16;
 /** Extra time before an unreported packet counts as lost (scheduling, report interval jitter). */
 const OVERDUE_MARGIN_MS = 150;
 /**
@@ -79,10 +80,9 @@ export const MIN_LOST_FOR_SLA = 3;
 /** Below this many packets in a window the loss estimate is not trusted. */
 export const MIN_LOSS_SAMPLES = 10;
 
-/** jitterSureMs's scratch, shared by every PathStats (a hub has thousands). */
+/** The jitter estimators' scratch, shared by every PathStats (a hub has thousands): filled and read within one call. */
 const lateScratch = new Float64Array(D_KEPT);
-/** The RTT sort buffer every PathStats shares, and whose samples it holds. */
-const rttSort = { scratch: new Float64Array(RTT_SAMPLES_KEPT), ownerId: -1, atCount: -1, nextId: 0 };
+const dScratch = new Float64Array(D_KEPT);
 
 export class PathStats {
   srttMs: number | undefined;
@@ -92,20 +92,12 @@ export class PathStats {
   jitterMs = 0;
   /** Mean |difference| between successive RTT samples (RFC 3550's gain), both directions' variation. */
   rttJitterMs = 0;
-  private readonly rttRing = new Float64Array(RTT_SAMPLES_KEPT);
-  private rttCount = 0;
-  /** Which PathStats this is (the shared sort buffer's owner). */
-  private readonly id = rttSort.nextId++;
-  /** Percentiles taken at rttCount = pctAtCount (NaN: not yet). */
-  private pctAtCount = -1;
-  private pctBase = NaN;
-  private pct50 = NaN;
-  private pct99 = NaN;
+  /** Recent samples for percentiles (rtt-samples.ts). */
+  private readonly rtts = new RttSamples();
   private lastProbeTransit: number | undefined;
   /** Recent |D| samples (RFC 3550) with their times, for jitterRecentMs. */
   private readonly dRingMs = new Float64Array(D_KEPT);
   private readonly dRingAtMs = new Float64Array(D_KEPT);
-  private readonly dScratch = new Float64Array(D_KEPT);
   /** Each |D| sample's probe transit (arrival minus the peer's send time), for jitterSureMs. */
   private readonly dTransitMs = new Float64Array(D_KEPT);
   private dHead = 0;
@@ -152,14 +144,13 @@ export class PathStats {
       this.srttMs += (rttMs - this.srttMs) / 8;
     }
     if (rttMs < this.minRttMs) this.minRttMs = rttMs;
-    if (this.rttCount > 0) {
-      const prev = this.rttRing[(this.rttCount - 1) % RTT_SAMPLES_KEPT]!;
+    const prev = this.rtts.last();
+    if (prev !== undefined) {
       // Running mean over the first 16 differences, then RFC 3550's 1/16 gain: a fresh path's
       // variation is known after a second of probes, not after the EWMA's ~5 s climb.
-      this.rttJitterMs += (Math.abs(rttMs - prev) - this.rttJitterMs) / Math.min(16, this.rttCount);
+      this.rttJitterMs += (Math.abs(rttMs - prev) - this.rttJitterMs) / Math.min(16, this.rtts.count);
     }
-    this.rttRing[this.rttCount % RTT_SAMPLES_KEPT] = rttMs;
-    this.rttCount++;
+    this.rtts.add(rttMs);
   }
 
   /** A probe sent at peer time `txMs` arrived at our time `nowMs`. */
@@ -184,7 +175,7 @@ export class PathStats {
    * probe (which makes two large |D|) from reading as a storm. Undefined below 6 samples.
    */
   jitterRecentMs(nowMs: number, windowMs: number): number | undefined {
-    const vals = this.dScratch;
+    const vals = dScratch;
     let n = 0;
     for (let i = 0; i < this.dCount; i++) {
       const idx = (this.dHead - 1 - i + D_KEPT) % D_KEPT;
@@ -204,7 +195,7 @@ export class PathStats {
    * FAST_JITTER_MIN_SAMPLES probes. No allocation.
    */
   jitterFastMs(nowMs: number, windowMs = SHORT_WINDOW_MS): number | undefined {
-    const vals = this.dScratch;
+    const vals = dScratch;
     let n = 0;
     for (let i = 0; i < this.dCount; i++) {
       const idx = (this.dHead - 1 - i + D_KEPT) % D_KEPT;
@@ -248,7 +239,7 @@ export class PathStats {
    * too few probes or the median |D| is not over `aboveMs` (no second sort).
    */
   jitterSureMs(nowMs: number, aboveMs = 0): number {
-    const d = this.dScratch;
+    const d = dScratch;
     const late = lateScratch;
     let n = 0;
     let i = 0;
@@ -310,44 +301,14 @@ export class PathStats {
     return this.rttPercentileMs(RTT_BASE_PERCENTILE);
   }
 
-  /** The recent samples sorted in the buffer all paths share (a hub has thousands of paths). */
-  private sortedRtts(): Float64Array {
-    const n = Math.min(this.rttCount, RTT_SAMPLES_KEPT);
-    const sorted = rttSort.scratch.subarray(0, n);
-    if (rttSort.ownerId !== this.id || rttSort.atCount !== this.rttCount) {
-      sorted.set(this.rttRing.subarray(0, n));
-      sorted.sort();
-      rttSort.ownerId = this.id;
-      rttSort.atCount = this.rttCount;
-    }
-    return sorted;
-  }
-
   /** RTT samples taken so far. */
   get rttSampleCount(): number {
-    return this.rttCount;
+    return this.rtts.count;
   }
 
-  /**
-   * RTT percentile (0..100) over the recent samples; undefined before any. The base percentile
-   * and the snapshot's p50/p99 are remembered until the next sample: the FEC adapter asks for the
-   * base at every class's tick (the sort of 300 samples per call was ~10% of a virtual-time run).
-   */
+  /** RTT percentile (0..100) over the recent samples (rtt-samples.ts); undefined before any. */
   rttPercentileMs(p: number): number | undefined {
-    if (this.rttCount === 0) return undefined;
-    if (this.pctAtCount !== this.rttCount) {
-      this.pctAtCount = this.rttCount;
-      this.pctBase = this.pct50 = this.pct99 = NaN;
-    }
-    const cached = p === RTT_BASE_PERCENTILE ? this.pctBase : p === 50 ? this.pct50 : p === 99 ? this.pct99 : NaN;
-    if (!Number.isNaN(cached)) return cached;
-    const sorted = this.sortedRtts();
-    const n = sorted.length;
-    const v = sorted[Math.min(n - 1, Math.max(0, Math.ceil((p / 100) * n) - 1))]!;
-    if (p === RTT_BASE_PERCENTILE) this.pctBase = v;
-    else if (p === 50) this.pct50 = v;
-    else if (p === 99) this.pct99 = v;
-    return v;
+    return this.rtts.percentileMs(p);
   }
 
   // ---- rx direction ----------------------------------------------------------------------
