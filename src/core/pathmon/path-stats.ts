@@ -40,6 +40,8 @@ export const SHORT_WINDOW_MS = 1000;
 export const LONG_WINDOW_MS = REPORT_WINDOW_MAX_MS;
 /** |D| samples kept for the short-window jitter (2 s of 100 ms probes, with room). */
 const D_KEPT = 32;
+const D_AT = D_KEPT;
+const D_TRANSIT = 2 * D_KEPT;
 /** Fewest probes in the window for the fast jitter estimate (below: RFC 3550 stands in). */
 export const FAST_JITTER_MIN_SAMPLES = 6;
 /** |D| above this many times the window's median is an outlier (a late probe), not jitter. */
@@ -95,11 +97,12 @@ export class PathStats {
   /** Recent samples for percentiles (rtt-samples.ts). */
   private readonly rtts = new RttSamples();
   private lastProbeTransit: number | undefined;
-  /** Recent |D| samples (RFC 3550) with their times, for jitterRecentMs. */
-  private readonly dRingMs = new Float64Array(D_KEPT);
-  private readonly dRingAtMs = new Float64Array(D_KEPT);
-  /** Each |D| sample's probe transit (arrival minus the peer's send time), for jitterSureMs. */
-  private readonly dTransitMs = new Float64Array(D_KEPT);
+  /**
+   * Recent |D| samples (RFC 3550) at [i], their times at [D_AT + i], and each one's probe transit
+   * (arrival minus the peer's send time, for jitterSureMs) at [D_TRANSIT + i]. The rings below
+   * share one typed array each too: a separate one costs ~180 B of objects a path (issue 12).
+   */
+  private readonly dRing = new Float64Array(3 * D_KEPT);
   private dHead = 0;
   private dCount = 0;
   /** Jitter the peer last reported for our direction, and when. */
@@ -113,13 +116,12 @@ export class PathStats {
   private rxSeqBase: number | undefined;
   /** Which recent sequence numbers arrived: duplicate filter and the reorder grace of report(). */
   private readonly seenBits = new Uint32Array(SEEN_WINDOW / 32);
-  /** Ring of (time, highest seq) marks, for report()'s reorder grace. */
-  private readonly highMarkTimeMs = new Float64Array(HIGH_MARKS);
-  private readonly highMarkSeq = new Uint32Array(HIGH_MARKS);
+  /** Ring of (time at [i], highest seq at [HIGH_MARKS + i]) marks, for report()'s reorder grace. */
+  private readonly highMarks = new Float64Array(2 * HIGH_MARKS);
   private highMarkHead = 0;
   private highMarkCount = 0;
-  private readonly rxBucketRecv = new Uint32Array(RX_BUCKETS);
-  private readonly rxBucketExpected = new Uint32Array(RX_BUCKETS);
+  /** Per 100 ms: packets received at [b], sequence numbers expected at [RX_BUCKETS + b]. */
+  private readonly rxBuckets = new Uint32Array(2 * RX_BUCKETS);
   private rxBucketEpoch = -1;
 
   /** Sequence numbers expected so far (highest - first + 1, through restarts). */
@@ -159,9 +161,9 @@ export class PathStats {
     if (this.lastProbeTransit !== undefined) {
       const d = Math.abs(transit - this.lastProbeTransit);
       this.jitterMs += (d - this.jitterMs) / 16;
-      this.dRingMs[this.dHead] = d;
-      this.dRingAtMs[this.dHead] = nowMs;
-      this.dTransitMs[this.dHead] = transit;
+      this.dRing[this.dHead] = d;
+      this.dRing[D_AT + this.dHead] = nowMs;
+      this.dRing[D_TRANSIT + this.dHead] = transit;
       this.dHead = (this.dHead + 1) % D_KEPT;
       if (this.dCount < D_KEPT) this.dCount++;
     }
@@ -179,8 +181,8 @@ export class PathStats {
     let n = 0;
     for (let i = 0; i < this.dCount; i++) {
       const idx = (this.dHead - 1 - i + D_KEPT) % D_KEPT;
-      if (this.dRingAtMs[idx]! < nowMs - windowMs) break;
-      vals[n++] = this.dRingMs[idx]!;
+      if (this.dRing[D_AT + idx]! < nowMs - windowMs) break;
+      vals[n++] = this.dRing[idx]!;
     }
     if (n < 6) return undefined;
     const used = vals.subarray(0, n).sort();
@@ -199,8 +201,8 @@ export class PathStats {
     let n = 0;
     for (let i = 0; i < this.dCount; i++) {
       const idx = (this.dHead - 1 - i + D_KEPT) % D_KEPT;
-      if (this.dRingAtMs[idx]! < nowMs - windowMs) break;
-      vals[n++] = this.dRingMs[idx]!;
+      if (this.dRing[D_AT + idx]! < nowMs - windowMs) break;
+      vals[n++] = this.dRing[idx]!;
     }
     if (n < FAST_JITTER_MIN_SAMPLES) return undefined;
     const used = vals.subarray(0, n).sort();
@@ -245,17 +247,17 @@ export class PathStats {
     let i = 0;
     for (; i < this.dCount; i++) {
       const idx = (this.dHead - 1 - i + D_KEPT) % D_KEPT;
-      const ageMs = nowMs - this.dRingAtMs[idx]!;
+      const ageMs = nowMs - this.dRing[D_AT + idx]!;
       if (ageMs > JITTER_SURE_WINDOW_MS && (n >= JITTER_SURE_MIN_SAMPLES || ageMs > SHORT_WINDOW_MS)) break;
-      d[n] = this.dRingMs[idx]!;
-      late[n++] = this.dTransitMs[idx]!;
+      d[n] = this.dRing[idx]!;
+      late[n++] = this.dRing[D_TRANSIT + idx]!;
     }
     const older = this.dCount - i;
     if (n < JITTER_SURE_MIN_SAMPLES || older < JITTER_SURE_MIN_BASE) return 0;
     const medD = medianOf(d.subarray(0, n).sort());
     if (medD <= aboveMs) return 0;
     const base = late.subarray(n, n + older);
-    for (let k = 0; k < older; k++) base[k] = this.dTransitMs[(this.dHead - 1 - n - k + 2 * D_KEPT) % D_KEPT]!;
+    for (let k = 0; k < older; k++) base[k] = this.dRing[D_TRANSIT + ((this.dHead - 1 - n - k + 2 * D_KEPT) % D_KEPT)]!;
     base.sort();
     const baseMs = base[Math.floor((older * JITTER_SURE_BASE_PERCENTILE) / 100)]!;
     const w = late.subarray(0, n);
@@ -325,8 +327,8 @@ export class PathStats {
       this.markSeen(seq);
       this.noteHighMark(nowMs, seq);
       this.rxReceived = (this.rxReceived + 1) >>> 0;
-      this.rxBucketRecv[bucket]!++;
-      this.rxBucketExpected[bucket]!++;
+      this.rxBuckets[bucket]!++;
+      this.rxBuckets[RX_BUCKETS + bucket]!++;
       this.rxExpectedTotal++;
       return;
     }
@@ -337,7 +339,7 @@ export class PathStats {
       const steps = Math.min(ahead, SEEN_WINDOW);
       for (let i = 1; i < steps; i++) this.clearSeen((this.rxHighestSeq + i) >>> 0);
       this.markSeen(seq);
-      this.rxBucketExpected[bucket] = this.rxBucketExpected[bucket]! + Math.min(ahead, 1_000_000);
+      this.rxBuckets[RX_BUCKETS + bucket] = this.rxBuckets[RX_BUCKETS + bucket]! + Math.min(ahead, 1_000_000);
       this.rxExpectedTotal += Math.min(ahead, 1_000_000);
       this.rxHighestSeq = seq;
       this.noteHighMark(nowMs, seq);
@@ -347,7 +349,7 @@ export class PathStats {
       this.markSeen(seq);
     }
     this.rxReceived = (this.rxReceived + 1) >>> 0;
-    this.rxBucketRecv[bucket]!++;
+    this.rxBuckets[bucket]!++;
   }
 
   /**
@@ -363,8 +365,8 @@ export class PathStats {
     let settled = (this.rxSeqBase - 1) >>> 0;
     for (let i = 0; i < this.highMarkCount; i++) {
       const idx = (this.highMarkHead - 1 - i + HIGH_MARKS) % HIGH_MARKS;
-      if (this.highMarkTimeMs[idx]! <= nowMs - REORDER_GRACE_MS) {
-        settled = this.highMarkSeq[idx]!;
+      if (this.highMarks[idx]! <= nowMs - REORDER_GRACE_MS) {
+        settled = this.highMarks[HIGH_MARKS + idx]!;
         break;
       }
     }
@@ -379,12 +381,12 @@ export class PathStats {
   private noteHighMark(nowMs: number, seq: number): void {
     // One mark per 10 ms is plenty to find "the highest as of 100 ms ago".
     const last = (this.highMarkHead - 1 + HIGH_MARKS) % HIGH_MARKS;
-    if (this.highMarkCount > 0 && nowMs - this.highMarkTimeMs[last]! < 10) {
-      this.highMarkSeq[last] = seq;
+    if (this.highMarkCount > 0 && nowMs - this.highMarks[last]! < 10) {
+      this.highMarks[HIGH_MARKS + last] = seq;
       return;
     }
-    this.highMarkTimeMs[this.highMarkHead] = nowMs;
-    this.highMarkSeq[this.highMarkHead] = seq;
+    this.highMarks[this.highMarkHead] = nowMs;
+    this.highMarks[HIGH_MARKS + this.highMarkHead] = seq;
     this.highMarkHead = (this.highMarkHead + 1) % HIGH_MARKS;
     if (this.highMarkCount < HIGH_MARKS) this.highMarkCount++;
   }
@@ -413,8 +415,8 @@ export class PathStats {
     const steps = Math.min(epoch - this.rxBucketEpoch, RX_BUCKETS);
     for (let i = 1; i <= steps; i++) {
       const b = (this.rxBucketEpoch + i) % RX_BUCKETS;
-      this.rxBucketRecv[b] = 0;
-      this.rxBucketExpected[b] = 0;
+      this.rxBuckets[b] = 0;
+      this.rxBuckets[RX_BUCKETS + b] = 0;
     }
     if (epoch > this.rxBucketEpoch) this.rxBucketEpoch = epoch;
   }
@@ -429,8 +431,8 @@ export class PathStats {
     // Skip the current (partial) bucket: its gaps may still be filled by reordered packets.
     for (let i = 1; i <= n; i++) {
       const b = (((epoch - i) % RX_BUCKETS) + RX_BUCKETS) % RX_BUCKETS;
-      recv += this.rxBucketRecv[b]!;
-      expected += this.rxBucketExpected[b]!;
+      recv += this.rxBuckets[b]!;
+      expected += this.rxBuckets[RX_BUCKETS + b]!;
     }
     if (expected < MIN_LOSS_SAMPLES) return undefined;
     return Math.max(0, Math.min(1, 1 - recv / expected));

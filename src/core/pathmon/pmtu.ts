@@ -82,6 +82,8 @@ const LOSS_MIN_OUTCOMES = 8;
  */
 const SMALL_PROBES_KEPT = 128;
 const SMALL_PROBES_MIN = 5;
+/** The small-probe ring's one buffer: times, then the came-back flags (a second ArrayBuffer is ~0.2 KB a path, issue 12). */
+const smallRing = (): ArrayBuffer => new ArrayBuffer(9 * SMALL_PROBES_KEPT);
 /** RFC 8899 5.1.1 PMTU_RAISE_TIMER (600 s). */
 export const DEFAULT_RAISE_INTERVAL_MS = 600_000;
 
@@ -135,8 +137,8 @@ export class PmtuDiscovery {
   private readonly outcomes = new Uint8Array(LOSS_HISTORY);
   private outcomeCount = 0;
   /** Small probes: when each was sent (onSmallProbeSent) and whether it came back (onPathHeard). */
-  private readonly smallSentAtMs = new Float64Array(SMALL_PROBES_KEPT).fill(NaN);
-  private readonly smallBack = new Uint8Array(SMALL_PROBES_KEPT);
+  private readonly smallSentAtMs = new Float64Array(smallRing(), 0, SMALL_PROBES_KEPT).fill(NaN);
+  private readonly smallBack = new Uint8Array(this.smallSentAtMs.buffer, 8 * SMALL_PROBES_KEPT, SMALL_PROBES_KEPT);
   private smallHead = 0;
   /** When the first probe of the current run of losses was sent. */
   private runStartMs = 0;

@@ -79,9 +79,11 @@ export class ReportRing {
   }
 
   private resize(cap: number): void {
-    const at = new Float64Array(cap);
-    const rec = new Uint32Array(cap);
-    const hi = new Uint32Array(cap);
+    // One buffer for the three (a separate ArrayBuffer is ~80 B of object and a malloc each, issue 12).
+    const buf = new ArrayBuffer(16 * cap);
+    const at = new Float64Array(buf, 0, cap);
+    const rec = new Uint32Array(buf, 8 * cap, cap);
+    const hi = new Uint32Array(buf, 12 * cap, cap);
     for (let i = 0; i < this.length; i++) {
       at[i] = this.atMsOf(i);
       rec[i] = this.receivedOf(i);
@@ -167,8 +169,9 @@ export class SentMarks {
   }
 
   private resize(cap: number): void {
-    const t = new Float64Array(cap);
-    const s = new Uint32Array(cap);
+    const buf = new ArrayBuffer(12 * cap);
+    const t = new Float64Array(buf, 0, cap);
+    const s = new Uint32Array(buf, 8 * cap, cap);
     for (let i = 0; i < this.count; i++) {
       t[i] = this.timeMs![this.idx(i)]!;
       s[i] = this.seq![this.idx(i)]!;
