@@ -14,7 +14,10 @@
  *                          with the box's congestion control; peers: bonded with CUBIC, the same
  *                          flow balanced (sticky) in the same run, and a control: bonded over three
  *                          links of 60 ms each (`equal-delay`: the same ~120 ms RTT on every path,
- *                          what TCP and this bed reach at that RTT whatever the scheduler). TCP buffers 32 MB in both
+ *                          what TCP and this bed reach at that RTT whatever the scheduler), and
+ *                          the flow bonded with `bond.equalizeDelay` (every packet held at the
+ *                          receiver to the 60 ms link's delay; box CC and CUBIC: `equalized`,
+ *                          `equalized-cubic`) with a queue of ~200 ms per link (EQ_QUEUE). TCP buffers 32 MB in both
  *                          namespaces (the bond's RTT under load is the slowest link's, ~130 ms:
  *                          4.5 MB in flight at 280 Mbit/s) and tun.txQueueLen 1000 (the default 64
  *                          drops the bursts a 130 ms window sends: 6,667 TUN drops in 10 s).
@@ -39,6 +42,12 @@ const DELAYS_MS = [10, 30, 60];
 const DELAY_SECONDS = 15;
 /** TCP buffers in both namespaces for the delayed runs (min default max, bytes). */
 const TCP_BUFFERS = '4096 131072 33554432';
+/**
+ * The equalized run's class queue per link: ~210 ms at 95 Mbit/s (the default, 100 ms or 1,024
+ * packets, is under the bond's ~120 ms RTT; BBR's 2 x BDP in flight then overflows it: 3,248
+ * tail drops in 10 s against 1,693 with this one, 176 -> 213 Mbit/s).
+ */
+const EQ_QUEUE = { maxPackets: 2048, maxBytes: 2_500_000 };
 
 /** The sites up now: what a SIGTERM from the bench runner (timeout) or a ^C must take down. */
 let current: BondSites | undefined;
@@ -121,6 +130,10 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
   };
   const delayOpts: Partial<BondSitesOptions> = { delayMs: DELAYS_MS, tunTxQueueLen: 1000 };
   const bondDelay = await withSites(`${tag}d`, 'bond', async (h) => ({ def: await delayed(h), cubic: await delayed(h, ['-C', 'cubic']) }), undefined, delayOpts);
+  const eqDelay = await withSites(`${tag}z`, 'bond', async (h) => ({ def: await delayed(h), cubic: await delayed(h, ['-C', 'cubic']) }), undefined, {
+    ...delayOpts,
+    defaultClass: { bond: { equalizeDelay: true }, queue: EQ_QUEUE },
+  });
   const stickyDelay = await withSites(`${tag}e`, 'balance', (h) => delayed(h), undefined, delayOpts);
   const equalDelay = await withSites(`${tag}q`, 'bond', (h) => delayed(h), undefined, { ...delayOpts, delayMs: DELAYS_MS.map(() => Math.max(...DELAYS_MS)) });
   const pre = rateBetween(sticky.eight.intervalBytes, 1, 1, 5);
@@ -132,12 +145,12 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
   const perLink = (m: Map<string, number>): string => [...m].map(([n, v]) => `${n} ${v}`).join(' / ');
   const delayRow = (what: string, d: { r: IperfResult; perLink: Map<string, number>; relayLateMs: number }): string =>
     `| ${what} | ${d.r.mbps.toFixed(1)} | ${d.r.retransmits} | ${perLink(d.perLink)} | ${d.relayLateMs.toFixed(1)} |`;
-  log(`namespaces, 3 x ${RATE_MBIT} Mbit/s (tbf), ${DELAYS_MS.join(' / ')} ms added one way (userspace relay), 1 TCP flow ${DELAY_SECONDS} s: bonded (${cc}) ${bondDelay.def.r.mbps.toFixed(1)} Mbit/s (${bondDelay.def.r.retransmits} retr.), bonded (cubic) ${bondDelay.cubic.r.mbps.toFixed(1)} (${bondDelay.cubic.r.retransmits}), balanced (sticky, ${cc}) ${stickyDelay.r.mbps.toFixed(1)} (${stickyDelay.r.retransmits}); control, every link ${Math.max(...DELAYS_MS)} ms, bonded (${cc}) ${equalDelay.r.mbps.toFixed(1)} (${equalDelay.r.retransmits})\n`);
+  log(`namespaces, 3 x ${RATE_MBIT} Mbit/s (tbf), ${DELAYS_MS.join(' / ')} ms added one way (userspace relay), 1 TCP flow ${DELAY_SECONDS} s: bonded (${cc}) ${bondDelay.def.r.mbps.toFixed(1)} Mbit/s (${bondDelay.def.r.retransmits} retr.), bonded (cubic) ${bondDelay.cubic.r.mbps.toFixed(1)} (${bondDelay.cubic.r.retransmits}), balanced (sticky, ${cc}) ${stickyDelay.r.mbps.toFixed(1)} (${stickyDelay.r.retransmits}); control, every link ${Math.max(...DELAYS_MS)} ms, bonded (${cc}) ${equalDelay.r.mbps.toFixed(1)} (${equalDelay.r.retransmits}); equalized (${cc}) ${eqDelay.def.r.mbps.toFixed(1)} (${eqDelay.def.r.retransmits}), equalized (cubic) ${eqDelay.cubic.r.mbps.toFixed(1)} (${eqDelay.cubic.r.retransmits})\n`);
   log(`  per 0.5 s bonded (${cc}): ${bondDelay.def.r.intervalBytes.map((b) => ((b * 8) / 0.5 / 1e6).toFixed(0)).join(' ')}; data packets per link ${perLink(bondDelay.def.perLink)}\n`);
   log(`  per 0.5 s bonded (cubic): ${bondDelay.cubic.r.intervalBytes.map((b) => ((b * 8) / 0.5 / 1e6).toFixed(0)).join(' ')}; data packets per link ${perLink(bondDelay.cubic.perLink)}\n`);
   figures.push({ bench: 'bond-ns-one-flow', value: r1(bonded.one.mbps), unit: 'Mbit/s', peers: { sticky: r1(sticky.one.mbps), 'one-link': r1(oneLink.mbps) } });
   figures.push({ bench: 'bond-ns-cut-stall', value: stall, unit: 's' });
-  figures.push({ bench: 'bond-ns-delay-tcp', value: r1(bondDelay.def.r.mbps), unit: 'Mbit/s', peers: { cubic: r1(bondDelay.cubic.r.mbps), sticky: r1(stickyDelay.r.mbps), 'equal-delay': r1(equalDelay.r.mbps) } });
+  figures.push({ bench: 'bond-ns-delay-tcp', value: r1(bondDelay.def.r.mbps), unit: 'Mbit/s', peers: { cubic: r1(bondDelay.cubic.r.mbps), sticky: r1(stickyDelay.r.mbps), 'equal-delay': r1(equalDelay.r.mbps), equalized: r1(eqDelay.def.r.mbps), 'equalized-cubic': r1(eqDelay.cubic.r.mbps) } });
   figures.push({ bench: 'bond-ns-recovery', value: pre > 0 ? r1((post / pre) * 100) : 0, unit: '% of pre-fault', peers: { 'pre-fault Mbit/s': r1(pre), 'after restore Mbit/s': r1(post) } });
   rows.push(
     `| one TCP flow, ${SECONDS} s | bond ${bonded.one.mbps.toFixed(1)} (${bonded.one.retransmits} retr.) | balance/sticky ${sticky.one.mbps.toFixed(1)} (${sticky.one.retransmits}) | one link ${oneLink.mbps.toFixed(1)} (${oneLink.retransmits}) |`,
@@ -150,6 +163,8 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
     '| --- | ---: | ---: | --- | ---: |',
     delayRow(`bonded, ${cc}`, bondDelay.def),
     delayRow('bonded, cubic', bondDelay.cubic),
+    delayRow(`bonded, bond.equalizeDelay, queue 2.5 MB, ${cc}`, eqDelay.def),
+    delayRow('bonded, bond.equalizeDelay, queue 2.5 MB, cubic', eqDelay.cubic),
     delayRow(`balanced (sticky), ${cc}`, stickyDelay),
     delayRow(`control: every link ${Math.max(...DELAYS_MS)} ms, bonded, ${cc}`, equalDelay),
   );
