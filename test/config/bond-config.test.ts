@@ -42,6 +42,15 @@ describe('strategy: bond in the config', () => {
     expect(p.find((c) => c.name === 'default')!.bondMaxDelayGapMs).toBeUndefined();
   });
 
+  it('bond.equalizeDelay reaches the class policy; off unless set', () => {
+    const cfg = parseConfigText(`${BASE}classes:\n  bulk: { strategy: bond, bond: { equalizeDelay: true } }\n  default: { strategy: bond, bond: { maxDelayGapMs: 30 } }\n`, 'braid.yaml');
+    const p = classPolicies(cfg);
+    expect(p.find((c) => c.name === 'bulk')).toMatchObject({ strategy: 'bond', bondEqualizeDelay: true });
+    expect(p.find((c) => c.name === 'bulk')!.bondMaxDelayGapMs).toBeUndefined();
+    expect(p.find((c) => c.name === 'default')!.bondEqualizeDelay).toBeUndefined();
+    expect(fails(`${BASE}classes:\n  bulk: { strategy: bond, bond: { equalizeDelay: yes please } }\n`).message).toMatch(/classes\.bulk\.bond\.equalizeDelay/);
+  });
+
   it('a bad strategy is one line naming the field and the values', () => {
     const e = fails(`${BASE}classes:\n  bulk: { strategy: bonded }\n`);
     expect(e.message.split('\n')).toHaveLength(1);

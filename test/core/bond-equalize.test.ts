@@ -11,6 +11,7 @@ import { World, type WorldLinkConfig } from '../../sim/world.ts';
 import { flowSpec, makePacket, readPacketTag } from '../../sim/packets.ts';
 import { DEFAULT_POLICIES, type ClassPolicy } from '../../src/core/steer/classes.ts';
 import { DelayEqualizer } from '../../src/core/steer/equalize.ts';
+import { BondScheduler } from '../../src/core/steer/bond.ts';
 import { BOND_EQUALIZE_MAX_PACKETS } from '../../src/core/constants.ts';
 
 const SEED = Number(process.env.BRAID_SEED ?? 20261206);
@@ -142,5 +143,26 @@ describe('DelayEqualizer', () => {
     eq.flush(101);
     expect(got.length).toBe(BOND_EQUALIZE_MAX_PACKETS + 3);
     expect(eq.heldPackets).toBe(0);
+  });
+});
+
+describe('BondScheduler with equalizeDelay', () => {
+  it('takes every member as the slowest one way: no queue built on purpose (slack 0), even shares at full rate', () => {
+    const paths = [20, 60, 120].map((rtt, id) => ({ id, spareBps: 100e6, srttMs: rtt, baseRttMs: rtt, lossRatio: 0, mtuBytes: 1400 }));
+    const shares = (equalizeDelay: boolean): { slack: number; perPath: number[] } => {
+      const s = new BondScheduler({ kind: 'eat', maxDelayGapMs: 80, equalizeDelay });
+      s.setPaths(0, paths);
+      const perPath = [0, 0, 0];
+      // 1400 bytes every 0.04 ms: 280 Mbit/s for 1 s.
+      for (let i = 0; i < 25_000; i++) perPath[s.pick(i * 0.04, 1400)]!++;
+      return { slack: s.slackMs(0), perPath };
+    };
+    const on = shares(true);
+    const off = shares(false);
+    expect(on.slack).toBe(0);
+    expect(off.slack).toBe(50);
+    for (const n of on.perPath) expect(n).toBeGreaterThan(25_000 * 0.3);
+    // Without it the fast path carries more (its queue lines arrivals up with the slow one's).
+    expect(off.perPath[0]!).toBeGreaterThan(off.perPath[2]! * 1.2);
   });
 });
