@@ -47,13 +47,13 @@ interface Snap {
   idIndex: Map<number, number>;
 }
 
-function write(): { file: string; heapBytes: number } {
+function write(): { file: string; heapBytes: number; bufferBytes: number } {
   gc();
   gc();
-  const heapBytes = process.memoryUsage().heapUsed;
+  const { heapUsed: heapBytes, arrayBuffers: bufferBytes } = process.memoryUsage();
   const file = join(tmpdir(), `fleet-heap-${process.pid}-${Date.now()}.heapsnapshot`);
   writeHeapSnapshot(file);
-  return { file, heapBytes };
+  return { file, heapBytes, bufferBytes };
 }
 
 function parse(file: string): Snap {
@@ -99,7 +99,8 @@ const heapA = fa.heapBytes;
 const heapB = fb.heapBytes;
 const b = parse(fb.file);
 const a = parse(fa.file);
-console.log(`mode ${MODE}, ${SPOKES} spokes: heapUsed ${(heapA / 1e6).toFixed(1)} MB with the hub, ${(heapB / 1e6).toFixed(1)} MB empty: ${((heapA - heapB) / SPOKES / 1024).toFixed(1)} KB per spoke`);
+const buffersKb = (fa.bufferBytes - fb.bufferBytes) / SPOKES / 1024;
+console.log(`mode ${MODE}, ${SPOKES} spokes: heapUsed ${(heapA / 1e6).toFixed(1)} MB with the hub, ${(heapB / 1e6).toFixed(1)} MB empty: ${((heapA - heapB) / SPOKES / 1024).toFixed(1)} KB per spoke, + ArrayBuffers ${buffersKb.toFixed(1)} KB = ${((heapA - heapB) / SPOKES / 1024 + buffersKb).toFixed(1)} KB per spoke`);
 
 // The hub's objects: in A, not in B.
 const F = a.fields;
