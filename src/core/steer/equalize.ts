@@ -104,6 +104,8 @@ export class DelayEqualizer {
   private readonly holdMs = new Float64Array(BOND_MAX_PATHS);
   private readonly queues: Array<PathQueue | undefined> = new Array<PathQueue | undefined>(BOND_MAX_PATHS);
   private readonly tmp = { seq: 0, inMs: 0 };
+  /** One past the highest path id with a queue: the scans stop there (a peer has a few paths). */
+  private pathsEnd = 0;
 
   constructor(private readonly sink: EqualizeSink) {}
 
@@ -150,7 +152,10 @@ export class DelayEqualizer {
   nextReleaseMs(): number {
     if (this.heldPackets === 0) return Infinity;
     let t = Infinity;
-    for (const q of this.queues) if (q !== undefined && q.len > 0) t = Math.min(t, q.headAtMs());
+    for (let i = 0; i < this.pathsEnd; i++) {
+      const q = this.queues[i];
+      if (q !== undefined && q.len > 0) t = Math.min(t, q.headAtMs());
+    }
     return t;
   }
 
@@ -168,7 +173,7 @@ export class DelayEqualizer {
   private releaseOne(nowMs: number, early: boolean): void {
     let best = -1;
     let bestAt = Infinity;
-    for (let i = 0; i < BOND_MAX_PATHS; i++) {
+    for (let i = 0; i < this.pathsEnd; i++) {
       const q = this.queues[i];
       if (q === undefined || q.len === 0) continue;
       const at = q.headAtMs();
@@ -194,6 +199,7 @@ export class DelayEqualizer {
     if (q === undefined) {
       q = new PathQueue();
       this.queues[pathId] = q;
+      this.pathsEnd = Math.max(this.pathsEnd, pathId + 1);
     }
     return q;
   }
