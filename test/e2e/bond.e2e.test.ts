@@ -9,7 +9,9 @@
  *   - with 10 / 30 / 60 ms added one way on the three links (userspace netem relay, one process per
  *     link in a WAN namespace): every link stays in the bond (50 ms apart is inside the default
  *     80 ms gap), the relays delayed what they should, the fast links' CoDel leaves the bond's own
- *     queue alone, and the receiver puts the flow back in order.
+ *     queue alone, and the receiver puts the flow back in order;
+ *   - the same links with `bond.equalizeDelay`: the receiver holds each link's packets for the
+ *     slowest link's extra one-way delay (50 / 30 / 0 ms), the sender fills all three links, in order.
  * Skipped with a printed reason when not root; CI runs it as root. Namespaces and interfaces carry
  * the `brt-` prefix and are deleted even on failure.
  */
@@ -107,6 +109,39 @@ describe.skipIf(!ROOT)('bonding end-to-end: three links shaped to 100 Mbit/s', (
       expect(queueDrops, `${queueDrops} shaper drops of ${data} data packets`).toBeLessThan(data * 0.002);
       // In order for TCP: packets released after their hole was given up are a small minority.
       expect(rxB, 'the receiver has no resequencer for the bonded class').toBeDefined();
+      expect(rxB!.delivered).toBeGreaterThan(1000);
+      expect(rxB!.late).toBeLessThan(rxB!.delivered * 0.01);
+    }, 90_000);
+  });
+
+  describe('default class bonded with bond.equalizeDelay, 10 / 30 / 60 ms added one way', () => {
+    const DELAYS_MS = [10, 30, 60];
+    let h: BondSites;
+    beforeAll(async () => {
+      h = await startBondSites({ tag: `bq${process.pid % 10000}`, rateMbit: 100, strategy: 'bond', delayMs: DELAYS_MS, tunTxQueueLen: 1000, defaultClass: { bond: { equalizeDelay: true } } });
+      for (const site of ['a', 'b'] as const) await h.topo.execIn(site, ['sysctl', '-q', '-w', 'net.ipv4.tcp_rmem=4096 131072 33554432', 'net.ipv4.tcp_wmem=4096 16384 33554432']);
+    }, 90_000);
+    afterAll(async () => {
+      await h?.stop();
+    });
+
+    it("the receiver holds each link's packets for the slowest link's extra delay, the sender fills every link, the flow comes in order", async () => {
+      const before = await h.status('a');
+      const r = await iperf(h, 8);
+      const after = await h.status('a');
+      const rxB = (await h.status('b')).bond?.find((c) => c.class === 'default');
+      const delta = [...linkDataDelta(before, after).values()];
+      const data = delta.reduce((a, b) => a + b, 0);
+      console.log(`e2e bond equalized: 1 TCP flow ${r.mbps.toFixed(1)} Mbit/s (${r.retransmits} retransmits; box load applies); data per link ${delta.join(' / ')}; receiver ${JSON.stringify(rxB)}`);
+      expect(rxB?.equalize, 'the receiver does not equalize the bonded class').toBeDefined();
+      const eq = rxB!.equalize!;
+      // Holds from the links' lowest RTTs (the relays add 2 x 10 / 30 / 60 ms): 50 / 30 / 0 ms.
+      const want = DELAYS_MS.map((d) => Math.max(...DELAYS_MS) - d);
+      eq.holdMs.forEach((hold, i) => expect(Math.abs(hold - want[i]!), `link ${i}: hold ${hold} ms, want ${want[i]}`).toBeLessThan(8));
+      expect(eq.held).toBeGreaterThan(1000);
+      expect(eq.early).toBe(0);
+      // The sender takes every link as equally slow: no link is left for the fast ones' queues.
+      for (const n of delta) expect(n, `data per link ${delta.join(' / ')}`).toBeGreaterThan(data * 0.2);
       expect(rxB!.delivered).toBeGreaterThan(1000);
       expect(rxB!.late).toBeLessThan(rxB!.delivered * 0.01);
     }, 90_000);
