@@ -32,6 +32,8 @@ export class ReplayWindow {
   private ring: Uint32Array;
   private mask: number;
   private greatest = 0;
+  /** The greatest counter's block (kept: check would divide for it on every packet). */
+  private front = 0;
 
   constructor(ringWords: number = REPLAY_RING_WORDS, firstWords: number = REPLAY_FIRST_WORDS) {
     if (!Number.isInteger(ringWords) || ringWords < 2 || (ringWords & (ringWords - 1)) !== 0) {
@@ -63,23 +65,29 @@ export class ReplayWindow {
     if (this.greatest - counter >= this.windowSize) return false;
     const block = Math.floor(counter / BITS_PER_WORD);
     // Older than the ring's blocks, inside the window: seen (see the file comment).
-    if (block <= Math.floor(this.greatest / BITS_PER_WORD) - this.ring.length) return false;
+    if (block <= this.front - this.ring.length) return false;
     return (this.ring[block & this.mask]! & (1 << (counter & 31))) === 0;
   }
 
   /** Records `counter` as seen. Returns false (and changes nothing) if it would not pass `check`. */
   update(counter: number): boolean {
-    if (!this.check(counter)) return false;
+    if (!isValidCounter(counter)) return false;
     const block = Math.floor(counter / BITS_PER_WORD);
+    const bit = 1 << (counter & 31);
     if (counter > this.greatest) {
-      const currentBlock = Math.floor(this.greatest / BITS_PER_WORD);
-      while (this.ring.length < this.maxWords && !this.canDrop(currentBlock, block, counter)) this.grow(currentBlock);
-      // Clear the words we move over; never more than the whole ring however far we jump.
-      const steps = Math.min(block - currentBlock, this.ring.length);
-      for (let i = 1; i <= steps; i++) this.ring[(currentBlock + i) & this.mask] = 0;
+      const currentBlock = this.front;
+      if (block > currentBlock) {
+        while (this.ring.length < this.maxWords && !this.canDrop(currentBlock, block, counter)) this.grow(currentBlock);
+        // Clear the words we move over; never more than the whole ring however far we jump.
+        const steps = Math.min(block - currentBlock, this.ring.length);
+        for (let i = 1; i <= steps; i++) this.ring[(currentBlock + i) & this.mask] = 0;
+        this.front = block;
+      }
       this.greatest = counter;
+    } else if (this.greatest - counter >= this.windowSize || block <= this.front - this.ring.length || (this.ring[block & this.mask]! & bit) !== 0) {
+      return false;
     }
-    this.ring[block & this.mask]! |= 1 << (counter & 31);
+    this.ring[block & this.mask]! |= bit;
     return true;
   }
 
