@@ -16,8 +16,8 @@ import { checkSchema } from './json-schema.ts';
 
 const schema = JSON.parse(readFileSync(new URL('../../docs/status-schema.json', import.meta.url), 'utf8')) as Record<string, unknown>;
 
-function bondedRun(): { a: EdgeSnapshot; b: EdgeSnapshot } {
-  const policies = DEFAULT_POLICIES.map((p) => (p.name === 'default' ? { ...p, strategy: 'bond' as const } : p));
+function bondedRun(equalizeDelay = false): { a: EdgeSnapshot; b: EdgeSnapshot } {
+  const policies = DEFAULT_POLICIES.map((p) => (p.name === 'default' ? { ...p, strategy: 'bond' as const, ...(equalizeDelay ? { bondEqualizeDelay: true } : {}) } : p));
   const w = new World({ seed: 17, links: [{ name: 'mpls', delayMs: 10 }, { name: 'inet', delayMs: 25, lossRatio: 0.01 }], edge: { policies } });
   w.every(0.5, { startMs: 1500, count: 4000 }, (i) => w.a.sendTun(makePacket({ ...flowSpec(3, 1000), seq: i })));
   w.runFor(5000);
@@ -44,6 +44,21 @@ describe('braid status and the dashboard for bonded traffic', () => {
       expect(report.errors).toEqual([]);
       expect(report.undocumented, 'bond fields missing from docs/status-schema.json').toEqual([]);
     }
+  });
+
+  it('bond.equalizeDelay: the class shows its holds per link and waits; JSON validates, text has them', () => {
+    const eq = bondedRun(true).b;
+    const got = eq.bond!.find((c) => c.class === 'default')!;
+    expect(got.equalize).toBeDefined();
+    // mpls 10 ms, inet 25 ms one way: mpls's packets wait 15 ms, inet's none.
+    expect(got.equalize!.holdMs[0]).toBeCloseTo(15, 0);
+    expect(got.equalize!.holdMs[1]).toBe(0);
+    expect(got.equalize!.held).toBeGreaterThan(0);
+    const report = checkSchema(schema, JSON.parse(statusJson(eq)));
+    expect(report.errors).toEqual([]);
+    expect(report.undocumented, 'equalize fields missing from docs/status-schema.json').toEqual([]);
+    expect(formatStatusText(eq)).toMatch(/equalize hold [\d.]+ ?ms\/0/);
+    expect(b.bond!.find((c) => c.class === 'default')!.equalize, 'a class without the option shows none').toBeUndefined();
   });
 
   it('text: the top flow shows its links with shares; a bonded classes section shows the resequencing', () => {
