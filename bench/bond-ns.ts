@@ -17,7 +17,7 @@
  *                          what TCP and this bed reach at that RTT whatever the scheduler), and
  *                          the flow bonded with `bond.equalizeDelay` (every packet held at the
  *                          receiver to the 60 ms link's delay; box CC and CUBIC: `equalized`,
- *                          `equalized-cubic`) with a queue of ~200 ms per link (EQ_QUEUE). TCP buffers 32 MB in both
+ *                          `equalized-cubic`) with the class queue an equalizing class gets by default (EQUALIZE_QUEUE_MS, 210 ms at the link's rate). TCP buffers 32 MB in both
  *                          namespaces (the bond's RTT under load is the slowest link's, ~130 ms:
  *                          4.5 MB in flight at 280 Mbit/s) and tun.txQueueLen 1000 (the default 64
  *                          drops the bursts a 130 ms window sends: 6,667 TUN drops in 10 s).
@@ -42,12 +42,6 @@ const DELAYS_MS = [10, 30, 60];
 const DELAY_SECONDS = 15;
 /** TCP buffers in both namespaces for the delayed runs (min default max, bytes). */
 const TCP_BUFFERS = '4096 131072 33554432';
-/**
- * The equalized run's class queue per link: ~210 ms at 95 Mbit/s (the default, 100 ms or 1,024
- * packets, is under the bond's ~120 ms RTT; BBR's 2 x BDP in flight then overflows it: 3,248
- * tail drops in 10 s against 1,693 with this one, 176 -> 213 Mbit/s).
- */
-const EQ_QUEUE = { maxPackets: 2048, maxBytes: 2_500_000 };
 
 /** The sites up now: what a SIGTERM from the bench runner (timeout) or a ^C must take down. */
 let current: BondSites | undefined;
@@ -132,7 +126,7 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
   const bondDelay = await withSites(`${tag}d`, 'bond', async (h) => ({ def: await delayed(h), cubic: await delayed(h, ['-C', 'cubic']) }), undefined, delayOpts);
   const eqDelay = await withSites(`${tag}z`, 'bond', async (h) => ({ def: await delayed(h), cubic: await delayed(h, ['-C', 'cubic']) }), undefined, {
     ...delayOpts,
-    defaultClass: { bond: { equalizeDelay: true }, queue: EQ_QUEUE },
+    defaultClass: { bond: { equalizeDelay: true } },
   });
   const stickyDelay = await withSites(`${tag}e`, 'balance', (h) => delayed(h), undefined, delayOpts);
   const equalDelay = await withSites(`${tag}q`, 'bond', (h) => delayed(h), undefined, { ...delayOpts, delayMs: DELAYS_MS.map(() => Math.max(...DELAYS_MS)) });
@@ -163,8 +157,8 @@ export async function runNamespaceBench(log: (s: string) => void): Promise<{ fig
     '| --- | ---: | ---: | --- | ---: |',
     delayRow(`bonded, ${cc}`, bondDelay.def),
     delayRow('bonded, cubic', bondDelay.cubic),
-    delayRow(`bonded, bond.equalizeDelay, queue 2.5 MB, ${cc}`, eqDelay.def),
-    delayRow('bonded, bond.equalizeDelay, queue 2.5 MB, cubic', eqDelay.cubic),
+    delayRow(`bonded, bond.equalizeDelay (its default queue: 210 ms), ${cc}`, eqDelay.def),
+    delayRow('bonded, bond.equalizeDelay (its default queue: 210 ms), cubic', eqDelay.cubic),
     delayRow(`balanced (sticky), ${cc}`, stickyDelay),
     delayRow(`control: every link ${Math.max(...DELAYS_MS)} ms, bonded, ${cc}`, equalDelay),
   );

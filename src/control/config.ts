@@ -20,7 +20,7 @@ import { CLASS_NAMES, DEFAULT_POLICIES, NO_BOND_CLASSES, STRATEGIES, type ClassN
 import { RESEQ_MAX_BOUND_MS } from '../core/constants.ts';
 import { DEFAULT_FEC_POLICIES, checkFecPolicy, type ClassFecPolicy } from '../core/fec/policy.ts';
 import { FEC_MAX_FLUSH_MS, FEC_MAX_K, FEC_MAX_M } from '../core/fec/limits.ts';
-import { CODEL_TARGET_MS, DEFAULT_QUEUE_POLICIES, MAX_QUEUE_PACKETS, type ClassQueuePolicy } from '../core/qos/policy.ts';
+import { CODEL_TARGET_MS, DEFAULT_QUEUE_POLICIES, EQUALIZE_QUEUE_MS, EQUALIZE_QUEUE_PACKETS, MAX_QUEUE_PACKETS, type ClassQueuePolicy } from '../core/qos/policy.ts';
 
 const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const IFNAME_RE = /^[A-Za-z0-9_.:@-]{1,15}$/;
@@ -438,6 +438,12 @@ export function classOverrides(cfg: Pick<BraidConfig, 'classes'>): {
     const wfq = !DEFAULT_QUEUE_POLICIES[CLASS_NAMES.indexOf(name)]!.priority;
     if (typeof codelTargetMs === 'number') q.codelTargetMs = codelTargetMs;
     else if (codelTargetMs === undefined && wfq) q.codelTargetMs = CODEL_TARGET_MS;
+    // An equalizing bond's senders see the slowest member's RTT: a queue of ~2 x that RTT, unless
+    // the operator sized it (EQUALIZE_QUEUE_MS says what was measured).
+    if (o?.bond?.equalizeDelay === true) {
+      if (q.maxBytes === undefined) q.maxQueueMs = EQUALIZE_QUEUE_MS;
+      if (q.maxPackets === undefined) q.maxPackets = Math.max(EQUALIZE_QUEUE_PACKETS, DEFAULT_QUEUE_POLICIES[CLASS_NAMES.indexOf(name)]!.maxPackets);
+    }
     if (Object.keys(q).length > 0) queues[name] = q;
   }
   return { fec, queues };

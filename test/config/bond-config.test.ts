@@ -3,7 +3,9 @@
  * default, a bad value and voice each give one line naming the field, with the reason.
  */
 import { describe, expect, it } from 'vitest';
-import { classPolicies, parseConfigText } from '../../src/control/config.ts';
+import { classOverrides, classPolicies, parseConfigText } from '../../src/control/config.ts';
+import { CLASS_NAMES } from '../../src/core/steer/classes.ts';
+import { DEFAULT_QUEUE_POLICIES, EQUALIZE_QUEUE_MS, LinkScheduler, checkQueuePolicy, type ClassQueuePolicy } from '../../src/core/qos/index.ts';
 import { BraidError } from '../../src/core/errors.ts';
 
 const BASE = `
@@ -49,6 +51,26 @@ describe('strategy: bond in the config', () => {
     expect(p.find((c) => c.name === 'bulk')!.bondMaxDelayGapMs).toBeUndefined();
     expect(p.find((c) => c.name === 'default')!.bondEqualizeDelay).toBeUndefined();
     expect(fails(`${BASE}classes:\n  bulk: { strategy: bond, bond: { equalizeDelay: yes please } }\n`).message).toMatch(/classes\.bulk\.bond\.equalizeDelay/);
+  });
+
+  it('an equalizing class gets a queue of EQUALIZE_QUEUE_MS unless its queue is configured (a real LinkScheduler takes that much)', () => {
+    // What the Endpoint builds per shaped link: the defaults, then the config's overrides.
+    const queuedMs = (yaml: string, name: 'bulk' | 'default'): number => {
+      const { queues } = classOverrides(parseConfigText(`${BASE}${yaml}`, 'braid.yaml'));
+      const classes: ClassQueuePolicy[] = CLASS_NAMES.map((n, i) => ({ ...DEFAULT_QUEUE_POLICIES[i]!, ...queues[n] }));
+      classes.forEach((c, i) => checkQueuePolicy(c, CLASS_NAMES[i]!));
+      const rateBps = 100e6;
+      const s = new LinkScheduler<{ sizeBytes: number }>({ rateBps, classes }, 0);
+      let n = 0;
+      while (n < 20_000 && s.enqueue(0, CLASS_NAMES.indexOf(name), { sizeBytes: 1400 })) n++;
+      return (n * 1400 * 8) / (rateBps / 1000);
+    };
+    const bond = 'classes:\n  bulk: { strategy: bond, bond: { equalizeDelay: true } }\n  default: { strategy: bond }\n';
+    expect(queuedMs(bond, 'bulk')).toBeGreaterThan(EQUALIZE_QUEUE_MS - 2);
+    expect(queuedMs(bond, 'bulk')).toBeLessThan(EQUALIZE_QUEUE_MS + 2);
+    expect(queuedMs(bond, 'default')).toBeLessThan(102); // not equalizing: the 100 ms default
+    // The operator's own bound wins.
+    expect(queuedMs('classes:\n  bulk: { strategy: bond, bond: { equalizeDelay: true }, queue: { maxBytes: 1250000 } }\n', 'bulk')).toBeLessThan(101);
   });
 
   it('a bad strategy is one line naming the field and the values', () => {

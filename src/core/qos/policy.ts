@@ -15,8 +15,14 @@ export interface ClassQueuePolicy {
   weight: number;
   /** Most packets queued for this class on one link. */
   maxPackets: number;
-  /** Most bytes queued; undefined = max(MIN_QUEUE_BYTES, rate x DEFAULT_QUEUE_MS). */
+  /** Most bytes queued; undefined = max(MIN_QUEUE_BYTES, rate x (maxQueueMs ?? DEFAULT_QUEUE_MS)). */
   maxBytes?: number;
+  /**
+   * The byte bound as time at the link's shaped rate when maxBytes is not set (default
+   * DEFAULT_QUEUE_MS). A class with bond.equalizeDelay gets EQUALIZE_QUEUE_MS: its TCP senders see
+   * the slowest member's RTT, and BBR's 2 x BDP in flight overflows a 100 ms queue.
+   */
+  maxQueueMs?: number;
   /**
    * CoDel (RFC 8289) on this class's queue, WFQ classes only: once the head's sojourn time stays
    * above this target for CODEL_INTERVAL_MS, heads are dropped at the control law's rate until it
@@ -36,6 +42,16 @@ export const QUANTUM_BYTES = 1514;
 export const MAX_QUEUE_PACKETS = 8192;
 export const MIN_QUEUE_BYTES = 64 * 1024;
 export const DEFAULT_QUEUE_MS = 100;
+/**
+ * Queue bound of a class with bond.equalizeDelay when its queue is not configured: time at the
+ * link's rate (the packet cap is set high enough that time is what binds up to ~200 Mbit/s of
+ * 1,400-byte packets). Measured (docs/BENCHMARKS.md, bond: one BBR flow over 10/30/60 ms links of
+ * 100 Mbit/s): the default 100 ms / 1,024 packets read 172-176 Mbit/s with 3,000-13,000 tail drops;
+ * ~210 ms (2.5 MB / 2,048 packets) read 206-222; 420 ms (5 MB) was worse again (170: the
+ * resequencer's waits grew).
+ */
+export const EQUALIZE_QUEUE_MS = 210;
+export const EQUALIZE_QUEUE_PACKETS = 4096;
 /** Outer IPv4 + UDP header, charged to the token bucket on top of the datagram (as a modem sees it). */
 export const OUTER_HEADER_BYTES = 28;
 
@@ -58,4 +74,5 @@ export function checkQueuePolicy(p: ClassQueuePolicy, where: string): void {
   if (!Number.isInteger(p.maxPackets) || p.maxPackets < 1 || p.maxPackets > MAX_QUEUE_PACKETS) bad(`maxPackets=${p.maxPackets} must be 1..${MAX_QUEUE_PACKETS}`);
   if (p.maxBytes !== undefined && !(Number.isInteger(p.maxBytes) && p.maxBytes >= 1500)) bad(`maxBytes=${p.maxBytes} must be an integer >= 1500`);
   if (p.codelTargetMs !== undefined && !(p.codelTargetMs >= 0.5 && p.codelTargetMs <= 1000)) bad(`codelTargetMs=${p.codelTargetMs} must be 0.5..1000`);
+  if (p.maxQueueMs !== undefined && !(p.maxQueueMs >= 1 && p.maxQueueMs <= 5000)) bad(`maxQueueMs=${p.maxQueueMs} must be 1..5000`);
 }

@@ -267,7 +267,7 @@ export class LinkScheduler<T extends Queued> {
     this.priorityOrder = [];
     this.drrOrder = [];
     config.classes.forEach((c, i) => {
-      this.maxBytes[i] = c.maxBytes ?? Math.max(MIN_QUEUE_BYTES, Math.round(this.bytesPerMs * DEFAULT_QUEUE_MS));
+      this.maxBytes[i] = c.maxBytes ?? Math.max(MIN_QUEUE_BYTES, Math.round(this.bytesPerMs * (c.maxQueueMs ?? DEFAULT_QUEUE_MS)));
       this.quantum[i] = c.weight * QUANTUM_BYTES;
       (c.priority ? this.priorityOrder : this.drrOrder).push(i);
     });
