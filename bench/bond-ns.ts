@@ -1,7 +1,7 @@
 /**
  * The namespace part of `npm run bench -- bond` (issue 17's acceptance figures), run by
  * bench/bond.ts when root: two `braid up` over three veth links shaped to 100 Mbit/s each with tbf
- * (sim/bond-ns.ts), iperf3 TCP through the overlay:
+ * (src/io/realtime/bond-ns.ts), iperf3 TCP through the overlay:
  *   bond-ns-one-flow       one TCP flow, default class bonded; peers in the same run: the same flow
  *                          balanced (sticks to one link: `sticky`) and through a single link (`one-link`);
  *   bond-ns-cut-stall      the longest stall of a bonded flow when one link is cut for 5 s;
@@ -24,7 +24,7 @@
  * Each run is short (6-20 s); on a shared 2-core box the figures are CPU-bound and low.
  */
 import { loadavg } from 'node:os';
-import { iperf, linkDataDelta, longestStallS, startBondSites, type BondSites, type BondSitesOptions, type IperfResult } from '../sim/bond-ns.ts';
+import { iperf, linkDataDelta, longestStallS, startBondSites, type BondSites, type BondSitesOptions, type IperfResult } from '../src/io/realtime/bond-ns.ts';
 
 export interface NsFigure {
   bench: string;

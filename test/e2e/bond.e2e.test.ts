@@ -1,6 +1,6 @@
 /**
  * End-to-end (root), issue 17: two `braid up` processes over three veth links shaped to 100 Mbit/s
- * each with tbf (sim/bond-ns.ts, on the sim/e2e.ts harness). Functional checks only; the
+ * each with tbf (src/io/realtime/bond-ns.ts, on the sim/e2e.ts harness). Functional checks only; the
  * throughput figures (bonded vs sticky, recovery of 8 flows) are `npm run bench -- bond`.
  *   - one bonded TCP flow uses all three links and the receiver's resequencer delivers it;
  *   - a link cut for 5 s under a bonded flow: no stall over 1 s, and the flow uses all three links
@@ -16,7 +16,7 @@
  * the `brt-` prefix and are deleted even on failure.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { iperf, linkDataDelta, longestStallS, startBondSites, type BondSites } from '../../sim/bond-ns.ts';
+import { iperf, linkDataDelta, longestStallS, startBondSites, type BondSites } from '../../src/io/realtime/bond-ns.ts';
 import { isRoot } from '../../sim/netns.ts';
 import { BOND_DEFAULT_MAX_DELAY_GAP_MS } from '../../src/core/constants.ts';
 

@@ -153,7 +153,7 @@ export function tcCommandsFor(topo: Pick<RelayTopology, 'r'>, index: number, dir
  * The userspace backend's relays: one process per link of `t` (src/io/realtime/relay.ts) at the
  * link's base specs, and the WAN namespace's policy routes from the link's two interfaces into its
  * TUN. Each relay goes into `into` as soon as it runs, so the caller's stop() ends those started
- * before a failure. Also used by sim/bond-ns.ts (bonding over delayed links). `niceness` (e.g. -10)
+ * before a failure. Also used by src/io/realtime/bond-ns.ts (bonding over delayed links). `niceness` (e.g. -10)
  * runs them ahead of the edges under test: on a busy box a relay that waits for a CPU delivers
  * late, which is the test bed's jitter, not the network's (the relays' `maxLateMs`).
  */

@@ -6,11 +6,11 @@
  * (functional checks) and bench/bond-ns.ts (the throughput figures). Needs root; names carry the
  * `brt-` prefix and everything is deleted by stop().
  */
-import { startTwoSites, type TwoSites } from './e2e.ts';
-import { createTopology, type Topology } from './netns.ts';
-import { parseNetemSpec } from './netem/spec.ts';
-import { createRelayTopology, startRelays, type JsonLineProcess } from '../src/io/realtime/run-real.ts';
-import type { EdgeSnapshot } from '../src/core/types.ts';
+import { startTwoSites, type TwoSites } from '../../../sim/e2e.ts';
+import { createTopology, type Topology } from '../../../sim/netns.ts';
+import { parseNetemSpec } from '../../../sim/netem/spec.ts';
+import { createRelayTopology, startRelays, type JsonLineProcess } from './run-real.ts';
+import type { EdgeSnapshot } from '../../core/types.ts';
 
 export interface BondSitesOptions {
   tag: string;
