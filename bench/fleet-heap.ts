@@ -12,29 +12,16 @@ import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { World } from '../sim/world.ts';
 import { makePacket } from '../sim/packets.ts';
+import { buildFleetWorld, spokeAddr, spokeName } from './lib/fleet-world.ts';
 import { Endpoint } from '../src/core/endpoint.ts';
 import { SeededRng } from '../src/core/rng.ts';
-import { nativeAeadFactory } from '../src/io/native-aead.ts';
 import { PEER_IDLE_AFTER_MS } from '../src/core/peer-idle.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const SPOKES = Math.max(10, Number(process.env.BENCH_FLEET_SPOKES ?? 200));
 const MODE = process.argv[2] ?? 'traffic';
-const spokeAddr = (i: number, host: number): [number, number, number, number] => [10, 1 + (i >> 8), i & 255, host];
-const spokeName = (i: number): string => `s${i}`;
-
-function buildWorld(): World {
-  const sites = [{ name: 'hub', role: 'hub' as const, links: ['mpls', 'inet'], prefixes: ['10.0.0.0/8'], coversSpokes: true }];
-  const connections = [];
-  for (let i = 1; i <= SPOKES; i++) {
-    const a = spokeAddr(i, 0);
-    sites.push({ name: spokeName(i), role: 'spoke' as unknown as 'hub', links: ['mpls', 'inet'], prefixes: [`${a.join('.')}/24`], coversSpokes: false });
-    connections.push({ a: `${spokeName(i)}.mpls`, b: 'hub.mpls', delayMs: 10 + (i % 7) }, { a: `${spokeName(i)}.inet`, b: 'hub.inet', delayMs: 18 + (i % 11) });
-  }
-  const aead = nativeAeadFactory();
-  return new World({ seed: 12, recordDeliveries: false, sites, connections, ...(aead ? { aead: aead.factory } : {}) });
-}
+const buildWorld = (): World => buildFleetWorld(SPOKES, 12);
 
 interface Snap {
   fields: number;

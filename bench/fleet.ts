@@ -31,6 +31,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { World, type Site } from '../sim/world.ts';
 import { makePacket } from '../sim/packets.ts';
+import { buildFleetWorld, spokeAddr, spokeName } from './lib/fleet-world.ts';
 import { Endpoint } from '../src/core/endpoint.ts';
 import { SeededRng } from '../src/core/rng.ts';
 import { generateKeyPair } from '../src/core/crypto/keys.ts';
@@ -38,7 +39,6 @@ import { BRAID_PROLOGUE, createInitiation } from '../src/core/crypto/noise.ts';
 import { encodeEnvelope } from '../src/core/wire/codec.ts';
 import { ControlServer } from '../src/control/control-socket.ts';
 import { startMetricsServer } from '../src/control/metrics.ts';
-import { nativeAeadFactory } from '../src/io/native-aead.ts';
 import { PEER_IDLE_AFTER_MS } from '../src/core/peer-idle.ts';
 
 setFlagsFromString('--expose-gc');
@@ -63,22 +63,7 @@ const r1 = (x: number): number => Math.round(x * 10) / 10;
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 
-/** Spoke i (1-based): prefix 10.(1 + i/256).(i%256).0/24, LAN host .5. */
-const spokeAddr = (i: number, host: number): [number, number, number, number] => [10, 1 + (i >> 8), i & 255, host];
-const spokeName = (i: number): string => `s${i}`;
-
-function buildWorld(): World {
-  const sites = [{ name: 'hub', role: 'hub' as const, links: ['mpls', 'inet'], prefixes: ['10.0.0.0/8'], coversSpokes: true }];
-  const connections = [];
-  for (let i = 1; i <= SPOKES; i++) {
-    const a = spokeAddr(i, 0);
-    sites.push({ name: spokeName(i), role: 'spoke' as unknown as 'hub', links: ['mpls', 'inet'], prefixes: [`${a.join('.')}/24`], coversSpokes: false });
-    connections.push({ a: `${spokeName(i)}.mpls`, b: 'hub.mpls', delayMs: 10 + (i % 7) }, { a: `${spokeName(i)}.inet`, b: 'hub.inet', delayMs: 18 + (i % 11) });
-  }
-  // The data AEAD braid up uses when the native addon loads (OpenSSL contexts kept per key).
-  const aead = nativeAeadFactory();
-  return new World({ seed: SEED, recordDeliveries: false, sites, connections, ...(aead ? { aead: aead.factory } : {}) });
-}
+const buildWorld = (): World => buildFleetWorld(SPOKES, SEED);
 
 /**
  * The hub's own cost: process CPU time (getrusage, not wall time: the box is shared) spent inside

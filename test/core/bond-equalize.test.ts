@@ -13,6 +13,7 @@ import { DEFAULT_POLICIES, type ClassPolicy } from '../../src/core/steer/classes
 import { DelayEqualizer } from '../../src/core/steer/equalize.ts';
 import { BondScheduler } from '../../src/core/steer/bond.ts';
 import { BOND_EQUALIZE_MAX_PACKETS } from '../../src/core/constants.ts';
+import { outOfOrder } from './order.ts';
 
 const SEED = Number(process.env.BRAID_SEED ?? 20261206);
 const DEFAULT_CLASS = 5;
@@ -71,16 +72,6 @@ function run(equalize: boolean, gapMs: number, count: number): Run {
     reseqHoldMaxMs: rx.reseq.holdMaxMs,
     boundMaxMs: rxPeer.bond.boundMaxMs(DEFAULT_CLASS),
   };
-}
-
-function outOfOrder(seqs: number[]): number {
-  let n = 0;
-  let max = -1;
-  for (const s of seqs) {
-    if (s < max) n++;
-    max = Math.max(max, s);
-  }
-  return n;
 }
 
 const spread = (xs: number[]): { min: number; max: number } => ({ min: Math.min(...xs), max: Math.max(...xs) });

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { World, type WorldLinkConfig } from '../../sim/world.ts';
 import { flowSpec, makePacket, readPacketTag } from '../../sim/packets.ts';
 import { DEFAULT_POLICIES, type ClassPolicy } from '../../src/core/steer/classes.ts';
+import { outOfOrder } from './order.ts';
 
 const SEED = Number(process.env.BRAID_SEED ?? 20261206);
 const DEFAULT_CLASS = 5;
@@ -45,17 +46,6 @@ function runBond(seed: number, links: WorldLinkConfig[], count: number, gapMs: n
     sentPerLink: w.linkNames.map((n) => w.linkStats(n).ab.sent),
     bondShares: flow?.bondPathPackets ?? [],
   };
-}
-
-/** Deliveries out of order (a sequence number below one delivered before it). */
-function outOfOrder(seqs: number[]): number {
-  let n = 0;
-  let max = -1;
-  for (const s of seqs) {
-    if (s < max) n++;
-    max = Math.max(max, s);
-  }
-  return n;
 }
 
 describe(`World: a bonded flow (seed ${SEED})`, () => {
