@@ -41,7 +41,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+#include "offload.h"
 
 // Packets per batch: recvmmsg/sendmmsg vector size and the number of TUN reads per drain.
 // 64 amortises the epoll wakeup and the JS call well; larger batches add latency for the
@@ -332,32 +335,70 @@ static napi_value undefined(napi_env env) {
 // ---------------------------------------------------------------------------------------
 // 1. Setup: TUN
 
-// tunOpen(name: string, mtuBytes: number): { fd, name }
+// Offloads asked of the TUN with TUNSETOFFLOAD: checksums and TCP segmentation (TSO) for both
+// families, so the kernel hands over TCP super-segments of up to 64 KB and takes them back. Not
+// TSO_ECN (a CWR super-segment is segmented by the kernel first) nor USO (UDP, Linux 6.2+).
+#define TUN_OFFLOADS (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+
+// TUNSETIFF on a fresh /dev/net/tun fd; with vnet, also IFF_VNET_HDR and TUNSETOFFLOAD.
+// Returns the fd, or -errno with *failed naming the call.
+static int tun_attach(const char *name, bool vnet, struct ifreq *ifr, const char **failed) {
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    *failed = "open";
+    return -errno;
+  }
+  memset(ifr, 0, sizeof *ifr);
+  // IFF_NO_PI: no 4-byte packet-info header, so the slab holds bare IP packets.
+  ifr->ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+  memcpy(ifr->ifr_name, name, strlen(name));
+  if (ioctl(fd, TUNSETIFF, ifr) < 0) {
+    int err = errno;
+    close(fd);
+    *failed = "ioctl(TUNSETIFF)";
+    return -err;
+  }
+  if (vnet && ioctl(fd, TUNSETOFFLOAD, (unsigned long)TUN_OFFLOADS) < 0) {
+    int err = errno;
+    close(fd);  // the device goes with its only fd; the caller opens it again without
+    *failed = "ioctl(TUNSETOFFLOAD)";
+    return -err;
+  }
+  return fd;
+}
+
+// tunOpen(name: string, mtuBytes: number, offload?: boolean): { fd, name, offload }
+// With offload, IFF_VNET_HDR + TUNSETOFFLOAD when the kernel takes them, else the plain device
+// (offload: false in the result): every read then starts with a virtio_net_hdr, and every write
+// must (tunWrite's vnet argument, tunWriteBatch).
 static napi_value tun_open(napi_env env, napi_callback_info info) {
   static const char *fn = "tunOpen";
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 3;
+  napi_value argv[3];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return throw_type(env, fn, "expected (name: string, mtuBytes: number)");
+  if (argc < 2) return throw_type(env, fn, "expected (name: string, mtuBytes: number, offload?: boolean)");
   char name[IFNAMSIZ];
   if (!get_string(env, argv[0], fn, "name", name, sizeof name)) return NULL;
   int64_t mtu;
   // 68 is the IPv4 minimum MTU; 65535 is the largest a TUN device accepts.
   if (!get_int(env, argv[1], fn, "mtuBytes", 68, 65535, &mtu)) return NULL;
-
-  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return throw_errno(env, "open", "/dev/net/tun", errno);
+  bool want_offload = false;
+  if (argc >= 3) {
+    napi_valuetype t;
+    napi_typeof(env, argv[2], &t);
+    if (t == napi_boolean) napi_get_value_bool(env, argv[2], &want_offload);
+    else if (t != napi_undefined) return throw_type(env, fn, "offload must be a boolean");
+  }
 
   struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  // IFF_NO_PI: no 4-byte packet-info header, so the slab holds bare IP packets.
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  memcpy(ifr.ifr_name, name, strlen(name));
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int err = errno;
-    close(fd);
-    return throw_errno(env, "ioctl(TUNSETIFF)", name, err);
+  const char *failed_call = NULL;
+  bool offload = want_offload;
+  int fd = tun_attach(name, offload, &ifr, &failed_call);
+  if (fd < 0 && offload) {
+    offload = false;  // an old or restricted kernel: the plain device still works
+    fd = tun_attach(name, false, &ifr, &failed_call);
   }
+  if (fd < 0) return throw_errno(env, failed_call, strcmp(failed_call, "open") == 0 ? "/dev/net/tun" : name, -fd);
   // The kernel may have chosen the name (empty name or a 'brt%d' pattern).
   char actual[IFNAMSIZ];
   memcpy(actual, ifr.ifr_name, IFNAMSIZ);
@@ -395,6 +436,9 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_set_named_property(env, out, "fd", make_int(env, fd)));
   NAPI_CALL(env, napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &name_value));
   NAPI_CALL(env, napi_set_named_property(env, out, "name", name_value));
+  napi_value offload_value;
+  NAPI_CALL(env, napi_get_boolean(env, offload, &offload_value));
+  NAPI_CALL(env, napi_set_named_property(env, out, "offload", offload_value));
   return out;
 }
 
@@ -611,7 +655,27 @@ typedef struct reader {
   sockaddr_any_t from[BATCH_MAX];
   // Room for an IP_TOS cmsg (and IP_TTL / others the kernel might add) per message.
   uint8_t control[BATCH_MAX][64];
+  // TUN with IFF_VNET_HDR (offload): each read lands in scratch (vnet header + up to 64 KB) and
+  // is split into the slab; a super-segment that does not fit the rest of a batch stays here
+  // (pending, next_segment) and opens the next batch.
+  bool vnet;
+  bool pending;
+  uint32_t next_segment;
+  offload_plan_t plan;
+  uint8_t *scratch;
+  // Offload counters (readerOffloadStats): super-segments read and the packets they became;
+  // reads dropped for a bad vnet header, headers that do not match, a GSO type not asked for.
+  double super_segments, segments, dropped_header, dropped_packet, dropped_unsupported;
 } reader_t;
+
+// A vnet read: the header, a 64 KB super-segment and room to tell a truncated read (a read that
+// fills the buffer) from a whole one.
+#define TUN_SCRATCH_BYTES (VNET_HDR_BYTES + 65536 + 64)
+
+static void reader_free(reader_t *r) {
+  free(r->scratch);
+  free(r);
+}
 
 // Per-env (per worker) state: the readers whose poll handle is not yet closed.
 typedef struct {
@@ -636,7 +700,7 @@ static void unlink_reader(reader_t *r) {
 }
 
 static void reader_maybe_free(reader_t *r) {
-  if (r->handle_closed && !r->external_alive) free(r);
+  if (r->handle_closed && !r->external_alive) reader_free(r);
 }
 
 static void reader_on_closed(uv_handle_t *h) {
@@ -763,6 +827,51 @@ static int drain_tun(reader_t *r) {
   return n;
 }
 
+// drain_tun for a TUN with IFF_VNET_HDR: pending segments first, then reads, each split into as
+// many slots as it has segments. A read the offload code refuses is a counted drop.
+static int drain_tun_vnet(reader_t *r) {
+  int n = 0;
+  uint8_t *pkt = r->scratch + VNET_HDR_BYTES;
+  while (n < BATCH_MAX) {
+    if (r->pending) {
+      while (n < BATCH_MAX && r->next_segment < r->plan.segments) {
+        r->lengths[n] = (uint32_t)offload_segment(pkt, &r->plan, r->next_segment++, r->slab + (size_t)n * SLOT_BYTES);
+        n++;
+      }
+      if (r->next_segment < r->plan.segments) break;
+      r->pending = false;
+      continue;
+    }
+    ssize_t k = read(r->fd, r->scratch, TUN_SCRATCH_BYTES);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      return n > 0 ? n : -errno;
+    }
+    if (k <= VNET_HDR_BYTES || k == TUN_SCRATCH_BYTES) {
+      r->dropped_packet++;
+      continue;
+    }
+    int rc = offload_plan_read(r->scratch, pkt, (size_t)k - VNET_HDR_BYTES, &r->plan);
+    if (rc < 0) {
+      if (rc == OFFLOAD_BAD_HEADER) r->dropped_header++;
+      else if (rc == OFFLOAD_UNSUPPORTED) r->dropped_unsupported++;
+      else r->dropped_packet++;
+      continue;
+    }
+    if (!r->plan.gso) {
+      memcpy(r->slab + (size_t)n * SLOT_BYTES, pkt, r->plan.len);
+      r->lengths[n++] = r->plan.len;
+      continue;
+    }
+    r->super_segments++;
+    r->segments += r->plan.segments;
+    r->pending = true;
+    r->next_segment = 0;
+  }
+  return n;
+}
+
 static int drain_udp(reader_t *r) {
   for (int i = 0; i < BATCH_MAX; i++) {
     // In/out fields: reset before every call.
@@ -849,14 +958,17 @@ static void reader_on_poll(uv_poll_t *h, int status, int events) {
   if (status < 0) {
     reader_fail(r, "uv_poll", -status);
   } else {
-    for (int round = 0; round < ROUNDS_PER_WAKE && !r->stopped; round++) {
-      int n = r->kind == KIND_TUN ? drain_tun(r) : drain_udp(r);
+    // Past ROUNDS_PER_WAKE only while a split super-segment is pending: those rounds read
+    // nothing new (at most 64 KB / MSS segments), and level-triggered polling would not come
+    // back for them if the fd had nothing more to read.
+    for (int round = 0; (round < ROUNDS_PER_WAKE || r->pending) && !r->stopped; round++) {
+      int n = r->kind == KIND_UDP ? drain_udp(r) : r->vnet ? drain_tun_vnet(r) : drain_tun(r);
       if (n < 0) {
         reader_fail(r, r->kind == KIND_TUN ? "read" : "recvmmsg", -n);
         break;
       }
       if (n > 0) reader_deliver(r, n);  // may call stopReader: the loop re-checks r->stopped
-      if (n < BATCH_MAX) break;
+      if (n < BATCH_MAX && !r->pending) break;
     }
   }
   napi_close_handle_scope(env, scope);
@@ -909,6 +1021,19 @@ static napi_value start_reader(napi_env env, napi_callback_info info) {
   r->fd = fd;
   r->kind = kind;
   r->external_alive = true;
+  if (kind == KIND_TUN) {
+    // A TUN opened with IFF_VNET_HDR (tunOpen's offload) prefixes every read with a vnet header.
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (ioctl(fd, TUNGETIFF, &ifr) == 0 && (ifr.ifr_flags & IFF_VNET_HDR)) {
+      r->vnet = true;
+      r->scratch = malloc(TUN_SCRATCH_BYTES);
+      if (!r->scratch) {
+        free(r);
+        return throw_errno(env, "malloc", "tun offload buffer", ENOMEM);
+      }
+    }
+  }
 
   // The slab is one Buffer made once (64 x 64 KiB = 4 MiB per reader), reused for every batch.
   napi_value slab;
@@ -939,7 +1064,7 @@ static napi_value start_reader(napi_env env, napi_callback_info info) {
        napi_async_init(env, resource, resource_name, &r->async_context) == napi_ok;
   if (!ok) {
     reader_release_js(r);
-    free(r);
+    reader_free(r);
     throw_napi_failure(env, "startReader allocation", napi_generic_failure);
     return NULL;
   }
@@ -955,7 +1080,7 @@ static napi_value start_reader(napi_env env, napi_callback_info info) {
   int rc = uv_poll_init(loop, &r->poll, fd);
   if (rc < 0) {
     reader_release_js(r);
-    free(r);
+    reader_free(r);
     return throw_errno(env, "uv_poll_init", NULL, -rc);
   }
   r->poll.data = r;
@@ -1001,24 +1126,237 @@ static napi_value stop_reader(napi_env env, napi_callback_info info) {
 // ---------------------------------------------------------------------------------------
 // 3. Transmit
 
-// tunWrite(fd, buf, offset, length) -> bytes written, or -errno (EAGAIN when the TUN queue
-// is full, EIO when the interface is down). Never throws for OS errors.
+static const uint8_t zero_vnet_hdr[VNET_HDR_BYTES];
+
+// tunWrite(fd, buf, offset, length, vnet?) -> bytes written, or -errno (EAGAIN when the TUN queue
+// is full, EIO when the interface is down). Never throws for OS errors. vnet: the TUN was opened
+// with offload, so the packet goes behind a zero virtio_net_hdr (the count excludes it).
 static napi_value tun_write(napi_env env, napi_callback_info info) {
   static const char *fn = "tunWrite";
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4) return throw_type(env, fn, "expected (fd, buf, offset, length)");
+  if (argc < 4) return throw_type(env, fn, "expected (fd, buf, offset, length, vnet?)");
   int32_t fd;
   uint8_t *data;
   size_t len;
   if (!get_i32(env, argv[0], fn, "fd", 0, INT32_MAX, &fd)) return NULL;
   if (!get_slice(env, argv + 1, fn, &data, &len)) return NULL;
+  bool vnet = false;
+  if (argc >= 5) {
+    napi_valuetype t;
+    napi_typeof(env, argv[4], &t);
+    if (t == napi_boolean) napi_get_value_bool(env, argv[4], &vnet);
+    else if (t != napi_undefined) return throw_type(env, fn, "vnet must be a boolean");
+  }
+  struct iovec iov[2] = {{(void *)zero_vnet_hdr, VNET_HDR_BYTES}, {data, len}};
   ssize_t k;
   do {
-    k = write(fd, data, len);
+    k = vnet ? writev(fd, iov, 2) : write(fd, data, len);
   } while (k < 0 && errno == EINTR);
+  if (k >= VNET_HDR_BYTES && vnet) k -= VNET_HDR_BYTES;
   return make_int(env, k < 0 ? -errno : k);
+}
+
+// Packets of a batch as (pointer, length) pairs from slab/offsets/lengths, bounds checked.
+static bool get_packet_batch(napi_env env, napi_value *argv, const char *fn, int *count,
+                             const uint8_t **pkts, uint32_t *lens) {
+  uint8_t *slab;
+  size_t slab_len, n_off, n_len;
+  int64_t n;
+  uint32_t *offsets, *lengths;
+  if (!get_bytes(env, argv[0], fn, "slab", &slab, &slab_len)) return false;
+  if (!get_int(env, argv[1], fn, "count", 0, OFFLOAD_MAX_BATCH, &n)) return false;
+  if (!get_typed(env, argv[2], fn, "offsets", napi_uint32_array, (void **)&offsets, &n_off)) return false;
+  if (!get_typed(env, argv[3], fn, "lengths", napi_uint32_array, (void **)&lengths, &n_len)) return false;
+  if (n_off < (size_t)n || n_len < (size_t)n) {
+    throw_range(env, fn, "offsets and lengths must have count entries");
+    return false;
+  }
+  for (int64_t i = 0; i < n; i++) {
+    if (lengths[i] == 0 || lengths[i] > OFFLOAD_MAX_PACKET_BYTES || offsets[i] > slab_len ||
+        lengths[i] > slab_len - offsets[i]) {
+      throw_range(env, fn, "a packet (offsets[i], lengths[i]) is empty, too big or outside the slab");
+      return false;
+    }
+    pkts[i] = slab + offsets[i];
+    lens[i] = lengths[i];
+  }
+  *count = (int)n;
+  return true;
+}
+
+// One unit of a coalesce plan as an iovec vector (see offload.h); returns the vector's length.
+static int unit_iov(const offload_plan_write_t *plan, const offload_unit_t *u, const uint8_t *const *pkts,
+                    const uint32_t *lens, struct iovec *iov) {
+  if (u->count == 1) {
+    iov[0] = (struct iovec){(void *)zero_vnet_hdr, VNET_HDR_BYTES};
+    iov[1] = (struct iovec){(void *)pkts[u->first], lens[u->first]};
+    return 2;
+  }
+  int k = 0;
+  iov[k++] = (struct iovec){(void *)u->head, VNET_HDR_BYTES + (size_t)u->hdr_len};
+  for (uint16_t i = u->first; i != UINT16_MAX; i = plan->next[i]) {
+    iov[k++] = (struct iovec){(void *)(pkts[i] + u->hdr_len), lens[i] - u->hdr_len};
+  }
+  return k;
+}
+
+// The write plan is big (units carry their rewritten headers); one per env would do, but the
+// JS thread is the only caller, so one static is enough.
+static offload_plan_write_t write_plan;
+
+// tunWriteBatch(fd, slab, count, offsets, lengths, result: Int32Array(3)) -> packets written.
+// For a TUN opened with offload: packet i is slab[offsets[i], +lengths[i]); in-order TCP segments
+// of one flow are written as one super-segment (offload.h), the rest one by one behind a zero
+// vnet header. result: [super-segments written, packets inside them, errno of the last refused
+// write or 0].
+// Never throws for OS errors: refused packets are count - return value.
+static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunWriteBatch";
+  size_t argc = 6;
+  napi_value argv[6];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 6) return throw_type(env, fn, "expected (fd, slab, count, offsets, lengths, result)");
+  int32_t fd;
+  if (!get_i32(env, argv[0], fn, "fd", 0, INT32_MAX, &fd)) return NULL;
+  static const uint8_t *pkts[OFFLOAD_MAX_BATCH];
+  static uint32_t lens[OFFLOAD_MAX_BATCH];
+  int n;
+  if (!get_packet_batch(env, argv + 1, fn, &n, pkts, lens)) return NULL;
+  int32_t *result;
+  size_t result_len;
+  napi_typedarray_type rt;
+  if (napi_get_typedarray_info(env, argv[5], &rt, &result_len, (void **)&result, NULL, NULL) != napi_ok ||
+      rt != napi_int32_array || result_len < 3) {
+    return throw_type(env, fn, "result must be an Int32Array of 3");
+  }
+  int units = offload_coalesce(pkts, lens, n, &write_plan);
+  int written = 0, super_segments = 0, joined = 0, last_err = 0;
+  struct iovec iov[2 + OFFLOAD_MAX_UNIT_PACKETS];
+  for (int u = 0; u < units; u++) {
+    const offload_unit_t *unit = &write_plan.units[u];
+    int k = unit_iov(&write_plan, unit, pkts, lens, iov);
+    ssize_t w;
+    do {
+      w = writev(fd, iov, k);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      last_err = errno;
+      continue;
+    }
+    written += unit->count;
+    if (unit->count > 1) {
+      super_segments++;
+      joined += unit->count;
+    }
+  }
+  result[0] = super_segments;
+  result[1] = joined;
+  result[2] = last_err;
+  return make_int(env, written);
+}
+
+// tunCoalesceForTest(slab, count, offsets, lengths) -> Buffer[]: what tunWriteBatch would write,
+// one Buffer per write (vnet header included). For tests of the coalescing without a TUN.
+static napi_value tun_coalesce_for_test(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunCoalesceForTest";
+  size_t argc = 4;
+  napi_value argv[4];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return throw_type(env, fn, "expected (slab, count, offsets, lengths)");
+  static const uint8_t *pkts[OFFLOAD_MAX_BATCH];
+  static uint32_t lens[OFFLOAD_MAX_BATCH];
+  int n;
+  if (!get_packet_batch(env, argv, fn, &n, pkts, lens)) return NULL;
+  int units = offload_coalesce(pkts, lens, n, &write_plan);
+  napi_value out;
+  NAPI_CALL(env, napi_create_array_with_length(env, (size_t)units, &out));
+  struct iovec iov[2 + OFFLOAD_MAX_UNIT_PACKETS];
+  for (int u = 0; u < units; u++) {
+    int k = unit_iov(&write_plan, &write_plan.units[u], pkts, lens, iov);
+    size_t total = 0;
+    for (int j = 0; j < k; j++) total += iov[j].iov_len;
+    void *data;
+    napi_value buf;
+    NAPI_CALL(env, napi_create_buffer(env, total, &data, &buf));
+    size_t at = 0;
+    for (int j = 0; j < k; j++) {
+      memcpy((uint8_t *)data + at, iov[j].iov_base, iov[j].iov_len);
+      at += iov[j].iov_len;
+    }
+    NAPI_CALL(env, napi_set_element(env, out, (uint32_t)u, buf));
+  }
+  return out;
+}
+
+// tunSplitForTest(read: Uint8Array) -> Buffer[] | number: what the offload reader makes of one
+// TUN read (vnet header + packet): its packets, or the negative OFFLOAD_* reason it is dropped.
+static napi_value tun_split_for_test(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunSplitForTest";
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  uint8_t *data;
+  size_t len;
+  if (argc < 1 || !get_bytes(env, argv[0], fn, "read", &data, &len)) return argc < 1 ? throw_type(env, fn, "expected (read)") : NULL;
+  if (len <= VNET_HDR_BYTES || len > TUN_SCRATCH_BYTES) return make_int(env, OFFLOAD_BAD_PACKET);
+  // The reader works on its own copy (the scratch buffer): so does this.
+  uint8_t *copy = malloc(len);
+  if (!copy) return throw_errno(env, "malloc", fn, ENOMEM);
+  memcpy(copy, data, len);
+  offload_plan_t plan;
+  int rc = offload_plan_read(copy, copy + VNET_HDR_BYTES, len - VNET_HDR_BYTES, &plan);
+  if (rc < 0) {
+    free(copy);
+    return make_int(env, rc);
+  }
+  napi_value out;
+  if (napi_create_array_with_length(env, plan.segments, &out) != napi_ok) {
+    free(copy);
+    return NULL;
+  }
+  for (uint32_t i = 0; i < plan.segments; i++) {
+    void *seg;
+    napi_value buf;
+    size_t seg_len = plan.len;
+    if (plan.gso) {
+      size_t rest = plan.len - plan.hdr_len - (size_t)i * plan.gso_size;
+      seg_len = plan.hdr_len + (rest < plan.gso_size ? rest : plan.gso_size);
+    }
+    if (napi_create_buffer(env, seg_len, &seg, &buf) != napi_ok) break;
+    if (plan.gso) offload_segment(copy + VNET_HDR_BYTES, &plan, i, seg);
+    else memcpy(seg, copy + VNET_HDR_BYTES, plan.len);
+    napi_set_element(env, out, i, buf);
+  }
+  free(copy);
+  return out;
+}
+
+// readerOffloadStats(handle) -> { vnet, superSegments, segments, droppedHeader, droppedPacket,
+// droppedUnsupported }: what a TUN reader's offload did (all 0 and vnet false without it).
+static napi_value reader_offload_stats(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_valuetype t = napi_undefined;
+  if (argc >= 1) napi_typeof(env, argv[0], &t);
+  if (t != napi_external) return throw_type(env, "readerOffloadStats", "handle must be a startReader handle");
+  void *data;
+  NAPI_CALL(env, napi_get_value_external(env, argv[0], &data));
+  reader_t *r = data;
+  napi_value out, v;
+  NAPI_CALL(env, napi_create_object(env, &out));
+  NAPI_CALL(env, napi_get_boolean(env, r->vnet, &v));
+  NAPI_CALL(env, napi_set_named_property(env, out, "vnet", v));
+  const struct { const char *name; double value; } fields[] = {
+      {"superSegments", r->super_segments}, {"segments", r->segments}, {"droppedHeader", r->dropped_header},
+      {"droppedPacket", r->dropped_packet}, {"droppedUnsupported", r->dropped_unsupported}};
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    NAPI_CALL(env, napi_create_double(env, fields[i].value, &v));
+    NAPI_CALL(env, napi_set_named_property(env, out, fields[i].name, v));
+  }
+  return out;
 }
 
 // IP_TOS as ancillary data: per-packet DSCP with no setsockopt syscall and no per-fd state,
@@ -1589,6 +1927,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"startReader", NULL, start_reader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stopReader", NULL, stop_reader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"tunWrite", NULL, tun_write, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunWriteBatch", NULL, tun_write_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunCoalesceForTest", NULL, tun_coalesce_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunSplitForTest", NULL, tun_split_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readerOffloadStats", NULL, reader_offload_stats, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSend", NULL, udp_send, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpSendBatch", NULL, udp_send_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -1600,6 +1942,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"opensslVersion", NULL, NULL, NULL, NULL, openssl_version, napi_enumerable, NULL},
       {"BATCH_MAX", NULL, NULL, NULL, NULL, make_int(env, BATCH_MAX), napi_enumerable, NULL},
       {"SLOT_BYTES", NULL, NULL, NULL, NULL, make_int(env, SLOT_BYTES), napi_enumerable, NULL},
+      {"TUN_WRITE_BATCH_MAX", NULL, NULL, NULL, NULL, make_int(env, OFFLOAD_MAX_BATCH), napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
     return NULL;

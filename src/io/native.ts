@@ -51,6 +51,24 @@ export interface NativeTun {
   readonly fd: number;
   /** The interface name the kernel gave (equals the requested one unless it was a pattern). */
   readonly name: string;
+  /**
+   * IFF_VNET_HDR + TUNSETOFFLOAD took (asked for with tunOpen's offload): reads may be TCP
+   * super-segments, which the reader splits; writes need a vnet header (tunWrite's vnet,
+   * tunWriteBatch). Absent from an addon built before offloads (then false).
+   */
+  readonly offload?: boolean;
+}
+
+/** What a TUN reader's offload did (readerOffloadStats); all 0 and vnet false without offload. */
+export interface ReaderOffloadStats {
+  readonly vnet: boolean;
+  /** TCP super-segments read, and the packets they were split into. */
+  readonly superSegments: number;
+  readonly segments: number;
+  /** Reads dropped: a vnet header that contradicts itself, headers that do not match it, a GSO type not asked for. */
+  readonly droppedHeader: number;
+  readonly droppedPacket: number;
+  readonly droppedUnsupported: number;
 }
 
 export interface NativeUdpOpenOptions {
@@ -137,8 +155,14 @@ export interface BraidNative {
   readonly BATCH_MAX: number;
   /** Stride of the reader slab: packet i starts at i * SLOT_BYTES. */
   readonly SLOT_BYTES: number;
-  /** Opens a TUN (IFF_TUN | IFF_NO_PI, nonblocking), sets its MTU and brings it up. Throws. */
-  tunOpen(name: string, mtuBytes: number): NativeTun;
+  /** Packets per tunWriteBatch call; absent from an addon built before offloads. */
+  readonly TUN_WRITE_BATCH_MAX?: number;
+  /**
+   * Opens a TUN (IFF_TUN | IFF_NO_PI, nonblocking), sets its MTU and brings it up. Throws. With
+   * offload, also IFF_VNET_HDR + TUNSETOFFLOAD (checksum, TSO4, TSO6) when the kernel takes
+   * them; the result's offload says whether it did.
+   */
+  tunOpen(name: string, mtuBytes: number, offload?: boolean): NativeTun;
   /** Nonblocking UDP socket (IPv4, IPv6 or dual stack by bindAddress), configured and bound. Throws. */
   udpOpen(options: NativeUdpOpenOptions): NativeUdpSocket;
   /**
@@ -160,8 +184,25 @@ export interface BraidNative {
   ): ReaderHandle;
   /** Idempotent; safe inside the reader's own callback. (closeFd also stops it.) */
   stopReader(handle: ReaderHandle): void;
-  /** Bytes written, or a negative errno (-11 EAGAIN, -5 EIO). Never throws for OS errors. */
-  tunWrite(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /**
+   * Bytes written, or a negative errno (-11 EAGAIN, -5 EIO). Never throws for OS errors. vnet:
+   * the TUN was opened with offload (the packet goes behind a zero virtio_net_hdr).
+   */
+  tunWrite(fd: number, buf: Uint8Array, offset: number, length: number, vnet?: boolean): number;
+  /**
+   * For a TUN opened with offload: writes packets slab[offsets[i], +lengths[i]) for i < count
+   * (<= TUN_WRITE_BATCH_MAX), in-order TCP segments of one flow coalesced into one super-segment
+   * per write (GSO virtio_net_hdr), everything else one write each. Returns the packets written
+   * (count minus refused); result gets [super-segments written, packets inside them, errno of
+   * the last refused write or 0]. Never throws for OS errors.
+   */
+  tunWriteBatch(fd: number, slab: Uint8Array, count: number, offsets: Uint32Array, lengths: Uint32Array, result: Int32Array): number;
+  /** Offload counters of a TUN reader (absent from an addon built before offloads). */
+  readerOffloadStats?(handle: ReaderHandle): ReaderOffloadStats;
+  /** Tests: the packets the offload reader makes of one read (vnet header + packet), or the negative drop reason. */
+  tunSplitForTest?(read: Uint8Array): Buffer[] | number;
+  /** Tests: the writes (vnet header + bytes) tunWriteBatch would make of these packets. */
+  tunCoalesceForTest?(slab: Uint8Array, count: number, offsets: Uint32Array, lengths: Uint32Array): Buffer[];
   /**
    * sendmsg to address:port with TOS byte `tos` as a per-packet cmsg (IPV6_TCLASS for an IPv6
    * destination), or the socket default when tos is -1. Address: host-order uint32 or IPv4
