@@ -97,6 +97,15 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
       `tun device ${dev.name}`,
       `${fmtCount(dev.txPackets)} read by braid, ${fmtCount(dev.txDropped)} dropped before braid read them (queue full); ${fmtCount(dev.rxPackets)} written, ${fmtCount(dev.rxDropped)} dropped after${dev.writeRefused ? `, ${fmtCount(dev.writeRefused)} writes refused` : ''}${dev.txErrors + dev.rxErrors ? `, ${fmtCount(dev.txErrors + dev.rxErrors)} errors` : ''}`,
     );
+    const off = dev.offload;
+    if (off) {
+      kv(
+        'tun offload',
+        off.enabled
+          ? `on: ${fmtCount(off.readSuperSegments)} super-segments read (${fmtCount(off.readSegments)} packets), ${fmtCount(off.writeSuperSegments)} written (${fmtCount(off.writeCoalescedPackets)} packets)${off.readDropped ? `, ${fmtCount(off.readDropped)} malformed reads dropped` : ''}`
+          : 'off',
+      );
+    }
   }
 
   const peers = peersOf(snap);

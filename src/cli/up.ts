@@ -8,7 +8,7 @@ import { DEFAULT_DSCP_TRUST, type DscpTrustPolicy } from '../core/steer/dscp-tru
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { SOCKET_BUFFER_BYTES } from '../core/constants.ts';
 import { checkInterfaces, classOverrides, classPolicies, loadConfig, ruleSpecs, type BraidConfig } from '../control/config.ts';
-import { ControlServer, type EdgeStatus } from '../control/control-socket.ts';
+import { ControlServer, type EdgeStatus, type TunOffloadStatus } from '../control/control-socket.ts';
 import { DEFAULT_METRICS_LISTEN, startMetricsServer } from '../control/metrics.ts';
 import { createLogger, eventLogFields, type LogLevel } from '../control/logger.ts';
 import { drainHandler } from '../control/drain.ts';
@@ -128,7 +128,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   };
   try {
     try {
-      opened.tun = await openTun({ name: cfg.tun.name, mtuBytes: cfg.tun.mtu, addressCidr: cfg.tun.address, txQueueLen: cfg.tun.txQueueLen, ...(cfg.tun.address6 ? { address6Cidr: cfg.tun.address6 } : {}) });
+      opened.tun = await openTun({ name: cfg.tun.name, mtuBytes: cfg.tun.mtu, addressCidr: cfg.tun.address, txQueueLen: cfg.tun.txQueueLen, offload: cfg.tun.offload === 'auto', ...(cfg.tun.address6 ? { address6Cidr: cfg.tun.address6 } : {}) });
     } catch (e) {
       throw ioToBraid(e, ErrorCode.TUN_OPEN_FAILED, `tun ${cfg.tun.name}`, 'run as root (or with CAP_NET_ADMIN) and check tun.name/tun.address');
     }
@@ -319,7 +319,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   const status = (): EdgeStatus => {
     const snap: EdgeStatus = edge.snapshot(monotonicNowMs());
     const c = tunCounters.read();
-    if (c) snap.tunDevice = { name: tun.name, ...c, writeRefused: tun.counters.txDropped };
+    if (c) snap.tunDevice = { name: tun.name, ...c, writeRefused: tun.counters.txDropped, offload: tunOffloadStatus(tun) };
     if (fleet) snap.registry = fleet.status();
     return snap;
   };
@@ -361,7 +361,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     });
   }
   process.on('SIGHUP', () => void reload('SIGHUP'));
-  log.info({ tun: tun.name, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}${cfg.tun.address6 ? ` ${cfg.tun.address6}` : ''}, ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
+  log.info({ tun: tun.name, offload: tun.offload === true, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}${cfg.tun.address6 ? ` ${cfg.tun.address6}` : ''} (offload ${tun.offload === true ? 'on' : cfg.tun.offload === 'off' ? 'off' : 'off: the kernel refused it'}), ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
 
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
@@ -384,4 +384,17 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   // Give pino's async destination a moment to flush.
   await new Promise((r) => setTimeout(r, 50));
   return 0;
+}
+
+/** tunDevice.offload of the status: whether TUN offloads run and what they did. */
+function tunOffloadStatus(tun: TunDevice): TunOffloadStatus {
+  const r = tun.offloadStats?.();
+  return {
+    enabled: tun.offload === true,
+    readSuperSegments: r?.superSegments ?? 0,
+    readSegments: r?.segments ?? 0,
+    readDropped: r ? r.droppedHeader + r.droppedPacket + r.droppedUnsupported : 0,
+    writeSuperSegments: tun.counters.txSuperSegments ?? 0,
+    writeCoalescedPackets: tun.counters.txCoalescedPackets ?? 0,
+  };
 }

@@ -185,6 +185,13 @@ export const configSchema = z.strictObject({
       /** The TUN's queue in packets: the delay in front of Braid under load (kernel default 500). */
       txQueueLen: z.number().int().min(16).max(10000).default(DEFAULT_TUN_TX_QUEUE_LEN),
       mtu: z.number().int().min(576).max(9000).default(DEFAULT_TUN_MTU),
+      /**
+       * TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD): auto (default) asks the kernel for them, so TCP
+       * leaves the site in 64 KB super-segments (split by Braid) and arrives as coalesced ones (one
+       * TCP receive per 64 KB), and falls back to the plain device when the kernel refuses; off
+       * never asks. `braid status` says which one runs.
+       */
+      offload: z.enum(['auto', 'off'], { error: (iss) => `expected "auto" (TUN offloads when the kernel has them) or "off", got ${JSON.stringify(iss.input)}` }).default('auto'),
     }),
   links: z.array(linkSchema).min(1, 'at least one link is needed').max(MAX_LINKS, `at most ${MAX_LINKS} links`),
   peers: peersSchema,

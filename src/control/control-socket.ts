@@ -94,6 +94,21 @@ export interface TunDeviceStatus {
   rxErrors: number;
   /** Braid's writes the kernel refused (EAGAIN, EIO while down, EINVAL). */
   writeRefused: number;
+  /** TUN offloads (tun.offload): whether they run and what they did. With them the kernel's
+   * tx/rx packet counters above count a super-segment as one packet. */
+  offload?: TunOffloadStatus;
+}
+
+export interface TunOffloadStatus {
+  enabled: boolean;
+  /** TCP super-segments read from the TUN, and the packets Braid split them into. */
+  readSuperSegments: number;
+  readSegments: number;
+  /** Reads dropped: a malformed vnet header, or headers that contradict it. */
+  readDropped: number;
+  /** Coalesced super-segments written into the TUN, and the packets inside them. */
+  writeSuperSegments: number;
+  writeCoalescedPackets: number;
 }
 
 /** Fields the shell adds to the core's snapshot. */

@@ -5,7 +5,8 @@
  *
  * Stages per input batch, in order:
  *   1. edge.handleTunPacket / handleDatagram for every packet of the batch (borrowed views)
- *   2. drain pollDelivery -> tun.write (before the batch's memory is reused: Edge buffer contract)
+ *   2. drain pollDelivery -> tun.write (before the batch's memory is reused: Edge buffer contract);
+ *      with TUN offloads, tun.queueWrite (a copy) then one tun.flushWrites, which coalesces
  *   3. drain pollTransmit into one SendBatch per link (bytes copied into the batch's slab), and
  *      send each with link.sendBatch: one sendmmsg per link per 64 datagrams, runs of equal-sized
  *      datagrams as one UDP GSO message each, instead of one sendmsg per datagram (links without
@@ -99,8 +100,18 @@ export class Driver {
 
   private flush(): void {
     const edge = this.edge;
-    for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
-      if (!this.tun.write(p)) this.tunWriteRefused++;
+    const tun = this.tun;
+    if (tun.queueWrite !== undefined && tun.flushWrites !== undefined && tun.offload === true) {
+      // TUN offloads: the batch's deliveries are copied out now and written together, so a
+      // flow's in-order TCP segments reach the kernel as one super-segment (one TCP receive).
+      for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
+        if (!tun.queueWrite(p)) this.tunWriteRefused++;
+      }
+      this.tunWriteRefused += tun.flushWrites();
+    } else {
+      for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
+        if (!tun.write(p)) this.tunWriteRefused++;
+      }
     }
     let queued = false;
     for (let t = edge.pollTransmit(); t; t = edge.pollTransmit()) {

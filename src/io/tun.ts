@@ -7,7 +7,7 @@
 import { execFile } from 'node:child_process';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { errnoName, osCodeOf } from './os-errors.ts';
-import { loadNative, type BraidNative, type NativeSystemError, type ReaderHandle } from './native.ts';
+import { loadNative, type BraidNative, type NativeSystemError, type ReaderHandle, type ReaderOffloadStats } from './native.ts';
 
 /**
  * A batch of packets read from a TUN. Contract: the views are borrowed, valid only during the
@@ -29,6 +29,9 @@ export interface TunCounters {
   txDropped: number;
   /** The errno name of the last refused write, for the dashboard / a log line. */
   lastTxError: string | undefined;
+  /** Offload only: writes that carried a coalesced TCP super-segment, and the packets inside them. */
+  txSuperSegments?: number;
+  txCoalescedPackets?: number;
 }
 
 /**
@@ -51,6 +54,21 @@ export interface TunDevice {
   onPackets(callback: (batch: PacketBatch) => void): void;
   onError(callback: (error: Error) => void): void;
   write(packet: Uint8Array): boolean;
+  /**
+   * TUN offloads (tun.offload) are on: reads are TCP super-segments split into packets before
+   * onPackets sees them, and queueWrite/flushWrites coalesce. Absent or false: the plain device.
+   */
+  readonly offload?: boolean;
+  /**
+   * With offload: copies the packet into the write batch (the caller may reuse its buffer at once);
+   * flushWrites writes the batch, in-order TCP segments of one flow as one super-segment. False
+   * (counted in txDropped) when refused at once: closed, or larger than a TUN packet can be.
+   */
+  queueWrite?(packet: Uint8Array): boolean;
+  /** Writes what queueWrite queued; returns how many of those packets the kernel refused. */
+  flushWrites?(): number;
+  /** The reader's offload counters (super-segments split, reads dropped), when offload is on. */
+  offloadStats?(): ReaderOffloadStats | undefined;
   close(): void;
 }
 
@@ -71,6 +89,11 @@ export interface OpenTunOptions {
   readonly netns?: string;
   /** Bound for each `ip` command. */
   readonly ipTimeoutMs?: number;
+  /**
+   * Ask for TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD): the device's `offload` says whether the
+   * kernel took them. Off when absent.
+   */
+  readonly offload?: boolean;
 }
 
 const DEFAULT_IP_TIMEOUT_MS = 5_000;
@@ -96,9 +119,9 @@ export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
       `TUN ${options.name}: address '${options.addressCidr}' is not ADDRESS/PREFIX (e.g. 10.10.0.1/24)`,
     );
   }
-  let opened: { fd: number; name: string };
+  let opened: { fd: number; name: string; offload?: boolean };
   try {
-    opened = native.tunOpen(options.name, options.mtuBytes);
+    opened = native.tunOpen(options.name, options.mtuBytes, options.offload === true);
   } catch (error) {
     throw tunOpenError(options.name, error);
   }
@@ -131,7 +154,7 @@ export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
       cause: error,
     });
   }
-  return new NativeTunDevice(native, opened.fd, opened.name, options.mtuBytes);
+  return new NativeTunDevice(native, opened.fd, opened.name, options.mtuBytes, opened.offload === true);
 }
 
 function tunOpenError(name: string, error: unknown): BraidError {
@@ -191,14 +214,35 @@ class SlabPacketBatch implements PacketBatch {
   }
 }
 
+/**
+ * Bytes of the offload write batch: a flush comes when the next packet does not fit or
+ * TUN_WRITE_BATCH_MAX packets are queued. 1 MiB holds a full batch of 256 packets up to 4 KB
+ * (and fewer jumbo ones): the driver flushes once per input batch of at most 64 datagrams anyway.
+ */
+const WRITE_SLAB_BYTES = 1 << 20;
+/** The largest IP packet (IPv4 total length field); larger ones are refused, as the kernel would. */
+const MAX_TUN_PACKET_BYTES = 65_535;
+
 class NativeTunDevice implements TunDevice {
-  readonly counters: TunCounters = {
+  readonly counters: TunCounters & { txSuperSegments: number; txCoalescedPackets: number } = {
     rxPackets: 0,
     rxBatches: 0,
     txPackets: 0,
     txDropped: 0,
     lastTxError: undefined,
+    txSuperSegments: 0,
+    txCoalescedPackets: 0,
   };
+  /** The offload write batch (allocated only with offload). */
+  private writeSlab: Buffer | undefined;
+  private writeOffsets = new Uint32Array(0);
+  private writeLengths = new Uint32Array(0);
+  private writeCount = 0;
+  private writeBytes = 0;
+  private readonly writeMax: number;
+  private readonly writeResult = new Int32Array(3);
+  /** Refusals of flushes queueWrite made itself (a full batch), reported by the next flushWrites. */
+  private refusedEarly = 0;
   private reader: ReaderHandle | undefined;
   private closed = false;
   private packetCallback: ((batch: PacketBatch) => void) | undefined;
@@ -210,8 +254,15 @@ class NativeTunDevice implements TunDevice {
     private readonly fd: number,
     readonly name: string,
     readonly mtuBytes: number,
+    readonly offload: boolean = false,
   ) {
     this.batch = new SlabPacketBatch(native.SLOT_BYTES);
+    this.writeMax = native.TUN_WRITE_BATCH_MAX ?? 0;
+    if (offload) {
+      this.writeSlab = Buffer.allocUnsafe(WRITE_SLAB_BYTES);
+      this.writeOffsets = new Uint32Array(this.writeMax);
+      this.writeLengths = new Uint32Array(this.writeMax);
+    }
   }
 
   onPackets(callback: (batch: PacketBatch) => void): void {
@@ -246,7 +297,7 @@ class NativeTunDevice implements TunDevice {
       this.counters.txDropped++;
       return false;
     }
-    const written = this.native.tunWrite(this.fd, packet, 0, packet.length);
+    const written = this.native.tunWrite(this.fd, packet, 0, packet.length, this.offload);
     if (written < 0) {
       this.counters.txDropped++;
       this.counters.lastTxError = errnoName(-written);
@@ -254,6 +305,52 @@ class NativeTunDevice implements TunDevice {
     }
     this.counters.txPackets++;
     return true;
+  }
+
+  queueWrite(packet: Uint8Array): boolean {
+    const slab = this.writeSlab;
+    if (slab === undefined) return this.write(packet);
+    const length = packet.length;
+    if (this.closed || length === 0 || length > MAX_TUN_PACKET_BYTES) {
+      this.counters.txDropped++;
+      return false;
+    }
+    if (this.writeCount === this.writeMax || this.writeBytes + length > slab.length) this.refusedEarly += this.flushWrites();
+    const at = this.writeBytes;
+    slab.set(packet, at);
+    this.writeOffsets[this.writeCount] = at;
+    this.writeLengths[this.writeCount++] = length;
+    this.writeBytes = at + length;
+    return true;
+  }
+
+  flushWrites(): number {
+    let refused = this.refusedEarly;
+    this.refusedEarly = 0;
+    const count = this.writeCount;
+    if (count === 0 || this.writeSlab === undefined) return refused;
+    this.writeCount = 0;
+    this.writeBytes = 0;
+    if (this.closed) {
+      this.counters.txDropped += count;
+      return refused + count;
+    }
+    const result = this.writeResult;
+    const written = this.native.tunWriteBatch(this.fd, this.writeSlab, count, this.writeOffsets, this.writeLengths, result);
+    this.counters.txPackets += written;
+    this.counters.txSuperSegments += result[0]!;
+    this.counters.txCoalescedPackets += result[1]!;
+    if (written < count) {
+      this.counters.txDropped += count - written;
+      this.counters.lastTxError = errnoName(result[2]!);
+      refused += count - written;
+    }
+    return refused;
+  }
+
+  offloadStats(): ReaderOffloadStats | undefined {
+    if (!this.offload || this.reader === undefined) return undefined;
+    return this.native.readerOffloadStats?.(this.reader);
   }
 
   close(): void {

@@ -23,6 +23,16 @@ describe('TUN device counters in status and metrics', () => {
     expect(formatStatusText(failoverSnapshot())).not.toMatch(/tun device/);
   });
 
+  it('the text says whether TUN offloads run and what they did', () => {
+    const on = { ...withDevice() };
+    on.tunDevice = { ...on.tunDevice!, offload: { enabled: true, readSuperSegments: 1_000, readSegments: 45_000, readDropped: 0, writeSuperSegments: 900, writeCoalescedPackets: 40_000 } };
+    expect(formatStatusText(on)).toMatch(/\n {2}tun offload: on: 1,000 super-segments read \(45,000 packets\), 900 written \(40,000 packets\)\n/);
+    on.tunDevice.offload!.enabled = false;
+    expect(formatStatusText(on)).toMatch(/\n {2}tun offload: off\n/);
+    expect(checkSchema(schema, { version: 1, status: on }).errors).toEqual([]);
+    expect(formatStatusText(withDevice())).not.toMatch(/tun offload/);
+  });
+
   it('the JSON validates against docs/status-schema.json; a wrong one does not', () => {
     const ok = checkSchema(schema, { version: 1, status: withDevice() });
     expect(ok.errors).toEqual([]);
