@@ -24,7 +24,7 @@
 // Usage: node bin/run-ts.js bench/overlay.ts   (root; needs iproute2 iputils-ping iperf3
 // wireguard-go wireguard-tools openvpn openssl python3, checked first)
 // Env: BENCH_IPERF_SECONDS (default 10), BENCH_OVERLAY_KEEP_PROFILE=DIR (copy the .cpuprofile there),
-// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,aes,chacha,plaintext,fec,profile (the stages to run;
+// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,nooffload,aes,chacha,plaintext,fec,profile (the stages to run;
 // default all: a subset is for quick comparisons, with BENCH_DOCS pointing at a scratch file).
 
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,7 +51,7 @@ const PING_COUNT = 50;
 const PING_INTERVAL_S = 0.05;
 /** Pings during each iperf3 run (overlay-rtt-load): one every 0.1 s, from 1 s in to 1 s before the end. */
 const LOADED_PING_INTERVAL_S = 0.1;
-const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'aes', 'chacha', 'plaintext', 'fec', 'profile'] as const;
+const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'nooffload', 'aes', 'chacha', 'plaintext', 'fec', 'profile'] as const;
 type Stage = (typeof ALL_STAGES)[number];
 const STAGES = new Set<string>(process.env.BENCH_OVERLAY_STAGES ? process.env.BENCH_OVERLAY_STAGES.split(',').map((x) => x.trim()) : ALL_STAGES);
 for (const st of STAGES) if (!(ALL_STAGES as readonly string[]).includes(st)) throw new Error(`BENCH_OVERLAY_STAGES: unknown stage "${st}" (known: ${ALL_STAGES.join(', ')})`);
@@ -246,12 +246,14 @@ async function withPeer(topo: Topology, start: () => Promise<PeerTunnel>): Promi
 async function withBraid(
   topo: Topology,
   state: { harness?: TwoSites },
-  opts: { profileDir?: string; plaintext?: boolean; mtu?: number; fec?: { k: number; m: number }; cipher?: string } = {},
+  opts: { profileDir?: string; plaintext?: boolean; mtu?: number; fec?: { k: number; m: number }; cipher?: string; offloadOff?: boolean } = {},
 ): Promise<{ result: PathResult; window?: [number, number] }> {
-  const { profileDir, plaintext, mtu, fec, cipher } = opts;
+  const { profileDir, plaintext, mtu, fec, cipher, offloadOff } = opts;
   const name = profileDir
     ? 'braid (profiled)'
-    : plaintext
+    : offloadOff
+      ? 'braid offload off'
+      : plaintext
       ? 'braid plaintext'
       : cipher
         ? `braid ${cipher}`
@@ -274,6 +276,8 @@ async function withBraid(
     // loss calls for it (adaptive FEC keeps m at 0 on these clean links).
     ...(fec ? { extraConfig: { classes: { default: { fec: { enabled: true, k: fec.k, minM: fec.m, maxM: fec.m } } } } } : {}),
     ...(cipher ? { extraConfig: { cipher } } : {}),
+    // tun.offload off: the per-packet TUN reads and writes of before issue 13 (the default is auto).
+    ...(offloadOff ? { tunConfig: { offload: 'off' } } : {}),
   });
   state.harness = h;
   let window: [number, number] | undefined;
@@ -295,12 +299,29 @@ async function withBraid(
     const tunDrops = (b: EdgeStatus, a: EdgeStatus): string => (a.tunDevice && b.tunDevice ? String(a.tunDevice.txDropped - b.tunDevice.txDropped) : '?');
     result.extra =
       `data packets sent per link (site a): ${perLink}; core drops: a ${drops(after)}, b ${drops(afterB)}; ` +
-      `TUN queue drops during the run: a ${tunDrops(before, after)}, b ${tunDrops(beforeB, afterB)}`;
+      `TUN queue drops during the run: a ${tunDrops(before, after)}, b ${tunDrops(beforeB, afterB)}; ` +
+      `TUN offload ${offloadText(before, after, beforeB, afterB)}`;
     return { result, window };
   } finally {
     state.harness = undefined;
     await h.stop();
   }
+}
+
+/** What the TUN offloads did during the run: super-segments a read (split) and b wrote (coalesced). */
+function offloadText(beforeA: EdgeStatus, afterA: EdgeStatus, beforeB: EdgeStatus, afterB: EdgeStatus): string {
+  const a0 = beforeA.tunDevice?.offload;
+  const a1 = afterA.tunDevice?.offload;
+  const b0 = beforeB.tunDevice?.offload;
+  const b1 = afterB.tunDevice?.offload;
+  if (!a0 || !a1 || !b0 || !b1) return 'not reported';
+  if (!a1.enabled || !b1.enabled) return `off (a ${a1.enabled ? 'on' : 'off'}, b ${b1.enabled ? 'on' : 'off'})`;
+  const per = (n: number, d: number): string => (d > 0 ? (n / d).toFixed(1) : '-');
+  const readSs = a1.readSuperSegments - a0.readSuperSegments;
+  const readPk = a1.readSegments - a0.readSegments;
+  const wroteSs = b1.writeSuperSegments - b0.writeSuperSegments;
+  const wrotePk = b1.writeCoalescedPackets - b0.writeCoalescedPackets;
+  return `on: a read ${readSs} super-segments (${per(readPk, readSs)} packets each), b wrote ${wroteSs} (${per(wrotePk, wroteSs)} packets each)`;
 }
 
 /**
@@ -532,6 +553,7 @@ async function main(): Promise<number> {
   const wg = stage('wireguard-go') ? await attempt('wireguard-go', () => withPeer(topo, () => startWireguardGo(topo, { ifPrefix: IF_PREFIX, net: '10.98.0' }))) : undefined;
   const ovpn = stage('openvpn') ? await attempt('openvpn', () => withPeer(topo, () => startOpenvpn(topo, { ifPrefix: IF_PREFIX, net: '10.97.0' }))) : undefined;
   const braid = stage('braid') ? await attempt('braid', () => withBraid(topo, state)) : undefined;
+  const noOffload = stage('nooffload') ? await attempt('braid offload off', () => withBraid(topo, state, { offloadOff: true })) : undefined;
   const aes = stage('aes') ? await attempt('braid aes-256-gcm', () => withBraid(topo, state, { cipher: 'aes-256-gcm' })) : undefined;
   // The default is cipher: auto (AES-256-GCM on a box with AES instructions): ChaCha20 set explicitly.
   const chacha = stage('chacha') ? await attempt('braid chacha20-poly1305', () => withBraid(topo, state, { cipher: 'chacha20-poly1305' })) : undefined;
@@ -548,7 +570,7 @@ async function main(): Promise<number> {
   clearTimeout(hardLimit);
   const load1 = loadavg()[0]!;
 
-  const paths = [veth, wg, ovpn, braid?.result, aes?.result, chacha?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
+  const paths = [veth, wg, ovpn, braid?.result, noOffload?.result, aes?.result, chacha?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
   const cryptoRatio = braid && plain ? braid.result.tcp.mbps / plain.result.tcp.mbps : undefined;
   if (cryptoRatio !== undefined) log(`encrypted / plaintext: ${pct(cryptoRatio)} (issue 3 wants at least 75%)`);
   const notes = notesMarkdown({ paths, profiled: profiled?.result, profile, encodeDecodeNs, corePathUs, failures, load: [load0, load1], microBusy, cryptoRatio });
