@@ -68,7 +68,7 @@
 import { Edge, type EdgeConfig } from '../src/core/edge.ts';
 import { SeededRng, type Rng } from '../src/core/rng.ts';
 import type { EdgeEvent, EdgeSnapshot, Endpoint, PeerConfig, Transmit } from '../src/core/types.ts';
-import { MinHeap } from './heap.ts';
+import { IndexedHeap, MinHeap } from './heap.ts';
 import { NetemEngine } from './netem/engine.ts';
 import { copyBytes } from '../src/core/bytes.ts';
 import { generateKeyPair, type X25519KeyPair } from '../src/core/crypto/keys.ts';
@@ -225,16 +225,18 @@ export interface SiteEngine {
 const DEFAULT_IMPAIRMENT: Impairment = { up: true, delayMs: 10, jitterMs: 0, lossRatio: 0, rateBps: 0, queueLimitPackets: 1000, mtuBytes: 0 };
 
 /** A datagram on its way: source link's uplink (if shaped) -> connection direction -> target link's downlink (if shaped). */
-interface WirePacket {
-  bytes: Uint8Array;
-  /** The sending site link. */
-  source: SiteLink;
-  /** The receiving site link. */
-  target: SiteLink;
-  /** The connection direction it crosses. */
-  dir: Direction;
-  from: Endpoint;
-  to: Endpoint;
+class WirePacket {
+  constructor(
+    readonly bytes: Uint8Array,
+    /** The sending site link. */
+    readonly source: SiteLink,
+    /** The receiving site link. */
+    readonly target: SiteLink,
+    /** The connection direction it crosses. */
+    readonly dir: Direction,
+    readonly from: Endpoint,
+    readonly to: Endpoint,
+  ) {}
 }
 
 class Direction {
@@ -299,8 +301,12 @@ interface SiteLink {
   privateEndpoint: Endpoint;
   nat: NatState | undefined;
   connections: Connection[];
-  /** The connections by the far end's visible endpoint (a hub's link has one per spoke); rebuilt after a NAT rebinding. */
-  farIndex: Map<string, Connection> | undefined;
+  /**
+   * The connections by the far end's visible address (a hub's link has one per spoke), each list in
+   * connection order; rebuilt after a NAT rebinding. By address, not "address|port": the address
+   * strings are the World's own, so their hash is cached and a lookup builds no key string.
+   */
+  farIndex: Map<string, Connection[]> | undefined;
   farIndexVersion: number;
   /** The shared access line, when shaped (WorldSiteLinkConfig.uplinkNetem / downlinkNetem). */
   uplink: Direction | undefined;
@@ -315,10 +321,35 @@ interface Connection {
   ba: Direction;
 }
 
-type Scheduled =
-  | { atMs: number; seq: number; kind: 'arrive'; packet: WirePacket; dir: Direction | undefined; injected: boolean }
-  | { atMs: number; seq: number; kind: 'call'; fn: () => void }
-  | { atMs: number; seq: number; kind: 'netemPoll'; dir: Direction };
+const enum EventKind {
+  /** A datagram leaves `dir` (a connection direction or an access line). */
+  Arrive,
+  /** A datagram injected at its target link (injectAt). */
+  Injected,
+  Call,
+  NetemPoll,
+}
+
+/** A queued event. One class for every kind: the queue's comparisons see one shape. */
+class Scheduled {
+  constructor(
+    readonly atMs: number,
+    readonly seq: number,
+    readonly kind: EventKind,
+    readonly packet: WirePacket | undefined,
+    readonly dir: Direction | undefined,
+    readonly fn: (() => void) | undefined,
+  ) {}
+}
+
+/** A site's entry in the World's wake-up heap: its engine's deadline when last asked. */
+interface Wakeup {
+  atMs: number;
+  /** Bumped whenever the deadline is filed anew: ties wake in filing order. */
+  seq: number;
+  heapPos: number;
+  readonly site: Site;
+}
 
 const endpointKey = (e: Endpoint): string => `${e.address}|${e.port}`;
 
@@ -346,9 +377,8 @@ export class Site<E extends SiteEngine = SiteEngine> {
   /** N-site shape. */
   role: 'hub' | 'spoke' = 'spoke';
   prefixes: string[] = [];
-  /** The World's wake-up for this site: the engine's deadline when last asked, and its entry in the World's timer heap (-1: none). */
-  wakeAtMs = Infinity;
-  wakeSeq = -1;
+  /** The World's wake-up for this site: the engine's deadline when last asked, filed in the World's timer heap while heapPos >= 0. */
+  readonly wakeup: Wakeup;
   /** Configuration order: due sites are woken in this order, as when the World polled every site. */
   index = 0;
 
@@ -360,6 +390,7 @@ export class Site<E extends SiteEngine = SiteEngine> {
     readonly endpoints: Endpoint[],
   ) {
     this.edge = edge;
+    this.wakeup = { atMs: Infinity, seq: 0, heapPos: -1, site: this as unknown as Site };
   }
 
   /** Replaced by World.restart(): a crashed and restarted box, same keys, fresh state. */
@@ -399,10 +430,9 @@ export class World {
   private seqCounter = 0;
   /**
    * Every site's next engine deadline (pollTimeout), so an event costs O(log sites), not a poll of
-   * every site. Entries are left in place when a site's deadline moves; an entry is live while its
-   * seq is the site's wakeSeq.
+   * every site. One entry per site with a deadline, moved in place when the deadline moves.
    */
-  private readonly wakeups = new MinHeap<{ atMs: number; seq: number; site: Site }>();
+  private readonly wakeups = new IndexedHeap<Wakeup>();
   private wakeSeqCounter = 0;
   /** Bumped by every NAT rebinding: visible endpoints changed, the links' farIndex is stale. */
   private natVersion = 0;
@@ -665,7 +695,7 @@ export class World {
 
   /** Runs `fn` at absolute virtual time `atMs`. */
   at(atMs: number, fn: () => void): void {
-    this.queue.push({ atMs: Math.max(atMs, this.nowMs), seq: this.seqCounter++, kind: 'call', fn });
+    this.queue.push(new Scheduled(Math.max(atMs, this.nowMs), this.seqCounter++, EventKind.Call, undefined, undefined, fn));
   }
 
   /** Runs `fn(i)` every `intervalMs`, starting at `startMs` (default now), `count` times or until `untilMs`. */
@@ -767,8 +797,8 @@ export class World {
     const conn = target.connections[0];
     if (!conn) throw new Error(`World: ${siteName}.${linkName} has no connection`);
     const dir = conn.a === target ? conn.ba : conn.ab;
-    const packet: WirePacket = { bytes, source: conn.a === target ? conn.b : conn.a, target, dir, from, to: visibleEndpoint(target) };
-    this.queue.push({ atMs: Math.max(atMs, this.nowMs), seq: this.seqCounter++, kind: 'arrive', packet, dir, injected: true });
+    const packet = new WirePacket(bytes, conn.a === target ? conn.b : conn.a, target, dir, from, visibleEndpoint(target));
+    this.queue.push(new Scheduled(Math.max(atMs, this.nowMs), this.seqCounter++, EventKind.Injected, packet, dir, undefined));
   }
 
   /** A site link's shared access line (uplinkNetem / downlinkNetem), where it has one. */
@@ -813,37 +843,24 @@ export class World {
   /** Asks the site's engine for its deadline and files it in the wake-up heap when it changed. */
   private rearm(site: Site): void {
     const t = site.edge.pollTimeout() ?? Infinity;
-    if (t === site.wakeAtMs && site.wakeSeq >= 0) return;
-    site.wakeAtMs = t;
-    site.wakeSeq = -1;
-    if (t === Infinity) return;
-    site.wakeSeq = this.wakeSeqCounter++;
-    this.wakeups.push({ atMs: t, seq: site.wakeSeq, site });
-    // Moved deadlines leave dead entries behind: rebuild when they outnumber the live ones.
-    if (this.wakeups.size > 4 * this.sites.length + 1024) this.compactWakeups();
+    const w = site.wakeup;
+    if (t === w.atMs && w.heapPos >= 0) return;
+    w.atMs = t;
+    if (t === Infinity) {
+      this.wakeups.remove(w);
+      return;
+    }
+    w.seq = this.wakeSeqCounter++;
+    this.wakeups.update(w);
   }
 
   private rearmAll(): void {
-    for (const s of this.sites) this.rearm(s);
-  }
-
-  private compactWakeups(): void {
-    const live: { atMs: number; seq: number; site: Site }[] = [];
-    for (let e = this.wakeups.pop(); e; e = this.wakeups.pop()) if (e.seq === e.site.wakeSeq) live.push(e);
-    for (const e of live) this.wakeups.push(e);
-  }
-
-  /** The earliest live wake-up (dead entries on top are dropped). */
-  private peekWakeup(): { atMs: number; seq: number; site: Site } | undefined {
-    for (let top = this.wakeups.peek(); top; top = this.wakeups.peek()) {
-      if (top.seq === top.site.wakeSeq) return top;
-      this.wakeups.pop();
-    }
-    return undefined;
+    const sites = this.sites;
+    for (let i = 0; i < sites.length; i++) this.rearm(sites[i]!);
   }
 
   private nextEventMs(): number | undefined {
-    const t = Math.min(this.queue.peek()?.atMs ?? Infinity, this.peekWakeup()?.atMs ?? Infinity);
+    const t = Math.min(this.queue.peek()?.atMs ?? Infinity, this.wakeups.peek()?.atMs ?? Infinity);
     return t === Infinity ? undefined : t;
   }
 
@@ -853,12 +870,38 @@ export class World {
    */
   private step(): void {
     const now = this.nowMs;
+    // Most events are datagrams with no engine deadline due: no wake-up pass for them.
+    const first = this.wakeups.peek();
+    if (first !== undefined && first.atMs <= now) this.wakeDue(now);
+    const top = this.queue.peek();
+    if (top && top.atMs <= now) {
+      this.queue.pop();
+      switch (top.kind) {
+        case EventKind.Arrive:
+          top.dir!.stats.delivered++;
+          this.next(top.packet!, top.dir);
+          break;
+        case EventKind.Injected:
+          this.arrive(top.packet!, true);
+          break;
+        case EventKind.Call:
+          top.fn!();
+          this.rearmAll();
+          break;
+        case EventKind.NetemPoll:
+          this.pollNetem(top.dir!);
+          break;
+      }
+    }
+  }
+
+  /** Wakes every site whose deadline is due, in configuration order (see step). */
+  private wakeDue(now: number): void {
     let last = -1;
     const due: Site[] = [];
     for (;;) {
-      for (let top = this.peekWakeup(); top && top.atMs <= now; top = this.peekWakeup()) {
-        this.wakeups.pop();
-        top.site.wakeSeq = -1;
+      for (let top = this.wakeups.peek(); top && top.atMs <= now; top = this.wakeups.peek()) {
+        this.wakeups.remove(top);
         due.push(top.site);
       }
       let pick = -1;
@@ -873,21 +916,6 @@ export class World {
     }
     // Due again, but earlier in the order than a site woken after them: the next pass.
     for (const site of due) this.rearm(site);
-    const top = this.queue.peek();
-    if (top && top.atMs <= now) {
-      this.queue.pop();
-      if (top.kind === 'call') {
-        top.fn();
-        this.rearmAll();
-      } else if (top.kind === 'netemPoll') {
-        this.pollNetem(top.dir);
-      } else if (top.injected) {
-        this.arrive(top.packet, true);
-      } else {
-        top.dir!.stats.delivered++;
-        this.next(top.packet, top.dir);
-      }
-    }
   }
 
   /** Sends a datagram on to the stage after `left` (undefined: it just left its site). */
@@ -915,7 +943,7 @@ export class World {
     }
     const at = d.admit(this.nowMs, p.bytes.length, this.rng);
     if (at === undefined) return;
-    this.queue.push({ atMs: at, seq: this.seqCounter++, kind: 'arrive', packet: p, dir: d, injected: false });
+    this.queue.push(new Scheduled(at, this.seqCounter++, EventKind.Arrive, p, d, undefined));
   }
 
   /**
@@ -965,7 +993,7 @@ export class World {
       }
       const dir = conn.a === link ? conn.ab : conn.ba;
       // The datagram is copied onto the "wire": the sender may not mutate what is in flight.
-      this.next({ bytes: copyBytes(t.bytes), source: link, target: far, dir, from: visibleEndpoint(link), to: t.to }, undefined);
+      this.next(new WirePacket(copyBytes(t.bytes), link, far, dir, visibleEndpoint(link), t.to), undefined);
     }
     for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
       site.deliveredCount++;
@@ -986,22 +1014,30 @@ export class World {
       return undefined;
     }
     if (link.farIndex === undefined || link.farIndexVersion !== this.natVersion) {
-      const index = new Map<string, Connection>();
+      const index = new Map<string, Connection[]>();
       for (const c of link.connections) {
-        const key = endpointKey(visibleEndpoint(c.a === link ? c.b : c.a));
-        if (!index.has(key)) index.set(key, c);
+        const address = visibleEndpoint(c.a === link ? c.b : c.a).address;
+        const list = index.get(address);
+        if (list) list.push(c);
+        else index.set(address, [c]);
       }
       link.farIndex = index;
       link.farIndexVersion = this.natVersion;
     }
-    return link.farIndex.get(endpointKey(to));
+    const list = link.farIndex.get(to.address);
+    if (list === undefined) return undefined;
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i]!;
+      if (visibleEndpoint(c.a === link ? c.b : c.a).port === to.port) return c;
+    }
+    return undefined;
   }
 
   private scheduleNetemPoll(dir: Direction): void {
     const due = dir.netem?.nextDeadlineMs();
     if (due === undefined || due >= dir.netemPollAtMs) return;
     dir.netemPollAtMs = due;
-    this.queue.push({ atMs: Math.max(due, this.nowMs), seq: this.seqCounter++, kind: 'netemPoll', dir });
+    this.queue.push(new Scheduled(Math.max(due, this.nowMs), this.seqCounter++, EventKind.NetemPoll, undefined, dir, undefined));
   }
 
   private pollNetem(dir: Direction): void {
@@ -1011,7 +1047,7 @@ export class World {
     for (const d of engine.poll(this.nowMs)) {
       const p = d.packet;
       dir.stats.delivered++;
-      this.next(d.bytes === p.bytes ? p : { ...p, bytes: d.bytes }, dir);
+      this.next(d.bytes === p.bytes ? p : new WirePacket(d.bytes, p.source, p.target, p.dir, p.from, p.to), dir);
     }
     const c = engine.counters();
     const dropped = c.dropped.loss + c.dropped.limit;
