@@ -87,6 +87,33 @@ describe('ReportRing (PathStats tx-loss reports)', () => {
     expect(checks).toBeGreaterThan(10_000);
   });
 
+  it('windowStart finds the window the backwards scan found, also when a caller\'s time went back', () => {
+    const scan = (r: ReportRing, windowMs: number): number => {
+      const n = r.length;
+      if (n < 2) return 0;
+      let i = n - 2;
+      for (; i > 0; i--) if (r.atMsOf(n - 1) - r.atMsOf(i) >= windowMs) break;
+      return i;
+    };
+    let seed = 3;
+    const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    for (const backwards of [false, true]) {
+      const r = new ReportRing();
+      let t = 0;
+      let checks = 0;
+      for (let k = 0; k < 800; k++) {
+        // Equal times now and then; with `backwards`, a step back in time once in a while.
+        t += backwards && rand() < 0.05 ? -300 * rand() : rand() < 0.1 ? 0 : 200 * rand();
+        r.push(t, k, k);
+        for (const w of [0, 1, SHORT_WINDOW_MS, 3000, 10_000, LONG_WINDOW_MS, 1e9]) {
+          expect(r.windowStart(w)).toBe(scan(r, w));
+          checks++;
+        }
+      }
+      expect(checks).toBe(5600);
+    }
+  });
+
   it('grows with the report rate, stays within REPORTS_KEPT, and shrinks when reports slow down', () => {
     const r = new ReportRing();
     const cap = (): number => (r as unknown as { atMs: Float64Array | undefined }).atMs?.length ?? 0;
