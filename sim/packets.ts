@@ -20,6 +20,19 @@ export interface UdpPacketSpec {
 
 const PAYLOAD_MAGIC = 0xb4a1d001;
 
+/**
+ * The payload fill, byte i = (i * 31 + seq) & 0xff, as one copy from a table: 31 is odd, so
+ * i * 31 + seq = 31 * (i + 223 * seq) (mod 256) (31 * 223 = 6913 = 27 * 256 + 1), and byte i is
+ * FILL[i + (223 * seq & 0xff)] with FILL[k] = 31 * k & 0xff. Measured (min of 5 x 200k calls,
+ * load 5 on 2 cores): 6.0 -> 3.8 us per 200 B packet, 17.6 -> 8.6 us per 1,000 B; makePacket was
+ * 5-7% of the fleet bench's traffic window when it built every packet. Steady flows should not
+ * build each packet at all: sim/scenario/fast-packet.ts PacketFactory patches one template per
+ * flow (0.2-0.3 us per packet, makeShared).
+ */
+const MAX_PACKET_BYTES = 65535;
+const FILL = new Uint8Array(MAX_PACKET_BYTES + 256);
+for (let k = 0; k < FILL.length; k++) FILL[k] = (k * 31) & 0xff;
+
 function ipChecksum(buf: Uint8Array, start: number, end: number): number {
   let sum = 0;
   for (let i = start; i < end; i += 2) sum += (buf[i]! << 8) | (buf[i + 1] ?? 0);
@@ -51,7 +64,11 @@ export function makePacket(spec: UdpPacketSpec): Uint8Array {
   dv.setUint32(payload, PAYLOAD_MAGIC);
   dv.setUint32(payload + 4, spec.flowId >>> 0);
   dv.setUint32(payload + 8, spec.seq >>> 0);
-  for (let i = payload + 12; i < size; i++) p[i] = (i * 31 + spec.seq) & 0xff;
+  const fillFrom = payload + 12;
+  if (size <= MAX_PACKET_BYTES) {
+    const c = (223 * spec.seq) & 0xff;
+    p.set(FILL.subarray(fillFrom + c, size + c), fillFrom);
+  } else for (let i = fillFrom; i < size; i++) p[i] = (i * 31 + spec.seq) & 0xff;
   return p;
 }
 
