@@ -438,7 +438,7 @@ export class Peer {
       case 'probe': {
         const p = frame.probe;
         // A PMTU probe (padded, seq 0): answered, kept out of the path's statistics (peer-pmtu.ts).
-        if (p.seq === PMTU_PROBE_SEQ) return this.tx.sendFrame(path, from, this.tx.encodeProbeReply(path, PMTU_PROBE_SEQ, p.txUs, nowMs), p.dscp);
+        if (p.seq === PMTU_PROBE_SEQ) return this.tx.sendProbeReply(path, from, PMTU_PROBE_SEQ, p.txUs, nowMs, p.dscp);
         // A probe of the peer's previous life (late on a slow path, or replayed) must not switch the
         // peer back to that epoch: that would reset its receive state a second time.
         if (p.epoch && p.epoch !== this.peerEpoch && this.retiredEpochs.includes(p.epoch)) return;
@@ -461,8 +461,7 @@ export class Peer {
         path.peerProbeAtMs = nowMs;
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, true, inOrder));
         // Reply on the reverse of the probe's path, echoing its timestamp (STAMP-style).
-        const reply = this.tx.encodeProbeReply(path, p.seq, p.txUs, nowMs);
-        this.tx.sendFrame(path, from, reply, p.dscp);
+        this.tx.sendProbeReply(path, from, p.seq, p.txUs, nowMs, p.dscp);
         if (nowMs - path.helloAtMs >= HELLO_REFRESH_MS) this.tx.sendHello(nowMs, path);
         return;
       }

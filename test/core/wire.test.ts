@@ -8,7 +8,10 @@ import {
   encodeEnvelope,
   encodeFrame,
   parityFrameSize,
+  probeFrameSize,
+  probeTxUsWritable,
   writeParityFrame,
+  writeProbeFrame,
   type Frame,
 } from '../../src/core/wire/codec.ts';
 import { OVERHEAD_BUDGET_BYTES } from '../../src/core/constants.ts';
@@ -134,6 +137,33 @@ describe('wire format v1', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  it('hand-written probe and probe reply encoders match protobufjs byte for byte', () => {
+    // Any uint32 (and values the fields wrap: negatives, 2^32 and up), zeros often, txUs up to 2^53.
+    const u32 = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: -5, max: 2 ** 33 }));
+    const txUs = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.constant(2 ** 28), fc.constant(2 ** 35));
+    let written = 0;
+    fc.assert(
+      fc.property(fc.boolean(), u32, u32, txUs, u32, u32, u32, u32, u32, u32, (reply, link, seq, tx, fourth, epoch, received, highestSeq, jitterUs, pad) => {
+        const f = { link, seq, txUs: tx, dscp: reply ? pad : fourth, holdUs: reply ? fourth : pad, epoch, hasReport: true, received, highestSeq, jitterUs };
+        expect(probeTxUsWritable(tx)).toBe(true);
+        const size = probeFrameSize(f, reply);
+        const fast = new Uint8Array(size + 3);
+        expect(writeProbeFrame(fast, 3, f, reply)).toBe(size + 3);
+        const report = { received, highestSeq, jitterUs };
+        const slow = encodeFrame(
+          reply
+            ? { kind: 'probeReply', probeReply: { link, seq, txUs: tx, holdUs: fourth, report } }
+            : { kind: 'probe', probe: { link, seq, txUs: tx, dscp: fourth, report, epoch } },
+        );
+        expect(Buffer.from(fast.subarray(3)).toString('hex')).toBe(Buffer.from(slow).toString('hex'));
+        written++;
+      }),
+      { numRuns: 2000 },
+    );
+    expect(written).toBe(2000);
+    for (const bad of [-1, 2 ** 53, 2 ** 64, 1.5, NaN, Infinity]) expect(probeTxUsWritable(bad)).toBe(false);
   });
 
   it('round-trips every frame kind', () => {

@@ -36,8 +36,19 @@ export type {
   ProbeFrame,
   ProbeReplyFrame,
 } from './frames.ts';
-export type { ParityFields } from './writers.ts';
-export { dataFrameSize, encodeDataDatagram, envelopeHeaderSize, parityFrameSize, writeDataFrame, writeEnvelopeHeader, writeParityFrame } from './writers.ts';
+export type { ParityFields, ProbeFields } from './writers.ts';
+export {
+  dataFrameSize,
+  encodeDataDatagram,
+  envelopeHeaderSize,
+  parityFrameSize,
+  probeFrameSize,
+  probeTxUsWritable,
+  writeDataFrame,
+  writeEnvelopeHeader,
+  writeParityFrame,
+  writeProbeFrame,
+} from './writers.ts';
 
 // 64-bit fields decode as JS numbers: counters stay below 2^53 in any real session
 // (2^53 packets at 10 Mpps is 28 years), and numbers avoid an allocation per packet.
