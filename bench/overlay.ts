@@ -23,8 +23,8 @@
 //
 // Usage: node bin/run-ts.js bench/overlay.ts   (root; needs iproute2 iputils-ping iperf3
 // wireguard-go wireguard-tools openvpn openssl python3, checked first)
-// Env: BENCH_IPERF_SECONDS (default 10), BENCH_OVERLAY_KEEP_PROFILE=DIR (copy the .cpuprofile there),
-// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,nooffload,aes,chacha,plaintext,fec,profile (the stages to run;
+// Env: BENCH_IPERF_SECONDS (default 10), BENCH_OVERLAY_TAG (default bov), BENCH_OVERLAY_KEEP_PROFILE=DIR (copy the .cpuprofile there),
+// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,nooffload,nogro,aes,chacha,plaintext,fec,profile (the stages to run;
 // default all: a subset is for quick comparisons, with BENCH_DOCS pointing at a scratch file).
 
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,15 +43,19 @@ import { iperf3Tcp, killAll, machineCpu, pingRtt, trackDir, udpCounters, waitFor
 import { cleanupStaleWireguard, startOpenvpn, startWireguardGo, type PeerTunnel } from './lib/peers.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
-const TAG = 'bov'; // namespaces brt-bov-a/b, interfaces brtbov*
-const IF_PREFIX = 'brtbov';
+// Namespaces brt-TAG-a/b, interfaces brtTAG*. BENCH_OVERLAY_TAG (1-4 lower-case letters or digits)
+// gives a run its own: a second overlay run on a shared box otherwise deletes the first one's
+// namespaces as stale (createTopology's cleanup) in the middle of its measurements.
+const TAG = process.env.BENCH_OVERLAY_TAG ?? 'bov';
+if (!/^[a-z0-9]{1,4}$/.test(TAG)) throw new Error(`BENCH_OVERLAY_TAG: expected 1-4 lower-case letters or digits, got "${TAG}"`);
+const IF_PREFIX = `brt${TAG}`;
 const LINKS = ['mpls', 'inet', 'lte'];
 const IPERF_SECONDS = Number(process.env.BENCH_IPERF_SECONDS ?? 10);
 const PING_COUNT = 50;
 const PING_INTERVAL_S = 0.05;
 /** Pings during each iperf3 run (overlay-rtt-load): one every 0.1 s, from 1 s in to 1 s before the end. */
 const LOADED_PING_INTERVAL_S = 0.1;
-const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'nooffload', 'aes', 'chacha', 'plaintext', 'fec', 'profile'] as const;
+const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'nooffload', 'nogro', 'aes', 'chacha', 'plaintext', 'fec', 'profile'] as const;
 type Stage = (typeof ALL_STAGES)[number];
 const STAGES = new Set<string>(process.env.BENCH_OVERLAY_STAGES ? process.env.BENCH_OVERLAY_STAGES.split(',').map((x) => x.trim()) : ALL_STAGES);
 for (const st of STAGES) if (!(ALL_STAGES as readonly string[]).includes(st)) throw new Error(`BENCH_OVERLAY_STAGES: unknown stage "${st}" (known: ${ALL_STAGES.join(', ')})`);
@@ -246,13 +250,15 @@ async function withPeer(topo: Topology, start: () => Promise<PeerTunnel>): Promi
 async function withBraid(
   topo: Topology,
   state: { harness?: TwoSites },
-  opts: { profileDir?: string; plaintext?: boolean; mtu?: number; fec?: { k: number; m: number }; cipher?: string; offloadOff?: boolean } = {},
+  opts: { profileDir?: string; plaintext?: boolean; mtu?: number; fec?: { k: number; m: number }; cipher?: string; offloadOff?: boolean; groOff?: boolean } = {},
 ): Promise<{ result: PathResult; window?: [number, number] }> {
-  const { profileDir, plaintext, mtu, fec, cipher, offloadOff } = opts;
+  const { profileDir, plaintext, mtu, fec, cipher, offloadOff, groOff } = opts;
   const name = profileDir
     ? 'braid (profiled)'
     : offloadOff
       ? 'braid offload off'
+      : groOff
+        ? 'braid udp gro off'
       : plaintext
       ? 'braid plaintext'
       : cipher
@@ -278,6 +284,8 @@ async function withBraid(
     ...(cipher ? { extraConfig: { cipher } } : {}),
     // tun.offload off: the per-packet TUN reads and writes of before issue 13 (the default is auto).
     ...(offloadOff ? { tunConfig: { offload: 'off' } } : {}),
+    // UDP GRO off on the link sockets (TUN offloads on): what receiving trains whole buys.
+    ...(groOff ? { env: { a: { BRAID_UDP_GRO: '0' }, b: { BRAID_UDP_GRO: '0' } } } : {}),
   });
   state.harness = h;
   let window: [number, number] | undefined;
@@ -554,6 +562,7 @@ async function main(): Promise<number> {
   const ovpn = stage('openvpn') ? await attempt('openvpn', () => withPeer(topo, () => startOpenvpn(topo, { ifPrefix: IF_PREFIX, net: '10.97.0' }))) : undefined;
   const braid = stage('braid') ? await attempt('braid', () => withBraid(topo, state)) : undefined;
   const noOffload = stage('nooffload') ? await attempt('braid offload off', () => withBraid(topo, state, { offloadOff: true })) : undefined;
+  const noGro = stage('nogro') ? await attempt('braid udp gro off', () => withBraid(topo, state, { groOff: true })) : undefined;
   const aes = stage('aes') ? await attempt('braid aes-256-gcm', () => withBraid(topo, state, { cipher: 'aes-256-gcm' })) : undefined;
   // The default is cipher: auto (AES-256-GCM on a box with AES instructions): ChaCha20 set explicitly.
   const chacha = stage('chacha') ? await attempt('braid chacha20-poly1305', () => withBraid(topo, state, { cipher: 'chacha20-poly1305' })) : undefined;
@@ -570,7 +579,7 @@ async function main(): Promise<number> {
   clearTimeout(hardLimit);
   const load1 = loadavg()[0]!;
 
-  const paths = [veth, wg, ovpn, braid?.result, noOffload?.result, aes?.result, chacha?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
+  const paths = [veth, wg, ovpn, braid?.result, noOffload?.result, noGro?.result, aes?.result, chacha?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
   const cryptoRatio = braid && plain ? braid.result.tcp.mbps / plain.result.tcp.mbps : undefined;
   if (cryptoRatio !== undefined) log(`encrypted / plaintext: ${pct(cryptoRatio)} (issue 3 wants at least 75%)`);
   const notes = notesMarkdown({ paths, profiled: profiled?.result, profile, encodeDecodeNs, corePathUs, failures, load: [load0, load1], microBusy, cryptoRatio });

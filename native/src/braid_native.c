@@ -59,6 +59,16 @@
 #define KIND_TUN 1
 #define KIND_UDP 2
 
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+// Messages per recvmmsg on a GRO socket: each may hold a train of up to 64 datagrams, so 8 fill
+// a batch of BATCH_MAX several times over.
+#define GRO_VLEN 8
+
 // ---------------------------------------------------------------------------------------
 // Errors and argument helpers
 
@@ -525,6 +535,8 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   if (get_opt_prop(env, opts, "recvTos", &v)) napi_get_value_bool(env, v, &recv_tos);
   bool dont_fragment = false;
   if (get_opt_prop(env, opts, "dontFragment", &v)) napi_get_value_bool(env, v, &dont_fragment);
+  bool want_gro = false;
+  if (get_opt_prop(env, opts, "gro", &v)) napi_get_value_bool(env, v, &want_gro);
 
   int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return throw_errno(env, "socket", v6 ? "AF_INET6/SOCK_DGRAM" : "AF_INET/SOCK_DGRAM", errno);
@@ -607,6 +619,10 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
     close(fd);
     return throw_errno(env, "getsockname", NULL, err);
   }
+  // UDP GRO (Linux 5.0+): the kernel may hand over runs of same-sized datagrams from one source as
+  // one buffer with a UDP_GRO cmsg giving the size (a UDP GSO sender's train arrives whole); the
+  // reader splits them. Not fatal when refused: the reader then gets datagrams one by one.
+  bool gro = want_gro && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
 
   napi_value out;
   NAPI_CALL(env, napi_create_object(env, &out));
@@ -617,6 +633,9 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   napi_value dual_value;
   NAPI_CALL(env, napi_get_boolean(env, dual_stack, &dual_value));
   NAPI_CALL(env, napi_set_named_property(env, out, "dualStack", dual_value));
+  napi_value gro_value;
+  NAPI_CALL(env, napi_get_boolean(env, gro, &gro_value));
+  NAPI_CALL(env, napi_set_named_property(env, out, "gro", gro_value));
   NAPI_CALL(env, napi_set_named_property(env, out, "rcvbufBytes",
                                          make_int(env, get_int_opt(fd, SOL_SOCKET, SO_RCVBUF))));
   NAPI_CALL(env, napi_set_named_property(env, out, "sndbufBytes",
@@ -665,14 +684,32 @@ typedef struct reader {
   uint8_t *scratch;
   // Offload counters (readerOffloadStats): super-segments read and the packets they became;
   // reads dropped for a bad vnet header, headers that do not match, a GSO type not asked for.
+  // For a UDP reader with GRO: coalesced buffers received and the datagrams they held.
   double super_segments, segments, dropped_header, dropped_packet, dropped_unsupported;
+  struct gro_area *gro;  // UDP socket with UDP_GRO on: its own receive area (else NULL)
 } reader_t;
+
+// A GRO socket's receive area: recvmmsg lands here, drain_udp_gro splits into the slab; what
+// does not fit the batch (msg, offset) opens the next one.
+typedef struct gro_area {
+  struct mmsghdr msgs[GRO_VLEN];
+  struct iovec iov[GRO_VLEN];
+  sockaddr_any_t from[GRO_VLEN];
+  uint8_t control[GRO_VLEN][64];
+  uint32_t seg_bytes[GRO_VLEN];  // datagram size of a coalesced buffer (0: one datagram)
+  uint8_t tos[GRO_VLEN];
+  int count;                     // messages of the last recvmmsg
+  int msg;                       // the next one to split
+  uint32_t offset;               // within it
+  uint8_t data[GRO_VLEN][SLOT_BYTES];
+} gro_area_t;
 
 // A vnet read: the header, a 64 KB super-segment and room to tell a truncated read (a read that
 // fills the buffer) from a whole one.
 #define TUN_SCRATCH_BYTES (VNET_HDR_BYTES + 65536 + 64)
 
 static void reader_free(reader_t *r) {
+  free(r->gro);
   free(r->scratch);
   free(r);
 }
@@ -872,6 +909,52 @@ static int drain_tun_vnet(reader_t *r) {
   return n;
 }
 
+// Slot i's source: host-order IPv4 (0 for IPv6), port, the 16-byte form (IPv4 v4-mapped), family.
+static void set_source(reader_t *r, int i, const sockaddr_any_t *from) {
+  static const uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  uint8_t *a6 = r->addrs6 + (size_t)i * 16;
+  if (from->sa.sa_family == AF_INET6) {
+    memcpy(a6, &from->in6.sin6_addr, 16);
+    r->ports[i] = ntohs(from->in6.sin6_port);
+    if (is_v4_mapped(a6)) {
+      r->families[i] = 4;
+      r->addrs[i] = ((uint32_t)a6[12] << 24) | ((uint32_t)a6[13] << 16) | ((uint32_t)a6[14] << 8) | a6[15];
+    } else {
+      r->families[i] = 6;
+      r->addrs[i] = 0;
+    }
+  } else {
+    uint32_t a = ntohl(from->in4.sin_addr.s_addr);
+    r->families[i] = 4;
+    r->addrs[i] = a;
+    r->ports[i] = ntohs(from->in4.sin_port);
+    memcpy(a6, mapped_prefix, 12);
+    a6[12] = (uint8_t)(a >> 24);
+    a6[13] = (uint8_t)(a >> 16);
+    a6[14] = (uint8_t)(a >> 8);
+    a6[15] = (uint8_t)a;
+  }
+}
+
+// The received TOS / traffic class (0 without IP_RECVTOS), and with gro_bytes the UDP_GRO size.
+static uint8_t cmsg_tos(struct msghdr *h, uint32_t *gro_bytes) {
+  uint8_t tos = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+    if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
+      tos = *(uint8_t *)CMSG_DATA(c);
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS) {
+      int tclass;
+      memcpy(&tclass, CMSG_DATA(c), sizeof tclass);
+      tos = (uint8_t)tclass;
+    } else if (gro_bytes && c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int size;
+      memcpy(&size, CMSG_DATA(c), sizeof size);
+      *gro_bytes = size > 0 ? (uint32_t)size : 0;
+    }
+  }
+  return tos;
+}
+
 static int drain_udp(reader_t *r) {
   for (int i = 0; i < BATCH_MAX; i++) {
     // In/out fields: reset before every call.
@@ -887,49 +970,75 @@ static int drain_udp(reader_t *r) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || is_transient_udp_error(errno)) return 0;
     return -errno;
   }
-  static const uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   for (int i = 0; i < k; i++) {
-    struct msghdr *h = &r->msgs[i].msg_hdr;
-    sockaddr_any_t *from = &r->from[i];
-    uint8_t *a6 = r->addrs6 + (size_t)i * 16;
     r->lengths[i] = r->msgs[i].msg_len;
-    if (from->sa.sa_family == AF_INET6) {
-      memcpy(a6, &from->in6.sin6_addr, 16);
-      r->ports[i] = ntohs(from->in6.sin6_port);
-      if (is_v4_mapped(a6)) {
-        r->families[i] = 4;
-        r->addrs[i] = ((uint32_t)a6[12] << 24) | ((uint32_t)a6[13] << 16) | ((uint32_t)a6[14] << 8) | a6[15];
-      } else {
-        r->families[i] = 6;
-        r->addrs[i] = 0;
-      }
-    } else {
-      uint32_t a = ntohl(from->in4.sin_addr.s_addr);
-      r->families[i] = 4;
-      r->addrs[i] = a;
-      r->ports[i] = ntohs(from->in4.sin_port);
-      memcpy(a6, mapped_prefix, 12);
-      a6[12] = (uint8_t)(a >> 24);
-      a6[13] = (uint8_t)(a >> 16);
-      a6[14] = (uint8_t)(a >> 8);
-      a6[15] = (uint8_t)a;
-    }
-    uint8_t tos = 0;
-    for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
-      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
-        tos = *(uint8_t *)CMSG_DATA(c);
-        break;
-      }
-      if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS) {
-        int tclass;
-        memcpy(&tclass, CMSG_DATA(c), sizeof tclass);
-        tos = (uint8_t)tclass;
-        break;
-      }
-    }
-    r->tos[i] = tos;
+    set_source(r, i, &r->from[i]);
+    r->tos[i] = cmsg_tos(&r->msgs[i].msg_hdr, NULL);
   }
   return k;
+}
+
+// drain_udp for a socket with UDP_GRO: one buffer may hold a train of datagrams from one source
+// (all seg_bytes long but the last), split here into one slot each with the source repeated.
+static int drain_udp_gro(reader_t *r) {
+  gro_area_t *g = r->gro;
+  int n = 0;
+  bool more = true;  // the socket may have more: the last recvmmsg filled its vector
+  while (n < BATCH_MAX) {
+    if (g->msg < g->count) {
+      int m = g->msg;
+      uint32_t len = g->msgs[m].msg_len;
+      uint32_t seg = g->seg_bytes[m] ? g->seg_bytes[m] : len;
+      if (len == 0) {  // an empty datagram is still one
+        r->lengths[n] = 0;
+        set_source(r, n, &g->from[m]);
+        r->tos[n++] = g->tos[m];
+      }
+      while (n < BATCH_MAX && g->offset < len) {
+        uint32_t k = len - g->offset < seg ? len - g->offset : seg;
+        memcpy(r->slab + (size_t)n * SLOT_BYTES, g->data[m] + g->offset, k);
+        r->lengths[n] = k;
+        set_source(r, n, &g->from[m]);
+        r->tos[n++] = g->tos[m];
+        g->offset += k;
+      }
+      if (g->offset >= len) {
+        g->msg++;
+        g->offset = 0;
+      }
+      continue;
+    }
+    if (!more) break;
+    for (int i = 0; i < GRO_VLEN; i++) {
+      g->msgs[i].msg_hdr.msg_namelen = sizeof g->from[i];
+      g->msgs[i].msg_hdr.msg_controllen = sizeof g->control[i];
+      g->msgs[i].msg_hdr.msg_flags = 0;
+    }
+    int k;
+    do {
+      k = recvmmsg(r->fd, g->msgs, GRO_VLEN, MSG_DONTWAIT, NULL);
+    } while (k < 0 && errno == EINTR);
+    if (k <= 0) {
+      if (k == 0 || errno == EAGAIN || errno == EWOULDBLOCK || is_transient_udp_error(errno)) break;
+      if (n > 0) break;  // deliver what we have; the error comes back next wakeup
+      return -errno;
+    }
+    more = k == GRO_VLEN;
+    g->count = k;
+    g->msg = 0;
+    g->offset = 0;
+    for (int i = 0; i < k; i++) {
+      uint32_t seg = 0;
+      g->tos[i] = cmsg_tos(&g->msgs[i].msg_hdr, &seg);
+      g->seg_bytes[i] = seg;
+      if (seg > 0 && g->msgs[i].msg_len > seg) {
+        r->super_segments++;
+        r->segments += (g->msgs[i].msg_len + seg - 1) / seg;
+      }
+    }
+  }
+  r->pending = g->msg < g->count;
+  return n;
 }
 
 static void reader_deliver(reader_t *r, int count) {
@@ -962,7 +1071,7 @@ static void reader_on_poll(uv_poll_t *h, int status, int events) {
     // nothing new (at most 64 KB / MSS segments), and level-triggered polling would not come
     // back for them if the fd had nothing more to read.
     for (int round = 0; (round < ROUNDS_PER_WAKE || r->pending) && !r->stopped; round++) {
-      int n = r->kind == KIND_UDP ? drain_udp(r) : r->vnet ? drain_tun_vnet(r) : drain_tun(r);
+      int n = r->kind == KIND_UDP ? (r->gro ? drain_udp_gro(r) : drain_udp(r)) : r->vnet ? drain_tun_vnet(r) : drain_tun(r);
       if (n < 0) {
         reader_fail(r, r->kind == KIND_TUN ? "read" : "recvmmsg", -n);
         break;
@@ -1021,6 +1130,25 @@ static napi_value start_reader(napi_env env, napi_callback_info info) {
   r->fd = fd;
   r->kind = kind;
   r->external_alive = true;
+  int gro_on = 0;
+  socklen_t gro_len = sizeof gro_on;
+  if (kind == KIND_UDP && getsockopt(fd, SOL_UDP, UDP_GRO, &gro_on, &gro_len) == 0 && gro_on) {
+    // udpOpen's gro took: coalesced trains arrive, drain_udp_gro splits them.
+    r->gro = malloc(sizeof *r->gro);
+    if (!r->gro) {
+      free(r);
+      return throw_errno(env, "malloc", "udp gro buffer", ENOMEM);
+    }
+    memset(r->gro, 0, offsetof(gro_area_t, data));
+    for (int i = 0; i < GRO_VLEN; i++) {
+      r->gro->iov[i].iov_base = r->gro->data[i];
+      r->gro->iov[i].iov_len = SLOT_BYTES;
+      r->gro->msgs[i].msg_hdr.msg_name = &r->gro->from[i];
+      r->gro->msgs[i].msg_hdr.msg_iov = &r->gro->iov[i];
+      r->gro->msgs[i].msg_hdr.msg_iovlen = 1;
+      r->gro->msgs[i].msg_hdr.msg_control = r->gro->control[i];
+    }
+  }
   if (kind == KIND_TUN) {
     // A TUN opened with IFF_VNET_HDR (tunOpen's offload) prefixes every read with a vnet header.
     struct ifreq ifr;
@@ -1333,8 +1461,9 @@ static napi_value tun_split_for_test(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// readerOffloadStats(handle) -> { vnet, superSegments, segments, droppedHeader, droppedPacket,
-// droppedUnsupported }: what a TUN reader's offload did (all 0 and vnet false without it).
+// readerOffloadStats(handle) -> { vnet, gro, superSegments, segments, droppedHeader, droppedPacket,
+// droppedUnsupported }: what a TUN reader's offload (vnet) or a UDP reader's GRO did: super-segments
+// (GRO trains) and the packets (datagrams) they held; all 0 without either.
 static napi_value reader_offload_stats(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -1349,6 +1478,8 @@ static napi_value reader_offload_stats(napi_env env, napi_callback_info info) {
   NAPI_CALL(env, napi_create_object(env, &out));
   NAPI_CALL(env, napi_get_boolean(env, r->vnet, &v));
   NAPI_CALL(env, napi_set_named_property(env, out, "vnet", v));
+  NAPI_CALL(env, napi_get_boolean(env, r->gro != NULL, &v));
+  NAPI_CALL(env, napi_set_named_property(env, out, "gro", v));
   const struct { const char *name; double value; } fields[] = {
       {"superSegments", r->super_segments}, {"segments", r->segments}, {"droppedHeader", r->dropped_header},
       {"droppedPacket", r->dropped_packet}, {"droppedUnsupported", r->dropped_unsupported}};

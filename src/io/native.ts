@@ -59,10 +59,14 @@ export interface NativeTun {
   readonly offload?: boolean;
 }
 
-/** What a TUN reader's offload did (readerOffloadStats); all 0 and vnet false without offload. */
+/**
+ * What a reader's offload did (readerOffloadStats): a TUN's with vnet (TCP super-segments), a UDP
+ * socket's with gro (coalesced trains of datagrams); all 0 without either.
+ */
 export interface ReaderOffloadStats {
   readonly vnet: boolean;
-  /** TCP super-segments read, and the packets they were split into. */
+  readonly gro?: boolean;
+  /** TCP super-segments (UDP: GRO trains) read, and the packets (datagrams) they were split into. */
   readonly superSegments: number;
   readonly segments: number;
   /** Reads dropped: a vnet header that contradicts itself, headers that do not match it, a GSO type not asked for. */
@@ -92,6 +96,8 @@ export interface NativeUdpOpenOptions {
   readonly dontFragment?: boolean;
   /** '::' only: no IPv4 peers. */
   readonly v6Only?: boolean;
+  /** UDP_GRO: trains of same-sized datagrams arrive as one buffer, split by the reader (not fatal when refused). */
+  readonly gro?: boolean;
 }
 
 export interface NativeUdpSocket {
@@ -105,6 +111,8 @@ export interface NativeUdpSocket {
   readonly family?: 4 | 6;
   /** AF_INET6 socket that also carries IPv4 (bound to '::' without v6Only). */
   readonly dualStack?: boolean;
+  /** UDP_GRO was asked for and the kernel took it. */
+  readonly gro?: boolean;
 }
 
 /**

@@ -238,6 +238,12 @@ export interface UdpLinkOptions {
    * loss statistics matter. Receivers and the network beyond the host see plain datagrams.
    */
   readonly gso?: boolean;
+  /**
+   * UDP GRO on receive (Linux 5.0+): a peer's GSO train arrives as one buffer and the addon splits
+   * it, one receive instead of one per datagram. Default on unless BRAID_UDP_GRO=0; a kernel
+   * without it gets the datagrams one by one.
+   */
+  readonly gro?: boolean;
 }
 
 /** DSCP (0..63) -> IP TOS byte; ECN bits left 0 (the kernel owns ECN for UDP). */
@@ -335,6 +341,7 @@ export class NativeUdpLink implements UdpLink {
         recvTos: options.recvTos ?? false,
         dontFragment: options.dontFragment ?? false,
         v6Only: options.v6Only ?? false,
+        gro: options.gro ?? process.env.BRAID_UDP_GRO !== '0',
       });
       const gso = options.gso ?? process.env.BRAID_UDP_GSO !== '0';
       // An addon built before IPv6 reports no family: it only makes IPv4 sockets.
