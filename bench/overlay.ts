@@ -25,7 +25,8 @@
 // wireguard-go wireguard-tools openvpn openssl python3, checked first)
 // Env: BENCH_IPERF_SECONDS (default 10), BENCH_OVERLAY_TAG (default bov), BENCH_OVERLAY_KEEP_PROFILE=DIR (copy the .cpuprofile there),
 // BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,nooffload,nogro,aes,chacha,plaintext,fec,profile (the stages to run;
-// default all: a subset is for quick comparisons, with BENCH_DOCS pointing at a scratch file).
+// default all but nooffload and nogro, the offload A/B stages: a subset is for quick comparisons,
+// with BENCH_DOCS pointing at a scratch file).
 
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -57,7 +58,9 @@ const PING_INTERVAL_S = 0.05;
 const LOADED_PING_INTERVAL_S = 0.1;
 const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'nooffload', 'nogro', 'aes', 'chacha', 'plaintext', 'fec', 'profile'] as const;
 type Stage = (typeof ALL_STAGES)[number];
-const STAGES = new Set<string>(process.env.BENCH_OVERLAY_STAGES ? process.env.BENCH_OVERLAY_STAGES.split(',').map((x) => x.trim()) : ALL_STAGES);
+/** Opt-in A/B stages (issue 13's offloads off), left out of the default run to keep it inside HARD_LIMIT_MS. */
+const OPT_IN_STAGES: readonly string[] = ['nooffload', 'nogro'];
+const STAGES = new Set<string>(process.env.BENCH_OVERLAY_STAGES ? process.env.BENCH_OVERLAY_STAGES.split(',').map((x) => x.trim()) : ALL_STAGES.filter((st) => !OPT_IN_STAGES.includes(st)));
 for (const st of STAGES) if (!(ALL_STAGES as readonly string[]).includes(st)) throw new Error(`BENCH_OVERLAY_STAGES: unknown stage "${st}" (known: ${ALL_STAGES.join(', ')})`);
 const stage = (st: Stage): boolean => STAGES.has(st);
 const PACKET_BYTES = 1400;
