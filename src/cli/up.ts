@@ -14,7 +14,7 @@ import { createLogger, eventLogFields, type LogLevel } from '../control/logger.t
 import { drainHandler } from '../control/drain.ts';
 import { SystemRng, monotonicNowMs } from '../io/clock.ts';
 import { Driver } from '../io/driver.ts';
-import { warmUpDataPath } from '../io/jit-warmup.ts';
+import { DataPathRewarm, warmUpDataPath, type DataPathWarmer } from '../io/jit-warmup.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { DeviceCounterReader } from '../io/tun-stats.ts';
 import { openUdpLink, type UdpLink } from '../io/udp.ts';
@@ -171,9 +171,11 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   const edgeConfig = edgeConfigFrom(cfg, privateKey, aead?.factory, aesAccelerated);
   // Compile the data path before the first packet: an idle tunnel would otherwise run it in V8's
   // interpreter for minutes, 4 times per echo (src/io/jit-warmup.ts; BRAID_JIT_WARMUP=0 skips it).
+  let warmer: DataPathWarmer | undefined;
   if (process.env.BRAID_JIT_WARMUP !== '0') {
     try {
-      const w = warmUpDataPath(edgeConfig);
+      const { warmer: pair, ...w } = warmUpDataPath(edgeConfig);
+      warmer = pair;
       log.debug({ warmup: w }, `data path warmed up: ${w.roundTrips} round trips in ${w.elapsedMs.toFixed(0)} ms`);
     } catch (e) {
       log.debug({ err: String(e) }, 'data path warm-up skipped');
@@ -190,6 +192,14 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     },
   });
   driver.start();
+  // The same pair again once the real session and paths are up, and once real data went both ways
+  // (the real objects deoptimise part of what the warm-up compiled); BRAID_JIT_REWARM=0 skips it.
+  const rewarm =
+    warmer && process.env.BRAID_JIT_REWARM !== '0'
+      ? new DataPathRewarm(warmer, () => ({ fewestLinkDatagrams: Math.min(...opened.links.map((l) => l.counters.rxDatagrams)), tunReads: tun.counters.rxPackets, tunWrites: tun.counters.txPackets }), (r) => log.debug({ rewarm: r }, `data path re-warmed (${r.index}): ${r.roundTrips} round trips in ${r.slices} slices, ${r.busyMs.toFixed(0)} ms`))
+      : undefined;
+  warmer = undefined;
+  rewarm?.start();
 
   // EMSGSIZE (a datagram over the interface MTU with DF: the interface's MTU was lowered while we
   // run): the interface's MTU goes to path MTU discovery as a trusted too-big hint, once a second.
@@ -372,6 +382,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   clearInterval(tooBigWatch);
+  rewarm?.stop();
   driver.stop();
   await fleet?.close();
   await metrics?.close();

@@ -7,7 +7,8 @@
  * does not: after start, a ping every 50 ms ran the whole per-packet path (route, flow table,
  * frame, seal or open, steer) interpreted, ~210-260 us of JS per packet per edge instead of
  * ~40-90 after traffic had compiled it, and an echo crosses that path four times (TUN read and UDP
- * read at each edge). docs/BENCHMARKS.md "Idle RTT: where the time went" has the measurements.
+ * read at each edge). docs/BENCHMARKS.md "Idle RTT and `cipher: auto`" and "Idle RTT, 2026-12-06
+ * session 6" have the measurements.
  *
  * How: a throwaway pair of Endpoints built from the real configuration (the same links, classes,
  * rules, cipher setting and AEAD factory; fresh keys; documentation addresses) exchanges a few
@@ -21,10 +22,11 @@
  * Bounded: WARMUP_ROUND_TRIPS round trips, and it stops early past WARMUP_BUDGET_MS of wall time
  * (a slow or busy box starts a little colder rather than later).
  *
- * Limits, measured (docs/BENCHMARKS.md): part of the compiled code deoptimizes at the first real
- * packets (node --trace-deopt: "wrong map" in sendInner, buildData, decodeEnvelopeStrict, ...: the
- * real peer's objects are not the pair's), and V8 then recompiles it at its usual pace, so the gain
- * is largest for the first few dozen packets after start. Lowering V8's tier-up budget
+ * Limits, measured (docs/BENCHMARKS.md): part of the compiled code deoptimizes at the real edge's
+ * first packets (node --trace-deopt: "wrong map" in buildData, decodeEnvelopeStrict, PathStats,
+ * ...: the real peer's objects are not the pair's), and V8 then recompiles it at its usual pace.
+ * So the pair is kept and runs again, in slices, once real traffic has been through
+ * (DataPathRewarm, below). Lowering V8's tier-up budget
  * (--interrupt-budget=4096) made that recompiling quicker but cost each edge ~80% more CPU at 50
  * pings/s (compile churn), so it is not done.
  */
@@ -42,6 +44,8 @@ export const WARMUP_ROUND_TRIPS = 1000;
 const MIN_ROUND_TRIPS = 256;
 /** Wall-clock bound of the whole warm-up (past MIN_ROUND_TRIPS). */
 export const WARMUP_BUDGET_MS = 400;
+/** Added to every virtual time step: the pair's clock is fractional, as monotonicNowMs() is. */
+const TIME_FRACTION_MS = 0.137;
 /** Virtual time the pair may take for the handshake and the paths' first probes before data flows. */
 const SETTLE_MS = 3000;
 
@@ -90,92 +94,255 @@ function received(slab: Buffer, bytes: Uint8Array): Buffer {
 }
 
 /**
- * Runs the warm-up for `base`, the configuration the real Endpoint is about to be built from.
- * A pair that delivers nothing (a configuration the pair cannot mirror) costs only its time.
+ * The throwaway pair, kept so that it can run again later (DataPathRewarm). Its clock is virtual:
+ * it starts at the wall clock's monotonic time and advances ~1.14 ms per round trip, whatever
+ * the wall clock does, so its timers (probes, keepalives) never fire in bulk.
  */
-export function warmUpDataPath(base: EndpointConfig): WarmupResult {
-  const started = monotonicNowMs();
-  const rng = new SystemRng();
-  const keys = { a: generateKeyPair(rng), b: generateKeyPair(rng) };
-  const address = { a: 0xc0000201, b: 0xc0000202 }; // 192.0.2.1, 192.0.2.2
-  const mk = (me: 'a' | 'b', far: 'a' | 'b', own: X25519KeyPair): Endpoint =>
-    new Endpoint(
-      {
-        ...base,
-        site: `warm-${me}`,
-        ...(base.crypto ? { crypto: { ...base.crypto, privateKey: own.privateKey } } : {}),
-        peers: [
-          {
-            name: `warm-${far}`,
-            // Both families, as the two-site setup's lone peer gets (up.ts peerConfigsFrom): the
-            // prefix table compiled for the shape the real one most often has.
-            prefixes: ['0.0.0.0/0', '::/0'],
-            ...(base.crypto ? { publicKey: keys[far].publicKey } : {}),
-            endpoints: Object.fromEntries(base.links.map((l, i) => [l.name, endpointsOn(base.links, address[far])[i]!])),
-          },
-        ],
-      },
-      0,
-      rng,
-    );
-  const a = mk('a', 'b', keys.a);
-  const b = mk('b', 'a', keys.b);
-  const fromA = endpointsOn(base.links, address.a);
-  const fromB = endpointsOn(base.links, address.b);
-  const batch = new SendBatch();
-  const slab = Buffer.alloc(65536);
-  let now = 0;
-  let delivered = 0;
-  const exchange = (): void => {
+export class DataPathWarmer {
+  private readonly a: Endpoint;
+  private readonly b: Endpoint;
+  private readonly fromA: UdpEndpoint[];
+  private readonly fromB: UdpEndpoint[];
+  private readonly batch = new SendBatch();
+  private readonly slab = Buffer.alloc(65536);
+  private readonly data = ipv4(A_INNER, B_INNER, 6, 1380);
+  private readonly ack = ipv4(B_INNER, A_INNER, 6, 20);
+  private readonly echo = ipv4(A_INNER, B_INNER, 1, 64, 8);
+  private readonly reply = ipv4(B_INNER, A_INNER, 1, 64, 0);
+  private now: number;
+  /** Inner packets the pair delivered so far. */
+  delivered = 0;
+  /** Round trips run so far, over every run. */
+  roundTrips = 0;
+  /** Virtual ms until the first packet got through (handshake, first probes); Infinity if none did. */
+  readonly settleMs: number;
+
+  /** Builds the pair from `base` and runs the handshake and the first probes (bounded by SETTLE_MS of virtual time). */
+  constructor(base: EndpointConfig) {
+    const started = monotonicNowMs();
+    const rng = new SystemRng();
+    const keys = { a: generateKeyPair(rng), b: generateKeyPair(rng) };
+    const address = { a: 0xc0000201, b: 0xc0000202 }; // 192.0.2.1, 192.0.2.2
+    const mk = (me: 'a' | 'b', far: 'a' | 'b', own: X25519KeyPair): Endpoint =>
+      new Endpoint(
+        {
+          ...base,
+          site: `warm-${me}`,
+          ...(base.crypto ? { crypto: { ...base.crypto, privateKey: own.privateKey } } : {}),
+          peers: [
+            {
+              name: `warm-${far}`,
+              // Both families, as the two-site setup's lone peer gets (up.ts peerConfigsFrom): the
+              // prefix table compiled for the shape the real one most often has.
+              prefixes: ['0.0.0.0/0', '::/0'],
+              ...(base.crypto ? { publicKey: keys[far].publicKey } : {}),
+              endpoints: Object.fromEntries(base.links.map((l, i) => [l.name, endpointsOn(base.links, address[far])[i]!])),
+            },
+          ],
+        },
+        started,
+        rng,
+      );
+    this.a = mk('a', 'b', keys.a);
+    this.b = mk('b', 'a', keys.b);
+    this.fromA = endpointsOn(base.links, address.a);
+    this.fromB = endpointsOn(base.links, address.b);
+    // The real Endpoint sees monotonicNowMs(): fractional milliseconds. A pair run at 0, 1, 2, ...
+    // ms compiled its time arithmetic and fields for small integers (V8 "Smi"), and the real
+    // edge's first packets deoptimised that code ("not a Smi", "lost precision").
+    this.now = started + TIME_FRACTION_MS;
+    // Handshake (the first packet starts it) and the paths' first probes, until an echo gets through.
+    for (let t = 0; t < SETTLE_MS && this.delivered === 0; t += 10) {
+      this.a.handleTunPacket(this.now, this.echo);
+      this.tick(10 + TIME_FRACTION_MS);
+    }
+    this.settleMs = this.delivered > 0 ? this.now - started : Infinity;
+  }
+
+  /**
+   * Runs up to `roundTrips` round trips, stopping early once past `budgetMs` of wall time
+   * (checked before each round trip past the first `minRoundTrips`). Returns how many it ran; 0
+   * when the pair never got a packet through (a configuration it cannot mirror).
+   */
+  run(roundTrips: number, budgetMs: number, minRoundTrips = 0): number {
+    if (this.delivered === 0) return 0;
+    const until = monotonicNowMs() + budgetMs;
+    let n = 0;
+    for (; n < roundTrips; n++) {
+      if (n >= minRoundTrips && monotonicNowMs() > until) break;
+      this.a.handleTunPacket(this.now, this.data);
+      this.a.handleTunPacket(this.now, this.echo);
+      this.exchange();
+      this.b.handleTunPacket(this.now, this.ack);
+      this.b.handleTunPacket(this.now, this.reply);
+      this.tick(1 + TIME_FRACTION_MS); // ~1 ms per round trip: ~11 Mbit/s of data, under the shaper of most configured links
+    }
+    this.roundTrips += n;
+    return n;
+  }
+
+  private exchange(): void {
+    const { a, b, batch, slab, fromA, fromB } = this;
     for (let moved = true, rounds = 0; moved && rounds < 64; rounds++) {
       moved = false;
       for (let t = a.pollTransmit(); t; t = a.pollTransmit()) {
         if (batch.isFullFor(t.bytes.length)) batch.clear();
         batch.push(t.bytes, t.to, t.dscp);
-        b.handleDatagram(now, t.linkId, fromA[t.linkId]!, received(slab, t.bytes));
+        b.handleDatagram(this.now, t.linkId, fromA[t.linkId]!, received(slab, t.bytes));
         moved = true;
       }
       batch.clear();
       for (let t = b.pollTransmit(); t; t = b.pollTransmit()) {
-        a.handleDatagram(now, t.linkId, fromB[t.linkId]!, received(slab, t.bytes));
+        a.handleDatagram(this.now, t.linkId, fromB[t.linkId]!, received(slab, t.bytes));
         moved = true;
       }
-      for (let d = a.pollDelivery(); d; d = a.pollDelivery()) delivered++;
-      for (let d = b.pollDelivery(); d; d = b.pollDelivery()) delivered++;
+      for (let d = a.pollDelivery(); d; d = a.pollDelivery()) this.delivered++;
+      for (let d = b.pollDelivery(); d; d = b.pollDelivery()) this.delivered++;
       while (a.pollEvent());
       while (b.pollEvent());
     }
-  };
-  const tick = (stepMs: number): void => {
-    now += stepMs;
-    for (const e of [a, b]) {
+  }
+
+  private tick(stepMs: number): void {
+    this.now += stepMs;
+    for (const e of [this.a, this.b]) {
       const due = e.pollTimeout();
-      if (due !== undefined && due <= now) e.handleTimeout(now);
+      if (due !== undefined && due <= this.now) e.handleTimeout(this.now);
     }
-    exchange();
+    this.exchange();
+  }
+}
+
+/**
+ * Runs the warm-up for `base`, the configuration the real Endpoint is about to be built from.
+ * A pair that delivers nothing (a configuration the pair cannot mirror) costs only its time.
+ * `warmer` is the pair, for DataPathRewarm.
+ */
+export function warmUpDataPath(base: EndpointConfig): WarmupResult & { warmer: DataPathWarmer } {
+  const started = monotonicNowMs();
+  const warmer = new DataPathWarmer(base);
+  // At least MIN_ROUND_TRIPS, however slow the box: fewer compile nothing.
+  const roundTrips = warmer.run(WARMUP_ROUND_TRIPS, Math.max(0, WARMUP_BUDGET_MS - (monotonicNowMs() - started)), MIN_ROUND_TRIPS);
+  return { roundTrips, delivered: warmer.delivered, settleMs: warmer.settleMs, elapsedMs: monotonicNowMs() - started, warmer };
+}
+
+/** What the edge has carried so far, for DataPathRewarm's triggers. */
+export interface TrafficSeen {
+  /** Datagrams received on the link that has received the fewest (handshake, probes, data). */
+  fewestLinkDatagrams: number;
+  /** Inner packets read from the TUN (sent into the overlay). */
+  tunReads: number;
+  /** Inner packets written to the TUN (received from the overlay). */
+  tunWrites: number;
+}
+
+/** One re-warm: when it runs and how many round trips. */
+interface RewarmStep {
+  readonly due: (t: TrafficSeen) => boolean;
+  readonly roundTrips: number;
+}
+
+/**
+ * The re-warms, in order. The first once every link has received a datagram (the real session
+ * is up and each path answers probes: most deopts happen there, before any data; as early as
+ * possible, so that it is over before the first real packets);
+ * the second, shorter, once inner packets went both ways (the data path's own objects).
+ */
+export const REWARMS: readonly RewarmStep[] = [
+  { due: (t) => t.fewestLinkDatagrams >= 1, roundTrips: 600 },
+  { due: (t) => t.tunReads >= 4 && t.tunWrites >= 4, roundTrips: 200 },
+];
+/** Wall time of one slice: a real packet that arrives meanwhile waits at most about this long. */
+const REWARM_SLICE_MS = 1;
+/** Wall time of all the slices of one re-warm together. */
+const REWARM_BUDGET_MS = 400;
+/** How often the traffic is looked at until the last re-warm (the only wake-ups it adds). */
+const REWARM_POLL_MS = 100;
+/** Stops watching after this long even if the traffic never came (the pair's memory is freed). */
+const REWARM_WATCH_MS = 30 * 60_000;
+
+export interface RewarmResult {
+  /** Which re-warm (index into REWARMS). */
+  index: number;
+  roundTrips: number;
+  slices: number;
+  /** Wall time inside the slices. */
+  busyMs: number;
+}
+
+/**
+ * Runs the start warm-up's pair again once the real Endpoint has carried real traffic (REWARMS),
+ * in slices of REWARM_SLICE_MS between the event loop's turns.
+ *
+ * Why (issue 13, docs/BENCHMARKS.md "Idle RTT, 2026-12-06 session 6"): the real edge's first
+ * packets deoptimise part of the code the start warm-up compiled, because the real peer's objects
+ * and values are not the pair's ("wrong map", branches the pair never took, numbers past the
+ * small-integer range), and at an idle tunnel's ~20-100 packets a second V8 took many seconds to
+ * compile it again. Once the real objects have been through, every call site's feedback has both
+ * the pair's and the real ones, so what the pair compiles then serves the real edge too. Nothing
+ * is sent; the pair's deliveries are dropped as before.
+ */
+export class DataPathRewarm {
+  private warmer: DataPathWarmer | undefined;
+  private next = 0;
+  private poll: NodeJS.Timeout | undefined;
+  private slice: NodeJS.Immediate | undefined;
+  private running: RewarmResult | undefined;
+  private readonly watchUntilMs: number;
+
+  constructor(
+    warmer: DataPathWarmer,
+    private readonly traffic: () => TrafficSeen,
+    private readonly onDone: (result: RewarmResult) => void = () => undefined,
+  ) {
+    this.warmer = warmer.settleMs === Infinity ? undefined : warmer;
+    this.watchUntilMs = monotonicNowMs() + REWARM_WATCH_MS;
+  }
+
+  start(): void {
+    if (this.warmer === undefined || this.poll !== undefined) return;
+    this.poll = setInterval(() => this.check(), REWARM_POLL_MS);
+    this.poll.unref();
+  }
+
+  /** Stops watching and any re-warm in progress, and lets the pair go. */
+  stop(): void {
+    if (this.poll !== undefined) clearInterval(this.poll);
+    if (this.slice !== undefined) clearImmediate(this.slice);
+    this.poll = undefined;
+    this.slice = undefined;
+    this.warmer = undefined;
+  }
+
+  private check(): void {
+    if (this.running !== undefined) return;
+    const step = REWARMS[this.next];
+    if (step === undefined || monotonicNowMs() > this.watchUntilMs) {
+      this.stop();
+      return;
+    }
+    if (!step.due(this.traffic())) return;
+    this.running = { index: this.next, roundTrips: 0, slices: 0, busyMs: 0 };
+    this.next++;
+    this.runSlice();
+  }
+
+  private readonly runSlice = (): void => {
+    this.slice = undefined;
+    const r = this.running;
+    const warmer = this.warmer;
+    if (r === undefined || warmer === undefined) return;
+    const target = REWARMS[r.index]!.roundTrips;
+    const t0 = monotonicNowMs();
+    r.roundTrips += warmer.run(target - r.roundTrips, REWARM_SLICE_MS, 1);
+    r.slices++;
+    r.busyMs += monotonicNowMs() - t0;
+    if (r.roundTrips < target && r.busyMs < REWARM_BUDGET_MS) {
+      this.slice = setImmediate(this.runSlice);
+      return;
+    }
+    this.running = undefined;
+    if (this.next >= REWARMS.length) this.stop();
+    this.onDone(r);
   };
-  const data = ipv4(A_INNER, B_INNER, 6, 1380);
-  const ack = ipv4(B_INNER, A_INNER, 6, 20);
-  const echo = ipv4(A_INNER, B_INNER, 1, 64, 8);
-  const reply = ipv4(B_INNER, A_INNER, 1, 64, 0);
-  // Handshake (the first packet starts it) and the paths' first probes, until an echo gets through.
-  for (let t = 0; t < SETTLE_MS && delivered === 0; t += 10) {
-    a.handleTunPacket(now, echo);
-    tick(10);
-  }
-  const settleMs = now;
-  let roundTrips = 0;
-  if (delivered > 0) {
-    for (; roundTrips < WARMUP_ROUND_TRIPS; roundTrips++) {
-      // At least MIN_ROUND_TRIPS, however slow the box: fewer compile nothing.
-      if (roundTrips >= MIN_ROUND_TRIPS && (roundTrips & 63) === 0 && monotonicNowMs() - started > WARMUP_BUDGET_MS) break;
-      a.handleTunPacket(now, data);
-      a.handleTunPacket(now, echo);
-      exchange();
-      b.handleTunPacket(now, ack);
-      b.handleTunPacket(now, reply);
-      tick(1); // 1 ms per round trip: ~11 Mbit/s of data, under the shaper of most configured links
-    }
-  }
-  return { roundTrips, delivered, settleMs, elapsedMs: monotonicNowMs() - started };
 }

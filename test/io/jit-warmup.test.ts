@@ -4,13 +4,13 @@
  * (a pair that delivers nothing would warm nothing), encrypted and in plaintext, and leave no
  * trace in the process but compiled code.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { edgeConfigFrom } from '../../src/cli/up.ts';
 import { parseConfigText } from '../../src/control/config.ts';
 import { generateKeyPair } from '../../src/core/crypto/keys.ts';
 import { SystemRng } from '../../src/io/clock.ts';
 import { nativeAeadFactory } from '../../src/io/native-aead.ts';
-import { WARMUP_ROUND_TRIPS, warmUpDataPath } from '../../src/io/jit-warmup.ts';
+import { DataPathRewarm, REWARMS, WARMUP_ROUND_TRIPS, warmUpDataPath, type RewarmResult, type TrafficSeen } from '../../src/io/jit-warmup.ts';
 
 const peerKey = Buffer.from(generateKeyPair(new SystemRng()).publicKey).toString('base64');
 const CONFIG = `
@@ -45,5 +45,68 @@ describe('data-path warm-up', () => {
     const r = warmUpDataPath(edgeConfigFrom(cfg, undefined));
     expect(r.roundTrips).toBeGreaterThan(0);
     expect(r.delivered).toBeGreaterThanOrEqual(4 * r.roundTrips);
+  });
+
+  it('the pair runs again later: more round trips, every packet delivered', () => {
+    const cfg = parseConfigText(CONFIG, 'braid.yaml');
+    const { warmer, roundTrips, delivered } = warmUpDataPath(edgeConfigFrom(cfg, generateKeyPair(new SystemRng()).privateKey, nativeAeadFactory()?.factory, true));
+    expect(warmer.roundTrips).toBe(roundTrips);
+    expect(warmer.run(50, 60_000)).toBe(50);
+    expect(warmer.roundTrips).toBe(roundTrips + 50);
+    expect(warmer.delivered).toBeGreaterThanOrEqual(delivered + 4 * 50);
+  });
+});
+
+describe('re-warm after real traffic', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('runs each re-warm once, in order, only when its traffic has been seen, then stops watching', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setImmediate', 'clearImmediate'] });
+    const cfg = parseConfigText(CONFIG.replace('privateKeyFile: /nonexistent/key', 'insecurePlaintext: true'), 'braid.yaml');
+    const { warmer } = warmUpDataPath(edgeConfigFrom(cfg, undefined));
+    const traffic: TrafficSeen = { fewestLinkDatagrams: 0, tunReads: 0, tunWrites: 0 };
+    const done: RewarmResult[] = [];
+    const rewarm = new DataPathRewarm(warmer, () => traffic, (r) => done.push({ ...r }));
+    rewarm.start();
+    const before = warmer.roundTrips;
+    const settle = (): void => {
+      for (let i = 0; i < 2000 && vi.getTimerCount() > 0; i++) vi.advanceTimersByTime(100);
+    };
+    vi.advanceTimersByTime(1000);
+    expect(done).toEqual([]);
+    expect(warmer.roundTrips).toBe(before);
+    // Data both ways but a link that has received nothing: the first re-warm waits for the links.
+    traffic.tunReads = 10;
+    traffic.tunWrites = 10;
+    vi.advanceTimersByTime(1000);
+    expect(done).toEqual([]);
+    traffic.fewestLinkDatagrams = 1;
+    settle();
+    expect(done.map((r) => r.index)).toEqual([0, 1]);
+    expect(done[0]!.roundTrips).toBeGreaterThan(0);
+    expect(done[0]!.roundTrips).toBeLessThanOrEqual(REWARMS[0]!.roundTrips);
+    expect(done[1]!.roundTrips).toBeLessThanOrEqual(REWARMS[1]!.roundTrips);
+    expect(warmer.roundTrips).toBe(before + done[0]!.roundTrips + done[1]!.roundTrips);
+    // Nothing left to watch: no timer remains, and more traffic runs nothing more.
+    expect(vi.getTimerCount()).toBe(0);
+    traffic.fewestLinkDatagrams = 1000;
+    vi.advanceTimersByTime(1000);
+    expect(done).toHaveLength(2);
+  });
+
+  it('stop() ends a re-warm in progress and the watching', () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval', 'setImmediate', 'clearImmediate'] });
+    const cfg = parseConfigText(CONFIG.replace('privateKeyFile: /nonexistent/key', 'insecurePlaintext: true'), 'braid.yaml');
+    const { warmer } = warmUpDataPath(edgeConfigFrom(cfg, undefined));
+    const done: RewarmResult[] = [];
+    const rewarm = new DataPathRewarm(warmer, () => ({ fewestLinkDatagrams: 5, tunReads: 5, tunWrites: 5 }), (r) => done.push(r));
+    rewarm.start();
+    vi.advanceTimersByTime(100); // the first check starts re-warm 0 with one slice
+    rewarm.stop();
+    expect(vi.getTimerCount()).toBe(0);
+    vi.advanceTimersByTime(10_000);
+    expect(done).toEqual([]);
   });
 });
