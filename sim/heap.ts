@@ -5,55 +5,87 @@ export interface HeapItem {
 }
 
 /**
- * Sifts move a hole instead of swapping pairs: one store per level rather than a destructuring
- * swap's two (the World pushes and pops one item per datagram stage).
+ * The keys live in two typed arrays beside the items: a sift compares contiguous numbers instead of
+ * loading each item (scattered on the JS heap, a cache miss per compare once the engines' work has
+ * evicted them); the comparisons were the heap's whole cost in the fleet profile. Sifts move a hole
+ * instead of swapping pairs.
  */
 export class MinHeap<T extends HeapItem> {
-  private readonly items: T[] = [];
+  private items: (T | undefined)[] = [];
+  private atMs = new Float64Array(64);
+  private seq = new Float64Array(64);
+  private n = 0;
 
   get size(): number {
-    return this.items.length;
+    return this.n;
   }
 
   peek(): T | undefined {
-    return this.items[0];
+    return this.n > 0 ? this.items[0] : undefined;
   }
 
   push(item: T): void {
-    const a = this.items;
-    let i = a.length;
-    a.push(item);
+    if (this.n === this.atMs.length) this.grow();
+    const items = this.items;
+    const at = this.atMs;
+    const sq = this.seq;
+    const kAt = item.atMs;
+    const kSeq = item.seq;
+    let i = this.n++;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      const up = a[p]!;
-      if (!less(item, up)) break;
-      a[i] = up;
+      const pAt = at[p]!;
+      if (pAt < kAt || (pAt === kAt && sq[p]! < kSeq)) break;
+      items[i] = items[p];
+      at[i] = pAt;
+      sq[i] = sq[p]!;
       i = p;
     }
-    a[i] = item;
+    items[i] = item;
+    at[i] = kAt;
+    sq[i] = kSeq;
   }
 
   pop(): T | undefined {
-    const a = this.items;
-    if (a.length === 0) return undefined;
-    const top = a[0]!;
-    const last = a.pop()!;
-    const n = a.length;
+    if (this.n === 0) return undefined;
+    const items = this.items;
+    const at = this.atMs;
+    const sq = this.seq;
+    const top = items[0]!;
+    const n = --this.n;
+    const last = items[n]!;
+    const lAt = at[n]!;
+    const lSeq = sq[n]!;
+    items[n] = undefined;
     if (n > 0) {
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
         if (l >= n) break;
         const r = l + 1;
-        const m = r < n && less(a[r]!, a[l]!) ? r : l;
-        const child = a[m]!;
-        if (!less(child, last)) break;
-        a[i] = child;
+        let m = l;
+        if (r < n && (at[r]! < at[l]! || (at[r] === at[l] && sq[r]! < sq[l]!))) m = r;
+        const mAt = at[m]!;
+        if (lAt < mAt || (lAt === mAt && lSeq < sq[m]!)) break;
+        items[i] = items[m];
+        at[i] = mAt;
+        sq[i] = sq[m]!;
         i = m;
       }
-      a[i] = last;
+      items[i] = last;
+      at[i] = lAt;
+      sq[i] = lSeq;
     }
     return top;
+  }
+
+  private grow(): void {
+    const at = new Float64Array(this.atMs.length * 2);
+    at.set(this.atMs);
+    this.atMs = at;
+    const sq = new Float64Array(this.seq.length * 2);
+    sq.set(this.seq);
+    this.seq = sq;
   }
 }
 

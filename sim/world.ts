@@ -301,16 +301,30 @@ interface SiteLink {
   privateEndpoint: Endpoint;
   nat: NatState | undefined;
   connections: Connection[];
+  /** Where this link's datagrams go, one per connection in connection order; rebuilt after a NAT rebinding (routesVersion). */
+  routes: Route[];
   /**
-   * The connections by the far end's visible address (a hub's link has one per spoke), each list in
-   * connection order; rebuilt after a NAT rebinding. By address, not "address|port": the address
-   * strings are the World's own, so their hash is cached and a lookup builds no key string.
+   * The routes by the far end's visible address, for links with many connections (a hub's link
+   * has one per spoke). By address, not "address|port": the address strings are the World's own,
+   * so their hash is cached and a lookup builds no key string.
    */
-  farIndex: Map<string, Connection[]> | undefined;
-  farIndexVersion: number;
+  routesByAddress: Map<string, Route[]> | undefined;
+  routesVersion: number;
   /** The shared access line, when shaped (WorldSiteLinkConfig.uplinkNetem / downlinkNetem). */
   uplink: Direction | undefined;
   downlink: Direction | undefined;
+}
+
+/**
+ * One connection as seen from one of its ends: what drain needs per datagram in one object (the
+ * far end's visible port and address, the far link, the direction), not a walk through the
+ * connection, its ends and their NATs, each a cache miss behind the engines' work.
+ */
+interface Route {
+  readonly address: string;
+  readonly port: number;
+  readonly far: SiteLink;
+  readonly dir: Direction;
 }
 
 interface Connection {
@@ -434,7 +448,7 @@ export class World {
    */
   private readonly wakeups = new IndexedHeap<Wakeup>();
   private wakeSeqCounter = 0;
-  /** Bumped by every NAT rebinding: visible endpoints changed, the links' farIndex is stale. */
+  /** Bumped by every NAT rebinding: visible endpoints changed, the links' routes are stale. */
   private natVersion = 0;
   private readonly record: boolean;
   private readonly twoSite: boolean;
@@ -473,7 +487,7 @@ export class World {
     if (ba) conn.ba.netem = new NetemEngine(parseNetemSpec(ba), this.rng.fork());
     a.connections.push(conn);
     b.connections.push(conn);
-    a.farIndex = b.farIndex = undefined;
+    a.routesVersion = b.routesVersion = -1;
     this.connections.push(conn);
     return conn;
   }
@@ -491,8 +505,9 @@ export class World {
         privateEndpoint: endpoints[i]!,
         nat: n ? { publicEndpoint: { address: `nat-${name}-${l}`, port: 30000 + i * 1000 }, contacted: new Set(), idleTimeoutMs: typeof n === 'object' ? n.idleTimeoutMs : undefined, lastOutboundMs: -Infinity, rebinds: 0 } : undefined,
         connections: [],
-        farIndex: undefined,
-        farIndexVersion: -1,
+        routes: [],
+        routesByAddress: undefined,
+        routesVersion: -1,
         uplink: this.accessLine(lines[i]?.uplinkNetem),
         downlink: this.accessLine(lines[i]?.downlinkNetem),
       });
@@ -979,9 +994,8 @@ export class World {
         nat.lastOutboundMs = this.nowMs;
         nat.contacted.add(endpointKey(t.to));
       }
-      const conn = this.connectionTo(link, t.to);
-      const far = conn && (conn.a === link ? conn.b : conn.a);
-      if (!conn || !far) {
+      const route = this.routeTo(link, t.to);
+      if (route === undefined) {
         // To a NAT's address on a port it no longer maps (after a rebinding): the NAT drops it.
         const stale = link.connections.find((c) => (c.a === link ? c.b : c.a).nat?.publicEndpoint.address === t.to.address);
         if (stale) {
@@ -991,9 +1005,8 @@ export class World {
         } else site.unroutable++;
         continue;
       }
-      const dir = conn.a === link ? conn.ab : conn.ba;
       // The datagram is copied onto the "wire": the sender may not mutate what is in flight.
-      this.next(new WirePacket(copyBytes(t.bytes), link, far, dir, visibleEndpoint(link), t.to), undefined);
+      this.next(new WirePacket(copyBytes(t.bytes), link, route.far, route.dir, visibleEndpoint(link), t.to), undefined);
     }
     for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
       site.deliveredCount++;
@@ -1004,33 +1017,35 @@ export class World {
     this.rearm(site);
   }
 
-  /** The first of the link's connections whose far end is visible at `to`. */
-  private connectionTo(link: SiteLink, to: Endpoint): Connection | undefined {
-    if (link.connections.length <= 8) {
-      for (const c of link.connections) {
-        const v = visibleEndpoint(c.a === link ? c.b : c.a);
-        if (v.port === to.port && v.address === to.address) return c;
-      }
-      return undefined;
-    }
-    if (link.farIndex === undefined || link.farIndexVersion !== this.natVersion) {
-      const index = new Map<string, Connection[]>();
-      for (const c of link.connections) {
-        const address = visibleEndpoint(c.a === link ? c.b : c.a).address;
-        const list = index.get(address);
-        if (list) list.push(c);
-        else index.set(address, [c]);
-      }
-      link.farIndex = index;
-      link.farIndexVersion = this.natVersion;
-    }
-    const list = link.farIndex.get(to.address);
-    if (list === undefined) return undefined;
-    for (let i = 0; i < list.length; i++) {
-      const c = list[i]!;
-      if (visibleEndpoint(c.a === link ? c.b : c.a).port === to.port) return c;
+  /** The route of the first of the link's connections whose far end is visible at `to`. */
+  private routeTo(link: SiteLink, to: Endpoint): Route | undefined {
+    if (link.routesVersion !== this.natVersion) this.buildRoutes(link);
+    const routes = link.routes.length <= 8 ? link.routes : link.routesByAddress!.get(to.address);
+    if (routes === undefined) return undefined;
+    for (let i = 0; i < routes.length; i++) {
+      const r = routes[i]!;
+      if (r.port === to.port && r.address === to.address) return r;
     }
     return undefined;
+  }
+
+  private buildRoutes(link: SiteLink): void {
+    link.routes = link.connections.map((conn) => {
+      const far = conn.a === link ? conn.b : conn.a;
+      const v = visibleEndpoint(far);
+      return { address: v.address, port: v.port, far, dir: conn.a === link ? conn.ab : conn.ba };
+    });
+    link.routesByAddress = undefined;
+    if (link.routes.length > 8) {
+      const index = new Map<string, Route[]>();
+      for (const r of link.routes) {
+        const list = index.get(r.address);
+        if (list) list.push(r);
+        else index.set(r.address, [r]);
+      }
+      link.routesByAddress = index;
+    }
+    link.routesVersion = this.natVersion;
   }
 
   private scheduleNetemPoll(dir: Direction): void {
