@@ -174,7 +174,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   let warmer: DataPathWarmer | undefined;
   if (process.env.BRAID_JIT_WARMUP !== '0') {
     try {
-      const { warmer: pair, ...w } = warmUpDataPath(edgeConfig);
+      const { warmer: pair, ...w } = warmUpDataPath(edgeConfig, { tunMtuBytes: tun.mtuBytes, tunOffload: tun.offload === true });
       warmer = pair;
       log.debug({ warmup: w }, `data path warmed up: ${w.roundTrips} round trips in ${w.elapsedMs.toFixed(0)} ms`);
     } catch (e) {

@@ -14,10 +14,11 @@
  * rules, cipher setting and AEAD factory; fresh keys; documentation addresses) exchanges a few
  * thousand packets in virtual time: TCP data one way, ACKs back, ICMP echoes and replies, the
  * handshake and the probes. Methods are shared by every instance of a class, so the real Endpoint
- * starts with compiled code. The packets are Buffers viewed into a larger slab, as the TUN reader
- * hands them, so the compiled code expects the same object shapes. SendBatch (the shell's sendmmsg
- * batch) is filled and cleared with the pair's transmits too; nothing is sent, nothing leaves
- * the process, the pair's deliveries are dropped.
+ * starts with compiled code. Each side runs through the real Driver over stand-ins for the TUN
+ * and the link sockets (jit-warmup-shell.ts): batches of Buffers viewed into a slab, as the readers
+ * hand them, SendBatch, SourceEndpointCache and the TUN write branch the real TUN will take, so
+ * the shell's code is compiled too. Nothing is sent, nothing leaves the process, the pair's
+ * deliveries are counted and dropped.
  *
  * Bounded: WARMUP_ROUND_TRIPS round trips, and it stops early past WARMUP_BUDGET_MS of wall time
  * (a slow or busy box starts a little colder rather than later).
@@ -35,8 +36,9 @@ import { Endpoint, type EndpointConfig } from '../core/endpoint.ts';
 import { generateKeyPair, type X25519KeyPair } from '../core/crypto/keys.ts';
 import type { Endpoint as UdpEndpoint } from '../core/types.ts';
 import { SystemRng, monotonicNowMs } from './clock.ts';
+import { Driver } from './driver.ts';
 import { formatIpv4 } from './ipv4.ts';
-import { SendBatch } from './udp.ts';
+import { WarmLink, WarmTun } from './jit-warmup-shell.ts';
 
 /** Round trips of the warm-up: 4 packets each (data, echo; ACK, reply). ~1,000 compile the path (node --trace-opt). */
 export const WARMUP_ROUND_TRIPS = 1000;
@@ -87,12 +89,6 @@ function endpointsOn(links: EndpointConfig['links'], addressU32: number): UdpEnd
   return links.map((_, i) => ({ address: formatIpv4(addressU32), port: 51900 + i }));
 }
 
-/** The datagram as the UDP reader hands it: a Buffer view into a slab. */
-function received(slab: Buffer, bytes: Uint8Array): Buffer {
-  slab.set(bytes, 0);
-  return slab.subarray(0, bytes.length);
-}
-
 /**
  * The throwaway pair, kept so that it can run again later (DataPathRewarm). Its clock is virtual:
  * it starts at the wall clock's monotonic time and advances ~1.14 ms per round trip, whatever
@@ -101,24 +97,28 @@ function received(slab: Buffer, bytes: Uint8Array): Buffer {
 export class DataPathWarmer {
   private readonly a: Endpoint;
   private readonly b: Endpoint;
-  private readonly fromA: UdpEndpoint[];
-  private readonly fromB: UdpEndpoint[];
-  private readonly batch = new SendBatch();
-  private readonly slab = Buffer.alloc(65536);
+  /** The real Driver over stand-ins (jit-warmup-shell.ts), one per side: the shell's code warms too. */
+  private readonly tunA: WarmTun;
+  private readonly tunB: WarmTun;
+  private readonly linksA: WarmLink[];
+  private readonly linksB: WarmLink[];
+  private readonly driverA: Driver;
+  private readonly driverB: Driver;
   private readonly data = ipv4(A_INNER, B_INNER, 6, 1380);
   private readonly ack = ipv4(B_INNER, A_INNER, 6, 20);
   private readonly echo = ipv4(A_INNER, B_INNER, 1, 64, 8);
   private readonly reply = ipv4(B_INNER, A_INNER, 1, 64, 0);
   private now: number;
-  /** Inner packets the pair delivered so far. */
-  delivered = 0;
   /** Round trips run so far, over every run. */
   roundTrips = 0;
   /** Virtual ms until the first packet got through (handshake, first probes); Infinity if none did. */
   readonly settleMs: number;
 
-  /** Builds the pair from `base` and runs the handshake and the first probes (bounded by SETTLE_MS of virtual time). */
-  constructor(base: EndpointConfig) {
+  /**
+   * Builds the pair from `base` and runs the handshake and the first probes (bounded by SETTLE_MS
+   * of virtual time). `shell`: the real TUN's MTU and offload setting, mirrored by the stand-in.
+   */
+  constructor(base: EndpointConfig, shell: { tunMtuBytes?: number; tunOffload?: boolean } = {}) {
     const started = monotonicNowMs();
     const rng = new SystemRng();
     const keys = { a: generateKeyPair(rng), b: generateKeyPair(rng) };
@@ -145,18 +145,35 @@ export class DataPathWarmer {
       );
     this.a = mk('a', 'b', keys.a);
     this.b = mk('b', 'a', keys.b);
-    this.fromA = endpointsOn(base.links, address.a);
-    this.fromB = endpointsOn(base.links, address.b);
+    const mtu = shell.tunMtuBytes ?? 1420;
+    this.tunA = new WarmTun(mtu, shell.tunOffload === true);
+    this.tunB = new WarmTun(mtu, shell.tunOffload === true);
+    this.linksA = base.links.map((_, i) => new WarmLink(address.a, 51900 + i));
+    this.linksB = base.links.map((_, i) => new WarmLink(address.b, 51900 + i));
+    const clock = (): number => this.now;
+    this.driverA = new Driver({ edge: this.a, tun: this.tunA, links: this.linksA, now: clock });
+    this.driverB = new Driver({ edge: this.b, tun: this.tunB, links: this.linksB, now: clock });
+    // Stopped before started: the Drivers never arm a timer (the pair's clock is virtual; tick()
+    // runs its timeouts), and start() only subscribes them to the stand-ins.
+    for (const d of [this.driverA, this.driverB]) {
+      d.stop();
+      d.start();
+    }
     // The real Endpoint sees monotonicNowMs(): fractional milliseconds. A pair run at 0, 1, 2, ...
     // ms compiled its time arithmetic and fields for small integers (V8 "Smi"), and the real
     // edge's first packets deoptimised that code ("not a Smi", "lost precision").
     this.now = started + TIME_FRACTION_MS;
     // Handshake (the first packet starts it) and the paths' first probes, until an echo gets through.
     for (let t = 0; t < SETTLE_MS && this.delivered === 0; t += 10) {
-      this.a.handleTunPacket(this.now, this.echo);
+      this.tunA.feed([this.echo]);
       this.tick(10 + TIME_FRACTION_MS);
     }
     this.settleMs = this.delivered > 0 ? this.now - started : Infinity;
+  }
+
+  /** Inner packets the pair delivered (wrote to its stand-in TUNs) so far. */
+  get delivered(): number {
+    return this.tunA.counters.txPackets + this.tunB.counters.txPackets;
   }
 
   /**
@@ -170,44 +187,33 @@ export class DataPathWarmer {
     let n = 0;
     for (; n < roundTrips; n++) {
       if (n >= minRoundTrips && monotonicNowMs() > until) break;
-      this.a.handleTunPacket(this.now, this.data);
-      this.a.handleTunPacket(this.now, this.echo);
+      this.tunA.feed([this.data, this.echo]);
       this.exchange();
-      this.b.handleTunPacket(this.now, this.ack);
-      this.b.handleTunPacket(this.now, this.reply);
+      this.tunB.feed([this.ack, this.reply]);
       this.tick(1 + TIME_FRACTION_MS); // ~1 ms per round trip: ~11 Mbit/s of data, under the shaper of most configured links
     }
     this.roundTrips += n;
     return n;
   }
 
+  /** Carries what each side sent to the other until nothing moves (bounded). */
   private exchange(): void {
-    const { a, b, batch, slab, fromA, fromB } = this;
     for (let moved = true, rounds = 0; moved && rounds < 64; rounds++) {
       moved = false;
-      for (let t = a.pollTransmit(); t; t = a.pollTransmit()) {
-        if (batch.isFullFor(t.bytes.length)) batch.clear();
-        batch.push(t.bytes, t.to, t.dscp);
-        b.handleDatagram(this.now, t.linkId, fromA[t.linkId]!, received(slab, t.bytes));
-        moved = true;
+      for (let i = 0; i < this.linksA.length; i++) {
+        if (this.linksA[i]!.deliverTo(this.linksB[i]!)) moved = true;
+        if (this.linksB[i]!.deliverTo(this.linksA[i]!)) moved = true;
       }
-      batch.clear();
-      for (let t = b.pollTransmit(); t; t = b.pollTransmit()) {
-        a.handleDatagram(this.now, t.linkId, fromB[t.linkId]!, received(slab, t.bytes));
-        moved = true;
-      }
-      for (let d = a.pollDelivery(); d; d = a.pollDelivery()) this.delivered++;
-      for (let d = b.pollDelivery(); d; d = b.pollDelivery()) this.delivered++;
-      while (a.pollEvent());
-      while (b.pollEvent());
     }
   }
 
   private tick(stepMs: number): void {
     this.now += stepMs;
-    for (const e of [this.a, this.b]) {
-      const due = e.pollTimeout();
-      if (due !== undefined && due <= this.now) e.handleTimeout(this.now);
+    for (const d of [this.driverA, this.driverB]) {
+      d.command((e, now) => {
+        const due = e.pollTimeout();
+        if (due !== undefined && due <= now) e.handleTimeout(now);
+      });
     }
     this.exchange();
   }
@@ -218,9 +224,9 @@ export class DataPathWarmer {
  * A pair that delivers nothing (a configuration the pair cannot mirror) costs only its time.
  * `warmer` is the pair, for DataPathRewarm.
  */
-export function warmUpDataPath(base: EndpointConfig): WarmupResult & { warmer: DataPathWarmer } {
+export function warmUpDataPath(base: EndpointConfig, shell: { tunMtuBytes?: number; tunOffload?: boolean } = {}): WarmupResult & { warmer: DataPathWarmer } {
   const started = monotonicNowMs();
-  const warmer = new DataPathWarmer(base);
+  const warmer = new DataPathWarmer(base, shell);
   // At least MIN_ROUND_TRIPS, however slow the box: fewer compile nothing.
   const roundTrips = warmer.run(WARMUP_ROUND_TRIPS, Math.max(0, WARMUP_BUDGET_MS - (monotonicNowMs() - started)), MIN_ROUND_TRIPS);
   return { roundTrips, delivered: warmer.delivered, settleMs: warmer.settleMs, elapsedMs: monotonicNowMs() - started, warmer };
@@ -243,15 +249,14 @@ interface RewarmStep {
 }
 
 /**
- * The re-warms, in order. The first once every link has received a datagram (the real session
- * is up and each path answers probes: most deopts happen there, before any data; as early as
- * possible, so that it is over before the first real packets);
- * the second, shorter, once inner packets went both ways (the data path's own objects).
+ * The re-warms, in order: one, once every link has received a datagram (the real session is up
+ * and each path answers probes: most deopts happen there, before any data), as early as possible
+ * so that its ~0.5 s of CPU is over before the first real packets. A second one at the first
+ * inner packets both ways (the data path's own objects) ran into them: on the shared 2-core box
+ * (load ~6) the first 50 pings after start had 20-125 ms outliers while both edges re-warmed, so
+ * it is not done (docs/BENCHMARKS.md "Idle RTT, 2026-12-06 session 6").
  */
-export const REWARMS: readonly RewarmStep[] = [
-  { due: (t) => t.fewestLinkDatagrams >= 1, roundTrips: 600 },
-  { due: (t) => t.tunReads >= 4 && t.tunWrites >= 4, roundTrips: 200 },
-];
+export const REWARMS: readonly RewarmStep[] = [{ due: (t) => t.fewestLinkDatagrams >= 1, roundTrips: 600 }];
 /** Wall time of one slice: a real packet that arrives meanwhile waits at most about this long. */
 const REWARM_SLICE_MS = 1;
 /** Wall time of all the slices of one re-warm together. */
