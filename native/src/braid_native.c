@@ -1330,9 +1330,11 @@ static int unit_iov(const offload_plan_write_t *plan, const offload_unit_t *u, c
   return k;
 }
 
-// The write plan is big (units carry their rewritten headers); one per env would do, but the
-// JS thread is the only caller, so one static is enough.
-static offload_plan_write_t write_plan;
+// The write plan and the packet vectors are big (units carry their rewritten headers): one per
+// thread (each Node worker is a thread with its own env), not one per call on the stack.
+static __thread offload_plan_write_t write_plan;
+static __thread const uint8_t *batch_pkts[OFFLOAD_MAX_BATCH];
+static __thread uint32_t batch_lens[OFFLOAD_MAX_BATCH];
 
 // tunWriteBatch(fd, slab, count, offsets, lengths, result: Int32Array(3)) -> packets written.
 // For a TUN opened with offload: packet i is slab[offsets[i], +lengths[i]); in-order TCP segments
@@ -1348,8 +1350,8 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   if (argc < 6) return throw_type(env, fn, "expected (fd, slab, count, offsets, lengths, result)");
   int32_t fd;
   if (!get_i32(env, argv[0], fn, "fd", 0, INT32_MAX, &fd)) return NULL;
-  static const uint8_t *pkts[OFFLOAD_MAX_BATCH];
-  static uint32_t lens[OFFLOAD_MAX_BATCH];
+  const uint8_t **pkts = batch_pkts;
+  uint32_t *lens = batch_lens;
   int n;
   if (!get_packet_batch(env, argv + 1, fn, &n, pkts, lens)) return NULL;
   int32_t *result;
@@ -1393,8 +1395,8 @@ static napi_value tun_coalesce_for_test(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 4) return throw_type(env, fn, "expected (slab, count, offsets, lengths)");
-  static const uint8_t *pkts[OFFLOAD_MAX_BATCH];
-  static uint32_t lens[OFFLOAD_MAX_BATCH];
+  const uint8_t **pkts = batch_pkts;
+  uint32_t *lens = batch_lens;
   int n;
   if (!get_packet_batch(env, argv, fn, &n, pkts, lens)) return NULL;
   int units = offload_coalesce(pkts, lens, n, &write_plan);
