@@ -53,16 +53,23 @@ export class ReportRing {
     return out;
   }
 
+  /** Where report `i` (0 <= i < length) sits: head + i wraps at most once, so no division. */
+  private slot(i: number): number {
+    const k = this.head + i;
+    const cap = this.atMs!.length;
+    return k >= cap ? k - cap : k;
+  }
+
   atMsOf(i: number): number {
-    return this.atMs![(this.head + i) % this.cap()]!;
+    return this.atMs![this.slot(i)]!;
   }
 
   highestOf(i: number): number {
-    return this.highest![(this.head + i) % this.cap()]!;
+    return this.highest![this.slot(i)]!;
   }
 
   receivedOf(i: number): number {
-    return this.received![(this.head + i) % this.cap()]!;
+    return this.received![this.slot(i)]!;
   }
 
   /**
