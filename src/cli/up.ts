@@ -17,7 +17,7 @@ import { Driver } from '../io/driver.ts';
 import { DataPathRewarm, warmUpDataPath, type DataPathWarmer } from '../io/jit-warmup.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { DeviceCounterReader } from '../io/tun-stats.ts';
-import { openUdpLink, type UdpLink } from '../io/udp.ts';
+import { linkRcvbufBytes, openUdpLink, type UdpLink } from '../io/udp.ts';
 import { readInterfaceMtu } from '../control/mtu-check.ts';
 import { hasAesInstructions } from '../io/cpu-features.ts';
 import { linkTooBig } from '../core/peer-pmtu.ts';
@@ -141,7 +141,8 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
           bindAddress: l.bind,
           port: l.port,
           device: l.interface,
-          rcvbufBytes: SOCKET_BUFFER_BYTES,
+          // Smaller with TUN offloads: the socket is otherwise the standing queue (udp.ts linkRcvbufBytes).
+          rcvbufBytes: linkRcvbufBytes(opened.tun?.offload === true, SOCKET_BUFFER_BYTES),
           sndbufBytes: SOCKET_BUFFER_BYTES,
           // Never fragment the underlay: DF on every datagram, the kernel's PMTU ignored; the
           // core's path MTU discovery decides what fits (EMSGSIZE is a counted drop, see below).

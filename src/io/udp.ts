@@ -27,6 +27,24 @@ import {
  */
 export const DEFAULT_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
+/**
+ * Receive buffer of the link sockets of a site whose TUN runs with offloads (issue 13). A bulk
+ * TCP flow (BBR on the bench box) no longer loses packets at the sender's TUN queue once that
+ * queue holds 64 KB super-segments, so the receiving edge's link socket became the standing
+ * queue: with 4 MiB (8 MiB of kernel truesize) it held 0.1-3.3 MB and ping under one iperf3
+ * stream rose to 12-31 ms. 256 KiB (the kernel doubles it: ~8 GRO trains of 64 KB) brings that
+ * to 7-10 ms at about the same throughput, by tail drop: TCP retransmits again, as at the TUN
+ * queue without offloads (docs/BENCHMARKS.md "RTT under load with offloads, session 6"). Tail
+ * drop spares no class: CoDel on the socket's sojourn (SO_TIMESTAMPNS) that drops bulk only is
+ * the principled fix, not done yet. Without offloads the TUN queue drops first, so 4 MiB stays.
+ */
+export const OFFLOAD_RCVBUF_BYTES = 256 * 1024;
+
+/** The link sockets' receive buffer for a site whose TUN offloads are on (`tunOffload`) or off. */
+export function linkRcvbufBytes(tunOffload: boolean, defaultBytes: number = DEFAULT_SOCKET_BUFFER_BYTES): number {
+  return tunOffload ? Math.min(OFFLOAD_RCVBUF_BYTES, defaultBytes) : defaultBytes;
+}
+
 export interface UdpEndpoint {
   /** IPv4 dotted quad, or IPv6 text without brackets ('2001:db8::1'). */
   readonly address: string;
