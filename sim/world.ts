@@ -193,6 +193,11 @@ export interface WorldConfig {
   wallClockEpochMs?: number;
   /** Data AEAD for every engine (crypto.aead); default the core's node:crypto one. */
   aead?: AeadFactory;
+  /**
+   * Every site says its CPU has AES instructions (crypto.aesAccelerated), so `cipher: auto` picks
+   * AES-256-GCM as `braid up` does on such a box. Default false: ChaCha20-Poly1305.
+   */
+  aesAccelerated?: boolean;
 }
 
 export interface DirectionStats {
@@ -546,7 +551,7 @@ export class World {
     const cryptoFor = (site: 'a' | 'b'): EdgeConfig['crypto'] =>
       config.insecurePlaintext
         ? undefined
-        : { privateKey: this.keys[site]!.privateKey, peerPublicKey: this.keys[site === 'a' ? 'b' : 'a']!.publicKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}) };
+        : { privateKey: this.keys[site]!.privateKey, peerPublicKey: this.keys[site === 'a' ? 'b' : 'a']!.publicKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}), ...(config.aesAccelerated ? { aesAccelerated: true } : {}) };
     const mkEdge = (site: 'a' | 'b', remote: Endpoint[], rng: Rng, nowMs = 0): Edge =>
       new Edge(
         {
@@ -636,7 +641,7 @@ export class World {
       });
       const crypto: EndpointConfig['crypto'] = config.insecurePlaintext
         ? undefined
-        : { privateKey: this.keys[site.name]!.privateKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}) };
+        : { privateKey: this.keys[site.name]!.privateKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}), ...(config.aesAccelerated ? { aesAccelerated: true } : {}) };
       const endpointConfig = (): EndpointConfig => ({
         ...(crypto ? { crypto } : {}),
         ...config.endpoint,
