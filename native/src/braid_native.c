@@ -1238,16 +1238,25 @@ static napi_value start_reader(napi_env env, napi_callback_info info) {
 }
 
 // stopReader(handle): idempotent. Safe inside the reader's own onBatch callback.
-static napi_value stop_reader(napi_env env, napi_callback_info info) {
+// The reader behind a call's first argument (a startReader handle), or NULL with a TypeError thrown.
+static reader_t *get_reader(napi_env env, napi_callback_info info, const char *fn) {
   size_t argc = 1;
   napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   napi_valuetype t = napi_undefined;
-  if (argc >= 1) napi_typeof(env, argv[0], &t);
-  if (t != napi_external) return throw_type(env, "stopReader", "handle must be a startReader handle");
-  void *data;
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &data));
-  reader_stop((reader_t *)data);
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_typeof(env, argv[0], &t) != napi_ok || t != napi_external ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || data == NULL) {
+    throw_type(env, fn, "handle must be a startReader handle");
+    return NULL;
+  }
+  return data;
+}
+
+static napi_value stop_reader(napi_env env, napi_callback_info info) {
+  reader_t *r = get_reader(env, info, "stopReader");
+  if (!r) return NULL;
+  reader_stop(r);
   return undefined(env);
 }
 
@@ -1467,15 +1476,8 @@ static napi_value tun_split_for_test(napi_env env, napi_callback_info info) {
 // droppedUnsupported }: what a TUN reader's offload (vnet) or a UDP reader's GRO did: super-segments
 // (GRO trains) and the packets (datagrams) they held; all 0 without either.
 static napi_value reader_offload_stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  napi_valuetype t = napi_undefined;
-  if (argc >= 1) napi_typeof(env, argv[0], &t);
-  if (t != napi_external) return throw_type(env, "readerOffloadStats", "handle must be a startReader handle");
-  void *data;
-  NAPI_CALL(env, napi_get_value_external(env, argv[0], &data));
-  reader_t *r = data;
+  reader_t *r = get_reader(env, info, "readerOffloadStats");
+  if (!r) return NULL;
   napi_value out, v;
   NAPI_CALL(env, napi_create_object(env, &out));
   NAPI_CALL(env, napi_get_boolean(env, r->vnet, &v));
