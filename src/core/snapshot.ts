@@ -12,7 +12,23 @@ import { CLASS_NAMES } from './steer/classes.ts';
 import { bondStatus } from './peer-bond.ts';
 import { TOP_FLOWS } from './steer/steering.ts';
 import { IDLE_PROBE_INTERVAL_MS } from './peer-idle.ts';
-import type { ClassSnapshot, EdgeSnapshot, FlowSnapshot, LinkSnapshot, PeerSnapshot } from './types.ts';
+import type { ClassSnapshot, EdgeSnapshot, FlowSnapshot, LinkSnapshot, PathRtt, PeerSnapshot } from './types.ts';
+
+/**
+ * Each path's state and smoothed RTT, the paths and labels of buildSnapshot's `links` (the peer
+ * named on a single-peer edge too): what the metrics sample every second, at a fraction of a
+ * snapshot's cost (no loss windows, percentiles, flows or classes; ~2,000 paths at a 1,000-spoke hub).
+ */
+export function buildPathRtts(ep: Endpoint): PathRtt[] {
+  const out: PathRtt[] = [];
+  for (const peer of ep.peersByName.values()) {
+    for (const p of peer.paths) {
+      if (!p.hasEndpoint && p.remoteLink < 0) continue;
+      out.push({ link: p.name, peer: peer.name, state: effectiveState(p), srttMs: p.stats.srttMs });
+    }
+  }
+  return out;
+}
 
 export function buildSnapshot(ep: Endpoint, nowMs: number): EdgeSnapshot {
   const peers = [...ep.peersByName.values()];

@@ -54,6 +54,20 @@ export type DropReason = (typeof DROP_REASONS)[number];
 
 export type LinkState = 'up' | 'degraded' | 'down' | 'drained';
 
+/**
+ * One path's RTT, labelled as the snapshot labels it (Endpoint.pathRtts): the light per-second
+ * source of the metrics' RTT histogram, without the rest of a snapshot.
+ */
+export interface PathRtt {
+  /** Local link name (LinkSnapshot.name). */
+  link: string;
+  /** The peer the path reaches; on a single-peer edge too (the one peer's name). */
+  peer: string;
+  state: LinkState;
+  /** Smoothed RTT (LinkSnapshot.rttMs); undefined until measured. */
+  srttMs: number | undefined;
+}
+
 export type EdgeEventKind =
   | 'linkUp'
   | 'linkDown'
