@@ -13,7 +13,6 @@
  *            pollTimeout()   -> number | undefined     the next deadline (absolute ms)
  *            pollEvent()     -> EdgeEvent | undefined  typed state changes (core/events.ts)
  *            snapshot(now)   -> EdgeSnapshot           counters, paths, classes, peers
- *            pathRtts()      -> PathRtt[]              each path's state and srtt (the metrics' per-second sample)
  * After any input, the shell drains the poll* outputs and re-arms its one timer to pollTimeout().
  *
  * Buffer contract: `handleDatagram` may hand out views into `datagram` through pollDelivery, so the shell must not
@@ -46,7 +45,7 @@ import { DEAD_AFTER_PROBES, DEFAULT_PROBE_INTERVAL_MS, HOLD_DOWN_PROBES, type Pa
 import { Peer, type HandshakeSource, type PeerHost } from './peer.ts';
 import { learnFromInitiation } from './peer-roam.ts';
 import type { EndpointConfig } from './endpoint-config.ts';
-import { buildPathRtts, buildSnapshot } from './snapshot.ts';
+import { buildSnapshot } from './snapshot.ts';
 import { createLink, PendingTx, releaseLink, TxKind, type LinkRuntime } from './qos/egress.ts';
 import { checkQueuePolicy, DEFAULT_QUEUE_POLICIES, type ClassQueuePolicy } from './qos/policy.ts';
 import type { Rng } from './rng.ts';
@@ -61,7 +60,7 @@ import { checkPeerSet, mergeFec, publicFacts, sameKey, stripUndefined } from './
 import { DEFAULT_DSCP_TRUST, DscpTrust, type DscpTrustPolicy } from './steer/dscp-trust.ts';
 import { remarkDscp, RuleSet, type RuleSpec } from './steer/rules.ts';
 import { InnerMtuStage } from './inner/fit.ts';
-import { DROP_REASONS, formatEndpoint, type DropReason, type EdgeEvent, type EdgeEventKind, type EdgeSnapshot, type Endpoint as UdpEndpoint, type PathRtt, type LinkConfig, type PeerConfig, type Transmit } from './types.ts';
+import { DROP_REASONS, formatEndpoint, type DropReason, type EdgeEvent, type EdgeEventKind, type EdgeSnapshot, type Endpoint as UdpEndpoint, type LinkConfig, type PeerConfig, type Transmit } from './types.ts';
 import { decodeEnvelopeStrict, decodeFrameStrict, encodeEnvelope, encodeFrame, receiveCapBytes } from './wire/codec.ts';
 
 export type { EndpointConfig, EndpointCryptoConfig } from './endpoint-config.ts';
@@ -557,11 +556,6 @@ export class Endpoint implements PeerHost {
 
   snapshot(nowMs: number): EdgeSnapshot {
     return buildSnapshot(this, nowMs);
-  }
-
-  /** Each path's link, peer, state and srtt, labelled as snapshot() labels them; far cheaper than a snapshot. */
-  pathRtts(): PathRtt[] {
-    return buildPathRtts(this);
   }
 
   // ---- internals ---------------------------------------------------------------------------

@@ -18,6 +18,8 @@ import type { ClassSnapshot, EdgeSnapshot, FlowSnapshot, LinkSnapshot, PathRtt, 
  * Each path's state and smoothed RTT, the paths and labels of buildSnapshot's `links` (the peer
  * named on a single-peer edge too): what the metrics sample every second, at a fraction of a
  * snapshot's cost (no loss windows, percentiles, flows or classes; ~2,000 paths at a 1,000-spoke hub).
+ * A function beside buildSnapshot rather than an Endpoint method: endpoint.ts is at the core's
+ * 600-line limit (test/core/core-purity.test.ts).
  */
 export function buildPathRtts(ep: Endpoint): PathRtt[] {
   const out: PathRtt[] = [];

@@ -55,8 +55,8 @@ export type DropReason = (typeof DROP_REASONS)[number];
 export type LinkState = 'up' | 'degraded' | 'down' | 'drained';
 
 /**
- * One path's RTT, labelled as the snapshot labels it (Endpoint.pathRtts): the light per-second
- * source of the metrics' RTT histogram, without the rest of a snapshot.
+ * One path's RTT, labelled as the snapshot labels it: the light per-second
+ * source of the metrics' RTT histogram, without the rest of a snapshot (buildPathRtts in snapshot.ts).
  */
 export interface PathRtt {
   /** Local link name (LinkSnapshot.name). */
