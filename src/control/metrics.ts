@@ -39,7 +39,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { BraidError, ErrorCode } from '../core/errors.ts';
-import { DROP_REASONS, type EdgeSnapshot, type LinkSnapshot, type LinkState, type PeerSnapshot } from '../core/types.ts';
+import { DROP_REASONS, type EdgeSnapshot, type LinkSnapshot, type LinkState, type PathRtt, type PeerSnapshot } from '../core/types.ts';
 import type { ClassStatus, EdgeStatus, LinkStatus, TunDeviceStatus } from './control-socket.ts';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9731';
@@ -63,7 +63,146 @@ export const PEER_SERIES = 13;
 export const PATH_SERIES = 46;
 const VERSION = '0.1.0';
 
+/** Resolves after the event loop has polled its sockets once (setImmediate runs after the poll phase). */
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+/**
+ * A render gives the event loop back after this much work: packets and probes wait at most about
+ * this long during a scrape (the spokes call a path dead after 314 ms of silence).
+ */
+export const RENDER_SLICE_MS = 8;
+
 type Setter<L extends string> = (labels: LabelValues<L>, value: number) => void;
+type Labels = Readonly<Record<string, string>>;
+/** One series of a path's (or a peer's) family: the labels after the path's own `link`, `peer` (or the peer's `peer`), and the value. */
+type Emit = (extra: Labels | undefined, value: number) => void;
+/** A family with a few series per path or per peer, written by BraidMetrics itself at scrape time. */
+interface ItemFamily<T> {
+  name: string;
+  help: string;
+  type: 'gauge' | 'counter';
+  each: (item: T, emit: Emit) => void;
+}
+
+/** Each path's state and srtt at one time: the light source of the per-second RTT sample. */
+export type RttSource = () => { nowMs: number; paths: readonly PathRtt[] };
+
+// The exposition text as prom-client 15 writes it (registry.getMetricsAsString): label values
+// escaped (\\, \n, "), values through getValueAsString, default labels after a series' own.
+const NEEDS_ESCAPE = /[\\\n"]/;
+function escapeLabel(v: string): string {
+  return NEEDS_ESCAPE.test(v) ? v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"') : v;
+}
+function escapeHelp(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+function valueText(v: number): string {
+  if (Number.isNaN(v)) return 'Nan';
+  if (!Number.isFinite(v)) return v < 0 ? '-Inf' : '+Inf';
+  return `${v}`;
+}
+function labelText(labels: Labels): string {
+  let out = '';
+  for (const k in labels) out += `${out === '' ? '' : ','}${k}="${escapeLabel(labels[k]!)}"`;
+  return out;
+}
+const finite = (v: number | undefined): v is number => v !== undefined && Number.isFinite(v);
+const emitIf = (emit: Emit, extra: Labels | undefined, v: number | undefined): void => {
+  if (finite(v)) emit(extra, v);
+};
+// Extra labels as constants: their text is formatted once per BraidMetrics, not once per series.
+const STATE_LABELS = new Map<string, Labels>([...LINK_STATES, ...PEER_STATES].map((st) => [st, { state: st }]));
+const TX: Labels = { direction: 'tx' };
+const RX: Labels = { direction: 'rx' };
+const P50: Labels = { percentile: '50' };
+const P99: Labels = { percentile: '99' };
+const LOSS = {
+  tx1s: { direction: 'tx', window: '1s' },
+  rx1s: { direction: 'rx', window: '1s' },
+  tx30s: { direction: 'tx', window: '30s' },
+  rx30s: { direction: 'rx', window: '30s' },
+  txTotal: { direction: 'tx', window: 'total' },
+  rxTotal: { direction: 'rx', window: 'total' },
+} as const satisfies Record<string, Labels>;
+
+/** One path's RTT histogram series: counts per bucket (not cumulative), sum and count. */
+interface RttSeries {
+  labels: { link: string; peer: string };
+  /** `link="..",peer=".."`, formatted once. */
+  text: string;
+  buckets: number[];
+  sum: number;
+  count: number;
+  /** The sample that last listed the path (series of paths gone from the edge are dropped). */
+  seen: number;
+}
+
+/**
+ * braid_path_rtt_seconds: prom-client's Histogram semantics (same buckets, cumulative on export,
+ * series in first-observation order), kept here so a sample costs a Map lookup per path instead of
+ * prom-client's label hashing and validation, and so a scrape can write it in slices. It stays in
+ * the registry (registry.metrics() shows it) through get(), which returns what a prom-client
+ * Histogram's get() returns.
+ */
+class RttHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly series = new Map<string, RttSeries>();
+  private generation = 0;
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly bounds: readonly number[],
+  ) {}
+
+  /** Starts a sample: the paths it lists (observe or keep) stay, the others are dropped by endSample(). */
+  beginSample(): void {
+    this.generation++;
+  }
+
+  /** Observes `seconds` (finite) for the path; or, with undefined (a down path, no RTT yet), only keeps its series. */
+  observe(link: string, peer: string, seconds: number | undefined): void {
+    const key = `${link}\u0000${peer}`;
+    let s = this.series.get(key);
+    if (seconds === undefined) {
+      if (s) s.seen = this.generation;
+      return;
+    }
+    if (!s) {
+      s = { labels: { link, peer }, text: labelText({ link, peer }), buckets: this.bounds.map(() => 0), sum: 0, count: 0, seen: this.generation };
+      this.series.set(key, s);
+    }
+    s.seen = this.generation;
+    const i = this.bounds.findIndex((b) => seconds <= b);
+    if (i >= 0) s.buckets[i]!++;
+    s.sum += seconds;
+    s.count++;
+  }
+
+  endSample(): void {
+    for (const [key, s] of this.series) if (s.seen !== this.generation) this.series.delete(key);
+  }
+
+  reset(): void {
+    this.series.clear();
+  }
+
+  /** prom-client's Histogram.get() shape (bucket labels `le`, the series' labels as sharedLabels). */
+  async get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: { labels: Record<string, string | number>; sharedLabels: Record<string, string>; value: number; metricName: string }[] }> {
+    const values: { labels: Record<string, string | number>; sharedLabels: Record<string, string>; value: number; metricName: string }[] = [];
+    for (const s of this.series.values()) {
+      let acc = 0;
+      this.bounds.forEach((le, i) => {
+        acc += s.buckets[i]!;
+        values.push({ labels: { le }, sharedLabels: s.labels, value: acc, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_bucket` });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${this.name}_sum` });
+      values.push({ labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
+  }
+}
 
 export interface BraidMetricsOptions {
   /**
@@ -72,6 +211,11 @@ export interface BraidMetricsOptions {
    * fleets whose path count is too high for Prometheus' usual series budgets. Default on.
    */
   pathSeries?: boolean;
+  /**
+   * Each path's state and srtt now (braid up: Endpoint.pathRtts()): what sample() reads every second
+   * instead of a full snapshot. Without it, sample() takes a snapshot.
+   */
+  rttSource?: RttSource;
 }
 
 /**
@@ -86,9 +230,19 @@ export function pathLabels(s: EdgeSnapshot, l: LinkSnapshot): { link: string; pe
 export class BraidMetrics {
   readonly registry = new Registry();
   private current: EdgeSnapshot | undefined;
-  private readonly rttHistogram: Histogram<'link' | 'peer'>;
+  private readonly rttHistogram: RttHistogram;
   private lastSampledMs: number | undefined;
   private readonly pathSeries: boolean;
+  private readonly rttSource: RttSource | undefined;
+  /** The families with series per path and per peer, by name: render() writes them itself, in slices. */
+  private readonly pathFamilies = new Map<string, ItemFamily<LinkStatus>>();
+  private readonly peerFamilies = new Map<string, ItemFamily<PeerSnapshot>>();
+  /** `,site=".."`: the registry's default labels, after each series' own. */
+  private readonly defaultLabelText: string;
+  /** The text of the constant extra labels (STATE_LABELS, TX ...), with a leading comma. */
+  private readonly extraText = new WeakMap<Labels, string>();
+  /** The render in progress, shared by the scrapes that arrive meanwhile. */
+  private rendering: Promise<string> | undefined;
 
   constructor(
     private readonly getSnapshot: () => EdgeSnapshot,
@@ -97,9 +251,11 @@ export class BraidMetrics {
     const first = getSnapshot();
     const pathSeries = opts.pathSeries !== false;
     this.pathSeries = pathSeries;
+    this.rttSource = opts.rttSource;
     /** The paths whose series are exported: every path of every peer, or none (per-peer series only). */
     const paths = (s: EdgeSnapshot): readonly LinkStatus[] => (pathSeries ? s.links : []);
     this.registry.setDefaultLabels({ site: first.site });
+    this.defaultLabelText = `,${labelText({ site: first.site })}`;
     // Event-loop lag sampled every EVENT_LOOP_LAG_RESOLUTION_MS, not prom-client's 10 ms: its
     // timer woke an idle edge's one thread 100 times a second (174 -> 72 wake-ups/s, issue 13).
     collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_LAG_RESOLUTION_MS });
@@ -136,85 +292,70 @@ export class BraidMetrics {
     const maybe = <L extends string>(set: Setter<L>, labels: LabelValues<L>, v: number | undefined): void => {
       if (v !== undefined && Number.isFinite(v)) set(labels, v);
     };
+    // Families with series per path (labels link, peer, then the extra ones) and per peer (peer,
+    // extra): registered with prom-client like the others (registry.metrics() gives them, and is
+    // what the tests hold render() to), and written by render() itself from the same `each`.
+    const perPath = (type: 'gauge' | 'counter', name: string, help: string, extra: readonly string[], each: (l: LinkStatus, emit: Emit) => void): void => {
+      (type === 'gauge' ? gauge : counter)(name, help, ['link', 'peer', ...extra], (s, set) => {
+        for (const l of paths(s)) {
+          const pl = pathLabels(s, l);
+          each(l, (x, v) => set(x ? { ...pl, ...x } : pl, v));
+        }
+      });
+      this.pathFamilies.set(name, { name, help, type, each });
+    };
+    const perPeer = (type: 'gauge' | 'counter', name: string, help: string, extra: readonly string[], each: (p: PeerSnapshot, emit: Emit) => void): void => {
+      (type === 'gauge' ? gauge : counter)(name, help, ['peer', ...extra], (s, set) => {
+        for (const p of peers(s)) {
+          const pl = { peer: p.name };
+          each(p, (x, v) => set(x ? { ...pl, ...x } : pl, v));
+        }
+      });
+      this.peerFamilies.set(name, { name, help, type, each });
+    };
+    const peers = (s: EdgeSnapshot): readonly PeerSnapshot[] => s.peers ?? [];
 
     gauge('braid_info', 'Braid edge build; always 1.', ['version'], (_s, set) => set({ version: VERSION }, 1));
 
     // ---- paths ------------------------------------------------------------------------------
-    gauge('braid_path_state', 'Path state (state-set): 1 for the current state.', ['link', 'peer', 'state'], (s, set) => {
-      for (const l of paths(s)) for (const st of LINK_STATES) set({ ...pathLabels(s, l), state: st }, l.state === st ? 1 : 0);
+    perPath('gauge', 'braid_path_state', 'Path state (state-set): 1 for the current state.', ['state'], (l, emit) => {
+      for (const st of LINK_STATES) emit(STATE_LABELS.get(st), l.state === st ? 1 : 0);
     });
-    gauge('braid_path_srtt_seconds', 'Smoothed probe round-trip time, excluding the peer hold time.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) maybe(set, pathLabels(s, l), seconds(l.rttMs));
-    });
+    perPath('gauge', 'braid_path_srtt_seconds', 'Smoothed probe round-trip time, excluding the peer hold time.', [], (l, emit) => emitIf(emit, undefined, seconds(l.rttMs)));
     // Not `quantile`: Prometheus reserves that label for summaries (promtool check metrics).
-    gauge('braid_path_rtt_percentile_seconds', 'Round-trip time percentiles (50, 99) over the recent probe window.', ['link', 'peer', 'percentile'], (s, set) => {
-      for (const l of paths(s)) {
-        maybe(set, { ...pathLabels(s, l), percentile: '50' }, seconds(l.rttP50Ms));
-        maybe(set, { ...pathLabels(s, l), percentile: '99' }, seconds(l.rttP99Ms));
-      }
+    perPath('gauge', 'braid_path_rtt_percentile_seconds', 'Round-trip time percentiles (50, 99) over the recent probe window.', ['percentile'], (l, emit) => {
+      emitIf(emit, P50, seconds(l.rttP50Ms));
+      emitIf(emit, P99, seconds(l.rttP99Ms));
     });
-    gauge('braid_path_mtu_bytes', 'Path MTU found by path MTU discovery: the largest outer packet (IP header included) the path carries now.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) maybe(set, pathLabels(s, l), l.pathMtuBytes);
+    perPath('gauge', 'braid_path_mtu_bytes', 'Path MTU found by path MTU discovery: the largest outer packet (IP header included) the path carries now.', [], (l, emit) => emitIf(emit, undefined, l.pathMtuBytes));
+    perPath('gauge', 'braid_path_inner_mtu_bytes', 'Largest inner packet the path carries in one unfragmented datagram (the path MTU minus the overlay overhead).', [], (l, emit) => emitIf(emit, undefined, l.usableMtuBytes));
+    perPath('gauge', 'braid_path_jitter_seconds', 'RFC 3550 interarrival jitter of the peer probes.', [], (l, emit) => emitIf(emit, undefined, seconds(l.jitterMs)));
+    perPath('gauge', 'braid_path_loss_ratio', 'Packet loss per direction (tx: what we send, reported by the peer; rx: what we receive) over 1 s, 30 s and the session.', ['direction', 'window'], (l, emit) => {
+      emitIf(emit, LOSS.tx1s, l.txLossRatio);
+      emitIf(emit, LOSS.rx1s, l.rxLossRatio);
+      emitIf(emit, LOSS.tx30s, l.txLossLongRatio);
+      emitIf(emit, LOSS.rx30s, l.rxLossLongRatio);
+      emitIf(emit, LOSS.txTotal, l.txLossTotalRatio);
+      emitIf(emit, LOSS.rxTotal, l.rxLossTotalRatio);
     });
-    gauge('braid_path_inner_mtu_bytes', 'Largest inner packet the path carries in one unfragmented datagram (the path MTU minus the overlay overhead).', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) maybe(set, pathLabels(s, l), l.usableMtuBytes);
-    });
-    gauge('braid_path_jitter_seconds', 'RFC 3550 interarrival jitter of the peer probes.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) maybe(set, pathLabels(s, l), seconds(l.jitterMs));
-    });
-    gauge('braid_path_loss_ratio', 'Packet loss per direction (tx: what we send, reported by the peer; rx: what we receive) over 1 s, 30 s and the session.', ['link', 'peer', 'direction', 'window'], (s, set) => {
-      for (const l of paths(s)) {
-        maybe(set, { ...pathLabels(s, l), direction: 'tx', window: '1s' }, l.txLossRatio);
-        maybe(set, { ...pathLabels(s, l), direction: 'rx', window: '1s' }, l.rxLossRatio);
-        maybe(set, { ...pathLabels(s, l), direction: 'tx', window: '30s' }, l.txLossLongRatio);
-        maybe(set, { ...pathLabels(s, l), direction: 'rx', window: '30s' }, l.rxLossLongRatio);
-        maybe(set, { ...pathLabels(s, l), direction: 'tx', window: 'total' }, l.txLossTotalRatio);
-        maybe(set, { ...pathLabels(s, l), direction: 'rx', window: 'total' }, l.rxLossTotalRatio);
-      }
-    });
-    gauge('braid_path_last_heard_seconds', 'Time since anything was heard on the path.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) maybe(set, pathLabels(s, l), seconds(l.lastHeardAgoMs));
-    });
-    counter('braid_path_flaps_total', 'Times the path fell DOWN.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) set(pathLabels(s, l), l.flaps);
-    });
-    gauge('braid_path_suppressed', '1 while flap damping keeps the path out of service.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) set(pathLabels(s, l), l.suppressed ? 1 : 0);
-    });
-    this.rttHistogram = new Histogram<'link' | 'peer'>({
-      name: 'braid_path_rtt_seconds',
-      help: `Path smoothed RTT, sampled every ${RTT_SAMPLE_INTERVAL_MS / 1000} s while the path is not down.`,
-      labelNames: ['link', 'peer'],
-      buckets: RTT_BUCKETS_SECONDS,
-      registers,
-    });
+    perPath('gauge', 'braid_path_last_heard_seconds', 'Time since anything was heard on the path.', [], (l, emit) => emitIf(emit, undefined, seconds(l.lastHeardAgoMs)));
+    perPath('counter', 'braid_path_flaps_total', 'Times the path fell DOWN.', [], (l, emit) => emit(undefined, l.flaps));
+    perPath('gauge', 'braid_path_suppressed', '1 while flap damping keeps the path out of service.', [], (l, emit) => emit(undefined, l.suppressed ? 1 : 0));
+    this.rttHistogram = new RttHistogram('braid_path_rtt_seconds', `Path smoothed RTT, sampled every ${RTT_SAMPLE_INTERVAL_MS / 1000} s while the path is not down.`, RTT_BUCKETS_SECONDS);
+    // Registered as prom-client registers its own metrics; the registry only reads name, help, type, get() and reset().
+    this.registry.registerMetric(this.rttHistogram as unknown as Histogram);
 
     // ---- links ------------------------------------------------------------------------------
-    counter('braid_link_bytes_total', 'Bytes sent (tx) and received (rx) on the link, overlay headers included.', ['link', 'peer', 'direction'], (s, set) => {
-      for (const l of paths(s)) {
-        set({ ...pathLabels(s, l), direction: 'tx' }, l.txBytes);
-        set({ ...pathLabels(s, l), direction: 'rx' }, l.rxBytes);
-      }
-    });
-    counter('braid_link_packets_total', 'Datagrams sent and received on the link (data, probes, control).', ['link', 'peer', 'direction'], (s, set) => {
-      for (const l of paths(s)) {
-        set({ ...pathLabels(s, l), direction: 'tx' }, l.txPackets);
-        set({ ...pathLabels(s, l), direction: 'rx' }, l.rxPackets);
-      }
-    });
-    counter('braid_link_data_packets_total', 'Inner (data) packets sent and received on the link.', ['link', 'peer', 'direction'], (s, set) => {
-      for (const l of paths(s)) {
-        set({ ...pathLabels(s, l), direction: 'tx' }, l.txDataPackets);
-        set({ ...pathLabels(s, l), direction: 'rx' }, l.rxDataPackets);
-      }
-    });
+    const txRx = (tx: number, rx: number, emit: Emit): void => {
+      emit(TX, tx);
+      emit(RX, rx);
+    };
+    perPath('counter', 'braid_link_bytes_total', 'Bytes sent (tx) and received (rx) on the link, overlay headers included.', ['direction'], (l, emit) => txRx(l.txBytes, l.rxBytes, emit));
+    perPath('counter', 'braid_link_packets_total', 'Datagrams sent and received on the link (data, probes, control).', ['direction'], (l, emit) => txRx(l.txPackets, l.rxPackets, emit));
+    perPath('counter', 'braid_link_data_packets_total', 'Inner (data) packets sent and received on the link.', ['direction'], (l, emit) => txRx(l.txDataPackets, l.rxDataPackets, emit));
     // Prometheus' base unit is bytes (promtool check metrics): the snapshot's bit/s over 8.
-    gauge('braid_link_transmit_rate_bytes_per_second', 'Smoothed send rate of the link.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) set(pathLabels(s, l), l.txRateBps / 8);
-    });
-    gauge('braid_link_flows', 'Flows whose primary path is this link.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) set(pathLabels(s, l), l.flows);
-    });
+    perPath('gauge', 'braid_link_transmit_rate_bytes_per_second', 'Smoothed send rate of the link.', [], (l, emit) => emit(undefined, l.txRateBps / 8));
+    perPath('gauge', 'braid_link_flows', 'Flows whose primary path is this link.', [], (l, emit) => emit(undefined, l.flows));
     // The shaper belongs to the local link and is shared by every peer: one series per link, no peer.
     const shaped = (s: EdgeSnapshot): LinkStatus[] => {
       const byName = new Map<string, LinkStatus>();
@@ -230,8 +371,8 @@ export class BraidMetrics {
     counter('braid_link_queue_drops_total', 'Tail drops in a shaped link\'s queues.', ['link'], (s, set) => {
       for (const l of shaped(s)) if (l.queueDrops !== undefined) set({ link: l.name }, l.queueDrops);
     });
-    counter('braid_link_fec_parity_packets_total', 'FEC parity datagrams sent on the link.', ['link', 'peer'], (s, set) => {
-      for (const l of paths(s)) if (l.fecParitySent !== undefined) set(pathLabels(s, l), l.fecParitySent);
+    perPath('counter', 'braid_link_fec_parity_packets_total', 'FEC parity datagrams sent on the link.', [], (l, emit) => {
+      if (l.fecParitySent !== undefined) emit(undefined, l.fecParitySent);
     });
 
     // ---- application rules (config `rules:`) ------------------------------------------------
@@ -335,60 +476,153 @@ export class BraidMetrics {
     gauge('braid_session_under_load', '1 while under a handshake flood (cookies required).', [], (s, set) => set({}, s.session.underLoad ? 1 : 0));
 
     // ---- peers (13 series per peer; see PEER_SERIES) ----------------------------------------
-    const peers = (s: EdgeSnapshot): readonly PeerSnapshot[] => s.peers ?? [];
-    gauge('braid_peer_state', 'Peer state (state-set): up (some path usable), down (paths, none usable), idle (no endpoint known yet).', ['peer', 'state'], (s, set) => {
-      for (const p of peers(s)) for (const st of PEER_STATES) set({ peer: p.name, state: st }, p.state === st ? 1 : 0);
+    perPeer('gauge', 'braid_peer_state', 'Peer state (state-set): up (some path usable), down (paths, none usable), idle (no endpoint known yet).', ['state'], (p, emit) => {
+      for (const st of PEER_STATES) emit(STATE_LABELS.get(st), p.state === st ? 1 : 0);
     });
-    gauge('braid_peer_paths_up', 'Usable paths to the peer.', ['peer'], (s, set) => {
-      for (const p of peers(s)) set({ peer: p.name }, p.pathsUp);
-    });
-    counter('braid_peer_bytes_total', 'Inner bytes sent to (tx) and received from (rx) the peer.', ['peer', 'direction'], (s, set) => {
-      for (const p of peers(s)) {
-        set({ peer: p.name, direction: 'tx' }, p.txBytes);
-        set({ peer: p.name, direction: 'rx' }, p.rxBytes);
-      }
-    });
-    counter('braid_peer_packets_total', 'Inner packets sent to (tx) and received from (rx) the peer.', ['peer', 'direction'], (s, set) => {
-      for (const p of peers(s)) {
-        set({ peer: p.name, direction: 'tx' }, p.txPackets);
-        set({ peer: p.name, direction: 'rx' }, p.rxPackets);
-      }
-    });
-    counter('braid_peer_forwarded_packets_total', 'Packets from the peer forwarded to another peer (a hub between spokes).', ['peer'], (s, set) => {
-      for (const p of peers(s)) set({ peer: p.name }, p.forwardedPackets);
-    });
-    counter('braid_peer_source_not_allowed_total', "Packets from the peer dropped: inner source outside the peer's prefixes.", ['peer'], (s, set) => {
-      for (const p of peers(s)) set({ peer: p.name }, p.sourceNotAllowed);
-    });
-    gauge('braid_peer_session_established', '1 while a session with the peer is up.', ['peer'], (s, set) => {
-      for (const p of peers(s)) set({ peer: p.name }, p.session.established ? 1 : 0);
-    });
-    gauge('braid_peer_session_age_seconds', "Age of the peer's current session (the latest handshake).", ['peer'], (s, set) => {
-      for (const p of peers(s)) maybe(set, { peer: p.name }, seconds(p.session.ageMs));
-    });
-    gauge('braid_peer_flows', 'Flows to the peer.', ['peer'], (s, set) => {
-      for (const p of peers(s)) set({ peer: p.name }, p.flows);
-    });
+    perPeer('gauge', 'braid_peer_paths_up', 'Usable paths to the peer.', [], (p, emit) => emit(undefined, p.pathsUp));
+    perPeer('counter', 'braid_peer_bytes_total', 'Inner bytes sent to (tx) and received from (rx) the peer.', ['direction'], (p, emit) => txRx(p.txBytes, p.rxBytes, emit));
+    perPeer('counter', 'braid_peer_packets_total', 'Inner packets sent to (tx) and received from (rx) the peer.', ['direction'], (p, emit) => txRx(p.txPackets, p.rxPackets, emit));
+    perPeer('counter', 'braid_peer_forwarded_packets_total', 'Packets from the peer forwarded to another peer (a hub between spokes).', [], (p, emit) => emit(undefined, p.forwardedPackets));
+    perPeer('counter', 'braid_peer_source_not_allowed_total', "Packets from the peer dropped: inner source outside the peer's prefixes.", [], (p, emit) => emit(undefined, p.sourceNotAllowed));
+    perPeer('gauge', 'braid_peer_session_established', '1 while a session with the peer is up.', [], (p, emit) => emit(undefined, p.session.established ? 1 : 0));
+    perPeer('gauge', 'braid_peer_session_age_seconds', "Age of the peer's current session (the latest handshake).", [], (p, emit) => emitIf(emit, undefined, seconds(p.session.ageMs)));
+    perPeer('gauge', 'braid_peer_flows', 'Flows to the peer.', [], (p, emit) => emit(undefined, p.flows));
   }
 
-  /** Observes each path's RTT into the histogram; once per distinct snapshot time. */
-  sample(snapshot: EdgeSnapshot = this.getSnapshot()): void {
-    if (snapshot.nowMs === this.lastSampledMs) return;
-    this.lastSampledMs = snapshot.nowMs;
+  /**
+   * Observes each path's RTT into the histogram (paths not down, with an RTT); once per distinct
+   * time. From the light RttSource when there is one (no snapshot: a 1,000-spoke hub's snapshot
+   * held the loop 20-40 ms every second), else from `snapshot` or a fresh one. A path the edge no
+   * longer has (a removed peer, a reload) loses its histogram series, as its other series go.
+   */
+  sample(snapshot?: EdgeSnapshot): void {
     if (!this.pathSeries) return;
-    for (const l of snapshot.links) {
-      if (l.state !== 'down' && l.rttMs !== undefined && Number.isFinite(l.rttMs)) this.rttHistogram.observe(pathLabels(snapshot, l), l.rttMs / 1000);
+    const h = this.rttHistogram;
+    if (snapshot === undefined && this.rttSource !== undefined) {
+      const { nowMs, paths } = this.rttSource();
+      if (nowMs === this.lastSampledMs) return;
+      this.lastSampledMs = nowMs;
+      h.beginSample();
+      for (const p of paths) h.observe(p.link, p.peer, p.state !== 'down' && finite(p.srttMs) ? p.srttMs / 1000 : undefined);
+      h.endSample();
+      return;
     }
+    const s = snapshot ?? this.getSnapshot();
+    if (s.nowMs === this.lastSampledMs) return;
+    this.lastSampledMs = s.nowMs;
+    h.beginSample();
+    for (const l of s.links) {
+      const { link, peer } = pathLabels(s, l);
+      h.observe(link, peer, l.state !== 'down' && finite(l.rttMs) ? l.rttMs / 1000 : undefined);
+    }
+    h.endSample();
   }
 
-  /** The exposition text, every series from one fresh snapshot. */
-  async render(): Promise<string> {
-    this.current = this.getSnapshot();
+  /**
+   * The exposition text, every series from one fresh snapshot, written in slices of about
+   * RENDER_SLICE_MS with a turn of the event loop between them. prom-client's registry.metrics()
+   * builds it in one go: at 1,000 peers (~100,000 series) that held a hub's only thread for
+   * ~550-800 ms per scrape, during which no packet was forwarded and no probe answered, longer than
+   * the spokes' 314 ms blackout detection (docs/BENCHMARKS.md "Hub scrape stall"). The families
+   * with series per path and per peer (and the RTT histogram) are written here, slice by slice,
+   * as prom-client would write them (same lines, same order: test/control/metrics-render.test.ts
+   * holds the two to it); the other families (per class, rule, edge, and prom-client's process_*
+   * and nodejs_* defaults) come from prom-client, several per slice.
+   * Scrapes that arrive while one is being built share it: one snapshot, one render.
+   */
+  render(): Promise<string> {
+    if (this.rendering === undefined) {
+      this.rendering = this.renderSliced().finally(() => {
+        this.rendering = undefined;
+      });
+    }
+    return this.rendering;
+  }
+
+  private async renderSliced(): Promise<string> {
+    const s = this.getSnapshot();
+    this.current = s;
+    let sliceStart = performance.now();
+    const pause = async (): Promise<void> => {
+      if (performance.now() - sliceStart < RENDER_SLICE_MS) return;
+      await nextTurn();
+      sliceStart = performance.now();
+    };
     try {
-      return await this.registry.metrics();
+      const links = this.pathSeries ? s.links : [];
+      const peers = s.peers ?? [];
+      const linkText = links.map((l) => labelText(pathLabels(s, l)));
+      const peerText = peers.map((p) => labelText({ peer: p.name }));
+      // Two paths (or peers) with the same labels would be one prom-client series (a gauge's last
+      // value, a counter's sum): no snapshot has them, but if one did, prom-client writes those families.
+      const ownPaths = new Set(linkText).size === linkText.length;
+      const ownPeers = new Set(peerText).size === peerText.length;
+      const parts: string[] = [];
+      for (const metric of this.registry.getMetricsAsArray()) {
+        const pf = ownPaths ? this.pathFamilies.get(metric.name) : undefined;
+        const qf = ownPeers ? this.peerFamilies.get(metric.name) : undefined;
+        if (pf) parts.push(await this.writeFamily(pf, links, linkText, pause));
+        else if (qf) parts.push(await this.writeFamily(qf, peers, peerText, pause));
+        else if (metric.name === this.rttHistogram.name) parts.push(await this.writeHistogram(pause));
+        else parts.push(await this.registry.getSingleMetricAsString(metric.name));
+        await pause();
+      }
+      // The same text registry.metrics() gives (Prometheus text format: families apart by a blank line).
+      return `${parts.join('\n\n')}\n`;
     } finally {
       this.current = undefined;
     }
+  }
+
+  /** `,state="up"`: a constant extra label set's text, formatted once. */
+  private extra(x: Labels): string {
+    let text = this.extraText.get(x);
+    if (text === undefined) {
+      text = `,${labelText(x)}`;
+      this.extraText.set(x, text);
+    }
+    return text;
+  }
+
+  /** One family with series per item (path or peer), `texts[i]` the labels of items[i]. */
+  private async writeFamily<T>(f: ItemFamily<T>, items: readonly T[], texts: readonly string[], pause: () => Promise<void>): Promise<string> {
+    const lines = [`# HELP ${f.name} ${escapeHelp(f.help)}`, `# TYPE ${f.name} ${f.type}`];
+    const head = `${f.name}{`;
+    const tail = `${this.defaultLabelText}} `;
+    const counter = f.type === 'counter';
+    let own = '';
+    // prom-client's counters are reset and inc()ed by the value (never below 0): the value itself.
+    const emit: Emit = (x, v) => {
+      lines.push(`${head}${own}${x === undefined ? '' : this.extra(x)}${tail}${valueText(counter ? Math.max(0, v) : v)}`);
+    };
+    for (let i = 0; i < items.length; i++) {
+      own = texts[i]!;
+      f.each(items[i]!, emit);
+      if ((i & 15) === 15) await pause();
+    }
+    return lines.join('\n');
+  }
+
+  /** braid_path_rtt_seconds as prom-client writes a histogram: `le` and the default labels first, then the series' labels. */
+  private async writeHistogram(pause: () => Promise<void>): Promise<string> {
+    const h = this.rttHistogram;
+    const lines = [`# HELP ${h.name} ${escapeHelp(h.help)}`, `# TYPE ${h.name} ${h.type}`];
+    const site = this.defaultLabelText.slice(1);
+    const bucket = h.bounds.map((le) => `${h.name}_bucket{le="${le}",${site},`);
+    const inf = `${h.name}_bucket{le="+Inf",${site},`;
+    const sum = `${h.name}_sum{${site},`;
+    const count = `${h.name}_count{${site},`;
+    let n = 0;
+    for (const s of h.series.values()) {
+      let acc = 0;
+      for (let i = 0; i < bucket.length; i++) {
+        acc += s.buckets[i]!;
+        lines.push(`${bucket[i]!}${s.text}} ${valueText(acc)}`);
+      }
+      lines.push(`${inf}${s.text}} ${valueText(s.count)}`, `${sum}${s.text}} ${valueText(s.sum)}`, `${count}${s.text}} ${valueText(s.count)}`);
+      if ((++n & 15) === 0) await pause();
+    }
+    return lines.join('\n');
   }
 }
 
@@ -415,7 +649,10 @@ export function parseListen(listen: string): { host: string; port: number } {
  */
 export async function startMetricsServer(listen: string, getSnapshot: () => EdgeSnapshot, opts: { sampleIntervalMs?: number } & BraidMetricsOptions = {}): Promise<MetricsServer> {
   const { host, port } = parseListen(listen);
-  const metrics = new BraidMetrics(getSnapshot, opts.pathSeries === undefined ? {} : { pathSeries: opts.pathSeries });
+  const metrics = new BraidMetrics(getSnapshot, {
+    ...(opts.pathSeries === undefined ? {} : { pathSeries: opts.pathSeries }),
+    ...(opts.rttSource === undefined ? {} : { rttSource: opts.rttSource }),
+  });
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
