@@ -48,7 +48,7 @@ export const RTT_SAMPLE_INTERVAL_MS = 1000;
 /** Resolution of the nodejs_eventloop_lag_* histogram (prom-client's monitorEventLoopDelay timer). */
 export const EVENT_LOOP_LAG_RESOLUTION_MS = 100;
 /** RTT histogram buckets: LAN-ish to geostationary satellite. */
-const RTT_BUCKETS_SECONDS = [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2];
+export const RTT_BUCKETS_SECONDS = [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2];
 const LINK_STATES: readonly LinkState[] = ['up', 'degraded', 'down', 'drained'];
 const PEER_STATES: readonly PeerSnapshot['state'][] = ['up', 'down', 'idle'];
 /**
