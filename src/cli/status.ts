@@ -6,7 +6,7 @@
  */
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { DROP_REASONS, type EdgeSnapshot, type LinkState } from '../core/types.ts';
-import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, controlRequest, type ClassStatus, type EdgeStatus, type LinkStatus } from '../control/control-socket.ts';
+import { CONTROL_PROTOCOL_VERSION, DEFAULT_CONTROL_SOCKET, controlRequest, type ClassStatus, type EdgeStatus, type LinkSocketStatus, type LinkStatus } from '../control/control-socket.ts';
 import { bondClassText, flowLinksText, fmtAgo, fmtBpsLong, fmtBytes, fmtCount, fmtMs, fmtRatio, fmtUptime, sessionText } from '../ui/format.ts';
 import { colorEnabled } from '../ui/theme.ts';
 import type { RegistryStatus } from '../control/registry-record.ts';
@@ -107,6 +107,10 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
       );
     }
   }
+
+  // The link sockets' kernel side: datagrams dropped because a receive buffer was full (the
+  // loss under load with TUN offloads, or an edge that stalled), and what UDP GRO coalesced.
+  for (const ls of (snap as EdgeStatus).linkSockets ?? []) kv(`link socket ${ls.link}`, linkSocketText(ls));
 
   const peers = peersOf(snap);
   const manyPeers = peers.length > 1;
@@ -247,4 +251,10 @@ export async function runStatus(v: Record<string, string | boolean | undefined>,
   const snap = typeof v.peer === 'string' ? snapshotForPeer(full, v.peer) : full;
   stdout.write(v.json === true ? statusJson(snap) : formatStatusText(snap, colorEnabled(process.env, stdout.isTTY), { all: v.all === true }));
   return 0;
+}
+
+/** One link socket's kernel counters: "udp 51900: 0 dropped (receive buffer full), 0 B queued of 512 KiB; GRO ..." */
+export function linkSocketText(ls: LinkSocketStatus): string {
+  const gro = ls.groTrains > 0 ? `; GRO ${fmtCount(ls.groTrains)} trains (${fmtCount(ls.groDatagrams)} datagrams)` : '';
+  return `udp ${ls.port}: ${fmtCount(ls.rxDropped)} dropped (receive buffer full), ${fmtBytes(ls.rxQueuedBytes)} queued of ${fmtBytes(ls.rcvbufBytes)}${gro}`;
 }

@@ -9,7 +9,7 @@ import { DEFAULT_DSCP_TRUST, type DscpTrustPolicy } from '../core/steer/dscp-tru
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { SOCKET_BUFFER_BYTES } from '../core/constants.ts';
 import { checkInterfaces, classOverrides, classPolicies, loadConfig, ruleSpecs, type BraidConfig } from '../control/config.ts';
-import { ControlServer, type EdgeStatus, type TunOffloadStatus } from '../control/control-socket.ts';
+import { ControlServer, type EdgeStatus, type LinkSocketStatus, type TunOffloadStatus } from '../control/control-socket.ts';
 import { DEFAULT_METRICS_LISTEN, startMetricsServer } from '../control/metrics.ts';
 import { createLogger, eventLogFields, type LogLevel } from '../control/logger.ts';
 import { drainHandler } from '../control/drain.ts';
@@ -18,6 +18,7 @@ import { Driver } from '../io/driver.ts';
 import { DataPathRewarm, warmUpDataPath, type DataPathWarmer } from '../io/jit-warmup.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { DeviceCounterReader } from '../io/tun-stats.ts';
+import { readUdpTables, type UdpSocketRow } from '../io/socket-stats.ts';
 import { linkRcvbufBytes, openUdpLink, type UdpLink } from '../io/udp.ts';
 import { readInterfaceMtu } from '../control/mtu-check.ts';
 import { hasAesInstructions } from '../io/cpu-features.ts';
@@ -332,6 +333,8 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     const snap: EdgeStatus = edge.snapshot(monotonicNowMs());
     const c = tunCounters.read();
     if (c) snap.tunDevice = { name: tun.name, ...c, writeRefused: tun.counters.txDropped, offload: tunOffloadStatus(tun) };
+    const sockets = linkSocketStatus(opened.links, cfg.links);
+    if (sockets.length > 0) snap.linkSockets = sockets;
     if (fleet) snap.registry = fleet.status();
     return snap;
   };
@@ -401,6 +404,16 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   // Give pino's async destination a moment to flush.
   await new Promise((r) => setTimeout(r, 50));
   return 0;
+}
+
+/** linkSockets of the status: each link socket's kernel counters (one proc read for all of them). */
+export function linkSocketStatus(links: readonly UdpLink[], names: readonly { name: string }[], table: ReadonlyMap<number, UdpSocketRow> = readUdpTables()): LinkSocketStatus[] {
+  const out: LinkSocketStatus[] = [];
+  links.forEach((link, id) => {
+    const st = link.socketStats?.(table);
+    if (st !== undefined) out.push({ link: names[id]?.name ?? `link${id}`, port: link.port, ...st });
+  });
+  return out;
 }
 
 /** tunDevice.offload of the status: whether TUN offloads run and what they did. */

@@ -111,9 +111,25 @@ export interface TunOffloadStatus {
   writeCoalescedPackets: number;
 }
 
+/**
+ * One link socket as the kernel sees it (braid up; docs/status-schema.json `linkSockets`): drops
+ * because its receive buffer was full, the bytes queued now, and what UDP GRO did.
+ */
+export interface LinkSocketStatus {
+  link: string;
+  port: number;
+  rcvbufBytes: number;
+  rxQueuedBytes: number;
+  rxDropped: number;
+  groTrains: number;
+  groDatagrams: number;
+}
+
 /** Fields the shell adds to the core's snapshot. */
 export interface StatusExtraFields {
   tunDevice?: TunDeviceStatus;
+  /** The link sockets' kernel counters, one per configured link. */
+  linkSockets?: LinkSocketStatus[];
   /** The fleet registry (etcd), when `registry:` is configured. */
   registry?: RegistryStatus;
 }

@@ -13,6 +13,7 @@ import { BraidError, ErrorCode } from '../core/errors.ts';
 import { errnoName, osCodeOf } from './os-errors.ts';
 import { formatIpv4, parseIpv4 } from './ipv4.ts';
 import { formatIpv6, parseIpv6, writeV4Mapped } from './ipv6.ts';
+import { socketInode, type UdpSocketRow } from './socket-stats.ts';
 import {
   loadNative,
   tryLoadNative,
@@ -88,6 +89,19 @@ export interface UdpLinkCounters {
    * interface MTU again and hands it to path MTU discovery (src/cli/up.ts). Optional: fakes omit it.
    */
   txTooBig?: number;
+}
+
+/** One link socket as the kernel and the addon's reader see it (status `linkSockets`). */
+export interface LinkSocketStats {
+  /** The receive buffer the kernel granted (SO_RCVBUF: double the request). */
+  rcvbufBytes: number;
+  /** Bytes in the receive queue now (kernel truesize accounting). */
+  rxQueuedBytes: number;
+  /** Datagrams the kernel dropped for this socket since it opened: receive buffer full. */
+  rxDropped: number;
+  /** UDP GRO: coalesced trains received and the datagrams they held (0 with GRO off). */
+  groTrains: number;
+  groDatagrams: number;
 }
 
 /** What the kernel answers when it will not take a UDP GSO send (see NativeUdpLink.gso). */
@@ -209,6 +223,12 @@ export class SendBatch {
 export interface UdpLink {
   readonly port: number;
   readonly counters: Readonly<UdpLinkCounters>;
+  /**
+   * The kernel's counters of this socket and what UDP GRO did, for status and metrics (not per
+   * packet). `table` is one readUdpTables() result shared by every link of a status request.
+   * Optional: the node:dgram fallback and test fakes have none.
+   */
+  socketStats?(table: ReadonlyMap<number, UdpSocketRow>): LinkSocketStats | undefined;
   send(bytes: Uint8Array, to: UdpEndpoint, dscp: number): boolean;
   /**
    * Sends every datagram of `batch`, in order, as send() would each (same DSCP, same drop
@@ -332,6 +352,8 @@ export class NativeUdpLink implements UdpLink {
   readonly family: 4 | 6;
   readonly dualStack: boolean;
   private reader: ReaderHandle | undefined;
+  /** The socket's inode (matches /proc/net/udp rows); 0 when fstat failed, undefined until read. */
+  private inode: number | undefined;
   private closed = false;
   private datagramCallback: ((batch: DatagramBatch) => void) | undefined;
   private readonly batch: NativeDatagramBatch;
@@ -520,6 +542,21 @@ export class NativeUdpLink implements UdpLink {
         process.emitWarning(`UDP link on port ${this.port} stopped receiving: ${error.message}`);
       },
     );
+  }
+
+  /** See UdpLink.socketStats. The inode is read once (fstat): the socket never changes. */
+  socketStats(table: ReadonlyMap<number, UdpSocketRow>): LinkSocketStats | undefined {
+    if (this.closed) return undefined;
+    if (this.inode === undefined) this.inode = socketInode(this.fd) ?? 0;
+    const row = this.inode > 0 ? table.get(this.inode) : undefined;
+    const gro = this.reader !== undefined ? this.native.readerOffloadStats?.(this.reader) : undefined;
+    return {
+      rcvbufBytes: this.rcvbufBytes,
+      rxQueuedBytes: row?.rxQueuedBytes ?? 0,
+      rxDropped: row?.drops ?? 0,
+      groTrains: gro?.gro ? gro.superSegments : 0,
+      groDatagrams: gro?.gro ? gro.segments : 0,
+    };
   }
 
   close(): void {

@@ -48,6 +48,9 @@ export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; the
   const dev = (s as EdgeStatus).tunDevice;
   const devDrops = dev ? dev.txDropped + dev.rxDropped : 0;
   const devText = dev ? `; tun ${dev.name}: ${fmtCount(dev.txDropped)} queue drops, ${fmtCount(dev.rxDropped)} rx drops` : '';
+  // The link sockets' receive-buffer drops (braid up adds them): shown once any socket has some.
+  const sockDrops = ((s as EdgeStatus).linkSockets ?? []).filter((l) => l.rxDropped > 0);
+  const sockText = sockDrops.length ? `; sockets: ${sockDrops.map((l) => `${l.link} ${fmtCount(l.rxDropped)}`).join(', ')} rcvbuf drops` : '';
   return (
     <Box flexDirection="column">
       {rows.map((r) => (
@@ -58,7 +61,7 @@ export function FlowsPanel(props: { snapshot: EdgeSnapshot; columns: number; the
         </Text>
       ))}
       <Text wrap="truncate">{`  total ${fmtCount(s.flows)} flows, ${fmtCount(s.flowMoves)} moves; tun in ${fmtCount(s.tunPacketsIn)}, delivered ${fmtCount(s.deliveredPackets)}, duplicates suppressed ${fmtCount(s.duplicatesSuppressed)}`}</Text>
-      <Text wrap="truncate" {...tint(theme, drops.length || devDrops ? 'yellow' : undefined)}>{`  drops: ${drops.length ? drops.join(', ') : 'none'}${devText}`}</Text>
+      <Text wrap="truncate" {...tint(theme, drops.length || devDrops || sockDrops.length ? 'yellow' : undefined)}>{`  drops: ${drops.length ? drops.join(', ') : 'none'}${devText}${sockText}`}</Text>
       <Text wrap="truncate" {...tint(theme, s.session?.encrypted && !s.session.established ? 'red' : undefined)}>{`  session: ${sessionText(s.session)}`}</Text>
       {top.length > 0 ? <Text wrap="truncate" {...tint(theme, 'gray')}>{`  ${cell('sent', 11, true)} ${cell('rate', 6, true)}  ${cell('class', 9)} ${cell('links', 10)} flow [rule that chose the class] (top ${top.length} by bytes sent)`}</Text> : null}
       {top.map((f) => (
