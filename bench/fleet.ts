@@ -41,6 +41,7 @@ import { BRAID_PROLOGUE, createInitiation } from '../src/core/crypto/noise.ts';
 import { encodeEnvelope } from '../src/core/wire/codec.ts';
 import { ControlServer } from '../src/control/control-socket.ts';
 import { startMetricsServer } from '../src/control/metrics.ts';
+import { buildPathRtts } from '../src/core/snapshot.ts';
 import { PEER_IDLE_AFTER_MS } from '../src/core/peer-idle.ts';
 
 setFlagsFromString('--expose-gc');
@@ -244,13 +245,40 @@ function floodHub(w: World, startMs: number): void {
   }
 }
 
-async function timeStatusAndMetrics(w: World): Promise<{ cliMs: number; inProcessMs: number; jsonBytes: number; scrapeMs: number; series: number; perPeerSeries: number; lightScrapeMs: number; lightSeries: number }> {
+/**
+ * The longest the event loop went without turning while `fn` ran (a 1 ms interval's largest gap,
+ * as tmp/stall.ts measured it): how long the hub forwarded nothing and answered no probe.
+ */
+async function longestBlock(fn: () => unknown): Promise<{ blockMs: number; totalMs: number }> {
+  await new Promise((r) => setTimeout(r, 50));
+  let last = performance.now();
+  let max = 0;
+  const tick = setInterval(() => {
+    const t = performance.now();
+    max = Math.max(max, t - last);
+    last = t;
+  }, 1);
+  try {
+    last = performance.now();
+    const t0 = performance.now();
+    await fn();
+    const totalMs = performance.now() - t0;
+    // The turn after fn: a block that ended with fn is only seen when the interval fires again.
+    await new Promise((r) => setTimeout(r, 20));
+    return { blockMs: max, totalMs };
+  } finally {
+    clearInterval(tick);
+  }
+}
+
+async function timeStatusAndMetrics(w: World): Promise<{ cliMs: number; inProcessMs: number; jsonBytes: number; scrapeMs: number; series: number; perPeerSeries: number; lightScrapeMs: number; lightSeries: number; scrapeStallMs: number; scrapeStallMaxMs: number; sampleStallMs: number; sampleStallMaxMs: number }> {
   const hub = w.site('hub');
   const snapshot = (): ReturnType<typeof hub.edge.snapshot> => hub.edge.snapshot(w.nowMs);
   const dir = mkdtempSync(join(tmpdir(), 'braid-fleet-bench-'));
   const sock = join(dir, 'hub.sock');
   const server = await ControlServer.listen(sock, { status: snapshot, drain: () => 'not here' });
-  const metrics = await startMetricsServer('127.0.0.1:0', snapshot, {});
+  // As braid up starts it: the per-second RTT sample from buildPathRtts, not a snapshot (its own clock: w.nowMs stands still here).
+  const metrics = await startMetricsServer('127.0.0.1:0', snapshot, { rttSource: () => ({ nowMs: performance.now(), paths: buildPathRtts(hub.edge) }) });
   // metrics.pathSeries: false, the switch for many peers (per-peer series only, no per-path ones).
   const light = await startMetricsServer('127.0.0.1:0', snapshot, { pathSeries: false });
   try {
@@ -276,12 +304,32 @@ async function timeStatusAndMetrics(w: World): Promise<{ cliMs: number; inProces
       lightBody = await (await fetch(`http://127.0.0.1:${light.port}/metrics`)).text();
       lightScrape.push(performance.now() - t);
     }
+    // The stalls (issue 12): the longest event-loop block during a scrape, and during one RTT sample.
+    const scrapeStall: number[] = [];
+    const sampleStall: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      scrapeStall.push((await longestBlock(async () => (await fetch(`http://127.0.0.1:${metrics.port}/metrics`)).text())).blockMs);
+      sampleStall.push((await longestBlock(() => metrics.metrics.sample())).blockMs);
+    }
     const lightSeries = lightBody.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
     const series = body.split('\n').filter((l) => l !== '' && !l.startsWith('#')).length;
     const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     // Series that name a peer, per peer.
     const peerSeries = body.split('\n').filter((l) => /peer="/.test(l) && !l.startsWith('#')).length;
-    return { cliMs: median(cli), inProcessMs: median(inproc), jsonBytes, scrapeMs: median(scrape), series, perPeerSeries: peerSeries / SPOKES, lightScrapeMs: median(lightScrape), lightSeries };
+    return {
+      cliMs: median(cli),
+      inProcessMs: median(inproc),
+      jsonBytes,
+      scrapeMs: median(scrape),
+      series,
+      perPeerSeries: peerSeries / SPOKES,
+      lightScrapeMs: median(lightScrape),
+      lightSeries,
+      scrapeStallMs: median(scrapeStall),
+      scrapeStallMaxMs: Math.max(...scrapeStall),
+      sampleStallMs: median(sampleStall),
+      sampleStallMaxMs: Math.max(...sampleStall),
+    };
   } finally {
     server.close();
     await metrics.close();
@@ -334,7 +382,7 @@ async function main(): Promise<void> {
   log(`traffic ${WINDOW_MS / 1000} s (${busy.length} spokes, hub meter on): hub ${traffic.hubCpuMsPerSimS.toFixed(1)} ms CPU per simulated s; sim ${(traffic.simS / traffic.wallS).toFixed(2)}x real time wall, ${(traffic.simS / traffic.cpuS).toFixed(2)}x per CPU second; voice delivered ${voiceIn} of ~${sent(20)}, business ${businessIn} of ~${sent(40)}`);
 
   const ops = await timeStatusAndMetrics(w);
-  log(`status --json (CLI, node start included) ${ops.cliMs.toFixed(0)} ms, snapshot+JSON in process ${ops.inProcessMs.toFixed(1)} ms (${(ops.jsonBytes / 1e6).toFixed(1)} MB); /metrics ${ops.scrapeMs.toFixed(0)} ms, ${ops.series} series (${ops.perPeerSeries.toFixed(1)} per peer); with pathSeries: false ${ops.lightScrapeMs.toFixed(0)} ms, ${ops.lightSeries} series`);
+  log(`status --json (CLI, node start included) ${ops.cliMs.toFixed(0)} ms, snapshot+JSON in process ${ops.inProcessMs.toFixed(1)} ms (${(ops.jsonBytes / 1e6).toFixed(1)} MB); /metrics ${ops.scrapeMs.toFixed(0)} ms, ${ops.series} series (${ops.perPeerSeries.toFixed(1)} per peer); with pathSeries: false ${ops.lightScrapeMs.toFixed(0)} ms, ${ops.lightSeries} series; longest event-loop block during a scrape ${ops.scrapeStallMs.toFixed(1)} ms (max ${ops.scrapeStallMaxMs.toFixed(1)}), during an RTT sample ${ops.sampleStallMs.toFixed(1)} ms`);
 
   // Heap: the hub with its spokes, then an empty hub in its place.
   const hub = w.site('hub');
@@ -417,6 +465,8 @@ async function main(): Promise<void> {
         `| \`braid status --json\` with ${SPOKES} peers (CLI, node start included) | ${r1(ops.cliMs)} ms (${r1(ops.jsonBytes / 1e6)} MB JSON; snapshot + JSON in the edge ${r1(ops.inProcessMs)} ms) | < 1 s |`,
         `| /metrics scrape with ${SPOKES} peers, default (per-path series) | ${r1(ops.scrapeMs)} ms, ${ops.series} series (${r1(ops.perPeerSeries)} per peer) | < 1 s |`,
         `| /metrics scrape with ${SPOKES} peers, \`metrics.pathSeries: false\` | ${r1(ops.lightScrapeMs)} ms, ${ops.lightSeries} series | < 1 s |`,
+        `| longest event-loop block during a /metrics scrape with ${SPOKES} peers (median of 3; max) | ${r1(ops.scrapeStallMs)} ms; ${r1(ops.scrapeStallMaxMs)} ms | ~20 ms (spokes call a path dead after 314 ms) |`,
+        `| longest event-loop block during the per-second RTT sample (median of 3; max) | ${r1(ops.sampleStallMs)} ms; ${r1(ops.sampleStallMaxMs)} ms | ~20 ms |`,
         `| hub restart: all spokes carry traffic again (slowest / p99 / p50) | ${rec.slowestMs} / ${rec.p99Ms} / ${rec.p50Ms} ms | < 10 s |`,
         `| hub restart: the hub answers each spoke's handshake (slowest / p50), first World / twin / twin under the flood | ${rec.hsSlowestMs} / ${rec.hsP50Ms}; ${plain2.rec.hsSlowestMs} / ${plain2.rec.hsP50Ms}; ${recFlood.hsSlowestMs} / ${recFlood.hsP50Ms} ms | - |`,
         `| the same restart in a twin World (same seed and history, no flood) | ${plain2.rec.slowestMs} / ${plain2.rec.p99Ms} / ${plain2.rec.p50Ms} ms | - |`,
@@ -444,6 +494,8 @@ async function main(): Promise<void> {
   fig('fleet-hub-memory-per-spoke', r1(heapPerSpokeKb + buffersPerSpokeKb), 'KB', { heapOnly: r1(heapPerSpokeKb), arrayBuffers: r1(buffersPerSpokeKb) });
   fig('fleet-status-json', r1(ops.cliMs), 'ms', { inProcess: r1(ops.inProcessMs) });
   fig('fleet-metrics-scrape', r1(ops.scrapeMs), 'ms', { series: ops.series, pathSeriesOffMs: r1(ops.lightScrapeMs), pathSeriesOffSeries: ops.lightSeries });
+  fig('fleet-scrape-stall', r1(ops.scrapeStallMs), 'ms', { max: r1(ops.scrapeStallMaxMs) });
+  fig('fleet-sample-stall', r1(ops.sampleStallMs), 'ms', { max: r1(ops.sampleStallMaxMs) });
   fig('fleet-restart-slowest', rec.slowestMs, 'ms', { p99: rec.p99Ms, p50: rec.p50Ms, sessionsSlowestMs: rec.hsSlowestMs });
   fig('fleet-restart-slowest-flood', recFlood.slowestMs, 'ms', { changePct: r1(floodChange * 100), twinMs: plain2.rec.slowestMs, vsFirstPct: r1(floodVsFirst * 100), sessionsSlowestMs: recFlood.hsSlowestMs, twinSessionsSlowestMs: plain2.rec.hsSlowestMs });
 }
