@@ -63,8 +63,26 @@ export interface WarmupResult {
 const A_INNER = [10, 255, 0, 1];
 const B_INNER = [10, 255, 0, 2];
 
+/**
+ * Flows the pair cycles through (TCP ports and ICMP ids). One flow each way was not enough: a
+ * flow's table slot comes from a keyed hash, a uint32 that is a V8 small integer (below 2^30)
+ * only a quarter of the time; with two flows the pair often compiled the flow table for small
+ * integers only, and the real edge's first flow deoptimised it ("not a Smi" in probeKey, and in
+ * sendInner, which inlines it), leaving the send path in the baseline tier for the next ~500
+ * packets: at an idle tunnel's ping rate, the whole measurement (issue 13, idle RTT).
+ */
+const WARM_FLOWS = 16;
+/**
+ * Every SPARSE_EVERY-th round trip the pair's clock jumps SPARSE_GAP_MS, as between the packets of
+ * a ping or a voice call: code that only runs after a pause (sent-mark ring's ageing, path
+ * timers) must have run here too, or its first real pause deoptimises it ("insufficient type
+ * feedback" in PathStats.onSent / ReportRing.note on the first idle pings).
+ */
+const SPARSE_EVERY = 16;
+const SPARSE_GAP_MS = 50;
+
 /** A minimal IPv4 packet in a Buffer view (no checksums: the core does not verify them). */
-function ipv4(src: readonly number[], dst: readonly number[], protocol: 1 | 6, payloadBytes: number, icmpType = 8): Buffer {
+function ipv4(src: readonly number[], dst: readonly number[], protocol: 1 | 6, payloadBytes: number, icmpType = 8, flow = 0): Buffer {
   const p = Buffer.alloc(2048).subarray(0, 20 + payloadBytes);
   p[0] = 0x45;
   p.writeUInt16BE(p.length, 2);
@@ -74,12 +92,14 @@ function ipv4(src: readonly number[], dst: readonly number[], protocol: 1 | 6, p
   p.set(src, 12);
   p.set(dst, 16);
   if (protocol === 6) {
-    p.writeUInt16BE(40000, 20);
-    p.writeUInt16BE(5201, 22);
+    const a = icmpType === 8; // the A -> B direction of the flow
+    p.writeUInt16BE(a ? 40000 + flow : 5201, 20);
+    p.writeUInt16BE(a ? 5201 : 40000 + flow, 22);
     p[32] = 0x50; // data offset: 5 words
     p[33] = payloadBytes > 20 ? 0x18 : 0x10; // PSH+ACK / ACK
   } else {
     p[20] = icmpType;
+    p.writeUInt16BE(0x4242 + flow, 24); // echo identifier: one flow per id
   }
   return p;
 }
@@ -104,10 +124,10 @@ export class DataPathWarmer {
   private readonly linksB: WarmLink[];
   private readonly driverA: Driver;
   private readonly driverB: Driver;
-  private readonly data = ipv4(A_INNER, B_INNER, 6, 1380);
-  private readonly ack = ipv4(B_INNER, A_INNER, 6, 20);
-  private readonly echo = ipv4(A_INNER, B_INNER, 1, 64, 8);
-  private readonly reply = ipv4(B_INNER, A_INNER, 1, 64, 0);
+  private readonly data = Array.from({ length: WARM_FLOWS }, (_, f) => ipv4(A_INNER, B_INNER, 6, 1380, 8, f));
+  private readonly ack = Array.from({ length: WARM_FLOWS }, (_, f) => ipv4(B_INNER, A_INNER, 6, 20, 0, f));
+  private readonly echo = Array.from({ length: WARM_FLOWS }, (_, f) => ipv4(A_INNER, B_INNER, 1, 64, 8, f));
+  private readonly reply = Array.from({ length: WARM_FLOWS }, (_, f) => ipv4(B_INNER, A_INNER, 1, 64, 0, f));
   private now: number;
   /** Round trips run so far, over every run. */
   roundTrips = 0;
@@ -165,7 +185,7 @@ export class DataPathWarmer {
     this.now = started + TIME_FRACTION_MS;
     // Handshake (the first packet starts it) and the paths' first probes, until an echo gets through.
     for (let t = 0; t < SETTLE_MS && this.delivered === 0; t += 10) {
-      this.tunA.feed([this.echo]);
+      this.tunA.feed([this.echo[0]!]);
       this.tick(10 + TIME_FRACTION_MS);
     }
     this.settleMs = this.delivered > 0 ? this.now - started : Infinity;
@@ -187,12 +207,15 @@ export class DataPathWarmer {
     let n = 0;
     for (; n < roundTrips; n++) {
       if (n >= minRoundTrips && monotonicNowMs() > until) break;
-      this.tunA.feed([this.data, this.echo]);
+      const f = this.roundTrips % WARM_FLOWS;
+      this.tunA.feed([this.data[f]!, this.echo[f]!]);
       this.exchange();
-      this.tunB.feed([this.ack, this.reply]);
-      this.tick(1 + TIME_FRACTION_MS); // ~1 ms per round trip: ~11 Mbit/s of data, under the shaper of most configured links
+      this.tunB.feed([this.ack[f]!, this.reply[f]!]);
+      this.roundTrips++;
+      // ~1 ms per round trip (~11 Mbit/s of data, under the shaper of most configured links), and a
+      // pause now and then (SPARSE_EVERY).
+      this.tick((this.roundTrips % SPARSE_EVERY === 0 ? SPARSE_GAP_MS : 1) + TIME_FRACTION_MS);
     }
-    this.roundTrips += n;
     return n;
   }
 

@@ -55,8 +55,11 @@ export class FlowTable<E> {
     readonly maxFlows: number = MAX_FLOWS,
     readonly idleTimeoutMs: number = FLOW_IDLE_TIMEOUT_MS,
   ) {
-    this.k0 = rng.nextU32() >>> 0;
-    this.k1 = rng.nextU32() >>> 0;
+    // Signed 32-bit (the same bits): halfSipHash13's `k | 0` then never meets a double beyond
+    // int32, which deoptimised it ("lost precision") when the real edge's key was >= 2^31 and the
+    // JIT warm-up's had not been (issue 13, idle RTT).
+    this.k0 = rng.nextU32() | 0;
+    this.k1 = rng.nextU32() | 0;
   }
 
   get size(): number {
