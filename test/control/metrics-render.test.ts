@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { Histogram, Registry } from 'prom-client';
 import { buildFleetWorld } from '../../bench/lib/fleet-world.ts';
 import { buildDemoWorld } from '../../src/cli/demo.ts';
-import { BraidMetrics, RTT_BUCKETS_SECONDS, pathLabels, type RttSource } from '../../src/control/metrics.ts';
+import { BraidMetrics, RTT_BUCKETS_SECONDS, pathLabels, startMetricsServer, type RttSource } from '../../src/control/metrics.ts';
 import { buildPathRtts } from '../../src/core/snapshot.ts';
 import type { EdgeSnapshot, PathRtt } from '../../src/core/types.ts';
 import { parseExposition } from './prom-text.ts';
@@ -127,6 +127,26 @@ describe('render() writes what prom-client writes', () => {
 });
 
 describe('scrapes and samples', () => {
+  it('the server writes render()\'s text family by family (chunked), and HEAD gets no body', async () => {
+    const { snap } = fleetHub(40);
+    const server = await startMetricsServer('127.0.0.1:0', () => snap, { sampleIntervalMs: 3_600_000 });
+    try {
+      const r = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+      expect(r.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+      const served = await r.text();
+      expect(served.endsWith('}\n') || /\d\n$/.test(served)).toBe(true);
+      const a = families(served);
+      const b = families(await server.metrics.render());
+      expect([...a.keys()]).toEqual([...b.keys()]);
+      for (const [name, text] of b) if (name.startsWith('braid_')) expect(a.get(name), name).toBe(text);
+      const head = await fetch(`http://127.0.0.1:${server.port}/metrics`, { method: 'HEAD' });
+      expect(head.status).toBe(200);
+      expect(await head.text()).toBe('');
+    } finally {
+      await server.close();
+    }
+  });
+
   it('scrapes that arrive during a render share it: one snapshot, one text', async () => {
     const { snap } = fleetHub(20);
     let snapshots = 0;
