@@ -8,7 +8,7 @@
 //
 // Usage: node bin/run-ts.js bench/rtt-trace.ts  (root; tracefs; iproute2 iputils-ping
 // wireguard-go wireguard-tools). Env: BENCH_RTT_PINGS (default 100), BENCH_RTT_KEEP=DIR (keep each
-// tunnel's raw trace there as NAME.trace). Namespaces brt-brtt-a/b.
+// tunnel's raw trace there as NAME.trace), BENCH_RTT_NODE_ARGS (node flags for both braid processes). Namespaces brt-brtt-a/b.
 
 import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -120,7 +120,9 @@ async function main(): Promise<number> {
   wg = undefined;
 
   log('braid: starting two braid up processes');
-  let h: TwoSites | undefined = await startTwoSites({ tag: TAG, topo, logLevel: 'warn', startTimeoutMs: 30_000 });
+  // BENCH_RTT_NODE_ARGS: node flags for both braid processes (A/B of runtime settings).
+  const nodeArgs = (process.env.BENCH_RTT_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  let h: TwoSites | undefined = await startTwoSites({ tag: TAG, topo, logLevel: 'warn', startTimeoutMs: 30_000, ...(nodeArgs.length ? { nodeArgs: { a: nodeArgs, b: nodeArgs } } : {}) });
   cleanups.push(async () => h?.stop());
   const pa = h.a.proc.pid;
   const pb = h.b.proc.pid;
