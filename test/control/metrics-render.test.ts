@@ -10,7 +10,7 @@ import { Histogram, Registry } from 'prom-client';
 import { buildFleetWorld } from '../../bench/lib/fleet-world.ts';
 import { buildDemoWorld } from '../../src/cli/demo.ts';
 import { BraidMetrics, RTT_BUCKETS_SECONDS, pathLabels, startMetricsServer, type RttSource } from '../../src/control/metrics.ts';
-import { buildPathRtts } from '../../src/core/snapshot.ts';
+import { buildPathRtts, buildSnapshot, snapshotSteps } from '../../src/core/snapshot.ts';
 import type { EdgeSnapshot, PathRtt } from '../../src/core/types.ts';
 import { parseExposition } from './prom-text.ts';
 
@@ -184,6 +184,33 @@ describe('scrapes and samples', () => {
     expect(e.samples.filter((x) => x.labels.peer === 's2')).toEqual([]);
     expect(e.find('braid_path_rtt_seconds_count', { peer: 's1' })).toHaveLength(2);
     expect(e.value('braid_path_rtt_seconds_count', { peer: 's1', link: 'inet' })).toBe(2);
+  });
+
+  it('a scrape takes its snapshot in steps (snapshotSteps): the same text as from one snapshot, each peer read at its step\'s time', async () => {
+    const w = buildFleetWorld(30, 12);
+    w.runFor(6000);
+    const hub = w.site('hub').edge;
+    // Stepped with no new time, it is buildSnapshot's snapshot.
+    const whole = buildSnapshot(hub, w.nowMs);
+    let steps = 0;
+    const it = snapshotSteps(hub, w.nowMs);
+    let r = it.next();
+    for (; !r.done; r = it.next()) steps++;
+    expect(steps).toBe(60);
+    expect(r.value).toEqual(whole);
+    // Given a later time at each step, the later peers' paths are read at it.
+    const later = snapshotSteps(hub, w.nowMs);
+    let rl = later.next();
+    for (let k = 1; !rl.done; k++) rl = later.next(w.nowMs + k);
+    const byPeer = new Map(whole.links.map((l) => [`${l.name}/${l.peer}`, l.lastHeardAgoMs!]));
+    const s2 = rl.value.links.filter((l) => l.peer === 's2');
+    expect(s2.map((l) => l.lastHeardAgoMs! - byPeer.get(`${l.name}/${l.peer}`)!)).toEqual([1, 1]);
+    // render() runs the steps: the same braid_ text as from the whole snapshot.
+    const stepped = new BraidMetrics(() => whole, { snapshotSteps: () => snapshotSteps(hub, w.nowMs) });
+    const plain = new BraidMetrics(() => whole);
+    const a = families(await stepped.render());
+    const b = families(await plain.render());
+    for (const [name, text] of b) if (name.startsWith('braid_')) expect(a.get(name), name).toBe(text);
   });
 
   it('sample() reads the light RTT source, not a snapshot, and observes what it lists', async () => {
