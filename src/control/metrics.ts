@@ -29,6 +29,7 @@
  *   braid_delivered_packets_total, braid_duplicates_suppressed_total
  *   braid_tun_device_packets_total{direction}, braid_tun_device_dropped_total{direction},
  *   braid_tun_device_errors_total{direction}, braid_tun_write_refused_total  (the TUN's kernel counters, braid up)
+ *   braid_link_socket_dropped_total{link}, braid_link_socket_queued_bytes{link}  (the link sockets' kernel counters, braid up)
  *   braid_session_encrypted, braid_session_established, braid_session_age_seconds,
  *   braid_session_handshake_attempts, braid_handshake_drops_total{reason}, braid_session_under_load
  *   braid_peer_state{peer,state}, braid_peer_paths_up, braid_peer_bytes_total{peer,direction},
@@ -40,7 +41,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { DROP_REASONS, type EdgeSnapshot, type LinkSnapshot, type LinkState, type PathRtt, type PeerSnapshot } from '../core/types.ts';
-import type { ClassStatus, EdgeStatus, LinkStatus, TunDeviceStatus } from './control-socket.ts';
+import type { ClassStatus, EdgeStatus, LinkSocketStatus, LinkStatus, TunDeviceStatus } from './control-socket.ts';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9731';
 /** How often each path's RTT goes into the histogram: the probe-driven srtt moves on this scale. */
@@ -470,6 +471,15 @@ export class BraidMetrics {
     counter('braid_tun_write_refused_total', 'Writes into the TUN the kernel refused (EAGAIN, EIO while down).', [], (s, set) => {
       const t = tunDev(s);
       if (t) set({}, t.writeRefused);
+    });
+    // The link sockets' kernel side (braid up adds them): receive-buffer drops (with TUN offloads,
+    // where a tunnel's loss under load happens; at a hub, what a stall cost) and the bytes queued.
+    const sockets = (s: EdgeSnapshot): readonly LinkSocketStatus[] => (s as EdgeStatus).linkSockets ?? [];
+    counter('braid_link_socket_dropped_total', "Datagrams the kernel dropped for the link's socket because its receive buffer was full (Braid fell behind).", ['link'], (s, set) => {
+      for (const l of sockets(s)) set({ link: l.link }, l.rxDropped);
+    });
+    gauge('braid_link_socket_queued_bytes', "Bytes waiting in the link socket's receive queue (kernel accounting, per-datagram overhead included).", ['link'], (s, set) => {
+      for (const l of sockets(s)) set({ link: l.link }, l.rxQueuedBytes);
     });
     counter('braid_duplicates_suppressed_total', 'Duplicate copies dropped at the receiver (duplicate strategy, FEC).', [], (s, set) => set({}, s.duplicatesSuppressed));
 

@@ -98,3 +98,17 @@ describe('a link socket that overflows reports its own drops', () => {
     expect(formatStatusText(failoverSnapshot())).not.toMatch(/link socket/);
   });
 });
+
+describe('link sockets in /metrics', () => {
+  it('exports drops and queued bytes per link, and nothing without linkSockets', async () => {
+    const { BraidMetrics } = await import('../../src/control/metrics.ts');
+    const { parseExposition } = await import('../control/prom-text.ts');
+    const status = (): EdgeStatus => ({ ...failoverSnapshot(), linkSockets: [{ link: 'mpls', port: 51900, rcvbufBytes: 524288, rxQueuedBytes: 4096, rxDropped: 17, groTrains: 0, groDatagrams: 0 }] });
+    const m = parseExposition(await new BraidMetrics(status).render());
+    expect(m.value('braid_link_socket_dropped_total', { site: 'branch-1', link: 'mpls' })).toBe(17);
+    expect(m.value('braid_link_socket_queued_bytes', { site: 'branch-1', link: 'mpls' })).toBe(4096);
+    expect(m.types.get('braid_link_socket_dropped_total')).toBe('counter');
+    const none = parseExposition(await new BraidMetrics(failoverSnapshot).render());
+    expect(none.find('braid_link_socket_dropped_total', { site: 'branch-1' })).toHaveLength(0);
+  });
+});
