@@ -23,6 +23,7 @@
  * (`braid dash`). Both turn "socket missing / nobody listening / not root" into one BraidError line.
  */
 import type { RegistryStatus } from './registry-record.ts';
+import type { LinkSocketStats } from '../io/udp.ts';
 import { chmodSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
@@ -115,15 +116,7 @@ export interface TunOffloadStatus {
  * One link socket as the kernel sees it (braid up; docs/status-schema.json `linkSockets`): drops
  * because its receive buffer was full, the bytes queued now, and what UDP GRO did.
  */
-export interface LinkSocketStatus {
-  link: string;
-  port: number;
-  rcvbufBytes: number;
-  rxQueuedBytes: number;
-  rxDropped: number;
-  groTrains: number;
-  groDatagrams: number;
-}
+export type LinkSocketStatus = { link: string; port: number } & LinkSocketStats;
 
 /** Fields the shell adds to the core's snapshot. */
 export interface StatusExtraFields {
