@@ -40,6 +40,22 @@ describe.skipIf(!ROOT)('end-to-end: two braid up processes over 3 veth links', (
     expect(r.stdout).toMatch(/10 packets transmitted, 10 received/);
   });
 
+  // Before the iperf3 run, not after: that run loses packets at the receiving link socket (256 KiB
+  // with TUN offloads, by design: docs/MTU.md), the loss meter counts them against the path that
+  // carried it, and that path stays DEGRADED for over 15 s; steering may then keep new flows off it
+  // (a CI run saw mpls=0 inet=1100 lte=1300). This test is about spreading over healthy links.
+  it('flows spread: per-link counters show all 3 links carrying data', async () => {
+    const before = await h.status('a');
+    console.log(`e2e links before the 48 flows: ${before.links.map((l) => `${l.name} ${l.state}`).join(', ')}`);
+    await h.topo.execIn('a', [process.execPath, RUN_TS, tool('udp-flows.ts'), h.b.tunAddress, '9', '48', '2400', '1500'], { timeoutMs: 30_000 });
+    const after = await h.status('a');
+    const used = after.links.map((l, i) => `${l.name}=${l.txDataPackets - before.links[i]!.txDataPackets}`);
+    console.log(`e2e data packets per link from 48 UDP flows: ${used.join(' ')}`);
+    for (let i = 0; i < 3; i++) expect(after.links[i]!.txDataPackets - before.links[i]!.txDataPackets).toBeGreaterThan(0);
+    const bAfter = await h.status('b');
+    expect(bAfter.links.every((l) => l.rxDataPackets > 0)).toBe(true);
+  });
+
   it('an iperf3 TCP run (5 s) completes through the overlay', async () => {
     const server = h.topo.spawnIn('b', ['iperf3', '-s', '-1', '-B', h.b.tunAddress]);
     try {
@@ -52,17 +68,6 @@ describe.skipIf(!ROOT)('end-to-end: two braid up processes over 3 veth links', (
     } finally {
       server.kill('SIGKILL');
     }
-  });
-
-  it('flows spread: per-link counters show all 3 links carrying data', async () => {
-    const before = await h.status('a');
-    await h.topo.execIn('a', [process.execPath, RUN_TS, tool('udp-flows.ts'), h.b.tunAddress, '9', '48', '2400', '1500'], { timeoutMs: 30_000 });
-    const after = await h.status('a');
-    const used = after.links.map((l, i) => `${l.name}=${l.txDataPackets - before.links[i]!.txDataPackets}`);
-    console.log(`e2e data packets per link from 48 UDP flows: ${used.join(' ')}`);
-    for (let i = 0; i < 3; i++) expect(after.links[i]!.txDataPackets - before.links[i]!.txDataPackets).toBeGreaterThan(0);
-    const bAfter = await h.status('b');
-    expect(bAfter.links.every((l) => l.rxDataPackets > 0)).toBe(true);
   });
 
   it('the active link set down during a 100 pps ping: the gap is under 1 s (issue 4; issue 2 asks 2 s)', async () => {
