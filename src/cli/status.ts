@@ -108,6 +108,9 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
     }
   }
 
+  const kw = (snap as EdgeStatus).keepWarm;
+  if (kw) kv('keep-warm', kw.enabled ? `${kw.active ? 'active' : 'waiting for traffic'}: ${fmtCount(kw.pulses)} pulses, ${(kw.busyMs / 1000).toFixed(1)} s of CPU so far` : 'off');
+
   // The link sockets' kernel side: datagrams dropped because a receive buffer was full (the
   // loss under load with TUN offloads, or an edge that stalled), and what UDP GRO coalesced.
   for (const ls of (snap as EdgeStatus).linkSockets ?? []) kv(`link socket ${ls.link}`, linkSocketText(ls));

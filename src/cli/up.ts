@@ -16,6 +16,7 @@ import { drainHandler } from '../control/drain.ts';
 import { SystemRng, monotonicNowMs } from '../io/clock.ts';
 import { Driver } from '../io/driver.ts';
 import { DataPathRewarm, warmUpDataPath, type DataPathWarmer } from '../io/jit-warmup.ts';
+import { KeepWarm } from '../io/keep-warm.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { DeviceCounterReader } from '../io/tun-stats.ts';
 import { readUdpTables, type UdpSocketRow } from '../io/socket-stats.ts';
@@ -201,8 +202,12 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     warmer && process.env.BRAID_JIT_REWARM !== '0'
       ? new DataPathRewarm(warmer, () => ({ fewestLinkDatagrams: Math.min(...opened.links.map((l) => l.counters.rxDatagrams)), tunReads: tun.counters.rxPackets, tunWrites: tun.counters.txPackets }), (r) => log.debug({ rewarm: r }, `data path re-warmed (${r.index}): ${r.roundTrips} round trips in ${r.slices} slices, ${r.busyMs.toFixed(0)} ms`))
       : undefined;
+  // Between sparse packets (a ping, a voice call), one packet through the same pair each ms keeps
+  // the data path in the CPU's caches (src/io/keep-warm.ts); latency.keepWarm: off skips it.
+  const keepWarm = warmer && cfg.latency.keepWarm === 'auto' ? new KeepWarm(warmer, () => tun.counters.rxPackets + tun.counters.txPackets) : undefined;
   warmer = undefined;
   rewarm?.start();
+  keepWarm?.start();
 
   // EMSGSIZE (a datagram over the interface MTU with DF: the interface's MTU was lowered while we
   // run): the interface's MTU goes to path MTU discovery as a trusted too-big hint, once a second.
@@ -316,7 +321,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     }
     const queueChanged = JSON.stringify(classOverrides(next).queues) !== JSON.stringify(startedQueues);
     const restartNeeded = [
-      ...(['site', 'tun', 'links', 'privateKeyFile', 'insecurePlaintext', 'cipher', 'control', 'metrics'] as const).filter(
+      ...(['site', 'tun', 'links', 'privateKeyFile', 'insecurePlaintext', 'cipher', 'latency', 'control', 'metrics'] as const).filter(
         (k) => JSON.stringify(next[k]) !== JSON.stringify(running[k]),
       ),
       ...(queueChanged ? ['classes.*.queue'] : []),
@@ -336,6 +341,8 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     const sockets = linkSocketStatus(opened.links, cfg.links);
     if (sockets.length > 0) snap.linkSockets = sockets;
     if (fleet) snap.registry = fleet.status();
+    const kw = keepWarm?.stats();
+    snap.keepWarm = { enabled: kw !== undefined, active: kw?.active ?? false, pulses: kw?.pulses ?? 0, busyMs: Math.round((kw?.busyMs ?? 0) * 10) / 10 };
     return snap;
   };
   const status = (): EdgeStatus => withShellStatus(edge.snapshot(monotonicNowMs()));
@@ -401,6 +408,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   });
   clearInterval(tooBigWatch);
   rewarm?.stop();
+  keepWarm?.stop();
   driver.stop();
   await fleet?.close();
   await metrics?.close();

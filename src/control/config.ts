@@ -193,6 +193,16 @@ export const configSchema = z.strictObject({
        */
       offload: z.enum(['auto', 'off'], { error: (iss) => `expected "auto" (TUN offloads when the kernel has them) or "off", got ${JSON.stringify(iss.input)}` }).default('auto'),
     }),
+  /**
+   * latency.keepWarm: auto (default) keeps the data path in the CPU's caches while the tunnel is in
+   * use but quiet (src/io/keep-warm.ts: one packet through a throwaway in-process pair each ms
+   * without real traffic, for 3 s after the last inner packet); off never does.
+   */
+  latency: z
+    .strictObject({
+      keepWarm: z.enum(['auto', 'off'], { error: (iss) => `expected "auto" (keep the data path warm while the tunnel is in use) or "off", got ${JSON.stringify(iss.input)}` }).default('auto'),
+    })
+    .default({ keepWarm: 'auto' }),
   links: z.array(linkSchema).min(1, 'at least one link is needed').max(MAX_LINKS, `at most ${MAX_LINKS} links`),
   peers: peersSchema,
   log: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).default({ level: 'info' }),

@@ -125,6 +125,19 @@ export interface StatusExtraFields {
   linkSockets?: LinkSocketStatus[];
   /** The fleet registry (etcd), when `registry:` is configured. */
   registry?: RegistryStatus;
+  /** latency.keepWarm (src/io/keep-warm.ts): whether it runs and what it cost. */
+  keepWarm?: KeepWarmStatus;
+}
+
+export interface KeepWarmStatus {
+  /** latency.keepWarm is auto and the start warm-up's pair exists. */
+  enabled: boolean;
+  /** Pulsing now: inner traffic within the last 3 s. */
+  active: boolean;
+  /** Pulses so far (one packet through the in-process pair each). */
+  pulses: number;
+  /** CPU ms spent in them (wall time inside the pulses). */
+  busyMs: number;
 }
 export type EdgeStatus = EdgeSnapshot & StatusExtraFields;
 

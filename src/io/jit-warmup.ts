@@ -128,7 +128,12 @@ export class DataPathWarmer {
   private readonly ack = Array.from({ length: WARM_FLOWS }, (_, f) => ipv4(B_INNER, A_INNER, 6, 20, 0, f));
   private readonly echo = Array.from({ length: WARM_FLOWS }, (_, f) => ipv4(A_INNER, B_INNER, 1, 64, 8, f));
   private readonly reply = Array.from({ length: WARM_FLOWS }, (_, f) => ipv4(B_INNER, A_INNER, 1, 64, 0, f));
+  /** pulse()'s one-packet batches, built once. */
+  private readonly echoOne = this.echo.map((p) => [p]);
+  private readonly replyOne = this.reply.map((p) => [p]);
   private now: number;
+  /** pulse() calls so far. */
+  pulses = 0;
   /** Round trips run so far, over every run. */
   roundTrips = 0;
   /** Virtual ms until the first packet got through (handshake, first probes); Infinity if none did. */
@@ -217,6 +222,22 @@ export class DataPathWarmer {
       this.tick((this.roundTrips % SPARSE_EVERY === 0 ? SPARSE_GAP_MS : 1) + TIME_FRACTION_MS);
     }
     return n;
+  }
+
+  /**
+   * One inner packet through the pair (keep-warm.ts): an echo A -> B, the next call its reply
+   * B -> A. Either way the process runs its whole send path (TUN batch, flow, frame, seal, link
+   * batch) and its whole receive path (open, reorder, TUN write) once; the pair's clock moves
+   * ~1.14 ms and its timers run. Nothing leaves the process.
+   */
+  pulse(): void {
+    if (this.delivered === 0) return;
+    const k = this.pulses++;
+    const f = (k >> 1) % WARM_FLOWS;
+    if ((k & 1) === 0) this.tunA.feed(this.echoOne[f]!);
+    else this.tunB.feed(this.replyOne[f]!);
+    this.exchange();
+    this.tick(1 + TIME_FRACTION_MS);
   }
 
   /** Carries what each side sent to the other until nothing moves (bounded). */
