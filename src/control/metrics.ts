@@ -41,7 +41,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import { BraidError, ErrorCode } from '../core/errors.ts';
 import { DROP_REASONS, type EdgeSnapshot, type LinkSnapshot, type LinkState, type PathRtt, type PeerSnapshot } from '../core/types.ts';
-import type { ClassStatus, EdgeStatus, LinkSocketStatus, LinkStatus, TunDeviceStatus } from './control-socket.ts';
+import type { ClassStatus, EdgeStatus, KeepWarmStatus, LinkSocketStatus, LinkStatus, TunDeviceStatus } from './control-socket.ts';
 
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9731';
 /** How often each path's RTT goes into the histogram: the probe-driven srtt moves on this scale. */
@@ -480,6 +480,16 @@ export class BraidMetrics {
     });
     gauge('braid_link_socket_queued_bytes', "Bytes waiting in the link socket's receive queue (kernel accounting, per-datagram overhead included).", ['link'], (s, set) => {
       for (const l of sockets(s)) set({ link: l.link }, l.rxQueuedBytes);
+    });
+    // latency.keepWarm (braid up adds it): what keeping the data path warm cost.
+    const keepWarm = (s: EdgeSnapshot): KeepWarmStatus | undefined => (s as EdgeStatus).keepWarm;
+    counter('braid_keepwarm_pulses_total', 'Keep-warm pulses: one packet through the in-process throwaway pair while the tunnel is in use and otherwise quiet (latency.keepWarm).', [], (s, set) => {
+      const k = keepWarm(s);
+      if (k) set({}, k.pulses);
+    });
+    counter('braid_keepwarm_seconds_total', 'Time spent inside keep-warm pulses (the CPU they cost).', [], (s, set) => {
+      const k = keepWarm(s);
+      if (k) set({}, k.busyMs / 1000);
     });
     counter('braid_duplicates_suppressed_total', 'Duplicate copies dropped at the receiver (duplicate strategy, FEC).', [], (s, set) => set({}, s.duplicatesSuppressed));
 

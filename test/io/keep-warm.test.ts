@@ -127,4 +127,17 @@ describe('keep-warm', () => {
     expect(formatStatusText(off)).toMatch(/\n {2}keep-warm: off\n/);
     expect(formatStatusText(failoverSnapshot())).not.toMatch(/keep-warm/);
   });
+
+  it('/metrics exports its pulses and their time, and 0 without it', async () => {
+    const { BraidMetrics } = await import('../../src/control/metrics.ts');
+    const { parseExposition } = await import('../control/prom-text.ts');
+    const status = (): EdgeStatus => ({ ...failoverSnapshot(), keepWarm: { enabled: true, active: true, pulses: 4321, busyMs: 1500 } });
+    vi.useRealTimers(); // the render yields between slices on real timers
+    const m = parseExposition(await new BraidMetrics(status).render());
+    expect(m.value('braid_keepwarm_pulses_total', { site: 'branch-1' })).toBe(4321);
+    expect(m.value('braid_keepwarm_seconds_total', { site: 'branch-1' })).toBe(1.5);
+    expect(m.types.get('braid_keepwarm_pulses_total')).toBe('counter');
+    const none = parseExposition(await new BraidMetrics(failoverSnapshot).render());
+    expect(none.value('braid_keepwarm_pulses_total', { site: 'branch-1' }) ?? 0).toBe(0);
+  });
 });
