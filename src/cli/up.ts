@@ -209,6 +209,25 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   rewarm?.start();
   keepWarm?.start();
 
+  // Datagrams a link socket dropped because its buffer was full (this box fell behind, e.g. under
+  // a bulk load that saturates its CPU) are this box's loss, not the path's: the core counts them
+  // as received, so the path is not degraded and voice not steered away for it
+  // (Endpoint.noteLinkRxDropped). The kernel's per-socket counter, read every 100 ms (~30 us).
+  const socketDropsSeen = opened.links.map(() => -1);
+  const socketDropWatch = setInterval(() => {
+    const table = readUdpTables();
+    driver.command((e, nowMs) => {
+      opened.links.forEach((l, id) => {
+        const st = l.socketStats?.(table);
+        if (st === undefined) return;
+        const prev = socketDropsSeen[id]!;
+        socketDropsSeen[id] = st.rxDropped;
+        e.noteLinkRxDropped(nowMs, id, prev < 0 ? 0 : Math.max(0, st.rxDropped - prev));
+      });
+    });
+  }, SOCKET_DROP_POLL_MS);
+  socketDropWatch.unref();
+
   // EMSGSIZE (a datagram over the interface MTU with DF: the interface's MTU was lowered while we
   // run): the interface's MTU goes to path MTU discovery as a trusted too-big hint, once a second.
   const tooBigSeen = opened.links.map((l) => l.counters.txTooBig ?? 0);
@@ -407,6 +426,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   clearInterval(tooBigWatch);
+  clearInterval(socketDropWatch);
   rewarm?.stop();
   keepWarm?.stop();
   driver.stop();
@@ -424,6 +444,9 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
 }
 
 /** linkSockets of the status: each link socket's kernel counters (one proc read for all of them). */
+/** How often the link sockets' kernel drop counters go to the core (its loss windows: ~1 s short). */
+const SOCKET_DROP_POLL_MS = 100;
+
 export function linkSocketStatus(links: readonly UdpLink[], names: readonly { name: string }[], table: ReadonlyMap<number, UdpSocketRow> = readUdpTables()): LinkSocketStatus[] {
   const out: LinkSocketStatus[] = [];
   links.forEach((link, id) => {

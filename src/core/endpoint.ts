@@ -8,6 +8,7 @@
  *            handleDatagram(now, linkId, from, b)  an overlay datagram from a WAN link
  *            handleTimeout(now)                    when now >= pollTimeout()
  *            setLinkAdmin / setClassPolicies / setPeers   operator commands and reloads
+ *            noteLinkRxDropped(now, linkId, n)     the link socket's own drops (every ~100 ms)
  *   outputs  pollTransmit()  -> Transmit | undefined   datagrams to send, in order
  *            pollDelivery()  -> Uint8Array | undefined inner packets for the TUN, in order
  *            pollTimeout()   -> number | undefined     the next deadline (absolute ms)
@@ -43,7 +44,7 @@ import type { ClassFecPolicy } from './fec/policy.ts';
 import { newInnerInfo, parseInner, type InnerInfo } from './inner.ts';
 import { DEAD_AFTER_PROBES, DEFAULT_PROBE_INTERVAL_MS, HOLD_DOWN_PROBES, type PathStateConfig } from './pathmon/path-state.ts';
 import { Peer, type HandshakeSource, type PeerHost } from './peer.ts';
-import { learnFromInitiation } from './peer-roam.ts';
+import { learnFromInitiation, plaintextPeer } from './peer-roam.ts';
 import type { EndpointConfig } from './endpoint-config.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { createLink, PendingTx, releaseLink, TxKind, type LinkRuntime } from './qos/egress.ts';
@@ -55,6 +56,7 @@ import { TimerHeap } from './timer-heap.ts';
 import { Fifo } from './fifo.ts';
 import { applyLinkHealth } from './pathmon/health.ts';
 import { notePathTx } from './pathmon/path.ts';
+import { shareLocalDrops } from './pathmon/local-drops.ts';
 import { epochForRole, PEER_IDLE_AFTER_MS } from './peer-idle.ts';
 import { checkPeerSet, mergeFec, publicFacts, sameKey, stripUndefined } from './peer-config.ts';
 import { DEFAULT_DSCP_TRUST, DscpTrust, type DscpTrustPolicy } from './steer/dscp-trust.ts';
@@ -309,6 +311,11 @@ export class Endpoint implements PeerHost {
     this.deliveries.push(packet);
   }
 
+  /** Drops of the link's receive socket since the last call (the shell's, every ~100 ms): this box's loss, not the paths' (pathmon/local-drops.ts). */
+  noteLinkRxDropped(nowMs: number, linkId: number, count: number): number {
+    return shareLocalDrops((this.nowMs = nowMs), this.peersByName, linkId, count);
+  }
+
   handleDatagram(nowMs: number, linkId: number, from: UdpEndpoint, datagram: Uint8Array): void {
     this.nowMs = nowMs;
     this.receive(nowMs, linkId, from, datagram);
@@ -328,7 +335,7 @@ export class Endpoint implements PeerHost {
     const sessions = this.sessions;
     if (!sessions) {
       if (e.receiver !== 0 || (e.handshake && e.handshake.length > 0)) return this.drop('unauthenticated');
-      const peer = this.plaintextPeer(linkId, from);
+      const peer = plaintextPeer(this.peersByName, linkId, from);
       if (!peer) return this.drop('unknownPeer');
       const frame = decodeFrameStrict(e.sealed);
       if (!frame.ok) return this.drop(frame.reason);
@@ -357,15 +364,6 @@ export class Endpoint implements PeerHost {
     if (!frame.ok) return this.drop(frame.reason);
     peer.onFrame(nowMs, linkId, from, frame.value, datagram.length, e.receiver);
     this.touch(peer);
-  }
-
-  /** Plaintext mode (benchmarks only) has no session to name the peer: the only one, or by endpoint. */
-  private plaintextPeer(linkId: number, from: UdpEndpoint): Peer | undefined {
-    if (this.peersByName.size === 1) return this.peersByName.values().next().value;
-    for (const peer of this.peersByName.values()) {
-      for (const p of peer.paths) if (p.linkId === linkId && p.remote.port === from.port && p.remote.address === from.address) return peer;
-    }
-    return undefined;
   }
 
   handleTimeout(nowMs: number): void {

@@ -22,3 +22,12 @@ export function learnFromInitiation(peer: Peer | undefined, nowMs: number, linkI
   peer.host.emit(nowMs, 'pathLearned', { peer: peer.name, link: p.name, to: formatEndpoint(from), reason: 'handshake initiation' });
   if (peer.stagedCount > 0) peer.host.resendStaged(peer);
 }
+
+/** Plaintext mode (benchmarks only) has no session to name the peer: the only one, or by endpoint. */
+export function plaintextPeer(peers: ReadonlyMap<string, Peer>, linkId: number, from: Endpoint): Peer | undefined {
+  if (peers.size === 1) return peers.values().next().value;
+  for (const peer of peers.values()) {
+    for (const p of peer.paths) if (p.linkId === linkId && p.remote.port === from.port && p.remote.address === from.address) return peer;
+  }
+  return undefined;
+}

@@ -34,6 +34,7 @@
 import { lossUpperBound } from './loss-bounds.ts';
 import { REPORT_WINDOW_MAX_MS, ReportRing, SentMarks, type Report } from './report-ring.ts';
 import { RTT_BASE_PERCENTILE, RttSamples } from './rtt-samples.ts';
+import { RxMarks } from './rx-marks.ts';
 
 export const SHORT_WINDOW_MS = 1000;
 /** The longest window any caller asks for (the report ring drops what no window reaches). */
@@ -66,11 +67,6 @@ const RX_BUCKETS = LONG_WINDOW_MS / RX_BUCKET_MS + 1;
 const SEEN_WINDOW = 4096;
 /** Sequence numbers that became "behind the highest" less than this long ago are not yet judged lost (they may be reordered). */
 export const REORDER_GRACE_MS = 100;
-/**
- * Marks are >= 10 ms apart, so the 11th newest is >= 100 ms (REORDER_GRACE_MS) old and report()'s
- * pick is always among the newest 11: 16 give the answers 64 did (issue 12: 0.6 KB less a path).
- */
-const HIGH_MARKS = 16;
 /** Extra time before an unreported packet counts as lost (scheduling, report interval jitter). */
 const OVERDUE_MARGIN_MS = 150;
 /**
@@ -116,16 +112,15 @@ export class PathStats {
   private rxSeqBase: number | undefined;
   /** Which recent sequence numbers arrived: duplicate filter and the reorder grace of report(). */
   private readonly seenBits = new Uint32Array(SEEN_WINDOW / 32);
-  /** Ring of (time at [i], highest seq at [HIGH_MARKS + i]) marks, for report()'s reorder grace. */
-  private readonly highMarks = new Float64Array(2 * HIGH_MARKS);
-  private highMarkHead = 0;
-  private highMarkCount = 0;
+  /** "Highest as of a moment" marks, for report()'s reorder grace (rx-marks.ts). */
+  private readonly marks = new RxMarks();
   /** Per 100 ms: packets received at [b], sequence numbers expected at [RX_BUCKETS + b]. */
   private readonly rxBuckets = new Uint32Array(2 * RX_BUCKETS);
   private rxBucketEpoch = -1;
 
   /** Sequence numbers expected so far (highest - first + 1, through restarts). */
   rxExpectedTotal = 0;
+  rxReceivedAtDropNote = 0; // rxReceived when the link's socket drops were last shared out (local-drops.ts)
 
   // tx direction
   private readonly reports = new ReportRing();
@@ -327,8 +322,8 @@ export class PathStats {
       this.rxHighestSeq = seq;
       this.seenBits.fill(0);
       this.markSeen(seq);
-      this.noteHighMark(nowMs, seq);
       this.rxReceived = (this.rxReceived + 1) >>> 0;
+      this.marks.note(nowMs, seq, this.rxReceived);
       this.rxBuckets[bucket]!++;
       this.rxBuckets[RX_BUCKETS + bucket]!++;
       this.rxExpectedTotal++;
@@ -344,14 +339,24 @@ export class PathStats {
       this.rxBuckets[RX_BUCKETS + bucket] = this.rxBuckets[RX_BUCKETS + bucket]! + Math.min(ahead, 1_000_000);
       this.rxExpectedTotal += Math.min(ahead, 1_000_000);
       this.rxHighestSeq = seq;
-      this.noteHighMark(nowMs, seq);
+      this.marks.note(nowMs, seq, (this.rxReceived + 1) >>> 0);
     } else {
       // Late (reordered) or duplicate. Too old to tell: ignore rather than double count.
       if (-ahead >= SEEN_WINDOW || this.isSeen(seq)) return;
       this.markSeen(seq);
+      this.marks.noteLate(seq);
     }
     this.rxReceived = (this.rxReceived + 1) >>> 0;
     this.rxBuckets[bucket]!++;
+  }
+
+  /** `n` of this path's datagrams died in our own receive socket, not on the path: received (pathmon/local-drops.ts). */
+  onLocalDrops(nowMs: number, n: number): void {
+    if (!(n > 0) || this.rxSeqBase === undefined) return;
+    this.rollRxBuckets(nowMs);
+    const bucket = Math.floor(nowMs / RX_BUCKET_MS) % RX_BUCKETS;
+    this.rxReceived = (this.rxReceived + n) >>> 0;
+    this.rxBuckets[bucket] = this.rxBuckets[bucket]! + n;
   }
 
   /**
@@ -372,36 +377,25 @@ export class PathStats {
       return out;
     }
     // Latest highest-seq mark that is at least the grace old.
-    let settled = (this.rxSeqBase - 1) >>> 0;
-    for (let i = 0; i < this.highMarkCount; i++) {
-      const idx = (this.highMarkHead - 1 - i + HIGH_MARKS) % HIGH_MARKS;
-      if (this.highMarks[idx]! <= nowMs - REORDER_GRACE_MS) {
-        settled = this.highMarks[HIGH_MARKS + idx]!;
-        break;
-      }
+    const mark = this.marks.newestAtOrBefore(nowMs - REORDER_GRACE_MS);
+    const settled = mark < 0 ? (this.rxSeqBase - 1) >>> 0 : this.marks.seqAt(mark);
+    const pending = (this.rxHighestSeq - settled) >>> 0;
+    let received: number;
+    if (pending <= SEEN_WINDOW) {
+      // Exact: the bitmap says which of the newer sequence numbers arrived.
+      let recentSeen = 0;
+      for (let i = 0; i < pending; i++) if (this.isSeen((this.rxHighestSeq - i) >>> 0)) recentSeen++;
+      received = (this.rxReceived - recentSeen) >>> 0;
+    } else {
+      // Past the bitmap (rx-marks.ts): what had arrived at the mark, plus its late arrivals since.
+      received = mark < 0 ? 0 : this.marks.settledReceivedAt(mark);
     }
-    const pending = Math.min((this.rxHighestSeq - settled) >>> 0, SEEN_WINDOW);
-    let recentSeen = 0;
-    for (let i = 0; i < pending; i++) if (this.isSeen((this.rxHighestSeq - i) >>> 0)) recentSeen++;
     // 0 on the wire means "not known yet", so a measured jitter of zero goes out as 1 us.
     const jitterUs = this.lastProbeTransit === undefined ? 0 : Math.min(0xffffffff, Math.max(1, Math.round(this.jitterDecisionMs(nowMs) * 1000)));
-    out.received = (this.rxReceived - recentSeen) >>> 0;
+    out.received = received;
     out.highestSeq = settled;
     out.jitterUs = jitterUs;
     return out;
-  }
-
-  private noteHighMark(nowMs: number, seq: number): void {
-    // One mark per 10 ms is plenty to find "the highest as of 100 ms ago".
-    const last = (this.highMarkHead - 1 + HIGH_MARKS) % HIGH_MARKS;
-    if (this.highMarkCount > 0 && nowMs - this.highMarks[last]! < 10) {
-      this.highMarks[HIGH_MARKS + last] = seq;
-      return;
-    }
-    this.highMarks[this.highMarkHead] = nowMs;
-    this.highMarks[HIGH_MARKS + this.highMarkHead] = seq;
-    this.highMarkHead = (this.highMarkHead + 1) % HIGH_MARKS;
-    if (this.highMarkCount < HIGH_MARKS) this.highMarkCount++;
   }
 
   private markSeen(seq: number): void {
