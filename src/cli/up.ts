@@ -19,7 +19,7 @@ import { DataPathRewarm, warmUpDataPath, type DataPathWarmer } from '../io/jit-w
 import { KeepWarm } from '../io/keep-warm.ts';
 import { openTun, type TunDevice } from '../io/tun.ts';
 import { DeviceCounterReader } from '../io/tun-stats.ts';
-import { readUdpTables, type UdpSocketRow } from '../io/socket-stats.ts';
+import { droppedDatagramsEstimate, readUdpTables, type UdpSocketRow } from '../io/socket-stats.ts';
 import { linkRcvbufBytes, openUdpLink, type UdpLink } from '../io/udp.ts';
 import { readInterfaceMtu } from '../control/mtu-check.ts';
 import { hasAesInstructions } from '../io/cpu-features.ts';
@@ -212,17 +212,20 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   // Datagrams a link socket dropped because its buffer was full (this box fell behind, e.g. under
   // a bulk load that saturates its CPU) are this box's loss, not the path's: the core counts them
   // as received, so the path is not degraded and voice not steered away for it
-  // (Endpoint.noteLinkRxDropped). The kernel's per-socket counter, read every 100 ms (~30 us).
-  const socketDropsSeen = opened.links.map(() => -1);
+  // (Endpoint.noteLinkRxDropped). The kernel's per-socket counter, read every 100 ms (~0.2 ms), in
+  // socket buffers: with UDP GRO scaled to datagrams (socket-stats.ts droppedDatagramsEstimate).
+  const socketSeen = opened.links.map(() => ({ drops: -1, rx: 0, trains: 0, gro: 0 }));
   const socketDropWatch = setInterval(() => {
     const table = readUdpTables();
     driver.command((e, nowMs) => {
       opened.links.forEach((l, id) => {
         const st = l.socketStats?.(table);
+        const seen = socketSeen[id]!;
         if (st === undefined) return;
-        const prev = socketDropsSeen[id]!;
-        socketDropsSeen[id] = st.rxDropped;
-        e.noteLinkRxDropped(nowMs, id, prev < 0 ? 0 : Math.max(0, st.rxDropped - prev));
+        const rx = l.counters.rxDatagrams;
+        const dropped = seen.drops < 0 ? 0 : droppedDatagramsEstimate(st.rxDropped - seen.drops, rx - seen.rx, st.groTrains - seen.trains, st.groDatagrams - seen.gro);
+        socketSeen[id] = { drops: st.rxDropped, rx, trains: st.groTrains, gro: st.groDatagrams };
+        e.noteLinkRxDropped(nowMs, id, dropped);
       });
     });
   }, SOCKET_DROP_POLL_MS);

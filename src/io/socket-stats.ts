@@ -80,3 +80,18 @@ export function readUdpTables(procNetDir = '/proc/self/net'): Map<number, UdpSoc
   }
   return out;
 }
+
+/**
+ * The datagrams behind `droppedSkbs` new drops of a link socket. The kernel's per-socket counter
+ * counts socket buffers, and with UDP GRO one buffer is a whole train (up to 64 datagrams): a
+ * bulk TCP run counted 1,722 drops for ~50,000 missing datagrams (tmp scratch run, 17:53; with
+ * GRO off the counts agreed to the datagram). So the drops are scaled by what the socket received
+ * in the same interval, datagrams per buffer (a train counts once, a single datagram once): the
+ * buffers dropped were in the same stream. Arguments are the interval's deltas.
+ */
+export function droppedDatagramsEstimate(droppedSkbs: number, rxDatagrams: number, groTrains: number, groDatagrams: number): number {
+  if (!(droppedSkbs > 0)) return 0;
+  const skbs = rxDatagrams - groDatagrams + groTrains;
+  if (!(skbs > 0) || !(rxDatagrams >= skbs)) return droppedSkbs;
+  return Math.round(droppedSkbs * (rxDatagrams / skbs));
+}

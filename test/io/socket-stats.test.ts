@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { linkSocketStatus } from '../../src/cli/up.ts';
 import { formatStatusText } from '../../src/cli/status.ts';
 import type { EdgeStatus } from '../../src/control/control-socket.ts';
-import { parseUdpTable, readUdpTables } from '../../src/io/socket-stats.ts';
+import { droppedDatagramsEstimate, parseUdpTable, readUdpTables } from '../../src/io/socket-stats.ts';
 import { openUdpLink } from '../../src/io/udp.ts';
 import { failoverSnapshot } from '../ui/fixtures.ts';
 import { checkSchema } from '../cli/json-schema.ts';
@@ -110,5 +110,18 @@ describe('link sockets in /metrics', () => {
     expect(m.types.get('braid_link_socket_dropped_total')).toBe('counter');
     const none = parseExposition(await new BraidMetrics(failoverSnapshot).render());
     expect(none.find('braid_link_socket_dropped_total', { site: 'branch-1' })).toHaveLength(0);
+  });
+});
+
+describe('droppedDatagramsEstimate (the kernel counts socket buffers: with UDP GRO, whole trains)', () => {
+  it('scales drops by datagrams per buffer received in the same interval', () => {
+    // 100 trains of 30 datagrams and 50 single datagrams received: 3,050 datagrams in 150 buffers.
+    expect(droppedDatagramsEstimate(10, 3050, 100, 3000)).toBe(203);
+    // Without GRO every buffer is one datagram.
+    expect(droppedDatagramsEstimate(7, 500, 0, 0)).toBe(7);
+    // Nothing received in the interval: the drops as counted.
+    expect(droppedDatagramsEstimate(4, 0, 0, 0)).toBe(4);
+    expect(droppedDatagramsEstimate(0, 3050, 100, 3000)).toBe(0);
+    expect(droppedDatagramsEstimate(-3, 10, 0, 0)).toBe(0);
   });
 });
