@@ -475,7 +475,7 @@ export class BraidMetrics {
     // The link sockets' kernel side (braid up adds them): receive-buffer drops (with TUN offloads,
     // where a tunnel's loss under load happens; at a hub, what a stall cost) and the bytes queued.
     const sockets = (s: EdgeSnapshot): readonly LinkSocketStatus[] => (s as EdgeStatus).linkSockets ?? [];
-    counter('braid_link_socket_dropped_total', "Datagrams the kernel dropped for the link's socket because its receive buffer was full (Braid fell behind).", ['link'], (s, set) => {
+    counter('braid_link_socket_dropped_total', "Receive buffers the kernel dropped for the link's socket because it was full (Braid fell behind); with UDP GRO one buffer can be a train of datagrams.", ['link'], (s, set) => {
       for (const l of sockets(s)) set({ link: l.link }, l.rxDropped);
     });
     gauge('braid_link_socket_queued_bytes', "Bytes waiting in the link socket's receive queue (kernel accounting, per-datagram overhead included).", ['link'], (s, set) => {
