@@ -224,7 +224,10 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
         if (st === undefined) return;
         const rx = l.counters.rxDatagrams;
         const dropped = seen.drops < 0 ? 0 : droppedDatagramsEstimate(st.rxDropped - seen.drops, rx - seen.rx, st.groTrains - seen.trains, st.groDatagrams - seen.gro);
-        socketSeen[id] = { drops: st.rxDropped, rx, trains: st.groTrains, gro: st.groDatagrams };
+        seen.drops = st.rxDropped;
+        seen.rx = rx;
+        seen.trains = st.groTrains;
+        seen.gro = st.groDatagrams;
         e.noteLinkRxDropped(nowMs, id, dropped);
       });
     });
@@ -446,10 +449,10 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   return 0;
 }
 
-/** linkSockets of the status: each link socket's kernel counters (one proc read for all of them). */
 /** How often the link sockets' kernel drop counters go to the core (its loss windows: ~1 s short). */
 const SOCKET_DROP_POLL_MS = 100;
 
+/** linkSockets of the status: each link socket's kernel counters (one proc read for all of them). */
 export function linkSocketStatus(links: readonly UdpLink[], names: readonly { name: string }[], table: ReadonlyMap<number, UdpSocketRow> = readUdpTables()): LinkSocketStatus[] {
   const out: LinkSocketStatus[] = [];
   links.forEach((link, id) => {

@@ -27,9 +27,10 @@ export const KEEP_WARM_ACTIVE_MS = 3000;
 /** How often an idle edge looks at its counters for the first inner packet. */
 const IDLE_POLL_MS = 250;
 
-/** What the keep-warm runs: DataPathWarmer.pulse. */
+/** What the keep-warm runs: DataPathWarmer.pulse, and its count of pulses run. */
 export interface Pulser {
   pulse(): void;
+  readonly pulses: number;
 }
 
 export interface KeepWarmStats {
@@ -52,8 +53,9 @@ export class KeepWarm {
   private idle: NodeJS.Timeout | undefined;
   private lastSeen = -1;
   private lastActiveMs = -Infinity;
-  private pulses = 0;
   private busyMs = 0;
+  /** The pulser's count when stop() let it go (stats() after stop). */
+  private pulsesAtStop = 0;
   private readonly intervalMs: number;
   private readonly activeForMs: number;
   private readonly now: () => number;
@@ -76,6 +78,7 @@ export class KeepWarm {
   }
 
   stop(): void {
+    this.pulsesAtStop = this.pulser?.pulses ?? this.pulsesAtStop;
     if (this.fast !== undefined) clearInterval(this.fast);
     if (this.idle !== undefined) clearInterval(this.idle);
     this.fast = undefined;
@@ -84,7 +87,7 @@ export class KeepWarm {
   }
 
   stats(): KeepWarmStats {
-    return { pulses: this.pulses, busyMs: this.busyMs, active: this.fast !== undefined };
+    return { pulses: this.pulser?.pulses ?? this.pulsesAtStop, busyMs: this.busyMs, active: this.fast !== undefined };
   }
 
   private goIdle(): void {
@@ -121,7 +124,6 @@ export class KeepWarm {
       return;
     }
     pulser.pulse();
-    this.pulses++;
     this.busyMs += this.now() - t0;
   };
 }
