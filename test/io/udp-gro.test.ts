@@ -84,4 +84,49 @@ describe.skipIf(skipReason !== undefined)('UDP GRO (loopback)', () => {
       }
     });
   }
+
+  // Issue 13, RTT under load: while one fd holds a backlog (here 12 GRO trains, 768 datagrams), a
+  // datagram on another fd must not wait for all of it. The reader delivers one batch per wake and
+  // carries split work on from an idle handle, so the loop serves the other fd between batches.
+  // The addon before that (4 rounds a wake, and on without limit while a train was half split)
+  // failed this: 4 bulk batches went before the other socket's datagram.
+  it('a backlog on one socket does not hold back a datagram on another', async () => {
+    const addon = native!;
+    const sender = addon.udpOpen({ bindAddress: '127.0.0.1', port: 0 });
+    const bulk = addon.udpOpen({ bindAddress: '127.0.0.1', port: 0, gro: true, rcvbufBytes: 8 << 20 });
+    const quiet = addon.udpOpen({ bindAddress: '127.0.0.1', port: 0 });
+    const readers: ReaderHandle[] = [];
+    const order: string[] = [];
+    let bulkDatagrams = 0;
+    try {
+      const perSend = 64;
+      const trains = 12;
+      const sizes = Array.from({ length: perSend }, () => 1200);
+      const slab = Buffer.concat(sizes.map((n, i) => datagram(i, n)));
+      const offsets = Uint32Array.from(sizes, (_, i) => i * 1200);
+      for (let t = 0; t < trains; t++) {
+        const sent = addon.udpSendBatch(sender.fd, slab, perSend, offsets, Uint32Array.from(sizes), new Uint32Array(perSend).fill(LOOPBACK), new Uint16Array(perSend).fill(bulk.port), null, 0, true);
+        expect(sent).toBe(perSend);
+      }
+      const one = datagram(9, 100);
+      expect(addon.udpSendBatch(sender.fd, one, 1, Uint32Array.of(0), Uint32Array.of(100), Uint32Array.of(LOOPBACK), Uint16Array.of(quiet.port), null, 0, false)).toBe(1);
+      // Both sockets are readable before either reader starts; the bulk one is registered first,
+      // so the loop's first turn serves it first.
+      readers.push(
+        addon.startReader(bulk.fd, 'udp', (_slab, count) => {
+          bulkDatagrams += count;
+          order.push('bulk');
+        }),
+      );
+      readers.push(addon.startReader(quiet.fd, 'udp', () => order.push('quiet')));
+      await until(() => bulkDatagrams >= trains * perSend && order.includes('quiet'), 'every datagram');
+      expect(bulkDatagrams).toBe(trains * perSend);
+      const before = order.indexOf('quiet');
+      expect(before, `bulk batches before the quiet socket's datagram: ${order.join(' ')}`).toBeLessThanOrEqual(2);
+      expect(addon.readerOffloadStats!(readers[0]!).superSegments).toBeGreaterThan(0);
+    } finally {
+      for (const r of readers) addon.stopReader(r);
+      for (const fd of [sender.fd, bulk.fd, quiet.fd]) addon.closeFd(fd);
+    }
+  });
 });
