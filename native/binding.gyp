@@ -10,7 +10,7 @@
   "targets": [
     {
       "target_name": "braid_native",
-      "sources": ["src/braid_native.c", "src/offload.c"],
+      "sources": ["src/braid_native.c", "src/offload.c", "src/tun-queues.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-std=gnu11"]
     }

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "offload.h"
+#include "tun-queues.h"
 
 // Packets per batch: recvmmsg/sendmmsg vector size and the number of TUN reads per drain.
 // 64 amortises the epoll wakeup and the JS call well; larger batches add latency for the
@@ -360,9 +361,10 @@ static napi_value undefined(napi_env env) {
 // TSO_ECN (a CWR super-segment is segmented by the kernel first) nor USO (UDP, Linux 6.2+).
 #define TUN_OFFLOADS (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
 
-// TUNSETIFF on a fresh /dev/net/tun fd; with vnet, also IFF_VNET_HDR and TUNSETOFFLOAD.
-// Returns the fd, or -errno with *failed naming the call.
-static int tun_attach(const char *name, bool vnet, struct ifreq *ifr, const char **failed) {
+// TUNSETIFF on a fresh /dev/net/tun fd; with vnet, also IFF_VNET_HDR and TUNSETOFFLOAD; with multi,
+// IFF_MULTI_QUEUE (a second attach with the same name adds a queue). Returns the fd, or -errno with
+// *failed naming the call.
+static int tun_attach(const char *name, bool vnet, bool multi, struct ifreq *ifr, const char **failed) {
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
     *failed = "open";
@@ -370,7 +372,7 @@ static int tun_attach(const char *name, bool vnet, struct ifreq *ifr, const char
   }
   memset(ifr, 0, sizeof *ifr);
   // IFF_NO_PI: no 4-byte packet-info header, so the slab holds bare IP packets.
-  ifr->ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0);
+  ifr->ifr_flags = IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0) | (multi ? IFF_MULTI_QUEUE : 0);
   memcpy(ifr->ifr_name, name, strlen(name));
   if (ioctl(fd, TUNSETIFF, ifr) < 0) {
     int err = errno;
@@ -387,16 +389,43 @@ static int tun_attach(const char *name, bool vnet, struct ifreq *ifr, const char
   return fd;
 }
 
-// tunOpen(name: string, mtuBytes: number, offload?: boolean): { fd, name, offload }
+// Queues 1..n-1 of a multi-queue TUN whose queue 0 is open (fds[0]), and the steering program.
+// Returns how many queues the device has then: n, or 1 with *why naming what failed (the extra
+// fds closed again: queue 0 alone works as a single-queue device).
+static int tun_add_queues(const char *name, bool vnet, int n, int *fds, const char **why, int *why_errno) {
+  struct ifreq ifr;
+  int opened = 1;
+  for (; opened < n; opened++) {
+    int fd = tun_attach(name, vnet, true, &ifr, why);
+    if (fd < 0) {
+      *why_errno = -fd;
+      break;
+    }
+    fds[opened] = fd;
+  }
+  if (opened == n) {
+    int rc = tun_steering_attach(fds[0], n, why);
+    if (rc == 0) return n;
+    *why_errno = -rc;
+  }
+  for (int i = 1; i < opened; i++) close(fds[i]);
+  return 1;
+}
+
+// tunOpen(name: string, mtuBytes: number, offload?: boolean, queues?: number):
+//   { fd, fds, name, offload, queues, queuesError? }
 // With offload, IFF_VNET_HDR + TUNSETOFFLOAD when the kernel takes them, else the plain device
 // (offload: false in the result): every read then starts with a virtio_net_hdr, and every write
-// must (tunWrite's vnet argument, tunWriteBatch).
+// must (tunWrite's vnet argument, tunWriteBatch). With queues > 1 (at most TUN_QUEUES_MAX), a
+// multi-queue device steered by tun-queues.c's program: fds holds one fd per queue (fd is fds[0]),
+// each to be read; writes may go to any of them. When the kernel refuses that (no eBPF, an old
+// kernel), the device has one queue (queues: 1) and queuesError says why.
 static napi_value tun_open(napi_env env, napi_callback_info info) {
   static const char *fn = "tunOpen";
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) return throw_type(env, fn, "expected (name: string, mtuBytes: number, offload?: boolean)");
+  if (argc < 2) return throw_type(env, fn, "expected (name: string, mtuBytes: number, offload?: boolean, queues?: number)");
   char name[IFNAMSIZ];
   if (!get_string(env, argv[0], fn, "name", name, sizeof name)) return NULL;
   int64_t mtu;
@@ -409,14 +438,35 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     if (t == napi_boolean) napi_get_value_bool(env, argv[2], &want_offload);
     else if (t != napi_undefined) return throw_type(env, fn, "offload must be a boolean");
   }
+  int64_t queues = 1;
+  if (argc >= 4) {
+    napi_valuetype t;
+    napi_typeof(env, argv[3], &t);
+    if (t != napi_undefined && !get_int(env, argv[3], fn, "queues", 1, TUN_QUEUES_MAX, &queues)) return NULL;
+  }
 
   struct ifreq ifr;
   const char *failed_call = NULL;
   bool offload = want_offload;
-  int fd = tun_attach(name, offload, &ifr, &failed_call);
+  bool multi = queues > 1;
+  int fd = tun_attach(name, offload, multi, &ifr, &failed_call);
   if (fd < 0 && offload) {
     offload = false;  // an old or restricted kernel: the plain device still works
-    fd = tun_attach(name, false, &ifr, &failed_call);
+    fd = tun_attach(name, false, multi, &ifr, &failed_call);
+  }
+  const char *queues_why = NULL;
+  int queues_errno = 0;
+  if (fd < 0 && multi) {
+    // A kernel without multi-queue TUN: one queue, as before.
+    queues_why = failed_call;
+    queues_errno = -fd;
+    multi = false;
+    offload = want_offload;
+    fd = tun_attach(name, offload, false, &ifr, &failed_call);
+    if (fd < 0 && offload) {
+      offload = false;
+      fd = tun_attach(name, false, false, &ifr, &failed_call);
+    }
   }
   if (fd < 0) return throw_errno(env, failed_call, strcmp(failed_call, "open") == 0 ? "/dev/net/tun" : name, -fd);
   // The kernel may have chosen the name (empty name or a 'brt%d' pattern).
@@ -424,11 +474,16 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   memcpy(actual, ifr.ifr_name, IFNAMSIZ);
   actual[IFNAMSIZ - 1] = 0;
 
+  // The other queues and the steering program before the device comes up: a packet the kernel
+  // sends at once (an IPv6 router solicitation) is steered like every later one.
+  int fds[TUN_QUEUES_MAX];
+  fds[0] = fd;
+  int nq = multi ? tun_add_queues(actual, offload, (int)queues, fds, &queues_why, &queues_errno) : 1;
   // Interface ioctls go through any socket; a throwaway AF_INET datagram socket is the usual one.
   int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   if (sock < 0) {
     int err = errno;
-    close(fd);
+    for (int i = 0; i < nq; i++) close(fds[i]);
     return throw_errno(env, "socket", "AF_INET", err);
   }
   struct ifreq req;
@@ -447,13 +502,24 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
   int err = errno;
   close(sock);
   if (failed) {
-    close(fd);
+    for (int i = 0; i < nq; i++) close(fds[i]);
     return throw_errno(env, failed, actual, err);
   }
 
-  napi_value out, name_value;
+  napi_value out, name_value, fds_value;
   NAPI_CALL(env, napi_create_object(env, &out));
   NAPI_CALL(env, napi_set_named_property(env, out, "fd", make_int(env, fd)));
+  NAPI_CALL(env, napi_create_array_with_length(env, (size_t)nq, &fds_value));
+  for (int i = 0; i < nq; i++) NAPI_CALL(env, napi_set_element(env, fds_value, (uint32_t)i, make_int(env, fds[i])));
+  NAPI_CALL(env, napi_set_named_property(env, out, "fds", fds_value));
+  NAPI_CALL(env, napi_set_named_property(env, out, "queues", make_int(env, nq)));
+  if (queues > 1 && nq == 1 && queues_why) {
+    char text[160];
+    snprintf(text, sizeof text, "%s: %s", queues_why, strerror(queues_errno));
+    napi_value why_value;
+    NAPI_CALL(env, napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &why_value));
+    NAPI_CALL(env, napi_set_named_property(env, out, "queuesError", why_value));
+  }
   NAPI_CALL(env, napi_create_string_utf8(env, actual, NAPI_AUTO_LENGTH, &name_value));
   NAPI_CALL(env, napi_set_named_property(env, out, "name", name_value));
   napi_value offload_value;
@@ -1437,6 +1503,22 @@ static napi_value tun_write_batch(napi_env env, napi_callback_info info) {
   return make_int(env, written);
 }
 
+// tunQueueOfForTest(packet: Uint8Array, queues: number) -> the queue tun-queues.c's rule picks (the
+// steering program's reference), for tests without a TUN.
+static napi_value tun_queue_of_for_test(napi_env env, napi_callback_info info) {
+  static const char *fn = "tunQueueOfForTest";
+  size_t argc = 2;
+  napi_value argv[2];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) return throw_type(env, fn, "expected (packet, queues)");
+  uint8_t *data;
+  size_t len;
+  if (!get_bytes(env, argv[0], fn, "packet", &data, &len)) return NULL;
+  int64_t queues;
+  if (!get_int(env, argv[1], fn, "queues", 1, TUN_QUEUES_MAX, &queues)) return NULL;
+  return make_int(env, tun_queue_of(data, len, (int)queues));
+}
+
 // tunCoalesceForTest(slab, count, offsets, lengths) -> Buffer[]: what tunWriteBatch would write,
 // one Buffer per write (vnet header included). For tests of the coalescing without a TUN.
 static napi_value tun_coalesce_for_test(napi_env env, napi_callback_info info) {
@@ -2099,6 +2181,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_get_boolean(env, aead, &aead_available);
   napi_property_descriptor props[] = {
       {"tunOpen", NULL, tun_open, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"tunQueueOfForTest", NULL, tun_queue_of_for_test, NULL, NULL, NULL, napi_enumerable, NULL},
       {"udpOpen", NULL, udp_open, NULL, NULL, NULL, napi_enumerable, NULL},
       {"startReader", NULL, start_reader, NULL, NULL, NULL, napi_enumerable, NULL},
       {"stopReader", NULL, stop_reader, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -2118,6 +2201,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"opensslVersion", NULL, NULL, NULL, NULL, openssl_version, napi_enumerable, NULL},
       {"BATCH_MAX", NULL, NULL, NULL, NULL, make_int(env, BATCH_MAX), napi_enumerable, NULL},
       {"SLOT_BYTES", NULL, NULL, NULL, NULL, make_int(env, SLOT_BYTES), napi_enumerable, NULL},
+      {"TUN_QUEUES_MAX", NULL, NULL, NULL, NULL, make_int(env, TUN_QUEUES_MAX), napi_enumerable, NULL},
       {"TUN_WRITE_BATCH_MAX", NULL, NULL, NULL, NULL, make_int(env, OFFLOAD_MAX_BATCH), napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)

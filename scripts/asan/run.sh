@@ -41,7 +41,7 @@ if [ "$cc" = clang ]; then extra=(-shared-libasan); fi
   -fsanitize=address,undefined -fno-sanitize-recover=undefined "${extra[@]}" \
   -DNAPI_VERSION=8 -D_GNU_SOURCE -DNODE_GYP_MODULE_NAME=braid_native -DBUILDING_NODE_EXTENSION \
   -I"$node_inc" -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
-  native/src/braid_native.c native/src/offload.c -o "$out/braid_native.node"
+  native/src/braid_native.c native/src/offload.c native/src/tun-queues.c -o "$out/braid_native.node"
 
 if [ "$cc" = clang ]; then
   runtime=$("$cc" -print-file-name=libclang_rt.asan-x86_64.so)

@@ -88,9 +88,10 @@ RuntimeDirectory=braid
 RuntimeDirectoryMode=0750
 
 # Privileges: the TUN device, routes and SO_BINDTODEVICE need CAP_NET_ADMIN; SO_BINDTODEVICE on
-# kernels before 5.7 and the ICMP health probes need CAP_NET_RAW. Nothing else is kept.
-CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW
-AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW
+# kernels before 5.7 and the ICMP health probes need CAP_NET_RAW; the TUN queues' steering program
+# (tun.queues, a socket-filter eBPF program, no maps, no helpers) needs CAP_BPF. Nothing else is kept.
+CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF
+AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF
 NoNewPrivileges=yes
 
 # Sandbox. Not MemoryDenyWriteExecute: V8's JIT needs writable+executable memory.

@@ -94,7 +94,7 @@ export function formatStatusText(raw: EdgeSnapshot, color = false, opts: StatusT
   if (dev) {
     // The kernel's side of the TUN: drops here happen before Braid reads or after it writes.
     kv(
-      `tun device ${dev.name}`,
+      `tun device ${dev.name}${dev.queues !== undefined && dev.queues > 1 ? ` (${dev.queues} queues)` : ''}`,
       `${fmtCount(dev.txPackets)} read by braid, ${fmtCount(dev.txDropped)} dropped before braid read them (queue full); ${fmtCount(dev.rxPackets)} written, ${fmtCount(dev.rxDropped)} dropped after${dev.writeRefused ? `, ${fmtCount(dev.writeRefused)} writes refused` : ''}${dev.txErrors + dev.rxErrors ? `, ${fmtCount(dev.txErrors + dev.rxErrors)} errors` : ''}`,
     );
     const off = dev.offload;

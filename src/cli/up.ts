@@ -131,7 +131,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   };
   try {
     try {
-      opened.tun = await openTun({ name: cfg.tun.name, mtuBytes: cfg.tun.mtu, addressCidr: cfg.tun.address, txQueueLen: cfg.tun.txQueueLen, offload: cfg.tun.offload === 'auto', ...(cfg.tun.address6 ? { address6Cidr: cfg.tun.address6 } : {}) });
+      opened.tun = await openTun({ name: cfg.tun.name, mtuBytes: cfg.tun.mtu, addressCidr: cfg.tun.address, txQueueLen: cfg.tun.txQueueLen, offload: cfg.tun.offload === 'auto', queues: cfg.tun.queues, ...(cfg.tun.address6 ? { address6Cidr: cfg.tun.address6 } : {}) });
     } catch (e) {
       throw ioToBraid(e, ErrorCode.TUN_OPEN_FAILED, `tun ${cfg.tun.name}`, 'run as root (or with CAP_NET_ADMIN) and check tun.name/tun.address');
     }
@@ -362,7 +362,7 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
   /** A core snapshot with the shell's additions: the TUN's kernel counters, the link sockets', the fleet registry. */
   const withShellStatus = (snap: EdgeStatus): EdgeStatus => {
     const c = tunCounters.read();
-    if (c) snap.tunDevice = { name: tun.name, ...c, writeRefused: tun.counters.txDropped, offload: tunOffloadStatus(tun) };
+    if (c) snap.tunDevice = { name: tun.name, ...c, writeRefused: tun.counters.txDropped, queues: tun.queues ?? 1, offload: tunOffloadStatus(tun) };
     const sockets = linkSocketStatus(opened.links, cfg.links);
     if (sockets.length > 0) snap.linkSockets = sockets;
     if (fleet) snap.registry = fleet.status();
@@ -421,7 +421,8 @@ export async function runUp(configPath: string, logLevel: string | undefined): P
     });
   }
   process.on('SIGHUP', () => void reload('SIGHUP'));
-  log.info({ tun: tun.name, offload: tun.offload === true, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}${cfg.tun.address6 ? ` ${cfg.tun.address6}` : ''} (offload ${tun.offload === true ? 'on' : cfg.tun.offload === 'off' ? 'off' : 'off: the kernel refused it'}), ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
+  if (tun.queuesError !== undefined) log.warn({ tun: tun.name, asked: cfg.tun.queues, queues: tun.queues ?? 1, error: tun.queuesError }, `tun ${tun.name}: ${tun.queues ?? 1} queue instead of ${cfg.tun.queues} (${tun.queuesError}); packets of every flow share one queue (set tun.queues: 1 to silence this)`);
+  log.info({ tun: tun.name, offload: tun.offload === true, queues: tun.queues ?? 1, links: cfg.links.map((l) => l.name), peers: cfg.peers.length }, `braid up: site ${cfg.site}, tun ${tun.name} ${cfg.tun.address}${cfg.tun.address6 ? ` ${cfg.tun.address6}` : ''} (offload ${tun.offload === true ? 'on' : cfg.tun.offload === 'off' ? 'off' : 'off: the kernel refused it'}, ${tun.queues ?? 1} queue${(tun.queues ?? 1) === 1 ? '' : 's'}), ${cfg.links.length} links, ${cfg.peers.length} peer${cfg.peers.length === 1 ? '' : 's'}`);
 
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {

@@ -14,7 +14,7 @@ import { checkRegistry, registrySchema } from './config-registry.ts';
 import { expandRules, rulesSchema } from './config-rules.ts';
 import type { RuleSpec } from '../core/steer/rules.ts';
 import { formatAddress, parsePrefix } from '../core/routing/prefix.ts';
-import { DEFAULT_TUN_TX_QUEUE_LEN } from '../io/tun.ts';
+import { DEFAULT_TUN_QUEUES, DEFAULT_TUN_TX_QUEUE_LEN } from '../io/tun.ts';
 import { DEFAULT_LISTEN_PORT, DEFAULT_TUN_MTU, MAX_LINKS } from '../core/constants.ts';
 import { CLASS_NAMES, DEFAULT_POLICIES, NO_BOND_CLASSES, STRATEGIES, type ClassName, type ClassPolicy } from '../core/steer/classes.ts';
 import { RESEQ_MAX_BOUND_MS } from '../core/constants.ts';
@@ -184,6 +184,13 @@ export const configSchema = z.strictObject({
       address6: cidr6.optional(),
       /** The TUN's queue in packets: the delay in front of Braid under load (kernel default 500). */
       txQueueLen: z.number().int().min(16).max(10000).default(DEFAULT_TUN_TX_QUEUE_LEN),
+      /**
+       * Queues of the TUN (default 8; 1 is the plain single-queue device): realtime classes in one,
+       * other flows spread over the rest by hash, each read in turn, so that a sparse flow does not
+       * wait behind a bulk one's ring (native/src/tun-queues.h). Falls back to 1 when the kernel
+       * refuses (no multi-queue TUN or eBPF); `braid status` shows the queues.
+       */
+      queues: z.number().int().min(1).max(16).default(DEFAULT_TUN_QUEUES),
       mtu: z.number().int().min(576).max(9000).default(DEFAULT_TUN_MTU),
       /**
        * TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD): auto (default) asks the kernel for them, so TCP

@@ -95,6 +95,8 @@ export interface TunDeviceStatus {
   rxErrors: number;
   /** Braid's writes the kernel refused (EAGAIN, EIO while down, EINVAL). */
   writeRefused: number;
+  /** Queues the device runs (tun.queues; 1 when the kernel refused more). */
+  queues?: number;
   /** TUN offloads (tun.offload): whether they run and what they did. With them the kernel's
    * tx/rx packet counters above count a super-segment as one packet. */
   offload?: TunOffloadStatus;

@@ -57,6 +57,15 @@ export interface NativeTun {
    * tunWriteBatch). Absent from an addon built before offloads (then false).
    */
   readonly offload?: boolean;
+  /**
+   * One fd per queue (fds[0] is fd) when tunOpen asked for queues: a multi-queue TUN whose queue
+   * per packet native/src/tun-queues.c's eBPF program picks (realtime DSCPs to 0, other flows by
+   * hash). Every fd must be read; writes may go to any. Absent from an addon built before queues.
+   */
+  readonly fds?: readonly number[];
+  /** Queues the device has (1 when the kernel refused more; queuesError says why). */
+  readonly queues?: number;
+  readonly queuesError?: string;
 }
 
 /**
@@ -170,7 +179,11 @@ export interface BraidNative {
    * offload, also IFF_VNET_HDR + TUNSETOFFLOAD (checksum, TSO4, TSO6) when the kernel takes
    * them; the result's offload says whether it did.
    */
-  tunOpen(name: string, mtuBytes: number, offload?: boolean): NativeTun;
+  tunOpen(name: string, mtuBytes: number, offload?: boolean, queues?: number): NativeTun;
+  /** Most queues tunOpen takes; absent from an addon built before queues. */
+  readonly TUN_QUEUES_MAX?: number;
+  /** Tests: the queue (0..queues-1) tun-queues.c's steering rule picks for this IP packet. */
+  tunQueueOfForTest?(packet: Uint8Array, queues: number): number;
   /** Nonblocking UDP socket (IPv4, IPv6 or dual stack by bindAddress), configured and bound. Throws. */
   udpOpen(options: NativeUdpOpenOptions): NativeUdpSocket;
   /**

@@ -69,6 +69,13 @@ export interface TunDevice {
   flushWrites?(): number;
   /** The reader's offload counters (super-segments split, reads dropped), when offload is on. */
   offloadStats?(): ReaderOffloadStats | undefined;
+  /**
+   * Queues the device runs (tun.queues): each read in turn, one batch per queue per loop turn, so
+   * a sparse flow's packets do not wait behind a bulk flow's ring (native/src/tun-queues.h).
+   */
+  readonly queues?: number;
+  /** Why the device has fewer queues than asked (the kernel refused multi-queue or the eBPF steering). */
+  readonly queuesError?: string;
   close(): void;
 }
 
@@ -94,7 +101,17 @@ export interface OpenTunOptions {
    * kernel took them. Off when absent.
    */
   readonly offload?: boolean;
+  /** Queues to ask for (1..TUN_QUEUES_MAX, default 1): see TunDevice.queues. */
+  readonly queues?: number;
 }
+
+/**
+ * Queues of a Braid TUN by default (`tun.queues`). Queue 0 takes the realtime classes; a flow of
+ * the others shares a queue with a given bulk flow with probability 1/7. Each queue costs an fd and
+ * a reader (its slab is touched only as far as its batches go). docs/BENCHMARKS.md "RTT under
+ * load, session 9" has what it bought.
+ */
+export const DEFAULT_TUN_QUEUES = 8;
 
 const DEFAULT_IP_TIMEOUT_MS = 5_000;
 
@@ -119,12 +136,13 @@ export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
       `TUN ${options.name}: address '${options.addressCidr}' is not ADDRESS/PREFIX (e.g. 10.10.0.1/24)`,
     );
   }
-  let opened: { fd: number; name: string; offload?: boolean };
+  let opened: { fd: number; name: string; offload?: boolean; fds?: readonly number[]; queues?: number; queuesError?: string };
   try {
-    opened = native.tunOpen(options.name, options.mtuBytes, options.offload === true);
+    opened = native.tunOpen(options.name, options.mtuBytes, options.offload === true, options.queues ?? 1);
   } catch (error) {
     throw tunOpenError(options.name, error);
   }
+  const fds = opened.fds !== undefined && opened.fds.length > 0 ? opened.fds : [opened.fd];
   const timeoutMs = options.ipTimeoutMs ?? DEFAULT_IP_TIMEOUT_MS;
   try {
     const ns = options.netns;
@@ -147,14 +165,15 @@ export async function openTun(options: OpenTunOptions): Promise<TunDevice> {
       await runIp([...nsArgs, 'addr', 'add', options.address6Cidr, 'dev', opened.name, 'nodad'], timeoutMs);
     }
   } catch (error) {
-    native.closeFd(opened.fd); // the device goes away with its only fd
+    for (const fd of fds) native.closeFd(fd); // the device goes away with its last fd
     const detail = error instanceof Error ? error.message : String(error);
     throw new BraidError(ErrorCode.TUN_ADDRESS_FAILED, `TUN ${opened.name}: ${detail}`, {
       osCode: osCodeOf(error),
       cause: error,
     });
   }
-  return new NativeTunDevice(native, opened.fd, opened.name, options.mtuBytes, opened.offload === true);
+  const queuesError = (options.queues ?? 1) > fds.length ? (opened.queuesError ?? `the addon opened ${fds.length} of ${options.queues} queues`) : undefined;
+  return new NativeTunDevice(native, fds, opened.name, options.mtuBytes, opened.offload === true, queuesError);
 }
 
 function tunOpenError(name: string, error: unknown): BraidError {
@@ -243,19 +262,25 @@ class NativeTunDevice implements TunDevice {
   private readonly writeResult = new Int32Array(3);
   /** Refusals of flushes queueWrite made itself (a full batch), reported by the next flushWrites. */
   private refusedEarly = 0;
-  private reader: ReaderHandle | undefined;
+  /** One reader per queue, all feeding onPackets; empty until someone listens or after a fatal error. */
+  private readers: ReaderHandle[] = [];
   private closed = false;
+  private readonly fd: number;
   private packetCallback: ((batch: PacketBatch) => void) | undefined;
   private errorCallback: ((error: Error) => void) | undefined;
   private readonly batch: SlabPacketBatch;
 
   constructor(
     private readonly native: BraidNative,
-    private readonly fd: number,
+    private readonly fds: readonly number[],
     readonly name: string,
     readonly mtuBytes: number,
     readonly offload: boolean = false,
+    readonly queuesError: string | undefined = undefined,
   ) {
+    // Writes go to queue 0's fd: which fd a packet is written to does not steer anything (the
+    // eBPF program picks the read queue by the packet alone).
+    this.fd = fds[0]!;
     this.batch = new SlabPacketBatch(native.SLOT_BYTES);
     this.writeMax = native.TUN_WRITE_BATCH_MAX ?? 0;
     if (offload) {
@@ -265,27 +290,37 @@ class NativeTunDevice implements TunDevice {
     }
   }
 
+  get queues(): number {
+    return this.fds.length;
+  }
+
   onPackets(callback: (batch: PacketBatch) => void): void {
     this.packetCallback = callback;
-    if (this.reader !== undefined || this.closed) return;
-    // Start reading only once someone listens: unread packets wait in the kernel queue.
-    this.reader = this.native.startReader(
-      this.fd,
-      'tun',
-      (slab, count, lengths) => {
-        const batch = this.batch;
-        batch.slab = slab;
-        batch.lengths = lengths;
-        batch.count = count;
-        this.counters.rxPackets += count;
-        this.counters.rxBatches++;
-        this.packetCallback?.(batch);
-      },
-      (error: NativeSystemError) => {
-        this.reader = undefined;
-        this.errorCallback?.(error);
-      },
-    );
+    if (this.readers.length > 0 || this.closed) return;
+    // Start reading only once someone listens: unread packets wait in the kernel queue. Every
+    // queue's reader delivers into the same batch object: the loop runs one callback at a time.
+    const onBatch = (slab: Buffer, count: number, lengths: Uint32Array): void => {
+      const batch = this.batch;
+      batch.slab = slab;
+      batch.lengths = lengths;
+      batch.count = count;
+      this.counters.rxPackets += count;
+      this.counters.rxBatches++;
+      this.packetCallback?.(batch);
+    };
+    const onError = (error: NativeSystemError): void => {
+      // One queue failing is the device failing (deleted, fd gone): stop them all, report once.
+      if (this.readers.length === 0) return;
+      this.stopReaders();
+      this.errorCallback?.(error);
+    };
+    for (const fd of this.fds) this.readers.push(this.native.startReader(fd, 'tun', onBatch, onError));
+  }
+
+  private stopReaders(): void {
+    const readers = this.readers;
+    this.readers = [];
+    for (const reader of readers) this.native.stopReader(reader);
   }
 
   onError(callback: (error: Error) => void): void {
@@ -348,16 +383,32 @@ class NativeTunDevice implements TunDevice {
     return refused;
   }
 
+  /** The queues' readers' counters, summed. */
   offloadStats(): ReaderOffloadStats | undefined {
-    if (!this.offload || this.reader === undefined) return undefined;
-    return this.native.readerOffloadStats?.(this.reader);
+    const statsOf = this.native.readerOffloadStats;
+    if (!this.offload || this.readers.length === 0 || statsOf === undefined) return undefined;
+    let superSegments = 0;
+    let segments = 0;
+    let droppedHeader = 0;
+    let droppedPacket = 0;
+    let droppedUnsupported = 0;
+    let vnet = false;
+    for (const reader of this.readers) {
+      const s = statsOf(reader);
+      vnet ||= s.vnet;
+      superSegments += s.superSegments;
+      segments += s.segments;
+      droppedHeader += s.droppedHeader;
+      droppedPacket += s.droppedPacket;
+      droppedUnsupported += s.droppedUnsupported;
+    }
+    return { vnet, superSegments, segments, droppedHeader, droppedPacket, droppedUnsupported };
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.reader !== undefined) this.native.stopReader(this.reader);
-    this.reader = undefined;
-    this.native.closeFd(this.fd);
+    this.stopReaders();
+    for (const fd of this.fds) this.native.closeFd(fd);
   }
 }

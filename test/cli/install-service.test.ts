@@ -27,8 +27,8 @@ describe('braid install-service', () => {
     expect(unit).toContain(`ExecStartPre=${process.execPath} ${braidBinPath()} check -c ${config}\n`);
     for (const line of [
       'Restart=on-failure',
-      'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW',
-      'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW',
+      'CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF',
+      'AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF',
       'NoNewPrivileges=yes',
       'ProtectSystem=strict',
       'PrivateTmp=yes',
