@@ -24,8 +24,8 @@
 // Usage: node bin/run-ts.js bench/overlay.ts   (root; needs iproute2 iputils-ping iperf3
 // wireguard-go wireguard-tools openvpn openssl python3, checked first)
 // Env: BENCH_IPERF_SECONDS (default 10), BENCH_OVERLAY_TAG (default bov), BENCH_OVERLAY_KEEP_PROFILE=DIR (copy the .cpuprofile there),
-// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,nooffload,nogro,txq16,txq32,nokeepwarm,aes,chacha,plaintext,fec,profile (the stages to run;
-// default all but the A/B stages nooffload, nogro (offloads), txq16, txq32 (tun.txQueueLen) and nokeepwarm (latency.keepWarm off): a subset is for quick comparisons,
+// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,nooffload,nogro,txq16,txq32,nokeepwarm,queues1,aes,chacha,plaintext,fec,profile (the stages to run;
+// default all but the A/B stages nooffload, nogro (offloads), txq16, txq32 (tun.txQueueLen), nokeepwarm (latency.keepWarm off) and queues1 (tun.queues 1): a subset is for quick comparisons,
 // with BENCH_DOCS pointing at a scratch file).
 
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -56,10 +56,10 @@ const PING_COUNT = 50;
 const PING_INTERVAL_S = 0.05;
 /** Pings during each iperf3 run (overlay-rtt-load): one every 0.1 s, from 1 s in to 1 s before the end. */
 const LOADED_PING_INTERVAL_S = 0.1;
-const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'nooffload', 'nogro', 'txq16', 'txq32', 'nokeepwarm', 'aes', 'chacha', 'plaintext', 'fec', 'profile'] as const;
+const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'nooffload', 'nogro', 'txq16', 'txq32', 'nokeepwarm', 'queues1', 'aes', 'chacha', 'plaintext', 'fec', 'profile'] as const;
 type Stage = (typeof ALL_STAGES)[number];
 /** Opt-in A/B stages (issue 13's offloads off), left out of the default run to keep it inside HARD_LIMIT_MS. */
-const OPT_IN_STAGES: readonly string[] = ['nooffload', 'nogro', 'txq16', 'txq32', 'nokeepwarm'];
+const OPT_IN_STAGES: readonly string[] = ['nooffload', 'nogro', 'txq16', 'txq32', 'nokeepwarm', 'queues1'];
 const STAGES = new Set<string>(process.env.BENCH_OVERLAY_STAGES ? process.env.BENCH_OVERLAY_STAGES.split(',').map((x) => x.trim()) : ALL_STAGES.filter((st) => !OPT_IN_STAGES.includes(st)));
 for (const st of STAGES) if (!(ALL_STAGES as readonly string[]).includes(st)) throw new Error(`BENCH_OVERLAY_STAGES: unknown stage "${st}" (known: ${ALL_STAGES.join(', ')})`);
 const stage = (st: Stage): boolean => STAGES.has(st);
@@ -253,11 +253,13 @@ async function withPeer(topo: Topology, start: () => Promise<PeerTunnel>): Promi
 async function withBraid(
   topo: Topology,
   state: { harness?: TwoSites },
-  opts: { profileDir?: string; plaintext?: boolean; mtu?: number; fec?: { k: number; m: number }; cipher?: string; offloadOff?: boolean; groOff?: boolean; txQueueLen?: number; keepWarmOff?: boolean } = {},
+  opts: { profileDir?: string; plaintext?: boolean; mtu?: number; fec?: { k: number; m: number }; cipher?: string; offloadOff?: boolean; groOff?: boolean; txQueueLen?: number; keepWarmOff?: boolean; tunQueues?: number } = {},
 ): Promise<{ result: PathResult; window?: [number, number] }> {
-  const { profileDir, plaintext, mtu, fec, cipher, offloadOff, groOff, txQueueLen, keepWarmOff } = opts;
+  const { profileDir, plaintext, mtu, fec, cipher, offloadOff, groOff, txQueueLen, keepWarmOff, tunQueues } = opts;
   const name = profileDir
     ? 'braid (profiled)'
+    : tunQueues !== undefined
+      ? `braid tun queues ${tunQueues}`
     : txQueueLen !== undefined
       ? `braid txqueuelen ${txQueueLen}`
       : keepWarmOff
@@ -292,6 +294,7 @@ async function withBraid(
     // tun.offload off: the per-packet TUN reads and writes of before issue 13 (the default is auto).
     ...(offloadOff ? { tunConfig: { offload: 'off' } } : {}),
     ...(txQueueLen !== undefined ? { tunConfig: { txQueueLen } } : {}),
+    ...(tunQueues !== undefined ? { tunConfig: { queues: tunQueues } } : {}),
     ...(keepWarmOff ? { extraConfig: { latency: { keepWarm: 'off' } } } : {}),
     // UDP GRO off on the link sockets (TUN offloads on): what receiving trains whole buys.
     ...(groOff ? { env: { a: { BRAID_UDP_GRO: '0' }, b: { BRAID_UDP_GRO: '0' } } } : {}),
@@ -575,6 +578,7 @@ async function main(): Promise<number> {
   const txq16 = stage('txq16') ? await attempt('braid txqueuelen 16', () => withBraid(topo, state, { txQueueLen: 16 })) : undefined;
   const txq32 = stage('txq32') ? await attempt('braid txqueuelen 32', () => withBraid(topo, state, { txQueueLen: 32 })) : undefined;
   const noKeepWarm = stage('nokeepwarm') ? await attempt('braid keep-warm off', () => withBraid(topo, state, { keepWarmOff: true })) : undefined;
+  const queues1 = stage('queues1') ? await attempt('braid tun queues 1', () => withBraid(topo, state, { tunQueues: 1 })) : undefined;
   const aes = stage('aes') ? await attempt('braid aes-256-gcm', () => withBraid(topo, state, { cipher: 'aes-256-gcm' })) : undefined;
   // The default is cipher: auto (AES-256-GCM on a box with AES instructions): ChaCha20 set explicitly.
   const chacha = stage('chacha') ? await attempt('braid chacha20-poly1305', () => withBraid(topo, state, { cipher: 'chacha20-poly1305' })) : undefined;
@@ -591,7 +595,7 @@ async function main(): Promise<number> {
   clearTimeout(hardLimit);
   const load1 = loadavg()[0]!;
 
-  const paths = [veth, wg, ovpn, braid?.result, noOffload?.result, noGro?.result, txq16?.result, txq32?.result, noKeepWarm?.result, aes?.result, chacha?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
+  const paths = [veth, wg, ovpn, braid?.result, noOffload?.result, noGro?.result, txq16?.result, txq32?.result, noKeepWarm?.result, queues1?.result, aes?.result, chacha?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
   const cryptoRatio = braid && plain ? braid.result.tcp.mbps / plain.result.tcp.mbps : undefined;
   if (cryptoRatio !== undefined) log(`encrypted / plaintext: ${pct(cryptoRatio)} (issue 3 wants at least 75%)`);
   const notes = notesMarkdown({ paths, profiled: profiled?.result, profile, encodeDecodeNs, corePathUs, failures, load: [load0, load1], microBusy, cryptoRatio });
