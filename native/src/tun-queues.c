@@ -125,6 +125,17 @@ static void port_jumps(prog_t *p, int label) {
   goto_label(p, L_HASH);
 }
 
+// key ^= protocol << 16 (the byte at `offset`, kept in r8); then to `label` for the protocols
+// with ports, to L_HASH for the rest. `label` is placed right after.
+static void fold_protocol(prog_t *p, int32_t offset, int label) {
+  load_abs(p, BPF_B, offset);
+  mov_reg(p, BPF_REG_8, BPF_REG_0);
+  alu_imm(p, BPF_LSH, BPF_REG_0, 16);
+  xor_reg(p, BPF_REG_7, BPF_REG_0);
+  port_jumps(p, label);
+  place(p, label);
+}
+
 static int build(prog_t *p, int queues) {
   memset(p, 0, sizeof *p);
   mov_reg(p, BPF_REG_6, BPF_REG_1);  // LD_ABS wants the skb in r6
@@ -141,12 +152,7 @@ static int build(prog_t *p, int queues) {
   mov_reg(p, BPF_REG_7, BPF_REG_0);
   load_abs(p, BPF_W, 16);
   xor_reg(p, BPF_REG_7, BPF_REG_0);
-  load_abs(p, BPF_B, 9);
-  mov_reg(p, BPF_REG_8, BPF_REG_0);
-  alu_imm(p, BPF_LSH, BPF_REG_0, 16);
-  xor_reg(p, BPF_REG_7, BPF_REG_0);
-  port_jumps(p, L_P4);
-  place(p, L_P4);
+  fold_protocol(p, 9, L_P4);
   load_abs(p, BPF_H, 6);
   alu_imm(p, BPF_AND, BPF_REG_0, 0x3fff);
   jump(p, BPF_JNE, BPF_REG_0, 0, L_HASH);  // a fragment (MF or offset): no ports, as in tun_queue_of
@@ -171,12 +177,7 @@ static int build(prog_t *p, int queues) {
     load_abs(p, BPF_W, off);
     xor_reg(p, BPF_REG_7, BPF_REG_0);
   }
-  load_abs(p, BPF_B, 6);
-  mov_reg(p, BPF_REG_8, BPF_REG_0);
-  alu_imm(p, BPF_LSH, BPF_REG_0, 16);
-  xor_reg(p, BPF_REG_7, BPF_REG_0);
-  port_jumps(p, L_P6);
-  place(p, L_P6);
+  fold_protocol(p, 6, L_P6);
   load_abs(p, BPF_H, 40);
   xor_reg(p, BPF_REG_7, BPF_REG_0);
   load_abs(p, BPF_H, 42);
