@@ -389,6 +389,18 @@ static int tun_attach(const char *name, bool vnet, bool multi, struct ifreq *ifr
   return fd;
 }
 
+// tun_attach with offload when wanted, else (or when the kernel refuses it: an old or restricted
+// kernel) the plain device; *offload says which one took.
+static int tun_attach_best(const char *name, bool want_offload, bool multi, struct ifreq *ifr, const char **failed, bool *offload) {
+  *offload = want_offload;
+  int fd = tun_attach(name, want_offload, multi, ifr, failed);
+  if (fd < 0 && want_offload) {
+    *offload = false;
+    fd = tun_attach(name, false, multi, ifr, failed);
+  }
+  return fd;
+}
+
 // Queues 1..n-1 of a multi-queue TUN whose queue 0 is open (fds[0]), and the steering program.
 // Returns how many queues the device has then: n, or 1 with *why naming what failed (the extra
 // fds closed again: queue 0 alone works as a single-queue device).
@@ -447,13 +459,9 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
 
   struct ifreq ifr;
   const char *failed_call = NULL;
-  bool offload = want_offload;
+  bool offload;
   bool multi = queues > 1;
-  int fd = tun_attach(name, offload, multi, &ifr, &failed_call);
-  if (fd < 0 && offload) {
-    offload = false;  // an old or restricted kernel: the plain device still works
-    fd = tun_attach(name, false, multi, &ifr, &failed_call);
-  }
+  int fd = tun_attach_best(name, want_offload, multi, &ifr, &failed_call, &offload);
   const char *queues_why = NULL;
   int queues_errno = 0;
   if (fd < 0 && multi) {
@@ -461,12 +469,7 @@ static napi_value tun_open(napi_env env, napi_callback_info info) {
     queues_why = failed_call;
     queues_errno = -fd;
     multi = false;
-    offload = want_offload;
-    fd = tun_attach(name, offload, false, &ifr, &failed_call);
-    if (fd < 0 && offload) {
-      offload = false;
-      fd = tun_attach(name, false, false, &ifr, &failed_call);
-    }
+    fd = tun_attach_best(name, want_offload, false, &ifr, &failed_call, &offload);
   }
   if (fd < 0) return throw_errno(env, failed_call, strcmp(failed_call, "open") == 0 ? "/dev/net/tun" : name, -fd);
   // The kernel may have chosen the name (empty name or a 'brt%d' pattern).
