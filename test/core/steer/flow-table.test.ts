@@ -116,4 +116,34 @@ describe('FlowTable (issue 14, finding 10)', () => {
     expect([...t.values()]).toEqual(['b']);
     expect(t.counters.expired).toBe(1);
   });
+
+  it('remembers its last hit (one hash per train of one flow) but never returns a flow it forgot', () => {
+    const t = new FlowTable<string>(new SeededRng(5), 2, 1000);
+    const a = udp4(1, 1);
+    const b = udp4(2, 1);
+    t.insert(0, a, info(a), 'a');
+    expect(t.lookup(1, a, info(a))).toBe('a');
+    expect(t.lookup(2, a, info(a))).toBe('a'); // from the last-hit slot
+    expect(t.lookup(3, b, info(b))).toBeUndefined(); // another tuple misses, not 'a'
+    // Each way of forgetting the last-hit flow: lookup then misses, as the table says.
+    t.deleteWhere((e) => e === 'a');
+    expect(t.lookup(4, a, info(a))).toBeUndefined();
+    t.insert(5, a, info(a), 'a2');
+    expect(t.lookup(6, a, info(a))).toBe('a2');
+    t.insert(7, a, info(a), 'a3'); // re-insert of a live tuple replaces it
+    expect(t.lookup(8, a, info(a))).toBe('a3');
+    expect(t.sweep(2000)).toBe(1);
+    expect(t.lookup(2001, a, info(a))).toBeUndefined();
+    t.insert(2002, a, info(a), 'a4');
+    expect(t.lookup(2003, a, info(a))).toBe('a4');
+    t.insert(2004, b, info(b), 'b');
+    t.insert(2005, udp4(3, 1), info(udp4(3, 1)), 'c'); // cap 2: evicts the least recently used ('a4')
+    expect(t.counters.evicted).toBe(1);
+    expect(t.lookup(2006, a, info(a))).toBeUndefined();
+    // The last hit still refreshes its LRU place: 'b' used, then a new flow evicts 'c', not 'b'.
+    expect(t.lookup(2006 + LRU_REFRESH_MS, b, info(b))).toBe('b');
+    expect(t.lookup(2007 + LRU_REFRESH_MS, b, info(b))).toBe('b');
+    t.insert(2008 + LRU_REFRESH_MS, udp4(4, 1), info(udp4(4, 1)), 'd');
+    expect([...t.values()].sort()).toEqual(['b', 'd']);
+  });
 });
