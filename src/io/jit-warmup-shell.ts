@@ -25,7 +25,8 @@ export class WarmBatch implements PacketBatch, DatagramBatch {
   count = 0;
   /** Packets that did not fit (more than BATCH_MAX, or larger than a slot). */
   dropped = 0;
-  private readonly slab = Buffer.alloc(SLOT_BYTES * BATCH_MAX);
+  // A plain Uint8Array, as the real batches hand out (the JIT warms the same shapes).
+  private readonly slab = new Uint8Array(SLOT_BYTES * BATCH_MAX);
   private readonly lengths = new Uint32Array(BATCH_MAX);
   private readonly address6 = new Uint8Array(16);
 
@@ -45,12 +46,12 @@ export class WarmBatch implements PacketBatch, DatagramBatch {
     return true;
   }
 
-  packet(index: number): Buffer {
+  packet(index: number): Uint8Array {
     const start = index * SLOT_BYTES;
     return this.slab.subarray(start, start + this.lengths[index]!);
   }
 
-  datagram(index: number): Buffer {
+  datagram(index: number): Uint8Array {
     return this.packet(index);
   }
 

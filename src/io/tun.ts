@@ -16,8 +16,8 @@ import { loadNative, type BraidNative, type NativeSystemError, type ReaderHandle
  */
 export interface PacketBatch {
   readonly count: number;
-  /** Zero-copy view of packet `index` (a bare IP packet: no packet-info header). */
-  packet(index: number): Buffer;
+  /** Zero-copy view of packet `index` (a bare IP packet: no packet-info header), a plain Uint8Array as DatagramBatch's. */
+  packet(index: number): Uint8Array;
   lengthBytes(index: number): number;
 }
 
@@ -219,13 +219,15 @@ function runIp(args: readonly string[], timeoutMs: number): Promise<void> {
 class SlabPacketBatch implements PacketBatch {
   count = 0;
   slab: Buffer = Buffer.alloc(0);
+  /** The slab as a plain Uint8Array (udp.ts NativeDatagramBatch says why). */
+  bytes: Uint8Array = new Uint8Array(0);
   lengths: Uint32Array = new Uint32Array(0);
 
   constructor(private readonly slotBytes: number) {}
 
-  packet(index: number): Buffer {
+  packet(index: number): Uint8Array {
     const start = index * this.slotBytes;
-    return this.slab.subarray(start, start + this.lengths[index]);
+    return this.bytes.subarray(start, start + this.lengths[index]);
   }
 
   lengthBytes(index: number): number {
@@ -301,7 +303,10 @@ class NativeTunDevice implements TunDevice {
     // queue's reader delivers into the same batch object: the loop runs one callback at a time.
     const onBatch = (slab: Buffer, count: number, lengths: Uint32Array): void => {
       const batch = this.batch;
-      batch.slab = slab;
+      if (batch.slab !== slab) {
+        batch.slab = slab;
+        batch.bytes = new Uint8Array(slab.buffer, slab.byteOffset, slab.byteLength);
+      }
       batch.lengths = lengths;
       batch.count = count;
       this.counters.rxPackets += count;

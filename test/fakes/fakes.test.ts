@@ -76,8 +76,8 @@ describe('fakes: FakeTun + FakeUdpNetwork', () => {
 
   it('poison borrowed views after the callback, so retaining one shows up in tests', async () => {
     const tun = new FakeTun();
-    let kept: Buffer | undefined;
-    let copied: Buffer | undefined;
+    let kept: Uint8Array | undefined;
+    let copied: Uint8Array | undefined;
     tun.onPackets((batch) => {
       kept = batch.packet(0);
       copied = Buffer.from(batch.packet(0));

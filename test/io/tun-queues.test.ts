@@ -158,7 +158,7 @@ describe.skipIf(nsSkip !== undefined)('TUN queues with the real kernel (root)', 
             if (p.length !== 128 || p[9] !== 17) continue;
             const tag = String.fromCharCode(p[28]!);
             if (tag === 'A') {
-              const seq = p.readUInt32BE(29);
+              const seq = new DataView(p.buffer, p.byteOffset, p.length).getUint32(29);
               if (seq !== lastBulk + 1) bulkInOrder = false;
               lastBulk = seq;
             }

@@ -27,7 +27,7 @@ function collect(link: UdpLink, into: Got[]): void {
   link.onDatagrams((batch: DatagramBatch) => {
     for (let i = 0; i < batch.count; i++) {
       into.push({
-        seq: batch.datagram(i).readUInt32BE(0),
+        seq: ((d) => new DataView(d.buffer, d.byteOffset, d.length).getUint32(0))(batch.datagram(i)),
         family: batch.fromFamily(i),
         from: batch.fromAddress(i),
         fromU32: batch.fromAddressU32(i),

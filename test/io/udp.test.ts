@@ -43,7 +43,7 @@ function collect(link: UdpLink, into: Received[], batchSizes: number[] = []): vo
     batchSizes.push(batch.count);
     for (let i = 0; i < batch.count; i++) {
       const bytes = batch.datagram(i);
-      const seq = bytes.readUInt32BE(0);
+      const seq = new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getUint32(0);
       let intact = true;
       for (let k = 4; k < bytes.length; k++) if (bytes[k] !== ((seq + k) & 255)) intact = false;
       into.push({
