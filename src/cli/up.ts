@@ -69,6 +69,9 @@ export function edgeConfigFrom(cfg: BraidConfig, privateKey: Uint8Array | undefi
           cipher: cfg.cipher,
           aesAccelerated,
           ...(aead ? { aead } : {}),
+          // The Driver's datagrams are views into the link's receive slab, reused only by the next
+          // batch: data packets are opened over their own ciphertext, no allocation per packet.
+          openInPlace: true,
         };
   // FEC codec: the core's default, the pure TypeScript one, is faster here than the wasm build of
   // reed-solomon-erasure (bench/fec.ts: 8+2 ~33 vs ~51 us per group), so no wasm is loaded.

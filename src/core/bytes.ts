@@ -1,5 +1,6 @@
 /**
- * Fresh byte arrays for datagrams and packets, carved from shared 16 KiB slabs.
+ * Fresh byte arrays for datagrams and packets, carved from shared 16 KiB slabs (outgoing data
+ * datagrams: 64 KiB slabs of their own, allocDatagramBytes).
  *
  * Why: `new Uint8Array(400)` costs ~950 ns on this box (Node 20: a typed array above 64 bytes gets
  * its own calloc'd backing store, which the GC must track and sweep on a background thread) and
@@ -16,22 +17,50 @@
  * (queues, FEC groups), so the pinned memory is too.
  */
 
-const SLAB_BYTES = 16 * 1024;
-/** Larger requests get their own array: carving them would waste most of a slab. */
-const MAX_CARVED_BYTES = SLAB_BYTES / 4;
+/** Views carved from slabs of `slabBytes`; requests above `maxCarvedBytes` get their own array. */
+class SlabAllocator {
+  private slab: ArrayBuffer;
+  private offset = 0;
 
-let slab = new ArrayBuffer(SLAB_BYTES);
-let slabOffset = 0;
+  constructor(
+    private readonly slabBytes: number,
+    private readonly maxCarvedBytes: number,
+  ) {
+    this.slab = new ArrayBuffer(slabBytes);
+  }
+
+  alloc(length: number): Uint8Array {
+    if (length > this.maxCarvedBytes || length <= 0) return new Uint8Array(length);
+    if (this.offset + length > this.slabBytes) {
+      this.slab = new ArrayBuffer(this.slabBytes);
+      this.offset = 0;
+    }
+    const view = new Uint8Array(this.slab, this.offset, length);
+    this.offset += (length + 7) & ~7;
+    return view;
+  }
+}
+
+/** Larger requests get their own array: carving them would waste most of a slab. */
+const general = new SlabAllocator(16 * 1024, 4 * 1024);
 
 export function allocBytes(length: number): Uint8Array {
-  if (length > MAX_CARVED_BYTES || length <= 0) return new Uint8Array(length);
-  if (slabOffset + length > SLAB_BYTES) {
-    slab = new ArrayBuffer(SLAB_BYTES);
-    slabOffset = 0;
-  }
-  const view = new Uint8Array(slab, slabOffset, length);
-  slabOffset += (length + 7) & ~7;
-  return view;
+  return general.alloc(length);
+}
+
+/**
+ * Like allocBytes, for outgoing data datagrams only (peer-tx.ts buildData): carved from 64 KiB
+ * slabs, ~45 datagrams each. A slab is one calloc'd ArrayBuffer whose fixed cost (~1.5 us: the
+ * backing store, its GC tracking) 16 KiB slabs paid every ~11 datagrams: 266 ns per 1460-byte
+ * view with 16 KiB slabs, 127 ns with 64 KiB (micro-benchmark, 2M views; docs/BENCHMARKS.md
+ * "Receive in place, session 10"). Separate from allocBytes because a datagram lives only until
+ * the shell sends it, while allocBytes' views (probes, queued copies, FEC shards) may be held, and
+ * a held view pins its whole slab: 64 KiB each would multiply what an idle fleet peer pins.
+ */
+const datagrams = new SlabAllocator(64 * 1024, 4 * 1024);
+
+export function allocDatagramBytes(length: number): Uint8Array {
+  return datagrams.alloc(length);
 }
 
 /**

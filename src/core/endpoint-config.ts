@@ -23,6 +23,12 @@ export interface EndpointCryptoConfig {
   aesAccelerated?: boolean;
   /** Who seals and opens data packets (the shell passes the native addon's when it loads). */
   aead?: AeadFactory;
+  /**
+   * The shell's datagram buffers are scratch (its receive slabs: nothing reads a datagram after
+   * handleDatagram and the pollDelivery drain that follows): data packets are decrypted over their
+   * ciphertext, with no allocation (SessionManagerOptions.openInPlace). Default false.
+   */
+  openInPlace?: boolean;
 }
 
 export interface EndpointConfig {

@@ -127,6 +127,7 @@ export class Endpoint implements PeerHost {
         wallClockEpochMs: c.wallClockEpochMs,
         ciphers: cipherPolicy(c.cipher ?? 'auto', c.aesAccelerated ?? false),
         ...(c.aead ? { aead: c.aead } : {}),
+        ...(c.openInPlace ? { openInPlace: true } : {}),
       });
     }
     this.probeIntervalMs = config.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;

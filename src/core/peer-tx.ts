@@ -6,7 +6,7 @@
  * buildData (path sequence, frame written in place, sealed in place, envelope header before it)
  * -> host.transmit. Parity and probes go the same way (sendParity/buildParity, sendProbe/buildProbe).
  */
-import { allocBytes, copyBytes } from './bytes.ts';
+import { allocBytes, allocDatagramBytes, copyBytes } from './bytes.ts';
 import type { FecTx } from './fec/fec-tx.ts';
 import { notePathTx, type PathRuntime } from './pathmon/path.ts';
 import { PendingTx, TxKind, type LinkRuntime } from './qos/egress.ts';
@@ -115,9 +115,9 @@ export class PeerTx {
       const frameLen = dataFrameSize(p.linkId, seq, packet.length, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
       const sealedLen = frameLen + AEAD_TAG_BYTES;
       const room = envelopeHeaderSize(0xffffffff, 2 ** 52, sealedLen);
-      const buf = allocBytes(room + sealedLen);
+      const buf = allocDatagramBytes(room + sealedLen);
       writeDataFrame(buf, room, p.linkId, seq, packet, fecGroup, fecIndex, dupSeq, fecK, bondSeq);
-      const r = sessions.seal(peer.host.nowMs, peer.name, buf.subarray(room, room + frameLen), buf.subarray(room));
+      const r = sessions.sealAt(peer.host.nowMs, peer.name, buf, room, frameLen);
       if (!r.ok) {
         peer.host.drainCrypto();
         return undefined;
@@ -311,7 +311,7 @@ export class PeerTx {
     const buf = allocBytes(room + sealedLen);
     writeProbeFrame(buf, room, f, reply);
     const host = this.peer.host;
-    const r = host.sessions!.seal(host.nowMs, this.peer.name, buf.subarray(room, room + frameLen), buf.subarray(room));
+    const r = host.sessions!.sealAt(host.nowMs, this.peer.name, buf, room, frameLen);
     if (!r.ok) {
       host.drainCrypto();
       return undefined;

@@ -50,6 +50,11 @@ export class NativeAead implements Aead {
     return dst.length === sealedLength ? dst : dst.subarray(0, sealedLength);
   }
 
+  sealAt(counter: number, buf: Uint8Array, offset: number, length: number, aad: Uint8Array): void {
+    if (!isValidSendCounter(counter)) throw new Error(`invalid AEAD send counter ${counter}`);
+    if (this.native.aeadSealAt(this.live(), counter, buf, offset, length, aad) !== length + AEAD_TAG_LENGTH) throw new Error('AEAD seal: OpenSSL failed');
+  }
+
   open(counter: number, ciphertext: Uint8Array, aad: Uint8Array, out?: Uint8Array): Uint8Array | null {
     if (!isValidCounter(counter) || ciphertext.length < AEAD_TAG_LENGTH || this.handle === undefined) return null;
     const bodyLength = ciphertext.length - AEAD_TAG_LENGTH;

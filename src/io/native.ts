@@ -286,6 +286,11 @@ export interface BraidNative {
    */
   aeadSeal(handle: AeadHandle, counter: number | bigint, plaintext: Uint8Array, aad: Uint8Array, out: Uint8Array): number;
   /**
+   * aeadSeal in place on buf[offset, offset + length), the tag written after it: returns
+   * length + 16, or -1 if OpenSSL failed. Throws when buf has no room for the tag.
+   */
+  aeadSealAt(handle: AeadHandle, counter: number | bigint, buf: Uint8Array, offset: number, length: number, aad: Uint8Array): number;
+  /**
    * Opens ciphertext || tag into out (may be ciphertext itself) and returns the plaintext length,
    * or -1 when the tag does not verify or the input is shorter than a tag (out is then zeroed).
    */

@@ -23,18 +23,7 @@
  * The initiator installs its new session straight into current (it has the response in hand) and
  * sends a keepalive at once so the responder can confirm `next` without waiting for data.
  *
- * Timers are data (absolute deadlines per peer, Infinity = unarmed), WireGuard's five minus the
- * persistent keepalive (path probes already keep NAT state warm):
- *   retransmit    REKEY_TIMEOUT + jitter after an initiation; resend with a fresh ephemeral, give up
- *                 after MAX_TIMER_HANDSHAKES (REKEY_ATTEMPT_TIME)
- *   keepalive     KEEPALIVE_TIMEOUT after receiving data if we sent nothing since: ask for an empty
- *                 authenticated packet so the peer knows its packets arrive
- *   newHandshake  KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter after sending data if nothing came back
- *   zeroKeys      3 x REJECT_AFTER_TIME after the last session was made: forget every key
- * Rekeying is driven by use, not timers: the initiator of the current session starts a handshake
- * when sending on a session older than REKEY_AFTER_TIME (or REKEY_AFTER_MESSAGES packets), or when
- * receiving on one close to REJECT_AFTER_TIME; nobody sends or accepts on a session older than
- * REJECT_AFTER_TIME. Only the session's initiator rekeys on age, so the two sides do not both start.
+ * Timers are data: absolute deadlines per peer (PeerState in peer-session.ts says which and when).
  *
  * Handshake floods (see cookie.ts): mac1 first (one MAC, no state), then mac2 with a cookie reply
  * and a per-source token bucket from a source past its cookie-free allowance, and from everyone
@@ -95,6 +84,7 @@ import {
   type DataDropReason,
   type OpenResult,
   type PeerSessionSnapshot,
+  type SealAtResult,
   type SealResult,
   type SessionManagerOptions,
   type SessionManagerSnapshot,
@@ -113,6 +103,7 @@ export class SessionManager<Source = string> {
   private readonly ciphers: CipherPolicy;
   private readonly wireVersion: number;
   private readonly aeadFactory: AeadFactory;
+  private readonly openInPlace: boolean;
   private readonly localMac1Key: KeyedBlake2s;
   private readonly cookieChecker: CookieChecker;
   private readonly limiter = new TokenBucketLimiter();
@@ -140,6 +131,7 @@ export class SessionManager<Source = string> {
     this.wireVersion = options.wireVersion ?? WIRE_VERSION;
     this.load = new HandshakeLoad(options.underLoadInitiationsPerSecond ?? UNDER_LOAD_INITIATIONS_PER_SECOND, options.handshakeBurstPerPeer ?? HANDSHAKE_BURST_PER_PEER);
     this.aeadFactory = options.aead ?? nodeCryptoAeadFactory;
+    this.openInPlace = options.openInPlace === true;
     this.localMac1Key = mac1Key(options.local.publicKey);
     this.cookieChecker = new CookieChecker(options.local.publicKey, options.rng);
   }
@@ -178,26 +170,46 @@ export class SessionManager<Source = string> {
    */
   seal(nowMs: number, peerId: string, plaintext: Uint8Array, out?: Uint8Array): SealResult {
     const peer = this.peers.get(peerId);
-    if (peer === undefined) return { ok: false, reason: 'unknownPeer' };
-    const keypair = peer.current;
-    if (keypair === null || !this.usableForSend(keypair, nowMs)) {
-      // A session we just answered is confirmed by the initiator's first packet within a round trip:
-      // no crossing handshake for that (one after AWAIT_CONFIRMATION_MS: our response may be lost).
-      if (peer.next === null || nowMs - peer.next.createdMs >= AWAIT_CONFIRMATION_MS) this.initiate(peer, nowMs, false);
-      return { ok: false, reason: 'noSession' };
-    }
+    const keypair = peer === undefined ? undefined : this.sendKeypair(peer, nowMs);
+    if (peer === undefined || keypair === undefined) return { ok: false, reason: peer === undefined ? 'unknownPeer' : 'noSession' };
     const counter = keypair.sendCounter++;
     // `out` may overlap `plaintext` at the same offset (sealing in place): both AEAD backends allow it.
     const ciphertext = keypair.sender.seal(counter, plaintext, writeDataAad(this.aad, this.wireVersion, keypair.remoteIndex, counter), out);
+    this.afterSeal(peer, keypair, nowMs, plaintext.length);
+    return { ok: true, receiverIndex: keypair.remoteIndex, counter, ciphertext };
+  }
+
+  /** seal() in place on buf[offset, offset + length), the tag after it: no views per packet (the data path). */
+  sealAt(nowMs: number, peerId: string, buf: Uint8Array, offset: number, length: number): SealAtResult {
+    const peer = this.peers.get(peerId);
+    const keypair = peer === undefined ? undefined : this.sendKeypair(peer, nowMs);
+    if (peer === undefined || keypair === undefined) return { ok: false, reason: peer === undefined ? 'unknownPeer' : 'noSession' };
+    const counter = keypair.sendCounter++;
+    keypair.sender.sealAt(counter, buf, offset, length, writeDataAad(this.aad, this.wireVersion, keypair.remoteIndex, counter));
+    this.afterSeal(peer, keypair, nowMs, length);
+    return { ok: true, receiverIndex: keypair.remoteIndex, counter };
+  }
+
+  /** The keypair to seal with now, or undefined (a handshake started or under way). */
+  private sendKeypair(peer: PeerState, nowMs: number): Keypair | undefined {
+    const keypair = peer.current;
+    if (keypair !== null && this.usableForSend(keypair, nowMs)) return keypair;
+    // A session we just answered is confirmed by the initiator's first packet within a round trip:
+    // no crossing handshake for that (one after AWAIT_CONFIRMATION_MS: our response may be lost).
+    if (peer.next === null || nowMs - peer.next.createdMs >= AWAIT_CONFIRMATION_MS) this.initiate(peer, nowMs, false);
+    return undefined;
+  }
+
+  /** Keepalive and rekey bookkeeping after a packet of `length` bytes was sealed. */
+  private afterSeal(peer: PeerState, keypair: Keypair, nowMs: number, length: number): void {
     peer.keepaliveAtMs = Infinity; // any authenticated packet sent answers the peer
-    if (plaintext.length > 0 && peer.newHandshakeAtMs === Infinity) {
+    if (length > 0 && peer.newHandshakeAtMs === Infinity) {
       peer.newHandshakeAtMs = nowMs + KEEPALIVE_TIMEOUT_MS + REKEY_TIMEOUT_MS + this.jitterMs();
     }
     // Keep the key fresh: only the session's initiator rekeys on age, so both sides do not race.
     if (keypair.sendCounter >= REKEY_AFTER_MESSAGES || (keypair.isInitiator && nowMs - keypair.createdMs >= REKEY_AFTER_TIME_MS)) {
       this.initiate(peer, nowMs, false);
     }
-    return { ok: true, receiverIndex: keypair.remoteIndex, counter, ciphertext };
   }
 
   /** Authenticates and decrypts a data packet. Never throws; every failure is a counted drop. */
@@ -209,7 +221,9 @@ export class SessionManager<Source = string> {
     if (!isValidCounter(counter)) return this.dropData('badCounter');
     // Replay check before decrypting so replays cost no AEAD work; record only after authentication.
     if (!keypair.replay.check(counter)) return this.dropData('replayed');
-    const plaintext = keypair.receiver.open(counter, ciphertext, writeDataAad(this.aad, this.wireVersion, receiverIndex, counter));
+    // openInPlace: no allocation per packet (a fresh view was ~4% of a receiving edge's CPU: BENCHMARKS.md, session 10).
+    const aad = writeDataAad(this.aad, this.wireVersion, receiverIndex, counter);
+    const plaintext = keypair.receiver.open(counter, ciphertext, aad, this.openInPlace ? ciphertext : undefined);
     if (plaintext === null) return this.dropData('authFailed');
     if (!keypair.replay.update(counter)) return this.dropData('replayed');
 

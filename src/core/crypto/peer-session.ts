@@ -89,7 +89,18 @@ export class PeerState {
    * same bytes anyone on the path could replay; the initiator takes one and drops the others.
    */
   response: { bytes: Uint8Array; to: unknown; forKeypair: Keypair; resends: number } | null = null;
-  // Timers: absolute deadlines, Infinity when unarmed.
+  // Timers are data (absolute deadlines per peer, Infinity = unarmed), WireGuard's five minus the
+  // persistent keepalive (path probes already keep NAT state warm):
+  //   retransmit    REKEY_TIMEOUT + jitter after an initiation; resend with a fresh ephemeral, give up
+  //                 after MAX_TIMER_HANDSHAKES (REKEY_ATTEMPT_TIME)
+  //   keepalive     KEEPALIVE_TIMEOUT after receiving data if we sent nothing since: ask for an empty
+  //                 authenticated packet so the peer knows its packets arrive
+  //   newHandshake  KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter after sending data if nothing came back
+  //   zeroKeys      3 x REJECT_AFTER_TIME after the last session was made: forget every key
+  // Rekeying is driven by use, not timers: the initiator of the current session starts a handshake
+  // when sending on a session older than REKEY_AFTER_TIME (or REKEY_AFTER_MESSAGES packets), or when
+  // receiving on one close to REJECT_AFTER_TIME; nobody sends or accepts on a session older than
+  // REJECT_AFTER_TIME. Only the session's initiator rekeys on age, so the two sides do not both start.
   responseResendAtMs = Infinity;
   retransmitAtMs = Infinity;
   keepaliveAtMs = Infinity;

@@ -32,6 +32,11 @@ export type SealResult =
   | { readonly ok: true; readonly receiverIndex: number; readonly counter: number; readonly ciphertext: Uint8Array }
   | { readonly ok: false; readonly reason: 'unknownPeer' | 'noSession' };
 
+/** SessionManager.sealAt's result: the sealed bytes are the caller's own buffer. */
+export type SealAtResult =
+  | { readonly ok: true; readonly receiverIndex: number; readonly counter: number }
+  | { readonly ok: false; readonly reason: 'unknownPeer' | 'noSession' };
+
 export type OpenResult =
   | { readonly ok: true; readonly peerId: string; readonly plaintext: Uint8Array }
   | { readonly ok: false; readonly reason: DataDropReason };
@@ -98,6 +103,13 @@ export interface SessionManagerOptions {
    * passes EdgeCryptoConfig.aead (the shell gives it the native addon's).
    */
   readonly aead?: AeadFactory;
+  /**
+   * Decrypt data packets over their own ciphertext (the datagram's bytes) instead of into fresh
+   * memory. Only for a caller whose datagram buffers are scratch that nothing reads after `open`
+   * (the I/O shell's receive slabs): the plaintext is then a view into the datagram, and a failed
+   * open leaves the body zeroed. Default false.
+   */
+  readonly openInPlace?: boolean;
 }
 
 export const DEFAULT_CIPHER_POLICY: CipherPolicy = {

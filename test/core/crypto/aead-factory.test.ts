@@ -28,6 +28,10 @@ function countingFactory(): { factory: AeadFactory; built: DataCipher[]; seals: 
         state.seals++;
         return inner.seal(counter, plaintext, aad, out);
       },
+      sealAt: (counter, buf, offset, length, aad) => {
+        state.seals++;
+        inner.sealAt(counter, buf, offset, length, aad);
+      },
       open: (counter, ciphertext, aad, out) => inner.open(counter, ciphertext, aad, out),
       dispose: () => void state.disposed++,
     };

@@ -15,6 +15,8 @@ import { generateKeyPair } from '../../../src/core/crypto/keys.ts';
 import { BRAID_PROLOGUE, createInitiation } from '../../../src/core/crypto/noise.ts';
 import type { CipherPolicy } from '../../../src/core/crypto/noise.ts';
 import { SeededRng, toHex } from './helpers.ts';
+import { nodeCryptoAeadFactory, type AeadFactory } from '../../../src/core/crypto/transport.ts';
+import { nativeAeadFactory } from '../../../src/io/native-aead.ts';
 
 const EPOCH_MS = 1_700_000_000_000;
 const EMPTY = new Uint8Array(0);
@@ -36,7 +38,7 @@ interface Pair {
   wire: string[];
 }
 
-function makePair(seed: number, options: { bUnderLoadPerSecond?: number; ciphers?: CipherPolicy } = {}): Pair {
+function makePair(seed: number, options: { bUnderLoadPerSecond?: number; ciphers?: CipherPolicy; bOpenInPlace?: boolean; aead?: AeadFactory } = {}): Pair {
   const rng = new SeededRng(seed);
   const keys = { a: generateKeyPair(rng), b: generateKeyPair(rng) };
   const a = new SessionManager<Name>({ local: keys.a, rng: rng.fork(), wallClockEpochMs: EPOCH_MS, ciphers: options.ciphers });
@@ -48,6 +50,8 @@ function makePair(seed: number, options: { bUnderLoadPerSecond?: number; ciphers
     // A budget of 0 a second with no burst per peer: every initiation needs a cookie.
     ...(options.bUnderLoadPerSecond === 0 ? { handshakeBurstPerPeer: 0 } : {}),
     ciphers: options.ciphers,
+    ...(options.bOpenInPlace ? { openInPlace: true } : {}),
+    ...(options.aead ? { aead: options.aead } : {}),
   });
   a.addPeer('b', keys.b.publicKey);
   b.addPeer('a', keys.a.publicKey);
@@ -346,6 +350,41 @@ describe('SessionManager', () => {
       }),
     );
   });
+
+  // The shell's receive slabs are scratch, so `braid up` opens over the ciphertext (no allocation).
+  const inPlaceBackends: [string, AeadFactory | undefined][] = [['node:crypto', nodeCryptoAeadFactory], ['native', nativeAeadFactory()?.factory]];
+  for (const [backend, aead] of inPlaceBackends) {
+    it(`openInPlace (${backend}): the plaintext is the datagram's own bytes, and forgeries still fail`, () => {
+      if (aead === undefined) {
+        console.log('native addon not built: the node:crypto case covers openInPlace');
+        return;
+      }
+      const p = makePair(12, { bOpenInPlace: true, aead });
+      establish(p, 0);
+      // A datagram in a bigger receive slab: the ciphertext is a view at an offset, as from the shell.
+      const sealed = sealOk(p.a, 1, text('payload in place'));
+      const slab = new Uint8Array(256).fill(0xee);
+      slab.set(sealed.ciphertext, 40);
+      const datagram = slab.subarray(40, 40 + sealed.ciphertext.length);
+      const tampered = slab.slice(40, 40 + sealed.ciphertext.length);
+      tampered[3]! ^= 1;
+      expect(p.b.mgr.open(1, sealed.receiverIndex, sealed.counter, tampered)).toEqual({ ok: false, reason: 'authFailed' });
+      const opened = p.b.mgr.open(1, sealed.receiverIndex, sealed.counter, datagram);
+      if (!opened.ok) throw new Error(`open failed: ${opened.reason}`);
+      expect(new TextDecoder().decode(opened.plaintext)).toBe('payload in place');
+      expect(opened.plaintext.buffer).toBe(slab.buffer);
+      expect(opened.plaintext.byteOffset).toBe(40);
+      expect(slab[39]).toBe(0xee); // nothing outside the datagram was written
+      expect(slab[40 + sealed.ciphertext.length]).toBe(0xee);
+      // Without the option the plaintext is memory of its own (the World and tests reuse datagrams).
+      const q = makePair(13, { aead });
+      establish(q, 0);
+      const s2 = sealOk(q.a, 1, text('copy'));
+      const o2 = deliver(q.b, 1, s2);
+      expect(o2.ok && o2.plaintext.buffer !== s2.ciphertext.buffer).toBe(true);
+      expect(o2.ok && new TextDecoder().decode(o2.plaintext)).toBe('copy');
+    });
+  }
 
   it('accepts reordered packets across a wide window (multipath)', () => {
     const p = makePair(12);
