@@ -318,9 +318,9 @@ async function withBraid(
   try {
     const before: EdgeStatus = await h.status('a');
     const beforeB: EdgeStatus = await h.status('b');
-    const result = await measurePath(topo, name, `braid up, ${LINKS.length} links, ${cipherOf(before)}`, h.b.tunAddress, { a: h.a.proc.pid, b: h.b.proc.pid }, (f, t) => {
+    const result = await measurePath(topo, name, `braid up, ${LINKS.length} links, ${cipherOf(before)}`, h.b.tunAddress, { a: h.a.proc.pid, b: h.b.proc.pid }, profileDir ? (f, t) => {
       window = [f, t];
-    });
+    } : undefined);
     const after: EdgeStatus = await h.status('a');
     const afterB: EdgeStatus = await h.status('b');
     const perLink = after.links.map((l, i) => `${l.name} ${l.txDataPackets - before.links[i]!.txDataPackets}`).join(', ');
