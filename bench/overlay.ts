@@ -450,7 +450,7 @@ function notesMarkdown(opts: {
   if (opts.cryptoRatio !== undefined) {
     L.push(
       `- encrypted / plaintext Braid TCP throughput in this run: ${pct(opts.cryptoRatio)} ` +
-        `(encryption costs ${pct(1 - opts.cryptoRatio)}; issue 3 allows at most 25%). Each is a single 10 s run: on this box one run varies by 20% or more.`,
+        `(encryption costs ${pct(1 - opts.cryptoRatio)}; issue 3 allows at most 25%). Each is the median of ${IPERF_RUNS} runs of ${IPERF_SECONDS} s: on this box one run varies by 20% or more.`,
     );
   }
   L.push('');
