@@ -551,7 +551,7 @@ export class World {
     const cryptoFor = (site: 'a' | 'b'): EdgeConfig['crypto'] =>
       config.insecurePlaintext
         ? undefined
-        : { privateKey: this.keys[site]!.privateKey, peerPublicKey: this.keys[site === 'a' ? 'b' : 'a']!.publicKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}), ...(config.aesAccelerated ? { aesAccelerated: true } : {}) };
+        : { privateKey: this.keys[site]!.privateKey, peerPublicKey: this.keys[site === 'a' ? 'b' : 'a']!.publicKey, wallClockEpochMs: epoch, openInPlace: true, ...(config.aead ? { aead: config.aead } : {}), ...(config.aesAccelerated ? { aesAccelerated: true } : {}) };
     const mkEdge = (site: 'a' | 'b', remote: Endpoint[], rng: Rng, nowMs = 0): Edge =>
       new Edge(
         {
@@ -641,7 +641,7 @@ export class World {
       });
       const crypto: EndpointConfig['crypto'] = config.insecurePlaintext
         ? undefined
-        : { privateKey: this.keys[site.name]!.privateKey, wallClockEpochMs: epoch, ...(config.aead ? { aead: config.aead } : {}), ...(config.aesAccelerated ? { aesAccelerated: true } : {}) };
+        : { privateKey: this.keys[site.name]!.privateKey, wallClockEpochMs: epoch, openInPlace: true, ...(config.aead ? { aead: config.aead } : {}), ...(config.aesAccelerated ? { aesAccelerated: true } : {}) };
       const endpointConfig = (): EndpointConfig => ({
         ...(crypto ? { crypto } : {}),
         ...config.endpoint,
@@ -1030,7 +1030,9 @@ export class World {
         } else site.unroutable++;
         continue;
       }
-      // The datagram is copied onto the "wire": the sender may not mutate what is in flight.
+      // The datagram is copied onto the "wire": the sender may not mutate what is in flight. The
+      // copy is the receiver's to keep, so the engines open data in place (openInPlace), as `braid
+      // up` does: a netem duplicate shares its bytes, but it is dropped as a replay before decryption.
       this.next(new WirePacket(copyBytes(t.bytes), link, route.far, route.dir, visibleEndpoint(link), t.to), undefined);
     }
     for (let p = edge.pollDelivery(); p; p = edge.pollDelivery()) {
