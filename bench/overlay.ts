@@ -11,7 +11,8 @@
 //   4. wireguard-go over link 0, same measurements
 //   5. OpenVPN 2.6 (UDP, AES-256-GCM, userspace) over link 0, same measurements
 //   6. Braid: two `braid up` over all 3 links (sim/e2e.ts), same measurements through the TUNs;
-//      again without encryption (what the crypto costs), and at TUN MTU 1360 with FEC off and
+//      with each cipher, at tun.mtu 1500 (overlay-tcp-mtu1500), again without encryption (what
+//      the crypto costs), and at TUN MTU 1360 with FEC off and
 //      with fixed 16+4 FEC on iperf3's class (overlay-tcp-fec-16-4: what parity costs)
 //   7. Braid again with `node --cpu-prof` on the sending site (a); the samples taken during the
 //      iperf3 run are summarised by self time ("where the time goes"). Separate from 6 so that
@@ -24,7 +25,7 @@
 // Usage: node bin/run-ts.js bench/overlay.ts   (root; needs iproute2 iputils-ping iperf3
 // wireguard-go wireguard-tools openvpn openssl python3, checked first)
 // Env: BENCH_IPERF_SECONDS (default 10), BENCH_IPERF_RUNS (default 3: the median run counts), BENCH_OVERLAY_TAG (default bov), BENCH_OVERLAY_KEEP_PROFILE=DIR (copy the .cpuprofile there),
-// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,nooffload,nogro,txq16,txq32,nokeepwarm,queues1,aes,chacha,plaintext,fec,profile (the stages to run;
+// BENCH_OVERLAY_STAGES=veth,wireguard-go,openvpn,braid,nooffload,nogro,txq16,txq32,nokeepwarm,queues1,aes,chacha,mtu1500,plaintext,fec,profile (the stages to run;
 // default all but the A/B stages nooffload, nogro (offloads), txq16, txq32 (tun.txQueueLen), nokeepwarm (latency.keepWarm off) and queues1 (tun.queues 1): a subset is for quick comparisons,
 // with BENCH_DOCS pointing at a scratch file).
 
@@ -62,7 +63,7 @@ const PING_COUNT = 50;
 const PING_INTERVAL_S = 0.05;
 /** Pings during each iperf3 run (overlay-rtt-load): one every 0.1 s, from 1 s in to 1 s before the end. */
 const LOADED_PING_INTERVAL_S = 0.1;
-const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'nooffload', 'nogro', 'txq16', 'txq32', 'nokeepwarm', 'queues1', 'aes', 'chacha', 'plaintext', 'fec', 'profile'] as const;
+const ALL_STAGES = ['veth', 'wireguard-go', 'openvpn', 'braid', 'nooffload', 'nogro', 'txq16', 'txq32', 'nokeepwarm', 'queues1', 'aes', 'chacha', 'mtu1500', 'plaintext', 'fec', 'profile'] as const;
 type Stage = (typeof ALL_STAGES)[number];
 /** Opt-in A/B stages (issue 13's offloads off), left out of the default run to keep it inside HARD_LIMIT_MS. */
 const OPT_IN_STAGES: readonly string[] = ['nooffload', 'nogro', 'txq16', 'txq32', 'nokeepwarm', 'queues1'];
@@ -597,6 +598,9 @@ async function main(): Promise<number> {
   const aes = stage('aes') ? await attempt('braid aes-256-gcm', () => withBraid(topo, state, { cipher: 'aes-256-gcm' })) : undefined;
   // The default is cipher: auto (AES-256-GCM on a box with AES instructions): ChaCha20 set explicitly.
   const chacha = stage('chacha') ? await attempt('braid chacha20-poly1305', () => withBraid(topo, state, { cipher: 'chacha20-poly1305' })) : undefined;
+  // Issue 13's overlay-tcp-mtu1500: tun.mtu 1500 over the 1500-byte links (the overlay carries it
+  // without fragmenting the underlay: PMTU, MSS clamp; `npm run bench -- overlay-mtu` counts fragments).
+  const mtu1500 = stage('mtu1500') ? await attempt('braid mtu 1500', () => withBraid(topo, state, { mtu: 1500 })) : undefined;
   const plain = stage('plaintext') ? await attempt('braid plaintext', () => withBraid(topo, state, { plaintext: true })) : undefined;
   // FEC on vs off at TUN MTU 1360: a full-size packet's parity shard must still fit a 1500-byte
   // link (at the default 1420 full-size packets go unprotected, fecTooLarge).
@@ -610,7 +614,7 @@ async function main(): Promise<number> {
   clearTimeout(hardLimit);
   const load1 = loadavg()[0]!;
 
-  const paths = [veth, wg, ovpn, braid?.result, noOffload?.result, noGro?.result, txq16?.result, txq32?.result, noKeepWarm?.result, queues1?.result, aes?.result, chacha?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
+  const paths = [veth, wg, ovpn, braid?.result, noOffload?.result, noGro?.result, txq16?.result, txq32?.result, noKeepWarm?.result, queues1?.result, aes?.result, chacha?.result, mtu1500?.result, plain?.result, mtuOnly?.result, withFec?.result].filter((p): p is PathResult => p !== undefined);
   const cryptoRatio = braid && plain ? braid.result.tcp.mbps / plain.result.tcp.mbps : undefined;
   if (cryptoRatio !== undefined) log(`encrypted / plaintext: ${pct(cryptoRatio)} (issue 3 wants at least 75%)`);
   const notes = notesMarkdown({ paths, profiled: profiled?.result, profile, encodeDecodeNs, corePathUs, failures, load: [load0, load1], microBusy, cryptoRatio });
@@ -659,6 +663,10 @@ async function main(): Promise<number> {
       const e = efficiency(p);
       return e === undefined ? undefined : r1(e);
     }) });
+  }
+  if (mtu1500) {
+    const at1420 = braid ? { 'braid tun.mtu 1420': r1(braid.result.tcp.mbps) } : {};
+    figures.push({ bench: 'overlay-tcp-mtu1500', value: r1(mtu1500.result.tcp.mbps), unit: 'Mbit/s', peers: { ...peers((p) => r1(p.tcp.mbps)), ...at1420 } });
   }
   if (plain) {
     const withEncrypted = braid ? { braid: r1(braid.result.tcp.mbps) } : {};
