@@ -34,7 +34,8 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { World, type Site } from '../sim/world.ts';
 import { PacketFactory } from '../sim/scenario/fast-packet.ts';
-import { buildFleetWorld, spokeAddr, spokeName } from './lib/fleet-world.ts';
+import { buildFleetWorld, busySpokes, spokeAddr, spokeName, startFleetTraffic } from './lib/fleet-world.ts';
+import { ParallelWorld, type PartitionStats } from '../sim/parallel.ts';
 import { Endpoint } from '../src/core/endpoint.ts';
 import { SeededRng } from '../src/core/rng.ts';
 import { generateKeyPair } from '../src/core/crypto/keys.ts';
@@ -59,8 +60,8 @@ const FLOOD = 50_000;
 const FLOOD_PORTS = 4096;
 const FLOOD_SPREAD_MS = 5000;
 const ATTACKER = '198.51.100.7';
-const EF = 46;
-const AF21 = 18;
+/** Partitions of the parallel World (sim/parallel.ts): one per core, at most 2 (the hub cannot be split, and is ~40% of the work). */
+const PARTITIONS = Math.max(1, Math.min(2, Number(process.env.BENCH_FLEET_PARTITIONS ?? cpus().length)));
 
 const log = (m: string): void => void process.stderr.write(`[fleet] ${m}\n`);
 const r1 = (x: number): number => Math.round(x * 10) / 10;
@@ -153,29 +154,45 @@ function runWindow(w: World, meter: HubMeter, durationMs: number): Window {
 }
 
 /** The busy spokes: every tenth. */
-const BUSY = Array.from({ length: Math.floor(SPOKES / 10) }, (_, k) => 1 + k * 10);
-// One packet template per flow, patched per packet (seq, IP ID, checksum): building each packet
-// from scratch (makePacket) was 5-7% of the traffic window's profile. makeShared's one buffer per
-// flow is safe: handleTunPacket copies what it keeps (src/core/endpoint.ts buffer contract).
-const VOICE = BUSY.map((i) => new PacketFactory({ src: spokeAddr(i, 5), dst: [10, 0, 0, 5], srcPort: 50_000, dstPort: 3479, sizeBytes: 200, dscp: EF, flowId: i }));
-const BUSINESS = BUSY.map((i) => new PacketFactory({ src: [10, 0, 0, 5], dst: spokeAddr(i, 5), srcPort: 443, dstPort: 50_001, sizeBytes: 1000, dscp: AF21, flowId: 10_000 + i }));
+const BUSY = busySpokes(SPOKES);
 const PROBE_FLOWS = Array.from({ length: SPOKES }, (_, k) => new PacketFactory({ src: spokeAddr(k + 1, 5), dst: [10, 0, 0, 5], srcPort: 40_000, dstPort: 7000, sizeBytes: 100, flowId: 100_001 + k }));
 
-/**
- * 10% of the spokes: voice up (200 B / 20 ms), business down (1,000 B / 40 ms), from `startMs` for
- * WINDOW_MS. The ticks only call sendTun (enginesViaWorld: the World need not re-read 1,001 sites'
- * deadlines after each).
- */
+/** 10% of the spokes: voice up, business down (bench/lib/fleet-world.ts), from `startMs` for WINDOW_MS. */
 function startTraffic(w: World, startMs: number): void {
-  const end = startMs + WINDOW_MS;
-  const spokes = BUSY.map((i) => w.site(spokeName(i)));
-  const hub = w.site('hub');
-  w.every(20, { startMs, untilMs: end, enginesViaWorld: true }, (k) => {
-    for (let j = 0; j < spokes.length; j++) spokes[j]!.sendTun(VOICE[j]!.makeShared(k));
-  });
-  w.every(40, { startMs: startMs + 7, untilMs: end, enginesViaWorld: true }, (k) => {
-    for (let j = 0; j < spokes.length; j++) hub.sendTun(BUSINESS[j]!.makeShared(k));
-  });
+  startFleetTraffic(w, SPOKES, startMs, WINDOW_MS);
+}
+
+/**
+ * The same World split over PARTITIONS worker threads (sim/parallel.ts: the hub and a tenth of
+ * the spokes in one, the rest in the other), the same idle and traffic windows at the same
+ * virtual times, timed by wall clock. The workers' JIT starts cold, where the twins run in a
+ * process that already ran the first World: their traffic runs one window longer, and the timed
+ * window is the second (from trafficStartMs + WINDOW_MS).
+ */
+async function parallelRun(idleFromMs: number, trafficStartMs: number): Promise<{ idle: { simS: number; wallS: number }; traffic: { simS: number; wallS: number; cpuS: number }; stats: PartitionStats[]; voiceIn: number; businessIn: number }> {
+  const pw = await ParallelWorld.start({ module: new URL('./lib/fleet-world.ts', import.meta.url), partitions: PARTITIONS, args: { spokes: SPOKES, seed: SEED } });
+  try {
+    await pw.run(idleFromMs);
+    let wall = performance.now();
+    await pw.run(idleFromMs + WINDOW_MS);
+    const idle = { simS: WINDOW_MS / 1000, wallS: (performance.now() - wall) / 1000 };
+    await pw.call('startTraffic', { spokes: SPOKES, startMs: trafficStartMs, durationMs: 2 * WINDOW_MS + 1000 });
+    await pw.run(trafficStartMs + WINDOW_MS);
+    type Counts = { hubDelivered: number; busyDelivered: number };
+    const sum = (c: Counts[]): Counts => ({ hubDelivered: c.reduce((a, x) => a + x.hubDelivered, 0), busyDelivered: c.reduce((a, x) => a + x.busyDelivered, 0) });
+    const before = sum(await pw.call<Counts>('fleetCounts', { spokes: SPOKES }));
+    await pw.stats();
+    wall = performance.now();
+    const cpu0 = process.cpuUsage();
+    await pw.run(trafficStartMs + 2 * WINDOW_MS);
+    const c = process.cpuUsage(cpu0);
+    const traffic = { simS: WINDOW_MS / 1000, wallS: (performance.now() - wall) / 1000, cpuS: (c.user + c.system) / 1e6 };
+    const stats = await pw.stats();
+    const after = sum(await pw.call<Counts>('fleetCounts', { spokes: SPOKES }));
+    return { idle, traffic, stats, voiceIn: after.hubDelivered - before.hubDelivered, businessIn: after.busyDelivered - before.busyDelivered };
+  } finally {
+    await pw.close();
+  }
 }
 
 /** Simulated seconds per wall second and per CPU second of a run of `durationMs`. */
@@ -440,6 +457,11 @@ async function main(): Promise<void> {
   const recFlood = flooded.rec;
   const hsDrops = flooded.drops;
   log(`under the flood: ${recFlood.recovered} of ${SPOKES} back; slowest ${recFlood.slowestMs} ms, p99 ${recFlood.p99Ms} ms, p50 ${recFlood.p50Ms} ms; handshakes answered slowest ${recFlood.hsSlowestMs} ms, p50 ${recFlood.hsP50Ms} ms; hub handshake drops ${JSON.stringify(hsDrops)}`);
+  log(`parallel World: ${PARTITIONS} worker threads (sim/parallel.ts), the same windows`);
+  const par = await parallelRun(idleFromMs, trafficStartMs);
+  const parStats = par.stats.map((p, i) => `partition ${i}: ran ${p.runMs.toFixed(0)} ms, waited ${p.waitMs.toFixed(0)} ms, imported ${p.imported} datagrams in ${p.importMs.toFixed(0)} ms, ${p.windows} steps`).join('; ');
+  log(`parallel: idle ${(par.idle.simS / par.idle.wallS).toFixed(2)}x wall; traffic ${(par.traffic.simS / par.traffic.wallS).toFixed(2)}x wall (${(par.traffic.simS / par.traffic.cpuS).toFixed(2)}x per process CPU s); voice delivered ${par.voiceIn} of ${sent(20)}, business ${par.businessIn} of ${sent(40)}; ${parStats}`);
+  if (par.voiceIn !== sent(20) || par.businessIn !== sent(40)) throw new Error(`parallel World delivered ${par.voiceIn} voice and ${par.businessIn} business packets, the one World ${sent(20)} and ${sent(40)}`);
   const floodChange = (recFlood.slowestMs - plain2.rec.slowestMs) / plain2.rec.slowestMs;
   const floodVsFirst = (recFlood.slowestMs - rec.slowestMs) / rec.slowestMs;
 
@@ -452,7 +474,7 @@ async function main(): Promise<void> {
       [
         `Virtual time (sim/world.ts): one hub and ${SPOKES} spokes, 2 paths each (mpls 10-16 ms, inet 18-28 ms one way), every site a core Endpoint, encrypted; seed ${SEED}; ${box}. Whole run ${totalS.toFixed(0)} s wall.`,
         'Hub CPU is the process CPU time (getrusage) spent inside the hub engine\'s calls, per simulated second. Probes per 10 ms counts the hub\'s own probe sends (each peer\'s sendProbe); all transmits adds everything else it sends. The World gives the sites their roles: on idle paths the hub is the one prober (src/core/peer-idle.ts epochForRole), each of its peers\' slow ticks at a fixed place in the 2 s interval, spread by slot; the spokes only answer.',
-        'Simulation speed: simulated seconds per wall second (shared, loaded box) and per CPU second of this process (the whole World: hub and every spoke). The figure fleet-sim-speed is the simulation\'s own speed: the with-traffic window per wall second, timed in the plain twin World (same seed, same idle and traffic windows at the same virtual times, no hub meter, JIT warm). The first World\'s windows run with the hub meter (a getrusage pair around every hub call) and are listed for the hub CPU figures they come with.',
+        `Simulation speed: simulated seconds per wall second (shared, loaded box) and per CPU second of this process (the whole World: hub and every spoke). The figure fleet-sim-speed is the simulation's own speed: the with-traffic window per wall second, in the parallel World (sim/parallel.ts: ${PARTITIONS} worker threads, the hub and a tenth of the spokes in one, the rest in the other; the same seed, idle and traffic windows at the same virtual times; the timed window is the traffic's second, the first warms the workers' JIT) when this box has 2 CPUs or more, else in the plain twin World (one thread, same windows, no hub meter, JIT warm). The first World's windows run with the hub meter (a getrusage pair around every hub call) and are listed for the hub CPU figures they come with.`,
         '',
         '| figure | value | target |',
         '| --- | --- | --- |',
@@ -461,8 +483,10 @@ async function main(): Promise<void> {
         `| hub CPU, 10% of spokes with voice + business | ${r1(traffic.hubCpuMsPerSimS)} ms per simulated s = ${r2(traffic.hubCpuMsPerSimS / 10)}% of a core | - |`,
         `| hub probe sends per 10 ms bucket, idle: max / mean | ${idle.probeMax} / ${r1(idle.probeMean)} = ${r2(idle.probeMax / idle.probeMean)} | < 2 |`,
         `| all hub transmits per 10 ms bucket, idle: max / mean | ${idle.txMax} / ${r1(idle.txMean)} = ${r2(idle.txMax / idle.txMean)} | - |`,
-        `| simulation speed with traffic, no hub meter (the plain twin; fleet-sim-speed): per wall s; per CPU s | ${r2(trafficBare.simS / trafficBare.wallS)}x; ${r2(trafficBare.simS / trafficBare.cpuS)}x (flood twin, same window: ${r2(flooded.traffic.simS / flooded.traffic.wallS)}x; ${r2(flooded.traffic.simS / flooded.traffic.cpuS)}x) | >= 10x |`,
-        `| simulation speed idle, no hub meter (the plain twin): per wall s; per CPU s | ${r2(idleBare.simS / idleBare.wallS)}x; ${r2(idleBare.simS / idleBare.cpuS)}x | >= 10x |`,
+        `| simulation speed with traffic, parallel World, ${PARTITIONS} threads (fleet-sim-speed): per wall s; per process CPU s | ${r2(par.traffic.simS / par.traffic.wallS)}x; ${r2(par.traffic.simS / par.traffic.cpuS)}x (${parStats}) | >= 10x |`,
+        `| simulation speed idle, parallel World: per wall s | ${r2(par.idle.simS / par.idle.wallS)}x | - |`,
+        `| simulation speed with traffic, one thread, no hub meter (the plain twin): per wall s; per CPU s | ${r2(trafficBare.simS / trafficBare.wallS)}x; ${r2(trafficBare.simS / trafficBare.cpuS)}x (flood twin, same window: ${r2(flooded.traffic.simS / flooded.traffic.wallS)}x; ${r2(flooded.traffic.simS / flooded.traffic.cpuS)}x) | - |`,
+        `| simulation speed idle, one thread, no hub meter (the plain twin): per wall s; per CPU s | ${r2(idleBare.simS / idleBare.wallS)}x; ${r2(idleBare.simS / idleBare.cpuS)}x | - |`,
         `| simulation speed, idle / with traffic, hub meter on (the first World): per wall s; per CPU s | ${r2(idle.simS / idle.wallS)}x / ${r2(traffic.simS / traffic.wallS)}x; ${r2(idle.simS / idle.cpuS)}x / ${r2(traffic.simS / traffic.cpuS)}x | - |`,
         `| hub memory per spoke: V8 heap + ArrayBuffers (typed arrays' stores, outside heapUsed), after GC, minus an empty hub | ${r1(heapPerSpokeKb + buffersPerSpokeKb)} KB | < 50 KB |`,
         `| of which V8 heap only (heapUsed, the issue's literal figure) | ${r1(heapPerSpokeKb)} KB | - |`,
@@ -482,8 +506,14 @@ async function main(): Promise<void> {
   const fig = (bench: string, value: number, unit: string, peers?: Record<string, number>): void => console.log(JSON.stringify({ bench, value, unit, ...(peers ? { peers } : {}) }));
   fig('fleet-hub-cpu-idle', r3(idle.hubCpuMsPerSimS / 10), '% of a core', { withTraffic: r3(traffic.hubCpuMsPerSimS / 10) });
   fig('fleet-probe-bucket-max-over-mean', r2(idle.probeMax / idle.probeMean), 'ratio', { allTransmits: r2(idle.txMax / idle.txMean) });
-  // The simulation's own speed: the traffic window without the hub meter (the plain twin's), per wall second.
-  fig('fleet-sim-speed', r2(trafficBare.simS / trafficBare.wallS), 'x real time', {
+  // The simulation's own speed: the traffic window per wall second, in the parallel World (the plain
+  // twin's, one thread, when this box has one CPU).
+  const speed = PARTITIONS > 1 ? par.traffic : trafficBare;
+  fig('fleet-sim-speed', r2(speed.simS / speed.wallS), 'x real time', {
+    partitions: PARTITIONS,
+    parallelPerProcessCpuS: r2(par.traffic.simS / par.traffic.cpuS),
+    parallelIdleWall: r2(par.idle.simS / par.idle.wallS),
+    oneThreadWall: r2(trafficBare.simS / trafficBare.wallS),
     trafficBarePerCpuS: r2(trafficBare.simS / trafficBare.cpuS),
     trafficBareFloodTwinWall: r2(flooded.traffic.simS / flooded.traffic.wallS),
     idleBareWall: r2(idleBare.simS / idleBare.wallS),

@@ -1,55 +1,95 @@
-// One partition of a parallel World (sim/parallel.ts): builds its World, runs it in lockstep
-// windows with the other workers, exchanging datagrams through shared memory.
+// One partition of a parallel World (sim/parallel.ts): builds its World and runs it as far as the
+// other partitions' published clocks allow, exchanging datagrams through shared-memory rings.
 import { parentPort, workerData } from 'node:worker_threads';
-import { CTL_ARRIVED, CTL_FAILED, CTL_GENERATION, type PartitionSpec, type WorkerInit } from './parallel.ts';
+import { CTL_FAILED, CTL_GENERATION, IMPORT_SEQ_BASE, IMPORT_SEQ_PER_PARTITION, OTHER_FAILED, type PartitionSpec, type PartitionStats, type WorkerInit } from './parallel.ts';
 import type { World } from './world.ts';
 
 type PartitionModule = { buildPartition: (p: PartitionSpec, args: unknown) => World } & Record<string, unknown>;
 
 const init = workerData as WorkerInit;
 const ctl = new Int32Array(init.control);
-/** Spins before sleeping at the barrier: a window is ~1 ms of work, and a futex wake-up costs tens of microseconds. */
-const SPIN_ROUNDS = 20_000;
-const HEADER_BYTES = 8;
+/** Each partition's clock, as float64 bits (Atomics work on integers): it ran every event before it and published their exports. */
+const clocks = new BigInt64Array(init.clocks);
+const f64 = new Float64Array(1);
+const f64bits = new BigInt64Array(f64.buffer);
+const loadClock = (i: number): number => {
+  f64bits[0] = Atomics.load(clocks, i);
+  return f64[0]!;
+};
+const storeClock = (i: number, ms: number): void => {
+  f64[0] = ms;
+  Atomics.store(clocks, i, f64bits[0]!);
+};
+/** Spins before sleeping when blocked: a window is ~1 ms of work, and a futex wake-up costs tens of microseconds. */
+const SPIN_ROUNDS = 4_000;
+/** Ring header: [writePos, readPos] (Int32, byte offsets into the data area), padded to 16. */
+const RING_HEADER_BYTES = 16;
+const RECORD_HEADER_BYTES = 16;
+const WRAP = -1;
 
-/** One direction of one pair of partitions, for one window parity: records of (atMs f64, dirKey i32, length i32, bytes, padding to 8). */
-class Outbox {
+/**
+ * One direction between two partitions: a single-producer single-consumer ring of records
+ * (atMs f64, dirKey i32, length i32, bytes padded to 8). The writer publishes its write position
+ * once per window; the reader takes everything up to it and publishes its read position.
+ */
+class Ring {
+  private readonly pos: Int32Array;
   private readonly view: DataView;
   private readonly bytes: Uint8Array;
-  private used = HEADER_BYTES;
+  private readonly size: number;
+  /** Writer: where the next record goes (published by publish()). Reader: where the next one is. */
+  private at = 0;
   private count = 0;
   constructor(buf: SharedArrayBuffer) {
-    this.view = new DataView(buf);
-    this.bytes = new Uint8Array(buf);
+    this.pos = new Int32Array(buf, 0, 2);
+    this.view = new DataView(buf, RING_HEADER_BYTES);
+    this.bytes = new Uint8Array(buf, RING_HEADER_BYTES);
+    this.size = this.bytes.length & ~7;
   }
-  reset(): void {
-    this.used = HEADER_BYTES;
-    this.count = 0;
-    this.view.setInt32(0, 0, true);
-  }
+
   put(atMs: number, dirKey: number, data: Uint8Array): void {
-    const need = 16 + ((data.length + 7) & ~7);
-    if (this.used + need > this.bytes.length) throw new Error(`parallel World: a window's datagrams to one partition overflow its ${this.bytes.length}-byte outbox (give ParallelWorld.start a larger outboxBytes)`);
-    this.view.setFloat64(this.used, atMs, true);
-    this.view.setInt32(this.used + 8, dirKey, true);
-    this.view.setInt32(this.used + 12, data.length, true);
-    this.bytes.set(data, this.used + 16);
-    this.used += need;
-    this.view.setInt32(0, ++this.count, true);
-  }
-  /** Reads what the writer published before the barrier, in order. */
-  drainInto(world: World): number {
-    const n = this.view.getInt32(0, true);
-    let at = HEADER_BYTES;
-    for (let i = 0; i < n; i++) {
-      const atMs = this.view.getFloat64(at, true);
-      const dirKey = this.view.getInt32(at + 8, true);
-      const len = this.view.getInt32(at + 12, true);
-      // A copy: the World's datagrams are the receiver's to keep (and to open in place).
-      world.importArrival(atMs, dirKey, this.bytes.slice(at + 16, at + 16 + len));
-      at += 16 + ((len + 7) & ~7);
+    const need = RECORD_HEADER_BYTES + ((data.length + 7) & ~7);
+    const read = Atomics.load(this.pos, 1);
+    // Always leave a record header's room at the end for the wrap marker.
+    if (this.at >= read && this.at + need > this.size - RECORD_HEADER_BYTES) {
+      if (need >= read) this.full();
+      this.view.setInt32(this.at + 12, WRAP, true);
+      this.at = 0;
     }
+    if (this.at < read && this.at + need >= read) this.full();
+    this.view.setFloat64(this.at, atMs, true);
+    this.view.setInt32(this.at + 8, dirKey, true);
+    this.view.setInt32(this.at + 12, data.length, true);
+    this.bytes.set(data, this.at + RECORD_HEADER_BYTES);
+    this.at += need;
+  }
+
+  publish(): void {
+    Atomics.store(this.pos, 0, this.at);
+  }
+
+  /** Imports every published record, in order, each with a seq above every local one (see IMPORT_SEQ_BASE). */
+  drainInto(world: World, seqBase: number): number {
+    const write = Atomics.load(this.pos, 0);
+    let n = 0;
+    while (this.at !== write) {
+      const len = this.view.getInt32(this.at + 12, true);
+      if (len === WRAP) {
+        this.at = 0;
+        continue;
+      }
+      // A copy: the World's datagrams are the receiver's to keep (and to open in place).
+      const start = this.at + RECORD_HEADER_BYTES;
+      world.importArrival(this.view.getFloat64(this.at, true), this.view.getInt32(this.at + 8, true), this.bytes.slice(start, start + len), seqBase + this.count++);
+      this.at = start + ((len + 7) & ~7);
+      n++;
+    }
+    Atomics.store(this.pos, 1, this.at);
     return n;
+  }
+
+  private full(): never {
+    throw new Error(`parallel World: the datagrams to one partition overflow its ${this.size}-byte ring before it reads them (give ParallelWorld.start a larger ringBytes)`);
   }
 }
 
@@ -58,47 +98,66 @@ if (typeof mod.buildPartition !== 'function') throw new Error(`parallel World: $
 const world = mod.buildPartition({ index: init.index, count: init.count }, init.args);
 const lookaheadMs = world.partitionLookaheadMs();
 if (!(lookaheadMs > 0)) throw new Error(`parallel World: the connections between partitions must take time (lookahead ${lookaheadMs} ms)`);
-const outboxes = init.outboxes.map((row) => row.map((pair) => pair.map((b) => new Outbox(b))));
-let parity = 0;
-/** Where this worker's wall time went (ParallelWorld.stats): its own windows, the barrier, the imports. */
-const stats = { windows: 0, runMs: 0, waitMs: 0, importMs: 0, imported: 0 };
-world.exportArrival = (dst, atMs, dirKey, bytes) => outboxes[init.index]![dst]![parity]!.put(atMs, dirKey, bytes);
+const me = init.index;
+const out = init.rings[me]!.map((b) => (b ? new Ring(b) : undefined));
+const inbound = init.rings.map((row) => (row[me] ? new Ring(row[me]) : undefined));
+world.exportArrival = (dst, atMs, dirKey, bytes) => out[dst]!.put(atMs, dirKey, bytes);
+world.exportMinDelayMs = lookaheadMs;
 
-function barrier(): void {
-  const gen = Atomics.load(ctl, CTL_GENERATION);
-  if (Atomics.add(ctl, CTL_ARRIVED, 1) === init.count - 1) {
-    Atomics.store(ctl, CTL_ARRIVED, 0);
-    Atomics.add(ctl, CTL_GENERATION, 1);
-    Atomics.notify(ctl, CTL_GENERATION);
-    return;
+/** Where this worker's wall time went (ParallelWorld.stats). */
+const stats: PartitionStats = { windows: 0, runMs: 0, waitMs: 0, importMs: 0, imported: 0 };
+
+function drainAll(): void {
+  const t = performance.now();
+  for (let src = 0; src < init.count; src++) {
+    const ring = inbound[src];
+    if (ring) stats.imported += ring.drainInto(world, IMPORT_SEQ_BASE + src * IMPORT_SEQ_PER_PARTITION);
   }
-  for (let spin = 0; Atomics.load(ctl, CTL_GENERATION) === gen; spin++) {
-    if (Atomics.load(ctl, CTL_FAILED) !== 0) throw new Error('another partition failed');
-    if (spin > SPIN_ROUNDS) Atomics.wait(ctl, CTL_GENERATION, gen, 50);
-  }
+  stats.importMs += performance.now() - t;
 }
 
-/** Every partition runs the same windows: they all start at the same nowMs and step by the same lookahead. */
+function waitForChange(gen: number): void {
+  const t = performance.now();
+  for (let spin = 0; Atomics.load(ctl, CTL_GENERATION) === gen; spin++) {
+    if (Atomics.load(ctl, CTL_FAILED) !== 0) throw new Error(OTHER_FAILED);
+    if (spin > SPIN_ROUNDS) Atomics.wait(ctl, CTL_GENERATION, gen, 50);
+  }
+  stats.waitMs += performance.now() - t;
+}
+
+/**
+ * Runs to `untilMs`: each step runs every event before the least of the other partitions' clocks
+ * plus the lookahead (nothing they send later can arrive sooner), after importing everything they
+ * published with those clocks. No partition waits for a slower one's whole window, only for it
+ * to fall a lookahead behind. The steps' ends depend on the threads' timing; the run does not:
+ * the World's events do not depend on where a run stops, and imports sort by (time, source, order).
+ */
 function run(untilMs: number): void {
-  // Only the first window after a message re-reads every site's deadline: a `call` may have called
-  // engines directly; between windows only the World and the imports touch them.
+  // Only the first step after a message re-reads every site's deadline: a `call` may have called
+  // engines directly; between steps only the World and the imports touch them.
   let rearm = true;
   while (world.nowMs < untilMs) {
-    const end = Math.min(world.nowMs + lookaheadMs, untilMs);
-    for (let dst = 0; dst < init.count; dst++) if (dst !== init.index) outboxes[init.index]![dst]![parity]!.reset();
-    const t0 = performance.now();
-    world.runBefore(end, rearm);
-    rearm = false;
-    const t1 = performance.now();
-    barrier();
-    const t2 = performance.now();
-    for (let src = 0; src < init.count; src++) if (src !== init.index) stats.imported += outboxes[src]![init.index]![parity]!.drainInto(world);
-    stats.importMs += performance.now() - t2;
-    stats.runMs += t1 - t0;
-    stats.waitMs += t2 - t1;
+    const gen = Atomics.load(ctl, CTL_GENERATION);
+    // A step is at most one lookahead long, so the others see this clock move often enough to run
+    // alongside: a partition that took its whole allowance at once would leave the others idle
+    // until it published (a leapfrog of 2-lookahead steps, one partition at a time).
+    let safe = Math.min(untilMs, world.nowMs + lookaheadMs);
+    for (let src = 0; src < init.count; src++) if (src !== me) safe = Math.min(safe, loadClock(src) + lookaheadMs);
+    // After reading the clocks: the rings hold every export of the events before them.
+    drainAll();
+    if (safe <= world.nowMs) {
+      waitForChange(gen);
+      continue;
+    }
+    const t = performance.now();
+    world.runBefore(safe, rearm);
+    stats.runMs += performance.now() - t;
     stats.windows++;
-    // The next window writes the other parity, so a slow reader of this one is never overwritten.
-    parity ^= 1;
+    rearm = false;
+    for (const ring of out) ring?.publish();
+    storeClock(me, world.nowMs);
+    Atomics.add(ctl, CTL_GENERATION, 1);
+    Atomics.notify(ctl, CTL_GENERATION);
   }
 }
 
@@ -109,8 +168,7 @@ parentPort!.on('message', (m: { id: number; op: string; arg: unknown }) => {
     else if (m.op === 'stats') {
       value = { ...stats };
       Object.assign(stats, { windows: 0, runMs: 0, waitMs: 0, importMs: 0, imported: 0 });
-    }
-    else if (m.op === 'call') {
+    } else if (m.op === 'call') {
       const { fn, args } = m.arg as { fn: string; args: unknown };
       const f = mod[fn];
       if (typeof f !== 'function') throw new Error(`${init.module} exports no function ${fn}`);
@@ -119,6 +177,7 @@ parentPort!.on('message', (m: { id: number; op: string; arg: unknown }) => {
     parentPort!.postMessage({ id: m.id, ok: true, value });
   } catch (e) {
     Atomics.store(ctl, CTL_FAILED, 1);
+    Atomics.add(ctl, CTL_GENERATION, 1);
     Atomics.notify(ctl, CTL_GENERATION);
     parentPort!.postMessage({ id: m.id, ok: false, error: e instanceof Error ? (e.stack ?? e.message) : String(e) });
   }

@@ -5,17 +5,21 @@
  *
  * Every worker builds the whole World from the same seed and configuration, with
  * WorldConfig.partition: it runs the engines of its own sites, and the other sites are stand-ins.
- * The workers run in lockstep windows as long as the lookahead, the least time a datagram takes
- * between partitions (World.partitionLookaheadMs): nothing sent in a window can arrive before the
- * window ends, so each worker runs its window alone, then they exchange the window's datagrams
- * (arrival time, direction, bytes) through shared memory and import them before the next window.
+ * The lookahead is the least time a datagram takes between partitions (World.partitionLookaheadMs):
+ * a partition that has run every event before its clock T can send nothing that arrives before
+ * T + lookahead. So each worker runs every event before the least of the others' clocks plus the
+ * lookahead, publishes what it sent (arrival time, direction, bytes) in a shared-memory ring per
+ * destination, then its clock; the others import from the rings before they go on (Chandy-Misra's
+ * conservative synchronisation, with the clocks in shared memory instead of null messages). A
+ * worker waits only when it is a lookahead ahead of another, not at a barrier after every window,
+ * so one partition's busy window and another's overlap.
  *
  * What is the same as one World: every engine's configuration, keys and Rng stream (the World
  * forks the Rng for stand-ins too), every datagram's arrival time. What may differ: the order of
- * events at the very same virtual time in one site (an imported datagram is filed at the exchange,
- * after the site's own events of that time that were already queued) and the World Rng's draws for
- * loss and jitter, which each partition takes from its own copy. A partitioned run is
- * deterministic: the same seed and partitions give the same run, whatever the threads' timing.
+ * events at the very same virtual time in one site (an imported datagram sorts after the site's
+ * own events of that time) and the World Rng's draws for loss and jitter, which each partition
+ * takes from its own copy. A partitioned run is deterministic: the same seed and partitions give
+ * the same run, whatever the threads' timing (imports sort by time, source partition and order).
  *
  * Driving code runs in every worker, on that worker's World (`call`): scheduled traffic on a
  * stand-in does nothing (sendTun on it is a no-op), so the same setup code serves every partition.
@@ -38,17 +42,24 @@ export interface PartitionSpec {
   count: number;
 }
 
-/** Default bytes per outbox (one per ordered pair of partitions and window parity): ~7,000 datagrams of 1,200 B. */
-export const DEFAULT_OUTBOX_BYTES = 8 << 20;
+/** Default bytes per ring (one per ordered pair of partitions): ~7,000 datagrams of 1,200 B not yet read. */
+export const DEFAULT_RING_BYTES = 8 << 20;
 /** Most partitions: one per core is the point, and every pair costs two outboxes. */
 export const MAX_PARTITIONS = 16;
 
-/** Shared memory layout, in Int32 slots of the control array. */
-export const CTL_ARRIVED = 0;
-export const CTL_GENERATION = 1;
+/** Shared memory layout, in Int32 slots of the control array: bumped by every clock change, waited on. */
+export const CTL_GENERATION = 0;
 /** Set by a worker that failed: the others stop waiting for it. */
-export const CTL_FAILED = 2;
-export const CTL_SLOTS = 4;
+export const CTL_FAILED = 1;
+export const CTL_SLOTS = 2;
+/** What a worker says when it stopped because another failed. */
+export const OTHER_FAILED = 'another partition failed';
+/**
+ * An imported datagram's seq (World.importArrival): above every local seq (the World counts from 0;
+ * 2^50 events is years of simulation), then by source partition, then in the order it was sent.
+ */
+export const IMPORT_SEQ_BASE = 2 ** 50;
+export const IMPORT_SEQ_PER_PARTITION = 2 ** 46;
 
 export interface WorkerInit {
   module: string;
@@ -56,8 +67,10 @@ export interface WorkerInit {
   index: number;
   count: number;
   control: SharedArrayBuffer;
-  /** outboxes[src][dst][parity] */
-  outboxes: SharedArrayBuffer[][][];
+  /** Each partition's clock (BigInt64 slots holding float64 bits). */
+  clocks: SharedArrayBuffer;
+  /** rings[src][dst]: what src sends to dst (null for src === dst). */
+  rings: (SharedArrayBuffer | null)[][];
 }
 
 export interface PartitionStats {
@@ -72,7 +85,7 @@ type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false;
 
 export class ParallelWorld {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; left: number; values: unknown[] }>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; left: number; values: unknown[]; error?: Error }>();
 
   private constructor(private readonly workers: Worker[]) {
     workers.forEach((w, index) => {
@@ -85,16 +98,17 @@ export class ParallelWorld {
   }
 
   /** Starts `partitions` workers, each building its partition's World; resolves when all are built. */
-  static async start(opts: { module: URL | string; partitions: number; args?: unknown; outboxBytes?: number }): Promise<ParallelWorld> {
+  static async start(opts: { module: URL | string; partitions: number; args?: unknown; ringBytes?: number }): Promise<ParallelWorld> {
     const count = opts.partitions;
     if (!Number.isInteger(count) || count < 1 || count > MAX_PARTITIONS) throw new Error(`parallel World: partitions must be 1-${MAX_PARTITIONS}, got ${count}`);
     if (count > cpus().length) process.emitWarning(`parallel World: ${count} partitions on ${cpus().length} CPUs run slower than fewer`);
-    const outboxBytes = opts.outboxBytes ?? DEFAULT_OUTBOX_BYTES;
+    const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
     const control = new SharedArrayBuffer(CTL_SLOTS * 4);
-    const outboxes = Array.from({ length: count }, (_, src) => Array.from({ length: count }, (_, dst) => (src === dst ? [] : [new SharedArrayBuffer(outboxBytes), new SharedArrayBuffer(outboxBytes)])));
+    const clocks = new SharedArrayBuffer(count * 8);
+    const rings = Array.from({ length: count }, (_, src) => Array.from({ length: count }, (_, dst) => (src === dst ? null : new SharedArrayBuffer(ringBytes))));
     const module = typeof opts.module === 'string' ? opts.module : opts.module.href;
     const boot = new URL('./parallel-boot.js', import.meta.url);
-    const workers = Array.from({ length: count }, (_, index) => new Worker(boot, { workerData: { module, args: opts.args, index, count, control, outboxes } satisfies WorkerInit }));
+    const workers = Array.from({ length: count }, (_, index) => new Worker(boot, { workerData: { module, args: opts.args, index, count, control, clocks, rings } satisfies WorkerInit }));
     const pw = new ParallelWorld(workers);
     await pw.all('ready');
     return pw;
@@ -110,7 +124,7 @@ export class ParallelWorld {
     return this.all('call', { fn, args }) as Promise<T[]>;
   }
 
-  /** Each partition's windows since the last call: wall ms running its own events, waiting at the barrier, importing. */
+  /** Each partition's steps since the last call: wall ms running its own events, waiting for another's clock, importing. */
   stats(): Promise<PartitionStats[]> {
     return this.all('stats') as Promise<PartitionStats[]>;
   }
@@ -127,19 +141,16 @@ export class ParallelWorld {
     });
   }
 
+  /** Every partition answers (a failing one makes the others stop waiting); the error is the one that was not "another partition failed". */
   private settle(index: number, m: Reply): void {
     const p = this.pending.get(m.id);
     if (!p) return;
-    if (!m.ok) {
-      this.pending.delete(m.id);
-      p.reject(new Error(`parallel World partition ${index}: ${m.error}`));
-      return;
-    }
-    p.values[index] = m.value;
-    if (--p.left === 0) {
-      this.pending.delete(m.id);
-      p.resolve(p.values);
-    }
+    if (m.ok) p.values[index] = m.value;
+    else if (p.error === undefined || p.error.message.includes(OTHER_FAILED)) p.error = new Error(`parallel World partition ${index}: ${m.error}`);
+    if (--p.left > 0) return;
+    this.pending.delete(m.id);
+    if (p.error) p.reject(p.error);
+    else p.resolve(p.values);
   }
 
   private failAll(e: Error): void {

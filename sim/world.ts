@@ -522,8 +522,12 @@ export class World {
   maxEventsPerRun = 50_000_000;
   /** Partitioned World: where datagrams to other partitions' sites go (set by sim/parallel.ts). */
   exportArrival: ExportArrival | undefined;
-  /** Partitioned World: the end of the window being run; an export must not arrive before it. */
-  private exportHorizonMs = -Infinity;
+  /**
+   * Partitioned World: the lookahead its driver relies on (partitionLookaheadMs when it started):
+   * a datagram to another partition must take at least this long, or that partition may already
+   * have run past its arrival.
+   */
+  exportMinDelayMs = 0;
 
   constructor(config: WorldConfig) {
     this.seed = config.seed;
@@ -966,7 +970,6 @@ export class World {
    * where nothing but the World called the engines since the last (1,001 sites: ~100 us a window).
    */
   runBefore(untilMs: number, rearm = true): void {
-    this.exportHorizonMs = untilMs;
     this.runLoop(untilMs, false, rearm);
   }
 
@@ -986,16 +989,18 @@ export class World {
 
   /**
    * A datagram another partition sent (its exportArrival): it leaves connection direction
-   * `dirKey` at `atMs` into the site this World runs.
+   * `dirKey` at `atMs` into the site this World runs. `seq` orders it among the events of the same
+   * time (default: after those filed so far); sim/parallel.ts gives imports seqs above every
+   * local one, so where they sort does not depend on when the exchange happened.
    */
-  importArrival(atMs: number, dirKey: number, bytes: Uint8Array): void {
+  importArrival(atMs: number, dirKey: number, bytes: Uint8Array, seq?: number): void {
     const conn = this.connections[dirKey >> 1];
     if (conn === undefined || atMs < this.nowMs) throw new Error(`World: import of direction ${dirKey} at ${atMs} ms (now ${this.nowMs} ms): no such connection, or the lookahead was broken`);
     const ab = (dirKey & 1) === 0;
     const source = ab ? conn.a : conn.b;
     const target = ab ? conn.b : conn.a;
     const dir = ab ? conn.ab : conn.ba;
-    this.queue.push(new Scheduled(atMs, this.seqCounter++, EventKind.Arrive, new WirePacket(bytes, source, target, dir, visibleEndpoint(source), visibleEndpoint(target)), dir, undefined));
+    this.queue.push(new Scheduled(atMs, seq ?? this.seqCounter++, EventKind.Arrive, new WirePacket(bytes, source, target, dir, visibleEndpoint(source), visibleEndpoint(target)), dir, undefined));
   }
 
   runFor(durationMs: number): void {
@@ -1112,7 +1117,7 @@ export class World {
     if (target.remote && d === p.dir) {
       // Another partition runs the target (no NAT, netem or access line on such a connection):
       // arrival time and bytes are all it needs, and they are known now.
-      if (at < this.exportHorizonMs) throw new Error(`World: a datagram on ${d.key} would arrive at ${at} ms, inside the window ending ${this.exportHorizonMs} ms: a connection between partitions got faster than the lookahead`);
+      if (at - this.nowMs < this.exportMinDelayMs) throw new Error(`World: a datagram sent at ${this.nowMs} ms on direction ${d.key} would arrive at ${at} ms, sooner than the ${this.exportMinDelayMs} ms lookahead: a connection between partitions got faster than the lookahead`);
       this.exportArrival!(target.partition, at, d.key, p.bytes);
       return;
     }

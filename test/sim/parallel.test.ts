@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { World, type ExportArrival } from '../../sim/world.ts';
-import { ParallelWorld } from '../../sim/parallel.ts';
+import { IMPORT_SEQ_BASE, IMPORT_SEQ_PER_PARTITION, ParallelWorld } from '../../sim/parallel.ts';
 import { buildFleetWorld, busySpokes, fleetFingerprint, fleetPartitionOf, spokeName, startFleetTraffic } from '../../bench/lib/fleet-world.ts';
 
 const SPOKES = 30;
@@ -34,6 +34,7 @@ describe('partitioned World, exchanged by hand in one thread', () => {
   function lockstep(stepMs?: number): World[] {
     const worlds = [0, 1].map((index) => buildFleetWorld(SPOKES, SEED, { index, of: fleetPartitionOf({ index, count: 2 }, 3) }));
     const inbox: [number, number, Uint8Array][][] = [[], []];
+    const imported = [0, 0];
     worlds.forEach((w) => {
       const out: ExportArrival = (dst, atMs, dirKey, bytes) => void inbox[dst]!.push([atMs, dirKey, bytes.slice()]);
       w.exportArrival = out;
@@ -41,12 +42,14 @@ describe('partitioned World, exchanged by hand in one thread', () => {
     });
     const lookahead = worlds[0]!.partitionLookaheadMs();
     expect(lookahead).toBe(10); // the fastest mpls connection
+    for (const w of worlds) w.exportMinDelayMs = lookahead;
     const step = stepMs ?? lookahead;
     while (worlds[0]!.nowMs < END_MS) {
       const end = Math.min(worlds[0]!.nowMs + step, END_MS);
       for (const w of worlds) w.runBefore(end);
+      // As the workers import: after every local event of the same time, then by source and order.
       worlds.forEach((w, i) => {
-        for (const [at, key, bytes] of inbox[i]!) w.importArrival(at, key, bytes);
+        for (const [at, key, bytes] of inbox[i]!) w.importArrival(at, key, bytes, IMPORT_SEQ_BASE + (1 - i) * IMPORT_SEQ_PER_PARTITION + imported[i]!++);
         inbox[i] = [];
       });
     }
@@ -79,8 +82,20 @@ describe('partitioned World, exchanged by hand in one thread', () => {
     expect(a.length).toBe(SPOKES + 1);
   });
 
-  it('refuses a window longer than the lookahead: a datagram would arrive inside it', () => {
-    expect(() => lockstep(25)).toThrow(/faster than the lookahead/);
+  it('refuses a window longer than the lookahead: an import would arrive in the past', () => {
+    expect(() => lockstep(25)).toThrow(/the lookahead was broken/);
+  });
+
+  it('refuses a datagram between partitions faster than the lookahead', () => {
+    // Partition 1 runs s15, partition 0 the hub: s15's handshake to the hub is an export.
+    const w = buildFleetWorld(SPOKES, SEED, { index: 1, of: fleetPartitionOf({ index: 1, count: 2 }, 3) });
+    w.exportMinDelayMs = w.partitionLookaheadMs();
+    let exported = 0;
+    w.exportArrival = () => void exported++;
+    w.run(100);
+    expect(exported).toBeGreaterThan(0);
+    w.impair('s15.mpls-hub.mpls', { delayMs: 2 });
+    expect(() => w.run(12_000)).toThrow(/sooner than the 10 ms lookahead/); // its next handshake attempt
   });
 
   it('refuses a connection between partitions it cannot decide at send time (NAT)', () => {
