@@ -21,7 +21,7 @@ const storeClock = (i: number, ms: number): void => {
   Atomics.store(clocks, i, f64bits[0]!);
 };
 /** Spins before sleeping when blocked: a window is ~1 ms of work, and a futex wake-up costs tens of microseconds. */
-const SPIN_ROUNDS = 4_000;
+const SPIN_ROUNDS = Number(process.env.BRAID_SPIN ?? 4_000);
 /** Ring header: [writePos, readPos] (Int32, byte offsets into the data area), padded to 16. */
 const RING_HEADER_BYTES = 16;
 const RECORD_HEADER_BYTES = 16;

@@ -27,6 +27,11 @@ export function dueResponse(peer: PeerState, nowMs: number): { to: unknown; byte
 }
 
 /** Counters per reason, all at zero. */
+/** A peer's earliest armed timer (Infinity: none, or no such peer). */
+export function deadlineOf(peer: PeerState | undefined): number {
+  return peer === undefined ? Infinity : Math.min(peer.responseResendAtMs, peer.retransmitAtMs, peer.keepaliveAtMs, peer.newHandshakeAtMs, peer.zeroKeysAtMs);
+}
+
 export function zeroRecord<K extends string>(keys: readonly K[]): Record<K, number> {
   const record = {} as Record<K, number>;
   for (const key of keys) record[key] = 0;
