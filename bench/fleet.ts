@@ -163,7 +163,7 @@ function startTraffic(w: World, startMs: number): void {
 }
 
 /**
- * The same World split over PARTITIONS worker threads (sim/parallel.ts: the hub and a tenth of
+ * The same World split over PARTITIONS worker threads (sim/parallel.ts: the hub and a 25th of
  * the spokes in one, the rest in the other), the same idle and traffic windows at the same
  * virtual times, timed by wall clock. The workers' JIT starts cold, where the twins run in a
  * process that already ran the first World: their traffic runs one window longer, and the timed
@@ -474,7 +474,7 @@ async function main(): Promise<void> {
       [
         `Virtual time (sim/world.ts): one hub and ${SPOKES} spokes, 2 paths each (mpls 10-16 ms, inet 18-28 ms one way), every site a core Endpoint, encrypted; seed ${SEED}; ${box}. Whole run ${totalS.toFixed(0)} s wall.`,
         'Hub CPU is the process CPU time (getrusage) spent inside the hub engine\'s calls, per simulated second. Probes per 10 ms counts the hub\'s own probe sends (each peer\'s sendProbe); all transmits adds everything else it sends. The World gives the sites their roles: on idle paths the hub is the one prober (src/core/peer-idle.ts epochForRole), each of its peers\' slow ticks at a fixed place in the 2 s interval, spread by slot; the spokes only answer.',
-        `Simulation speed: simulated seconds per wall second (shared, loaded box) and per CPU second of this process (the whole World: hub and every spoke). The figure fleet-sim-speed is the simulation's own speed: the with-traffic window per wall second, in the parallel World (sim/parallel.ts: ${PARTITIONS} worker threads, the hub and a tenth of the spokes in one, the rest in the other; the same seed, idle and traffic windows at the same virtual times; the timed window is the traffic's second, the first warms the workers' JIT) when this box has 2 CPUs or more, else in the plain twin World (one thread, same windows, no hub meter, JIT warm). The first World's windows run with the hub meter (a getrusage pair around every hub call) and are listed for the hub CPU figures they come with.`,
+        `Simulation speed: simulated seconds per wall second (shared, loaded box) and per CPU second of this process (the whole World: hub and every spoke). The figure fleet-sim-speed is the simulation's own speed: the with-traffic window per wall second, in the parallel World (sim/parallel.ts: ${PARTITIONS} worker threads, the hub and a 25th of the spokes in one, the rest in the other; the same seed, idle and traffic windows at the same virtual times; the timed window is the traffic's second, the first warms the workers' JIT) when this box has 2 CPUs or more, else in the plain twin World (one thread, same windows, no hub meter, JIT warm). The first World's windows run with the hub meter (a getrusage pair around every hub call) and are listed for the hub CPU figures they come with.`,
         '',
         '| figure | value | target |',
         '| --- | --- | --- |',

@@ -21,7 +21,14 @@ const storeClock = (i: number, ms: number): void => {
   Atomics.store(clocks, i, f64bits[0]!);
 };
 /** Spins before sleeping when blocked: a window is ~1 ms of work, and a futex wake-up costs tens of microseconds. */
-const SPIN_ROUNDS = Number(process.env.BRAID_SPIN ?? 4_000);
+/**
+ * A step is a quarter of the lookahead: a partition may lead another by up to a lookahead, so with
+ * steps that long the faster one waits at every step (lockstep, in effect); with quarter steps it
+ * runs on while the slower one's clock moves. Fleet traffic window, 2 threads: waits ~250 -> ~150
+ * ms per 5 simulated s at 2,000 steps instead of 500 (BENCHMARKS.md fleet notes).
+ */
+const STEP_DIV = 4;
+const SPIN_ROUNDS = 4_000;
 /** Ring header: [writePos, readPos] (Int32, byte offsets into the data area), padded to 16. */
 const RING_HEADER_BYTES = 16;
 const RECORD_HEADER_BYTES = 16;
@@ -138,10 +145,10 @@ function run(untilMs: number): void {
   let rearm = true;
   while (world.nowMs < untilMs) {
     const gen = Atomics.load(ctl, CTL_GENERATION);
-    // A step is at most one lookahead long, so the others see this clock move often enough to run
-    // alongside: a partition that took its whole allowance at once would leave the others idle
-    // until it published (a leapfrog of 2-lookahead steps, one partition at a time).
-    let safe = Math.min(untilMs, world.nowMs + lookaheadMs);
+    // A step is at most a quarter lookahead long (STEP_DIV), so the others see this clock move
+    // often enough to run alongside: a partition that took its whole allowance at once would leave
+    // the others idle until it published (a leapfrog of 2-lookahead steps, one at a time).
+    let safe = Math.min(untilMs, world.nowMs + lookaheadMs / STEP_DIV);
     for (let src = 0; src < init.count; src++) if (src !== me) safe = Math.min(safe, loadClock(src) + lookaheadMs);
     // After reading the clocks: the rings hold every export of the events before them.
     drainAll();

@@ -1120,7 +1120,9 @@ export class World {
     if (target.remote && d === p.dir) {
       // Another partition runs the target (no NAT, netem or access line on such a connection):
       // arrival time and bytes are all it needs, and they are known now.
-      if (at - this.nowMs < this.exportMinDelayMs) throw new Error(`World: a datagram sent at ${this.nowMs} ms on direction ${d.key} would arrive at ${at} ms, sooner than the ${this.exportMinDelayMs} ms lookahead: a connection between partitions got faster than the lookahead`);
+      // (A microsecond of slack: 32768.2 - 32758.2 is 9.999999999996 in floating point; the
+      // importing side compares sums, which round the same way on both sides.)
+      if (at - this.nowMs < this.exportMinDelayMs - 1e-3) throw new Error(`World: a datagram sent at ${this.nowMs} ms on direction ${d.key} would arrive at ${at} ms, sooner than the ${this.exportMinDelayMs} ms lookahead: a connection between partitions got faster than the lookahead`);
       this.exportArrival!(target.partition, at, d.key, p.bytes);
       return;
     }
