@@ -7,7 +7,7 @@
 //   2. 10% of the spokes carry voice (spoke -> hub, 200 B every 20 ms) and business (hub -> spoke,
 //      1,000 B every 40 ms) for 5 s: the same figures (the simulation's speed is also measured
 //      without the hub meter, in the twin Worlds of 6, which replay the same idle and traffic
-//      windows: that unmetered traffic window is the figure fleet-sim-speed);
+//      windows, and in the parallel World of 7);
 //   3. `braid status --json` (the CLI against a control socket serving the hub's snapshot) and a
 //      /metrics scrape (the real metrics server), each with 1,000 peers, and the series count;
 //   4. hub memory per spoke: heap after GC with the hub, minus heap after GC with an empty hub in
@@ -17,11 +17,14 @@
 //      spoke's packets arrive again (slowest, p99, p50) after the hub restarts;
 //   6. the same restart in two twin Worlds (same seed, same history), one while 50,000 forged
 //      initiations (valid mac1, an unknown key) arrive from one address over 4,096 ports during the
-//      first 5 s: the flood's change is measured against its twin.
+//      first 5 s: the flood's change is measured against its twin;
+//   7. the same idle and traffic windows in the parallel World (sim/parallel.ts) on one worker
+//      thread per CPU, at most 2: its traffic window per wall second is the figure fleet-sim-speed.
 // Prints one JSON object per figure as its last stdout lines; notes go to $BENCH_NOTES_FILE.
 //
 // Usage: node bin/run-ts.js bench/fleet.ts   (or npm run bench -- fleet)
-// Env: BENCH_FLEET_SPOKES (default 1000), BENCH_FLEET_SEED (default 12).
+// Env: BENCH_FLEET_SPOKES (default 1000), BENCH_FLEET_SEED (default 12), BENCH_FLEET_PARTITIONS
+// (default: the CPUs, at most 2; with 1, fleet-sim-speed is the one-thread twin's).
 
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
