@@ -37,7 +37,9 @@ const WRAP = -1;
 /**
  * One direction between two partitions: a single-producer single-consumer ring of records
  * (atMs f64, dirKey i32, length i32, bytes padded to 8). The writer publishes its write position
- * once per window; the reader takes everything up to it and publishes its read position.
+ * after each step; the reader takes everything up to it and publishes its read position. A writer
+ * that finds the ring full publishes what it has and waits for room (waitForRoom), importing its
+ * own inbound meanwhile, so two partitions full towards each other both make progress.
  */
 class Ring {
   private readonly pos: Int32Array;
@@ -47,7 +49,10 @@ class Ring {
   /** Writer: where the next record goes (published by publish()). Reader: where the next one is. */
   private at = 0;
   private count = 0;
-  constructor(buf: SharedArrayBuffer) {
+  constructor(
+    buf: SharedArrayBuffer,
+    private readonly waitForRoom: () => void = () => {},
+  ) {
     this.pos = new Int32Array(buf, 0, 2);
     this.view = new DataView(buf, RING_HEADER_BYTES);
     this.bytes = new Uint8Array(buf, RING_HEADER_BYTES);
@@ -56,19 +61,28 @@ class Ring {
 
   put(atMs: number, dirKey: number, data: Uint8Array): void {
     const need = RECORD_HEADER_BYTES + ((data.length + 7) & ~7);
-    const read = Atomics.load(this.pos, 1);
-    // Always leave a record header's room at the end for the wrap marker.
-    if (this.at >= read && this.at + need > this.size - RECORD_HEADER_BYTES) {
-      if (need >= read) this.full();
-      this.view.setInt32(this.at + 12, WRAP, true);
-      this.at = 0;
+    if (need > this.size / 2) throw new Error(`parallel World: a ${data.length}-byte datagram does not fit the ${this.size}-byte ring between partitions (give ParallelWorld.start a larger ringBytes)`);
+    while (!this.reserve(need)) {
+      this.publish();
+      this.waitForRoom();
     }
-    if (this.at < read && this.at + need >= read) this.full();
     this.view.setFloat64(this.at, atMs, true);
     this.view.setInt32(this.at + 8, dirKey, true);
     this.view.setInt32(this.at + 12, data.length, true);
     this.bytes.set(data, this.at + RECORD_HEADER_BYTES);
     this.at += need;
+  }
+
+  /** Whether `need` bytes are free at `at`, wrapping to 0 when the end is short (a record header's room is kept there for the marker). */
+  private reserve(need: number): boolean {
+    const read = Atomics.load(this.pos, 1);
+    if (this.at < read) return this.at + need < read;
+    if (this.at + need <= this.size - RECORD_HEADER_BYTES) return true;
+    // Wrapping to 0 must leave at != read, or the ring would read as empty.
+    if (need >= read) return false;
+    this.view.setInt32(this.at + 12, WRAP, true);
+    this.at = 0;
+    return true;
   }
 
   publish(): void {
@@ -94,10 +108,6 @@ class Ring {
     Atomics.store(this.pos, 1, this.at);
     return n;
   }
-
-  private full(): never {
-    throw new Error(`parallel World: the datagrams to one partition overflow its ${this.size}-byte ring before it reads them (give ParallelWorld.start a larger ringBytes)`);
-  }
 }
 
 const mod = (await import(init.module)) as PartitionModule;
@@ -106,21 +116,43 @@ const world = mod.buildPartition({ index: init.index, count: init.count }, init.
 const lookaheadMs = world.partitionLookaheadMs();
 if (!(lookaheadMs > 0)) throw new Error(`parallel World: the connections between partitions must take time (lookahead ${lookaheadMs} ms)`);
 const me = init.index;
-const out = init.rings[me]!.map((b) => (b ? new Ring(b) : undefined));
+const out = init.rings[me]!.map((b) => (b ? new Ring(b, waitForRoom) : undefined));
 const inbound = init.rings.map((row) => (row[me] ? new Ring(row[me]) : undefined));
 world.exportArrival = (dst, atMs, dirKey, bytes) => out[dst]!.put(atMs, dirKey, bytes);
 world.exportMinDelayMs = lookaheadMs;
 
 /** Where this worker's wall time went (ParallelWorld.stats). */
-const stats: PartitionStats = { windows: 0, runMs: 0, waitMs: 0, importMs: 0, imported: 0 };
+const zeroStats = (): PartitionStats => ({ windows: 0, runMs: 0, waitMs: 0, importMs: 0, imported: 0 });
+const stats = zeroStats();
 
 function drainAll(): void {
   const t = performance.now();
+  let n = 0;
   for (let src = 0; src < init.count; src++) {
     const ring = inbound[src];
-    if (ring) stats.imported += ring.drainInto(world, IMPORT_SEQ_BASE + src * IMPORT_SEQ_PER_PARTITION);
+    if (ring) n += ring.drainInto(world, IMPORT_SEQ_BASE + src * IMPORT_SEQ_PER_PARTITION);
   }
+  stats.imported += n;
   stats.importMs += performance.now() - t;
+  // Room was made: a writer waiting for it (waitForRoom) goes on.
+  if (n > 0) bump();
+}
+
+function bump(): void {
+  Atomics.add(ctl, CTL_GENERATION, 1);
+  Atomics.notify(ctl, CTL_GENERATION);
+}
+
+/**
+ * A ring to another partition is full in the middle of a step (it published what it had): import
+ * what the others sent meanwhile, which is safe mid-step (everything they send arrives after the
+ * end of this step), so a partition full towards this one gets room too, then wait for a change.
+ */
+function waitForRoom(): void {
+  const gen = Atomics.load(ctl, CTL_GENERATION);
+  bump();
+  drainAll();
+  waitForChange(gen + 1);
 }
 
 function waitForChange(gen: number): void {
@@ -163,8 +195,7 @@ function run(untilMs: number): void {
     rearm = false;
     for (const ring of out) ring?.publish();
     storeClock(me, world.nowMs);
-    Atomics.add(ctl, CTL_GENERATION, 1);
-    Atomics.notify(ctl, CTL_GENERATION);
+    bump();
   }
 }
 
@@ -174,7 +205,7 @@ parentPort!.on('message', (m: { id: number; op: string; arg: unknown }) => {
     if (m.op === 'run') run(m.arg as number);
     else if (m.op === 'stats') {
       value = { ...stats };
-      Object.assign(stats, { windows: 0, runMs: 0, waitMs: 0, importMs: 0, imported: 0 });
+      Object.assign(stats, zeroStats());
     } else if (m.op === 'call') {
       const { fn, args } = m.arg as { fn: string; args: unknown };
       const f = mod[fn];

@@ -36,7 +36,7 @@
 import { Worker } from 'node:worker_threads';
 import { cpus } from 'node:os';
 
-/** What a partition module exports. */
+/** Which partition a worker builds: handed to the partition module's buildPartition. */
 export interface PartitionSpec {
   index: number;
   count: number;

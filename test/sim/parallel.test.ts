@@ -116,8 +116,8 @@ describe('partitioned World, exchanged by hand in one thread', () => {
 describe('ParallelWorld (worker threads)', () => {
   it('runs the fleet over two workers as the one World does, the same run every time', async () => {
     const one = single();
-    const runOnce = async (steps: number[]): Promise<{ fp: [string, number, string][]; hub: number; busy: number }> => {
-      const pw = await ParallelWorld.start({ module: FLEET, partitions: 2, args: { spokes: SPOKES, seed: SEED, hubGroupEvery: 3 } });
+    const runOnce = async (steps: number[], ringBytes?: number): Promise<{ fp: [string, number, string][]; hub: number; busy: number }> => {
+      const pw = await ParallelWorld.start({ module: FLEET, partitions: 2, args: { spokes: SPOKES, seed: SEED, hubGroupEvery: 3 }, ...(ringBytes ? { ringBytes } : {}) });
       try {
         await pw.call('startTraffic', { spokes: SPOKES, startMs: TRAFFIC_AT_MS, durationMs: TRAFFIC_MS });
         for (const t of steps) await pw.run(t);
@@ -131,7 +131,8 @@ describe('ParallelWorld (worker threads)', () => {
       }
     };
     const a = await runOnce([END_MS]);
-    const b = await runOnce([2500, 4003, 5555, END_MS]);
+    // Other steps, and 16 KB rings (the default is 8 MB): the rings wrap hundreds of times.
+    const b = await runOnce([2500, 4003, 5555, END_MS], 16 << 10);
     expect({ hub: a.hub, busy: a.busy }).toEqual({ hub: one.site('hub').deliveredCount, busy: counts([one]).busy });
     expect(b.fp).toEqual(a.fp);
     expect(a.fp.length).toBe(SPOKES + 1);
