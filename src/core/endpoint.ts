@@ -44,7 +44,7 @@ import type { ClassFecPolicy } from './fec/policy.ts';
 import { newInnerInfo, parseInner, type InnerInfo } from './inner.ts';
 import { DEAD_AFTER_PROBES, DEFAULT_PROBE_INTERVAL_MS, HOLD_DOWN_PROBES, type PathStateConfig } from './pathmon/path-state.ts';
 import { Peer, type HandshakeSource, type PeerHost } from './peer.ts';
-import { learnFromInitiation, plaintextPeer } from './peer-roam.ts';
+import { callAgain, learnFromInitiation, plaintextPeer } from './peer-roam.ts';
 import type { EndpointConfig } from './endpoint-config.ts';
 import { buildSnapshot } from './snapshot.ts';
 import { createLink, PendingTx, releaseLink, TxKind, type LinkRuntime } from './qos/egress.ts';
@@ -262,6 +262,7 @@ export class Endpoint implements PeerHost {
     peer.setSessionUp(nowMs, this.sessions!.hasSession(nowMs, peer.name));
     this.touch(peer);
     if ((e.kind === 'sessionEstablished' || e.kind === 'sessionConfirmed') && peer.sessionUp && peer.stagedCount > 0) this.resendStaged(peer);
+    if (e.kind === 'handshakeFailed' && callAgain(peer, nowMs)) this.drainCrypto(); // a peer we must reach: a new round at once (peer-roam.ts)
   }
 
   // ---- inputs ------------------------------------------------------------------------------
