@@ -159,6 +159,18 @@ describe('VOPR', () => {
     expect(summary.failures.filter((f) => knownBug(f) === undefined).map((f) => `seed ${f.seed}: ${f.violations[0]}`)).toEqual([]);
   }, 300_000);
 
+  // Found by `braid sim vopr --long --seed 91000000 --runs 1500` (2026-12-07), both liveness:
+  // 91000171: a spoke gave up handshaking with its hub 4 s after the heal (90 s of no answer, as
+  //   WireGuard) and nothing called again: its LAN was quiet, and the restarted hub knew no spoke
+  //   address (fixed: src/core/peer-roam.ts callAgain);
+  // 91000240: a spoke's paths to its hub stayed down 20 s after the heal: they counted only the
+  //   hub's probes, which came every 2 s (the hub saw no data: the spoke's had no usable path)
+  //   (fixed: src/core/peer-idle.ts repliesEarnHoldDown).
+  it.each([91000171, 91000240])('long-form regression seed %i passes', (seed) => {
+    const r = voprRun(seed, { ...LONG_VOPR_CONFIG, ...(AEAD ? { aead: AEAD } : {}) });
+    expect(r.ok, formatFailure(r)).toBe(true);
+  }, 120_000);
+
   it('catches the real thing: without AEAD, netem corruption and duplication reach the sites', () => {
     const config = { ...DEFAULT_VOPR_CONFIG, insecurePlaintext: true };
     const failures = [];

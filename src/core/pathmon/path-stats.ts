@@ -459,8 +459,15 @@ export class PathStats {
    * that it must have settled at the peer (one RTT + the peer's reorder grace + a margin) counts as
    * expected even when the report does not mention it: unreported means lost. A later report that
    * does cover those packets corrects the figure (received catches up).
+   *
+   * A report of 0 received up to sequence 0 means the peer has seen nothing from us yet
+   * (reportInto): no baseline. Taken as one, with our sequence numbers carrying on (the peer
+   * restarted, we did not; these statistics were reset on its new epoch), the next report made
+   * everything we ever sent on the path expected and none of it received: 100% loss, every class
+   * out of SLA and flows bouncing between paths for seconds after any spoke restart with traffic.
    */
   onPeerReport(nowMs: number, received: number, highestSeq: number): void {
+    if (received === 0 && highestSeq === 0) return;
     if (this.srttMs !== undefined) {
       const due = this.sentMarks.sentBy(nowMs - this.srttMs - REORDER_GRACE_MS - OVERDUE_MARGIN_MS);
       if (due !== undefined && ((due - highestSeq) | 0) > 0) highestSeq = due;
