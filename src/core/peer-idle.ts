@@ -16,8 +16,7 @@
  * first": two sides whose ticks fall close together would both skip every other second. If the
  * prober stops (restart, a one-way cut toward us), the other probes again within 3 s. A path
  * that is down always probes. While slow, in-order probe replies count toward the hold-down
- * (10 good in a row), since the silent side sends no probes for the prober to count; so they do
- * while the peer probes slowly and we do not (repliesEarnHoldDown).
+ * (10 good in a row), since the silent side sends no probes for the prober to count.
  *
  * A hub probes, its spokes yield (EndpointConfig.role, carried in the epoch's top bit: see
  * epochForRole): the hub then sends its probes on its own schedule, each peer's slow tick at a
@@ -27,6 +26,14 @@
  * for the figure with this.
  *
  * Idle paths: dead after IDLE_DEAD_AFTER_MS of silence, 3.5 slow probe intervals.
+ *
+ * Known weak (2026-12-07): a DOWN path of a peer that probes fast (it has data) counts only the
+ * peer's probes toward its hold-down. When the peer probes slowly (it saw none of that data: it went
+ * to a link that is still dead), 10 of them take 20 s (World: a spoke's MPLS back while its LTE
+ * stays dead, data on MPLS after 18 s). Counting our own replies then as well brought that to ~2 s
+ * and fixed VOPR long seed 91000240, but lost liveness under the VOPR's adversary in 2 of 200 other
+ * long seeds (93000118, 93000150: forged copies race the faster hold-down); the fix needs a reply
+ * to prove it answers a probe sent on that very path, and then those seeds measured again.
  */
 import { pathUsable, type PathRuntime } from './pathmon/path.ts';
 import type { Peer } from './peer.ts';
@@ -88,22 +95,6 @@ export function noteData(peer: Peer, nowMs: number): void {
   for (const p of peer.paths) p.sm.setDeadAfter(deadAfterMs, nowMs);
   // A fast probe goes out now (the caller re-arms the peer in the Endpoint's heap).
   peer.timers[PeerTimer.Probe] = nowMs;
-}
-
-/** The peer's probes on a path closer together than this: it probes fast (100 ms), not slowly (2 s). */
-export const PEER_FAST_PROBE_GAP_MS = IDLE_PROBE_INTERVAL_MS / 2;
-
-/**
- * Whether our in-order probe replies on `p` count toward its hold-down (10 good in a row): when we
- * probe slowly (the peer may send no probes at all), and whenever the peer's own probes are not
- * coming fast. A path counted only the peer's probes while we probed fast: with the peer slow (it
- * saw no data: ours had no usable path to it), 10 of its probes took 20 s, and until then our data
- * had no path either (VOPR seed 91000240 --long: a spoke's flows to its hub down for 20 s after
- * the heal while the hub probed it every 2 s). Our replies prove the round trip; the peer's fast
- * probes, when they come, count instead (not both: the hold-down stays 10 probe intervals).
- */
-export function repliesEarnHoldDown(peer: Peer, p: PathRuntime, nowMs: number): boolean {
-  return peer.idle.slow || !(nowMs - p.peerProbeAtMs < PEER_FAST_PROBE_GAP_MS);
 }
 
 /** At the probe tick: switch to slow probing when idle long enough. Returns whether slow. */

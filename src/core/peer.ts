@@ -25,7 +25,7 @@ import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
 import { HELLO_REFRESH_MS, PeerTx } from './peer-tx.ts';
 import { PeerBond } from './peer-bond.ts';
-import { IdleProbing, noteData, repliesEarnHoldDown } from './peer-idle.ts';
+import { IdleProbing, noteData } from './peer-idle.ts';
 import { peerTimeout, rearmPathTimers } from './peer-timers.ts';
 import { spareBps, type LinkRuntime, type PendingTx } from './qos/egress.ts';
 import { CLASS_NAMES, type ClassPolicy } from './steer/classes.ts';
@@ -472,7 +472,7 @@ export class Peer {
         path.pmtu.onPathHeard(r.txUs / 1000);
         path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
         if (r.report) this.takePeerReport(nowMs, path, r.report);
-        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, repliesEarnHoldDown(this, path, nowMs), true));
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, this.idle.slow, true)); // idle: replies earn the hold-down
         return;
       }
       case 'control': {

@@ -1,14 +1,11 @@
 /**
- * Recovery after outages and restarts in the World, three bugs the long-form VOPR found
+ * Recovery after outages and restarts in the World, two bugs the long-form VOPR found
  * (`braid sim vopr --long --seed 91000000 --runs 1500`, 2026-12-07), each shown without the
  * adversary:
  *  - a spoke whose hub stayed unreachable for longer than REKEY_ATTEMPT_TIME (90 s) gave up, as
  *    WireGuard does, and nothing called again: WireGuard tries again only on traffic to send, a
  *    spoke's LAN may be quiet, and the hub knows no spoke address (it learns them from
  *    authenticated packets, and forgets them when it restarts) (src/core/peer-roam.ts callAgain);
- *  - a path coming back while we probe fast and the peer slowly counted only the peer's probes
- *    toward its hold-down: 10 of them at the idle pace took 20 s, while our data sat on a dead
- *    link (src/core/peer-idle.ts repliesEarnHoldDown);
  *  - after a spoke restart under traffic, the hub read 100% loss on every path to it for seconds:
  *    the spoke's first "nothing received yet" report became the baseline for sequence numbers the
  *    hub carried on (src/core/pathmon/path-stats.ts onPeerReport).
@@ -17,7 +14,6 @@ import { describe, expect, it } from 'vitest';
 import { World, type WorldSiteConfig } from '../../sim/world.ts';
 import { makePacket } from '../../sim/packets.ts';
 import { REKEY_ATTEMPT_TIME_MS, REKEY_TIMEOUT_MS } from '../../src/core/crypto/constants.ts';
-import { HOLD_DOWN_PROBES } from '../../src/core/pathmon/path-state.ts';
 
 type WorldSiteLink = WorldSiteConfig['links'][number];
 
@@ -41,7 +37,6 @@ function world(a: WorldSiteLink, b: WorldSiteLink, seed = 4242): World {
 }
 
 const hubToSpoke = (k: number): Uint8Array => makePacket({ src: [10, 1, 0, 5], dst: [10, 2, 0, 5], srcPort: 5060, dstPort: 5060, sizeBytes: 200, flowId: 1, seq: k });
-const spokeToHub = (k: number): Uint8Array => makePacket({ src: [10, 2, 0, 5], dst: [10, 1, 0, 5], srcPort: 5061, dstPort: 5061, sizeBytes: 200, flowId: 2, seq: k });
 
 describe('recovery after outages and restarts (World)', () => {
   it('a spoke that gave up on its hub calls again: both links down for 120 s from the start, the spoke sends nothing, the hub reaches it within a rekey timeout of the heal', () => {
@@ -67,43 +62,6 @@ describe('recovery after outages and restarts (World)', () => {
     expect(w.site('s1').events.some((e) => e.atMs === gaveUp!.atMs && /handshake with hub started/.test(e.message ?? ''))).toBe(true);
     expect(firstAfterMs - DOWN_UNTIL_MS).toBeLessThan(REKEY_TIMEOUT_MS + 1000);
     expect(w.site('s1').deliveredCount).toBeGreaterThan(150);
-  });
-
-  it('a link back while the other stays dead carries the spoke\'s data within ~2 s, though the idle hub probes it every 2 s', () => {
-    // Idle 20 s (both sides probe slowly), both links cut; the spoke's data starts at 30 s on the
-    // primary LTE (all paths down: the least bad), MPLS comes back at 32 s, LTE never does.
-    const w = new World({
-      seed: 78,
-      recordDeliveries: false,
-      sites: [
-        { name: 'hub', role: 'hub', links: ['mpls', 'inet'], prefixes: ['10.1.0.0/16'] },
-        { name: 's1', role: 'spoke', links: [{ name: 'lte', costTier: 'primary' }, { name: 'mpls', costTier: 'backup' }], prefixes: ['10.2.0.0/16'] },
-      ],
-      connections: [
-        { a: 's1.mpls', b: 'hub.mpls', delayMs: 12 },
-        { a: 's1.lte', b: 'hub.inet', delayMs: 30 },
-      ],
-    });
-    w.impairAt(20_000, 's1.mpls-hub.mpls', { up: false });
-    w.impairAt(20_000, 's1.lte-hub.inet', { up: false });
-    w.every(20, { startMs: 30_000, untilMs: 45_000 }, (k) => w.site('s1').sendTun(spokeToHub(k)));
-    w.impairAt(32_000, 's1.mpls-hub.mpls', { up: true });
-    let first = NaN;
-    w.site('hub').onDeliver = (_p, t) => {
-      if (Number.isNaN(first)) first = t;
-    };
-    let hubPaceMs: number | undefined;
-    w.at(31_900, () => {
-      hubPaceMs = w.site('hub').edge.snapshot(w.nowMs).peers?.[0]?.probeIntervalMs;
-    });
-    w.run(45_000);
-    const up = w.site('s1').events.find((e) => e.kind === 'linkUp' && (e.link ?? '').startsWith('mpls') && e.atMs > 32_000);
-    // The hub probed slowly all along: it saw no data (the spoke's went to the dead LTE).
-    expect(hubPaceMs).toBe(2000);
-    // Our fast probes' replies earn the hold-down: HOLD_DOWN_PROBES of them, not of the hub's 2 s probes (20 s).
-    expect(up?.atMs, JSON.stringify(w.site('s1').events.filter((e) => e.atMs > 19_000).map((e) => [e.atMs, e.message]))).toBeLessThan(32_000 + 3000);
-    expect(up!.reason).toBe(`${HOLD_DOWN_PROBES} good probes in a row`);
-    expect(first - 32_000).toBeLessThan(3000);
   });
 
   it('a spoke restart under traffic: the hub reads no loss on its paths to it, no class leaves its SLA, no flow moves', () => {
