@@ -26,6 +26,7 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
       if (!p.hasEndpoint) continue;
       backToConfiguredEndpoint(peer, nowMs, p);
       if (!skipProbe(p, slow, peer.host.epoch, nowMs)) peer.tx.sendProbe(nowMs, p);
+      else peer.tx.flushEcho(p, nowMs); // no probe to carry the answer we held for it (peer.ts)
       sampleRate(nowMs, p);
       sampleRate(nowMs, peer.host.links[p.linkId]!);
     }

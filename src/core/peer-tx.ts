@@ -47,7 +47,7 @@ export const CONTROL_CLASS = 0;
 
 export class PeerTx {
   /** Reused probe fields for the frame writer (filled and written within one call). */
-  private readonly probeOut: ProbeFields = { link: 0, seq: 0, txUs: 0, dscp: 0, holdUs: 0, epoch: 0, hasReport: true, received: 0, highestSeq: 0, jitterUs: 0 };
+  private readonly probeOut: ProbeFields = { link: 0, seq: 0, txUs: 0, dscp: 0, holdUs: 0, epoch: 0, hasReport: true, received: 0, highestSeq: 0, jitterUs: 0, echoSeq: 0, echoTxUs: 0, echoHoldUs: 0, echoOk: false };
   /** Reused parity fields for the frame writer. */
   private readonly parityOut: { groupId: number; index: number; k: number; m: number; lengths: ArrayLike<number>; checksum: number; shard: Uint8Array } = { groupId: 0, index: 0, k: 0, m: 0, lengths: [], checksum: 0, shard: new Uint8Array(0) };
 
@@ -216,7 +216,10 @@ export class PeerTx {
 
   sendProbe(nowMs: number, p: PathRuntime): void {
     const peer = this.peer;
-    if (this.encrypted && !peer.sessionUp) return; // nothing to seal with; the handshake is under way
+    if (this.encrypted && !peer.sessionUp) {
+      p.echoSeq = 0; // nothing to seal with, the answer neither; the handshake is under way
+      return;
+    }
     const sched = this.link(p).sched;
     if (sched !== undefined) {
       // Framed when it leaves the queue: its sequence number and timestamp are the departure's.
@@ -238,9 +241,15 @@ export class PeerTx {
     f.dscp = p.dscp;
     f.holdUs = 0;
     f.epoch = this.peer.host.epoch;
+    // The answer to the peer's last probe, held for this probe (peer.ts); without one, say we read them.
+    f.echoSeq = p.echoSeq;
+    f.echoTxUs = p.echoSeq !== 0 ? p.echoTxUs : 0;
+    f.echoHoldUs = p.echoSeq !== 0 ? Math.max(0, Math.round((nowMs - p.echoRxMs) * 1000)) : 0;
+    f.echoOk = p.echoSeq === 0;
     p.stats.reportInto(nowMs, f);
     const bytes = this.wrapProbe(f, false);
     if (bytes !== undefined) {
+      p.echoSeq = 0;
       p.txSeq = seq;
       p.stats.onSent(nowMs, seq);
       p.pmtu.onSmallProbeSent(Math.round(nowMs * 1000) / 1000);
@@ -272,17 +281,33 @@ export class PeerTx {
   }
 
   /** A probe reply on `p` to `to`: echoes the probe's timestamp, carries what we received on the path. */
-  sendProbeReply(p: PathRuntime, to: Endpoint, seq: number, txUs: number, nowMs: number, dscp: number): void {
+  sendProbeReply(p: PathRuntime, to: Endpoint, seq: number, txUs: number, nowMs: number, dscp: number, holdUs = 0): void {
     const f = this.probeOut;
     f.link = p.linkId;
     f.seq = seq;
     f.txUs = txUs;
     f.dscp = 0;
-    f.holdUs = 0;
+    f.holdUs = holdUs;
     f.epoch = 0;
+    f.echoSeq = 0;
+    f.echoTxUs = 0;
+    f.echoHoldUs = 0;
+    f.echoOk = false;
     p.stats.reportInto(nowMs, f);
     const bytes = this.wrapProbe(f, true);
     if (bytes) this.transmit(p, to, bytes, dscp);
+  }
+
+  /**
+   * The answer held for our next probe on `p` (peer.ts), sent now as a ProbeReply instead: that
+   * probe is not going (skipped, idle) or another probe of the peer's came first. Its hold time
+   * keeps the RTT exact. Held answers only ever go to the path's endpoint, at its DSCP.
+   */
+  flushEcho(p: PathRuntime, nowMs: number): void {
+    if (p.echoSeq === 0) return;
+    const seq = p.echoSeq;
+    p.echoSeq = 0;
+    this.sendProbeReply(p, p.remote, seq, p.echoTxUs, nowMs, p.dscp, Math.max(0, Math.round((nowMs - p.echoRxMs) * 1000)));
   }
 
   /**
@@ -292,12 +317,13 @@ export class PeerTx {
    * window, where probes and replies are two thirds of the datagrams). The same bytes.
    */
   private wrapProbe(f: ProbeFields, reply: boolean): Uint8Array | undefined {
-    if (!probeTxUsWritable(f.txUs)) {
+    if (!probeTxUsWritable(f.txUs) || !probeTxUsWritable(f.echoTxUs)) {
       // Not a time we send (negative, or a peer's echo past 2^53): protobufjs writes it its way.
       const report = { received: f.received, highestSeq: f.highestSeq, jitterUs: f.jitterUs };
+      const echo = { echoSeq: f.echoSeq, echoTxUs: f.echoTxUs, echoHoldUs: f.echoHoldUs, echoOk: f.echoOk };
       const frame: Frame = reply
         ? { kind: 'probeReply', probeReply: { link: f.link, seq: f.seq, txUs: f.txUs, holdUs: f.holdUs, report } }
-        : { kind: 'probe', probe: { link: f.link, seq: f.seq, txUs: f.txUs, dscp: f.dscp, report, epoch: f.epoch } };
+        : { kind: 'probe', probe: { link: f.link, seq: f.seq, txUs: f.txUs, dscp: f.dscp, report, epoch: f.epoch, ...echo } };
       return this.wrap(encodeFrame(frame));
     }
     const frameLen = probeFrameSize(f, reply);

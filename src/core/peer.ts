@@ -21,6 +21,7 @@ import type { ClassFecPolicy } from './fec/policy.ts';
 import type { InnerInfo } from './inner.ts';
 import { createPath, pathName, pathUsable, pathUsableMtu, retargetPmtu, type PathRuntime } from './pathmon/path.ts';
 import { onPmtuReply, PMTU_PROBE_SEQ } from './peer-pmtu.ts';
+import { answerProbe, takeEcho } from './peer-echo.ts';
 import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
 import { HELLO_REFRESH_MS, PeerTx } from './peer-tx.ts';
@@ -448,6 +449,7 @@ export class Peer {
             path.stats = new PathStats();
             path.lastProbeSeqRx = -1;
             path.helloAtMs = -Infinity;
+            path.echoSeq = 0;
             this.host.emit(nowMs, 'pathState', { peer: this.name, link: pathName(path), text: `${pathName(path)}: peer restarted (new epoch), path statistics reset` });
           }
           path.peerEpoch = p.epoch;
@@ -456,12 +458,12 @@ export class Peer {
         path.stats.onReceiveSeq(nowMs, p.seq);
         path.stats.onProbeArrival(nowMs, p.txUs / 1000);
         if (p.report) this.takePeerReport(nowMs, path, p.report);
+        takeEcho(path, p, nowMs);
         const inOrder = path.lastProbeSeqRx < 0 || ((p.seq - path.lastProbeSeqRx) | 0) > 0;
         path.lastProbeSeqRx = p.seq;
         path.peerProbeAtMs = nowMs;
         this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, true, inOrder));
-        // Reply on the reverse of the probe's path, echoing its timestamp (STAMP-style).
-        this.tx.sendProbeReply(path, from, p.seq, p.txUs, nowMs, p.dscp);
+        answerProbe(this, path, from, p, nowMs);
         if (nowMs - path.helloAtMs >= HELLO_REFRESH_MS) this.tx.sendHello(nowMs, path);
         return;
       }

@@ -145,8 +145,9 @@ describe('wire format v1', () => {
     const txUs = fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 0xffffffff }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }), fc.constant(2 ** 28), fc.constant(2 ** 35));
     let written = 0;
     fc.assert(
-      fc.property(fc.boolean(), u32, u32, txUs, u32, u32, u32, u32, u32, u32, (reply, link, seq, tx, fourth, epoch, received, highestSeq, jitterUs, pad) => {
-        const f = { link, seq, txUs: tx, dscp: reply ? pad : fourth, holdUs: reply ? fourth : pad, epoch, hasReport: true, received, highestSeq, jitterUs };
+      fc.property(fc.boolean(), u32, u32, txUs, u32, u32, u32, u32, u32, u32, fc.tuple(u32, txUs, u32, fc.boolean()), (reply, link, seq, tx, fourth, epoch, received, highestSeq, jitterUs, pad, [echoSeq, echoTxUs, echoHoldUs, echoOk]) => {
+        // A reply leaves the echo fields out whatever they hold (they are the Probe's only).
+        const f = { link, seq, txUs: tx, dscp: reply ? pad : fourth, holdUs: reply ? fourth : pad, epoch, hasReport: true, received, highestSeq, jitterUs, echoSeq, echoTxUs, echoHoldUs, echoOk };
         expect(probeTxUsWritable(tx)).toBe(true);
         const size = probeFrameSize(f, reply);
         const fast = new Uint8Array(size + 3);
@@ -155,7 +156,7 @@ describe('wire format v1', () => {
         const slow = encodeFrame(
           reply
             ? { kind: 'probeReply', probeReply: { link, seq, txUs: tx, holdUs: fourth, report } }
-            : { kind: 'probe', probe: { link, seq, txUs: tx, dscp: fourth, report, epoch } },
+            : { kind: 'probe', probe: { link, seq, txUs: tx, dscp: fourth, report, epoch, echoSeq, echoTxUs, echoHoldUs, echoOk } },
         );
         expect(Buffer.from(fast.subarray(3)).toString('hex')).toBe(Buffer.from(slow).toString('hex'));
         written++;
@@ -169,6 +170,8 @@ describe('wire format v1', () => {
   it('round-trips every frame kind', () => {
     const frames: Frame[] = [
       { kind: 'probe', probe: { link: 2, seq: 77, txUs: 123456789012, dscp: 46, report: { received: 10, highestSeq: 12 } } },
+      { kind: 'probe', probe: { link: 1, seq: 78, txUs: 123456789999, dscp: 46, epoch: 7, echoSeq: 41, echoTxUs: 98765432101, echoHoldUs: 73_000 } },
+      { kind: 'probe', probe: { link: 1, seq: 79, txUs: 123456790000, dscp: 0, echoOk: true } },
       { kind: 'probeReply', probeReply: { link: 1, seq: 77, txUs: 123456789012, holdUs: 15, report: { received: 3, highestSeq: 3 } } },
       { kind: 'control', control: { hello: { link: 0, linkName: 'mpls', site: 'branch-1' } } },
       { kind: 'control', control: { drain: { link: 3, drained: true } } },
@@ -188,7 +191,7 @@ describe('wire format v1', () => {
     const report = fc.option(fc.record({ received: u32, highestSeq: u32, jitterUs: u32 }), { nil: null });
     const frames: fc.Arbitrary<Frame> = fc.oneof(
       fc.record({ link: fc.integer({ min: 0, max: 15 }), pathSeq: u32, packet: fc.uint8Array({ minLength: 1, maxLength: 300 }), fecGroup: u32, fecIndex: fc.integer({ min: 0, max: 63 }), dupSeq: u32, fecK: fc.integer({ min: 0, max: 32 }), bondSeq: u32 }).map((data) => ({ kind: 'data' as const, data })),
-      fc.record({ link: fc.integer({ min: 0, max: 15 }), seq: u32, txUs: fc.maxSafeNat(), dscp: fc.integer({ min: 0, max: 63 }), report, epoch: u32 }).map((probe) => ({ kind: 'probe' as const, probe })),
+      fc.record({ link: fc.integer({ min: 0, max: 15 }), seq: u32, txUs: fc.maxSafeNat(), dscp: fc.integer({ min: 0, max: 63 }), report, epoch: u32, echoSeq: u32, echoTxUs: fc.maxSafeNat(), echoHoldUs: u32, echoOk: fc.boolean() }).map((probe) => ({ kind: 'probe' as const, probe })),
       fc.record({ link: fc.integer({ min: 0, max: 15 }), seq: u32, txUs: fc.maxSafeNat(), holdUs: u32, report }).map((probeReply) => ({ kind: 'probeReply' as const, probeReply })),
       fc.record({ link: fc.integer({ min: 0, max: 15 }), pathSeq: u32, group: u32, index: fc.integer({ min: 0, max: 63 }), k: fc.integer({ min: 0, max: 32 }), m: fc.integer({ min: 0, max: 16 }), lengths: fc.array(fc.integer({ min: 0, max: 2000 }), { maxLength: 32 }), shard: fc.uint8Array({ maxLength: 300 }), checksum: u32 }).map((fecParity) => ({ kind: 'fecParity' as const, fecParity })),
       // Control frames take the fast path too (issue 14: the receive path has no generic fallback).

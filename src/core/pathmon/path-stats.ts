@@ -1,9 +1,8 @@
 /**
- * Statistics of one path (local link x remote endpoint), fed by probes, probe replies, data
- * frames and the peer's receive reports.
- *
- * - RTT: from probe replies, STAMP-style: rtt = (now - tx) - peer hold time, so the peer's
- *   processing time is excluded. Smoothed (RFC 6298 weights) plus a ring of recent samples for
+ * Statistics of one path (local link x remote endpoint), fed by probes, their answers, data frames
+ * and the peer's receive reports.
+ * - RTT: from probe answers (replies, or echoes in the peer's probes: peer-echo.ts), STAMP-style:
+ *   rtt = (now - tx) - peer hold time, so the peer's processing time is excluded. Smoothed (RFC 6298 weights) plus a ring of recent samples for
  *   percentiles.
  * - Jitter, two estimators over the same probe interarrival differences D = (Rj - Ri) - (Sj - Si)
  *   (the peer's clock offset cancels in D):
@@ -499,6 +498,16 @@ export class PathStats {
     // With few samples one lost probe reads as 10%: below minLost losses, report none.
     if (expected - Math.min(received, expected) < minLost) return 0;
     return Math.max(0, Math.min(1, 1 - received / expected));
+  }
+
+  /** The us -> peer direction lost nothing in reports spanning the last `windowMs`, MIN_LOSS_SAMPLES sent or more (false: unknown). */
+  txLossless(nowMs: number, windowMs: number): boolean {
+    const r = this.reports;
+    const n = r.length;
+    if (n < 3 || nowMs - r.atMsOf(n - 1) > windowMs) return false;
+    const i = r.windowStart(windowMs);
+    const sent = (r.highestOf(n - 1) - r.highestOf(i)) >>> 0;
+    return r.atMsOf(n - 1) - r.atMsOf(i) >= windowMs && sent >= MIN_LOSS_SAMPLES && ((r.receivedOf(n - 1) - r.receivedOf(i)) >>> 0) >= sent;
   }
 
   /**

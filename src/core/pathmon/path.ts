@@ -57,6 +57,16 @@ export interface PathRuntime {
   lastProbeSeqRx: number;
   /** When the peer's last regular probe arrived on this path (peer-idle.ts). */
   peerProbeAtMs: number;
+  /**
+   * The peer's last probe on the path, answered by our next probe (overlay.proto Probe.echo_*)
+   * instead of a ProbeReply now: its seq (0: none held), tx_us and arrival. Held only while we
+   * probe the path every interval anyway and the peer reads echoes (peer.ts onFrame 'probe').
+   */
+  echoSeq: number;
+  echoTxUs: number;
+  echoRxMs: number;
+  /** The peer's last probe on the path said it reads echoes (Probe.echo_ok, or it carried one). */
+  peerEchoes: boolean;
   /** Per class: is this path within the class's SLA (with hysteresis). */
   inSla: boolean[];
   /** Per class: the current breach in words, for move reasons. */
@@ -132,6 +142,10 @@ export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): Path
     txSeq: 0,
     lastProbeSeqRx: -1,
     peerProbeAtMs: -Infinity,
+    echoSeq: 0,
+    echoTxUs: 0,
+    echoRxMs: 0,
+    peerEchoes: false,
     inSla: CLASS_NAMES.map(() => true),
     breach: CLASS_NAMES.map(() => undefined),
     slaOutAtMs: new Float64Array(n),

@@ -148,6 +148,26 @@ export const overlayDescriptor = {
                 "epoch": {
                   "type": "uint32",
                   "id": 6
+                },
+                "echoSeq": {
+                  "type": "uint32",
+                  "id": 7,
+                  "protoName": "echo_seq"
+                },
+                "echoTxUs": {
+                  "type": "uint64",
+                  "id": 8,
+                  "protoName": "echo_tx_us"
+                },
+                "echoHoldUs": {
+                  "type": "uint32",
+                  "id": 9,
+                  "protoName": "echo_hold_us"
+                },
+                "echoOk": {
+                  "type": "bool",
+                  "id": 10,
+                  "protoName": "echo_ok"
                 }
               }
             },

@@ -315,6 +315,10 @@ function fastProbe(b: Uint8Array, end: number): ProbeFrame | undefined {
   let dscp = 0;
   let report: PathReport | null = null;
   let epoch = 0;
+  let echoSeq = 0;
+  let echoTxUs = 0;
+  let echoHoldUs = 0;
+  let echoOk = false;
   while (fpos < end) {
     let v: number;
     switch (b[fpos++]) {
@@ -342,12 +346,26 @@ function fastProbe(b: Uint8Array, end: number): ProbeFrame | undefined {
       case 0x30:
         v = epoch = fUint32(b, end);
         break;
+      case 0x38:
+        v = echoSeq = fUint32(b, end);
+        break;
+      case 0x40:
+        v = echoTxUs = fUint64(b, end);
+        break;
+      case 0x48:
+        v = echoHoldUs = fUint32(b, end);
+        break;
+      case 0x50:
+        // A bool: protobufjs reads any varint, nonzero as true.
+        v = fUint32(b, end);
+        echoOk = v > 0;
+        break;
       default:
         return undefined;
     }
     if (v < 0) return undefined;
   }
-  return { link, seq, txUs, dscp, report, epoch };
+  return { link, seq, txUs, dscp, report, epoch, echoSeq, echoTxUs, echoHoldUs, echoOk };
 }
 
 function fastProbeReply(b: Uint8Array, end: number): ProbeReplyFrame | undefined {

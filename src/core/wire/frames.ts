@@ -41,6 +41,12 @@ export interface ProbeFrame {
   dscp: number;
   report?: PathReport | null;
   epoch?: number;
+  /** The answer to the peer's last probe (overlay.proto Probe.echo_*): its seq (0: none), tx_us and hold. */
+  echoSeq?: number;
+  echoTxUs?: number;
+  echoHoldUs?: number;
+  /** The sender reads echoes (or this probe carries one): our answers to it may ride our probes. */
+  echoOk?: boolean;
 }
 
 export interface ProbeReplyFrame {

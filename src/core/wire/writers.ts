@@ -270,6 +270,12 @@ export interface ProbeFields {
   holdUs: number;
   /** Probe only: the sender's epoch (0 leaves it out). */
   epoch: number;
+  /** Probe only: the answer to the peer's last probe (echoSeq 0: none; echoTxUs probeTxUsWritable). */
+  echoSeq: number;
+  echoTxUs: number;
+  echoHoldUs: number;
+  /** Probe only: we read echoes (overlay.proto Probe.echo_ok). */
+  echoOk: boolean;
   hasReport: boolean;
   received: number;
   highestSeq: number;
@@ -316,7 +322,13 @@ function probeInnerSize(f: ProbeFields, reply: boolean): number {
     const r = reportSize(f);
     n += 1 + varintSize(r) + r;
   }
-  if (!reply && f.epoch >>> 0 !== 0) n += 1 + varintSize(f.epoch >>> 0);
+  if (!reply) {
+    if (f.epoch >>> 0 !== 0) n += 1 + varintSize(f.epoch >>> 0);
+    if (f.echoSeq >>> 0 !== 0) n += 1 + varintSize(f.echoSeq >>> 0);
+    if (f.echoTxUs !== 0) n += 1 + varint64Size(f.echoTxUs);
+    if (f.echoHoldUs >>> 0 !== 0) n += 1 + varintSize(f.echoHoldUs >>> 0);
+    if (f.echoOk) n += 2;
+  }
   return n;
 }
 
@@ -368,9 +380,26 @@ export function writeProbeFrame(out: Uint8Array, pos: number, f: ProbeFields, re
       pos = writeVarint(out, pos, f.jitterUs >>> 0);
     }
   }
-  if (!reply && f.epoch >>> 0 !== 0) {
+  if (reply) return pos;
+  if (f.epoch >>> 0 !== 0) {
     out[pos++] = 0x30;
     pos = writeVarint(out, pos, f.epoch >>> 0);
+  }
+  if (f.echoSeq >>> 0 !== 0) {
+    out[pos++] = 0x38;
+    pos = writeVarint(out, pos, f.echoSeq >>> 0);
+  }
+  if (f.echoTxUs !== 0) {
+    out[pos++] = 0x40;
+    pos = writeVarint64(out, pos, f.echoTxUs);
+  }
+  if (f.echoHoldUs >>> 0 !== 0) {
+    out[pos++] = 0x48;
+    pos = writeVarint(out, pos, f.echoHoldUs >>> 0);
+  }
+  if (f.echoOk) {
+    out[pos++] = 0x50;
+    out[pos++] = 1;
   }
   return pos;
 }
