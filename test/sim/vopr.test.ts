@@ -174,6 +174,15 @@ describe('VOPR', () => {
     expect(r.ok, formatFailure(r)).toBe(true);
   }, 120_000);
 
+  // Found by `braid sim vopr --seed 94000000 --runs 600` (2026-12-07): the adversary raced copies of
+  // spoke c's initiations into other hub links, twice; the hub answered only the copies and took the
+  // real initiations for replays, and c waited REKEY_TIMEOUT each time: cut off 4 s past the heal
+  // (fixed: src/core/crypto/peer-session.ts responseForDuplicate).
+  it('short-form regression seed 94000463 passes', () => {
+    const r = voprRun(94000463, { ...DEFAULT_VOPR_CONFIG, ...(AEAD ? { aead: AEAD } : {}) });
+    expect(r.ok, formatFailure(r)).toBe(true);
+  }, 120_000);
+
   it('catches the real thing: without AEAD, netem corruption and duplication reach the sites', () => {
     const config = { ...DEFAULT_VOPR_CONFIG, insecurePlaintext: true };
     const failures = [];

@@ -28,15 +28,15 @@
  * Handshake floods (see cookie.ts): mac1 first (one MAC, no state), then mac2 with a cookie reply
  * and a per-source token bucket from a source past its cookie-free allowance, and from everyone
  * once the global budget is spent (handshake-load.ts); initiations are also refused from a peer more often than every
- * MIN_INITIATION_INTERVAL_MS and when their TAI64N timestamp is not newer than the last one.
+ * MIN_INITIATION_INTERVAL_MS and when their TAI64N timestamp is not newer than the last one (a copy of
+ * the last one gets our timed resends, wherever it came from: noteDuplicateSource in peer-session.ts).
  *
- * Data packets: the AAD is (wire version, receiver index, counter); an empty plaintext is a
- * keepalive and must not be decoded as a frame. Index 0 is never allocated (the envelope uses
- * receiver 0 for "no session").
+ * Data packets: the AAD is (wire version, receiver index, counter); an empty plaintext is a keepalive
+ * and must not be decoded as a frame. Index 0 is never allocated (the envelope: receiver 0 is "no session").
  *
- * Layout: Keypair, PeerState and the slot operations (drop, retire, zero) live in peer-session.ts;
- * the result, event, snapshot and option types in session-types.ts (re-exported here). This module
- * is the SessionManager: configuration, seal/open, handshake messages, timers and outputs.
+ * Layout: Keypair, PeerState and the slot operations (drop, retire, zero) live in peer-session.ts; the result,
+ * event, snapshot and option types in session-types.ts (re-exported here). This module is the SessionManager:
+ * configuration, seal/open, handshake messages, timers and outputs.
  */
 import { BraidError, ErrorCode } from '../errors.ts';
 import type { KeyedBlake2s } from './blake2s.ts';
@@ -73,7 +73,7 @@ import {
   readHeaderIndex,
   type CipherPolicy,
 } from './noise.ts';
-import { deadlineOf, dueResponse, Keypair, peerSessionSnapshot, PeerState, retireKeypair, zeroPeerKeys, zeroRecord, type IndexEntry } from './peer-session.ts';
+import { deadlineOf, dueResponse, Keypair, peerSessionSnapshot, PeerState, noteDuplicateSource, retireKeypair, zeroPeerKeys, zeroRecord, type IndexEntry } from './peer-session.ts';
 import {
   DATA_DROP_REASONS,
   DEFAULT_CIPHER_POLICY,
@@ -164,9 +164,8 @@ export class SessionManager<Source = string> {
   // ---- data ----
 
   /**
-   * Seals `plaintext` for `peerId` on its current session. Without a usable session it starts a
-   * handshake and returns noSession: the caller drops or stages the packet (and resends after the
-   * sessionEstablished event).
+   * Seals `plaintext` for `peerId` on its current session. Without a usable session it starts a handshake and
+   * returns noSession: the caller drops or stages the packet (and resends after the sessionEstablished event).
    */
   seal(nowMs: number, peerId: string, plaintext: Uint8Array, out?: Uint8Array): SealResult {
     const peer = this.peers.get(peerId);
@@ -305,7 +304,7 @@ export class SessionManager<Source = string> {
       this.limiter.charge(nowMs, sourceKey);
     }
     const responderIndex = this.allocateIndex();
-    let authorizedPeer: PeerState | null = null;
+    let authorizedPeer: PeerState | null = null, duplicateFor: PeerState | null = null; // set inside authorize
     const result = consumeInitiation({
       local: this.local,
       prologue: this.prologue,
@@ -317,9 +316,9 @@ export class SessionManager<Source = string> {
       authorize: (initiation) => {
         const peer = this.peersByStatic.get(encodeKey(initiation.remoteStatic));
         if (peer === undefined) return 'unknownPeer';
-        if (peer.lastTimestamp !== null && compareTimestamps(initiation.timestamp, peer.lastTimestamp) <= 0) {
-          return 'replayedTimestamp';
-        }
+        const order = peer.lastTimestamp === null ? 1 : compareTimestamps(initiation.timestamp, peer.lastTimestamp);
+        if (order === 0) duplicateFor = peer; // the initiation we answered last, again: noteDuplicateSource
+        if (order <= 0) return 'replayedTimestamp';
         if (nowMs - peer.lastInitiationConsumedMs < MIN_INITIATION_INTERVAL_MS) return 'initiationFlood';
         authorizedPeer = peer;
         return null;
@@ -328,6 +327,7 @@ export class SessionManager<Source = string> {
     const peer = authorizedPeer as PeerState | null; // assigned inside the callback
     if (!result.ok || peer === null) {
       this.handshakeDrops[result.ok ? 'unknownPeer' : result.reason]++;
+      noteDuplicateSource(duplicateFor as PeerState | null, source, nowMs);
       return;
     }
     peer.lastTimestamp = result.initiation.timestamp;
@@ -343,7 +343,7 @@ export class SessionManager<Source = string> {
     peer.zeroKeysAtMs = nowMs + 3 * REJECT_AFTER_TIME_MS;
     peer.keepaliveAtMs = Infinity;
     this.pushTransmit({ kind: 'reply', to: source, bytes: result.response });
-    peer.response = { bytes: result.response, to: source, forKeypair: keypair, resends: 0 };
+    peer.response = { bytes: result.response, to: source, forKeypair: keypair, alsoTo: [], resends: 0, sentAtMs: nowMs };
     peer.responseResendAtMs = nowMs + AWAIT_CONFIRMATION_MS;
     this.pushEvent(nowMs, 'sessionEstablished', peer.id, `responded to handshake from ${peer.id} (${keypair.cipherText}), awaiting confirmation`);
     return peer.id;
@@ -417,7 +417,7 @@ export class SessionManager<Source = string> {
   handleTimeout(nowMs: number): void {
     for (const peer of this.peers.values()) {
       const resend = dueResponse(peer, nowMs);
-      if (resend !== undefined) this.pushTransmit({ kind: 'reply', to: resend.to as Source, bytes: resend.bytes });
+      if (resend !== undefined) for (const to of [resend.to, ...resend.alsoTo]) this.pushTransmit({ kind: 'reply', to: to as Source, bytes: resend.bytes });
       if (peer.retransmitAtMs <= nowMs) {
         peer.retransmitAtMs = Infinity;
         if (peer.handshakeAttempts >= MAX_TIMER_HANDSHAKES) {

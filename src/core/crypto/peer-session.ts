@@ -8,15 +8,18 @@
  * true when they drop, retire or zero keys. A dropped Keypair's AEADs are disposed at once. No
  * timers, no clock: deadlines are numbers the manager compares with its `nowMs`.
  */
-import { AWAIT_CONFIRMATION_MS, MAX_RESPONSE_RESENDS, REJECT_AFTER_TIME_MS } from './constants.ts';
+import { AWAIT_CONFIRMATION_MS, MAX_RESPONSE_RESENDS, REJECT_AFTER_TIME_MS, REKEY_TIMEOUT_MS } from './constants.ts';
 import type { PendingInitiation, TransportKeys } from './noise.ts';
 import { ReplayWindow } from './replay.ts';
 import { nodeCryptoAeadFactory, type Aead, type AeadFactory } from './transport.ts';
 import type { PeerSessionSnapshot } from './session-types.ts';
 import type { DataCipher } from './types.ts';
 
-/** The response to resend now (PeerState.response), if one is due; rearms the timer. */
-export function dueResponse(peer: PeerState, nowMs: number): { to: unknown; bytes: Uint8Array } | undefined {
+/** Sources of copies of the answered initiation that also get the timed resends (noteDuplicateSource). */
+export const MAX_DUPLICATE_SOURCES = 3;
+
+/** The response to resend now (PeerState.response), to `to` and `alsoTo`, if one is due; rearms the timer. */
+export function dueResponse(peer: PeerState, nowMs: number): { to: unknown; alsoTo: unknown[]; bytes: Uint8Array } | undefined {
   if (peer.responseResendAtMs > nowMs) return undefined;
   const r = peer.response;
   peer.responseResendAtMs = Infinity;
@@ -24,6 +27,22 @@ export function dueResponse(peer: PeerState, nowMs: number): { to: unknown; byte
   r.resends++;
   peer.responseResendAtMs = nowMs + AWAIT_CONFIRMATION_MS;
   return r;
+}
+
+/**
+ * A copy of the initiation we answered last (the same timestamp) came in again, maybe by another
+ * link or address: its source gets our timed resends too (dueResponse), the same bytes, no new
+ * state. An attacker on one link's path who raced a copy of a spoke's initiation to us from
+ * elsewhere made us answer only there; the real initiation, a moment later, read as a replay, and
+ * the spoke waited REKEY_TIMEOUT for its retry (VOPR seed 94000463: a spoke cut off 4 s past the
+ * heal). Now it has the response after AWAIT_CONFIRMATION_MS. Nothing is sent at once: the copies
+ * a multipath initiator sends on every link get no extra answers once it confirms, within an RTT.
+ * Only while the initiator may still wait (REKEY_TIMEOUT_MS), MAX_DUPLICATE_SOURCES sources.
+ */
+export function noteDuplicateSource(peer: PeerState | null, source: unknown, nowMs: number): void {
+  const r = peer?.response;
+  if (peer == null || r == null || peer.next !== r.forKeypair || nowMs - r.sentAtMs > REKEY_TIMEOUT_MS || r.alsoTo.length >= MAX_DUPLICATE_SOURCES) return;
+  r.alsoTo.push(source);
 }
 
 /** Counters per reason, all at zero. */
@@ -93,7 +112,8 @@ export class PeerState {
    * confirmation: a lost response otherwise costs the initiator's 5 s retry (VOPR seed 425). The
    * same bytes anyone on the path could replay; the initiator takes one and drops the others.
    */
-  response: { bytes: Uint8Array; to: unknown; forKeypair: Keypair; resends: number } | null = null;
+  /** Our last response while unconfirmed: timed resends go to `to` and to where copies of its initiation came from. */
+  response: { bytes: Uint8Array; to: unknown; alsoTo: unknown[]; forKeypair: Keypair; resends: number; sentAtMs: number } | null = null;
   // Timers are data (absolute deadlines per peer, Infinity = unarmed), WireGuard's five minus the
   // persistent keepalive (path probes already keep NAT state warm):
   //   retransmit    REKEY_TIMEOUT + jitter after an initiation; resend with a fresh ephemeral, give up

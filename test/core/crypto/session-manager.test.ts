@@ -266,6 +266,52 @@ describe('SessionManager', () => {
     expect(initiations).toBe(1);
   });
 
+  it('a copy of the initiation it answered last, from anywhere, gets the timed resends too (VOPR seed 94000463)', () => {
+    const p = makePair(9);
+    p.a.mgr.connect(0, 'b');
+    const initiation = p.a.mgr.pollTransmit()!;
+    if (initiation.kind !== 'initiation') throw new Error('expected an initiation');
+    // An attacker on another path races a copy in first: the response goes there, not to a.
+    const elsewhere = 'elsewhere' as unknown as Name;
+    p.b.mgr.handleHandshake(0, elsewhere, '203.0.113.66:7023', initiation.bytes);
+    const first = p.b.mgr.pollTransmit();
+    if (first?.kind !== 'reply') throw new Error('expected a response');
+    expect(first.to).toBe(elsewhere);
+    // The real initiation, a moment later, is a replay to b: nothing now, no new state...
+    p.b.mgr.handleHandshake(30, 'a', 'a:1', initiation.bytes);
+    expect(p.b.mgr.pollTransmit()).toBeUndefined();
+    expect(p.b.mgr.snapshot(30).handshakeDrops.replayedTimestamp).toBe(1);
+    // ...and the response's timed resend, still unconfirmed, goes to both.
+    p.b.mgr.handleTimeout(AWAIT_CONFIRMATION_MS);
+    const resent: CryptoTransmit<Name>[] = [];
+    for (let t = p.b.mgr.pollTransmit(); t !== undefined; t = p.b.mgr.pollTransmit()) resent.push(t);
+    expect(resent.map((t) => (t.kind === 'reply' ? t.to : t.kind))).toEqual([elsewhere, 'a']);
+    const toA = resent[1]!;
+    if (toA.kind !== 'reply') throw new Error('expected a response');
+    expect(toHex(toA.bytes)).toBe(toHex(first.bytes));
+    // a completes the handshake with it, and b's session is confirmed by a's first packet.
+    p.a.mgr.handleHandshake(AWAIT_CONFIRMATION_MS + 30, 'b', 'b:1', toA.bytes);
+    const sealed = p.a.mgr.seal(AWAIT_CONFIRMATION_MS + 31, 'b', text('hello'));
+    if (!sealed.ok) throw new Error('a has no session');
+    expect(p.b.mgr.open(AWAIT_CONFIRMATION_MS + 60, sealed.receiverIndex, sealed.counter, sealed.ciphertext).ok).toBe(true);
+
+    // A multipath initiator's copies on its other links, confirmed within an RTT: not one extra answer.
+    const q = makePair(10);
+    q.a.mgr.connect(0, 'b');
+    const init2 = q.a.mgr.pollTransmit()!;
+    if (init2.kind !== 'initiation') throw new Error('expected an initiation');
+    q.b.mgr.handleHandshake(0, 'a', 'a:1', init2.bytes);
+    const response = q.b.mgr.pollTransmit()!;
+    for (let k = 0; k < 5; k++) q.b.mgr.handleHandshake(10 + k, elsewhere, 'x:1', init2.bytes);
+    if (response.kind !== 'reply') throw new Error('expected a response');
+    q.a.mgr.handleHandshake(20, 'b', 'b:1', response.bytes);
+    const s2 = q.a.mgr.seal(21, 'b', text('hi'));
+    if (!s2.ok) throw new Error('a has no session');
+    expect(q.b.mgr.open(40, s2.receiverIndex, s2.counter, s2.ciphertext).ok).toBe(true);
+    for (let t = 0; t <= 4 * AWAIT_CONFIRMATION_MS; t += 100) q.b.mgr.handleTimeout(t);
+    expect(q.b.mgr.pollTransmit()).toBeUndefined();
+  });
+
   it('refuses a replayed initiation and one arriving too soon after the last', () => {
     const p = makePair(8);
     p.a.mgr.connect(0, 'b');
