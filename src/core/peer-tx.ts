@@ -45,6 +45,11 @@ const NO_LENGTHS: readonly number[] = Object.freeze([]);
 /** Network control: probes, handshakes, hellos and drains are queued as this class. */
 export const CONTROL_CLASS = 0;
 
+/** How long the answer held on `p` (peer-echo.ts) has waited, in whole microseconds: its hold time on the wire. */
+function heldUs(p: PathRuntime, nowMs: number): number {
+  return Math.max(0, Math.round((nowMs - p.echoRxMs) * 1000));
+}
+
 export class PeerTx {
   /** Reused probe fields for the frame writer (filled and written within one call). */
   private readonly probeOut: ProbeFields = { link: 0, seq: 0, txUs: 0, dscp: 0, holdUs: 0, epoch: 0, hasReport: true, received: 0, highestSeq: 0, jitterUs: 0, echoSeq: 0, echoTxUs: 0, echoHoldUs: 0, echoOk: false };
@@ -244,7 +249,7 @@ export class PeerTx {
     // The answer to the peer's last probe, held for this probe (peer.ts); without one, say we read them.
     f.echoSeq = p.echoSeq;
     f.echoTxUs = p.echoSeq !== 0 ? p.echoTxUs : 0;
-    f.echoHoldUs = p.echoSeq !== 0 ? Math.max(0, Math.round((nowMs - p.echoRxMs) * 1000)) : 0;
+    f.echoHoldUs = p.echoSeq !== 0 ? heldUs(p, nowMs) : 0;
     f.echoOk = p.echoSeq === 0;
     p.stats.reportInto(nowMs, f);
     const bytes = this.wrapProbe(f, false);
@@ -307,7 +312,7 @@ export class PeerTx {
     if (p.echoSeq === 0) return;
     const seq = p.echoSeq;
     p.echoSeq = 0;
-    this.sendProbeReply(p, p.remote, seq, p.echoTxUs, nowMs, p.dscp, Math.max(0, Math.round((nowMs - p.echoRxMs) * 1000)));
+    this.sendProbeReply(p, p.remote, seq, p.echoTxUs, nowMs, p.dscp, heldUs(p, nowMs));
   }
 
   /**
