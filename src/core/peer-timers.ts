@@ -77,7 +77,7 @@ function handshakeIfAllDead(peer: Peer, nowMs: number): void {
     any = true;
   }
   if (!any) return;
-  sessions.connect(nowMs, peer.name);
+  sessions.connect(nowMs, peer.name, true);
   peer.host.drainCrypto();
 }
 

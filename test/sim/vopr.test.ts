@@ -177,9 +177,23 @@ describe('VOPR', () => {
   // Found by `braid sim vopr --seed 94000000 --runs 600` (2026-12-07): the adversary raced copies of
   // spoke c's initiations into other hub links, twice; the hub answered only the copies and took the
   // real initiations for replays, and c waited REKEY_TIMEOUT each time: cut off 4 s past the heal
-  // (fixed: src/core/crypto/peer-session.ts responseForDuplicate).
+  // (fixed: src/core/crypto/peer-session.ts noteDuplicateSource).
   it('short-form regression seed 94000463 passes', () => {
     const r = voprRun(94000463, { ...DEFAULT_VOPR_CONFIG, ...(AEAD ? { aead: AEAD } : {}) });
+    expect(r.ok, formatFailure(r)).toBe(true);
+  }, 120_000);
+
+  // Found by `braid sim vopr --seed 96000000 --runs 1000` and `--long --seed 97000000 --runs 200`
+  // (2026-12-07): a spoke without a working session (96000889: never made, both initiations lost in
+  // the faults; 97000092: expired while its rekeys went unanswered) retried every REKEY_TIMEOUT and
+  // delivered again only 4.6-4.9 s past the heal (fixed: NO_SESSION_RETRY_MS, crypto/constants.ts).
+  it('short-form regression seed 96000889 passes', () => {
+    const r = voprRun(96000889, { ...DEFAULT_VOPR_CONFIG, ...(AEAD ? { aead: AEAD } : {}) });
+    expect(r.ok, formatFailure(r)).toBe(true);
+  }, 120_000);
+
+  it('long-form regression seed 97000092 passes', () => {
+    const r = voprRun(97000092, { ...LONG_VOPR_CONFIG, ...(AEAD ? { aead: AEAD } : {}) });
     expect(r.ok, formatFailure(r)).toBe(true);
   }, 120_000);
 

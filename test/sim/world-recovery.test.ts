@@ -13,7 +13,7 @@
 import { describe, expect, it } from 'vitest';
 import { World, type WorldSiteConfig } from '../../sim/world.ts';
 import { makePacket } from '../../sim/packets.ts';
-import { REKEY_ATTEMPT_TIME_MS, REKEY_TIMEOUT_MS } from '../../src/core/crypto/constants.ts';
+import { NO_SESSION_RETRY_MS, REKEY_ATTEMPT_TIME_MS, REKEY_TIMEOUT_JITTER_MAX_MS } from '../../src/core/crypto/constants.ts';
 
 type WorldSiteLink = WorldSiteConfig['links'][number];
 
@@ -39,7 +39,7 @@ function world(a: WorldSiteLink, b: WorldSiteLink, seed = 4242): World {
 const hubToSpoke = (k: number): Uint8Array => makePacket({ src: [10, 1, 0, 5], dst: [10, 2, 0, 5], srcPort: 5060, dstPort: 5060, sizeBytes: 200, flowId: 1, seq: k });
 
 describe('recovery after outages and restarts (World)', () => {
-  it('a spoke that gave up on its hub calls again: both links down for 120 s from the start, the spoke sends nothing, the hub reaches it within a rekey timeout of the heal', () => {
+  it('a spoke that gave up on its hub calls again: both links down for 120 s from the start, the spoke sends nothing, the hub reaches it within a no-session retry of the heal', () => {
     const w = world('mpls', { name: 'inet', nat: true });
     w.impair('s1.mpls-hub.mpls', { up: false });
     w.impair('s1.inet-hub.inet', { up: false });
@@ -60,7 +60,11 @@ describe('recovery after outages and restarts (World)', () => {
     expect(gaveUp!.atMs).toBeLessThan(DOWN_UNTIL_MS);
     // A new round started at once, and the hub's packets reach the spoke after the heal.
     expect(w.site('s1').events.some((e) => e.atMs === gaveUp!.atMs && /handshake with hub started/.test(e.message ?? ''))).toBe(true);
-    expect(firstAfterMs - DOWN_UNTIL_MS).toBeLessThan(REKEY_TIMEOUT_MS + 1000);
+    // Without a session the retries come every NO_SESSION_RETRY (+ jitter), not REKEY_TIMEOUT (5 s).
+    console.log(`hub's packets reach the spoke ${(firstAfterMs - DOWN_UNTIL_MS).toFixed(0)} ms after the heal`);
+    // A literal bound (2.6 s), not one derived from the constant: with WireGuard's 5 s retry this read 4,593 ms.
+    expect(NO_SESSION_RETRY_MS + REKEY_TIMEOUT_JITTER_MAX_MS + 200).toBeLessThanOrEqual(2_600);
+    expect(firstAfterMs - DOWN_UNTIL_MS).toBeLessThan(2_600);
     expect(w.site('s1').deliveredCount).toBeGreaterThan(150);
   });
 

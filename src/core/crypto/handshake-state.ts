@@ -49,7 +49,7 @@ import {
   KEEPALIVE_TIMEOUT_MS,
   MAX_PEERS,
   MAX_QUEUED_OUTPUTS,
-  MAX_TIMER_HANDSHAKES,
+  REKEY_ATTEMPT_TIME_MS,
   MIN_INITIATION_INTERVAL_MS,
   REJECT_AFTER_TIME_MS,
   REKEY_AFTER_MESSAGES,
@@ -73,7 +73,7 @@ import {
   readHeaderIndex,
   type CipherPolicy,
 } from './noise.ts';
-import { deadlineOf, dueResponse, Keypair, peerSessionSnapshot, PeerState, noteDuplicateSource, retireKeypair, zeroPeerKeys, zeroRecord, type IndexEntry } from './peer-session.ts';
+import { deadlineOf, dueResponse, Keypair, peerSessionSnapshot, PeerState, noteDuplicateSource, markStalled, retireKeypair, retryIntervalMs, zeroPeerKeys, zeroRecord, type IndexEntry } from './peer-session.ts';
 import {
   DATA_DROP_REASONS,
   DEFAULT_CIPHER_POLICY,
@@ -271,10 +271,10 @@ export class SessionManager<Source = string> {
     }
   }
 
-  /** Starts a handshake with `peerId` now (e.g. at startup, so the first packet does not wait). */
-  connect(nowMs: number, peerId: string): void {
+  /** Starts a handshake with `peerId` now (e.g. at startup); `stalled`: its current session carries nothing (markStalled). */
+  connect(nowMs: number, peerId: string, stalled = false): void {
     const peer = this.peers.get(peerId);
-    if (peer !== undefined) this.initiate(peer, nowMs, false);
+    if (peer !== undefined) this.initiate(markStalled(peer, stalled), nowMs, false);
   }
 
   private handleInitiation(nowMs: number, source: Source, sourceAddress: string, message: Uint8Array): string | undefined {
@@ -420,7 +420,7 @@ export class SessionManager<Source = string> {
       if (resend !== undefined) for (const to of [resend.to, ...resend.alsoTo]) this.pushTransmit({ kind: 'reply', to: to as Source, bytes: resend.bytes });
       if (peer.retransmitAtMs <= nowMs) {
         peer.retransmitAtMs = Infinity;
-        if (peer.handshakeAttempts >= MAX_TIMER_HANDSHAKES) {
+        if (nowMs - peer.roundStartedMs >= REKEY_ATTEMPT_TIME_MS) {
           this.giveUp(peer, nowMs);
         } else {
           peer.handshakeAttempts++;
@@ -508,9 +508,9 @@ export class SessionManager<Source = string> {
   }
 
   private initiate(peer: PeerState, nowMs: number, isRetry: boolean): void {
-    if (!isRetry) peer.handshakeAttempts = 0;
-    // At most one initiation per REKEY_TIMEOUT, however much traffic asks for one.
-    if (nowMs - peer.lastInitiationSentMs < REKEY_TIMEOUT_MS) return;
+    if (!isRetry) [peer.handshakeAttempts, peer.roundStartedMs] = [0, nowMs];
+    // At most one initiation per retry interval (REKEY_TIMEOUT, 2 s without a session), however much traffic asks.
+    if (nowMs - peer.lastInitiationSentMs < retryIntervalMs(peer, nowMs)) return;
     if (peer.pending !== null) this.indices.delete(peer.pending.senderIndex);
     peer.pending = null;
     const senderIndex = this.allocateIndex();
@@ -535,7 +535,7 @@ export class SessionManager<Source = string> {
     peer.pending = created.pending;
     this.indices.set(senderIndex, { peer, keypair: null });
     peer.keepaliveAtMs = Infinity;
-    peer.retransmitAtMs = nowMs + REKEY_TIMEOUT_MS + this.jitterMs();
+    peer.retransmitAtMs = nowMs + retryIntervalMs(peer, nowMs) + this.jitterMs();
     this.pushTransmit({ kind: 'initiation', peerId: peer.id, bytes: created.message });
     this.pushEvent(
       nowMs,

@@ -8,10 +8,10 @@
  * true when they drop, retire or zero keys. A dropped Keypair's AEADs are disposed at once. No
  * timers, no clock: deadlines are numbers the manager compares with its `nowMs`.
  */
-import { AWAIT_CONFIRMATION_MS, MAX_RESPONSE_RESENDS, REJECT_AFTER_TIME_MS, REKEY_TIMEOUT_MS } from './constants.ts';
+import { AWAIT_CONFIRMATION_MS, MAX_RESPONSE_RESENDS, NO_SESSION_RETRY_MS, REJECT_AFTER_TIME_MS, REKEY_TIMEOUT_MS } from './constants.ts';
 import type { PendingInitiation, TransportKeys } from './noise.ts';
 import { ReplayWindow } from './replay.ts';
-import { nodeCryptoAeadFactory, type Aead, type AeadFactory } from './transport.ts';
+import { isValidSendCounter, nodeCryptoAeadFactory, type Aead, type AeadFactory } from './transport.ts';
 import type { PeerSessionSnapshot } from './session-types.ts';
 import type { DataCipher } from './types.ts';
 
@@ -47,6 +47,28 @@ export function noteDuplicateSource(peer: PeerState | null, source: unknown, now
 
 /** Counters per reason, all at zero. */
 /** A peer's earliest armed timer (Infinity: none, or no such peer). */
+/**
+ * How long after an initiation the next may go: REKEY_TIMEOUT while the current session can still
+ * send (a rekey: traffic flows meanwhile), NO_SESSION_RETRY_MS while none can (constants.ts) or the
+ * caller said the current one carries nothing (markStalled).
+ */
+export function retryIntervalMs(peer: PeerState, nowMs: number): number {
+  const c = peer.current;
+  if (peer.stalledSession !== c) peer.stalledSession = null; // replaced: the stall is over (and its keys not held)
+  const works = c !== null && c !== peer.stalledSession && nowMs - c.createdMs < REJECT_AFTER_TIME_MS && isValidSendCounter(c.sendCounter);
+  return works ? REKEY_TIMEOUT_MS : NO_SESSION_RETRY_MS;
+}
+
+/**
+ * `stalled`: the caller knows the current session carries nothing though it has not expired (every
+ * path to the peer is DOWN: the peer restarted, or the network is out; peer-timers.ts
+ * handshakeIfAllDead), so its handshakes retry as without one until a new session replaces it.
+ */
+export function markStalled(peer: PeerState, stalled: boolean): PeerState {
+  if (stalled && peer.current !== null) peer.stalledSession = peer.current;
+  return peer;
+}
+
 export function deadlineOf(peer: PeerState | undefined): number {
   return peer === undefined ? Infinity : Math.min(peer.responseResendAtMs, peer.retransmitAtMs, peer.keepaliveAtMs, peer.newHandshakeAtMs, peer.zeroKeysAtMs);
 }
@@ -105,6 +127,10 @@ export class PeerState {
   pending: PendingInitiation | null = null;
   lastInitiationSentMs = Number.NEGATIVE_INFINITY;
   handshakeAttempts = 0;
+  /** When this round of initiations began: retries stop REKEY_ATTEMPT_TIME after it. */
+  roundStartedMs = Number.NEGATIVE_INFINITY;
+  /** A session the caller found carrying nothing (markStalled); dropped once another is current (retryIntervalMs). */
+  stalledSession: Keypair | null = null;
   sentLastMinuteHandshake = false;
   /**
    * Responder: our response for `next`, resent to where the initiation came from every
@@ -116,8 +142,9 @@ export class PeerState {
   response: { bytes: Uint8Array; to: unknown; alsoTo: unknown[]; forKeypair: Keypair; resends: number; sentAtMs: number } | null = null;
   // Timers are data (absolute deadlines per peer, Infinity = unarmed), WireGuard's five minus the
   // persistent keepalive (path probes already keep NAT state warm):
-  //   retransmit    REKEY_TIMEOUT + jitter after an initiation; resend with a fresh ephemeral, give up
-  //                 after MAX_TIMER_HANDSHAKES (REKEY_ATTEMPT_TIME)
+  //   retransmit    retryIntervalMs (REKEY_TIMEOUT, or NO_SESSION_RETRY without a working session) +
+  //                 jitter after an initiation; resend with a fresh ephemeral, give up REKEY_ATTEMPT_TIME
+  //                 after the round began
   //   keepalive     KEEPALIVE_TIMEOUT after receiving data if we sent nothing since: ask for an empty
   //                 authenticated packet so the peer knows its packets arrive
   //   newHandshake  KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter after sending data if nothing came back
@@ -178,7 +205,7 @@ export function zeroPeerKeys(indices: Map<number, IndexEntry>, peer: PeerState):
   for (const k of peer.retired) dropKeypair(indices, k);
   peer.retired = [];
   if (peer.pending !== null) indices.delete(peer.pending.senderIndex);
-  peer.current = peer.previous = peer.next = null;
+  peer.current = peer.previous = peer.next = peer.stalledSession = null;
   peer.pending = null;
   peer.cookie = null;
   peer.retransmitAtMs = peer.keepaliveAtMs = peer.newHandshakeAtMs = peer.zeroKeysAtMs = Infinity;

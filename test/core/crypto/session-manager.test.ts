@@ -4,7 +4,8 @@ import {
   AWAIT_CONFIRMATION_MS,
   KEEPALIVE_TIMEOUT_MS,
   MAX_RESPONSE_RESENDS,
-  MAX_TIMER_HANDSHAKES,
+  NO_SESSION_RETRY_MS,
+  REKEY_ATTEMPT_TIME_MS,
   REJECT_AFTER_TIME_MS,
   REKEY_AFTER_TIME_MS,
   REKEY_TIMEOUT_JITTER_MAX_MS,
@@ -228,42 +229,86 @@ describe('SessionManager', () => {
     expect(p.a.mgr.snapshot(REJECT_AFTER_TIME_MS).dataDrops.expiredSession).toBe(1);
   });
 
-  it('retransmits every REKEY_TIMEOUT plus jitter, with fresh ephemerals, then gives up', () => {
-    const p = makePair(6);
-    p.a.mgr.connect(0, 'b');
+  /** Runs a's timers until it gives up (or `untilMs`); the times it sent initiations at, and their distinct bytes. */
+  function retries(p: Pair, fromMs: number, untilMs = Infinity): { sentAtMs: number[]; distinct: number; gaveUpAtMs: number | undefined } {
     const sentAtMs: number[] = [];
     const messages = new Set<string>();
-    let now = 0;
-    for (let guard = 0; guard < 100; guard++) {
+    let now = fromMs;
+    for (let guard = 0; guard < 200; guard++) {
       for (let t = p.a.mgr.pollTransmit(); t !== undefined; t = p.a.mgr.pollTransmit()) {
         if (t.kind === 'initiation') {
           sentAtMs.push(now);
           messages.add(toHex(t.bytes));
         }
       }
-      const kinds = events(p.a);
-      if (kinds.includes('handshakeFailed')) break;
+      if (events(p.a).includes('handshakeFailed')) return { sentAtMs, distinct: messages.size, gaveUpAtMs: now };
       now = p.a.mgr.nextDeadlineMs()!;
+      if (now > untilMs) break;
       p.a.mgr.handleTimeout(now);
     }
-    expect(sentAtMs.length).toBe(1 + MAX_TIMER_HANDSHAKES);
-    expect(messages.size).toBe(sentAtMs.length);
+    return { sentAtMs, distinct: messages.size, gaveUpAtMs: undefined };
+  }
+
+  it('without a session, retransmits every NO_SESSION_RETRY plus jitter, with fresh ephemerals, for REKEY_ATTEMPT_TIME', () => {
+    const p = makePair(6);
+    p.a.mgr.connect(0, 'b');
+    const { sentAtMs, distinct, gaveUpAtMs } = retries(p, 0);
+    expect(distinct).toBe(sentAtMs.length);
     for (let i = 1; i < sentAtMs.length; i++) {
       const gap = sentAtMs[i]! - sentAtMs[i - 1]!;
-      expect(gap).toBeGreaterThanOrEqual(REKEY_TIMEOUT_MS);
-      expect(gap).toBeLessThanOrEqual(REKEY_TIMEOUT_MS + REKEY_TIMEOUT_JITTER_MAX_MS);
+      expect(gap).toBeGreaterThanOrEqual(NO_SESSION_RETRY_MS);
+      expect(gap).toBeLessThanOrEqual(NO_SESSION_RETRY_MS + REKEY_TIMEOUT_JITTER_MAX_MS);
     }
-    expect(p.a.mgr.snapshot(now).peers[0]!.handshakePending).toBe(false);
+    // Retries stop at the first timer REKEY_ATTEMPT_TIME after the first initiation, as WireGuard's.
+    expect(sentAtMs.at(-1)!).toBeLessThan(REKEY_ATTEMPT_TIME_MS);
+    expect(gaveUpAtMs!).toBeGreaterThanOrEqual(REKEY_ATTEMPT_TIME_MS);
+    expect(gaveUpAtMs!).toBeLessThanOrEqual(REKEY_ATTEMPT_TIME_MS + NO_SESSION_RETRY_MS + REKEY_TIMEOUT_JITTER_MAX_MS);
+    expect(p.a.mgr.snapshot(gaveUpAtMs!).peers[0]!.handshakePending).toBe(false);
     // After giving up, the only timer left erases keys later.
-    expect(p.a.mgr.nextDeadlineMs()).toBe(now + 3 * REJECT_AFTER_TIME_MS);
+    expect(p.a.mgr.nextDeadlineMs()).toBe(gaveUpAtMs! + 3 * REJECT_AFTER_TIME_MS);
   });
 
-  it('limits initiations to one per REKEY_TIMEOUT however much traffic wants one', () => {
+  it('a rekey whose session still works retransmits every REKEY_TIMEOUT plus jitter; once the session expires, every NO_SESSION_RETRY', () => {
     const p = makePair(7);
-    for (let t = 0; t < 4_000; t += 100) p.a.mgr.seal(t, 'b', text('queued'));
-    let initiations = 0;
-    for (let t = p.a.mgr.pollTransmit(); t !== undefined; t = p.a.mgr.pollTransmit()) if (t.kind === 'initiation') initiations++;
-    expect(initiations).toBe(1);
+    establish(p, 0);
+    const t = REKEY_AFTER_TIME_MS + 1;
+    sealOk(p.a, t, text('starts the rekey')); // a initiated the session: it rekeys on age; b never answers
+    const { sentAtMs } = retries(p, t, REJECT_AFTER_TIME_MS + 20_000);
+    const gaps = sentAtMs.slice(1).map((at, i) => ({ at, gap: at - sentAtMs[i]! }));
+    const working = gaps.filter((g) => g.at < REJECT_AFTER_TIME_MS);
+    const expired = gaps.filter((g) => g.at - g.gap >= REJECT_AFTER_TIME_MS);
+    expect(working.length).toBeGreaterThanOrEqual(10);
+    for (const g of working) expect(g.gap).toBeGreaterThanOrEqual(REKEY_TIMEOUT_MS);
+    for (const g of working) expect(g.gap).toBeLessThanOrEqual(REKEY_TIMEOUT_MS + REKEY_TIMEOUT_JITTER_MAX_MS);
+    expect(expired.length).toBeGreaterThanOrEqual(5);
+    for (const g of expired) expect(g.gap).toBeLessThanOrEqual(NO_SESSION_RETRY_MS + REKEY_TIMEOUT_JITTER_MAX_MS);
+  });
+
+  it('a session the caller marks stalled retries every NO_SESSION_RETRY until a new one replaces it', () => {
+    const p = makePair(8);
+    establish(p, 0);
+    p.a.mgr.connect(5_000, 'b', true); // every path DOWN: the peer restarted, or the network is out
+    const lost = retries(p, 5_000, 14_000).sentAtMs;
+    expect(lost.length).toBeGreaterThanOrEqual(4);
+    for (let i = 1; i < lost.length; i++) expect(lost[i]! - lost[i - 1]!).toBeLessThanOrEqual(NO_SESSION_RETRY_MS + REKEY_TIMEOUT_JITTER_MAX_MS);
+    // The peer answers: a new session, and a plain rekey of it no longer hurries.
+    p.a.mgr.connect(20_000, 'b');
+    pump(p, 20_000);
+    expect(p.a.mgr.snapshot(20_000).peers[0]!.sessionAgeMs).toBe(0);
+    p.a.mgr.connect(30_000, 'b');
+    const rekey = retries(p, 30_000, 50_000).sentAtMs;
+    expect(rekey.length).toBeGreaterThanOrEqual(3);
+    for (let i = 1; i < rekey.length; i++) expect(rekey[i]! - rekey[i - 1]!).toBeGreaterThanOrEqual(REKEY_TIMEOUT_MS);
+  });
+
+  it('limits initiations to one per retry interval however much traffic wants one', () => {
+    const p = makePair(7);
+    const sentAtMs: number[] = [];
+    for (let t = 0; t < 3 * NO_SESSION_RETRY_MS; t += 100) {
+      p.a.mgr.seal(t, 'b', text('queued'));
+      for (let x = p.a.mgr.pollTransmit(); x !== undefined; x = p.a.mgr.pollTransmit()) if (x.kind === 'initiation') sentAtMs.push(t);
+    }
+    expect(sentAtMs).toEqual([0, NO_SESSION_RETRY_MS, 2 * NO_SESSION_RETRY_MS]);
   });
 
   it('a copy of the initiation it answered last, from anywhere, gets the timed resends too (VOPR seed 94000463)', () => {
