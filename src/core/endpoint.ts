@@ -261,6 +261,7 @@ export class Endpoint implements PeerHost {
     if (!peer) return;
     peer.setSessionUp(nowMs, this.sessions!.hasSession(nowMs, peer.name));
     this.touch(peer);
+    if (e.kind === 'sessionEstablished' || e.kind === 'sessionConfirmed') peer.tx.onSessionChange();
     if ((e.kind === 'sessionEstablished' || e.kind === 'sessionConfirmed') && peer.sessionUp && peer.stagedCount > 0) this.resendStaged(peer);
     if (e.kind === 'handshakeFailed' && callAgain(peer, nowMs)) this.drainCrypto(); // a peer we must reach: a new round at once (peer-roam.ts)
   }

@@ -405,6 +405,16 @@ export class PeerTx {
     return this.seal(frame);
   }
 
+  /**
+   * A new session is current (sessionEstablished, sessionConfirmed): every class's open FEC group
+   * ends without parity (FecEncoder.abandon), so no parity of data sealed for the old session goes
+   * out on the new one, where a peer that restarted in between would rebuild a packet its previous
+   * life delivered. A rekey (every 2 min) costs one group's protection per class.
+   */
+  onSessionChange(): void {
+    for (const fec of this.peer.fecTxList) fec.encoder.abandon();
+  }
+
   /** Envelope around the sealed frame, or undefined without a session (a handshake is started). */
   private seal(frame: Uint8Array): Uint8Array | undefined {
     const host = this.peer.host;

@@ -197,6 +197,15 @@ describe('VOPR', () => {
     expect(r.ok, formatFailure(r)).toBe(true);
   }, 120_000);
 
+  // Found by `braid sim vopr --long --seed 99000100 --runs 300` (2026-12-07, with the 2 s retry):
+  // spoke e restarted between the hub's voice packet (FEC group of k = 1, flushed 20 ms later) and
+  // its parity; the parity went out on the new session, and the new e rebuilt from it the packet its
+  // previous life had delivered (fixed: FecEncoder.abandon at a session change, peer-tx.ts).
+  it('long-form regression seed 99000318 passes', () => {
+    const r = voprRun(99000318, { ...LONG_VOPR_CONFIG, ...(AEAD ? { aead: AEAD } : {}) });
+    expect(r.ok, formatFailure(r)).toBe(true);
+  }, 120_000);
+
   it('catches the real thing: without AEAD, netem corruption and duplication reach the sites', () => {
     const config = { ...DEFAULT_VOPR_CONFIG, insecurePlaintext: true };
     const failures = [];

@@ -126,6 +126,9 @@ export interface FecEncoderCounters {
   codecFailures: number;
   /** Parity shards not made because the overhead budget (maxOverheadRatio) had no credit left. */
   parityCapped: number;
+  /** Open groups dropped without parity, and unpolled parity shards dropped, by abandon(). */
+  abandonedGroups: number;
+  abandonedShards: number;
 }
 
 class ParityOut implements FecParityShard {
@@ -168,6 +171,8 @@ export class FecEncoder {
     parityOverrun: 0,
     codecFailures: 0,
     parityCapped: 0,
+    abandonedGroups: 0,
+    abandonedShards: 0,
   };
 
   readonly k: number;
@@ -338,6 +343,38 @@ export class FecEncoder {
     return undefined;
   }
 
+  /**
+   * Drops the open group without parity, and every parity shard not yet polled: its data went out
+   * on a session that is no longer the peer's (peer-tx.ts onSessionChange). A peer that restarted
+   * in between would rebuild from that parity a packet its previous life had delivered already
+   * (a k = 1 group's parity is the packet: VOPR seed 99000318, long form, delivered voice twice).
+   */
+  abandon(): void {
+    if (this.count > 0) {
+      this.count = 0;
+      this.advanceGroupId();
+      this.counters.abandonedGroups++;
+    }
+    while (this.ringCount > 0) {
+      const slot = this.ring[this.ringHead]!;
+      this.counters.abandonedShards += slot.emitted - slot.polled;
+      slot.polled = slot.emitted;
+      this.ringHead = (this.ringHead + 1) % FEC_PARITY_RING_GROUPS;
+      this.ringCount--;
+    }
+  }
+
+  private advanceGroupId(): void {
+    if (this.tag >= 0) {
+      // Wrap inside the tag's 28-bit space, skipping counter 0.
+      const c = this.groupId & FEC_GROUP_COUNTER_MASK;
+      this.groupId = ((this.tag << FEC_GROUP_TAG_SHIFT) | (c === FEC_GROUP_COUNTER_MASK ? 1 : c + 1)) >>> 0;
+    } else {
+      // uint32 wrap that skips FEC_UNPROTECTED_GROUP_ID (0), which means "not protected" on the wire.
+      this.groupId = this.groupId === 0xffffffff ? FEC_UNPROTECTED_GROUP_ID + 1 : this.groupId + 1;
+    }
+  }
+
   /** Closes the open group: pads, checksums, encodes, queues m parity shards. */
   private close(early: boolean): void {
     const k = this.count;
@@ -356,14 +393,7 @@ export class FecEncoder {
     if (m > 0) this.credit -= m;
     const groupId = this.groupId;
     this.count = 0;
-    if (this.tag >= 0) {
-      // Wrap inside the tag's 28-bit space, skipping counter 0.
-      const c = groupId & FEC_GROUP_COUNTER_MASK;
-      this.groupId = ((this.tag << FEC_GROUP_TAG_SHIFT) | (c === FEC_GROUP_COUNTER_MASK ? 1 : c + 1)) >>> 0;
-    } else {
-      // uint32 wrap that skips FEC_UNPROTECTED_GROUP_ID (0), which means "not protected" on the wire.
-      this.groupId = this.groupId === 0xffffffff ? FEC_UNPROTECTED_GROUP_ID + 1 : this.groupId + 1;
-    }
+    this.advanceGroupId();
     this.counters.groups++;
     if (early) this.counters.earlyFlushes++;
     if (m === 0) return; // the budget had nothing for this group: its data went out unprotected by parity
