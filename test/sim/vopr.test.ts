@@ -197,12 +197,16 @@ describe('VOPR', () => {
     expect(r.ok, formatFailure(r)).toBe(true);
   }, 120_000);
 
-  // Found by `braid sim vopr --long --seed 99000100 --runs 300` (2026-12-07, with the 2 s retry):
-  // spoke e restarted between the hub's voice packet (FEC group of k = 1, flushed 20 ms later) and
+  // 99000318, found by `braid sim vopr --long --seed 99000100 --runs 300` (2026-12-07, with the 2 s
+  // retry): spoke e restarted between the hub's voice packet (FEC group of k = 1, flushed 20 ms later) and
   // its parity; the parity went out on the new session, and the new e rebuilt from it the packet its
   // previous life had delivered (fixed: FecEncoder.abandon at a session change, peer-tx.ts).
-  it('long-form regression seed 99000318 passes', () => {
-    const r = voprRun(99000318, { ...LONG_VOPR_CONFIG, ...(AEAD ? { aead: AEAD } : {}) });
+  // 99100119, found by `braid sim vopr --long --seed 99100000 --runs 150` (2026-12-07): spoke c's voice sat on a
+  // path that went DOWN while c's other paths were DOWN too; the one that came back was outside
+  // voice's SLA, and a recovered path took only flows within their SLA, so voice stayed on the dead
+  // path (fixed: steering.ts onPathRecovered; test/sim/world-recovery.test.ts shows it alone).
+  it.each([99000318, 99100119])('long-form regression seed %i passes', (seed) => {
+    const r = voprRun(seed, { ...LONG_VOPR_CONFIG, ...(AEAD ? { aead: AEAD } : {}) });
     expect(r.ok, formatFailure(r)).toBe(true);
   }, 120_000);
 

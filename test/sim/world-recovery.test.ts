@@ -77,4 +77,27 @@ describe('recovery after outages and restarts (World)', () => {
     expect(after.map((e) => `${e.atMs.toFixed(0)} ${e.message}`)).toEqual([]);
     for (const l of w.site('hub').edge.snapshot(w.nowMs).links) expect(l.txLossRatio ?? 0, l.name).toBeLessThan(0.05);
   });
+
+  // VOPR long seed 99100119: the spoke's voice sat on a path that went DOWN while every other path
+  // was DOWN too (nowhere to move); the other path came back outside voice's SLA, and a recovered
+  // path took flows only within their SLA, so voice stayed on the dead path to the end of the run.
+  it('a flow on a DOWN path moves to a path that comes back, even one outside its SLA', () => {
+    const w = world('mpls', 'inet', 91);
+    const spokeVoice = (k: number): Uint8Array => makePacket({ src: [10, 2, 0, 5], dst: [10, 1, 0, 5], srcPort: 5004, dstPort: 5004, sizeBytes: 200, dscp: 46, flowId: 2, seq: k });
+    const hubGot: number[] = [];
+    w.site('hub').onDeliver = (_p, atMs) => hubGot.push(atMs);
+    w.every(20, { startMs: 5_000, untilMs: 40_000 }, (k) => w.site('s1').sendTun(spokeVoice(k)));
+    // inet dies at 10 s, then mpls, voice's path, at 12 s: nowhere to move. inet comes back at 15 s
+    // with 200 ms each way (RTT 400 ms: voice's SLA is 300 ms); mpls stays dead.
+    w.impairAt(10_000, 's1.inet-hub.inet', { up: false });
+    w.impairAt(12_000, 's1.mpls-hub.mpls', { up: false });
+    w.impairAt(15_000, 's1.inet-hub.inet', { up: true, delayMs: 200 });
+    w.run(40_000);
+    const s1 = w.site('s1').edge.snapshot(w.nowMs);
+    const inet = s1.links.find((l) => l.name === 'inet')!;
+    expect(inet.state, JSON.stringify(inet)).not.toBe('down');
+    const lastMs = hubGot.at(-1) ?? 0;
+    console.log(`voice at the hub: last at ${lastMs.toFixed(0)} ms; ${hubGot.filter((t) => t >= 20_000).length} after 20 s`);
+    expect(lastMs).toBeGreaterThan(39_000);
+  });
 });

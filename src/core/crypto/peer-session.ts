@@ -63,6 +63,9 @@ export function retryIntervalMs(peer: PeerState, nowMs: number): number {
  * `stalled`: the caller knows the current session carries nothing though it has not expired (every
  * path to the peer is DOWN: the peer restarted, or the network is out; peer-timers.ts
  * handshakeIfAllDead), so its handshakes retry as without one until a new session replaces it.
+ * Also a session made while the paths earn their hold-down: the caller asks again each probe
+ * interval, so such a peer handshakes every 2 s until a path is UP (5 s before). A version that
+ * spared sessions younger than REKEY_TIMEOUT failed VOPR long seed 91000240 (not traced further).
  */
 export function markStalled(peer: PeerState, stalled: boolean): PeerState {
   if (stalled && peer.current !== null) peer.stalledSession = peer.current;

@@ -436,9 +436,11 @@ export class Steering {
     this.resteer(
       nowMs,
       (f) => {
-        if (!p.inSla[f.classId]) return false;
+        // A flow on a dead path takes any path that comes back, in its SLA or not (resteer picks the
+        // least bad): it went DOWN with nowhere to go, and nothing else would move it again.
         const cur = paths[f.path];
         if (cur === undefined || !pathUsable(cur)) return true;
+        if (!p.inSla[f.classId]) return false;
         if (!cur.inSla[f.classId]) return longScore(p) <= longScore(cur);
         if (tierRank(cur.tier) > tierRank(p.tier)) return true;
         const strategy = policies[f.classId]!.strategy;
