@@ -19,7 +19,7 @@
 //      initiations (valid mac1, an unknown key) arrive from one address over 4,096 ports during the
 //      first 5 s: the flood's change is measured against its twin;
 //   7. the same idle and traffic windows in the parallel World (sim/parallel.ts) on one worker
-//      thread per CPU, at most 2: the median of its 3 timed traffic windows, per wall second, is
+//      thread per CPU, at most 2: the median of its 5 timed traffic windows, per wall second, is
 //      the figure fleet-sim-speed.
 // Prints one JSON object per figure as its last stdout lines; notes go to $BENCH_NOTES_FILE.
 //
@@ -60,7 +60,7 @@ const SEED = Number(process.env.BENCH_FLEET_SEED ?? 12);
 const ESTABLISH_MS = 4000;
 const WINDOW_MS = Number(process.env.BENCH_FLEET_WINDOW_MS ?? 5000);
 /** Timed traffic windows of the parallel World (after one that warms its JIT); fleet-sim-speed is their median. */
-const PARALLEL_WINDOWS = 3;
+const PARALLEL_WINDOWS = 5;
 const RESTART_BUDGET_MS = 30_000;
 const FLOOD = 50_000;
 const FLOOD_PORTS = 4096;
@@ -486,7 +486,7 @@ async function main(): Promise<void> {
       [
         `Virtual time (sim/world.ts): one hub and ${SPOKES} spokes, 2 paths each (mpls 10-16 ms, inet 18-28 ms one way), every site a core Endpoint, encrypted; seed ${SEED}; ${box}. Whole run ${totalS.toFixed(0)} s wall.`,
         'Hub CPU is the process CPU time (getrusage) spent inside the hub engine\'s calls, per simulated second. Probes per 10 ms counts the hub\'s own probe sends (each peer\'s sendProbe); all transmits adds everything else it sends. The World gives the sites their roles: on idle paths the hub is the one prober (src/core/peer-idle.ts epochForRole), each of its peers\' slow ticks at a fixed place in the 2 s interval, spread by slot; the spokes only answer.',
-        `Simulation speed: simulated seconds per wall second (shared, loaded box) and per CPU second of this process (the whole World: hub and every spoke). The figure fleet-sim-speed is the simulation's own speed: the with-traffic window per wall second, in the parallel World (sim/parallel.ts: ${PARTITIONS} worker threads, the hub and a 25th of the spokes in one, the rest in the other; the same seed, idle and traffic windows at the same virtual times; the timed windows are the traffic's second to fourth, the first warms the workers' JIT; the figure is their median) when this box has 2 CPUs or more, else in the plain twin World (one thread, same windows, no hub meter, JIT warm). The first World's windows run with the hub meter (a getrusage pair around every hub call) and are listed for the hub CPU figures they come with.`,
+        `Simulation speed: simulated seconds per wall second (shared, loaded box) and per CPU second of this process (the whole World: hub and every spoke). The figure fleet-sim-speed is the simulation's own speed: the with-traffic window per wall second, in the parallel World (sim/parallel.ts: ${PARTITIONS} worker threads, the hub and a 25th of the spokes in one, the rest in the other; the same seed, idle and traffic windows at the same virtual times; the timed windows are the traffic's second to ${1 + PARALLEL_WINDOWS}th, the first warms the workers' JIT; the figure is their median) when this box has 2 CPUs or more, else in the plain twin World (one thread, same windows, no hub meter, JIT warm). The first World's windows run with the hub meter (a getrusage pair around every hub call) and are listed for the hub CPU figures they come with.`,
         '',
         '| figure | value | target |',
         '| --- | --- | --- |',
