@@ -65,7 +65,9 @@ export function retryIntervalMs(peer: PeerState, nowMs: number): number {
  * handshakeIfAllDead), so its handshakes retry as without one until a new session replaces it.
  * Also a session made while the paths earn their hold-down: the caller asks again each probe
  * interval, so such a peer handshakes every 2 s until a path is UP (5 s before). A version that
- * spared sessions younger than REKEY_TIMEOUT failed VOPR long seed 91000240 (not traced further).
+ * spared sessions younger than REKEY_TIMEOUT failed VOPR long seed 91000240: spoke c's paths to
+ * the hub were still DOWN at the end of the run, where with this one they came UP 0.9 s after the
+ * session (why, not traced: the seed's realizations differ from the first handshake on).
  */
 export function markStalled(peer: PeerState, stalled: boolean): PeerState {
   if (stalled && peer.current !== null) peer.stalledSession = peer.current;
