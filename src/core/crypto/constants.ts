@@ -21,8 +21,6 @@ export const REKEY_TIMEOUT_JITTER_MAX_MS = 333;
 export const KEEPALIVE_TIMEOUT_MS = 10_000;
 /** Responder cookie secrets rotate, and initiators forget cookies, after this long. */
 export const COOKIE_REFRESH_TIME_MS = 120_000;
-/** Retransmits before giving up (REKEY_ATTEMPT_TIME / REKEY_TIMEOUT) while a session still carries traffic. */
-export const MAX_TIMER_HANDSHAKES = REKEY_ATTEMPT_TIME_MS / REKEY_TIMEOUT_MS;
 /**
  * Implementation choice, not WireGuard's: the retry spacing while no session can carry traffic
  * (never made, expired, or a restarted edge). At REKEY_TIMEOUT a site whose two initiations fell

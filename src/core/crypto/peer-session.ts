@@ -45,8 +45,6 @@ export function noteDuplicateSource(peer: PeerState | null, source: unknown, now
   r.alsoTo.push(source);
 }
 
-/** Counters per reason, all at zero. */
-/** A peer's earliest armed timer (Infinity: none, or no such peer). */
 /**
  * How long after an initiation the next may go: REKEY_TIMEOUT while the current session can still
  * send (a rekey: traffic flows meanwhile), NO_SESSION_RETRY_MS while none can (constants.ts) or the
@@ -74,10 +72,12 @@ export function markStalled(peer: PeerState, stalled: boolean): PeerState {
   return peer;
 }
 
+/** A peer's earliest armed timer (Infinity: none, or no such peer). */
 export function deadlineOf(peer: PeerState | undefined): number {
   return peer === undefined ? Infinity : Math.min(peer.responseResendAtMs, peer.retransmitAtMs, peer.keepaliveAtMs, peer.newHandshakeAtMs, peer.zeroKeysAtMs);
 }
 
+/** Counters per reason, all at zero. */
 export function zeroRecord<K extends string>(keys: readonly K[]): Record<K, number> {
   const record = {} as Record<K, number>;
   for (const key of keys) record[key] = 0;
