@@ -46,7 +46,7 @@ export function takeEcho(path: PathRuntime, p: ProbeFrame, nowMs: number): void 
 /** Answers the peer's probe `p` that came on `path` from `from`: held for our next probe, or a ProbeReply now. */
 export function answerProbe(peer: Peer, path: PathRuntime, from: Endpoint, p: ProbeFrame, nowMs: number): void {
   if (
-    path.peerEchoes && !(globalThis as unknown as { NOECHO?: boolean }).NOECHO &&
+    path.peerEchoes &&
     !peer.idle.slow &&
     p.dscp === path.dscp &&
     peer.timers[PeerTimer.Probe]! - nowMs <= peer.host.probeIntervalMs &&
