@@ -61,11 +61,12 @@ export function peerTimeout(peer: Peer, nowMs: number): void {
 }
 
 /**
- * Every path dead while we hold a session: the peer may have restarted and forgotten it (a hub
- * behind which we are NATed cannot reach us first). Handshake now instead of after WireGuard's
- * 15 s (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT); asked every probe interval, the session manager sends
- * at most one initiation per REKEY_TIMEOUT. Measured in namespaces: a NATed spoke back 5.7 s after
- * a hub restart instead of 15.4 s.
+ * Every path dead (DOWN, and the peer silent on it) while we hold a session: the peer may have
+ * restarted and forgotten it (a hub behind which we are NATed cannot reach us first). Handshake
+ * now instead of after WireGuard's 15 s (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT); asked every probe
+ * interval, the session manager (the session marked stalled) sends at most one initiation per
+ * NO_SESSION_RETRY_MS. Measured in namespaces: a NATed spoke back 2.4 s after a hub restart
+ * (15.4 s on WireGuard's timer alone; docs/HUB.md).
  */
 function handshakeIfAllDead(peer: Peer, nowMs: number): void {
   const sessions = peer.host.sessions;
@@ -74,6 +75,10 @@ function handshakeIfAllDead(peer: Peer, nowMs: number): void {
   for (const p of peer.paths) {
     if (!p.hasEndpoint) continue;
     if (pathUsable(p)) return;
+    // DOWN but heard lately (authenticated): the peer sends on this session, it has not forgotten
+    // it; the path is only earning its hold-down or damped. A handshake would change nothing but
+    // the keys (and end each class's open FEC group): every 2 s while a flapped path is held.
+    if (nowMs - (p.sm.lastHeardMs ?? -Infinity) < peer.host.pathConfig.deadAfterMs) return;
     any = true;
   }
   if (!any) return;

@@ -100,4 +100,31 @@ describe('recovery after outages and restarts (World)', () => {
     console.log(`voice at the hub: last at ${lastMs.toFixed(0)} ms; ${hubGot.filter((t) => t >= 20_000).length} after 20 s`);
     expect(lastMs).toBeGreaterThan(39_000);
   });
+
+  // While flap damping holds both paths DOWN the peer is heard on them all along: the session works.
+  // With every path DOWN counted as "the peer may have forgotten us" the spoke handshook every
+  // NO_SESSION_RETRY (2 s) until the damping let a path back (~30 s here), and each new session
+  // ended every class's open FEC group.
+  it('paths held DOWN by flap damping while the peer is heard: no handshake until they come back', () => {
+    const w = world('mpls', 'inet', 5);
+    w.every(50, { startMs: 3_000, untilMs: 40_000 }, (k) => w.site('hub').sendTun(hubToSpoke(k)));
+    // Both links flap three times (1 s down, 1 s up): 3 falls put both paths past the suppress penalty.
+    for (const at of [5_000, 7_000, 9_000]) {
+      for (const c of ['s1.mpls-hub.mpls', 's1.inet-hub.inet']) {
+        w.impairAt(at, c, { up: false });
+        w.impairAt(at + 1_000, c, { up: true });
+      }
+    }
+    w.run(40_000);
+    const s1 = w.site('s1');
+    const damped = s1.events.filter((e) => e.kind === 'linkDown' && /damped/.test(e.message ?? ''));
+    expect(damped.length, s1.events.map((e) => `${e.atMs.toFixed(0)} ${e.message}`).slice(-20).join('\n')).toBeGreaterThan(0);
+    // From 2 s after the last heal (10 s; one retry round may still be under way) until the first
+    // path is back: no handshake started by either end.
+    const backMs = s1.events.find((e) => e.atMs > 10_000 && e.kind === 'linkUp')?.atMs ?? 40_000;
+    const started = s1.events.filter((e) => e.kind === 'session' && /handshake with hub started|responded to handshake/.test(e.message ?? '') && e.atMs > 12_000 && e.atMs < backMs);
+    console.log(`paths back at ${backMs.toFixed(0)} ms; handshakes while damped: ${started.length}`);
+    expect(backMs - 12_000).toBeGreaterThan(10_000); // the damping held them (else this test shows nothing)
+    expect(started.map((e) => `${e.atMs.toFixed(0)} ${e.message}`)).toEqual([]);
+  });
 });
