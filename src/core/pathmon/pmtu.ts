@@ -34,6 +34,12 @@
  * Time is an argument; no clock, no timers.
  */
 import { outerHeaderBytes, type IpFamily } from '../wire/overhead.ts';
+import { lossUpperBound } from './loss-bounds.ts';
+
+/** A path loss ratio for lossesToBlame: 0 without a loss seen, else the share's upper bound (LOSS_ESTIMATE_Z). */
+function lossEstimate(lost: number, n: number): number {
+  return lost === 0 ? 0 : lossUpperBound(lost, n, LOSS_ESTIMATE_Z);
+}
 
 /** RFC 8899 5.1.2: BASE_PLPMTU for IPv6 is the minimum link MTU. */
 export const BASE_PMTU_IPV6_BYTES = 1280;
@@ -71,6 +77,14 @@ export const CONFIRM_BIG_TX_RECENT_MS = 2000;
  */
 export const LOSS_EXPLAINS_RUN_BELOW = 1e-6;
 export const MAX_LOSSES_TO_BLAME = 30;
+/**
+ * L is not the lost share itself but its upper confidence bound at z = LOSS_ESTIMATE_Z (84%, Wilson,
+ * loss-bounds.ts) when any loss was seen: 30-50 small probes that read 26-32% lost let 11 lost
+ * confirmations in a row through as "the size" on a path whose round trips then lost more (VOPR
+ * long seed 93000095: 1500 -> 1200 for 5.7 s, Frag Needed to the LAN meanwhile; the bound asks
+ * now, 13-14 in a row at those estimates). No loss seen: 0, so a clean path still blames the size after `base` losses.
+ */
+const LOSS_ESTIMATE_Z = 1;
 /** L is the lost share of the last LOSS_HISTORY such outcomes, once there are LOSS_MIN_OUTCOMES. */
 const LOSS_HISTORY = 32;
 const LOSS_MIN_OUTCOMES = 8;
@@ -319,7 +333,7 @@ export class PmtuDiscovery {
       n++;
       lost += 1 - this.smallBack[k]!;
     }
-    return n >= SMALL_PROBES_MIN ? lost / n : undefined;
+    return n >= SMALL_PROBES_MIN ? lossEstimate(lost, n) : undefined;
   }
 
   /** Losses in a row before a size is blamed: `base`, or more when the path's loss explains the run. */
@@ -329,7 +343,7 @@ export class PmtuDiscovery {
     let lost = 0;
     for (let i = 0; i < n; i++) lost += this.outcomes[i]!;
     // Small probes answered in time: sent no later than a probe timeout ago.
-    const l = Math.max(n >= LOSS_MIN_OUTCOMES ? lost / n : 0, this.smallLoss(this.runStartMs, nowMs - this.probeTimeoutMs) ?? 0);
+    const l = Math.max(n >= LOSS_MIN_OUTCOMES ? lossEstimate(lost, n) : 0, this.smallLoss(this.runStartMs, nowMs - this.probeTimeoutMs) ?? 0);
     if (l <= 0) return base;
     if (l >= 1) return MAX_LOSSES_TO_BLAME;
     return Math.min(MAX_LOSSES_TO_BLAME, Math.max(base, Math.ceil(Math.log(LOSS_EXPLAINS_RUN_BELOW) / Math.log(l))));
