@@ -28,15 +28,12 @@
  * Idle paths: dead after IDLE_DEAD_AFTER_MS of silence, 3.5 slow probe intervals.
  *
  * A DOWN path of a peer that probes fast (it has data) counts the peer's probes toward its
- * hold-down, and the replies to its own probes while the peer yields the path's probes to it (the
- * peer's epoch is the larger, and none of its probes came for 2 intervals: an idle spoke that
- * holds the path UP on the hub's probes skips its own). Only a reply that answers our last probe
- * on that very path counts, once (peer.ts): a copy sent on by the VOPR's adversary answers none.
- * Before (2026-12-07, session 15), such a hub's path stayed DOWN for good while the spoke's LAN was
- * quiet (test/sim/world-recovery.test.ts: no packet reached the spoke in the 45 s after its MPLS
- * healed; 1.06 s now). Counting replies whenever the peer's probes stopped, not only where it
- * yields, lost liveness in VOPR long seed 91000012 (7.2 s against 6 s). Left weak: the other
- * way round (the hub idle, probing every 2 s, a spoke with data) still takes ~20 s.
+ * hold-down, and the replies to its own probes while the peer leaves the path's probes to it (none
+ * from the peer for 2 intervals: an idle spoke that holds the path UP on the hub's probes yields
+ * its own). Only a reply that answers our last probe on that very path counts, once (peer.ts): a
+ * copy sent on by the VOPR's adversary answers none. Before (2026-12-07, session 15), such a
+ * hub's path stayed DOWN for good while the spoke's LAN was quiet (test/sim/world-recovery.test.ts:
+ * no packet reached the spoke in the 45 s after its MPLS healed; 1.06 s now).
  */
 import { pathUsable, type PathRuntime } from './pathmon/path.ts';
 import type { Peer } from './peer.ts';

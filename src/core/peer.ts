@@ -474,13 +474,12 @@ export class Peer {
         path.pmtu.onPathHeard(r.txUs / 1000);
         path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
         if (r.report) takePeerReport(nowMs, path, r.report);
-        // Replies earn the hold-down while we are idle, and while the peer yields the path's probes to
-        // us (its epoch the larger, none of its probes lately: an idle spoke's, to its hub, whose DOWN
-        // path stayed DOWN for good): only the answer to our last probe on this very path, once.
+        // Replies earn the hold-down while we are idle, and while the peer leaves the path's probes to
+        // us (an idle spoke's, to its hub: our DOWN path stayed DOWN for good): only the answer to our
+        // last probe on this very path, once (a copy sent on by someone else answers none).
         const ours = r.seq === path.probeSeqTx && r.txUs === path.probeTxUs;
         if (ours) path.probeTxUs = -1;
-        const yields = ours && path.peerEpoch !== undefined && this.host.epoch < path.peerEpoch && nowMs - path.peerProbeAtMs > 2 * this.host.probeIntervalMs;
-        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, this.idle.slow || yields, true));
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, this.idle.slow || (ours && nowMs - path.peerProbeAtMs > 2 * this.host.probeIntervalMs), true));
         return;
       }
       case 'control': {
