@@ -16,7 +16,7 @@
  * a lossy or jittery path: p^3 per interval instead of p^6 (gray-failure, fec-repairable and
  * lte-jitter-storm flapped with looser gates).
  */
-import type { PathReport, ProbeFrame } from './wire/frames.ts';
+import type { ProbeFrame } from './wire/frames.ts';
 import type { PathRuntime } from './pathmon/path.ts';
 import { PeerTimer, type Peer } from './peer.ts';
 import { sameEndpoint, type Endpoint } from './types.ts';
@@ -62,15 +62,4 @@ export function answerProbe(peer: Peer, path: PathRuntime, from: Endpoint, p: Pr
     return;
   }
   peer.tx.sendProbeReply(path, from, p.seq, p.txUs, nowMs, p.dscp);
-}
-
-/**
- * A peer's report of what it received from us on a path (in its probe or reply). One claiming a
- * sequence number we have not sent yet describes our previous life (we restarted; the peer has not
- * seen our epoch).
- */
-export function takePeerReport(nowMs: number, path: PathRuntime, report: PathReport): void {
-  if (((report.highestSeq - path.txSeq) | 0) > 0) return;
-  path.stats.onPeerReport(nowMs, report.received, report.highestSeq);
-  path.stats.onPeerJitter(nowMs, report.jitterUs);
 }

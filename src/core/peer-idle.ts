@@ -27,13 +27,13 @@
  *
  * Idle paths: dead after IDLE_DEAD_AFTER_MS of silence, 3.5 slow probe intervals.
  *
- * A DOWN path of a peer that probes fast (it has data) counts the peer's probes toward its
- * hold-down, and the replies to its own probes while the peer leaves the path's probes to it (none
- * from the peer for 2 intervals: an idle spoke that holds the path UP on the hub's probes yields
- * its own). Only a reply that answers our last probe on that very path counts, once (peer.ts): a
- * copy sent on by the VOPR's adversary answers none. Before (2026-12-07, session 15), such a
- * hub's path stayed DOWN for good while the spoke's LAN was quiet (test/sim/world-recovery.test.ts:
- * no packet reached the spoke in the 45 s after its MPLS healed; 1.06 s now).
+ * Known weak (2026-12-07): a DOWN path of a peer that probes fast (it has data) counts only the
+ * peer's probes toward its hold-down. When the peer probes slowly (it saw none of that data: it went
+ * to a link that is still dead), 10 of them take 20 s (World: a spoke's MPLS back while its LTE
+ * stays dead, data on MPLS after 18 s). Counting our own replies then as well brought that to ~2 s
+ * and fixed VOPR long seed 91000240, but lost liveness under the VOPR's adversary in 2 of 200 other
+ * long seeds (93000118, 93000150: forged copies race the faster hold-down); the fix needs a reply
+ * to prove it answers a probe sent on that very path, and then those seeds measured again.
  */
 import { pathUsable, type PathRuntime } from './pathmon/path.ts';
 import type { Peer } from './peer.ts';

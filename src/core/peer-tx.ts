@@ -255,8 +255,6 @@ export class PeerTx {
     const bytes = this.wrapProbe(f, false);
     if (bytes !== undefined) {
       p.echoSeq = 0;
-      p.probeSeqTx = seq;
-      p.probeTxUs = f.txUs;
       p.txSeq = seq;
       p.stats.onSent(nowMs, seq);
       p.pmtu.onSmallProbeSent(Math.round(nowMs * 1000) / 1000);

@@ -21,7 +21,7 @@ import type { ClassFecPolicy } from './fec/policy.ts';
 import type { InnerInfo } from './inner.ts';
 import { createPath, pathName, pathUsable, pathUsableMtu, retargetPmtu, type PathRuntime } from './pathmon/path.ts';
 import { onPmtuReply, PMTU_PROBE_SEQ } from './peer-pmtu.ts';
-import { answerProbe, takeEcho, takePeerReport } from './peer-echo.ts';
+import { answerProbe, takeEcho } from './peer-echo.ts';
 import { PathStats } from './pathmon/path-stats.ts';
 import type { PathStateConfig } from './pathmon/path-state.ts';
 import { HELLO_REFRESH_MS, PeerTx } from './peer-tx.ts';
@@ -33,7 +33,7 @@ import { CLASS_NAMES, type ClassPolicy } from './steer/classes.ts';
 import { DedupeWindow, RecentDups } from './steer/dedupe.ts';
 import { Steering, type FlowEntry } from './steer/steering.ts';
 import { formatEndpoint, sameEndpoint, type DropReason, type EdgeEventKind, type Endpoint, type PeerConfig } from './types.ts';
-import type { Frame } from './wire/codec.ts';
+import type { Frame, PathReport } from './wire/codec.ts';
 import type { SessionManager } from './crypto/handshake-state.ts';
 import type { Rng } from './rng.ts';
 import type { InnerMtuStage } from './inner/fit.ts';
@@ -457,7 +457,7 @@ export class Peer {
         }
         path.stats.onReceiveSeq(nowMs, p.seq);
         path.stats.onProbeArrival(nowMs, p.txUs / 1000);
-        if (p.report) takePeerReport(nowMs, path, p.report);
+        if (p.report) this.takePeerReport(nowMs, path, p.report);
         takeEcho(path, p, nowMs);
         const inOrder = path.lastProbeSeqRx < 0 || ((p.seq - path.lastProbeSeqRx) | 0) > 0;
         path.lastProbeSeqRx = p.seq;
@@ -473,13 +473,8 @@ export class Peer {
         // Our direction carried a probe sent then: what blames the size of a lost PMTU probe (peer-pmtu.ts).
         path.pmtu.onPathHeard(r.txUs / 1000);
         path.stats.onRttSample(nowMs - r.txUs / 1000 - r.holdUs / 1000);
-        if (r.report) takePeerReport(nowMs, path, r.report);
-        // Replies earn the hold-down while we are idle, and while the peer leaves the path's probes to
-        // us (an idle spoke's, to its hub: our DOWN path stayed DOWN for good): only the answer to our
-        // last probe on this very path, once (a copy sent on by someone else answers none).
-        const ours = r.seq === path.probeSeqTx && r.txUs === path.probeTxUs;
-        if (ours) path.probeTxUs = -1;
-        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, this.idle.slow || (ours && nowMs - path.peerProbeAtMs > 2 * this.host.probeIntervalMs), true));
+        if (r.report) this.takePeerReport(nowMs, path, r.report);
+        this.steering.onTransition(nowMs, path, path.sm.onHeard(nowMs, this.idle.slow, true)); // idle: replies earn the hold-down
         return;
       }
       case 'control': {
@@ -556,6 +551,16 @@ export class Peer {
       this.host.emit(nowMs, 'pathState', { peer: this.name, link: name, text: `${name}: ${drained ? 'drained' : 'undrained'} by the peer's operator` });
       this.steering.resteer(nowMs, (f) => f.path === target.id || f.path2 === target.id || !drained, `${name} drained by peer`);
     }
+  }
+
+  /**
+   * A peer's report of what it received from us on this path. One claiming a sequence number we
+   * have not sent yet describes our previous life (we restarted; the peer has not seen our epoch).
+   */
+  private takePeerReport(nowMs: number, path: PathRuntime, report: PathReport): void {
+    if (((report.highestSeq - path.txSeq) | 0) > 0) return;
+    path.stats.onPeerReport(nowMs, report.received, report.highestSeq);
+    path.stats.onPeerJitter(nowMs, report.jitterUs);
   }
 
   // ---- timers -----------------------------------------------------------------------------

@@ -55,12 +55,6 @@ export interface PathRuntime {
   /** Per-path sequence shared by probes and data frames. */
   txSeq: number;
   lastProbeSeqRx: number;
-  /**
-   * Our last regular probe on the path: its seq and tx_us (-1: none, or its answer came). A reply
-   * that echoes both answers a probe sent on this very path (peer.ts: the hold-down counts it).
-   */
-  probeSeqTx: number;
-  probeTxUs: number;
   /** When the peer's last regular probe arrived on this path (peer-idle.ts). */
   peerProbeAtMs: number;
   /**
@@ -147,8 +141,6 @@ export function createPath(p: NewPath, sm: PathStateConfig, nowMs: number): Path
     healthDown: undefined,
     txSeq: 0,
     lastProbeSeqRx: -1,
-    probeSeqTx: -1,
-    probeTxUs: -1,
     peerProbeAtMs: -Infinity,
     echoSeq: 0,
     echoTxUs: 0,
