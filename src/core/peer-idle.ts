@@ -30,10 +30,14 @@
  * Known weak (2026-12-07): a DOWN path of a peer that probes fast (it has data) counts only the
  * peer's probes toward its hold-down. When the peer probes slowly (it saw none of that data: it went
  * to a link that is still dead), 10 of them take 20 s (World: a spoke's MPLS back while its LTE
- * stays dead, data on MPLS after 18 s). Counting our own replies then as well brought that to ~2 s
- * and fixed VOPR long seed 91000240, but lost liveness under the VOPR's adversary in 2 of 200 other
- * long seeds (93000118, 93000150: forged copies race the faster hold-down); the fix needs a reply
- * to prove it answers a probe sent on that very path, and then those seeds measured again.
+ * stays dead, data on MPLS after 18 s). Worse, found in session 15: an idle spoke that holds its
+ * path UP on the hub's probes skips its own (skipProbe), so the hub's DOWN path never comes back
+ * while the spoke's LAN is quiet (World: hub -> spoke traffic, both links down 5-35 s, MPLS heals:
+ * nothing reached the spoke in the 45 s after). Counting our own replies as well fixes both in the
+ * World (1.06 s), but every version tried moved the long VOPR onto realizations that failed a
+ * seed the code without it passes: any reply (session 13: 93000118, 93000150), only the answer to
+ * our last probe on that path (91000012: 7.2 s against 6 s), and that only where the peer yields
+ * (91000283: every path of a hub to a spoke flap-damped at the heal, and damping has no floor).
  */
 import { pathUsable, type PathRuntime } from './pathmon/path.ts';
 import type { Peer } from './peer.ts';
