@@ -75,10 +75,10 @@ function handshakeIfAllDead(peer: Peer, nowMs: number): void {
   for (const p of peer.paths) {
     if (!p.hasEndpoint) continue;
     if (pathUsable(p)) return;
-    // DOWN but heard lately (authenticated): the peer sends on this session, it has not forgotten
+    // DOWN but heard within its dead interval (authenticated): the peer sends on this session, it has not forgotten
     // it; the path is only earning its hold-down or damped. A handshake would change nothing but
     // the keys (and end each class's open FEC group): every 2 s while a flapped path is held.
-    if (nowMs - (p.sm.lastHeardMs ?? -Infinity) < peer.host.pathConfig.deadAfterMs) return;
+    if (p.sm.heardLately(nowMs)) return;
     any = true;
   }
   if (!any) return;

@@ -73,6 +73,11 @@ export class PathStateMachine {
     return this.state === 'up' || this.state === 'degraded';
   }
 
+  /** Heard within the dead interval (the peer's pace: 300 ms, or an idle path's 7 s). */
+  heardLately(nowMs: number): boolean {
+    return this.lastHeardMs !== undefined && nowMs - this.lastHeardMs < this.deadAfterMs;
+  }
+
   /** Deadline at which the path falls DOWN if nothing more is heard. */
   deadDeadlineMs(): number {
     if (!this.usable) return Infinity;
@@ -129,7 +134,7 @@ export class PathStateMachine {
     if (!this.suppressed || this.state !== 'down') return undefined;
     if (this.currentPenalty(nowMs) > REUSE_PENALTY) return undefined;
     this.suppressed = false;
-    if (this.goodProbesInRow >= this.config.holdDownProbes && this.lastHeardMs !== undefined && nowMs - this.lastHeardMs < this.deadAfterMs) {
+    if (this.goodProbesInRow >= this.config.holdDownProbes && this.heardLately(nowMs)) {
       this.state = 'up';
       this.goodProbesInRow = 0;
       return { from: 'down', to: 'up', reason: 'flap damping released: stable again' };

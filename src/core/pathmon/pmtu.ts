@@ -36,11 +36,6 @@
 import { outerHeaderBytes, type IpFamily } from '../wire/overhead.ts';
 import { lossUpperBound } from './loss-bounds.ts';
 
-/** A path loss ratio for lossesToBlame: 0 without a loss seen, else the share's upper bound (LOSS_ESTIMATE_Z). */
-function lossEstimate(lost: number, n: number): number {
-  return lost === 0 ? 0 : lossUpperBound(lost, n, LOSS_ESTIMATE_Z);
-}
-
 /** RFC 8899 5.1.2: BASE_PLPMTU for IPv6 is the minimum link MTU. */
 export const BASE_PMTU_IPV6_BYTES = 1280;
 /** RFC 8899 5.1.2 recommends 1200 for IPv4 (what nearly every path carries). */
@@ -82,9 +77,13 @@ export const MAX_LOSSES_TO_BLAME = 30;
  * loss-bounds.ts) when any loss was seen: 30-50 small probes that read 26-32% lost let 11 lost
  * confirmations in a row through as "the size" on a path whose round trips then lost more (VOPR
  * long seed 93000095: 1500 -> 1200 for 5.7 s, Frag Needed to the LAN meanwhile; the bound asks
- * now, 13-14 in a row at those estimates). No loss seen: 0, so a clean path still blames the size after `base` losses.
+ * now, 13-14 in a row at those estimates). No loss seen: 0, so a clean path still blames the
+ * size after `base` losses.
  */
 const LOSS_ESTIMATE_Z = 1;
+function lossEstimate(lost: number, n: number): number {
+  return lost === 0 ? 0 : lossUpperBound(lost, n, LOSS_ESTIMATE_Z);
+}
 /** L is the lost share of the last LOSS_HISTORY such outcomes, once there are LOSS_MIN_OUTCOMES. */
 const LOSS_HISTORY = 32;
 const LOSS_MIN_OUTCOMES = 8;
